@@ -1,0 +1,98 @@
+"""Per-invocation state and helpers shared by every command group."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+from sqlmodel import Session
+
+from cpaas_cli.cli.output import Fmt, render
+from cpaas_cli.config import Settings, load_settings
+from cpaas_cli.db.engine import get_engine, session_scope
+from cpaas_cli.errors import InvalidInput, Problem
+from cpaas_cli.timeutil import TimeError, parse_time
+
+
+@dataclass
+class AppState:
+    config: str | None = None
+    db: str | None = None
+    output: Fmt | None = None
+    quiet: bool = False
+    actor: str | None = None
+    _settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(config=self.config, db=self.db, actor=self.actor)
+        return self._settings
+
+
+def state(ctx: typer.Context) -> AppState:
+    root = ctx.find_root()
+    if not isinstance(root.obj, AppState):
+        root.obj = AppState()
+    return root.obj
+
+
+def command_path(ctx: typer.Context) -> str:
+    parts = ctx.command_path.split()
+    return " ".join(parts[1:]) if parts else ""
+
+
+@contextmanager
+def session(ctx: typer.Context) -> Iterator[Session]:
+    """A session whose transaction commits when the command succeeds."""
+    st = state(ctx)
+    engine = get_engine(st.settings.database_url)
+    with session_scope(engine, actor=st.settings.actor, command=command_path(ctx)) as s:
+        yield s
+
+
+def emit(
+    ctx: typer.Context,
+    data: dict[str, Any] | list[dict[str, Any]],
+    *,
+    output: Fmt | None = None,
+    columns: list[str] | None = None,
+) -> None:
+    fmt = output or state(ctx).output or Fmt.table
+    render(data, fmt, columns=columns if fmt in (Fmt.table, Fmt.csv, Fmt.tsv) else None)
+
+
+def say(ctx: typer.Context, message: str) -> None:
+    """A message for the operator (stderr), silenced by --quiet."""
+    if not state(ctx).quiet:
+        sys.stderr.write(message.rstrip("\n") + "\n")
+
+
+def when(text: str | None, field: str, tz: str = "UTC") -> datetime | None:
+    """Parse a time option; a bad value is InvalidInput naming the option."""
+    if text is None:
+        return None
+    try:
+        return parse_time(text, tz)
+    except TimeError as exc:
+        raise InvalidInput(str(Problem(field, str(exc))), problems=[Problem(field, str(exc))]) from exc
+
+
+def confirm(ctx: typer.Context, question: str, yes: bool) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise InvalidInput(f"{question} Refusing without --yes when not on a terminal")
+    if not typer.confirm(question, err=True):
+        raise typer.Exit(1)
+
+
+OutputOpt = Annotated[
+    Fmt | None,
+    typer.Option("--output", "-o", help="Output format: table, json, jsonl, csv or tsv."),
+]

@@ -1,0 +1,52 @@
+"""Settings: flag, then environment, then config file, then default."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cpaas_cli.errors import InvalidInput
+
+DEFAULT_DB_URL = "sqlite:///./cpaas.db"
+DEFAULT_CONFIG = "./cpaas.toml"
+
+
+@dataclass
+class Settings:
+    database_url: str = DEFAULT_DB_URL
+    actor: str = "unknown"
+    config_path: Path | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def section(self, name: str) -> dict[str, Any]:
+        value = self.raw.get(name, {})
+        return value if isinstance(value, dict) else {}
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        return "unknown"
+
+
+def load_settings(*, config: str | None = None, db: str | None = None, actor: str | None = None) -> Settings:
+    """Build Settings from (in order) flags, environment, config file, defaults."""
+    explicit = config or os.environ.get("CPAAS_CONFIG")
+    path = Path(explicit or DEFAULT_CONFIG)
+    raw: dict[str, Any] = {}
+    if path.exists():
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise InvalidInput(f"config file {path}: {exc}") from exc
+    elif explicit:
+        raise InvalidInput(f"config file {path} does not exist")
+    file_db = raw.get("database", {}).get("url") if isinstance(raw.get("database"), dict) else None
+    url = db or os.environ.get("CPAAS_DATABASE_URL") or file_db or DEFAULT_DB_URL
+    who = actor or os.environ.get("CPAAS_ACTOR") or raw.get("actor") or _os_user()
+    return Settings(database_url=url, actor=str(who), config_path=path if path.exists() else None, raw=raw)

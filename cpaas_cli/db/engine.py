@@ -1,0 +1,92 @@
+"""Engine and session factory.
+
+SQLite runs in WAL mode with foreign keys on; PostgreSQL through psycopg 3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import sessionmaker
+from sqlmodel import Session
+
+from cpaas_cli.errors import CpaasError, InvalidInput
+
+
+def normalise_url(url: str) -> str:
+    """Accept postgres:// and postgresql:// and pick the psycopg 3 driver."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+_ENGINES: dict[str, Engine] = {}
+
+
+def get_engine(url: str) -> Engine:
+    """One engine per URL per process."""
+    url = normalise_url(url)
+    if url in _ENGINES:
+        return _ENGINES[url]
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise InvalidInput(f"database URL is not valid: {exc}") from exc
+    if parsed.get_backend_name() == "sqlite":
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+    elif parsed.get_backend_name() == "postgresql":
+        engine = sa.create_engine(url, pool_pre_ping=True)
+    else:
+        raise InvalidInput(f"unsupported database backend {parsed.get_backend_name()!r}")
+    _ENGINES[url] = engine
+    return engine
+
+
+def dispose_all() -> None:
+    for engine in _ENGINES.values():
+        engine.dispose()
+    _ENGINES.clear()
+
+
+def make_session(engine: Engine, *, actor: str = "unknown", command: str = "") -> Session:
+    factory = sessionmaker(bind=engine, class_=Session, expire_on_commit=False)
+    session = factory()
+    session.info["actor"] = actor
+    session.info["command"] = command
+    return session
+
+
+@contextmanager
+def session_scope(engine: Engine, *, actor: str = "unknown", command: str = "") -> Iterator[Session]:
+    """The command owns the transaction: commit on success, roll back on any error."""
+    session = make_session(engine, actor=actor, command=command)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def database_error(exc: Exception) -> CpaasError:
+    """Turn a driver-level connection failure into one readable line."""
+    text = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else repr(exc)
+    return CpaasError(f"database error: {text}")

@@ -1,0 +1,83 @@
+"""One exit-code enum and the exception family domain code raises.
+
+Domain code raises a ``CpaasError`` subclass; the CLI layer prints its message
+as one line on stderr and exits with its code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    NOT_FOUND = 3
+    INVALID_INPUT = 4
+    CONFLICT = 5
+    UPSTREAM = 6
+    INSUFFICIENT_CREDIT = 7
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One bad value in an input: where it is and what is wrong."""
+
+    field: str
+    message: str
+    row: int | None = None
+
+    def __str__(self) -> str:
+        where = f"row {self.row}: " if self.row is not None else ""
+        return f"{where}{self.field}: {self.message}"
+
+    def as_dict(self) -> dict:
+        return {"row": self.row, "field": self.field, "message": self.message}
+
+
+class CpaasError(Exception):
+    exit_code: ExitCode = ExitCode.ERROR
+
+    def __init__(self, message: str, *, problems: list[Problem] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.problems: list[Problem] = list(problems or [])
+
+
+class NotFound(CpaasError):
+    exit_code = ExitCode.NOT_FOUND
+
+
+class InvalidInput(CpaasError):
+    """Bad input; nothing was written."""
+
+    exit_code = ExitCode.INVALID_INPUT
+
+    @classmethod
+    def from_problems(cls, problems: list[Problem], what: str = "input") -> InvalidInput:
+        n = len(problems)
+        first = str(problems[0]) if problems else ""
+        msg = f"{n} invalid value{'s' if n != 1 else ''} in {what}; nothing was written"
+        if n == 1:
+            msg = f"{first}; nothing was written"
+        return cls(msg, problems=problems)
+
+
+class Conflict(CpaasError):
+    exit_code = ExitCode.CONFLICT
+
+
+class Upstream(CpaasError):
+    exit_code = ExitCode.UPSTREAM
+
+
+class InsufficientCredit(CpaasError):
+    exit_code = ExitCode.INSUFFICIENT_CREDIT
+
+
+def require(problems: list[Problem], what: str = "input") -> None:
+    """Raise InvalidInput when any problem was collected."""
+    if problems:
+        raise InvalidInput.from_problems(problems, what)

@@ -1,0 +1,164 @@
+"""Reading tabular input files: CSV (delimiter sniffed; UTF-8 with or without
+BOM, UTF-16, Latin-1), XLSX (python-calamine, openpyxl as fallback) and JSONL.
+
+Every reader yields ``(row_number, {column: text})`` where the row number is the
+one a person sees in a spreadsheet: the header is row 1, the first data row 2
+(JSONL: the line number). Values are stripped strings; empty cells are "".
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+from collections.abc import Iterator
+from datetime import date, datetime
+from pathlib import Path
+
+from cpaas_cli.errors import InvalidInput
+
+Row = tuple[int, dict[str, str]]
+
+CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
+XLSX_SUFFIXES = {".xlsx", ".xlsm", ".xls", ".ods"}
+JSONL_SUFFIXES = {".jsonl", ".ndjson"}
+
+
+def detect_encoding(path: Path) -> str:
+    with path.open("rb") as fh:
+        head = fh.read(4)
+        if head.startswith(codecs.BOM_UTF8):
+            return "utf-8-sig"
+        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return "utf-16"
+        fh.seek(0)
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        try:
+            while chunk := fh.read(1 << 20):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return "latin-1"
+    return "utf-8"
+
+
+def sniff_delimiter(sample: str) -> str:
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
+
+
+def _header(names: list[str], path: Path) -> list[str]:
+    cleaned = [str(n or "").strip() for n in names]
+    seen: set[str] = set()
+    for n in cleaned:
+        if n and n in seen:
+            raise InvalidInput(f"{path.name}: column {n!r} appears twice in the header")
+        seen.add(n)
+    if not any(cleaned):
+        raise InvalidInput(f"{path.name}: the first row holds no column names")
+    return cleaned
+
+
+def read_csv(path: Path) -> Iterator[Row]:
+    encoding = detect_encoding(path)
+    with path.open("r", encoding=encoding, newline="") as fh:
+        sample = fh.read(64 * 1024)
+        fh.seek(0)
+        delimiter = "\t" if path.suffix.lower() == ".tsv" else sniff_delimiter(sample)
+        reader = csv.reader(fh, delimiter=delimiter)
+        try:
+            names = _header(next(reader), path)
+        except StopIteration:
+            return
+        for number, values in enumerate(reader, start=2):
+            if not any(v.strip() for v in values):
+                continue
+            yield number, {name: (values[i].strip() if i < len(values) else "") for i, name in enumerate(names) if name}
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        # A spreadsheet stores 34600000001 as 3.4600000001e10: print it whole.
+        if value.is_integer():
+            return str(int(value))
+        return repr(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value).strip()
+
+
+def read_xlsx(path: Path, sheet: str | int = 0) -> Iterator[Row]:
+    try:
+        from python_calamine import CalamineWorkbook
+    except ImportError:  # pragma: no cover - calamine is a hard dependency
+        yield from _read_openpyxl(path, sheet)
+        return
+    try:
+        book = CalamineWorkbook.from_path(str(path))
+        ws = book.get_sheet_by_index(sheet) if isinstance(sheet, int) else book.get_sheet_by_name(sheet)
+        rows = ws.iter_rows()
+    except Exception as exc:
+        raise InvalidInput(f"{path.name}: cannot read the workbook: {exc}") from exc
+    try:
+        names = _header([_cell(v) for v in next(rows)], path)
+    except StopIteration:
+        return
+    for number, values in enumerate(rows, start=2):
+        cells = [_cell(v) for v in values]
+        if not any(cells):
+            continue
+        yield number, {name: (cells[i] if i < len(cells) else "") for i, name in enumerate(names) if name}
+
+
+def _read_openpyxl(path: Path, sheet: str | int) -> Iterator[Row]:
+    import openpyxl
+
+    book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    ws = book.worksheets[sheet] if isinstance(sheet, int) else book[sheet]
+    rows = ws.iter_rows(values_only=True)
+    try:
+        names = _header([_cell(v) for v in next(rows)], path)
+    except StopIteration:
+        return
+    for number, values in enumerate(rows, start=2):
+        cells = [_cell(v) for v in values]
+        if any(cells):
+            yield number, {n: (cells[i] if i < len(cells) else "") for i, n in enumerate(names) if n}
+
+
+def read_jsonl(path: Path) -> Iterator[Row]:
+    encoding = detect_encoding(path)
+    with path.open("r", encoding=encoding) as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InvalidInput(f"{path.name}: line {number} is not JSON: {exc.msg}") from exc
+            if not isinstance(obj, dict):
+                raise InvalidInput(f"{path.name}: line {number} is not a JSON object")
+            yield number, {str(k): _cell(v) for k, v in obj.items()}
+
+
+def read_rows(path: str | Path) -> Iterator[Row]:
+    """Rows of a CSV, XLSX or JSONL file, chosen by the file's suffix."""
+    p = Path(path)
+    if not p.exists():
+        raise InvalidInput(f"file {str(path)!r} does not exist")
+    suffix = p.suffix.lower()
+    if suffix in XLSX_SUFFIXES:
+        return read_xlsx(p)
+    if suffix in JSONL_SUFFIXES:
+        return read_jsonl(p)
+    if suffix in CSV_SUFFIXES or suffix == "":
+        return read_csv(p)
+    raise InvalidInput(f"{p.name}: unsupported file type {suffix!r} (use .csv, .tsv, .xlsx or .jsonl)")

@@ -1,0 +1,128 @@
+"""Money: integer micro-units in storage, Decimal in Python, never float.
+
+Rounding happens in two named places only (see DESIGN.md): ``round_event`` per
+rated event and ``round_line`` per invoice line, both to the currency's minor
+units, half-up.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+import pycountry
+
+MICROS = 1_000_000
+_MICRO = Decimal("0.000001")
+
+
+class MoneyError(ValueError):
+    pass
+
+
+def parse_amount(text: str | int | Decimal) -> Decimal:
+    """Parse an amount given by a user ("12.5", "1,000.25" is refused).
+
+    At most six decimals; floats are refused so nothing inexact sneaks in.
+    """
+    if isinstance(text, float):  # pragma: no cover - defensive
+        raise MoneyError("amounts must not be floats")
+    if isinstance(text, Decimal):
+        value = text
+    else:
+        raw = str(text).strip()
+        if not raw:
+            raise MoneyError("empty amount")
+        try:
+            value = Decimal(raw)
+        except InvalidOperation as exc:
+            raise MoneyError(f"not a number: {raw!r}") from exc
+    if not value.is_finite():
+        raise MoneyError(f"not a finite amount: {text!r}")
+    if value != value.quantize(_MICRO):
+        raise MoneyError(f"more than 6 decimals: {text!r}")
+    return value
+
+
+def to_micros(value: str | int | Decimal) -> int:
+    return int(parse_amount(value) * MICROS)
+
+
+def from_micros(micros: int | None) -> Decimal | None:
+    if micros is None:
+        return None
+    return (Decimal(micros) / MICROS).quantize(_MICRO)
+
+
+def format_micros(micros: int | None) -> str | None:
+    """Canonical text form used in JSON output: plain decimal, 6 places trimmed to minor units."""
+    if micros is None:
+        return None
+    value = Decimal(micros) / MICROS
+    text = format(value.quantize(_MICRO), "f")
+    if "." in text:
+        text = text.rstrip("0")
+        whole, _, frac = text.partition(".")
+        if len(frac) < 2:
+            frac = frac.ljust(2, "0")
+        text = f"{whole}.{frac}"
+    return text
+
+
+def minor_units(currency: str) -> int:
+    """Number of decimals of a currency (ISO 4217). Defaults to 2."""
+    return _MINOR.get(currency.upper(), 2)
+
+
+# ISO 4217 exponents that are not 2 (pycountry does not carry them).
+_MINOR = {
+    "BHD": 3,
+    "BIF": 0,
+    "CLF": 4,
+    "CLP": 0,
+    "DJF": 0,
+    "GNF": 0,
+    "IQD": 3,
+    "ISK": 0,
+    "JOD": 3,
+    "JPY": 0,
+    "KMF": 0,
+    "KRW": 0,
+    "KWD": 3,
+    "LYD": 3,
+    "OMR": 3,
+    "PYG": 0,
+    "RWF": 0,
+    "TND": 3,
+    "UGX": 0,
+    "UYI": 0,
+    "UYW": 4,
+    "VND": 0,
+    "VUV": 0,
+    "XAF": 0,
+    "XOF": 0,
+    "XPF": 0,
+}
+
+
+def _round(micros: int, currency: str) -> int:
+    step = Decimal(1).scaleb(-minor_units(currency))
+    value = (Decimal(micros) / MICROS).quantize(step, rounding=ROUND_HALF_UP)
+    return int(value * MICROS)
+
+
+def round_event(micros: int, currency: str) -> int:
+    """Rounding point 1: the charge of one rated event."""
+    return _round(micros, currency)
+
+
+def round_line(micros: int, currency: str) -> int:
+    """Rounding point 2: one invoice line."""
+    return _round(micros, currency)
+
+
+def check_currency(code: str) -> str:
+    """Return the upper-cased ISO 4217 code or raise MoneyError."""
+    up = (code or "").strip().upper()
+    if len(up) != 3 or pycountry.currencies.get(alpha_3=up) is None:
+        raise MoneyError(f"not an ISO 4217 currency code: {code!r}")
+    return up

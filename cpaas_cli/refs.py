@@ -1,0 +1,51 @@
+"""Looking objects up by the reference a user typed: a numeric id or a name/code."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from sqlmodel import Session, select
+
+from cpaas_cli.errors import InvalidInput, NotFound
+
+T = TypeVar("T")
+
+
+def by_ref(
+    session: Session,
+    model: type[T],
+    ref: str | int,
+    *,
+    field: str = "name",
+    what: str | None = None,
+    where: list[Any] | None = None,
+) -> T:
+    """Find one row by id (all digits, or ``#12``) or by an exact name/code.
+
+    A name shared by several rows is refused with the ids to choose from.
+    """
+    label = what or model.__tablename__.replace("_", " ")  # type: ignore[attr-defined]
+    text = str(ref).strip()
+    conds = list(where or [])
+    if text.startswith("#") and text[1:].isdigit():
+        text = text[1:]
+        obj = session.get(model, int(text))
+        if obj is None:
+            raise NotFound(f"{label} #{text} not found")
+        return obj
+    if text.isdigit():
+        obj = session.get(model, int(text))
+        if obj is not None and all(_matches(session, model, obj, c) for c in conds):
+            return obj
+    rows = list(session.exec(select(model).where(getattr(model, field) == text, *conds)))
+    if not rows:
+        raise NotFound(f"{label} {text!r} not found")
+    if len(rows) > 1:
+        ids = ", ".join(f"#{r.id}" for r in rows)  # type: ignore[attr-defined]
+        raise InvalidInput(f"{label} {text!r} is ambiguous ({ids}); give the id instead")
+    return rows[0]
+
+
+def _matches(session: Session, model: Any, obj: Any, cond: Any) -> bool:
+    found = session.exec(select(model.id).where(model.id == obj.id, cond)).first()
+    return found is not None

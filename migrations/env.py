@@ -1,0 +1,43 @@
+"""Alembic environment: the same engine settings as the application."""
+
+from __future__ import annotations
+
+from alembic import context
+
+import cpaas_cli.models  # noqa: F401  (fills the metadata)
+from cpaas_cli.config import load_settings
+from cpaas_cli.db.base import metadata
+from cpaas_cli.db.engine import get_engine
+
+config = context.config
+
+
+def _url() -> str:
+    return config.attributes.get("url") or load_settings().database_url
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
+    engine = get_engine(_url())
+    with engine.connect() as conn:
+        _run(conn)
+        conn.commit()
+
+
+def _run(connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if context.is_offline_mode():
+    raise SystemExit("offline (SQL script) migrations are not supported; use cpaas db upgrade")
+run_migrations_online()
