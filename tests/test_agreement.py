@@ -30,10 +30,30 @@ def pinned():
 def test_create_with_terms(world, pinned):
     cli = world
     ag = cli.json(
-        "agreement", "create", "AC-1", "--company", "Acme", "--currency", "eur",
-        "--from", "2026-01-01", "--tz", "Europe/Madrid", "--credit-limit", "250.75",
-        "--billing-period", "weekly", "--billing-day", "1", "--split-by-month", "--days-for-payment", "15",
-        "--email", "invoice=billing@acme.test,cfo@acme.test", "--email", "payment-alert=alerts@acme.test",
+        "agreement",
+        "create",
+        "AC-1",
+        "--company",
+        "Acme",
+        "--currency",
+        "eur",
+        "--from",
+        "2026-01-01",
+        "--tz",
+        "Europe/Madrid",
+        "--credit-limit",
+        "250.75",
+        "--billing-period",
+        "weekly",
+        "--billing-day",
+        "1",
+        "--split-by-month",
+        "--days-for-payment",
+        "15",
+        "--email",
+        "invoice=billing@acme.test,cfo@acme.test",
+        "--email",
+        "payment-alert=alerts@acme.test",
     )
     assert ag["effective_from"] == "2025-12-31T23:00:00Z"  # local midnight in Madrid
     assert ag["agreement_date"] == "2026-01-01"
@@ -98,21 +118,73 @@ def test_code_unique_per_seller(world):
 def test_bank_accounts_belong_to_the_right_side(world):
     cli = world
     cli.json("tenant", "bank", "add", "B", "--country", "ES", "--address", "x")
-    cli.json("tenant", "bank-account", "add", "Client acc", "--company", "Acme", "--bank", "B", "--holder", "Acme", "--number", "1")
-    cli.json("tenant", "bank-account", "add", "Hub acc", "--company", "1", "--bank", "B", "--holder", "Hub", "--number", "2")
-    ag = cli.json("agreement", "create", "BA", "--company", "Acme", "--currency", "EUR",
-                  "--bank-account", "Client acc", "--own-bank-account", "Hub acc")
+    cli.json(
+        "tenant",
+        "bank-account",
+        "add",
+        "Client acc",
+        "--company",
+        "Acme",
+        "--bank",
+        "B",
+        "--holder",
+        "Acme",
+        "--number",
+        "1",
+    )
+    cli.json(
+        "tenant", "bank-account", "add", "Hub acc", "--company", "1", "--bank", "B", "--holder", "Hub", "--number", "2"
+    )
+    ag = cli.json(
+        "agreement",
+        "create",
+        "BA",
+        "--company",
+        "Acme",
+        "--currency",
+        "EUR",
+        "--bank-account",
+        "Client acc",
+        "--own-bank-account",
+        "Hub acc",
+    )
     assert (ag["bank_account"], ag["own_bank_account"]) == ("Client acc", "Hub acc")
     # Swapped sides are refused (AMB-12).
-    run = cli("agreement", "create", "BA2", "--company", "Acme", "--currency", "EUR",
-              "--bank-account", "Hub acc", "--own-bank-account", "Client acc", expect=4)
+    run = cli(
+        "agreement",
+        "create",
+        "BA2",
+        "--company",
+        "Acme",
+        "--currency",
+        "EUR",
+        "--bank-account",
+        "Hub acc",
+        "--own-bank-account",
+        "Client acc",
+        expect=4,
+    )
     assert "bank_account" in run.stderr and "own_bank_account" in run.stderr
 
 
 def test_versions_cut_overlap_and_show_at(world, pinned):
     cli = world
-    cli.json("agreement", "create", "V", "--company", "Acme", "--currency", "EUR", "--from", "2026-01-01", "--credit-limit", "100")
-    v2 = cli.json("agreement", "version", "add", "V", "--from", "2026-09-01", "--credit-limit", "500", "--code", "autumn")
+    cli.json(
+        "agreement",
+        "create",
+        "V",
+        "--company",
+        "Acme",
+        "--currency",
+        "EUR",
+        "--from",
+        "2026-01-01",
+        "--credit-limit",
+        "100",
+    )
+    v2 = cli.json(
+        "agreement", "version", "add", "V", "--from", "2026-09-01", "--credit-limit", "500", "--code", "autumn"
+    )
     assert v2["previous_cut"]["effective_till"] == "2026-09-01T00:00:00Z"
     assert v2["credit_limit"] == "500.00" and v2["state"] == "upcoming"
     assert v2["billing_period"] == "monthly"  # copied from the version before
@@ -166,8 +238,14 @@ def test_close(world, pinned):
 def test_update_and_immutable_after_charge(world, session, pinned):
     cli = world
     ag = cli.json("agreement", "create", "U", "--company", "Acme", "--currency", "EUR")
-    changed = cli.json("agreement", "update", "U", "--description", "renewed", "--currency", "USD", "--till", "2027-01-01")
-    assert (changed["description"], changed["currency"], changed["effective_till"]) == ("renewed", "USD", "2027-01-01T00:00:00Z")
+    changed = cli.json(
+        "agreement", "update", "U", "--description", "renewed", "--currency", "USD", "--till", "2027-01-01"
+    )
+    assert (changed["description"], changed["currency"], changed["effective_till"]) == (
+        "renewed",
+        "USD",
+        "2027-01-01T00:00:00Z",
+    )
     assert changed["versions"][-1]["effective_till"] == "2027-01-01T00:00:00Z"
     agreements.CHARGE_CHECKS.append(lambda s, agreement_id: agreement_id == ag["id"])
     try:

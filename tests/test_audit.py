@@ -54,5 +54,13 @@ def test_import_writes_one_summary_row(cli, tmp_path):
 
 
 def test_secrets_are_masked():
-    masked = mask({"password": "hunter2", "api_token": "abc", "name": "x", "nested": {"client_secret": "s"}, "token": None})
-    assert masked == {"password": MASK, "api_token": MASK, "name": "x", "nested": {"client_secret": MASK}, "token": None}
+    masked = mask(
+        {"password": "hunter2", "api_token": "abc", "name": "x", "nested": {"client_secret": "s"}, "token": None}
+    )
+    assert masked == {
+        "password": MASK,
+        "api_token": MASK,
+        "name": "x",
+        "nested": {"client_secret": MASK},
+        "token": None,
+    }

@@ -75,8 +75,20 @@ def test_invalid_input_is_exit_4_and_lists_every_problem(cli):
     owner_le(cli)
     c = client(cli)
     run = cli(
-        "agreement", "create", "X", "--company", c["name"], "--currency", "EUX",
-        "--billing-period", "monthly", "--billing-day", "40", "--billing-tz", "Mars/Base", expect=4,
+        "agreement",
+        "create",
+        "X",
+        "--company",
+        c["name"],
+        "--currency",
+        "EUX",
+        "--billing-period",
+        "monthly",
+        "--billing-day",
+        "40",
+        "--billing-tz",
+        "Mars/Base",
+        expect=4,
     )
     lines = run.stderr.strip().splitlines()
     assert lines[0].startswith("error: 3 invalid values")

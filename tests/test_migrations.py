@@ -81,11 +81,15 @@ def test_migrations_run_from_the_built_wheel(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(site), "CPAAS_DATABASE_URL": f"sqlite:///{db}"}
     code = (
         "import cpaas_cli, cpaas_cli.db.migrate as m; "
-        "assert str(m.script_location()).startswith(%r), m.script_location(); "
+        f"assert str(m.script_location()).startswith({str(site)!r}), m.script_location(); "
         "from cpaas_cli.cli.app import main; main()"
-    ) % str(site)
+    )
     run = subprocess.run(
-        [sys.executable, "-c", code, "db", "upgrade", "-o", "json"], env=env, cwd=tmp_path, capture_output=True, text=True
+        [sys.executable, "-c", code, "db", "upgrade", "-o", "json"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
     )
     assert run.returncode == 0, run.stderr
     assert '"owner_created": true' in run.stdout

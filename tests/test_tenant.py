@@ -32,7 +32,11 @@ def test_reseller_tree_and_creator_of_resellers(cli):
     assert "is a client" in run.stderr
     tree = cli.json("tenant", "list", "--tree")
     assert [(t["name"], t["depth"]) for t in tree] == [
-        ("System owner", 0), ("R1", 1), ("R1 client", 2), ("R2", 1), ("R2-sub", 2),
+        ("System owner", 0),
+        ("R1", 1),
+        ("R1 client", 2),
+        ("R2", 1),
+        ("R2-sub", 2),
     ]
 
 
@@ -63,7 +67,20 @@ def test_cycles_are_refused(cli):
     owner_le(cli)
     reseller(cli, "A", creator=True)
     b = cli.json("tenant", "create", "B", "--type", "reseller", "--parent", "A", "--creator-of-resellers")
-    cli.json("tenant", "legal-entity", "add", "B LE", "--company", "B", "--legal-name", "B", "--country", "DE", "--legal-id", "1")
+    cli.json(
+        "tenant",
+        "legal-entity",
+        "add",
+        "B LE",
+        "--company",
+        "B",
+        "--legal-name",
+        "B",
+        "--country",
+        "DE",
+        "--legal-id",
+        "1",
+    )
     run = cli("tenant", "update", "A", "--parent", "B", expect=5)
     assert "cycle" in run.stderr
     cli("tenant", "update", "A", "--parent", "A", expect=5)
@@ -122,22 +139,63 @@ def test_delete_refused_with_agreements(cli):
 
 def test_legal_entity_rules(cli):
     # Own legal entities of owner and resellers need a registration number (TEN-07).
-    run = cli("tenant", "legal-entity", "add", "Hub", "--company", "1", "--legal-name", "Hub", "--country", "ES", expect=4)
+    run = cli(
+        "tenant", "legal-entity", "add", "Hub", "--company", "1", "--legal-name", "Hub", "--country", "ES", expect=4
+    )
     assert "legal_id" in run.stderr
-    bad = cli("tenant", "legal-entity", "add", "Hub", "--company", "1", "--legal-name", "Hub", "--country", "XX", "--legal-id", "1", expect=4)
+    bad = cli(
+        "tenant",
+        "legal-entity",
+        "add",
+        "Hub",
+        "--company",
+        "1",
+        "--legal-name",
+        "Hub",
+        "--country",
+        "XX",
+        "--legal-id",
+        "1",
+        expect=4,
+    )
     assert "country" in bad.stderr
     first = owner_le(cli, "Hub ES")
     assert first["is_default"] is True  # the first one is the default
     second = owner_le(cli, "Hub US")
     assert second["is_default"] is False
-    cli("tenant", "legal-entity", "add", "Hub US", "--company", "1", "--legal-name", "x", "--country", "US", "--legal-id", "2", expect=5)
+    cli(
+        "tenant",
+        "legal-entity",
+        "add",
+        "Hub US",
+        "--company",
+        "1",
+        "--legal-name",
+        "x",
+        "--country",
+        "US",
+        "--legal-id",
+        "2",
+        expect=5,
+    )
     changed = cli.json("tenant", "legal-entity", "update", str(second["id"]), "--default", "--vat-id", "US123")
     assert changed["is_default"] is True and changed["vat_id"] == "US123"
     les = {le["name"]: le["is_default"] for le in cli.json("tenant", "legal-entity", "list", "--company", "1")}
     assert les == {"Hub ES": False, "Hub US": True}
     # A client's legal entity needs no registration number.
     c = cli.json("tenant", "create", "Plain")
-    le = cli.json("tenant", "legal-entity", "add", "Plain LE", "--company", str(c["id"]), "--legal-name", "Plain SARL", "--country", "fr")
+    le = cli.json(
+        "tenant",
+        "legal-entity",
+        "add",
+        "Plain LE",
+        "--company",
+        str(c["id"]),
+        "--legal-name",
+        "Plain SARL",
+        "--country",
+        "fr",
+    )
     assert le["country"] == "FR"
     shown = cli.json("tenant", "legal-entity", "show", "Plain LE", "--company", "Plain")
     assert shown["legal_name"] == "Plain SARL"
@@ -153,18 +211,60 @@ def test_legal_entity_in_use_cannot_be_deleted(cli):
 def test_banks_and_accounts(cli):
     owner_le(cli)
     r = reseller(cli, "R1")
-    bank = cli.json("tenant", "bank", "add", "First Bank", "--country", "es", "--address", "Gran Via 1", "--swift", "bsabesbb")
+    bank = cli.json(
+        "tenant", "bank", "add", "First Bank", "--country", "es", "--address", "Gran Via 1", "--swift", "bsabesbb"
+    )
     assert bank["swift"] == "BSABESBB" and bank["owner"] == "System owner"
     cli("tenant", "bank", "add", "Bad", "--country", "ES", "--address", "x", "--swift", "12", expect=4)
     cli("tenant", "bank", "add", "First Bank", "--country", "ES", "--address", "x", expect=5)
     own_bank = cli.json("tenant", "bank", "add", "R Bank", "--owner", "R1", "--country", "GB", "--address", "London")
     c = client(cli, "Payer", parent="R1")
     # The client's account may use a bank kept by its reseller or by the owner above it.
-    a1 = cli.json("tenant", "bank-account", "add", "Main", "--company", "Payer", "--bank", "First Bank", "--holder", "Payer SA", "--number", "ES9121000418450200051332")
-    a2 = cli.json("tenant", "bank-account", "add", "Second", "--company", "Payer", "--bank", str(own_bank["id"]), "--holder", "Payer SA", "--number", "2")
+    a1 = cli.json(
+        "tenant",
+        "bank-account",
+        "add",
+        "Main",
+        "--company",
+        "Payer",
+        "--bank",
+        "First Bank",
+        "--holder",
+        "Payer SA",
+        "--number",
+        "ES9121000418450200051332",
+    )
+    a2 = cli.json(
+        "tenant",
+        "bank-account",
+        "add",
+        "Second",
+        "--company",
+        "Payer",
+        "--bank",
+        str(own_bank["id"]),
+        "--holder",
+        "Payer SA",
+        "--number",
+        "2",
+    )
     assert a1["legal_entity"] == "Payer LE" and a2["bank"] == "R Bank"
     # The owner cannot use a bank kept by a reseller below it.
-    run = cli("tenant", "bank-account", "add", "Own", "--company", "1", "--bank", "R Bank", "--holder", "Hub", "--number", "3", expect=4)
+    run = cli(
+        "tenant",
+        "bank-account",
+        "add",
+        "Own",
+        "--company",
+        "1",
+        "--bank",
+        "R Bank",
+        "--holder",
+        "Hub",
+        "--number",
+        "3",
+        expect=4,
+    )
     assert "bank" in run.stderr
     accounts = cli.json("tenant", "bank-account", "list", "--company", "Payer")
     assert [a["name"] for a in accounts] == ["Main", "Second"]

@@ -22,7 +22,12 @@ def test_csv_import_with_parents_from_the_same_file(cli, tmp_path):
     out = cli.json("tenant", "import", str(f))
     assert (out["companies"], out["legal_entities"]) == (3, 3)
     tree = cli.json("tenant", "list", "--tree")
-    assert [(t["name"], t["depth"]) for t in tree] == [("System owner", 0), ("North Resale", 1), ("Fjord Fish", 2), ("Acme", 1)]
+    assert [(t["name"], t["depth"]) for t in tree] == [
+        ("System owner", 0),
+        ("North Resale", 1),
+        ("Fjord Fish", 2),
+        ("Acme", 1),
+    ]
     fjord = cli.json("tenant", "show", "Fjord Fish")
     assert fjord["own_legal_entity"] == "North LE"
     assert fjord["legal_entities"][0]["country"] == "NO" and fjord["legal_entities"][0]["is_default"] is True
@@ -77,7 +82,9 @@ def test_xlsx_and_semicolon_latin1(cli, tmp_path):
     wb.save(path)
     assert cli.json("tenant", "import", str(path))["companies"] == 1
     latin = tmp_path / "latin.csv"
-    latin.write_bytes("name;type;le_name;le_legal_name;le_country\nCafé Olé;client;Café LE;Café Olé SARL;FR\n".encode("latin-1"))
+    latin.write_bytes(
+        "name;type;le_name;le_legal_name;le_country\nCafé Olé;client;Café LE;Café Olé SARL;FR\n".encode("latin-1")
+    )
     assert cli.json("tenant", "import", str(latin))["created"][0]["name"] == "Café Olé"
 
 
