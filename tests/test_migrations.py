@@ -66,11 +66,12 @@ def test_init_names_the_owner(empty_db_url):
 def test_migrations_run_from_the_built_wheel(tmp_path):
     """Build the wheel, unpack it away from the checkout and upgrade a database with it."""
     dist = tmp_path / "dist"
-    subprocess.run(
+    built = subprocess.run(
         [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(ROOT)],
-        check=True,
         capture_output=True,
+        text=True,
     )
+    assert built.returncode == 0, built.stdout + built.stderr
     wheel = next(dist.glob("cpaas_cli-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "cpaas_cli/_migrations/env.py" in names
