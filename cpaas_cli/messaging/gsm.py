@@ -91,6 +91,11 @@ def extension_count(text: str) -> int:
     return len(_EXT.findall(text))
 
 
+def extension_positions(text: str) -> list[int]:
+    """Indexes of the extension-table characters of the text."""
+    return [m.start() for m in _EXT.finditer(text)]
+
+
 def char_septets(ch: str) -> int:
     """Septets one character takes: 1 (basic), 2 (extension: ESC + code)."""
     if ch in BASIC_CODE:
@@ -108,9 +113,12 @@ def septet_length(text: str) -> int:
     return len(text) + extension_count(text)
 
 
-def encode_septets(text: str) -> bytes:
-    """Unpacked septets, one per byte; extension characters as ESC + code."""
-    bad = first_non_gsm(text)
+def encode_septets(text: str, *, check: bool = True) -> bytes:
+    """Unpacked septets, one per byte; extension characters as ESC + code.
+
+    `check=False` skips the alphabet check for text already known to be GSM-7.
+    """
+    bad = first_non_gsm(text) if check else None
     if bad is not None:
         raise NotGsm7(f"character {bad[1]!r} (U+{ord(bad[1]):04X}) at {bad[0]} is not in the GSM-7 alphabet")
     return text.translate(_TO_SEPTETS).encode("latin-1")

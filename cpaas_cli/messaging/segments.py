@@ -39,10 +39,9 @@ from __future__ import annotations
 import re
 import secrets
 import threading
-from bisect import bisect_right
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from enum import Enum
-from itertools import accumulate
 from typing import Literal
 
 from cpaas_cli.errors import InvalidInput, Problem
@@ -180,23 +179,26 @@ def _wide_count(text: str, enc: Encoding) -> int:
     return gsm.extension_count(text) if enc == GSM7 else len(_ASTRAL.findall(text))
 
 
-def _is_wide(enc: Encoding):
-    if enc == GSM7:
-        ext = gsm.EXTENSION_CHARS
-        return lambda c: c in ext
-    return lambda c: c > "\uffff"
-
-
 def _bounds(text: str, enc: Encoding, cap: int) -> list[tuple[int, int, int]]:
-    """Greedy split on whole characters: [(start, end, units)], for a text with 2-unit characters."""
-    wide = _is_wide(enc)
-    cum = [0, *accumulate(2 if wide(c) else 1 for c in text)]
+    """Greedy split on whole characters: [(start, end, units)], for a text with 2-unit characters.
+
+    Works on the positions of the 2-unit characters only: the units of
+    text[i:j] are (j - i) + (2-unit characters in [i, j)), found by bisection.
+    """
+    wide = gsm.extension_positions(text) if enc == GSM7 else [m.start() for m in _ASTRAL.finditer(text)]
     out: list[tuple[int, int, int]] = []
-    i, n = 0, len(text)
+    i, wi, n = 0, 0, len(text)
     while i < n:
-        j = bisect_right(cum, cum[i] + cap, i + 1) - 1
-        out.append((i, j, cum[j] - cum[i]))
-        i = j
+        lo, hi = i + 1, min(n, i + cap)  # i + 1 always fits (cap >= 2)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if (mid - i) + bisect_left(wide, mid, wi) - wi <= cap:
+                lo = mid
+            else:
+                hi = mid - 1
+        wj = bisect_left(wide, lo, wi)
+        out.append((i, lo, (lo - i) + wj - wi))
+        i, wi = lo, wj
     return out
 
 
@@ -233,7 +235,7 @@ def analyse(text: str, *, encoding: Encoding | None = None, concat: Concat = DEF
 
 
 def _encode(text: str, enc: Encoding) -> bytes:
-    return gsm.encode_septets(text) if enc == GSM7 else text.encode("utf-16-be")
+    return gsm.encode_septets(text, check=False) if enc == GSM7 else text.encode("utf-16-be")
 
 
 def split(
