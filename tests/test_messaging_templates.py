@@ -89,6 +89,15 @@ def test_sandbox_blocks_unsafe_templates(text):
         templates.render(text, {"x": "s", "items": []})
 
 
+@pytest.mark.parametrize(
+    ("text", "values"),
+    [("{{ n + 1 }}", {"n": "a"}), ("{{ n|int // 0 }}", {"n": "1"}), ("{% for i in range(10**6) %}{% endfor %}", {})],
+)
+def test_failing_expressions_are_invalid_input(text, values):
+    with pytest.raises(InvalidInput, match="cannot render|not allowed"):
+        templates.render(text, values)
+
+
 def test_count_personalised_streams_rows():
     produced = []
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedError, meta
+from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, UndefinedError, meta
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -108,7 +108,7 @@ def render(template: str | Template, values: Mapping[str, Any], *, row: int | No
         problem = Problem("template", f"missing value: {exc.message}", row)
     except SecurityError as exc:
         problem = Problem("template", f"not allowed: {exc}", row)
-    except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+    except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
         problem = Problem("template", f"cannot render: {exc}", row)
     raise InvalidInput(str(problem), problems=[problem])
 
