@@ -222,7 +222,7 @@ def analyse(text: str, *, encoding: Encoding | None = None, concat: Concat = DEF
     """Encoding, units and segments of a text, as `split` would send it with the same settings."""
     _check(text)
     enc = choose_encoding(text, encoding)
-    units, cap, _bounds_, sizes = _layout(text, enc, Concat(concat))
+    units, cap, _, sizes = _layout(text, enc, Concat(concat))
     return Analysis(
         encoding=enc,
         chars=len(text),
