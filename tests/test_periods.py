@@ -438,3 +438,75 @@ def test_period_containing_and_closed_periods_agree_with_periods(scenario, data)
     assert all(c.end <= we and not c.clipped for c in closed)
     inside = [p for p in ps if not p.clipped and p.end <= we]
     assert [c for c in closed if c.start >= ws] == inside
+
+
+# ------------------------------------------------------------------- CLI
+
+
+def test_cli_agreement_periods(cli):
+    from tests.helpers import client, owner_le
+
+    owner_le(cli)
+    c = client(cli)
+    cli.json(
+        "agreement",
+        "create",
+        "AG-P",
+        "--company",
+        c["name"],
+        "--currency",
+        "EUR",
+        "--from",
+        "2025-09-01",
+        "--tz",
+        MAD,
+        "--billing-period",
+        "weekly",
+        "--billing-day",
+        "1",
+        "--split-by-month",
+    )
+    v2 = cli.json(
+        "agreement",
+        "version",
+        "add",
+        "AG-P",
+        "--from",
+        "2025-10-15T12:00",
+        "--tz",
+        MAD,
+        "--billing-period",
+        "monthly",
+        "--billing-day",
+        "1",
+        "--no-split-by-month",
+    )
+    rows = cli.json("agreement", "periods", "AG-P", "--from", "2025-09-29", "--till", "2025-11-01", "--tz", MAD)
+    assert [(r["local_start_date"], r["local_end_date"], r["split"]) for r in rows] == [
+        ("2025-09-29", "2025-09-30", True),
+        ("2025-10-01", "2025-10-05", True),
+        ("2025-10-06", "2025-10-12", False),
+        ("2025-10-13", "2025-10-15", False),
+        ("2025-10-15", "2025-10-31", False),
+    ]
+    assert rows[0]["start"] == "2025-09-28T22:00:00Z" and rows[0]["billing_tz"] == MAD
+    assert rows[3]["end"] == "2025-10-15T10:00:00Z" and rows[4]["version_id"] == v2["id"]
+    assert rows[4]["billing_period"] == "monthly" and rows[4]["end_local"] == "2025-11-01T00:00:00+01:00"
+    assert not any(r["clipped"] for r in rows)
+
+    closed = cli.json("agreement", "periods", "AG-P", "--closed", "--till", "2025-10-14T00:00:00+02:00")
+    assert [r["local_start_date"] for r in closed] == [
+        "2025-09-01",
+        "2025-09-08",
+        "2025-09-15",
+        "2025-09-22",
+        "2025-09-29",
+        "2025-10-01",
+        "2025-10-06",
+    ]
+    clipped = cli.json("agreement", "periods", "AG-P", "--from", "2025-10-02", "--till", "2025-10-03", "--tz", MAD)
+    assert [(r["local_start_date"], r["clipped"]) for r in clipped] == [("2025-10-02", True)]
+    assert cli("agreement", "periods", "NOPE", "--till", "2025-10-03", expect=3).exit_code == 3
+    bad = cli("agreement", "periods", "AG-P", "--from", "2025-10-03", "--till", "2025-10-02", expect=4)
+    assert "--till" in bad.stderr
+    assert cli("agreement", "periods", "AG-P", "--from", "yesterday-ish", expect=4).exit_code == 4
