@@ -89,6 +89,8 @@ def _register() -> None:
     app.command("init")(db.init)
     app.add_typer(tenant.app, name="tenant", help="Companies (owner, resellers, clients), legal entities, banks.")
     app.add_typer(agreement.app, name="agreement", help="Agreements (one balance each) and their versions.")
+    import cpaas_cli.cli.periods  # noqa: F401  (adds `agreement periods`)
+
     app.add_typer(audit.app, name="audit", help="The audit trail of every change.")
     app.add_typer(message.app, name="message", help="Check a text: encoding, characters, segments.")
 

@@ -1,0 +1,1 @@
+"""Billing: periods, balances, payments, fees and invoices."""
