@@ -19,7 +19,7 @@ from pathlib import Path
 import pycountry
 
 DATA = Path(__file__).resolve().parent / "data" / "mccmnc.csv"
-BEST_MATCH_CUTOFF = 0.6
+BEST_MATCH_CUTOFF = 0.75
 
 
 def _fold(text: str) -> str:

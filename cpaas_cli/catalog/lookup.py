@@ -150,6 +150,8 @@ def resolve(snap: Snapshot, q: dict[str, str | None]) -> Result:
         return _miss(snap, NO_RATE, f"the tree has no {q.get('domain')!r} service domain", path)
     path.append({"level": "domain", "value": node.value, "others": False})
     while node.price_type == "depends":
+        if node.bad:
+            return _miss(snap, UNUSABLE, f"{'/'.join(p['value'] for p in path)}: {node.bad}", path)
         level = node.depends_on or ""
         if level in MCCMNC_LEVELS:
             want = q.get("mccmnc")
