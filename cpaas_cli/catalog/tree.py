@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from cpaas_cli.catalog.models import BILLING_RULES, PRICE_TYPES, QUANTITY_RULES, RateNode
 from cpaas_cli.catalog.vocab import (
@@ -352,8 +352,9 @@ def diff(old: list[Node], new: list[Node]) -> list[dict[str, Any]]:
 
 
 def load(session: Session, scope_id: int) -> list[Node]:
-    rows = session.exec(
-        select(RateNode).where(RateNode.scope_id == scope_id).order_by(col(RateNode.position), col(RateNode.id))
+    table = RateNode.__table__
+    rows = session.execute(
+        sa.select(table).where(table.c.scope_id == scope_id).order_by(table.c.position, table.c.id)
     ).all()
     return build(rows)
 
