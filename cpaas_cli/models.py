@@ -2,6 +2,7 @@
 
 from cpaas_cli.agreements.models import Agreement, AgreementVersion
 from cpaas_cli.audit.models import AuditLog
+from cpaas_cli.catalog.models import EnabledService, RateImport, RateNode, Service, ServiceScope
 from cpaas_cli.db.base import metadata
 from cpaas_cli.tenancy.models import Bank, BankAccount, Company, LegalEntity
 
@@ -12,6 +13,11 @@ __all__ = [
     "Bank",
     "BankAccount",
     "Company",
+    "EnabledService",
     "LegalEntity",
+    "RateImport",
+    "RateNode",
+    "Service",
+    "ServiceScope",
     "metadata",
 ]

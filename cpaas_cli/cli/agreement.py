@@ -347,3 +347,89 @@ def version_delete(
         data = agreements.version_dict(gone)
         data["deleted"] = True
     emit(ctx, data, output=output)
+
+
+# ------------------------------------------------- enabled services and packs
+
+ENABLED_COLUMNS = [
+    "id",
+    "agreement",
+    "service",
+    "type",
+    "effective_from",
+    "effective_till",
+    "hidden",
+    "billing",
+    "cost",
+    "currency",
+    "status",
+]
+enabled_app = typer.Typer(no_args_is_help=True)
+app.add_typer(enabled_app, name="enabled", help="Services and packs enabled (purchased) on agreements.")
+
+
+@app.command("enable")
+def enable(
+    ctx: typer.Context,
+    service: Annotated[str, typer.Argument(help="Service or pack (name or id).")],
+    agreement: Annotated[str, typer.Option("--agreement", help="Agreement code (or id).")],
+    effective_from: Annotated[str, typer.Option("--from", help="Purchase date: start (local time in --tz).")],
+    effective_till: Annotated[str | None, typer.Option("--till", help="End; default indefinitely.")] = None,
+    tz: Annotated[str, typer.Option("--tz", help="IANA zone of --from/--till.")] = "UTC",
+    hidden: Annotated[bool, typer.Option("--hidden", help="Do not show it to the client.")] = False,
+    charge: Annotated[
+        bool | None, typer.Option("--charge/--free", help="Packs: charge the pack price, or give it free of charge.")
+    ] = None,
+    output: OutputOpt = None,
+) -> None:
+    """Enable a service or pack on an agreement (enabled = purchased, even when it starts later)."""
+    from cpaas_cli.catalog import service as catalog
+
+    with session(ctx) as s:
+        row = catalog.enable(
+            s,
+            service_ref=service,
+            agreement_ref=agreement,
+            effective_from=when(effective_from, "--from", tz),
+            effective_till=when(effective_till, "--till", tz),
+            hidden=hidden,
+            charge=charge,
+        )
+        data = next(d for d in catalog.list_enabled(s) if d["id"] == row.id)
+    say(ctx, f"enabled {data['service']!r} on {data['agreement']!r} (#{row.id})")
+    emit(ctx, data, output=output)
+
+
+@enabled_app.command("list")
+def enabled_list(
+    ctx: typer.Context,
+    agreement: Annotated[str | None, typer.Option("--agreement", help="Only this agreement.")] = None,
+    type: Annotated[str | None, typer.Option("--type", help="Only this service type (payg, unit-pack, ...).")] = None,
+    output: OutputOpt = None,
+) -> None:
+    """List enabled services and packs with their period, billing, cost and status."""
+    from cpaas_cli.catalog import service as catalog
+
+    with session(ctx) as s:
+        data = catalog.list_enabled(s, agreement_ref=agreement, type=type)
+    emit(ctx, data, output=output, columns=ENABLED_COLUMNS)
+
+
+@app.command("disable")
+def disable(
+    ctx: typer.Context,
+    entry_id: Annotated[int, typer.Argument(help="Enabled-service id (see `agreement enabled list`).")],
+    output: OutputOpt = None,
+) -> None:
+    """End an enabled service now (one that has not started yet is removed)."""
+    from cpaas_cli.catalog import service as catalog
+
+    with session(ctx) as s:
+        row, what = catalog.disable(s, entry_id)
+        data = {
+            "id": row.id,
+            "effective_from": iso(row.effective_from),
+            "effective_till": iso(row.effective_till),
+            "result": what,
+        }
+    emit(ctx, data, output=output)

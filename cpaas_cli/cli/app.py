@@ -84,6 +84,8 @@ def root(
 
 def _register() -> None:
     from cpaas_cli.cli import agreement, audit, db, message, tenant
+    from cpaas_cli.cli import rates as rates_cli
+    from cpaas_cli.cli import service as service_cli
 
     app.add_typer(db.app, name="db", help="Database schema: upgrade, current, history, downgrade.")
     app.command("init")(db.init)
@@ -93,6 +95,8 @@ def _register() -> None:
 
     app.add_typer(audit.app, name="audit", help="The audit trail of every change.")
     app.add_typer(message.app, name="message", help="Check a text: encoding, characters, segments.")
+    app.add_typer(service_cli.app, name="service", help="Services (rate plans, packs), scopes and rate trees.")
+    app.add_typer(rates_cli.app, name="rates", help="Rate import, price lookup and coverage export.")
 
 
 _register()

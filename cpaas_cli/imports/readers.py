@@ -103,8 +103,12 @@ def read_xlsx(path: Path, sheet: str | int = 0) -> Iterator[Row]:
         return
     try:
         book = CalamineWorkbook.from_path(str(path))
+        if isinstance(sheet, str) and sheet not in book.sheet_names:
+            raise InvalidInput(f"{path.name}: no sheet named {sheet!r} (sheets: {', '.join(book.sheet_names)})")
         ws = book.get_sheet_by_index(sheet) if isinstance(sheet, int) else book.get_sheet_by_name(sheet)
         rows = ws.iter_rows()
+    except InvalidInput:
+        raise
     except Exception as exc:
         raise InvalidInput(f"{path.name}: cannot read the workbook: {exc}") from exc
     try:
@@ -149,14 +153,17 @@ def read_jsonl(path: Path) -> Iterator[Row]:
             yield number, {str(k): _cell(v) for k, v in obj.items()}
 
 
-def read_rows(path: str | Path) -> Iterator[Row]:
-    """Rows of a CSV, XLSX or JSONL file, chosen by the file's suffix."""
+def read_rows(path: str | Path, *, sheet: str | int | None = None) -> Iterator[Row]:
+    """Rows of a CSV, XLSX or JSONL file, chosen by the file's suffix.
+
+    ``sheet`` (name or 0-based index) picks the worksheet of a workbook; the first by default.
+    """
     p = Path(path)
     if not p.exists():
         raise InvalidInput(f"file {str(path)!r} does not exist")
     suffix = p.suffix.lower()
     if suffix in XLSX_SUFFIXES:
-        return read_xlsx(p)
+        return read_xlsx(p, 0 if sheet is None else sheet)
     if suffix in JSONL_SUFFIXES:
         return read_jsonl(p)
     if suffix in CSV_SUFFIXES or suffix == "":

@@ -1,0 +1,129 @@
+"""The words of a rate tree: service domains (channels), resources, attribute
+levels and their allowed values, and how a value is normalised."""
+
+from __future__ import annotations
+
+import re
+
+from cpaas_cli.catalog.dictionary import MccmncError, normalise_mccmnc
+from cpaas_cli.geo import CountryError, check_country
+
+OTHERS = "others"
+
+DOMAINS = (
+    "sms",
+    "rcs",
+    "viber",
+    "whatsapp",
+    "service_purchase",
+    "wechat",
+    "email",
+    "additional",
+    "telegram",
+    "bundle_grouping",
+    "push",
+    "tts",
+    "voice",
+    "push_partner",
+)
+
+# Resources whose leaves need a billing and a quantity rule to be usable.
+MESSAGE_RESOURCES = {
+    "sms_message",
+    "rcs_message",
+    "viber_message",
+    "whatsapp_message",
+    "whatsapp_conversation",
+    "wechat_message",
+    "email_message",
+    "telegram_message",
+    "push_message",
+    "tts_message",
+    "voice_call",
+    "push_partner_message",
+}
+
+# Attribute levels a node can depend on.
+LEVELS = (
+    "resource",
+    "direction",
+    "country",
+    "network",
+    "mno",
+    "mcc",
+    "mccmnc",
+    "sender_type",
+    "pricing_category",
+    "pricing_type",
+    "billing_event",
+    "region",
+    "pack",
+    "periodicity",
+    "bundle_member",
+)
+
+CLOSED_VALUES = {
+    "direction": ("mt", "mo"),
+    "sender_type": ("alphanumeric", "short_code", "long_code"),
+    "billing_event": ("basic", "conversation", "single"),
+    "periodicity": ("monthly", "weekly"),
+    "pricing_type": ("regular", "free_customer_service", "free_entry_point"),
+}
+
+# Levels matched against the MCCMNC of a message (with the MCC row as fallback).
+MCCMNC_LEVELS = {"network", "mno", "mccmnc"}
+
+COUNTER_GROUPS = ("sender_id",)
+
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_]*$")
+
+
+class ValueError_(ValueError):
+    pass
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", str(text).strip().lower()).strip("_")
+
+
+def normalise_value(level: str, value: object) -> str:
+    """The stored key of ``value`` at ``level``; raises ValueError_ when not allowed."""
+    text = str(value).strip()
+    if text.lower() == OTHERS:
+        if level in ("domain", "resource"):
+            raise ValueError_(f"{level} cannot be 'others'")
+        return OTHERS
+    if level == "domain":
+        key = slug(text)
+        if key not in DOMAINS:
+            raise ValueError_(f"unknown service domain {text!r} (domains: {', '.join(DOMAINS)})")
+        return key
+    if level == "country":
+        try:
+            return check_country(text)
+        except CountryError as exc:
+            raise ValueError_(str(exc)) from exc
+    if level in MCCMNC_LEVELS:
+        try:
+            return normalise_mccmnc(text).key
+        except MccmncError as exc:
+            raise ValueError_(str(exc)) from exc
+    if level == "mcc":
+        try:
+            m = normalise_mccmnc(text)
+        except MccmncError as exc:
+            raise ValueError_(str(exc)) from exc
+        if m.mnc is not None:
+            raise ValueError_(f"an MCC has 3 digits: {text!r}")
+        return m.mcc
+    if level == "pack":
+        if not text:
+            raise ValueError_("empty pack name")
+        return text
+    key = slug(text)
+    allowed = CLOSED_VALUES.get(level)
+    if allowed is not None and key not in allowed:
+        raise ValueError_(f"{level} must be one of {', '.join(allowed)} or others, got {text!r}")
+    if not key or not _SLUG.match(key):
+        raise ValueError_(f"not a valid {level} value: {text!r}")
+    return key

@@ -1,0 +1,246 @@
+"""`cpaas rates …`: import rate sheets, look prices up, export coverage."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cpaas_cli import clock
+from cpaas_cli.agreements import service as agreements
+from cpaas_cli.catalog import dictionary as dic
+from cpaas_cli.catalog import importer
+from cpaas_cli.catalog import lookup as lk
+from cpaas_cli.catalog import service as catalog
+from cpaas_cli.cli.context import OutputOpt, emit, say, session, state, when
+from cpaas_cli.cli.output import Fmt
+from cpaas_cli.errors import ExitCode, InvalidInput, Problem
+from cpaas_cli.imports.writers import write_table
+from cpaas_cli.timeutil import iso
+
+app = typer.Typer(no_args_is_help=True)
+
+HISTORY_COLUMNS = [
+    "id",
+    "at",
+    "actor",
+    "service",
+    "scope_id",
+    "node_path",
+    "file_name",
+    "sha256",
+    "rows_read",
+    "rows_imported",
+    "rows_skipped",
+]
+EXPORT_COLUMNS = [
+    "country",
+    "mcc",
+    "mnc",
+    "mccmnc",
+    "network",
+    "status",
+    "price",
+    "price_type",
+    "scale",
+    "currency",
+    "billing_rule",
+    "quantity_rule",
+    "source",
+    "service",
+    "matched",
+]
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="Rate sheet (.csv, .xlsx).")],
+    service: Annotated[str, typer.Option("--service", help="Service name or id.")],
+    node: Annotated[str, typer.Option("--node", help="Target node path, e.g. sms/sms_message/mt.")],
+    map_: Annotated[
+        list[str],
+        typer.Option(
+            "--map", help="ATTR=COLUMN; ATTR: country, network, mccmnc, mcc, price, billing_rule, quantity_rule."
+        ),
+    ],
+    scope: Annotated[int | None, typer.Option("--scope", help="Scope id; default current (or only) scope.")] = None,
+    start_row: Annotated[int, typer.Option("--start-row", help="First row with rate data (header is row 1).")] = 2,
+    duplicates: Annotated[str, typer.Option("--duplicates", help="first, last or error.")] = "error",
+    sheet: Annotated[str | None, typer.Option("--sheet", help="Worksheet name (XLSX); default the first.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Preview the subtree and errors; write nothing.")] = False,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Import the valid rows even if some are invalid.")
+    ] = False,
+    output: OutputOpt = None,
+) -> None:
+    """Build the subtree under --node from a rate sheet, replacing what was there."""
+    maps = importer.parse_maps(map_)
+    with session(ctx) as s:
+        result = importer.run(
+            s,
+            path=file,
+            service_ref=service,
+            scope_id=scope,
+            node_path=node,
+            maps=maps,
+            start_row=start_row,
+            duplicates=duplicates,
+            sheet=sheet,
+            dry_run=dry_run,
+            skip_invalid=skip_invalid,
+            actor=state(ctx).settings.actor,
+        )
+        if not result.written:
+            s.rollback()
+    data = result.as_dict()
+    fmt = output or state(ctx).output or Fmt.table
+    if fmt is Fmt.table:
+        for line in result.preview:
+            sys.stdout.write(line + "\n")
+    else:
+        emit(ctx, data, output=output)
+    for e in result.errors:
+        say(ctx, f"row {e['row']}, column {e['column']!r}, value {e['value']!r}: {e['reason']}")
+    say(
+        ctx,
+        f"{result.rows_read} rows read, {result.rows_imported} imported, {result.rows_skipped} skipped, "
+        f"{len(result.errors)} errors; {'written (import #' + str(result.import_id) + ')' if result.written else 'nothing written'}",
+    )
+    if result.errors and not result.written and not skip_invalid:
+        raise typer.Exit(int(ExitCode.INVALID_INPUT))
+
+
+@app.command("import-history")
+def import_history(
+    ctx: typer.Context,
+    service: Annotated[str | None, typer.Option("--service", help="Only imports into this service.")] = None,
+    output: OutputOpt = None,
+) -> None:
+    """Every rate import: file, hash, rows, actor, time."""
+    with session(ctx) as s:
+        names = {x.id: x.name for x in catalog.list_services(s, archived=True)}
+        data = [
+            {
+                "id": r.id,
+                "at": iso(r.at),
+                "actor": r.actor,
+                "service": names.get(r.service_id),
+                "scope_id": r.scope_id,
+                "node_path": r.node_path,
+                "file_name": r.file_name,
+                "sha256": r.sha256,
+                "rows_read": r.rows_read,
+                "rows_imported": r.rows_imported,
+                "rows_skipped": r.rows_skipped,
+            }
+            for r in catalog.import_history(s, service_ref=service)
+        ]
+    emit(ctx, data, output=output, columns=HISTORY_COLUMNS)
+
+
+def sender_type(sender: str | None) -> str | None:
+    if not sender:
+        return None
+    text = sender.strip().lstrip("+")
+    if text.isdigit():
+        return "short_code" if len(text) <= 6 else "long_code"
+    return "alphanumeric"
+
+
+@app.command("lookup")
+def lookup(
+    ctx: typer.Context,
+    agreement: Annotated[str, typer.Option("--agreement", help="Agreement code (or id).")],
+    mccmnc: Annotated[str, typer.Option("--mccmnc", help="Destination MCCMNC (3 digits = the country).")],
+    channel: Annotated[str, typer.Option("--channel", help="Service domain: sms, rcs, whatsapp, ...")] = "sms",
+    resource: Annotated[str | None, typer.Option("--resource", help="Resource; default CHANNEL_message.")] = None,
+    direction: Annotated[str, typer.Option("--direction", help="mt or mo.")] = "mt",
+    sender: Annotated[str | None, typer.Option("--sender", help="Sender ID (its type is derived).")] = None,
+    at: Annotated[str | None, typer.Option("--at", help="Time of the event (default now).")] = None,
+    tz: Annotated[str, typer.Option("--tz", help="IANA zone of --at.")] = "UTC",
+    output: OutputOpt = None,
+) -> None:
+    """Price of one message: price, currency, rules and the path that matched. No rate → exit 3."""
+    try:
+        m = dic.normalise_mccmnc(mccmnc)
+    except dic.MccmncError as exc:
+        raise InvalidInput(str(Problem("--mccmnc", str(exc)))) from exc
+    when_ = when(at, "--at", tz) or clock.now()
+    with session(ctx) as s:
+        ag = agreements.get(s, agreement)
+        snaps = catalog.agreement_snapshots(s, ag, when_)
+    q = lk.query(
+        channel=channel.lower(),
+        resource=resource,
+        direction=direction.lower(),
+        mccmnc=m.key if m.mnc else None,
+        mcc=m.mcc,
+        country=dic.mcc_country(m.mcc),
+        sender_type=sender_type(sender),
+    )
+    kind, res = catalog.resolve_for_agreement(snaps, q)
+    data = catalog.result_dict(kind, res)
+    data.update({"agreement": ag.code, "at": iso(when_), "mccmnc": m.key, "country": q["country"]})
+    emit(ctx, data, output=output)
+    if not res.found:
+        say(ctx, f"no rate: {res.reason}")
+        raise typer.Exit(int(ExitCode.NOT_FOUND))
+
+
+@app.command("export")
+def export(
+    ctx: typer.Context,
+    agreement: Annotated[str, typer.Option("--agreement", help="Agreement code (or id).")],
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="Write .csv or .xlsx; default stdout.")] = None,
+    channel: Annotated[str, typer.Option("--channel", help="Service domain.")] = "sms",
+    at: Annotated[str | None, typer.Option("--at", help="Prices in force at this time (default now).")] = None,
+    tz: Annotated[str, typer.Option("--tz", help="IANA zone of --at.")] = "UTC",
+    output: OutputOpt = None,
+) -> None:
+    """Coverage and price per destination (every MCC and known network) for an agreement."""
+    when_ = when(at, "--at", tz) or clock.now()
+    with session(ctx) as s:
+        ag = agreements.get(s, agreement)
+        snaps = catalog.agreement_snapshots(s, ag, when_)
+    rows = []
+    for d in destinations(snaps):
+        q = lk.query(channel=channel, mccmnc=d["mccmnc"] if d["mnc"] else None, mcc=d["mcc"], country=d["country"])
+        kind, res = catalog.resolve_for_agreement(snaps, q)
+        r = catalog.result_dict(kind, res)
+        rows.append({**d, **{k: r[k] for k in EXPORT_COLUMNS if k in r and k not in d}})
+    if file is not None:
+        write_table(file, rows, EXPORT_COLUMNS)
+        say(ctx, f"wrote {len(rows)} destinations to {file}")
+        return
+    emit(ctx, rows, output=output or Fmt.csv, columns=EXPORT_COLUMNS)
+
+
+def destinations(snaps: list[tuple[str, lk.Snapshot]]) -> list[dict]:
+    """Every country row and network of the dictionary, plus MCCMNC keys found in the trees."""
+    countries, networks = dic._mcc_table()
+    keys = set(networks) | set(countries)
+    for _kind, snap in snaps:
+        stack = list(snap.domains.values())
+        while stack:
+            n = stack.pop()
+            if n.level in ("network", "mno", "mccmnc") and n.value.isdigit():
+                keys.add(n.value)
+            stack.extend(n.children.values())
+    out = []
+    for key in sorted(keys):
+        mcc, mnc = key[:3], key[3:] or None
+        if mcc not in countries:
+            continue
+        out.append(
+            {
+                "country": countries[mcc],
+                "mcc": mcc,
+                "mnc": mnc,
+                "mccmnc": key,
+                "network": networks.get(key) if mnc else "all networks",
+            }
+        )
+    return out
