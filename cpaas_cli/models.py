@@ -2,6 +2,7 @@
 
 from cpaas_cli.agreements.models import Agreement, AgreementVersion
 from cpaas_cli.audit.models import AuditLog
+from cpaas_cli.contacts.models import Contact, ContactField, ContactGroup, ContactGroupMember, ContactImport, StopListEntry
 from cpaas_cli.db.base import metadata
 from cpaas_cli.tenancy.models import Bank, BankAccount, Company, LegalEntity
 
@@ -10,6 +11,12 @@ __all__ = [
     "AgreementVersion",
     "AuditLog",
     "Bank",
+    "Contact",
+    "ContactField",
+    "ContactGroup",
+    "ContactGroupMember",
+    "ContactImport",
+    "StopListEntry",
     "BankAccount",
     "Company",
     "LegalEntity",
