@@ -82,7 +82,9 @@ class ContactGroupMember(SQLModel, table=True):
     )
 
 
-sa.Index("ix_contact_group_member_group", ContactGroupMember.__table__.c.group_id, ContactGroupMember.__table__.c.contact_id)
+sa.Index(
+    "ix_contact_group_member_group", ContactGroupMember.__table__.c.group_id, ContactGroupMember.__table__.c.contact_id
+)
 
 
 class StopListEntry(SQLModel, table=True):

@@ -27,7 +27,7 @@ only) over a table of cases and thousands of generated numbers.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneMetadata
@@ -44,13 +44,13 @@ class PhoneError(ValueError):
     """A number that cannot be turned into a reachable E.164 number; the message says why."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def _metadata_for_code(cc: int):
     region = pnu.region_code_for_country_code(cc)
     return PhoneMetadata.metadata_for_region_or_calling_code(cc, region)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _lengths(cc: int) -> tuple[frozenset[int], frozenset[int]]:
     md = _metadata_for_code(cc)
     if md is None:
@@ -58,7 +58,7 @@ def _lengths(cc: int) -> tuple[frozenset[int], frozenset[int]]:
     return frozenset(md.general_desc.possible_length), frozenset(md.general_desc.possible_length_local_only or ())
 
 
-@lru_cache(maxsize=None)
+@cache
 def _region(country: str):
     """(metadata, calling code as text) for a default country, or PhoneError."""
     code = (country or "").strip().upper()
@@ -155,7 +155,7 @@ def normalise(text: str, default_country: str | None = None) -> str:
     return f"{cc}{nsn}"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _idd_pattern(country: str):
     md, _ = _region(country)
     return pnu.re_compile(md.international_prefix) if md.international_prefix else None
