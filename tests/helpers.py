@@ -5,8 +5,18 @@ from __future__ import annotations
 
 def owner_le(cli, name: str = "Hub SL") -> dict:
     return cli.json(
-        "tenant", "legal-entity", "add", name, "--company", "1", "--legal-name", f"{name} S.L.",
-        "--country", "ES", "--legal-id", "B00000001",
+        "tenant",
+        "legal-entity",
+        "add",
+        name,
+        "--company",
+        "1",
+        "--legal-name",
+        f"{name} S.L.",
+        "--country",
+        "ES",
+        "--legal-id",
+        "B00000001",
     )
 
 
@@ -15,8 +25,18 @@ def client(cli, name: str = "Client A", *, parent: str | None = None, country: s
     if parent:
         args += ["--parent", parent]
     row = cli.json(*args)
-    cli.json("tenant", "legal-entity", "add", f"{name} LE", "--company", str(row["id"]),
-             "--legal-name", f"{name} Legal", "--country", country)
+    cli.json(
+        "tenant",
+        "legal-entity",
+        "add",
+        f"{name} LE",
+        "--company",
+        str(row["id"]),
+        "--legal-name",
+        f"{name} Legal",
+        "--country",
+        country,
+    )
     return row
 
 
@@ -27,6 +47,18 @@ def reseller(cli, name: str = "Reseller", *, creator: bool = False, parent: str 
     if parent:
         args += ["--parent", parent]
     row = cli.json(*args)
-    cli.json("tenant", "legal-entity", "add", f"{name} LE", "--company", str(row["id"]),
-             "--legal-name", f"{name} Ltd", "--country", "GB", "--legal-id", "R-1")
+    cli.json(
+        "tenant",
+        "legal-entity",
+        "add",
+        f"{name} LE",
+        "--company",
+        str(row["id"]),
+        "--legal-name",
+        f"{name} Ltd",
+        "--country",
+        "GB",
+        "--legal-id",
+        "R-1",
+    )
     return row

@@ -84,12 +84,14 @@ def root(
 
 def _register() -> None:
     from cpaas_cli.cli import agreement, audit, db, tenant
+    from cpaas_cli.cli import contacts as contacts_cli
 
     app.add_typer(db.app, name="db", help="Database schema: upgrade, current, history, downgrade.")
     app.command("init")(db.init)
     app.add_typer(tenant.app, name="tenant", help="Companies (owner, resellers, clients), legal entities, banks.")
     app.add_typer(agreement.app, name="agreement", help="Agreements (one balance each) and their versions.")
     app.add_typer(audit.app, name="audit", help="The audit trail of every change.")
+    app.add_typer(contacts_cli.app, name="contacts", help="Contacts, groups, custom fields, stop list, imports.")
 
 
 _register()
