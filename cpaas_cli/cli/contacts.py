@@ -221,7 +221,7 @@ def export(
     fmt: Annotated[str | None, typer.Option("--format", help="csv, xlsx or jsonl (default: the file suffix).")] = None,
     output: OutputOpt = None,
 ) -> None:
-    """Export contacts to a CSV, XLSX or JSONL file (custom fields as one column each)."""
+    """Export contacts to a CSV, XLSX or JSONL file (phone as +E.164, custom fields as one column each)."""
     with session(ctx) as s:
         owner = contacts.client_company(s, company)
         variables = [f.variable for f in contacts.fields(s, owner)]
@@ -232,6 +232,7 @@ def export(
         def rows():
             for d in contacts.iter_contact_dicts(s, owner, q):
                 custom = d.pop("fields")
+                d["phone"] = "+" + d["phone"]  # with the +, so the file imports back without a default country
                 d.update({v: custom.get(v) for v in variables})
                 yield d
 
