@@ -63,7 +63,7 @@ def _outcome(fn, text, country):
 def test_fast_path_agrees_with_phonenumbers_on_generated_numbers():
     rnd = random.Random(20240601)
     regions = ["ES", "GB", "US", "DE", "FR", "IT", "MX", "AR", "BR", "RU", "IN", "CN", "NL", "AU", "JP", "ZA"]
-    checked = accepted = 0
+    accepted = 0
     for _ in range(20000):
         region = rnd.choice(regions)
         digits = "".join(rnd.choice("0123456789") for _ in range(rnd.randint(3, 16)))
@@ -73,7 +73,6 @@ def test_fast_path_agrees_with_phonenumbers_on_generated_numbers():
         fast = _outcome(normalise, text, region)
         slow = _outcome(reference, text, region)
         assert fast == slow, (text, region, fast, slow)
-        checked += 1
         accepted += fast is not None
     assert accepted > 2000  # the sample exercises the accepting branch, not only refusals
 

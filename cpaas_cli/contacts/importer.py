@@ -383,6 +383,8 @@ def _write(session, company_id, group_id, mapping, custom, staged, mode, policy,
             if progress is not None:
                 progress("stage", min(start + CHUNK, total), total)
     del rows
+    if pg:  # the planner needs the staging table's size to pick hash joins over nested loops
+        conn.exec_driver_sql(f"ANALYZE {STAGE}")
     c = {"c": company_id}
     now = clock.now()
 
@@ -425,7 +427,7 @@ def _write(session, company_id, group_id, mapping, custom, staged, mode, policy,
     elif policy.action == "add":
         for sid in policy.senders:
             q = (
-                f"SELECT :c, phone, :sid, :now FROM {STAGE} WHERE NOT EXISTS (SELECT 1 FROM stop_list_entry s "
+                f"SELECT CAST(:c AS INTEGER), phone, CAST(:sid AS VARCHAR(32)), :now FROM {STAGE} WHERE NOT EXISTS (SELECT 1 FROM stop_list_entry s "
                 f"WHERE s.company_id = :c AND s.phone = {STAGE}.phone AND s.sender = :sid)"
             )
             if dry_run:

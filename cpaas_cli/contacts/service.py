@@ -409,8 +409,9 @@ def delete_field(session: Session, f: ContactField) -> int:
     """Delete a field definition and its value on every contact of the company."""
     t = Contact.__table__
     if session.get_bind().dialect.name == "postgresql":
-        new_value = t.c.fields.op("-")(f.variable)
-        has = t.c.fields.has_key(f.variable)
+        key = sa.cast(sa.literal(f.variable), sa.Text)
+        new_value = t.c.fields.op("-", return_type=t.c.fields.type)(key)
+        has = t.c.fields.op("?", return_type=sa.Boolean)(key)
     else:
         new_value = func.json_remove(t.c.fields, f"$.{f.variable}")
         has = func.json_type(t.c.fields, f"$.{f.variable}").is_not(None)
