@@ -3,6 +3,14 @@
 from cpaas_cli.agreements.models import Agreement, AgreementVersion
 from cpaas_cli.audit.models import AuditLog
 from cpaas_cli.catalog.models import EnabledService, RateImport, RateNode, Service, ServiceScope
+from cpaas_cli.contacts.models import (
+    Contact,
+    ContactField,
+    ContactGroup,
+    ContactGroupMember,
+    ContactImport,
+    StopListEntry,
+)
 from cpaas_cli.db.base import metadata
 from cpaas_cli.tenancy.models import Bank, BankAccount, Company, LegalEntity
 
@@ -11,6 +19,12 @@ __all__ = [
     "AgreementVersion",
     "AuditLog",
     "Bank",
+    "Contact",
+    "ContactField",
+    "ContactGroup",
+    "ContactGroupMember",
+    "ContactImport",
+    "StopListEntry",
     "BankAccount",
     "Company",
     "EnabledService",

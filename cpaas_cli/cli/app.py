@@ -84,6 +84,7 @@ def root(
 
 def _register() -> None:
     from cpaas_cli.cli import agreement, audit, db, message, tenant
+    from cpaas_cli.cli import contacts as contacts_cli
     from cpaas_cli.cli import rates as rates_cli
     from cpaas_cli.cli import service as service_cli
 
@@ -97,6 +98,7 @@ def _register() -> None:
     app.add_typer(message.app, name="message", help="Check a text: encoding, characters, segments.")
     app.add_typer(service_cli.app, name="service", help="Services (rate plans, packs), scopes and rate trees.")
     app.add_typer(rates_cli.app, name="rates", help="Rate import, price lookup and coverage export.")
+    app.add_typer(contacts_cli.app, name="contacts", help="Contacts, groups, custom fields, stop list, imports.")
 
 
 _register()

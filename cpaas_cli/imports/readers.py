@@ -96,6 +96,7 @@ def _cell(value: object) -> str:
 
 
 def read_xlsx(path: Path, sheet: str | int = 0) -> Iterator[Row]:
+    """Rows of one sheet (a name, or a 0-based index; default the first)."""
     try:
         from python_calamine import CalamineWorkbook
     except ImportError:  # pragma: no cover - calamine is a hard dependency
@@ -103,23 +104,33 @@ def read_xlsx(path: Path, sheet: str | int = 0) -> Iterator[Row]:
         return
     try:
         book = CalamineWorkbook.from_path(str(path))
-        if isinstance(sheet, str) and sheet not in book.sheet_names:
-            raise InvalidInput(f"{path.name}: no sheet named {sheet!r} (sheets: {', '.join(book.sheet_names)})")
+    except Exception as exc:
+        raise InvalidInput(f"{path.name}: not a readable workbook (damaged or truncated?): {_short(exc)}") from exc
+    names = list(book.sheet_names)
+    if isinstance(sheet, int) and not 0 <= sheet < len(names) or isinstance(sheet, str) and sheet not in names:
+        shown = ", ".join(repr(n) for n in names) or "none"
+        raise InvalidInput(f"{path.name}: no sheet {sheet!r} (sheets: {shown})")
+    try:
         ws = book.get_sheet_by_index(sheet) if isinstance(sheet, int) else book.get_sheet_by_name(sheet)
         rows = ws.iter_rows()
     except InvalidInput:
         raise
     except Exception as exc:
-        raise InvalidInput(f"{path.name}: cannot read the workbook: {exc}") from exc
+        raise InvalidInput(f"{path.name}: cannot read sheet {sheet!r} (damaged or truncated?): {_short(exc)}") from exc
     try:
-        names = _header([_cell(v) for v in next(rows)], path)
+        header = _header([_cell(v) for v in next(rows)], path)
     except StopIteration:
         return
     for number, values in enumerate(rows, start=2):
         cells = [_cell(v) for v in values]
         if not any(cells):
             continue
-        yield number, {name: (cells[i] if i < len(cells) else "") for i, name in enumerate(names) if name}
+        yield number, {name: (cells[i] if i < len(cells) else "") for i, name in enumerate(header) if name}
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 def _read_openpyxl(path: Path, sheet: str | int) -> Iterator[Row]:
@@ -153,17 +164,37 @@ def read_jsonl(path: Path) -> Iterator[Row]:
             yield number, {str(k): _cell(v) for k, v in obj.items()}
 
 
-def read_rows(path: str | Path, *, sheet: str | int | None = None) -> Iterator[Row]:
+DEFAULT_MAX_BYTES = 100 * 1024 * 1024
+
+
+def check_size(path: Path, max_bytes: int | None) -> int:
+    """The file's size, or InvalidInput when it is over the limit."""
+    size = path.stat().st_size
+    if max_bytes is not None and size > max_bytes:
+        raise InvalidInput(
+            f"{path.name} is {size / 1048576:.1f} MB, over the {max_bytes / 1048576:g} MB limit "
+            "(raise it with --max-size or the config)"
+        )
+    return size
+
+
+def read_rows(path: str | Path, *, sheet: str | int | None = None, max_bytes: int | None = None) -> Iterator[Row]:
     """Rows of a CSV, XLSX or JSONL file, chosen by the file's suffix.
 
-    ``sheet`` (name or 0-based index) picks the worksheet of a workbook; the first by default.
+    ``sheet`` picks an XLSX sheet by name or 0-based index (default the first);
+    ``max_bytes`` refuses larger files before reading a byte of them.
     """
     p = Path(path)
     if not p.exists():
         raise InvalidInput(f"file {str(path)!r} does not exist")
+    if p.is_dir():
+        raise InvalidInput(f"{str(path)!r} is a directory, not a file")
+    check_size(p, max_bytes)
     suffix = p.suffix.lower()
     if suffix in XLSX_SUFFIXES:
         return read_xlsx(p, 0 if sheet is None else sheet)
+    if sheet is not None:
+        raise InvalidInput(f"{p.name}: a sheet can only be chosen in a workbook (.xlsx)")
     if suffix in JSONL_SUFFIXES:
         return read_jsonl(p)
     if suffix in CSV_SUFFIXES or suffix == "":
