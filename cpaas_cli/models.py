@@ -3,6 +3,7 @@
 from cpaas_cli.agreements.models import Agreement, AgreementVersion
 from cpaas_cli.audit.models import AuditLog
 from cpaas_cli.db.base import metadata
+from cpaas_cli.dispatch.models import VendorConnection
 from cpaas_cli.tenancy.models import Bank, BankAccount, Company, LegalEntity
 
 __all__ = [
@@ -14,4 +15,5 @@ __all__ = [
     "Company",
     "LegalEntity",
     "metadata",
+    "VendorConnection",
 ]

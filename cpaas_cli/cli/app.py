@@ -83,13 +83,17 @@ def root(
 
 
 def _register() -> None:
-    from cpaas_cli.cli import agreement, audit, db, tenant
+    from cpaas_cli.cli import agreement, audit, connection, db, dev, tenant
 
     app.add_typer(db.app, name="db", help="Database schema: upgrade, current, history, downgrade.")
     app.command("init")(db.init)
     app.add_typer(tenant.app, name="tenant", help="Companies (owner, resellers, clients), legal entities, banks.")
     app.add_typer(agreement.app, name="agreement", help="Agreements (one balance each) and their versions.")
     app.add_typer(audit.app, name="audit", help="The audit trail of every change.")
+    app.add_typer(
+        connection.app, name="connection", help="Vendor connections (SMPP binds) that dispatch sends through."
+    )
+    app.add_typer(dev.app, name="dev", help="Development and demo tools: a simulated SMSC.")
 
 
 _register()

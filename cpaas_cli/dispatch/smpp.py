@@ -142,7 +142,7 @@ class SmppGateway:
             return
         try:
             client.unbind()
-        except (*_LINK_ERRORS, smpplib.exceptions.PDUError, socket.timeout):
+        except (TimeoutError, *_LINK_ERRORS, smpplib.exceptions.PDUError):
             pass  # some SMSCs close the socket instead of answering unbind
         finally:
             self._disconnect_client(client)
@@ -175,7 +175,7 @@ class SmppGateway:
         except smpplib.exceptions.PDUError as exc:
             self._disconnect_client(client)
             raise Upstream(f"connection {s.name!r}: bind refused by {where}: {exc.args[0]}") from exc
-        except (*_LINK_ERRORS, socket.timeout) as exc:
+        except (TimeoutError, *_LINK_ERRORS) as exc:
             self._disconnect_client(client)
             reason = str(exc) or type(exc).__name__
             if isinstance(exc, smpplib.exceptions.ConnectionError) and not str(exc):
@@ -296,7 +296,7 @@ class SmppGateway:
                 self._keepalive()
             except _LINK_ERRORS as exc:
                 self._drop(f"link lost: {exc or type(exc).__name__}")
-            except socket.timeout:
+            except TimeoutError:
                 self._drop("link lost: read timed out mid-PDU")
             if self._events or self._clock() >= deadline:
                 break
@@ -471,12 +471,10 @@ class SmppGateway:
                     break
                 self._handle(resp)
             t2 = time.perf_counter()
-        except (*_LINK_ERRORS, socket.timeout) as exc:
+        except (TimeoutError, *_LINK_ERRORS) as exc:
             self._drop("enquire_link failed")
             self._wanted = False
-            raise Upstream(
-                f"connection {self.name!r}: enquire_link failed: {exc or type(exc).__name__}"
-            ) from exc
+            raise Upstream(f"connection {self.name!r}: enquire_link failed: {exc or type(exc).__name__}") from exc
         finally:
             self._events.clear()
         self.close()
