@@ -112,6 +112,8 @@ class GatewayStats:
     mo: int = 0
     connects: int = 0
     disconnects: int = 0
+    enquire_links: int = 0
+    peak_inflight: int = 0
     extra: dict[str, int] = field(default_factory=dict)
 
 
@@ -137,3 +139,6 @@ class Gateway(Protocol):
 
     def backlog(self) -> int:
         """Parts queued or in flight: feed more when this is low."""
+
+    def inflight(self) -> int:
+        """Parts sent and not yet answered."""

@@ -238,6 +238,9 @@ class SmppGateway:
     def backlog(self) -> int:
         return len(self._queue) + len(self._inflight)
 
+    def inflight(self) -> int:
+        return len(self._inflight)
+
     def _send_ready(self) -> None:
         client = self._client
         window = max(1, self.settings.window)
@@ -268,6 +271,7 @@ class SmppGateway:
             self._inflight[pdu.sequence] = item
             client.send_pdu(pdu)
             self.stats.submitted += 1
+            self.stats.peak_inflight = max(self.stats.peak_inflight, len(self._inflight))
 
     # ------------------------------------------------------------ the loop
 
@@ -306,6 +310,9 @@ class SmppGateway:
     def _wait_time(self, deadline: float) -> float:
         now = self._clock()
         wait = deadline - now
+        s = self.settings
+        due = self._last_rx + s.enquire_every if self._enquire_sent is None else self._enquire_sent + s.response_timeout
+        wait = min(wait, due - now + 0.001)
         if self._queue:
             if now < self._pause_until:
                 wait = min(wait, self._pause_until - now)
@@ -344,6 +351,7 @@ class SmppGateway:
             pdu = smpplib.smpp.make_pdu("enquire_link", client=self._client)
             self._client.send_pdu(pdu)
             self._enquire_sent, self._enquire_seq = now, pdu.sequence
+            self.stats.enquire_links += 1
 
     # ------------------------------------------------------------ inbound PDUs
 

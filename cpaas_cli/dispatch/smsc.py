@@ -18,6 +18,7 @@ window meets queue-full answers even when none were injected.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import itertools
 import socket
 import threading
@@ -67,6 +68,7 @@ class SmscOptions:
     receipts: bool = True
     receipt_delay: float = 0.0
     receipt_tlv: bool = True  # receipted_message_id + message_state TLVs (else text only)
+    receipt_id_format: str | None = None  # write receipt ids in another base (hex/dec) than submit ids
     stat_mix: list[tuple[str, int]] = field(default_factory=lambda: [("DELIVRD", 1)])
     hold_after: int | None = None  # leave every submit after this many unanswered
     lifetime: float = 300.0
@@ -142,10 +144,12 @@ class SimSmsc:
         with self._lock:
             self._fail.append((count, status))
 
-    def inject_mo(self, source: str, dest: str, text: str, *, timeout: float = 5.0) -> None:
-        """Send an MO deliver_sm to the first bound session that can receive."""
-        fut = asyncio.run_coroutine_threadsafe(self._mo(source, dest, text), self._loop)
-        fut.result(timeout)
+    def inject_mo(self, source: str, dest: str, text: str) -> concurrent.futures.Future:
+        """Send an MO deliver_sm to the first bound session that can receive.
+
+        Returns at once: the deliver_sm_resp only comes when the client reads,
+        so waiting here from the client's own thread would deadlock."""
+        return asyncio.run_coroutine_threadsafe(self._mo(source, dest, text), self._loop)
 
     def wait_bound(self, timeout: float = 5.0) -> bool:
         deadline = time.monotonic() + timeout
@@ -220,12 +224,20 @@ class SimSmsc:
         return None
 
     def _message_id(self) -> str:
+        return self._format_id(next(self._ids), self.options.id_format)
+
+    def _format_id(self, n: int, fmt: str) -> str:
         o = self.options
-        n = next(self._ids)
-        text = f"{n:x}" if o.id_format == "hex" else str(n)
+        text = f"{n:x}" if fmt == "hex" else str(n)
         if o.id_upper:
             text = text.upper()
         return text.rjust(o.id_width, "0")
+
+    def _receipt_id(self, mid: str) -> str:
+        fmt = self.options.receipt_id_format
+        if not fmt or fmt == self.options.id_format:
+            return mid
+        return self._format_id(int(mid, 16 if self.options.id_format == "hex" else 10), fmt)
 
     def _on_submit(self, ev: smpp34.SubmitSmEvent) -> None:
         o = self.options
@@ -264,6 +276,7 @@ class SimSmsc:
         if o.receipt_delay:
             await asyncio.sleep(o.receipt_delay)
         stamp = datetime.now(UTC).strftime("%y%m%d%H%M")
+        mid = self._receipt_id(mid)
         err = "000" if stat == "DELIVRD" else "001"
         text = (
             f"id:{mid} sub:001 dlvrd:{'001' if stat == 'DELIVRD' else '000'} "
