@@ -93,9 +93,7 @@ def test_status_map_defaults_and_overrides():
     assert default.status("ACCEPTD") == "enroute"
     assert default.status("WHATEVER") == "unknown"
     assert default.status(None) == "unknown"
-    custom = StatusMap.from_dict(
-        {"stat": {"DELETED": "expired", "UNDELIV/34": "rejected"}, "err": {"011": "rejected"}}
-    )
+    custom = StatusMap.from_dict({"stat": {"DELETED": "expired", "UNDELIV/34": "rejected"}, "err": {"011": "rejected"}})
     assert custom.status("DELETED") == "expired"
     assert custom.status("UNDELIV", "034") == "rejected"
     assert custom.status("UNDELIV", "035") == "undelivered"
