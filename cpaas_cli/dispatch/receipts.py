@@ -129,9 +129,9 @@ def _receipt_time(value: str | None) -> datetime | None:
     """YYMMDDhhmm or YYMMDDhhmmss, read as UTC (vendors rarely say otherwise)."""
     if not value or not value.isdigit() or len(value) not in (10, 12):
         return None
-    fmt = "%y%m%d%H%M%S" if len(value) == 12 else "%y%m%d%H%M"
+    n = [int(value[i : i + 2]) for i in range(0, len(value), 2)]
     try:
-        return datetime.strptime(value, fmt).replace(tzinfo=UTC)
+        return datetime(2000 + n[0], n[1], n[2], n[3], n[4], n[5] if len(n) > 5 else 0, tzinfo=UTC)
     except ValueError:
         return None
 

@@ -118,6 +118,7 @@ class SmppGateway:
         self._enquire_sent: float | None = None
         self._enquire_seq: int | None = None
         self._events: list[Event] = []
+        self._out: list[bytes] = []  # PDUs written in one sendall per turn (fewer syscalls)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -208,6 +209,7 @@ class SmppGateway:
         return len(items)
 
     def _drop(self, detail: str) -> None:
+        self._out.clear()
         client, self._client = self._client, None
         if client is not None:
             self._disconnect_client(client)
@@ -228,6 +230,7 @@ class SmppGateway:
         if self._client is not None:
             try:
                 self._send_ready()
+                self._flush()
             except _LINK_ERRORS as exc:
                 self._drop(f"send failed: {exc or type(exc).__name__}")
         return ticket
@@ -269,7 +272,7 @@ class SmppGateway:
             )
             item.sent_at = now
             self._inflight[pdu.sequence] = item
-            client.send_pdu(pdu)
+            self._out.append(pdu.generate())
             self.stats.submitted += 1
             self.stats.peak_inflight = max(self.stats.peak_inflight, len(self._inflight))
 
@@ -296,8 +299,10 @@ class SmppGateway:
                     continue
             try:
                 self._send_ready()
+                self._flush()
                 self._read(self._wait_time(deadline))
                 self._keepalive()
+                self._flush()
             except _LINK_ERRORS as exc:
                 self._drop(f"link lost: {exc or type(exc).__name__}")
             except TimeoutError:
@@ -306,6 +311,18 @@ class SmppGateway:
                 break
         events, self._events = self._events, []
         return events
+
+    def _write(self, pdu) -> None:
+        self._out.append(pdu.generate())
+
+    def _flush(self) -> None:
+        if self._out and self._client is not None:
+            data = b"".join(self._out)
+            self._out.clear()
+            try:
+                self._client._socket.sendall(data)
+            except OSError as exc:
+                raise smpplib.exceptions.ConnectionError(str(exc)) from exc
 
     def _wait_time(self, deadline: float) -> float:
         now = self._clock()
@@ -349,7 +366,7 @@ class SmppGateway:
                 return
         if self._enquire_sent is None and now - self._last_rx > s.enquire_every:
             pdu = smpplib.smpp.make_pdu("enquire_link", client=self._client)
-            self._client.send_pdu(pdu)
+            self._write(pdu)
             self._enquire_sent, self._enquire_seq = now, pdu.sequence
             self.stats.enquire_links += 1
 
@@ -364,13 +381,14 @@ class SmppGateway:
         elif command == "enquire_link":
             resp = smpplib.smpp.make_pdu("enquire_link_resp", client=self._client)
             resp.sequence = pdu.sequence
-            self._client.send_pdu(resp)
+            self._write(resp)
         elif command == "enquire_link_resp":
             self._enquire_sent = self._enquire_seq = None
         elif command == "unbind":
             resp = smpplib.smpp.make_pdu("unbind_resp", client=self._client)
             resp.sequence = pdu.sequence
-            self._client.send_pdu(resp)
+            self._write(resp)
+            self._flush()
             self._drop("unbound by the SMSC")
 
     def _submit_resp(self, pdu) -> None:
@@ -417,7 +435,7 @@ class SmppGateway:
     def _deliver(self, pdu) -> None:
         resp = smpplib.smpp.make_pdu("deliver_sm_resp", client=self._client)
         resp.sequence = pdu.sequence
-        self._client.send_pdu(resp)
+        self._write(resp)
         esm_class = int(getattr(pdu, "esm_class", 0) or 0)
         body = getattr(pdu, "short_message", None) or getattr(pdu, "message_payload", None) or b""
         if isinstance(body, str):
@@ -478,6 +496,7 @@ class SmppGateway:
                 if resp.command == "enquire_link_resp" and resp.sequence == pdu.sequence:
                     break
                 self._handle(resp)
+                self._flush()
             t2 = time.perf_counter()
         except (TimeoutError, *_LINK_ERRORS) as exc:
             self._drop("enquire_link failed")
