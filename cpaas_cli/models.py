@@ -12,6 +12,7 @@ from cpaas_cli.contacts.models import (
     StopListEntry,
 )
 from cpaas_cli.db.base import metadata
+from cpaas_cli.dispatch.models import VendorConnection
 from cpaas_cli.tenancy.models import Bank, BankAccount, Company, LegalEntity
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "Service",
     "ServiceScope",
     "metadata",
+    "VendorConnection",
 ]

@@ -83,7 +83,7 @@ def root(
 
 
 def _register() -> None:
-    from cpaas_cli.cli import agreement, audit, db, message, tenant
+    from cpaas_cli.cli import agreement, audit, connection, db, dev, message, tenant
     from cpaas_cli.cli import contacts as contacts_cli
     from cpaas_cli.cli import rates as rates_cli
     from cpaas_cli.cli import service as service_cli
@@ -99,6 +99,10 @@ def _register() -> None:
     app.add_typer(service_cli.app, name="service", help="Services (rate plans, packs), scopes and rate trees.")
     app.add_typer(rates_cli.app, name="rates", help="Rate import, price lookup and coverage export.")
     app.add_typer(contacts_cli.app, name="contacts", help="Contacts, groups, custom fields, stop list, imports.")
+    app.add_typer(
+        connection.app, name="connection", help="Vendor connections (SMPP binds) that dispatch sends through."
+    )
+    app.add_typer(dev.app, name="dev", help="Development and demo tools: a simulated SMSC.")
 
 
 _register()

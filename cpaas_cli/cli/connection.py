@@ -1,0 +1,218 @@
+"""`cpaas connection …`: vendor connections (SMPP binds now, HTTP later)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated
+
+import typer
+
+from cpaas_cli.cli.context import OutputOpt, emit, say, session
+from cpaas_cli.dispatch import service as connections
+from cpaas_cli.dispatch.receipts import StatusMap
+
+app = typer.Typer(no_args_is_help=True)
+
+LIST_COLUMNS = ["id", "name", "kind", "host", "port", "system_id", "bind", "tls", "rps", "window", "enabled"]
+
+
+class Bind(str, Enum):
+    trx = "trx"
+    tx = "tx"
+
+
+NameArg = Annotated[str, typer.Argument(help="Connection name (or id).")]
+HostOpt = Annotated[str | None, typer.Option("--host", help="SMSC host name or address.")]
+PortOpt = Annotated[int | None, typer.Option("--port", help="SMSC TCP port.")]
+SystemIdOpt = Annotated[str | None, typer.Option("--system-id", help="SMPP system_id (login).")]
+PasswordEnvOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--password-env",
+        help="Name of the environment variable holding the password, read when binding. "
+        "Without it the password is asked at a prompt (never on the command line).",
+    ),
+]
+SystemTypeOpt = Annotated[str | None, typer.Option("--system-type", help="SMPP system_type, if the vendor wants one.")]
+TlsOpt = Annotated[bool | None, typer.Option("--tls/--no-tls", help="Wrap the bind in TLS.")]
+BindOpt = Annotated[Bind | None, typer.Option("--bind", help="trx (transceiver) or tx (transmitter).")]
+RpsOpt = Annotated[int | None, typer.Option("--rps", help="Submits per second at most (default: no limit).")]
+WindowOpt = Annotated[int | None, typer.Option("--window", help="Unacknowledged submits at most (default 10).")]
+StatusMapOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--status-map",
+        help="JSON or YAML file: {stat: {VENDOR_STAT: status}, err: {CODE: status}}; "
+        "statuses: delivered, undelivered, expired, rejected, unknown, enroute.",
+    ),
+]
+IdFormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--message-id-format",
+        help="How the vendor writes message ids: auto, dec, hex, text, or SUBMIT:RECEIPT such as hex:dec.",
+    ),
+]
+DescriptionOpt = Annotated[str | None, typer.Option("--description", help="Free text.")]
+
+
+def _ask_password() -> str:
+    return typer.prompt("SMPP password", hide_input=True, err=True)
+
+
+def _status_map(path: str | None) -> dict | None:
+    return None if path is None else StatusMap.load(path).as_dict()
+
+
+@app.command("add-smpp")
+def add_smpp(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Connection name, unique.")],
+    host: HostOpt = None,
+    port: PortOpt = None,
+    system_id: SystemIdOpt = None,
+    password_env: PasswordEnvOpt = None,
+    system_type: SystemTypeOpt = None,
+    tls: TlsOpt = None,
+    bind: BindOpt = None,
+    rps: RpsOpt = None,
+    window: WindowOpt = None,
+    status_map: StatusMapOpt = None,
+    message_id_format: IdFormatOpt = None,
+    description: DescriptionOpt = None,
+    output: OutputOpt = None,
+) -> None:
+    """Add an SMPP vendor connection."""
+    data = connections.SmppInput(
+        host=host,
+        port=port,
+        system_id=system_id,
+        password_env=password_env,
+        system_type=system_type,
+        tls=tls,
+        bind_mode=bind.value if bind else None,
+        rps=rps,
+        window=window,
+        message_id_format=message_id_format,
+        status_map=_status_map(status_map),
+        description=description,
+    )
+    if password_env is None:
+        data.password = _ask_password()
+    with session(ctx) as s:
+        row = connections.add_smpp(s, name=name, data=data)
+        out = connections.connection_dict(row)
+    say(ctx, f"added SMPP connection {out['name']!r} (#{out['id']}) to {out['host']}:{out['port']}")
+    emit(ctx, out, output=output)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    kind: Annotated[str | None, typer.Option("--kind", help="Only smpp or only http connections.")] = None,
+    enabled: Annotated[
+        bool | None, typer.Option("--enabled/--disabled", help="Only enabled or only disabled ones.")
+    ] = None,
+    output: OutputOpt = None,
+) -> None:
+    """List vendor connections (passwords are never shown)."""
+    with session(ctx) as s:
+        data = [connections.connection_dict(r) for r in connections.list_connections(s, kind=kind, enabled=enabled)]
+    emit(ctx, data, output=output, columns=LIST_COLUMNS)
+
+
+@app.command("show")
+def show(ctx: typer.Context, name: NameArg, output: OutputOpt = None) -> None:
+    """Show one connection; the password shows as "***" or as its variable name."""
+    with session(ctx) as s:
+        data = connections.connection_dict(connections.connection(s, name))
+    emit(ctx, data, output=output)
+
+
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    name: NameArg,
+    new_name: Annotated[str | None, typer.Option("--name", help="New name.")] = None,
+    host: HostOpt = None,
+    port: PortOpt = None,
+    system_id: SystemIdOpt = None,
+    password_env: Annotated[
+        str | None,
+        typer.Option("--password-env", help="Read the password from this environment variable from now on."),
+    ] = None,
+    new_password: Annotated[
+        bool, typer.Option("--new-password", help="Type a new password at a prompt (clears --password-env).")
+    ] = False,
+    system_type: SystemTypeOpt = None,
+    tls: TlsOpt = None,
+    bind: BindOpt = None,
+    rps: RpsOpt = None,
+    no_rps_limit: Annotated[bool, typer.Option("--no-rps-limit", help="Remove the RPS limit.")] = False,
+    window: WindowOpt = None,
+    status_map: StatusMapOpt = None,
+    message_id_format: IdFormatOpt = None,
+    description: DescriptionOpt = None,
+    output: OutputOpt = None,
+) -> None:
+    """Change a connection; options not given stay as they are."""
+    data = connections.SmppInput(
+        host=host,
+        port=port,
+        system_id=system_id,
+        password_env=password_env,
+        system_type=system_type,
+        tls=tls,
+        bind_mode=bind.value if bind else None,
+        window=window,
+        message_id_format=message_id_format,
+        status_map=_status_map(status_map),
+        description=description,
+    )
+    if no_rps_limit:
+        data.rps = None
+    elif rps is not None:
+        data.rps = rps
+    if new_password and password_env is None:
+        data.password = _ask_password()
+    with session(ctx) as s:
+        row = connections.update_smpp(s, connections.connection(s, name), name=new_name, data=data)
+        out = connections.connection_dict(row)
+    say(ctx, f"updated connection {out['name']!r}")
+    emit(ctx, out, output=output)
+
+
+def _set_enabled(ctx: typer.Context, name: str, enabled: bool, output) -> None:
+    with session(ctx) as s:
+        out = connections.connection_dict(connections.set_enabled(s, connections.connection(s, name), enabled))
+    say(ctx, f"{'enabled' if enabled else 'disabled'} connection {out['name']!r}")
+    emit(ctx, out, output=output)
+
+
+@app.command("disable")
+def disable(ctx: typer.Context, name: NameArg, output: OutputOpt = None) -> None:
+    """Stop using a connection for dispatch (it stays listed)."""
+    _set_enabled(ctx, name, False, output)
+
+
+@app.command("enable")
+def enable(ctx: typer.Context, name: NameArg, output: OutputOpt = None) -> None:
+    """Use a disabled connection again."""
+    _set_enabled(ctx, name, True, output)
+
+
+@app.command("test")
+def test(
+    ctx: typer.Context,
+    name: NameArg,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for connect and each answer.")] = 5.0,
+    output: OutputOpt = None,
+) -> None:
+    """Bind, send one enquire_link and unbind: prints the round-trip times or the
+    reason it failed (exit 6)."""
+    with session(ctx) as s:
+        row = connections.connection(s, name)
+        s.expunge(row)
+    result = connections.test_connection(row, timeout=timeout)
+    say(ctx, f"connection {row.name!r}: bound in {result['bind_ms']} ms, enquire_link {result['enquire_link_ms']} ms")
+    emit(ctx, result, output=output)

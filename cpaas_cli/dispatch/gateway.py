@@ -1,0 +1,144 @@
+"""The protocol every vendor connection satisfies, and the values it trades in.
+
+A gateway is owned by one thread (a dispatch worker), which calls ``submit``
+to hand over messages and ``poll`` to drive the connection and collect what
+happened. ``submit`` never blocks on the network: it queues the message and
+sends it as soon as the window and the rate limit allow. Encoding and
+splitting happen before the gateway: an :class:`OutboundMessage` carries parts
+that are ready to send.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+Ticket = int
+
+
+@dataclass(frozen=True)
+class Part:
+    """One submit_sm worth of message: the UDH (empty for a single part), the
+    encoded payload and its data_coding."""
+
+    payload: bytes
+    udh: bytes = b""
+    data_coding: int = 0
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    source: str
+    destination: str
+    parts: tuple[Part, ...]
+    ref: Any = None  # the caller's key (e.g. an EDR id), echoed nowhere on the wire
+    registered_delivery: bool = True
+    source_ton: int = 5  # alphanumeric; digits-only senders are sent as international
+    source_npi: int = 0
+    dest_ton: int = 1
+    dest_npi: int = 1
+    service_type: str = ""
+
+    @classmethod
+    def single(cls, source: str, destination: str, payload: bytes, *, data_coding: int = 0, **kw: Any):
+        return cls(source=source, destination=destination, parts=(Part(payload, b"", data_coding),), **kw)
+
+
+# ---------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class SubmitAccepted:
+    ticket: Ticket
+    message_id: str  # normalised (see receipts.normalise_message_id)
+    raw_message_id: str
+    part: int = 0
+    parts: int = 1
+
+
+@dataclass(frozen=True)
+class SubmitRejected:
+    ticket: Ticket
+    status: int  # SMPP command_status (or an HTTP status for HTTP vendors)
+    retryable: bool
+    part: int = 0
+    parts: int = 1
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class DeliveryReceipt:
+    message_id: str | None  # normalised
+    stat: str | None
+    err: str | None
+    done_at: datetime | None
+    raw: str
+    status: str = "unknown"  # ours, through the connection's status map
+    source: str = ""
+    destination: str = ""
+
+
+@dataclass(frozen=True)
+class MobileOriginated:
+    source: str
+    dest: str
+    text: str
+    data_coding: int = 0
+    raw: bytes = b""
+
+
+@dataclass(frozen=True)
+class LinkChanged:
+    """The connection went up or down; ``requeued`` submits were put back in the
+    queue to be sent again after the reconnect."""
+
+    up: bool
+    detail: str = ""
+    requeued: int = 0
+
+
+Event = SubmitAccepted | SubmitRejected | DeliveryReceipt | MobileOriginated | LinkChanged
+
+
+@dataclass
+class GatewayStats:
+    submitted: int = 0  # submit PDUs written (parts, retries included)
+    accepted: int = 0
+    rejected: int = 0
+    retried: int = 0  # throttled / queue-full answers that were retried
+    requeued: int = 0  # unacknowledged submits put back after a lost connection
+    receipts: int = 0
+    mo: int = 0
+    connects: int = 0
+    disconnects: int = 0
+    enquire_links: int = 0
+    peak_inflight: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Gateway(Protocol):
+    name: str
+    stats: GatewayStats
+
+    def open(self) -> None:
+        """Connect and bind; raises ``Upstream`` when the first bind fails."""
+
+    def close(self) -> None:
+        """Unbind and disconnect; queued and unacknowledged messages stay in ``pending()``."""
+
+    def submit(self, message: OutboundMessage) -> Ticket:
+        """Queue a message; never blocks on the network."""
+
+    def poll(self, timeout: float = 0.0) -> list[Event]:
+        """Drive the connection for up to ``timeout`` seconds and return what happened."""
+
+    def pending(self) -> list[Ticket]:
+        """Tickets not yet fully acknowledged (queued or awaiting a response)."""
+
+    def backlog(self) -> int:
+        """Parts queued or in flight: feed more when this is low."""
+
+    def inflight(self) -> int:
+        """Parts sent and not yet answered."""

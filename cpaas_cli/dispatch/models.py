@@ -1,0 +1,43 @@
+"""Vendor connections: where dispatch sends messages (SMPP binds; HTTP later)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlmodel import Field
+
+from cpaas_cli.db.base import Timestamped
+
+CONNECTION_KINDS = ("smpp", "http")
+BIND_MODES = ("trx", "tx")
+
+
+class VendorConnection(Timestamped, table=True):
+    __tablename__ = "vendor_connection"
+    __table_args__ = (
+        sa.UniqueConstraint("name"),
+        sa.CheckConstraint("kind IN ('smpp', 'http')", name="kind"),
+        sa.CheckConstraint("bind_mode IN ('trx', 'tx')", name="bind_mode"),
+        sa.CheckConstraint("port BETWEEN 1 AND 65535", name="port"),
+        sa.CheckConstraint("window_size BETWEEN 1 AND 10000", name="window_size"),
+        sa.CheckConstraint("rps IS NULL OR rps > 0", name="rps"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100)
+    kind: str = Field(default="smpp", max_length=8)
+    host: str = Field(max_length=255)
+    port: int
+    system_id: str | None = Field(default=None, max_length=16)
+    # The name of an environment variable holding the password, resolved at bind time.
+    password_env: str | None = Field(default=None, max_length=128)
+    # Only when the operator typed it at a prompt; never printed or logged.
+    password: str | None = Field(default=None, max_length=64)
+    system_type: str = Field(default="", max_length=13)
+    tls: bool = False
+    bind_mode: str = Field(default="trx", max_length=4)
+    rps: int | None = None  # submit_sm per second; None = unlimited
+    window_size: int = 10  # unacknowledged submit_sm at most ("window" is reserved in PostgreSQL)
+    message_id_format: str = Field(default="auto", max_length=16)
+    status_map: dict = Field(default_factory=dict, sa_type=sa.JSON)
+    enabled: bool = True
+    description: str | None = None

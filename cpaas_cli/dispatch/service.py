@@ -1,0 +1,248 @@
+"""Vendor connections: create, change, list, and turn one into gateway settings.
+
+Passwords: a connection names an environment variable (``password_env``,
+resolved when binding) or keeps a password typed at a prompt. Neither the
+password nor anything derived from it is ever returned by ``connection_dict``;
+the audit hook masks every column whose name contains "pass".
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from cpaas_cli.dispatch.models import BIND_MODES, VendorConnection
+from cpaas_cli.dispatch.receipts import StatusMap, parse_id_formats
+from cpaas_cli.errors import Conflict, InvalidInput, Problem, require
+from cpaas_cli.refs import by_ref
+from cpaas_cli.timeutil import iso
+
+MASK = "***"
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_UNSET: Any = object()
+
+
+@dataclass
+class SmppInput:
+    """Fields of an SMPP connection; None means "not given" (keep, or default)."""
+
+    host: str | None = None
+    port: int | None = None
+    system_id: str | None = None
+    password_env: str | None = None
+    password: str | None = None
+    system_type: str | None = None
+    tls: bool | None = None
+    bind_mode: str | None = None
+    rps: int | None = _UNSET
+    window: int | None = None
+    message_id_format: str | None = None
+    status_map: Mapping[str, Any] | None = None
+    description: str | None = None
+
+
+def _validate(data: SmppInput, problems: list[Problem]) -> None:
+    if data.host is not None and not data.host.strip():
+        problems.append(Problem("--host", "must not be empty"))
+    if data.port is not None and not 1 <= data.port <= 65535:
+        problems.append(Problem("--port", f"{data.port} is not a TCP port (1-65535)"))
+    if data.system_id is not None and not 1 <= len(data.system_id) <= 15:
+        problems.append(Problem("--system-id", "must be 1 to 15 characters (SMPP 3.4)"))
+    if data.system_type is not None and len(data.system_type) > 12:
+        problems.append(Problem("--system-type", "must be at most 12 characters (SMPP 3.4)"))
+    if data.password is not None and not 1 <= len(data.password) <= 8:
+        # SMPP 3.4 caps the bind password at 8 octets; longer ones are refused by most SMSCs.
+        problems.append(Problem("password", "must be 1 to 8 characters (SMPP 3.4)"))
+    if data.password_env is not None and not _ENV_NAME.fullmatch(data.password_env):
+        problems.append(Problem("--password-env", f"{data.password_env!r} is not an environment variable name"))
+    if data.bind_mode is not None and data.bind_mode not in BIND_MODES:
+        problems.append(Problem("--bind", f"{data.bind_mode!r} is not one of {', '.join(BIND_MODES)}"))
+    if data.rps is not _UNSET and data.rps is not None and data.rps <= 0:
+        problems.append(Problem("--rps", "must be positive (leave it out for no limit)"))
+    if data.window is not None and not 1 <= data.window <= 10000:
+        problems.append(Problem("--window", "must be 1 to 10000"))
+    if data.message_id_format is not None:
+        try:
+            parse_id_formats(data.message_id_format)
+        except InvalidInput as exc:
+            problems.extend(exc.problems)
+    if data.status_map is not None:
+        try:
+            StatusMap.from_dict(data.status_map)
+        except InvalidInput as exc:
+            problems.extend(exc.problems or [Problem("--status-map", exc.message)])
+
+
+def connection(session: Session, ref: str | int) -> VendorConnection:
+    return by_ref(session, VendorConnection, ref, what="connection")
+
+
+def _unique(session: Session, name: str, exclude_id: int | None = None) -> None:
+    q = select(VendorConnection.id).where(VendorConnection.name == name)
+    if exclude_id is not None:
+        q = q.where(VendorConnection.id != exclude_id)
+    if session.exec(q).first() is not None:
+        raise Conflict(f"connection {name!r} already exists")
+
+
+def add_smpp(session: Session, *, name: str, data: SmppInput) -> VendorConnection:
+    problems: list[Problem] = []
+    if not name.strip():
+        problems.append(Problem("NAME", "must not be empty"))
+    for field, flag in (("host", "--host"), ("port", "--port"), ("system_id", "--system-id")):
+        if getattr(data, field) is None:
+            problems.append(Problem(flag, "is required"))
+    if data.password_env is None and data.password is None:
+        problems.append(Problem("password", "give --password-env VAR or type it at the prompt"))
+    _validate(data, problems)
+    require(problems, "connection")
+    _unique(session, name)
+    row = VendorConnection(
+        name=name,
+        kind="smpp",
+        host=data.host.strip(),
+        port=data.port,
+        system_id=data.system_id,
+        password_env=data.password_env,
+        password=None if data.password_env else data.password,
+        system_type=data.system_type or "",
+        tls=bool(data.tls),
+        bind_mode=data.bind_mode or "trx",
+        rps=None if data.rps is _UNSET else data.rps,
+        window_size=data.window or 10,
+        message_id_format=(data.message_id_format or "auto").lower(),
+        status_map=StatusMap.from_dict(data.status_map).as_dict() if data.status_map else {},
+        description=data.description,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def update_smpp(
+    session: Session, row: VendorConnection, *, name: str | None = None, data: SmppInput
+) -> VendorConnection:
+    problems: list[Problem] = []
+    _validate(data, problems)
+    if name is not None and not name.strip():
+        problems.append(Problem("--name", "must not be empty"))
+    require(problems, "connection")
+    if name is not None and name != row.name:
+        _unique(session, name, exclude_id=row.id)
+        row.name = name
+    for field in ("host", "port", "system_id", "system_type", "tls", "bind_mode", "description"):
+        value = getattr(data, field)
+        if value is not None:
+            setattr(row, field, value)
+    if data.rps is not _UNSET:
+        row.rps = data.rps
+    if data.window is not None:
+        row.window_size = data.window
+    if data.message_id_format is not None:
+        row.message_id_format = data.message_id_format.lower()
+    if data.status_map is not None:
+        row.status_map = StatusMap.from_dict(data.status_map).as_dict() if data.status_map else {}
+    # One source of the password at a time.
+    if data.password_env is not None:
+        row.password_env, row.password = data.password_env, None
+    elif data.password is not None:
+        row.password_env, row.password = None, data.password
+    session.add(row)
+    session.flush()
+    return row
+
+
+def set_enabled(session: Session, row: VendorConnection, enabled: bool) -> VendorConnection:
+    row.enabled = enabled
+    session.add(row)
+    session.flush()
+    return row
+
+
+def list_connections(
+    session: Session, *, kind: str | None = None, enabled: bool | None = None
+) -> list[VendorConnection]:
+    q = select(VendorConnection)
+    if kind:
+        q = q.where(VendorConnection.kind == kind)
+    if enabled is not None:
+        q = q.where(VendorConnection.enabled == enabled)
+    return list(session.exec(q.order_by(col(VendorConnection.name))))
+
+
+def connection_dict(row: VendorConnection) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "kind": row.kind,
+        "host": row.host,
+        "port": row.port,
+        "system_id": row.system_id,
+        "password": MASK if row.password else None,
+        "password_env": row.password_env,
+        "system_type": row.system_type,
+        "tls": row.tls,
+        "bind": row.bind_mode,
+        "rps": row.rps,
+        "window": row.window_size,
+        "message_id_format": row.message_id_format,
+        "status_map": row.status_map or {},
+        "enabled": row.enabled,
+        "description": row.description,
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.updated_at),
+    }
+
+
+def resolve_password(row: VendorConnection, environ: Mapping[str, str] | None = None) -> str:
+    """The bind password: the named environment variable, else the stored one."""
+    env = os.environ if environ is None else environ
+    if row.password_env:
+        value = env.get(row.password_env)
+        if value is None:
+            raise InvalidInput(
+                f"connection {row.name!r}: environment variable {row.password_env} is not set",
+                problems=[Problem("password_env", f"{row.password_env} is not set")],
+            )
+        return value
+    if row.password is None:
+        raise InvalidInput(f"connection {row.name!r} has no password (set --password-env or enter one)")
+    return row.password
+
+
+def smpp_settings(row: VendorConnection, environ: Mapping[str, str] | None = None, **overrides: Any):
+    """Gateway settings for an SMPP connection (imports the SMPP module lazily)."""
+    from cpaas_cli.dispatch.smpp import SmppSettings
+
+    if row.kind != "smpp":
+        raise InvalidInput(f"connection {row.name!r} is a {row.kind} connection, not SMPP")
+    kwargs: dict[str, Any] = {
+        "name": row.name,
+        "host": row.host,
+        "port": row.port,
+        "system_id": row.system_id or "",
+        "password": resolve_password(row, environ),
+        "system_type": row.system_type or "",
+        "tls": row.tls,
+        "bind_mode": row.bind_mode,
+        "rps": row.rps,
+        "window": row.window_size,
+        "status_map": StatusMap.from_dict(row.status_map),
+        "id_formats": parse_id_formats(row.message_id_format),
+    }
+    kwargs.update(overrides)
+    return SmppSettings(**kwargs)
+
+
+def test_connection(row: VendorConnection, *, timeout: float = 5.0, environ: Mapping[str, str] | None = None) -> dict:
+    """Bind, enquire_link, unbind; raises Upstream with the reason on failure."""
+    from cpaas_cli.dispatch.smpp import SmppGateway
+
+    settings = smpp_settings(row, environ, connect_timeout=timeout, response_timeout=timeout)
+    times = SmppGateway(settings).probe()
+    return {"name": row.name, "host": row.host, "port": row.port, "bind": row.bind_mode, "ok": True, **times}

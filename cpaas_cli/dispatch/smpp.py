@@ -1,0 +1,521 @@
+"""SMPP vendor connections over smpplib (the only module that imports it).
+
+One :class:`SmppGateway` is one bind, owned by one thread: that thread calls
+``submit`` and ``poll``, and only ``poll`` touches the socket. smpplib gives
+PDUs and a socket, nothing more, so this module adds what a vendor link needs:
+
+- a sliding window of unacknowledged submit_sm, correlated by sequence number;
+- a token-bucket RPS limit (``throttle.TokenBucket``);
+- TCP_NODELAY (smpplib leaves Nagle on, which caps a window at a few hundred/s);
+- enquire_link when the link has been idle, and a dead link detected by
+  unanswered requests;
+- ESME_RTHROTTLED / ESME_RMSGQFUL answered by backing off and sending the same
+  part again;
+- reconnect with exponential back-off; the submits that were in flight when the
+  link dropped are put back at the front of the queue (``stats.requeued``);
+- receipts (``esm_class & 0x04``) matched by the receipted_message_id TLV, then
+  by the receipt text, message ids normalised, stat/err through the status map.
+"""
+
+from __future__ import annotations
+
+import itertools
+import select
+import socket
+import ssl
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+
+import smpplib.client
+import smpplib.consts
+import smpplib.exceptions
+import smpplib.smpp
+
+from cpaas_cli.dispatch.gateway import (
+    DeliveryReceipt,
+    Event,
+    GatewayStats,
+    LinkChanged,
+    MobileOriginated,
+    OutboundMessage,
+    SubmitAccepted,
+    SubmitRejected,
+    Ticket,
+)
+from cpaas_cli.dispatch.receipts import MESSAGE_STATES, StatusMap, normalise_message_id, parse_receipt_text
+from cpaas_cli.dispatch.throttle import Backoff, Clock, TokenBucket
+from cpaas_cli.errors import Upstream
+
+ESME_ROK = 0x00
+ESME_RMSGQFUL = 0x14
+ESME_RTHROTTLED = 0x58
+ESME_RSYSERR = 0x08
+BACK_OFF_STATUSES = frozenset({ESME_RTHROTTLED, ESME_RMSGQFUL})
+# Answers worth trying again later (another time or another route), not now.
+RETRYABLE_STATUSES = frozenset({ESME_RTHROTTLED, ESME_RMSGQFUL, ESME_RSYSERR})
+
+# smpplib's ConnectionError is its own class (it shadows the builtin).
+_LINK_ERRORS = (smpplib.exceptions.ConnectionError, OSError, ConnectionError)
+
+
+def status_name(status: int) -> str:
+    return smpplib.consts.DESCRIPTIONS.get(status, "unknown status")
+
+
+@dataclass(frozen=True)
+class SmppSettings:
+    name: str
+    host: str
+    port: int
+    system_id: str
+    password: str = field(repr=False)
+    system_type: str = ""
+    tls: bool = False
+    bind_mode: str = "trx"  # trx (transceiver) or tx (transmitter)
+    rps: float | None = None
+    window: int = 10
+    status_map: StatusMap = field(default_factory=StatusMap)
+    id_formats: tuple[str, str] = ("auto", "auto")  # (submit_sm_resp, receipt)
+    connect_timeout: float = 5.0
+    response_timeout: float = 10.0  # a request unanswered this long means a dead link
+    enquire_every: float = 30.0  # enquire_link after this much silence
+    reconnect: Backoff | None = None  # default: 0.1 s doubling to 30 s
+    throttle_initial: float = 0.05  # first pause after ESME_RTHROTTLED / ESME_RMSGQFUL
+    throttle_max: float = 2.0
+    max_retries: int = 50  # back-off answers for one part before it is given back as retryable
+
+
+@dataclass
+class _Item:
+    ticket: Ticket
+    index: int
+    message: OutboundMessage
+    attempts: int = 0
+    sent_at: float = 0.0
+
+
+class SmppGateway:
+    """An SMPP bind implementing :class:`cpaas_cli.dispatch.gateway.Gateway`."""
+
+    def __init__(self, settings: SmppSettings, *, clock: Clock = time.monotonic):
+        self.settings = settings
+        self.name = settings.name
+        self.stats = GatewayStats()
+        self._clock = clock
+        self._client: smpplib.client.Client | None = None
+        self._queue: deque[_Item] = deque()
+        self._inflight: OrderedDict[int, _Item] = OrderedDict()
+        self._open_parts: dict[Ticket, int] = {}
+        self._tickets = itertools.count(1)
+        self._bucket = TokenBucket(settings.rps, clock=clock)
+        self._reconnect = settings.reconnect or Backoff(0.1, 2.0, 30.0)
+        self._throttle = Backoff(settings.throttle_initial, 2.0, settings.throttle_max)
+        self._pause_until = 0.0
+        self._next_connect = 0.0
+        self._wanted = False
+        self._last_rx = 0.0
+        self._enquire_sent: float | None = None
+        self._enquire_seq: int | None = None
+        self._events: list[Event] = []
+        self._out: list[bytes] = []  # PDUs written in one sendall per turn (fewer syscalls)
+
+    # ------------------------------------------------------------ lifecycle
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
+
+    def open(self) -> None:
+        """Connect and bind now; raises Upstream if that fails. Later drops
+        reconnect by themselves inside ``poll``."""
+        self._wanted = True
+        try:
+            self._connect()
+        except Upstream:
+            self._next_connect = self._clock() + self._reconnect.next()
+            raise
+
+    def close(self) -> None:
+        self._wanted = False
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            client.unbind()
+        except (TimeoutError, *_LINK_ERRORS, smpplib.exceptions.PDUError):
+            pass  # some SMSCs close the socket instead of answering unbind
+        finally:
+            self._disconnect_client(client)
+        self._requeue_inflight()
+
+    def __enter__(self) -> SmppGateway:
+        self.open()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _connect(self) -> None:
+        s = self.settings
+        ctx = ssl.create_default_context() if s.tls else None
+        client = smpplib.client.Client(
+            s.host,
+            s.port,
+            timeout=s.connect_timeout,
+            ssl_context=ctx,
+            allow_unknown_opt_params=True,
+            logger_name=f"cpaas.smpp.{s.name}",
+        )
+        where = f"{s.host}:{s.port}"
+        try:
+            client.connect()
+            client._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            bind = client.bind_transceiver if s.bind_mode == "trx" else client.bind_transmitter
+            bind(system_id=s.system_id, password=s.password, system_type=s.system_type)
+        except smpplib.exceptions.PDUError as exc:
+            self._disconnect_client(client)
+            raise Upstream(f"connection {s.name!r}: bind refused by {where}: {exc.args[0]}") from exc
+        except (TimeoutError, *_LINK_ERRORS) as exc:
+            self._disconnect_client(client)
+            reason = str(exc) or type(exc).__name__
+            if isinstance(exc, smpplib.exceptions.ConnectionError) and not str(exc):
+                reason = "connection closed during bind"
+            raise Upstream(f"connection {s.name!r}: cannot bind to {where}: {reason}") from exc
+        client._socket.settimeout(s.response_timeout)
+        self._client = client
+        self._last_rx = self._clock()
+        self._enquire_sent = None
+        self._enquire_seq = None
+        self._reconnect.reset()
+        self.stats.connects += 1
+
+    @staticmethod
+    def _disconnect_client(client: smpplib.client.Client) -> None:
+        try:
+            if client._socket is not None:
+                client._socket.close()
+        except OSError:
+            pass
+        client._socket = None
+        client.state = smpplib.consts.SMPP_CLIENT_STATE_CLOSED
+
+    def _requeue_inflight(self) -> int:
+        items = list(self._inflight.values())
+        self._inflight.clear()
+        for item in reversed(items):
+            self._queue.appendleft(item)
+        self.stats.requeued += len(items)
+        return len(items)
+
+    def _drop(self, detail: str) -> None:
+        self._out.clear()
+        client, self._client = self._client, None
+        if client is not None:
+            self._disconnect_client(client)
+        n = self._requeue_inflight()
+        self.stats.disconnects += 1
+        self._next_connect = self._clock() + self._reconnect.next()
+        self._events.append(LinkChanged(up=False, detail=detail, requeued=n))
+
+    # ------------------------------------------------------------ submitting
+
+    def submit(self, message: OutboundMessage) -> Ticket:
+        if not message.parts:
+            raise ValueError("a message needs at least one part")
+        ticket = next(self._tickets)
+        self._open_parts[ticket] = len(message.parts)
+        for i in range(len(message.parts)):
+            self._queue.append(_Item(ticket, i, message))
+        if self._client is not None:
+            try:
+                self._send_ready()
+                self._flush()
+            except _LINK_ERRORS as exc:
+                self._drop(f"send failed: {exc or type(exc).__name__}")
+        return ticket
+
+    def pending(self) -> list[Ticket]:
+        return list(self._open_parts)
+
+    def backlog(self) -> int:
+        return len(self._queue) + len(self._inflight)
+
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    def _send_ready(self) -> None:
+        client = self._client
+        window = max(1, self.settings.window)
+        now = self._clock()
+        if now < self._pause_until:
+            return
+        while self._queue and len(self._inflight) < window and self._bucket.take():
+            item = self._queue.popleft()
+            msg = item.message
+            part = msg.parts[item.index]
+            esm_class = 0x40 if part.udh else 0x00
+            pdu = smpplib.smpp.make_pdu(
+                "submit_sm",
+                client=client,
+                service_type=msg.service_type,
+                source_addr_ton=msg.source_ton,
+                source_addr_npi=msg.source_npi,
+                source_addr=msg.source,
+                dest_addr_ton=msg.dest_ton,
+                dest_addr_npi=msg.dest_npi,
+                destination_addr=msg.destination,
+                esm_class=esm_class,
+                data_coding=part.data_coding,
+                registered_delivery=1 if msg.registered_delivery else 0,
+                short_message=part.udh + part.payload,
+            )
+            item.sent_at = now
+            self._inflight[pdu.sequence] = item
+            self._out.append(pdu.generate())
+            self.stats.submitted += 1
+            self.stats.peak_inflight = max(self.stats.peak_inflight, len(self._inflight))
+
+    # ------------------------------------------------------------ the loop
+
+    def poll(self, timeout: float = 0.0) -> list[Event]:
+        """Send what may be sent, read what arrived, keep the link alive, for up
+        to ``timeout`` seconds; returns as soon as something happened."""
+        deadline = self._clock() + max(0.0, timeout)
+        while True:
+            now = self._clock()
+            if self._client is None:
+                if self._wanted and now >= self._next_connect:
+                    try:
+                        self._connect()
+                        self._events.append(LinkChanged(up=True, detail="bound"))
+                    except Upstream as exc:
+                        self._next_connect = self._clock() + self._reconnect.next()
+                        self._events.append(LinkChanged(up=False, detail=exc.message))
+                if self._client is None:
+                    if self._events or now >= deadline or not self._wanted:
+                        break
+                    time.sleep(max(0.0, min(deadline, self._next_connect) - now))
+                    continue
+            try:
+                self._send_ready()
+                self._flush()
+                self._read(self._wait_time(deadline))
+                self._keepalive()
+                self._flush()
+            except _LINK_ERRORS as exc:
+                self._drop(f"link lost: {exc or type(exc).__name__}")
+            except TimeoutError:
+                self._drop("link lost: read timed out mid-PDU")
+            if self._events or self._clock() >= deadline:
+                break
+        events, self._events = self._events, []
+        return events
+
+    def _write(self, pdu) -> None:
+        self._out.append(pdu.generate())
+
+    def _flush(self) -> None:
+        if self._out and self._client is not None:
+            data = b"".join(self._out)
+            self._out.clear()
+            try:
+                self._client._socket.sendall(data)
+            except OSError as exc:
+                raise smpplib.exceptions.ConnectionError(str(exc)) from exc
+
+    def _wait_time(self, deadline: float) -> float:
+        now = self._clock()
+        wait = deadline - now
+        s = self.settings
+        due = self._last_rx + s.enquire_every if self._enquire_sent is None else self._enquire_sent + s.response_timeout
+        wait = min(wait, due - now + 0.001)
+        if self._queue:
+            if now < self._pause_until:
+                wait = min(wait, self._pause_until - now)
+            elif len(self._inflight) < max(1, self.settings.window):
+                wait = min(wait, self._bucket.delay())
+        return max(0.0, wait)
+
+    def _read(self, wait: float) -> None:
+        sock = self._client._socket
+        readable, _, _ = select.select([sock], [], [], wait)
+        budget = 512  # PDUs per call, so sending gets its turn under heavy receipts
+        while readable and budget:
+            pdu = self._client.read_pdu()
+            self._last_rx = self._clock()
+            self._handle(pdu)
+            budget -= 1
+            if self._client is None:
+                return
+            pending = isinstance(sock, ssl.SSLSocket) and sock.pending()
+            readable = pending or select.select([sock], [], [], 0)[0]
+
+    def _keepalive(self) -> None:
+        if self._client is None:
+            return
+        now = self._clock()
+        s = self.settings
+        if self._enquire_sent is not None and now - self._enquire_sent > s.response_timeout:
+            self._drop("link lost: enquire_link unanswered")
+            return
+        if self._inflight:
+            oldest = next(iter(self._inflight.values()))
+            if now - oldest.sent_at > s.response_timeout and now - self._last_rx > s.response_timeout:
+                self._drop("link lost: submit_sm unanswered")
+                return
+        if self._enquire_sent is None and now - self._last_rx > s.enquire_every:
+            pdu = smpplib.smpp.make_pdu("enquire_link", client=self._client)
+            self._write(pdu)
+            self._enquire_sent, self._enquire_seq = now, pdu.sequence
+            self.stats.enquire_links += 1
+
+    # ------------------------------------------------------------ inbound PDUs
+
+    def _handle(self, pdu) -> None:
+        command = pdu.command
+        if command == "submit_sm_resp" or (command == "generic_nack" and pdu.sequence in self._inflight):
+            self._submit_resp(pdu)
+        elif command in ("deliver_sm", "data_sm"):
+            self._deliver(pdu)
+        elif command == "enquire_link":
+            resp = smpplib.smpp.make_pdu("enquire_link_resp", client=self._client)
+            resp.sequence = pdu.sequence
+            self._write(resp)
+        elif command == "enquire_link_resp":
+            self._enquire_sent = self._enquire_seq = None
+        elif command == "unbind":
+            resp = smpplib.smpp.make_pdu("unbind_resp", client=self._client)
+            resp.sequence = pdu.sequence
+            self._write(resp)
+            self._flush()
+            self._drop("unbound by the SMSC")
+
+    def _submit_resp(self, pdu) -> None:
+        item = self._inflight.pop(pdu.sequence, None)
+        if item is None:
+            return  # an answer to a submit already given up on
+        status = int(pdu.status or 0)
+        parts = len(item.message.parts)
+        if status == ESME_ROK:
+            raw = pdu.message_id.decode("latin-1") if isinstance(pdu.message_id, bytes) else str(pdu.message_id)
+            raw = raw.rstrip("\x00")
+            mid = normalise_message_id(raw, self.settings.id_formats[0]) or ""
+            self._throttle.reset()
+            self.stats.accepted += 1
+            self._events.append(SubmitAccepted(item.ticket, mid, raw, item.index, parts))
+            self._part_done(item.ticket)
+            return
+        if status in BACK_OFF_STATUSES and item.attempts < self.settings.max_retries:
+            item.attempts += 1
+            self.stats.retried += 1
+            self._queue.appendleft(item)
+            self._pause_until = max(self._pause_until, self._clock() + self._throttle.next())
+            return
+        self.stats.rejected += 1
+        self._events.append(
+            SubmitRejected(
+                item.ticket,
+                status,
+                retryable=status in RETRYABLE_STATUSES,
+                part=item.index,
+                parts=parts,
+                reason=status_name(status),
+            )
+        )
+        self._part_done(item.ticket)
+
+    def _part_done(self, ticket: Ticket) -> None:
+        left = self._open_parts.get(ticket, 1) - 1
+        if left <= 0:
+            self._open_parts.pop(ticket, None)
+        else:
+            self._open_parts[ticket] = left
+
+    def _deliver(self, pdu) -> None:
+        resp = smpplib.smpp.make_pdu("deliver_sm_resp", client=self._client)
+        resp.sequence = pdu.sequence
+        self._write(resp)
+        esm_class = int(getattr(pdu, "esm_class", 0) or 0)
+        body = getattr(pdu, "short_message", None) or getattr(pdu, "message_payload", None) or b""
+        if isinstance(body, str):
+            body = body.encode("latin-1")
+        source = _text(getattr(pdu, "source_addr", ""))
+        dest = _text(getattr(pdu, "destination_addr", ""))
+        if esm_class & 0x3C in (0x04, 0x08, 0x10, 0x20):
+            self._events.append(self._receipt(pdu, body, source, dest))
+            self.stats.receipts += 1
+            return
+        data_coding = int(getattr(pdu, "data_coding", 0) or 0)
+        payload = body
+        if esm_class & 0x40 and payload:
+            payload = payload[1 + payload[0] :]
+        self.stats.mo += 1
+        self._events.append(MobileOriginated(source, dest, _decode(payload, data_coding), data_coding, bytes(body)))
+
+    def _receipt(self, pdu, body: bytes, source: str, dest: str) -> DeliveryReceipt:
+        raw = body.decode("latin-1")
+        parsed = parse_receipt_text(raw)
+        fmt = self.settings.id_formats[1]
+        tlv_id = getattr(pdu, "receipted_message_id", None)
+        message_id = normalise_message_id(tlv_id, fmt) if tlv_id else None
+        if message_id is None and parsed is not None:
+            message_id = normalise_message_id(parsed.message_id, fmt)
+        stat = parsed.stat if parsed and parsed.stat else None
+        state = getattr(pdu, "message_state", None)
+        if stat is None and state is not None:
+            stat = MESSAGE_STATES.get(int(state))
+        err = parsed.err if parsed and parsed.err else None
+        net = getattr(pdu, "network_error_code", None)
+        if err is None and net:
+            net = net if isinstance(net, bytes) else str(net).encode("latin-1")
+            err = str(int.from_bytes(net[1:3], "big")) if len(net) >= 3 else None
+        return DeliveryReceipt(
+            message_id=message_id,
+            stat=stat,
+            err=err,
+            done_at=parsed.done_at if parsed else None,
+            raw=raw,
+            status=self.settings.status_map.status(stat, err),
+            source=source,
+            destination=dest,
+        )
+
+    # ------------------------------------------------------------ probing
+
+    def probe(self) -> dict[str, float]:
+        """Bind, one enquire_link, unbind: the round-trip times in milliseconds."""
+        t0 = time.perf_counter()
+        self.open()
+        t1 = time.perf_counter()
+        try:
+            pdu = smpplib.smpp.make_pdu("enquire_link", client=self._client)
+            self._client.send_pdu(pdu)
+            while True:
+                resp = self._client.read_pdu()
+                if resp.command == "enquire_link_resp" and resp.sequence == pdu.sequence:
+                    break
+                self._handle(resp)
+                self._flush()
+            t2 = time.perf_counter()
+        except (TimeoutError, *_LINK_ERRORS) as exc:
+            self._drop("enquire_link failed")
+            self._wanted = False
+            raise Upstream(f"connection {self.name!r}: enquire_link failed: {exc or type(exc).__name__}") from exc
+        finally:
+            self._events.clear()
+        self.close()
+        return {"bind_ms": round((t1 - t0) * 1000, 3), "enquire_link_ms": round((t2 - t1) * 1000, 3)}
+
+
+def _text(value) -> str:
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    return str(value or "")
+
+
+def _decode(payload: bytes, data_coding: int) -> str:
+    """Best-effort text of an MO: UCS-2 for 0x08, else byte-per-character."""
+    if data_coding == 0x08:
+        return payload.decode("utf-16-be", errors="replace")
+    return payload.decode("latin-1")

@@ -1,0 +1,310 @@
+"""A test and demo SMSC on the ``smpp34`` package's SMPP server.
+
+It runs in its own thread with its own asyncio loop, on 127.0.0.1 by default,
+for a bounded lifetime. It accepts every bind (smpp34 checks no credentials),
+answers submit_sm with generated message ids (hex or decimal, optionally
+zero-padded and upper-case, to exercise id normalisation), sends delivery
+receipts after a delay with a deterministic mix of final states, can inject
+MO messages, can answer the next N submits with an error (ESME_RTHROTTLED,
+ESME_RMSGQFUL, ...), and can stop answering after a number of submits (to
+leave submits unacknowledged when the process is killed).
+
+smpp34 quirks worth knowing: it never answers unbind with unbind_resp (it
+closes the socket), and when the Python side does not drain its inbound queue
+fast enough it answers ESME_RMSGQFUL by itself, so a client without its own
+window meets queue-full answers even when none were injected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import itertools
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import smpp34
+
+ESME_RMSGQFUL = 0x14
+ESME_RTHROTTLED = 0x58
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def parse_stat_mix(text: str | None) -> list[tuple[str, int]]:
+    """``DELIVRD=8,UNDELIV=1,EXPIRED=1`` -> [(stat, weight), ...]."""
+    if not text:
+        return [("DELIVRD", 1)]
+    mix = []
+    for item in text.split(","):
+        stat, _, weight = item.partition("=")
+        if not stat.strip():
+            continue
+        w = int(weight) if weight.strip() else 1
+        if w < 0:
+            raise ValueError(f"negative weight in {item!r}")
+        mix.append((stat.strip().upper(), w))
+    if not mix or sum(w for _, w in mix) == 0:
+        raise ValueError(f"empty stat mix {text!r}")
+    return mix
+
+
+@dataclass
+class SmscOptions:
+    host: str = "127.0.0.1"
+    port: int = 2775
+    system_id: str = "CPAASSIM"
+    id_format: str = "hex"  # hex or dec
+    id_width: int = 0  # zero-pad ids to this width
+    id_upper: bool = True
+    first_id: int = 1
+    receipts: bool = True
+    receipt_delay: float = 0.0
+    receipt_tlv: bool = True  # receipted_message_id + message_state TLVs (else text only)
+    receipt_id_format: str | None = None  # write receipt ids in another base (hex/dec) than submit ids
+    stat_mix: list[tuple[str, int]] = field(default_factory=lambda: [("DELIVRD", 1)])
+    hold_after: int | None = None  # leave every submit after this many unanswered
+    lifetime: float = 300.0
+    inbound_capacity: int = 4096
+
+
+@dataclass
+class SmscCounters:
+    binds: int = 0
+    submits: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    held: int = 0
+    receipts: int = 0
+    mo: int = 0
+
+
+class SimSmsc:
+    """Start with :meth:`start` (or as a context manager); stops by itself after
+    ``lifetime`` seconds."""
+
+    def __init__(self, options: SmscOptions | None = None, **kw):
+        self.options = options or SmscOptions(**kw)
+        self.counters = SmscCounters()
+        self.submitted: list[tuple[str, str, bytes, int, int]] = []  # (id, dest, body, esm_class, data_coding)
+        self._ids = itertools.count(self.options.first_id)
+        self._seq = itertools.count()
+        self._fail: list[tuple[int, int]] = []  # [(count, status)]
+        self._esmes: dict[str, smpp34.Esme] = {}
+        self._held: list[smpp34.SubmitSmEvent] = []
+        self._tasks: set[asyncio.Task] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._done = threading.Event()
+        self._error: BaseException | None = None
+        self._stop: asyncio.Event | None = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------ control (any thread)
+
+    @property
+    def port(self) -> int:
+        return self.options.port
+
+    def start(self, timeout: float = 5.0) -> SimSmsc:
+        self._thread = threading.Thread(target=self._run, name=f"smsc-{self.port}", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError(f"SMSC did not start on {self.options.host}:{self.port} within {timeout}s")
+        if self._error is not None:
+            raise RuntimeError(f"SMSC failed to start: {self._error}") from self._error
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._loop is not None and self._stop is not None and not self._done.is_set():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def wait(self) -> None:
+        """Block until the lifetime ends (or stop() is called)."""
+        self._done.wait()
+
+    def __enter__(self) -> SimSmsc:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def fail_next(self, count: int, status: int = ESME_RTHROTTLED) -> None:
+        """Answer the next ``count`` submits with ``status`` instead of accepting them."""
+        with self._lock:
+            self._fail.append((count, status))
+
+    def inject_mo(self, source: str, dest: str, text: str) -> concurrent.futures.Future:
+        """Send an MO deliver_sm to the first bound session that can receive.
+
+        Returns at once: the deliver_sm_resp only comes when the client reads,
+        so waiting here from the client's own thread would deadlock."""
+        return asyncio.run_coroutine_threadsafe(self._mo(source, dest, text), self._loop)
+
+    def wait_bound(self, timeout: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._esmes:
+                return True
+            time.sleep(0.01)
+        return False
+
+    # ------------------------------------------------------------ the loop (own thread)
+
+    def _run(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        try:
+            self._loop.run_until_complete(self._main())
+        except BaseException as exc:  # reported to start()
+            self._error = exc
+        finally:
+            self._ready.set()
+            self._done.set()
+            self._loop.close()
+
+    async def _main(self) -> None:
+        o = self.options
+        self._stop = asyncio.Event()
+        server = smpp34.Server(host=o.host, port=o.port, system_id=o.system_id, inbound_capacity=o.inbound_capacity)
+        await server.start()
+        self._ready.set()
+        stop_task = asyncio.ensure_future(self._stop.wait())
+        try:
+            deadline = time.monotonic() + o.lifetime
+            while not self._stop.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                nxt = asyncio.ensure_future(server.next())
+                done, _ = await asyncio.wait({nxt, stop_task}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+                if nxt not in done:
+                    nxt.cancel()
+                    break
+                self._on_event(nxt.result())
+        finally:
+            stop_task.cancel()
+            for task in list(self._tasks):
+                task.cancel()
+            self._held.clear()
+            await server.stop()
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_event(self, ev) -> None:
+        if isinstance(ev, smpp34.Esme):
+            self._esmes[ev.session_id] = ev
+            self.counters.binds += 1
+        elif isinstance(ev, smpp34.Unbound):
+            self._esmes.pop(ev.session_id, None)
+        elif isinstance(ev, smpp34.SubmitSmEvent):
+            self._on_submit(ev)
+
+    def _next_failure(self) -> int | None:
+        with self._lock:
+            while self._fail:
+                count, status = self._fail[0]
+                if count <= 0:
+                    self._fail.pop(0)
+                    continue
+                self._fail[0] = (count - 1, status)
+                return status
+        return None
+
+    def _message_id(self) -> str:
+        return self._format_id(next(self._ids), self.options.id_format)
+
+    def _format_id(self, n: int, fmt: str) -> str:
+        o = self.options
+        text = f"{n:x}" if fmt == "hex" else str(n)
+        if o.id_upper:
+            text = text.upper()
+        return text.rjust(o.id_width, "0")
+
+    def _receipt_id(self, mid: str) -> str:
+        fmt = self.options.receipt_id_format
+        if not fmt or fmt == self.options.id_format:
+            return mid
+        return self._format_id(int(mid, 16 if self.options.id_format == "hex" else 10), fmt)
+
+    def _on_submit(self, ev: smpp34.SubmitSmEvent) -> None:
+        o = self.options
+        self.counters.submits += 1
+        status = self._next_failure()
+        if status is not None:
+            ev.reject(status)
+            self.counters.rejected += 1
+            return
+        if o.hold_after is not None and self.counters.accepted >= o.hold_after:
+            self._held.append(ev)  # kept, so smpp34 does not answer it either
+            self.counters.held += 1
+            return
+        mid = self._message_id()
+        ev.accept(mid)
+        self.counters.accepted += 1
+        self.submitted.append((mid, ev.destination_addr, ev.short_message, ev.esm_class, ev.data_coding))
+        if o.receipts and ev.registered_delivery & 0x01:
+            esme = self._esmes.get(ev.session_id)
+            if esme is not None:
+                stat = self._stat()
+                self._spawn(self._receipt(esme, mid, ev.source_addr, ev.destination_addr, stat))
+
+    def _stat(self) -> str:
+        mix = self.options.stat_mix
+        total = sum(w for _, w in mix)
+        pos = next(self._seq) % total
+        for stat, weight in mix:
+            if pos < weight:
+                return stat
+            pos -= weight
+        return mix[-1][0]
+
+    async def _receipt(self, esme: smpp34.Esme, mid: str, source: str, dest: str, stat: str) -> None:
+        o = self.options
+        if o.receipt_delay:
+            await asyncio.sleep(o.receipt_delay)
+        stamp = datetime.now(UTC).strftime("%y%m%d%H%M")
+        mid = self._receipt_id(mid)
+        err = "000" if stat == "DELIVRD" else "001"
+        text = (
+            f"id:{mid} sub:001 dlvrd:{'001' if stat == 'DELIVRD' else '000'} "
+            f"submit date:{stamp} done date:{stamp} stat:{stat} err:{err} text:"
+        )
+        states = {"DELIVRD": 2, "EXPIRED": 3, "DELETED": 4, "UNDELIV": 5, "ACCEPTD": 6, "UNKNOWN": 7, "REJECTD": 8}
+        tlvs = []
+        if o.receipt_tlv:
+            tlvs = [
+                smpp34.Tlv(smpp34.TLV_RECEIPTED_MESSAGE_ID, mid.encode() + b"\0"),
+                smpp34.Tlv(smpp34.TLV_MESSAGE_STATE, bytes([states.get(stat, 7)])),
+            ]
+        try:
+            await esme.deliver_sm(
+                destination_addr=source, source_addr=dest, esm_class=0x04, short_message=text.encode(), tlvs=tlvs
+            )
+            self.counters.receipts += 1
+        except Exception:  # the session went away; a real SMSC would retry later
+            pass
+
+    async def _mo(self, source: str, dest: str, text: str) -> None:
+        for esme in list(self._esmes.values()):
+            if esme.can_receive:
+                try:
+                    body, dc = text.encode("latin-1"), 0x03
+                except UnicodeEncodeError:
+                    body, dc = text.encode("utf-16-be"), 0x08
+                await esme.deliver_sm(destination_addr=dest, source_addr=source, short_message=body, data_coding=dc)
+                self.counters.mo += 1
+                return
+        raise RuntimeError("no bound session can receive an MO")

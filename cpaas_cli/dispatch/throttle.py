@@ -1,0 +1,72 @@
+"""Pacing helpers for vendor connections: a token-bucket rate limiter and an
+exponential back-off. Both are pure (no I/O, no sleeping) and take an injectable
+clock, so they are tested with a fake one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+Clock = Callable[[], float]
+
+
+class TokenBucket:
+    """At most ``rate`` takes per second on average, with bursts up to ``burst``.
+
+    ``rate`` of None (or 0) means unlimited. The default burst is 50 ms worth of
+    tokens (at least one), enough to absorb scheduling jitter without letting a
+    long idle spell turn into a flood.
+    """
+
+    def __init__(self, rate: float | None, burst: float | None = None, clock: Clock = time.monotonic):
+        self.rate = float(rate) if rate else None
+        self.burst = float(burst) if burst else (max(1.0, self.rate * 0.05) if self.rate else 0.0)
+        self._clock = clock
+        self._tokens = self.burst
+        self._at = clock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        if self.rate is not None and now > self._at:
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = max(self._at, now)
+
+    def take(self, n: float = 1.0) -> bool:
+        """Take ``n`` tokens if they are there; never waits."""
+        if self.rate is None:
+            return True
+        self._refill()
+        if self._tokens >= n:
+            self._tokens -= n
+            return True
+        return False
+
+    def delay(self, n: float = 1.0) -> float:
+        """Seconds until ``n`` tokens will be available (0 when they are now)."""
+        if self.rate is None:
+            return 0.0
+        self._refill()
+        missing = n - self._tokens
+        return 0.0 if missing <= 0 else missing / self.rate
+
+
+class Backoff:
+    """Exponential back-off: ``initial``, then times ``factor`` up to ``maximum``."""
+
+    def __init__(self, initial: float = 0.1, factor: float = 2.0, maximum: float = 30.0):
+        self.initial = initial
+        self.factor = factor
+        self.maximum = maximum
+        self._next = initial
+        self.attempts = 0
+
+    def next(self) -> float:
+        delay = self._next
+        self._next = min(self.maximum, self._next * self.factor)
+        self.attempts += 1
+        return delay
+
+    def reset(self) -> None:
+        self._next = self.initial
+        self.attempts = 0
