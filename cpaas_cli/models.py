@@ -2,21 +2,29 @@
 
 from cpaas_cli.agreements.models import Agreement, AgreementVersion
 from cpaas_cli.audit.models import AuditLog
+from cpaas_cli.billing.models import AgreementBalance, Charge, PackUsage, Payment, ScaleCounter
 from cpaas_cli.catalog.models import EnabledService, RateImport, RateNode, Service, ServiceScope
 from cpaas_cli.db.base import metadata
+from cpaas_cli.edr.models import Edr
 from cpaas_cli.tenancy.models import Bank, BankAccount, Company, LegalEntity
 
 __all__ = [
     "Agreement",
     "AgreementVersion",
+    "AgreementBalance",
     "AuditLog",
     "Bank",
     "BankAccount",
+    "Charge",
     "Company",
+    "Edr",
     "EnabledService",
     "LegalEntity",
+    "PackUsage",
+    "Payment",
     "RateImport",
     "RateNode",
+    "ScaleCounter",
     "Service",
     "ServiceScope",
     "metadata",

@@ -97,6 +97,12 @@ def _register() -> None:
     app.add_typer(message.app, name="message", help="Check a text: encoding, characters, segments.")
     app.add_typer(service_cli.app, name="service", help="Services (rate plans, packs), scopes and rate trees.")
     app.add_typer(rates_cli.app, name="rates", help="Rate import, price lookup and coverage export.")
+    from cpaas_cli.cli import balance, edr, fee, payment
+
+    app.add_typer(edr.app, name="edr", help="EDRs: ingest, rate, list, show.")
+    app.add_typer(balance.app, name="balance", help="Agreement balances and their history.")
+    app.add_typer(payment.app, name="payment", help="Payments: add, confirm, unconfirm, delete.")
+    app.add_typer(fee.app, name="fee", help="Additional fees charged to agreements.")
 
 
 _register()
