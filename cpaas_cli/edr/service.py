@@ -29,7 +29,7 @@ from cpaas_cli.billing.periods import VersionTerms, period_containing
 from cpaas_cli.catalog import lookup as lk
 from cpaas_cli.catalog import service as catalog
 from cpaas_cli.catalog import tree as tr
-from cpaas_cli.catalog.dictionary import MccmncError, normalise_mccmnc
+from cpaas_cli.catalog.dictionary import MccmncError, mcc_country, normalise_mccmnc
 from cpaas_cli.edr.models import DIRECTIONS, FINAL_STATUSES, STATUSES, Edr
 from cpaas_cli.errors import InvalidInput, NotFound, Problem
 from cpaas_cli.imports.readers import read_rows
@@ -231,7 +231,7 @@ def parse_row(n: int, raw: dict[str, str], refs: _Refs, problems: list[Problem])
         "destination": g("destination") or None,
         "mcc": mcc or None,
         "mnc": mnc or None,
-        "country": (g("country") or "").upper() or None,
+        "country": (g("country") or "").upper() or (mcc_country(mcc) if mcc else None),
         "network": g("network") or None,
         "encoding": g("encoding") or None,
         "segments": segments,
