@@ -38,6 +38,9 @@ def ingest(
     file: Annotated[str, typer.Argument(help="CSV, XLSX or JSONL file of EDRs (one row per message attempt).")],
     rate: Annotated[bool, typer.Option("--rate/--no-rate", help="Rate the new EDRs while ingesting.")] = True,
     chunk: Annotated[int, typer.Option("--chunk", min=100, help="Rows per committed chunk.")] = edrs.CHUNK,
+    check_first: Annotated[
+        bool, typer.Option("--check-first", help="Validate the whole file before writing anything (reads it twice).")
+    ] = False,
     output: OutputOpt = None,
 ) -> None:
     """Load EDRs from an external gateway, validated, rated and stored.
@@ -47,12 +50,13 @@ def ingest(
     source, destination, mccmnc or mcc+mnc, country, network, encoding,
     segments, status, prepared_at, billed_at, submitted_at, delivered_at,
     undelivered_at, failed_at, seen_at (ISO 8601, UTC unless an offset is
-    given), vendor_error. The whole file is validated first (nothing is written
-    on a bad row); then each chunk commits on its own, so a re-run skips what
-    is stored already.
+    given), vendor_error. Each chunk is validated whole before it is written and
+    commits on its own; a bad row stops the run at its chunk (use --check-first
+    to validate the whole file before any write). A re-run skips what is
+    stored already.
     """
     with session(ctx) as s:
-        result = edrs.ingest(s, file, rate=rate, chunk=chunk)
+        result = edrs.ingest(s, file, rate=rate, chunk=chunk, check_first=check_first)
     say(ctx, f"{result['inserted']} EDRs stored, {result['skipped']} already present")
     emit(ctx, result, output=output)
 

@@ -10,6 +10,7 @@ balance are written in the same transaction.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -670,33 +671,94 @@ def validate_file(session: Session, path: str | Path, *, max_problems: int = 50)
     return n
 
 
-def ingest(session: Session, path: str | Path, *, rate: bool = True, chunk: int = CHUNK) -> dict[str, int]:
-    """Ingest an EDR file (CSV, XLSX or JSONL). Validates the whole file first;
-    then commits per chunk: rows whose external id is stored already are
-    skipped (a re-ingest inserts nothing), the rest are rated in memory (unless
-    ``rate`` is False) and written with their charges."""
-    rows_in = validate_file(session, path)
+def _reserve_ids(session: Session, n: int) -> list[int]:
+    """Ids for ``n`` new EDR rows. SQLite: max(id) under the write lock the
+    caller holds; PostgreSQL: values drawn from the id sequence."""
+    if session.get_bind().dialect.name == "postgresql":
+        q = "SELECT nextval(pg_get_serial_sequence('edr', 'id')) FROM generate_series(1, %(n)s)"
+        return [r[0] for r in session.connection().exec_driver_sql(q, {"n": n})]
+    top = session.connection().exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM edr").scalar() or 0
+    return list(range(top + 1, top + 1 + n))
+
+
+def _write_lock(session: Session) -> None:
+    """SQLite: take the database write lock now (a no-op write); PostgreSQL: nothing."""
+    if session.get_bind().dialect.name != "postgresql":
+        session.connection().exec_driver_sql("UPDATE agreement_balance SET spent = spent WHERE 0 = 1")
+
+
+def _sqlite_time(v: datetime | None) -> str | None:
+    if v is None:
+        return None
+    return v.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def bulk_insert(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Driver-level executemany (no per-value ORM processing); every row has the same keys."""
+    if not rows:
+        return
+    cols = list(rows[0])
+    sqlite_ = session.get_bind().dialect.name != "postgresql"
+    ph = "?" if sqlite_ else "%s"
+    sql = f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join([ph] * len(cols))})"
+    convs = []
+    for c in cols:
+        t = table.c[c].type
+        if isinstance(t, sa.JSON):
+            convs.append(lambda v: None if v is None else json.dumps(v))
+        elif sqlite_ and "UTCDateTime" in type(t).__name__:
+            convs.append(_sqlite_time)
+        else:
+            convs.append(None)
+    idx = [(c, f) for c, f in zip(cols, convs, strict=True)]
+    data = [tuple(r[c] if f is None else f(r[c]) for c, f in idx) for r in rows]
+    session.connection().exec_driver_sql(sql, data)
+
+
+def ingest(
+    session: Session, path: str | Path, *, rate: bool = True, chunk: int = CHUNK, check_first: bool = False
+) -> dict[str, int]:
+    """Ingest an EDR file (CSV, XLSX or JSONL). Commits per chunk; a chunk is
+    validated whole before anything of it is written, and a bad row stops the
+    run there (with ``check_first`` the whole file is validated before the
+    first write). Rows whose external id is stored already are skipped, so a
+    re-run after a fix or a crash inserts only what is missing. New rows are
+    rated in memory (unless ``rate`` is False) and written with their charges."""
+    if check_first:
+        validate_file(session, path)
     refs = _Refs(session)
     plans = Plans(session)
-    out = {"read": rows_in, "inserted": 0, "skipped": 0, "rated": 0, "rejected": 0, "pending": 0}
-    ins = sa.insert(EDR).returning(EDR.c.id, sort_by_parameter_order=True)
+    out = {"read": 0, "inserted": 0, "skipped": 0, "rated": 0, "rejected": 0, "pending": 0}
     now = clock.now()
+    blank = dict.fromkeys(RESULT_COLUMNS)
     for block in _chunks(read_rows(path), chunk):
         problems: list[Problem] = []
         rows = [r for n, raw in block if (r := parse_row(n, raw, refs, problems)) is not None]
         exts = [r["external_id"] for r in rows]
+        if len(set(exts)) != len(exts):
+            dup = next(e for e in exts if exts.count(e) > 1)
+            problems.append(Problem("external_id", f"{dup!r} appears twice in the file"))
+        if problems:
+            session.rollback()
+            raise InvalidInput.from_problems(
+                problems[:50], f"{path} (rows stored before this chunk: {out['inserted']})"
+            )
+        out["read"] += len(block)
+        _write_lock(session)
         have = set(session.execute(sa.select(EDR.c.external_id).where(EDR.c.external_id.in_(exts))).scalars())
         rows = [r for r in rows if r["external_id"] not in have]
         out["skipped"] += len(block) - len(rows)
         if not rows:
+            session.commit()
             continue
         rows.sort(key=lambda r: r["event_at"])
-        for r in rows:
+        ids = _reserve_ids(session, len(rows))
+        for r, i in zip(rows, ids, strict=True):
+            r["id"] = i
             r["ingested_at"] = now
         charges: list[dict[str, Any]] = []
         if rate:
             results, charges = Rater(session, plans, now=now).rate(rows)
-            blank = dict.fromkeys(RESULT_COLUMNS)
             for r, res in zip(rows, results, strict=True):
                 r.update(res if res is not None else blank)
                 if res is None:
@@ -704,20 +766,34 @@ def ingest(session: Session, path: str | Path, *, rate: bool = True, chunk: int 
             for k, v in _count(results).items():
                 out[k] += v
         else:
-            blank = dict.fromkeys(RESULT_COLUMNS)
             for r in rows:
                 r.update(blank)
                 r["rating_state"] = "unrated"
             out["pending"] += len(rows)
-        ids = session.execute(ins, rows).scalars().all()
+        bulk_insert(session, EDR, rows)
         out["inserted"] += len(rows)
         if charges:
             for c in charges:
-                c["edr_id"] = ids[c.pop("_row")]
-            ledger.post(session, charges, check_credit=False)
+                c.pop("_row")
+            _post_bulk(session, charges)
         audit.record(session, action="ingest", object_type="edr", new={"file": str(path), "rows": len(rows)})
         session.commit()
     return out
+
+
+def _post_bulk(session: Session, charges: list[dict[str, Any]]) -> None:
+    """Like ledger.post without the credit check (done under the lock), via bulk_insert."""
+    by_ag: dict[int, int] = defaultdict(int)
+    for c in charges:
+        by_ag[c["agreement_id"]] += c["amount"]
+    ledger.ensure_rows(session, by_ag)
+    for ag_id, amount in sorted(by_ag.items()):
+        session.execute(
+            sa.update(ledger.BAL).where(ledger.BAL.c.agreement_id == ag_id).values(spent=ledger.BAL.c.spent + amount)
+        )
+    now = clock.now()
+    cols = ("agreement_id", "kind", "edr_id", "amount", "currency", "at", "period_start", "details")
+    bulk_insert(session, ledger.CHG, [{**{k: c.get(k) for k in cols}, "created_at": now} for c in charges])
 
 
 # ----------------------------------------------------------------- browse
