@@ -2,6 +2,7 @@
 
 from cpaas_cli.agreements.models import Agreement, AgreementVersion
 from cpaas_cli.audit.models import AuditLog
+from cpaas_cli.billing.models import AgreementBalance, Charge, PackUsage, Payment, ScaleCounter
 from cpaas_cli.catalog.models import EnabledService, RateImport, RateNode, Service, ServiceScope
 from cpaas_cli.contacts.models import (
     Contact,
@@ -13,11 +14,13 @@ from cpaas_cli.contacts.models import (
 )
 from cpaas_cli.db.base import metadata
 from cpaas_cli.dispatch.models import VendorConnection
+from cpaas_cli.edr.models import Edr
 from cpaas_cli.tenancy.models import Bank, BankAccount, Company, LegalEntity
 
 __all__ = [
     "Agreement",
     "AgreementVersion",
+    "AgreementBalance",
     "AuditLog",
     "Bank",
     "Contact",
@@ -27,11 +30,16 @@ __all__ = [
     "ContactImport",
     "StopListEntry",
     "BankAccount",
+    "Charge",
     "Company",
+    "Edr",
     "EnabledService",
     "LegalEntity",
+    "PackUsage",
+    "Payment",
     "RateImport",
     "RateNode",
+    "ScaleCounter",
     "Service",
     "ServiceScope",
     "metadata",

@@ -103,6 +103,12 @@ def _register() -> None:
         connection.app, name="connection", help="Vendor connections (SMPP binds) that dispatch sends through."
     )
     app.add_typer(dev.app, name="dev", help="Development and demo tools: a simulated SMSC.")
+    from cpaas_cli.cli import balance, edr, fee, payment
+
+    app.add_typer(edr.app, name="edr", help="EDRs: ingest, rate, list, show.")
+    app.add_typer(balance.app, name="balance", help="Agreement balances and their history.")
+    app.add_typer(payment.app, name="payment", help="Payments: add, confirm, unconfirm, delete.")
+    app.add_typer(fee.app, name="fee", help="Additional fees charged to agreements.")
 
 
 _register()

@@ -1,0 +1,220 @@
+"""Rating throughput: the pure engine, then ingest + rate + store end to end.
+
+1. Pure engine: a tree of ~200 countries × 10 networks (2,000+ priced leaves,
+   some tier scales per sender ID, an Others fallback) plus a unit pack that
+   covers one country; events are built first, then ``engine.rate`` +
+   ``engine.apply`` are timed on one core.
+2. End to end: a fresh database (temporary SQLite file, or --db URL), an
+   agreement with that service, the pack and a payment; an EDR CSV of --rows
+   rows is written, then `edr ingest` (validate, rate, store, commit per chunk)
+   is timed.
+
+    .venv/bin/python benchmarks/rating.py [--events 300000] [--rows 1000000] [--db URL]
+
+Targets: engine ≥ 200,000 EDR/s; ingest + rate + store ≥ 50,000 EDR/s on SQLite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from cpaas_cli.catalog import dictionary as dic
+from cpaas_cli.catalog import lookup as lk
+from cpaas_cli.catalog import tree as tr
+from cpaas_cli.cli.app import app
+from cpaas_cli.db.engine import dispose_all, get_engine, session_scope
+from cpaas_cli.edr import service as edrs
+from cpaas_cli.rating import engine as en
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def networks() -> list[tuple[str, str, str]]:
+    countries, _ = dic._mcc_table()
+    out = []
+    for mcc in sorted(countries)[:210]:
+        for mnc in range(1, 11):
+            out.append((countries[mcc], mcc, f"{mnc:02d}"))
+    return out
+
+
+def tree_doc(nets) -> dict:
+    by_country: dict[str, dict] = {}
+    rng = random.Random(3)
+    for i, (cc, mcc, mnc) in enumerate(nets):
+        node = by_country.setdefault(cc, {"depends_on": "network", "children": {"others": {"price": "0.07"}}})
+        if i % 50 == 0:
+            leaf = {"scale": {"type": "tier", "steps": [[100, "0.05"], [None, "0.04"]]}, "counter_group": "sender_id"}
+        else:
+            leaf = {"price": f"{rng.randint(1000, 90000) / 1_000_000:.6f}"}
+        node["children"][mcc + mnc] = leaf
+    by_country["others"] = {"price": "0.1"}
+    return {
+        "tree": {
+            "sms": {
+                "depends_on": "resource",
+                "children": {
+                    "sms_message": {
+                        "depends_on": "direction",
+                        "billing_rule": "submitted",
+                        "quantity_rule": "segments",
+                        "children": {
+                            "mo": {"price_type": "free"},
+                            "mt": {"depends_on": "country", "children": by_country},
+                        },
+                    }
+                },
+            }
+        }
+    }
+
+
+PACK_DOC = {
+    "tree": {
+        "sms": {
+            "depends_on": "resource",
+            "children": {
+                "sms_message": {
+                    "depends_on": "country",
+                    "billing_rule": "submitted",
+                    "quantity_rule": "segments",
+                    "children": {"ES": {"price_type": "included"}, "others": {"price_type": "not_included"}},
+                }
+            },
+        }
+    }
+}
+
+
+def bench_engine(n: int, nets) -> None:
+    doc = tree_doc(nets)
+    snap = lk.Snapshot.of(tr.parse_document(doc), service_id=1, scope_id=1, currency="EUR")
+    pack = lk.Snapshot.of(tr.parse_document(PACK_DOC), service_id=2, scope_id=2, currency=None)
+    far = T0 - timedelta(days=365)
+    entries = (
+        en.Entry(1, en.PACK, "unit-pack", far, None, ((far, None, pack),), 50_000),
+        en.Entry(2, en.PAYG, "payg", far, None, ((far, None, snap),)),
+    )
+    plan = en.Plan(1, "EUR", entries, lambda at: T0)
+    rng = random.Random(5)
+    events = []
+    for i in range(n):
+        cc, mcc, mnc = nets[rng.randrange(len(nets))]
+        at = T0 + timedelta(microseconds=i)
+        q = lk.query(channel="sms", direction="mt", mccmnc=mcc + mnc, country=cc)
+        events.append(en.Event(i, at, q, segments=1 + (i % 3 == 0), sender=f"S{i % 20}", submitted_at=at, final=True))
+    state = en.State()
+    t = time.perf_counter()
+    total = 0
+    for ev in events:
+        d = en.rate(ev, plan, state)
+        en.apply(state, d)
+        total += d.amount
+    dt = time.perf_counter() - t
+    leaves = sum(1 for _ in nets)
+    print(f"engine: {n:,} events over {leaves:,} network leaves in {dt:.2f} s = {n / dt:,.0f} EDR/s (one core)")
+
+
+def cpaas(url: str, *args: str) -> None:
+    r = CliRunner().invoke(app, ["--db", url, *args], catch_exceptions=False)
+    if r.exit_code != 0:
+        raise SystemExit(f"cpaas {' '.join(args)} failed: {r.output}")
+
+
+def bench_ingest(url: str, rows: int, nets, work: Path) -> None:
+    cpaas(url, "db", "upgrade")
+    cpaas(
+        url,
+        "tenant",
+        "legal-entity",
+        "add",
+        "Hub",
+        "--company",
+        "1",
+        "--legal-name",
+        "Hub SL",
+        "--country",
+        "ES",
+        "--legal-id",
+        "B1",
+    )
+    cpaas(url, "tenant", "create", "Client A")
+    cpaas(url, "tenant", "legal-entity", "add", "CA", "--company", "Client A", "--legal-name", "CA", "--country", "FR")
+    cpaas(url, "agreement", "create", "AG-1", "--company", "Client A", "--currency", "EUR", "--from", "2026-01-01")
+    (work / "tree.json").write_text(json.dumps(tree_doc(nets)))
+    (work / "pack.json").write_text(json.dumps(PACK_DOC))
+    cpaas(url, "service", "create", "SMS", "--type", "payg", "--currency", "EUR")
+    cpaas(url, "service", "scope", "add", "SMS", "--from", "2026-01-01")
+    cpaas(url, "service", "tree", "apply", "SMS", str(work / "tree.json"))
+    cpaas(url, "service", "create", "ES pack", "--type", "unit-pack", "--size", "50000")
+    cpaas(url, "service", "scope", "add", "ES pack", "--from", "2026-01-01")
+    cpaas(url, "service", "tree", "apply", "ES pack", str(work / "pack.json"))
+    cpaas(url, "agreement", "enable", "ES pack", "--agreement", "AG-1", "--from", "2026-01-01")
+    cpaas(url, "agreement", "enable", "SMS", "--agreement", "AG-1", "--from", "2026-01-01")
+    cpaas(
+        url,
+        "payment",
+        "add",
+        "--agreement",
+        "AG-1",
+        "--reference",
+        "P",
+        "--amount",
+        "10000000",
+        "--confirmed",
+        "--date",
+        "2026-01-01",
+    )
+    path = work / "edrs.csv"
+    rng = random.Random(9)
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(
+            ["external_id", "agreement", "sender", "destination", "mccmnc", "segments", "submitted_at", "status"]
+        )
+        for i in range(rows):
+            _cc, mcc, mnc = nets[rng.randrange(len(nets))]
+            at = (T0 + timedelta(milliseconds=i)).isoformat()
+            w.writerow([f"m{i}", "AG-1", f"S{i % 20}", f"3460{i:07d}", mcc + mnc, 1 + (i % 3 == 0), at, "submitted"])
+    dispose_all()
+    engine = get_engine(url)
+    t = time.perf_counter()
+    with session_scope(engine, actor="bench", command="edr ingest") as s:
+        out = edrs.ingest(s, path)
+    dt = time.perf_counter() - t
+    print(
+        f"ingest+rate+store ({engine.dialect.name}): {out['inserted']:,} EDRs in {dt:.1f} s = "
+        f"{out['inserted'] / dt:,.0f} EDR/s; {out}"
+    )
+    t = time.perf_counter()
+    with session_scope(engine, actor="bench", command="edr ingest") as s:
+        again = edrs.ingest(s, path)
+    print(f"re-ingest (all skipped): {time.perf_counter() - t:.1f} s; inserted {again['inserted']}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=300_000)
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--db", default=None)
+    ap.add_argument("--skip-engine", action="store_true")
+    a = ap.parse_args()
+    nets = networks()
+    if not a.skip_engine:
+        bench_engine(a.events, nets)
+    with tempfile.TemporaryDirectory() as tmp:
+        url = a.db or f"sqlite:///{Path(tmp) / 'bench.db'}"
+        bench_ingest(url, a.rows, nets, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""Payments (PAY-01..04): registered by hand, confirmed or with a confirm-before date.
+
+States are derived (AMB-10): confirmed; unconfirmed while now < confirm_before;
+expired after it. Amounts are Decimal strings in and out.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from cpaas_cli import clock
+from cpaas_cli.agreements import service as agreements
+from cpaas_cli.agreements.models import Agreement
+from cpaas_cli.billing import ledger
+from cpaas_cli.billing.models import PAYMENT_DIRECTIONS, Payment
+from cpaas_cli.errors import Conflict, NotFound, Problem, require
+from cpaas_cli.money import MoneyError, check_currency, format_micros, to_micros
+from cpaas_cli.timeutil import iso
+
+
+def state(p: Payment, now: datetime | None = None) -> str:
+    if p.confirmed:
+        return "confirmed"
+    now = now or clock.now()
+    return "unconfirmed" if p.confirm_before is not None and now < p.confirm_before else "expired"
+
+
+def exchange_rate(p: Payment) -> str | None:
+    """Agreement-currency units per payment-currency unit (replenishment / amount)."""
+    if not p.amount:
+        return None
+    rate = (Decimal(p.replenishment) / Decimal(p.amount)).quantize(Decimal("0.0000000001"))
+    text = format(rate, "f").rstrip("0")
+    return text + "0" if text.endswith(".") else text
+
+
+def _money(text: str | None, field: str, problems: list[Problem], *, required: bool = True) -> int | None:
+    if text is None or str(text).strip() == "":
+        if required:
+            problems.append(Problem(field, "required"))
+        return None
+    try:
+        value = to_micros(text)
+    except MoneyError as exc:
+        problems.append(Problem(field, str(exc)))
+        return None
+    if value <= 0:
+        problems.append(Problem(field, "must be more than zero"))
+    return value
+
+
+def add(
+    session: Session,
+    *,
+    agreement_ref: str,
+    reference: str,
+    amount: str,
+    currency: str | None = None,
+    replenishment: str | None = None,
+    direction: str = "inbound",
+    paid_at: datetime | None = None,
+    confirmed: bool = False,
+    confirm_before: datetime | None = None,
+    exchange_rate_date: date | None = None,
+    description: str | None = None,
+) -> Payment:
+    ag = agreements.get(session, agreement_ref)
+    problems: list[Problem] = []
+    if direction not in PAYMENT_DIRECTIONS:
+        problems.append(Problem("direction", "must be inbound or outbound"))
+    if not (reference or "").strip():
+        problems.append(Problem("reference", "required"))
+    cur = ag.currency
+    if currency:
+        try:
+            cur = check_currency(currency)
+        except MoneyError as exc:
+            problems.append(Problem("currency", str(exc)))
+    amt = _money(amount, "amount", problems)
+    rep = _money(replenishment, "replenishment", problems, required=cur != ag.currency)
+    if rep is None and cur == ag.currency:
+        rep = amt
+    if confirmed and confirm_before is not None:
+        problems.append(Problem("confirm_before", "only for a payment that is not confirmed"))
+    if not confirmed and confirm_before is None:
+        problems.append(Problem("confirm_before", "an unconfirmed payment needs a confirm-before time"))
+    if exchange_rate_date is not None and cur == ag.currency:
+        problems.append(Problem("exchange_rate_date", "only when the payment currency differs from the agreement's"))
+    require(problems, "the payment")
+    ledger.lock(session, [ag.id])
+    row = Payment(
+        agreement_id=ag.id,
+        direction=direction,
+        reference=reference.strip(),
+        paid_at=paid_at or clock.now(),
+        amount=amt,
+        currency=cur,
+        replenishment=rep,
+        exchange_rate_date=exchange_rate_date,
+        confirmed=confirmed,
+        confirm_before=None if confirmed else confirm_before,
+        description=description,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get(session: Session, payment_id: int) -> Payment:
+    row = session.get(Payment, payment_id)
+    if row is None:
+        raise NotFound(f"payment #{payment_id} not found")
+    return row
+
+
+def confirm(session: Session, p: Payment) -> Payment:
+    if p.confirmed:
+        raise Conflict(f"payment #{p.id} is confirmed already")
+    ledger.lock(session, [p.agreement_id])
+    p.confirmed, p.confirm_before = True, None
+    session.add(p)
+    session.flush()
+    return p
+
+
+def unconfirm(session: Session, p: Payment, *, confirm_before: datetime | None) -> Payment:
+    if not p.confirmed:
+        raise Conflict(f"payment #{p.id} is not confirmed")
+    require([Problem("confirm_before", "required when confirmation is withdrawn")] if confirm_before is None else [])
+    ledger.lock(session, [p.agreement_id])
+    p.confirmed, p.confirm_before = False, confirm_before
+    session.add(p)
+    session.flush()
+    return p
+
+
+def delete(session: Session, p: Payment) -> None:
+    ledger.lock(session, [p.agreement_id])
+    session.delete(p)
+    session.flush()
+
+
+def list_payments(
+    session: Session, *, agreement_ref: str | None = None, state_filter: str | None = None
+) -> list[Payment]:
+    q = select(Payment).order_by(col(Payment.paid_at), col(Payment.id))
+    if agreement_ref:
+        q = q.where(Payment.agreement_id == agreements.get(session, agreement_ref).id)
+    rows = list(session.exec(q))
+    if state_filter:
+        now = clock.now()
+        rows = [p for p in rows if state(p, now) == state_filter]
+    return rows
+
+
+def payment_dict(session: Session, p: Payment) -> dict[str, Any]:
+    ag = session.get(Agreement, p.agreement_id)
+    return {
+        "id": p.id,
+        "agreement": ag.code if ag else None,
+        "direction": p.direction,
+        "reference": p.reference,
+        "paid_at": iso(p.paid_at),
+        "amount": format_micros(p.amount),
+        "currency": p.currency,
+        "replenishment": format_micros(p.replenishment),
+        "agreement_currency": ag.currency if ag else None,
+        "exchange_rate": exchange_rate(p),
+        "exchange_rate_date": p.exchange_rate_date.isoformat() if p.exchange_rate_date else None,
+        "confirmed": p.confirmed,
+        "confirm_before": iso(p.confirm_before),
+        "state": state(p),
+        "description": p.description,
+    }

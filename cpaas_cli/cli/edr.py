@@ -1,0 +1,126 @@
+"""`cpaas edr …`: ingest EDRs from a gateway, rate them, browse them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cpaas_cli.agreements import service as agreements
+from cpaas_cli.cli.context import OutputOpt, emit, say, session, when
+from cpaas_cli.edr import service as edrs
+from cpaas_cli.refs import by_ref
+from cpaas_cli.tenancy.models import Company
+
+app = typer.Typer(no_args_is_help=True)
+
+LIST_COLUMNS = [
+    "id",
+    "external_id",
+    "event_at",
+    "agreement_id",
+    "sender",
+    "destination",
+    "mcc",
+    "mnc",
+    "segments",
+    "status",
+    "rating_state",
+    "rating_reason",
+    "cost",
+    "currency",
+]
+
+
+@app.command("ingest")
+def ingest(
+    ctx: typer.Context,
+    file: Annotated[str, typer.Argument(help="CSV, XLSX or JSONL file of EDRs (one row per message attempt).")],
+    rate: Annotated[bool, typer.Option("--rate/--no-rate", help="Rate the new EDRs while ingesting.")] = True,
+    chunk: Annotated[int, typer.Option("--chunk", min=100, help="Rows per committed chunk.")] = edrs.CHUNK,
+    check_first: Annotated[
+        bool, typer.Option("--check-first", help="Validate the whole file before writing anything (reads it twice).")
+    ] = False,
+    output: OutputOpt = None,
+) -> None:
+    """Load EDRs from an external gateway, validated, rated and stored.
+
+    Columns: external_id (required, idempotency key), agreement (code) and/or
+    company, vendor_message_id, campaign_id, sender, channel, direction (mt/mo),
+    source, destination, mccmnc or mcc+mnc, country, network, encoding,
+    segments, status, prepared_at, billed_at, submitted_at, delivered_at,
+    undelivered_at, failed_at, seen_at (ISO 8601, UTC unless an offset is
+    given), vendor_error. Each chunk is validated whole before it is written and
+    commits on its own; a bad row stops the run at its chunk (use --check-first
+    to validate the whole file before any write). A re-run skips what is
+    stored already.
+    """
+    with session(ctx) as s:
+        result = edrs.ingest(s, file, rate=rate, chunk=chunk, check_first=check_first)
+    say(ctx, f"{result['inserted']} EDRs stored, {result['skipped']} already present")
+    emit(ctx, result, output=output)
+
+
+@app.command("rate")
+def rate(
+    ctx: typer.Context,
+    pending: Annotated[bool, typer.Option("--pending", help="Rate every unrated EDR (the default).")] = True,
+    agreement: Annotated[str | None, typer.Option("--agreement", help="Only this agreement (code or id).")] = None,
+    chunk: Annotated[int, typer.Option("--chunk", min=1, help="EDRs per committed chunk.")] = edrs.CHUNK,
+    output: OutputOpt = None,
+) -> None:
+    """Rate unrated EDRs: charge packs or the balance, or reject with a reason.
+
+    Safe to run from several processes at once: each chunk locks the
+    agreements it charges. EDRs whose billing event has not happened yet
+    (e.g. billed by delivered, no receipt yet) stay unrated.
+    """
+    with session(ctx) as s:
+        ag_id = agreements.get(s, agreement).id if agreement else None
+        result = edrs.rate_pending(s, agreement_id=ag_id, chunk=chunk)
+    emit(ctx, result, output=output)
+
+
+@app.command("list")
+def list_cmd(
+    ctx: typer.Context,
+    agreement: Annotated[str | None, typer.Option("--agreement", help="Agreement code or id.")] = None,
+    company: Annotated[str | None, typer.Option("--company", help="Company name or id.")] = None,
+    from_: Annotated[str | None, typer.Option("--from", help="Events at or after this time.")] = None,
+    till: Annotated[str | None, typer.Option("--till", help="Events before this time.")] = None,
+    state: Annotated[str | None, typer.Option("--state", help="unrated, rated or rejected.")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Rejection reason, e.g. no_rate.")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="Message status, e.g. delivered.")] = None,
+    destination: Annotated[str | None, typer.Option("--destination", help="Destination number.")] = None,
+    campaign: Annotated[int | None, typer.Option("--campaign", help="Campaign id.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many, newest first.")] = 150,
+    output: OutputOpt = None,
+) -> None:
+    """List EDRs, newest first (150 by default), with filters."""
+    with session(ctx) as s:
+        rows = edrs.list_edrs(
+            s,
+            agreement_id=agreements.get(s, agreement).id if agreement else None,
+            company_id=by_ref(s, Company, company, what="company").id if company else None,
+            since=when(from_, "--from"),
+            till=when(till, "--till"),
+            state=state,
+            reason=reason,
+            status=status,
+            destination=destination,
+            campaign_id=campaign,
+            limit=limit,
+        )
+    emit(ctx, rows, output=output, columns=LIST_COLUMNS)
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="EDR id or external id.")],
+    output: OutputOpt = None,
+) -> None:
+    """Show one EDR with its charges and how it was rated."""
+    with session(ctx) as s:
+        data = edrs.show(s, ref)
+    emit(ctx, data, output=output)

@@ -1,0 +1,1 @@
+"""EDRs: one record per message attempt, their ingest and rating."""

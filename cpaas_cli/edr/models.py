@@ -1,0 +1,81 @@
+"""The EDR table: one row per message attempt.
+
+Scale path (PostgreSQL, tens of millions of rows): the table is written
+append-mostly and queried by (company, time) and (agreement, time). When it
+grows past what one heap serves well, convert it to a table partitioned by
+RANGE (event_at) with one partition per calendar month (the primary key becomes
+(id, event_at) and the external-id uniqueness moves to a small
+``edr_external_id`` side table or is kept per partition), create next month's
+partition ahead from a scheduled job, and detach/archive old months. Every
+query here already filters on ``event_at``, so partition pruning applies.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from cpaas_cli.db.base import utc_field
+from cpaas_cli.db.types import BigIntPK
+
+RATING_STATES = ("unrated", "rated", "rejected")
+STATUSES = ("prepared", "billed", "submitted", "delivered", "undelivered", "failed", "seen")
+FINAL_STATUSES = ("delivered", "undelivered", "failed", "seen")
+DIRECTIONS = ("mt", "mo")
+# Why an EDR was rejected (or why a rated EDR costs nothing, in rating_note).
+REJECT_REASONS = ("no_rate", "blocked", "unusable", "insufficient_credit", "no_agreement", "no_period", "invalid")
+
+
+class Edr(SQLModel, table=True):
+    __tablename__ = "edr"
+    __table_args__ = (
+        sa.UniqueConstraint("external_id"),
+        sa.Index("ix_edr_company_event_at", "company_id", "event_at"),
+        sa.Index("ix_edr_agreement_event_at", "agreement_id", "event_at"),
+        sa.Index("ix_edr_rating_state_agreement", "rating_state", "agreement_id"),
+        sa.CheckConstraint("rating_state IN ('unrated', 'rated', 'rejected')", name="rating_state"),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True, autoincrement=True))
+    external_id: str | None = Field(default=None, max_length=100)
+    vendor_message_id: str | None = Field(default=None, max_length=100)
+    company_id: int = Field(foreign_key="company.id")
+    agreement_id: int | None = Field(default=None, foreign_key="agreement.id")
+    campaign_id: int | None = None
+    sender: str | None = Field(default=None, max_length=32)
+    channel: str = Field(default="sms", max_length=16)
+    direction: str = Field(default="mt", max_length=2)
+    source: str | None = Field(default=None, max_length=32)
+    destination: str | None = Field(default=None, max_length=32)
+    mcc: str | None = Field(default=None, max_length=3)
+    mnc: str | None = Field(default=None, max_length=3)
+    country: str | None = Field(default=None, max_length=2)
+    network: str | None = Field(default=None, max_length=120)
+    encoding: str | None = Field(default=None, max_length=8)
+    segments: int = 1
+    status: str = Field(default="prepared", max_length=12)
+    event_at: datetime = utc_field()
+    prepared_at: datetime | None = utc_field(nullable=True)
+    billed_at: datetime | None = utc_field(nullable=True)
+    submitted_at: datetime | None = utc_field(nullable=True)
+    delivered_at: datetime | None = utc_field(nullable=True)
+    undelivered_at: datetime | None = utc_field(nullable=True)
+    failed_at: datetime | None = utc_field(nullable=True)
+    seen_at: datetime | None = utc_field(nullable=True)
+    vendor_error: str | None = Field(default=None, max_length=32)
+    rating_state: str = Field(default="unrated", max_length=10)
+    rating_reason: str | None = Field(default=None, max_length=32)
+    rating_note: str | None = Field(default=None, max_length=300)
+    rate_path: str | None = Field(default=None, max_length=300)
+    service_id: int | None = None
+    billing_rule: str | None = Field(default=None, max_length=16)
+    unit_price: int | None = Field(default=None, sa_type=sa.BigInteger, nullable=True)
+    quantity: int | None = None
+    cost: int | None = Field(default=None, sa_type=sa.BigInteger, nullable=True)
+    currency: str | None = Field(default=None, max_length=3)
+    pack_enabled_id: int | None = None
+    pack_units: int | None = Field(default=None, sa_type=sa.BigInteger, nullable=True)
+    rated_at: datetime | None = utc_field(nullable=True)
+    ingested_at: datetime = utc_field(default_now=True)

@@ -1,0 +1,896 @@
+"""EDR ingest, rating and browsing.
+
+Rating goes through the pure engine (``rating/engine.py``): rows are read in
+chunks, the agreements of a chunk are locked (``billing.ledger.lock``), their
+plans (enabled services with tree snapshots, cached for the whole run), scale
+counters, pack usage and credit headroom are loaded, the chunk is rated in
+memory, and the EDR results, charges, counters, pack usage and the running
+balance are written in the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from cpaas_cli import clock
+from cpaas_cli.agreements import service as agreements
+from cpaas_cli.agreements.models import Agreement
+from cpaas_cli.audit import service as audit
+from cpaas_cli.billing import ledger
+from cpaas_cli.billing.models import Charge, PackUsage, ScaleCounter
+from cpaas_cli.billing.periods import VersionTerms, period_containing
+from cpaas_cli.catalog import lookup as lk
+from cpaas_cli.catalog import service as catalog
+from cpaas_cli.catalog import tree as tr
+from cpaas_cli.catalog.dictionary import MccmncError, mcc_country, normalise_mccmnc
+from cpaas_cli.edr.models import DIRECTIONS, FINAL_STATUSES, STATUSES, Edr
+from cpaas_cli.errors import InvalidInput, NotFound, Problem
+from cpaas_cli.imports.readers import read_rows
+from cpaas_cli.money import format_micros
+from cpaas_cli.rating import engine as en
+from cpaas_cli.tenancy.models import Company
+from cpaas_cli.timeutil import iso
+
+EDR = Edr.__table__
+CNT = ScaleCounter.__table__
+PCK = PackUsage.__table__
+CHUNK = 20_000
+TIME_COLUMNS = tuple(f"{s}_at" for s in STATUSES)
+
+# ------------------------------------------------------------------ plans
+
+
+class Plans:
+    """Per-run cache of agreement plans (snapshots loaded once per scope)."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self.plans: dict[int, en.Plan | None] = {}
+        self.snaps: dict[int, lk.Snapshot] = {}
+        self.packs: dict[int, list[tuple[int, Any]]] = {}
+
+    def get(self, agreement_id: int) -> en.Plan | None:
+        if agreement_id not in self.plans:
+            self.plans[agreement_id] = self._load(agreement_id)
+        return self.plans[agreement_id]
+
+    def _load(self, agreement_id: int) -> en.Plan | None:
+        s = self.session
+        ag = s.get(Agreement, agreement_id)
+        if ag is None:
+            return None
+        packs, payg, charged = [], [], []
+        for e, svc in catalog.enabled(s, ag):
+            if svc.archived_at is not None:
+                continue  # ENS-10: traffic stops
+            if svc.type == "payg":
+                kind = en.PAYG
+            elif svc.type in ("unit-pack", "monetary-pack"):
+                kind = en.PACK
+                if e.charge:
+                    charged.append((e.id, e))
+            else:
+                continue  # bundles are not rated here yet
+            scopes = []
+            for sc in catalog.scopes(s, svc):
+                if sc.draft or sc.effective_from is None:
+                    continue
+                if sc.id not in self.snaps:
+                    self.snaps[sc.id] = lk.Snapshot.of(
+                        tr.load(s, sc.id), service_id=svc.id, service=svc.name, scope_id=sc.id, currency=svc.currency
+                    )
+                scopes.append((sc.effective_from, sc.effective_till, self.snaps[sc.id]))
+            entry = en.Entry(e.id, kind, svc.type, e.effective_from, e.effective_till, tuple(scopes), svc.size)
+            (packs if kind == en.PACK else payg).append(entry)
+        self.packs[agreement_id] = charged
+        terms = [VersionTerms.of(v) for v in agreements.versions(s, ag)]
+        return en.Plan(ag.id, ag.currency, tuple(packs + payg), _period_of(terms))
+
+
+def _period_of(terms: list[VersionTerms]):
+    found: list[Any] = []
+
+    def period_of(at: datetime) -> datetime | None:
+        for p in found:
+            if p.start <= at < p.end:
+                return p.start
+        if not terms:
+            return None
+        p = period_containing(terms, at)
+        if p is None:
+            return None
+        found.append(p)
+        return p.start
+
+    return period_of
+
+
+# ------------------------------------------------------------- ingest rows
+
+
+def _time(text: str, field: str, problems: list[Problem], n: int) -> datetime | None:
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        problems.append(Problem(field, f"not an ISO 8601 time: {text!r}", n))
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _sender_type(sender: str | None) -> str | None:
+    if not sender:
+        return None
+    if not sender.isdigit():
+        return "alphanumeric"
+    return "short_code" if len(sender) <= 8 else "long_code"
+
+
+class _Refs:
+    def __init__(self, session: Session):
+        self.session = session
+        self.ags: dict[str, tuple[int, int] | None] = {}
+        self.cos: dict[str, int | None] = {}
+
+    def agreement(self, ref: str) -> tuple[int, int] | None:
+        if ref not in self.ags:
+            try:
+                ag = agreements.get(self.session, ref)
+                self.ags[ref] = (ag.id, ag.company_id)
+            except NotFound:
+                self.ags[ref] = None
+        return self.ags[ref]
+
+    def company(self, ref: str) -> int | None:
+        if ref not in self.cos:
+            from cpaas_cli.refs import by_ref
+
+            try:
+                self.cos[ref] = by_ref(self.session, Company, ref, what="company").id
+            except NotFound:
+                self.cos[ref] = None
+        return self.cos[ref]
+
+
+def parse_row(n: int, raw: dict[str, str], refs: _Refs, problems: list[Problem]) -> dict[str, Any] | None:
+    """One input row → EDR column values; problems are appended (with the row number)."""
+    start = len(problems)
+    g = raw.get
+    ext = g("external_id", "")
+    if not ext:
+        problems.append(Problem("external_id", "required (it makes a re-ingest idempotent)", n))
+    elif len(ext) > 100:
+        problems.append(Problem("external_id", "longer than 100 characters", n))
+    ag_ref, co_ref = g("agreement", ""), g("company", "")
+    ag_id = co_id = None
+    if ag_ref:
+        got = refs.agreement(ag_ref)
+        if got is None:
+            problems.append(Problem("agreement", f"no agreement {ag_ref!r}", n))
+        else:
+            ag_id, co_id = got
+    if co_ref:
+        cid = refs.company(co_ref)
+        if cid is None:
+            problems.append(Problem("company", f"no company {co_ref!r}", n))
+        elif co_id is not None and cid != co_id:
+            problems.append(Problem("company", f"agreement {ag_ref!r} belongs to another company", n))
+        co_id = cid if co_id is None else co_id
+    if not ag_ref and not co_ref:
+        problems.append(Problem("agreement", "give an agreement or at least a company", n))
+    direction = (g("direction") or "mt").lower()
+    if direction not in DIRECTIONS:
+        problems.append(Problem("direction", "must be mt or mo", n))
+    mcc, mnc = g("mcc", ""), g("mnc", "")
+    text = g("mccmnc") or (mcc + mnc if mcc else "")
+    if text:
+        if text.isdigit() and len(text) in (5, 6):
+            mcc, mnc = text[:3], text[3:]
+        else:
+            try:
+                m = normalise_mccmnc(text)
+                mcc, mnc = m.mcc, m.mnc or ""
+            except MccmncError as exc:
+                problems.append(Problem("mccmnc", str(exc), n))
+    seg = g("segments") or "1"
+    segments = int(seg) if seg.isdigit() else 0
+    if segments < 1:
+        problems.append(Problem("segments", f"a whole number of 1 or more, got {seg!r}", n))
+    times = {c: _time(g(c, ""), c, problems, n) for c in TIME_COLUMNS}
+    status = (g("status") or "").lower()
+    if status and status not in STATUSES:
+        problems.append(Problem("status", f"must be one of {', '.join(STATUSES)}", n))
+    if not status:
+        status = next((s for s in reversed(STATUSES) if times[f"{s}_at"] is not None), "")
+    event_at = times["prepared_at"] or times["submitted_at"] or next((t for t in times.values() if t), None)
+    if event_at is None:
+        problems.append(Problem("prepared_at", "at least one status time is required", n))
+    if len(problems) > start:
+        return None
+    sender = g("sender") or None
+    return {
+        "external_id": ext,
+        "vendor_message_id": g("vendor_message_id") or None,
+        "company_id": co_id,
+        "agreement_id": ag_id,
+        "campaign_id": int(g("campaign_id")) if (g("campaign_id") or "").isdigit() else None,
+        "sender": sender,
+        "channel": (g("channel") or "sms").lower(),
+        "direction": direction,
+        "source": g("source") or sender,
+        "destination": g("destination") or None,
+        "mcc": mcc or None,
+        "mnc": mnc or None,
+        "country": (g("country") or "").upper() or (mcc_country(mcc) if mcc else None),
+        "network": g("network") or None,
+        "encoding": g("encoding") or None,
+        "segments": segments,
+        "status": status,
+        "event_at": event_at,
+        **times,
+        "vendor_error": g("vendor_error") or None,
+        "rating_state": "unrated",
+    }
+
+
+# ---------------------------------------------------------------- rating
+
+
+def _event(row: dict[str, Any]) -> en.Event:
+    mcc, mnc = row.get("mcc"), row.get("mnc")
+    q = lk.query(
+        channel=row.get("channel") or "sms",
+        direction=row.get("direction") or "mt",
+        mccmnc=(mcc + mnc) if mcc and mnc else None,
+        mcc=mcc,
+        country=row.get("country"),
+        sender_type=_sender_type(row.get("sender")),
+    )
+    status = row.get("status")
+    return en.Event(
+        key=row.get("id"),
+        at=row["event_at"],
+        query=q,
+        segments=row.get("segments") or 1,
+        sender=row.get("sender"),
+        submitted_at=row.get("submitted_at"),
+        delivered_at=row.get("delivered_at") or row.get("seen_at"),
+        final=status in FINAL_STATUSES,
+    )
+
+
+class Rater:
+    """Rates rows of one transaction; writes results, charges and state."""
+
+    def __init__(self, session: Session, plans: Plans, *, now: datetime | None = None):
+        self.s = session
+        self.plans = plans
+        self.now = now or clock.now()
+
+    def _load_state(self, ag_id: int, since: datetime | None) -> tuple[en.State, dict, dict]:
+        st = en.State()
+        ids: dict = {}
+        q = sa.select(CNT.c.id, CNT.c.node_key, CNT.c.group_value, CNT.c.period_start, CNT.c.quantity).where(
+            CNT.c.agreement_id == ag_id
+        )
+        if since is not None:
+            q = q.where(CNT.c.period_start >= since)
+        for cid, node, grp, start, qty in self.s.execute(q):
+            key = (node, grp, start)
+            st.counters[key] = qty
+            ids[key] = cid
+        plan = self.plans.get(ag_id)
+        pack_ids = [e.enabled_id for e in plan.entries if e.kind == en.PACK] if plan else []
+        have: dict = {}
+        if pack_ids:
+            for pid, used in self.s.execute(
+                sa.select(PCK.c.enabled_service_id, PCK.c.used).where(PCK.c.enabled_service_id.in_(pack_ids))
+            ):
+                st.pack_used[pid] = used
+                have[pid] = True
+        return st, ids, have
+
+    def rate(self, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Rate ``rows`` (EDR column dicts, in time order). Returns (results, charges)
+        where results are the rating columns per row (same order); None for
+        a row that stays pending. Locks the agreements first."""
+        ag_ids = sorted({r["agreement_id"] for r in rows if r.get("agreement_id")})
+        ledger.lock(self.s, ag_ids)
+        self.purchase_packs(ag_ids)
+        ctx: dict[int, Any] = {}
+        for ag_id in ag_ids:
+            plan = self.plans.get(ag_id)
+            first = min(r["event_at"] for r in rows if r.get("agreement_id") == ag_id)
+            since = plan.period_of(first) if plan else None
+            st, cids, have = self._load_state(ag_id, since)
+            ag = self.s.get(Agreement, ag_id)
+            ctx[ag_id] = [
+                plan,
+                st,
+                ledger.headroom(self.s, ag, now=self.now),
+                cids,
+                have,
+                st.counters.copy(),
+                dict(st.pack_used),
+                0,
+            ]
+        results: list[dict[str, Any] | None] = []
+        charges: list[dict[str, Any]] = []
+        now = self.now
+        for pos, row in enumerate(rows):
+            ag_id = row.get("agreement_id")
+            if not ag_id or ctx[ag_id][0] is None:
+                results.append(
+                    _result(en.Decision(en.REJECTED, reason="no_agreement", note="the EDR names no agreement"), now)
+                )
+                continue
+            c = ctx[ag_id]
+            plan, st = c[0], c[1]
+            d = en.rate(_event(row), plan, st)
+            if d.state == en.PENDING:
+                results.append(None)
+                continue
+            if d.state == en.RATED:
+                amt, adj = en.money_charge(d)
+                cost = amt + adj
+                if c[2] is not None and cost > 0 and cost > c[2]:
+                    results.append(
+                        _result(
+                            en.Decision(
+                                en.REJECTED,
+                                reason="insufficient_credit",
+                                note=f"charge {format_micros(cost)} {plan.currency} passes the credit limit",
+                                path=d.path,
+                                source=d.source,
+                                service_id=d.service_id,
+                                unit_price=d.unit_price,
+                                quantity=d.quantity,
+                                currency=d.currency,
+                                billing_rule=d.billing_rule,
+                            ),
+                            now,
+                        )
+                    )
+                    continue
+                if c[2] is not None:
+                    c[2] -= cost
+                en.apply(st, d)
+                base = {
+                    "agreement_id": ag_id,
+                    "edr_id": row.get("id"),
+                    "currency": plan.currency,
+                    "at": d.charge_at,
+                    "period_start": d.period_start,
+                    "_row": pos,
+                }
+                if amt:
+                    charges.append(
+                        {
+                            **base,
+                            "kind": "edr",
+                            "amount": amt,
+                            "details": {
+                                "path": d.path,
+                                "unit_price": d.unit_price,
+                                "quantity": d.quantity,
+                                "service_id": d.service_id,
+                                "scale": d.scale,
+                            },
+                        }
+                    )
+                if adj:
+                    charges.append(
+                        {
+                            **base,
+                            "kind": "scale_adjustment",
+                            "amount": adj,
+                            "details": {
+                                "path": d.path,
+                                "scale": d.scale,
+                                "reason": "back-to-first threshold crossed: earlier units of the period re-priced",
+                            },
+                        }
+                    )
+            results.append(_result(d, now))
+        self._write_state(ctx)
+        return results, charges
+
+    def _write_state(self, ctx: dict[int, Any]) -> None:
+        for ag_id, (plan, st, _h, cids, have, old_c, old_p, _x) in ctx.items():
+            if plan is None:
+                continue
+            upd, new = [], []
+            for key, qty in st.counters.items():
+                if old_c.get(key) == qty:
+                    continue
+                if key in cids:
+                    upd.append({"b_id": cids[key], "b_q": qty})
+                else:
+                    new.append(
+                        {
+                            "agreement_id": ag_id,
+                            "node_key": key[0],
+                            "group_value": key[1],
+                            "period_start": key[2],
+                            "quantity": qty,
+                        }
+                    )
+            if upd:
+                self.s.execute(
+                    sa.update(CNT).where(CNT.c.id == sa.bindparam("b_id")).values(quantity=sa.bindparam("b_q")), upd
+                )
+            if new:
+                self.s.execute(sa.insert(CNT), new)
+            pu, pn = [], []
+            for pid, used in st.pack_used.items():
+                if old_p.get(pid) == used:
+                    continue
+                (pu if pid in have else pn).append(
+                    {"b_id": pid, "b_u": used} if pid in have else {"enabled_service_id": pid, "used": used}
+                )
+            if pu:
+                self.s.execute(
+                    sa.update(PCK)
+                    .where(PCK.c.enabled_service_id == sa.bindparam("b_id"))
+                    .values(used=sa.bindparam("b_u")),
+                    pu,
+                )
+            if pn:
+                self.s.execute(sa.insert(PCK), pn)
+
+    def purchase_packs(self, ag_ids: Iterable[int]) -> None:
+        """Write the purchase charge of every charged pack whose effective-from has come (ENS-06)."""
+        for ag_id in ag_ids:
+            self.plans.get(ag_id)
+            entries = self.plans.packs.get(ag_id) or []
+            due = [e for _i, e in entries if e.effective_from <= self.now]
+            if not due:
+                continue
+            done = set(
+                self.s.execute(
+                    sa.select(ledger.CHG.c.enabled_service_id).where(
+                        ledger.CHG.c.enabled_service_id.in_([e.id for e in due])
+                    )
+                ).scalars()
+            )
+            ag = self.s.get(Agreement, ag_id)
+            out = []
+            for e in due:
+                if e.id in done:
+                    continue
+                from cpaas_cli.catalog.models import Service
+
+                svc = self.s.get(Service, e.service_id)
+                found = catalog.pack_price(self.s, ag, svc, e.effective_from)
+                if found is None:
+                    continue
+                out.append(
+                    {
+                        "agreement_id": ag_id,
+                        "kind": "pack_purchase",
+                        "enabled_service_id": e.id,
+                        "amount": found[0],
+                        "currency": ag.currency,
+                        "at": e.effective_from,
+                        "details": {"pack": svc.name, "price_service_id": found[1].id},
+                    }
+                )
+            ledger.post(self.s, out, check_credit=False)
+
+
+def _result(d: en.Decision, now: datetime) -> dict[str, Any]:
+    return {
+        "rating_state": d.state,
+        "rating_reason": d.reason,
+        "rating_note": (d.note or "")[:300] or None,
+        "rate_path": (d.path or "")[:300] or None,
+        "service_id": d.service_id,
+        "billing_rule": d.billing_rule,
+        "unit_price": d.unit_price,
+        "quantity": d.quantity,
+        "cost": d.amount if d.state == en.RATED else None,
+        "currency": d.currency,
+        "pack_enabled_id": d.pack_id,
+        "pack_units": d.pack_units or None,
+        "rated_at": now,
+    }
+
+
+RESULT_COLUMNS = tuple(_result(en.Decision(en.RATED), clock.now()).keys())
+
+
+def _update_rows(session: Session, ids: list[int], results: list[dict[str, Any]]) -> None:
+    params = [{"b_id": i, **{f"b_{k}": v for k, v in r.items()}} for i, r in zip(ids, results, strict=True)]
+    if not params:
+        return
+    stmt = (
+        sa.update(EDR)
+        .where(EDR.c.id == sa.bindparam("b_id"), EDR.c.rating_state == "unrated")
+        .values({k: sa.bindparam(f"b_{k}") for k in RESULT_COLUMNS})
+    )
+    session.execute(stmt, params)
+
+
+def rate_rows(session: Session, rows: list[dict[str, Any]], plans: Plans | None = None) -> dict[str, int]:
+    """Rate stored EDR rows (dicts with ``id``) and write everything; no commit."""
+    rater = Rater(session, plans or Plans(session))
+    results, charges = rater.rate(rows)
+    done = [(r["id"], res) for r, res in zip(rows, results, strict=True) if res is not None]
+    _update_rows(session, [i for i, _ in done], [res for _, res in done])
+    for c in charges:
+        c.pop("_row")
+    ledger.post(session, charges, check_credit=False)  # credit was checked under the lock
+    return _count(results)
+
+
+def _count(results: list[dict[str, Any] | None]) -> dict[str, int]:
+    out = {"rated": 0, "rejected": 0, "pending": 0}
+    for r in results:
+        out["pending" if r is None else r["rating_state"]] += 1
+    return out
+
+
+def _select_rows(session: Session, where: list[Any], limit: int) -> list[dict[str, Any]]:
+    q = sa.select(EDR).where(*where).order_by(EDR.c.event_at, EDR.c.id).limit(limit)
+    return [dict(m) for m in session.execute(q).mappings()]
+
+
+def rate_pending(session: Session, *, agreement_id: int | None = None, chunk: int = CHUNK) -> dict[str, int]:
+    """Rate every unrated EDR (of one agreement when given). Commits per chunk
+    (restartable: a chunk is applied whole or not at all)."""
+    total = {"rated": 0, "rejected": 0, "pending": 0}
+    plans = Plans(session)
+    last = (datetime.min.replace(tzinfo=UTC), 0)
+    while True:
+        where = [
+            EDR.c.rating_state == "unrated",
+            sa.or_(EDR.c.event_at > last[0], sa.and_(EDR.c.event_at == last[0], EDR.c.id > last[1])),
+        ]
+        if agreement_id is not None:
+            where.append(EDR.c.agreement_id == agreement_id)
+        # Peek, lock the agreements, then re-read: another process may have rated some.
+        peek = _select_rows(session, where, chunk)
+        if not peek:
+            break
+        ledger.lock(session, {r["agreement_id"] for r in peek if r["agreement_id"]})
+        ids = [r["id"] for r in peek]
+        rows = [
+            dict(m)
+            for m in session.execute(
+                sa.select(EDR)
+                .where(EDR.c.id.in_(ids), EDR.c.rating_state == "unrated")
+                .order_by(EDR.c.event_at, EDR.c.id)
+            ).mappings()
+        ]
+        last = (peek[-1]["event_at"], peek[-1]["id"])
+        if rows:
+            got = rate_rows(session, rows, plans)
+            for k, v in got.items():
+                total[k] += v
+        session.commit()
+    return total
+
+
+def rate_and_charge(
+    session: Session, edrs: Iterable[int], *, event: str | None = None, at: datetime | None = None
+) -> dict[str, int]:
+    """For the dispatch worker: mark ``event`` (submitted|delivered) on the EDRs
+    that lack its time, then rate those still unrated. No commit."""
+    ids = list(edrs)
+    if event not in (None, "submitted", "delivered"):
+        raise InvalidInput("event must be submitted or delivered")
+    now = at or clock.now()
+    if event:
+        col = EDR.c[f"{event}_at"]
+        session.execute(sa.update(EDR).where(EDR.c.id.in_(ids), col.is_(None)).values({col.name: now, "status": event}))
+    peek = session.execute(sa.select(EDR.c.agreement_id).where(EDR.c.id.in_(ids))).scalars()
+    ledger.lock(session, {a for a in peek if a})
+    rows = [
+        dict(m)
+        for m in session.execute(
+            sa.select(EDR).where(EDR.c.id.in_(ids), EDR.c.rating_state == "unrated").order_by(EDR.c.event_at, EDR.c.id)
+        ).mappings()
+    ]
+    return rate_rows(session, rows)
+
+
+def estimate(
+    session: Session, agreement: Agreement, events: list[dict[str, Any]], *, at: datetime | None = None
+) -> dict[str, Any]:
+    """Cost of hypothetical events (column dicts as for ingest, no ids) as if
+    submitted and delivered at ``at``; writes nothing."""
+    at = at or clock.now()
+    plans = Plans(session)
+    plan = plans.get(agreement.id)
+    rater = Rater(session, plans, now=at)
+    st = rater._load_state(agreement.id, plan.period_of(at) if plan else None)[0]
+    total, rejected, reasons = 0, 0, defaultdict(int)
+    for ev in events:
+        row = {"event_at": at, "submitted_at": at, "delivered_at": at, "status": "delivered", **ev}
+        d = en.rate(_event(row), plan, st) if plan else en.Decision(en.REJECTED, reason="no_agreement")
+        if d.state == en.RATED:
+            en.apply(st, d)
+            amt, adj = en.money_charge(d)
+            total += amt + adj
+        else:
+            rejected += 1
+            reasons[d.reason or d.state] += 1
+    return {
+        "agreement": agreement.code,
+        "currency": agreement.currency,
+        "events": len(events),
+        "cost": total,
+        "rejected": rejected,
+        "reasons": dict(reasons),
+        "available": ledger.headroom(session, agreement, now=at),
+    }
+
+
+# ----------------------------------------------------------------- ingest
+
+
+def _chunks(it: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    buf: list[Any] = []
+    for x in it:
+        buf.append(x)
+        if len(buf) >= size:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
+def validate_file(session: Session, path: str | Path, *, max_problems: int = 50) -> int:
+    """First pass: every row parses, else InvalidInput naming rows (nothing written)."""
+    refs = _Refs(session)
+    problems: list[Problem] = []
+    n = 0
+    seen: set[str] = set()
+    for row_no, raw in read_rows(path):
+        n += 1
+        parse_row(row_no, raw, refs, problems)
+        ext = raw.get("external_id", "")
+        if ext in seen:
+            problems.append(Problem("external_id", f"{ext!r} appears twice in the file", row_no))
+        seen.add(ext)
+        if len(problems) >= max_problems:
+            break
+    if problems:
+        raise InvalidInput.from_problems(problems, str(path))
+    return n
+
+
+def _reserve_ids(session: Session, n: int) -> list[int]:
+    """Ids for ``n`` new EDR rows. SQLite: max(id) under the write lock the
+    caller holds; PostgreSQL: values drawn from the id sequence."""
+    if session.get_bind().dialect.name == "postgresql":
+        q = "SELECT nextval(pg_get_serial_sequence('edr', 'id')) FROM generate_series(1, %(n)s)"
+        return [r[0] for r in session.connection().exec_driver_sql(q, {"n": n})]
+    top = session.connection().exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM edr").scalar() or 0
+    return list(range(top + 1, top + 1 + n))
+
+
+def _write_lock(session: Session) -> None:
+    """SQLite: take the database write lock now (a no-op write); PostgreSQL: nothing."""
+    if session.get_bind().dialect.name != "postgresql":
+        session.connection().exec_driver_sql("UPDATE agreement_balance SET spent = spent WHERE 0 = 1")
+
+
+def _sqlite_time(v: datetime | None) -> str | None:
+    if v is None:
+        return None
+    return v.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def bulk_insert(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Driver-level executemany (no per-value ORM processing); every row has the same keys."""
+    if not rows:
+        return
+    cols = list(rows[0])
+    sqlite_ = session.get_bind().dialect.name != "postgresql"
+    ph = "?" if sqlite_ else "%s"
+    sql = f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join([ph] * len(cols))})"
+    convs = []
+    for c in cols:
+        t = table.c[c].type
+        if isinstance(t, sa.JSON):
+            convs.append(lambda v: None if v is None else json.dumps(v))
+        elif sqlite_ and "UTCDateTime" in type(t).__name__:
+            convs.append(_sqlite_time)
+        else:
+            convs.append(None)
+    idx = [(c, f) for c, f in zip(cols, convs, strict=True)]
+    data = [tuple(r[c] if f is None else f(r[c]) for c, f in idx) for r in rows]
+    session.connection().exec_driver_sql(sql, data)
+
+
+def ingest(
+    session: Session, path: str | Path, *, rate: bool = True, chunk: int = CHUNK, check_first: bool = False
+) -> dict[str, int]:
+    """Ingest an EDR file (CSV, XLSX or JSONL). Commits per chunk; a chunk is
+    validated whole before anything of it is written, and a bad row stops the
+    run there (with ``check_first`` the whole file is validated before the
+    first write). Rows whose external id is stored already are skipped, so a
+    re-run after a fix or a crash inserts only what is missing. New rows are
+    rated in memory (unless ``rate`` is False) and written with their charges."""
+    if check_first:
+        validate_file(session, path)
+    refs = _Refs(session)
+    plans = Plans(session)
+    out = {"read": 0, "inserted": 0, "skipped": 0, "rated": 0, "rejected": 0, "pending": 0}
+    now = clock.now()
+    blank = dict.fromkeys(RESULT_COLUMNS)
+    for block in _chunks(read_rows(path), chunk):
+        problems: list[Problem] = []
+        rows = [r for n, raw in block if (r := parse_row(n, raw, refs, problems)) is not None]
+        exts = [r["external_id"] for r in rows]
+        if len(set(exts)) != len(exts):
+            dup = next(e for e in exts if exts.count(e) > 1)
+            problems.append(Problem("external_id", f"{dup!r} appears twice in the file"))
+        if problems:
+            session.rollback()
+            raise InvalidInput.from_problems(
+                problems[:50], f"{path} (rows stored before this chunk: {out['inserted']})"
+            )
+        out["read"] += len(block)
+        _write_lock(session)
+        have = set(session.execute(sa.select(EDR.c.external_id).where(EDR.c.external_id.in_(exts))).scalars())
+        rows = [r for r in rows if r["external_id"] not in have]
+        out["skipped"] += len(block) - len(rows)
+        if not rows:
+            session.commit()
+            continue
+        rows.sort(key=lambda r: r["event_at"])
+        ids = _reserve_ids(session, len(rows))
+        for r, i in zip(rows, ids, strict=True):
+            r["id"] = i
+            r["ingested_at"] = now
+        charges: list[dict[str, Any]] = []
+        if rate:
+            results, charges = Rater(session, plans, now=now).rate(rows)
+            for r, res in zip(rows, results, strict=True):
+                r.update(res if res is not None else blank)
+                if res is None:
+                    r["rating_state"] = "unrated"
+            for k, v in _count(results).items():
+                out[k] += v
+        else:
+            for r in rows:
+                r.update(blank)
+                r["rating_state"] = "unrated"
+            out["pending"] += len(rows)
+        bulk_insert(session, EDR, rows)
+        out["inserted"] += len(rows)
+        if charges:
+            for c in charges:
+                c.pop("_row")
+            _post_bulk(session, charges)
+        audit.record(session, action="ingest", object_type="edr", new={"file": str(path), "rows": len(rows)})
+        session.commit()
+    return out
+
+
+def _post_bulk(session: Session, charges: list[dict[str, Any]]) -> None:
+    """Like ledger.post without the credit check (done under the lock), via bulk_insert."""
+    by_ag: dict[int, int] = defaultdict(int)
+    for c in charges:
+        by_ag[c["agreement_id"]] += c["amount"]
+    ledger.ensure_rows(session, by_ag)
+    for ag_id, amount in sorted(by_ag.items()):
+        session.execute(
+            sa.update(ledger.BAL).where(ledger.BAL.c.agreement_id == ag_id).values(spent=ledger.BAL.c.spent + amount)
+        )
+    now = clock.now()
+    cols = ("agreement_id", "kind", "edr_id", "amount", "currency", "at", "period_start", "details")
+    bulk_insert(session, ledger.CHG, [{**{k: c.get(k) for k in cols}, "created_at": now} for c in charges])
+
+
+# ----------------------------------------------------------------- browse
+
+
+def edr_dict(r: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in r.items():
+        if isinstance(v, datetime):
+            v = iso(v)
+        elif k in ("unit_price", "cost") and v is not None:
+            v = format_micros(v)
+        out[k] = v
+    return out
+
+
+def get(session: Session, ref: str) -> dict[str, Any]:
+    q = sa.select(EDR)
+    q = q.where(EDR.c.id == int(ref)) if ref.isdigit() else q.where(EDR.c.external_id == ref)
+    row = session.execute(q).mappings().first()
+    if row is None and ref.isdigit():
+        row = session.execute(sa.select(EDR).where(EDR.c.external_id == ref)).mappings().first()
+    if row is None:
+        raise NotFound(f"EDR {ref!r} not found")
+    return dict(row)
+
+
+def show(session: Session, ref: str) -> dict[str, Any]:
+    r = get(session, ref)
+    out = edr_dict(r)
+    ch = session.execute(sa.select(Charge.__table__).where(Charge.__table__.c.edr_id == r["id"])).mappings()
+    out["charges"] = [
+        {
+            "id": c["id"],
+            "kind": c["kind"],
+            "amount": format_micros(c["amount"]),
+            "currency": c["currency"],
+            "at": iso(c["at"]),
+            "period_start": iso(c["period_start"]),
+            "details": c["details"],
+        }
+        for c in ch
+    ]
+    out["explanation"] = explain(r, out["charges"])
+    return out
+
+
+def explain(r: dict[str, Any], charges: list[dict[str, Any]]) -> str:
+    st = r["rating_state"]
+    if st == "unrated":
+        return "not rated yet" + (f" ({r['rating_note']})" if r.get("rating_note") else "")
+    if st == "rejected":
+        return f"rejected: {r['rating_reason']}" + (f" ({r['rating_note']})" if r.get("rating_note") else "")
+    parts = [f"matched {r['rate_path']}" if r.get("rate_path") else "rated"]
+    if r.get("billing_rule"):
+        parts.append(f"billed when {r['billing_rule']}")
+    if r.get("pack_enabled_id"):
+        parts.append(f"{r['pack_units']} taken from pack #{r['pack_enabled_id']}")
+    if r.get("unit_price") is not None:
+        parts.append(f"{r['quantity']} × {format_micros(r['unit_price'])} → {format_micros(r['cost'])} {r['currency']}")
+    if r.get("rating_note"):
+        parts.append(r["rating_note"])
+    for c in charges:
+        if c["kind"] == "scale_adjustment":
+            parts.append(f"back-to-first adjustment {c['amount']} {c['currency']}")
+    return "; ".join(parts)
+
+
+def list_edrs(
+    session: Session,
+    *,
+    agreement_id: int | None = None,
+    company_id: int | None = None,
+    since: datetime | None = None,
+    till: datetime | None = None,
+    state: str | None = None,
+    reason: str | None = None,
+    status: str | None = None,
+    destination: str | None = None,
+    campaign_id: int | None = None,
+    limit: int = 150,
+) -> list[dict[str, Any]]:
+    q = sa.select(EDR)
+    for colname, val in (
+        ("agreement_id", agreement_id),
+        ("company_id", company_id),
+        ("rating_state", state),
+        ("rating_reason", reason),
+        ("status", status),
+        ("destination", destination),
+        ("campaign_id", campaign_id),
+    ):
+        if val is not None:
+            q = q.where(EDR.c[colname] == val)
+    if since is not None:
+        q = q.where(EDR.c.event_at >= since)
+    if till is not None:
+        q = q.where(EDR.c.event_at < till)
+    q = q.order_by(EDR.c.event_at.desc(), EDR.c.id.desc()).limit(limit)
+    return [edr_dict(dict(m)) for m in session.execute(q).mappings()]

@@ -1,0 +1,373 @@
+"""The rating engine: pure, no I/O.
+
+Input: one event, the agreement's :class:`Plan` (its enabled services and
+packs with their tree snapshots and validity windows, its billing terms) and a
+:class:`State` (scale counters and pack usage as plain dicts). Output: a
+:class:`Decision` with the charge and the counter / pack deltas to apply
+(:func:`apply` applies them to the in-memory state; the caller persists them).
+
+Order (RAT-03, ENS-04/05): enabled packs first, the earliest associated first;
+a pack takes an event only when its tree answers ``included`` and it has
+enough left (unit packs count messages or segments across channels, monetary
+packs count money at the pay-as-you-go price). Then the pay-as-you-go trees:
+``not_included`` moves to the next tree, ``blocked`` rejects, no answer
+rejects with ``no_rate``.
+
+Billing rule (RAT-04): ``submitted`` charges once the message was submitted,
+``delivered`` once the receipt says delivered; an event whose trigger has not
+happened stays pending, and one that ended without it is rated at zero with a
+note saying why. Quantity rule (RAT-05): messages or segments.
+
+Scales (RAT-06, AMB-11): counted per (agreement, node, counter group value,
+billing period). Tier prices the new units where they fall. Back-to-first
+prices the event at the step its total reaches and, when that step's price
+differs from the one the earlier units of the period were charged at, returns
+an explicit ``adjustment`` re-pricing those earlier units (never a rewrite).
+Every amount is rounded once, by ``money.round_event``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cpaas_cli.catalog import lookup as lk
+from cpaas_cli.money import round_event
+from cpaas_cli.rating.scales import increment as scale_increment
+from cpaas_cli.rating.scales import unit_price
+
+RATED = "rated"
+REJECTED = "rejected"
+PENDING = "pending"
+
+PACK = "pack"
+PAYG = "pay-as-you-go"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One service enabled on the agreement, with its scopes' snapshots."""
+
+    enabled_id: int
+    kind: str  # PACK or PAYG
+    service_type: str
+    valid_from: datetime
+    valid_till: datetime | None
+    # (from, till, snapshot) in scope-id order: the first covering one is current.
+    scopes: tuple[tuple[datetime, datetime | None, lk.Snapshot], ...]
+    size: int | None = None  # pack size: units, or micro-units for a monetary pack
+
+    def snapshot_at(self, at: datetime) -> lk.Snapshot | None:
+        if at < self.valid_from or (self.valid_till is not None and at >= self.valid_till):
+            return None
+        for start, till, snap in self.scopes:
+            if start <= at and (till is None or at < till):
+                return snap
+        return None
+
+
+@dataclass(slots=True)
+class Plan:
+    """What rates one agreement: its entries (packs first, in association order,
+    then pay-as-you-go) and a pure ``period_of(instant) -> period start``."""
+
+    agreement_id: int
+    currency: str
+    entries: tuple[Entry, ...]
+    period_of: Callable[[datetime], datetime | None]
+
+
+@dataclass(slots=True)
+class Event:
+    key: Any
+    at: datetime  # when the message was prepared: chooses the services in force
+    query: dict[str, Any]
+    segments: int = 1
+    sender: str | None = None
+    submitted_at: datetime | None = None
+    delivered_at: datetime | None = None
+    final: bool = False  # no further status will arrive
+
+
+@dataclass(slots=True)
+class State:
+    """Counters keyed (node_key, group value, period start) and pack usage by enabled id."""
+
+    counters: dict[tuple[str, str, datetime], int] = field(default_factory=dict)
+    pack_used: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Decision:
+    state: str
+    reason: str | None = None
+    note: str | None = None
+    amount: int = 0  # money charge of this event, micro-units, rounded
+    adjustment: int = 0  # back-to-first re-pricing of the period's earlier units
+    unit_price: int | None = None
+    quantity: int | None = None
+    currency: str | None = None
+    path: str | None = None
+    source: str | None = None
+    service_id: int | None = None
+    scope_id: int | None = None
+    billing_rule: str | None = None
+    quantity_rule: str | None = None
+    charge_at: datetime | None = None
+    period_start: datetime | None = None
+    pack_id: int | None = None
+    pack_units: int = 0
+    counter_key: tuple[str, str, datetime] | None = None
+    counter_delta: int = 0
+    scale: dict | None = None
+
+    def explain(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "reason": self.reason,
+            "note": self.note,
+            "source": self.source,
+            "path": self.path,
+            "service_id": self.service_id,
+            "scope_id": self.scope_id,
+            "billing_rule": self.billing_rule,
+            "quantity_rule": self.quantity_rule,
+            "quantity": self.quantity,
+            "unit_price": self.unit_price,
+            "amount": self.amount,
+            "adjustment": self.adjustment,
+            "pack_id": self.pack_id,
+            "pack_units": self.pack_units,
+            "scale": self.scale,
+            "counter": None if self.counter_key is None else list(self.counter_key[:2]),
+        }
+
+
+def path_text(res: lk.Result) -> str:
+    return "/".join(p["value"] + ("*" if p["others"] else "") for p in res.path)
+
+
+_STEPS: dict[int, tuple[dict, str, list[tuple[int | None, int]]]] = {}
+
+
+def _steps(scale: dict) -> tuple[str, list[tuple[int | None, int]]]:
+    """Scale steps as tuples, converted once per scale dict."""
+    got = _STEPS.get(id(scale))
+    if got is None or got[0] is not scale:
+        got = (scale, scale.get("type", "tier"), [(None if u is None else int(u), int(p)) for u, p in scale["steps"]])
+        _STEPS[id(scale)] = got
+    return got[1], got[2]
+
+
+def _quantity(event: Event, rule: str | None) -> int:
+    return event.segments if rule == "segments" else 1
+
+
+def _trigger(event: Event, rule: str) -> datetime | None:
+    return event.delivered_at if rule == "delivered" else event.submitted_at
+
+
+def _not_triggered(event: Event, rule: str, res: lk.Result, source: str, currency: str) -> Decision:
+    if not event.final:
+        return Decision(PENDING, note=f"waiting for the {rule} event", billing_rule=rule, source=source)
+    what = "delivered" if rule == "delivered" else "submitted"
+    return Decision(
+        RATED,
+        note=f"not charged: billed when {what} and the message never was",
+        amount=0,
+        quantity=0,
+        currency=currency,
+        path=path_text(res),
+        source=source,
+        service_id=res.service_id,
+        scope_id=res.scope_id,
+        billing_rule=rule,
+        quantity_rule=res.quantity_rule,
+    )
+
+
+def _reject(reason: str, note: str | None, res: lk.Result | None = None, source: str | None = None) -> Decision:
+    return Decision(
+        REJECTED,
+        reason=reason,
+        note=note,
+        path=path_text(res) if res is not None and res.path else None,
+        source=source,
+        service_id=res.service_id if res is not None else None,
+        scope_id=res.scope_id if res is not None else None,
+    )
+
+
+def _price(
+    event: Event, plan: Plan, state: State, res: lk.Result, rule: str, at: datetime, period: datetime
+) -> Decision:
+    """Price a pay-as-you-go answer (rate or free) for an event whose trigger happened."""
+    qr = res.quantity_rule or "messages"
+    qty = _quantity(event, qr)
+    cur = plan.currency
+    d = Decision(
+        RATED,
+        quantity=qty,
+        currency=cur,
+        path=path_text(res),
+        source=PAYG,
+        service_id=res.service_id,
+        scope_id=res.scope_id,
+        billing_rule=rule,
+        quantity_rule=qr,
+        charge_at=at,
+        period_start=period,
+    )
+    if res.status == lk.FREE:
+        d.unit_price = 0
+        d.note = "free"
+        return d
+    if res.price_type == "scale" and res.scale:
+        kind, steps = _steps(res.scale)
+        group = (event.sender or "") if res.counter_group == "sender_id" else ""
+        key = (f"{res.scope_id}:{d.path}", group, period)
+        before = state.counters.get(key, 0)
+        after = before + qty
+        d.counter_key, d.counter_delta = key, qty
+        if kind == "back_to_first":
+            p_new = unit_price(steps, after)
+            d.unit_price = p_new
+            d.amount = round_event(qty * p_new, cur)
+            if before:
+                p_old = unit_price(steps, before)
+                if p_old != p_new:
+                    d.adjustment = round_event(before * (p_new - p_old), cur)
+        else:
+            inc = scale_increment(kind, steps, before, qty)
+            d.unit_price = unit_price(steps, after)
+            d.amount = round_event(inc, cur)
+        d.scale = {"type": kind, "group": group or None, "before": before, "after": after}
+        return d
+    price = res.price or 0
+    d.unit_price = price
+    d.amount = round_event(price * qty, cur)
+    if d.amount == 0:
+        d.note = "zero price"
+    return d
+
+
+def rate(event: Event, plan: Plan, state: State) -> Decision:
+    """Decide the charge of one event. Pure: ``state`` is read, not changed."""
+    at = event.at
+    q = event.query
+    packs: list[tuple[Entry, lk.Result]] = []
+    payg: lk.Result | None = None
+    last: lk.Result | None = None
+    for e in plan.entries:
+        snap = e.snapshot_at(at)
+        if snap is None:
+            continue
+        res = lk.resolve(snap, q)
+        if e.kind == PACK:
+            if res.status == lk.INCLUDED:
+                packs.append((e, res))
+            continue
+        if res.status == lk.NOT_INCLUDED:
+            last = res
+            continue
+        payg = res
+        break
+
+    # Unit packs, earliest first.
+    for e, res in packs:
+        if e.service_type == "monetary-pack":
+            continue
+        rule = res.billing_rule or "submitted"
+        qr = res.quantity_rule or "messages"
+        qty = _quantity(event, qr)
+        left = (e.size or 0) - state.pack_used.get(e.enabled_id, 0)
+        if left < qty:
+            continue
+        trig = _trigger(event, rule)
+        if trig is None:
+            return _not_triggered(event, rule, res, PACK, plan.currency)
+        period = plan.period_of(trig)
+        if period is None:
+            return _reject("no_agreement", f"no agreement version in force at {trig.isoformat()}", res, PACK)
+        return Decision(
+            RATED,
+            note=f"taken from unit pack #{e.enabled_id}",
+            unit_price=0,
+            quantity=qty,
+            currency=plan.currency,
+            path=path_text(res),
+            source=PACK,
+            service_id=res.service_id,
+            scope_id=res.scope_id,
+            billing_rule=rule,
+            quantity_rule=qr,
+            charge_at=trig,
+            period_start=period,
+            pack_id=e.enabled_id,
+            pack_units=qty,
+        )
+
+    if payg is None:
+        if last is not None:
+            return _reject("no_rate", "not included in any enabled service", last)
+        if not any(e.snapshot_at(at) is not None for e in plan.entries):
+            return _reject("no_rate", "no service with a current scope is enabled on the agreement")
+        return _reject("no_rate", "no enabled service prices this event")
+    if payg.status == lk.BLOCKED:
+        return _reject("blocked", payg.reason, payg, PAYG)
+    if payg.status == lk.UNUSABLE:
+        return _reject("unusable", payg.reason, payg, PAYG)
+    if payg.status not in (lk.RATE, lk.FREE):
+        return _reject("no_rate", payg.reason or f"pay-as-you-go tree answered {payg.status}", payg, PAYG)
+
+    rule = payg.billing_rule or "submitted"
+    trig = _trigger(event, rule)
+    if trig is None:
+        return _not_triggered(event, rule, payg, PAYG, plan.currency)
+    period = plan.period_of(trig)
+    if period is None:
+        return _reject("no_agreement", f"no agreement version in force at {trig.isoformat()}", payg, PAYG)
+    d = _price(event, plan, state, payg, rule, trig, period)
+
+    # Monetary packs pay the pay-as-you-go price, earliest first.
+    cost = d.amount + d.adjustment
+    if cost > 0:
+        for e, _res in packs:
+            if e.service_type != "monetary-pack":
+                continue
+            left = (e.size or 0) - state.pack_used.get(e.enabled_id, 0)
+            if left >= cost:
+                d.pack_id, d.pack_units = e.enabled_id, cost
+                d.source = PACK
+                d.note = f"paid from monetary pack #{e.enabled_id}"
+                break
+    return d
+
+
+def money_charge(d: Decision) -> tuple[int, int]:
+    """(event amount, adjustment) that move the balance (zero when a pack paid)."""
+    if d.state != RATED or d.pack_id is not None:
+        return 0, 0
+    return d.amount, d.adjustment
+
+
+def apply(state: State, d: Decision) -> None:
+    """Apply a decision's counter and pack deltas to the in-memory state."""
+    if d.state != RATED:
+        return
+    if d.counter_key is not None and d.counter_delta:
+        state.counters[d.counter_key] = state.counters.get(d.counter_key, 0) + d.counter_delta
+    if d.pack_id is not None and d.pack_units:
+        state.pack_used[d.pack_id] = state.pack_used.get(d.pack_id, 0) + d.pack_units
+
+
+def rate_all(events: Sequence[Event], plan: Plan, state: State) -> list[Decision]:
+    """Rate events in order, applying each decision's deltas before the next."""
+    out = []
+    for ev in events:
+        d = rate(ev, plan, state)
+        apply(state, d)
+        out.append(d)
+    return out

@@ -1,0 +1,227 @@
+"""EDR ingest/rate/show, balances, payments, fees, credit limits through the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from cpaas_cli.db.engine import dispose_all, get_engine
+from tests.helpers import client, owner_le
+
+DATA = Path(__file__).parent / "data"
+EXAMPLE1 = DATA / "example1.yaml"
+
+
+def setup(cli, *, credit_limit=None):
+    owner_le(cli)
+    c = client(cli)
+    args = ["agreement", "create", "AG-1", "--company", c["name"], "--currency", "EUR", "--from", "2026-01-01"]
+    if credit_limit is not None:
+        args += ["--credit-limit", credit_limit]
+    cli.json(*args)
+    cli.json("service", "create", "SMS service", "--type", "payg", "--currency", "EUR")
+    cli.json("service", "scope", "add", "SMS service", "--from", "2026-01-01")
+    cli("service", "tree", "apply", "SMS service", str(EXAMPLE1))
+    cli.json("agreement", "enable", "SMS service", "--agreement", "AG-1", "--from", "2026-01-01")
+
+
+def edr_file(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def row(i, mccmnc="21401", sender="ACME", segments=2, **kw):
+    base = {
+        "external_id": f"x-{i}",
+        "agreement": "AG-1",
+        "sender": sender,
+        "destination": f"3460000{i:04d}",
+        "mccmnc": mccmnc,
+        "segments": str(segments),
+        "prepared_at": f"2026-03-01T10:{i // 60:02d}:{i % 60:02d}Z",
+        "submitted_at": f"2026-03-01T10:{i // 60:02d}:{i % 60:02d}Z",
+        "status": "submitted",
+    }
+    base.update(kw)
+    return base
+
+
+def test_ingest_rate_balance_idempotent(cli, tmp_path):
+    setup(cli)
+    p = cli.json(
+        "payment",
+        "add",
+        "--agreement",
+        "AG-1",
+        "--reference",
+        "TOP-1",
+        "--amount",
+        "100",
+        "--confirmed",
+        "--date",
+        "2026-02-01",
+    )
+    assert (p["state"], p["replenishment"], p["exchange_rate"]) == ("confirmed", "100.00", "1.0")
+    rows = [row(i) for i in range(5)] + [row(5, mccmnc="33201")] + [row(6, direction="mo")]
+    f = edr_file(tmp_path / "e.jsonl", rows)
+    got = cli.json("edr", "ingest", str(f))
+    assert (got["inserted"], got["rated"], got["rejected"]) == (7, 7, 0)
+    # 5 × 2 segments × 0.04 + 2 × tier 0.05 (others) + free MO
+    b = cli.json("balance", "show", "AG-1")
+    assert (b["charges"], b["balance"], b["credit_limit"]) == ("0.50", "99.50", "unlimited")
+    again = cli.json("edr", "ingest", str(f))
+    assert (again["inserted"], again["skipped"]) == (0, 7)
+    assert cli.json("edr", "rate")["rated"] == 0
+    assert cli.json("balance", "show", "AG-1")["balance"] == "99.50"
+    one = cli.json("edr", "show", "x-0")
+    assert one["cost"] == "0.08" and one["rate_path"] == "sms/sms_message/mt/ES/21401"
+    assert "0.04" in one["explanation"] and len(one["charges"]) == 1
+    mo = cli.json("edr", "show", "x-6")
+    assert (mo["rating_state"], mo["cost"], mo["rating_note"]) == ("rated", "0.00", "free")
+    hist = cli.json("balance", "history", "AG-1")
+    assert hist[-1]["balance"] == "99.50" and hist[0]["kind"] == "payment_inbound"
+    assert cli.json("balance", "show", "AG-1", "--at", "2026-02-15")["balance"] == "100.00"
+    # the agreement now has charges: its currency is fixed (AMB-14)
+    cli("agreement", "update", "AG-1", "--currency", "USD", expect=5)
+
+
+def test_rejections_and_credit_limit(cli, tmp_path):
+    setup(cli, credit_limit="0.10")
+    rows = [row(i) for i in range(3)] + [row(3, agreement="", company="Client A")]
+    got = cli.json("edr", "ingest", str(edr_file(tmp_path / "e.jsonl", rows)))
+    assert (got["rated"], got["rejected"]) == (1, 3)
+    listed = cli.json("edr", "list", "--state", "rejected")
+    assert sorted(r["rating_reason"] for r in listed) == ["insufficient_credit", "insufficient_credit", "no_agreement"]
+    assert cli.json("balance", "show", "AG-1")["available"] == "0.02"
+
+
+def test_delivered_billing_and_pending_rate(cli, tmp_path):
+    setup(cli)
+    doc = EXAMPLE1.read_text().replace("billing_rule: submitted", "billing_rule: delivered")
+    (tmp_path / "t.yaml").write_text(doc)
+    cli("service", "tree", "apply", "SMS service", str(tmp_path / "t.yaml"))
+    f = edr_file(tmp_path / "a.jsonl", [row(0), row(1, status="undelivered", undelivered_at="2026-03-01T10:05:00Z")])
+    got = cli.json("edr", "ingest", str(f))
+    assert (got["pending"], got["rated"]) == (1, 1)
+    assert cli.json("edr", "show", "x-1")["cost"] == "0.00"
+    # the receipt arrives later: the dispatch worker calls rate_and_charge
+    from cpaas_cli.db.engine import make_session
+    from cpaas_cli.edr import service as edrs
+
+    s = make_session(get_engine(cli.url))
+    edr_id = edrs.get(s, "x-0")["id"]
+    assert edrs.rate_and_charge(s, [edr_id], event="delivered")["rated"] == 1
+    s.commit()
+    s.close()
+    assert cli.json("edr", "show", "x-0")["cost"] == "0.08"
+
+
+def test_payments_states_and_fx(cli):
+    setup(cli)
+    p = cli.json(
+        "payment",
+        "add",
+        "--agreement",
+        "AG-1",
+        "--reference",
+        "W-1",
+        "--amount",
+        "110",
+        "--currency",
+        "USD",
+        "--replenishment",
+        "100",
+        "--confirm-before",
+        "2030-01-01",
+        "--date",
+        "2026-02-01",
+    )
+    assert (p["state"], p["exchange_rate"], p["replenishment"]) == ("unconfirmed", "0.9090909091", "100.00")
+    cli("payment", "add", "--agreement", "AG-1", "--reference", "W-2", "--amount", "5", "--currency", "USD", expect=4)
+    old = cli.json(
+        "payment",
+        "add",
+        "--agreement",
+        "AG-1",
+        "--reference",
+        "W-3",
+        "--amount",
+        "7",
+        "--confirm-before",
+        "2026-02-10",
+        "--date",
+        "2026-02-01",
+    )
+    assert old["state"] == "expired"
+    assert cli.json("balance", "show", "AG-1")["balance"] == "100.00"
+    assert cli.json("balance", "show", "AG-1", "--at", "2026-02-05")["balance"] == "107.00"
+    cli.json("payment", "confirm", str(old["id"]))
+    assert cli.json("balance", "show", "AG-1")["balance"] == "107.00"
+    cli.json(
+        "payment",
+        "add",
+        "--agreement",
+        "AG-1",
+        "--reference",
+        "OUT",
+        "--amount",
+        "7",
+        "--direction",
+        "outbound",
+        "--confirmed",
+    )
+    assert cli.json("balance", "show", "AG-1")["balance"] == "100.00"
+    cli.json("payment", "unconfirm", str(old["id"]), "--confirm-before", "2026-02-02")
+    assert cli.json("payment", "list", "--state", "expired")[0]["reference"] == "W-3"
+    cli.json("payment", "delete", str(p["id"]), "--yes")
+    assert cli.json("balance", "show", "AG-1")["balance"] == "-7.00"
+
+
+def test_fees_fixed_and_by_tariff(cli, tmp_path):
+    setup(cli)
+    f = cli.json("fee", "add", "--agreement", "AG-1", "--amount", "12.5", "--description", "setup")
+    assert (f["amount"], f["fee_type"]) == ("12.50", "fixed")
+    cli("fee", "add", "--agreement", "AG-1", "--volume", "3", expect=3)  # no additional-services service
+    (tmp_path / "add.yaml").write_text(
+        "tree:\n  additional:\n    depends_on: resource\n    children:\n      additional_service: {price: '5'}\n"
+    )
+    cli.json("service", "create", "Extras", "--type", "payg", "--currency", "EUR")
+    cli.json("service", "scope", "add", "Extras", "--from", "2026-01-01")
+    cli("service", "tree", "apply", "Extras", str(tmp_path / "add.yaml"))
+    cli.json("agreement", "enable", "Extras", "--agreement", "AG-1", "--from", "2026-01-01")
+    f = cli.json("fee", "add", "--agreement", "AG-1", "--volume", "3")
+    assert (f["amount"], f["fee_type"], f["unit_price"]) == ("15.00", "tariff", "5.00")
+    assert cli.json("balance", "show", "AG-1")["charges"] == "27.50"
+    assert len(cli.json("fee", "list", "--agreement", "AG-1")) == 2
+
+
+def test_bad_rows_write_nothing(cli, tmp_path):
+    setup(cli)
+    rows = [row(0), row(1, mccmnc="99999"), row(2, segments=0, agreement="NOPE")]
+    run = cli("edr", "ingest", str(edr_file(tmp_path / "b.jsonl", rows)), "-o", "json", expect=4)
+    assert "row 2" in run.stderr or "row" in run.stderr
+    assert cli.json("edr", "list") == []
+
+
+def test_two_processes_never_overspend(cli, tmp_path, db_url):
+    """Two real OS processes rate the same agreement at once: the credit limit holds."""
+    setup(cli, credit_limit="1")
+    rows = [row(i, segments=1) for i in range(200)]  # 200 × 0.04 = 8.00 wanted, 1.00 allowed
+    cli.json("edr", "ingest", str(edr_file(tmp_path / "e.jsonl", rows)), "--no-rate")
+    dispose_all()
+    cmd = [sys.executable, "-m", "cpaas_cli", "--db", db_url, "edr", "rate", "--chunk", "7", "-o", "json"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    done = [json.loads(o[0]) for o in outs]
+    assert sum(d["rated"] for d in done) == 25 and sum(d["rejected"] for d in done) == 175
+    with get_engine(db_url).connect() as conn:
+        charged = conn.execute(sa.text("SELECT SUM(amount), COUNT(*) FROM charge")).one()
+        spent = conn.execute(sa.text("SELECT spent FROM agreement_balance")).scalar()
+        states = dict(conn.execute(sa.text("SELECT rating_state, COUNT(*) FROM edr GROUP BY rating_state")).all())
+    assert charged == (1_000_000, 25) and spent == 1_000_000
+    assert states == {"rated": 25, "rejected": 175}
