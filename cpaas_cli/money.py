@@ -1,8 +1,12 @@
 """Money: integer micro-units in storage, Decimal in Python, never float.
 
 Rounding happens in two named places only (see DESIGN.md): ``round_event`` per
-rated event and ``round_line`` per invoice line, both to the currency's minor
-units, half-up.
+rated event and ``round_line`` per invoice line, both half-up.
+
+Decision: a rated event is kept exact to the micro-unit, not rounded to the
+currency's minor units. A2P prices are routinely below one cent (0.004 EUR a
+message); rounding each event to cents would make such messages free or double
+their price. Invoice lines are where amounts meet the currency's minor units.
 """
 
 from __future__ import annotations
@@ -110,9 +114,13 @@ def _round(micros: int, currency: str) -> int:
     return int(value * MICROS)
 
 
-def round_event(micros: int, currency: str) -> int:
-    """Rounding point 1: the charge of one rated event."""
-    return _round(micros, currency)
+def round_event(micros: int | Decimal, currency: str) -> int:
+    """Rounding point 1: the charge of one rated event, to whole micro-units (half-up).
+
+    ``currency`` is accepted so that every rounding site names its currency;
+    events are not rounded to minor units (see the module docstring).
+    """
+    return int(Decimal(micros).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 def round_line(micros: int, currency: str) -> int:

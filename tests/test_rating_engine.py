@@ -187,3 +187,13 @@ def test_scale_charges_sum_to_total(kind, thresholds, prices, sizes):
     # rating is a function of (event, state): the same inputs give the same decision
     again, _ = run(p, [ev(i, segments=s) for i, s in enumerate(sizes)])
     assert [d.explain() for d in again] == [d.explain() for d in ds]
+
+
+def test_sub_cent_prices_stay_exact_per_event():
+    """A2P prices below one cent are charged exactly (no rounding of an event to cents)."""
+    p = plan(payg(snap({"price": "0.004"})))
+    ds, _ = run(p, [ev(i) for i in range(3)])
+    assert [sum(en.money_charge(d)) for d in ds] == [4000, 4000, 4000]
+    scaled = plan(payg(snap({"scale": {"type": "tier", "steps": [[2, "0.0055"], [None, "0.0045"]]}})))
+    ds, _ = run(scaled, [ev(i) for i in range(3)])
+    assert money(ds) == 5500 + 5500 + 4500
