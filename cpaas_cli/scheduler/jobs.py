@@ -1,0 +1,27 @@
+"""The jobs `cpaas serve` runs: plain functions of an engine, with their interval.
+
+Domain modules provide the functions (they never import this package); this
+list wires them to the scheduler. Each job returns a small dict of counts for
+the log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    func: Callable[[Engine], dict[str, Any] | None]
+    every_seconds: int
+
+
+def all_jobs() -> list[Job]:
+    """Every periodic job. Imports happen here so domain modules stay independent."""
+    jobs: list[Job] = []
+    return jobs
