@@ -60,3 +60,5 @@ class AgreementVersion(Timestamped, table=True):
     billing_tz: str = Field(default="UTC", max_length=64)
     days_for_payment: int = 30
     emails: dict = Field(default_factory=dict, sa_type=sa.JSON)
+    # Percent × 1,000,000 (20 % = 20_000_000): exact for up to six decimals.
+    tax_rate: int = Field(default=0, sa_type=sa.BigInteger, sa_column_kwargs={"server_default": "0"})

@@ -56,6 +56,7 @@ class Terms:
     billing_tz: str | None = None
     days_for_payment: int | None = None
     emails: dict[str, list[str]] | None = None
+    tax_rate: str | None = None  # percent, e.g. "20" or "7.5"
 
     def given(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
@@ -69,6 +70,7 @@ DEFAULT_TERMS = Terms(
     billing_tz="UTC",
     days_for_payment=30,
     emails={},
+    tax_rate="0",
 )
 
 
@@ -130,7 +132,19 @@ def validate_terms(t: Terms) -> list[Problem]:
         for addr in addresses:
             if not EMAIL_RE.match(addr):
                 problems.append(Problem(f"emails.{kind}", f"not an e-mail address: {addr!r}"))
+    try:
+        parse_tax_rate(t.tax_rate)
+    except MoneyError as exc:
+        problems.append(Problem("tax_rate", str(exc)))
     return problems
+
+
+def parse_tax_rate(text: str | None) -> int:
+    """A percentage ("20", "7.5") → percent × 1,000,000; 0-100, at most six decimals."""
+    value = to_micros(text if text not in (None, "") else "0")
+    if not 0 <= value <= 100_000_000:
+        raise MoneyError(f"a tax rate is a percentage from 0 to 100, got {text!r}")
+    return value
 
 
 def _complete(base: Terms, overlay: Terms) -> Terms:
@@ -155,6 +169,7 @@ def terms_of(v: AgreementVersion) -> Terms:
         billing_tz=v.billing_tz,
         days_for_payment=v.days_for_payment,
         emails=dict(v.emails or {}),
+        tax_rate=format_micros(v.tax_rate or 0),
     )
 
 
@@ -166,6 +181,7 @@ def _apply_terms(v: AgreementVersion, t: Terms) -> None:
     v.billing_tz = t.billing_tz or "UTC"
     v.days_for_payment = int(t.days_for_payment if t.days_for_payment is not None else 30)
     v.emails = {k: list(a) for k, a in (t.emails or {}).items() if a}
+    v.tax_rate = parse_tax_rate(t.tax_rate)
 
 
 # ------------------------------------------------------------- agreements
@@ -576,6 +592,7 @@ def version_dict(v: AgreementVersion, *, now: datetime | None = None) -> dict[st
         "billing_tz": v.billing_tz,
         "days_for_payment": v.days_for_payment,
         "emails": v.emails or {},
+        "tax_rate": format_micros(v.tax_rate or 0),
     }
 
 

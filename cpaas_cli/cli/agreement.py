@@ -94,10 +94,14 @@ def _emails(values: list[str] | None) -> dict[str, list[str]] | None:
     return out
 
 
+TaxOpt = Annotated[str | None, typer.Option("--tax-rate", help="Tax rate in percent (e.g. 20 or 7.5); default 0.")]
+
+
 def _terms(
-    credit_limit, billing_period, billing_day, split_by_month, billing_tz, days_for_payment, email
+    credit_limit, billing_period, billing_day, split_by_month, billing_tz, days_for_payment, email, tax_rate=None
 ) -> agreements.Terms:
     return agreements.Terms(
+        tax_rate=tax_rate,
         credit_limit=credit_limit,
         billing_period=billing_period.value if billing_period else None,
         billing_day=billing_day,
@@ -148,6 +152,7 @@ def create(
     billing_tz: BillingTzOpt = None,
     days_for_payment: DaysOpt = None,
     email: EmailOpt = None,
+    tax_rate: TaxOpt = None,
     output: OutputOpt = None,
 ) -> None:
     """Create an agreement (and its first version) between a company and its seller."""
@@ -170,7 +175,7 @@ def create(
             description=description,
             version_code=version_code,
             terms=_terms(
-                credit_limit, billing_period, billing_day, split_by_month, billing_tz, days_for_payment, email
+                credit_limit, billing_period, billing_day, split_by_month, billing_tz, days_for_payment, email, tax_rate
             ),
         )
         data = agreements.agreement_dict(s, row, with_versions=True)
@@ -297,6 +302,7 @@ def version_add(
     billing_tz: BillingTzOpt = None,
     days_for_payment: DaysOpt = None,
     email: EmailOpt = None,
+    tax_rate: TaxOpt = None,
     output: OutputOpt = None,
 ) -> None:
     """Add a version. Terms not given are copied from the version before it;
@@ -313,7 +319,7 @@ def version_add(
             tz=tz,
             code=version_code,
             terms=_terms(
-                credit_limit, billing_period, billing_day, split_by_month, billing_tz, days_for_payment, email
+                credit_limit, billing_period, billing_day, split_by_month, billing_tz, days_for_payment, email, tax_rate
             ),
         )
         data = agreements.version_dict(version)

@@ -1,0 +1,1 @@
+"""Invoices: one per agreement and closed billing period, built from charges."""

@@ -1,0 +1,1 @@
+"""Recurring and one-time fees (sender ID setup and usage fees) charged on a schedule."""
