@@ -109,6 +109,13 @@ def _register() -> None:
     app.add_typer(balance.app, name="balance", help="Agreement balances and their history.")
     app.add_typer(payment.app, name="payment", help="Payments: add, confirm, unconfirm, delete.")
     app.add_typer(fee.app, name="fee", help="Additional fees charged to agreements.")
+    from cpaas_cli.cli import fees as fees_cli
+    from cpaas_cli.cli import invoice as invoice_cli
+
+    app.add_typer(
+        invoice_cli.app, name="invoice", help="Invoices: run, list, show, recalculate, confirm, void, export."
+    )
+    app.add_typer(fees_cli.app, name="fees", help="Recurring and one-time fee rules (sender ID fees) and their runs.")
 
 
 _register()

@@ -24,4 +24,9 @@ class Job:
 def all_jobs() -> list[Job]:
     """Every periodic job. Imports happen here so domain modules stay independent."""
     jobs: list[Job] = []
+    from cpaas_cli.invoices import service as invoices
+    from cpaas_cli.recurring import service as recurring
+
+    jobs.append(Job("fees-run", recurring.run_job, 300))
+    jobs.append(Job("invoice-run", invoices.run_job, 3600))
     return jobs

@@ -1,0 +1,135 @@
+"""`cpaas fees …`: recurring and one-time fee rules (e.g. sender ID fees) and the fee run."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated
+
+import typer
+
+from cpaas_cli.cli.context import OutputOpt, emit, say, session, when
+from cpaas_cli.recurring import service as fees
+
+app = typer.Typer(no_args_is_help=True)
+rule_app = typer.Typer(no_args_is_help=True)
+app.add_typer(rule_app, name="rule", help="Fee rules: what is charged, how often, with which retries.")
+
+RULE_COLUMNS = ["id", "agreement", "subject_kind", "subject_ref", "kind", "every", "start_day", "amount",
+                "effective_from", "effective_till"]  # fmt: skip
+RUN_COLUMNS = [
+    "rule_id",
+    "agreement",
+    "subject",
+    "period_start",
+    "at",
+    "attempt",
+    "amount",
+    "status",
+    "next_attempt_at",
+]
+
+
+class Kind(str, Enum):
+    setup = "setup"
+    usage = "usage"
+
+
+class Every(str, Enum):
+    month = "month"
+    week = "week"
+
+
+@rule_app.command("add")
+def rule_add(
+    ctx: typer.Context,
+    agreement: Annotated[str, typer.Option("--agreement", help="Agreement code or id that pays the fee.")],
+    subject_kind: Annotated[str, typer.Option("--subject-kind", help="What the fee is for, e.g. sender_id.")],
+    subject_ref: Annotated[str, typer.Option("--subject-ref", help="Which one (e.g. the sender ID's id).")],
+    kind: Annotated[Kind, typer.Option("--kind", help="setup (once) or usage (every period).")],
+    amount: Annotated[str, typer.Option("--amount", help="Fee amount in the agreement currency.")],
+    effective_from: Annotated[str, typer.Option("--from", help="Start (setup fee: when it is charged).")],
+    effective_till: Annotated[str | None, typer.Option("--till", help="End; default indefinitely.")] = None,
+    every: Annotated[Every, typer.Option("--every", help="Usage fee period: month or week.")] = Every.month,
+    start_day: Annotated[int, typer.Option("--start-day", help="Month day 1-31, or weekday 1-7 (Monday = 1).")] = 1,
+    days_before: Annotated[int, typer.Option("--days-before", help="Charge N days before the period starts.")] = 0,
+    retry_hours: Annotated[int, typer.Option("--retry-hours", help="On insufficient funds, retry every H hours.")] = 1,
+    max_retries: Annotated[int, typer.Option("--max-retries", help="At most M retries, then the period fails.")] = 0,
+    tz: Annotated[str, typer.Option("--tz", help="IANA zone of the periods and of --from/--till.")] = "UTC",
+    description: Annotated[str | None, typer.Option("--description")] = None,
+    output: OutputOpt = None,
+) -> None:
+    """Add a fee rule for a subject on an agreement."""
+    with session(ctx) as s:
+        row = fees.add_rule(
+            s,
+            agreement_ref=agreement,
+            subject_kind=subject_kind,
+            subject_ref=subject_ref,
+            kind=kind.value,
+            amount=amount,
+            effective_from=when(effective_from, "--from", tz),
+            effective_till=when(effective_till, "--till", tz),
+            every=every.value,
+            start_day=start_day,
+            days_before=days_before,
+            retry_hours=retry_hours,
+            max_retries=max_retries,
+            tz=tz,
+            description=description,
+        )
+        data = fees.rule_dict(row, agreement)
+    emit(ctx, data, output=output)
+
+
+@rule_app.command("list")
+def rule_list(
+    ctx: typer.Context,
+    agreement: Annotated[str | None, typer.Option("--agreement")] = None,
+    subject_kind: Annotated[str | None, typer.Option("--subject-kind")] = None,
+    subject_ref: Annotated[str | None, typer.Option("--subject-ref")] = None,
+    output: OutputOpt = None,
+) -> None:
+    """List fee rules."""
+    with session(ctx) as s:
+        data = fees.list_rules(s, agreement_ref=agreement, subject_kind=subject_kind, subject_ref=subject_ref)
+    emit(ctx, data, output=output, columns=RULE_COLUMNS)
+
+
+@rule_app.command("end")
+def rule_end(
+    ctx: typer.Context,
+    rule_id: Annotated[int, typer.Argument(help="Fee rule id.")],
+    at: Annotated[str | None, typer.Option("--at", help="End time (default now).")] = None,
+    output: OutputOpt = None,
+) -> None:
+    """End a fee rule: no period starting at or after the end is charged."""
+    with session(ctx) as s:
+        data = fees.rule_dict(fees.end_rule(s, rule_id, at=when(at, "--at")))
+    emit(ctx, data, output=output)
+
+
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Charge what is due by this time (default now).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the attempts; write nothing.")] = False,
+    output: OutputOpt = None,
+) -> None:
+    """Charge every fee due (and retries due); safe to run again."""
+    with session(ctx) as s:
+        res = fees.run(s, as_of=when(as_of, "--as-of"), dry_run=dry_run)
+    say(ctx, f"charged {res['charged']}, retrying {res['retrying']}, failed {res['failed']}")
+    emit(ctx, res["attempts"], output=output, columns=RUN_COLUMNS)
+
+
+@app.command("runs")
+def runs(
+    ctx: typer.Context,
+    rule_id: Annotated[int | None, typer.Option("--rule", help="Only this rule.")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="charged, retrying or failed.")] = None,
+    output: OutputOpt = None,
+) -> None:
+    """List fee periods with their state (charged, retrying, failed)."""
+    with session(ctx) as s:
+        data = fees.list_runs(s, rule_id=rule_id, status=status)
+    emit(ctx, data, output=output)

@@ -1,0 +1,574 @@
+"""Invoices: the run over closed periods, recalculation, confirm, void, send.
+
+Which charges an invoice covers
+-------------------------------
+A charge belongs to the billing period that holds its ``at``. An invoice
+claims charges by inserting rows into ``invoice_charge`` (primary key =
+charge id, so a charge is covered by one live invoice at most):
+
+* every unclaimed charge of its agreement with ``period_start ≤ at < period_end``;
+* plus, as **correction lines**, unclaimed charges dated before its period
+  whose own period has no draft invoice (it is confirmed, or there is no
+  invoice for it): late or re-rated charges of a confirmed period go to the
+  next invoice, never into the confirmed one.
+
+A draft is recalculated by claiming what arrived since and rebuilding its
+lines from everything it covers, so it is exact however late charges come.
+A confirmed invoice never changes. Voiding an invoice releases its charges;
+the next run invoices that period again (``generation`` + 1).
+
+The money relation of an invoice to its charges is in ``invoices/models.py``.
+Numbers are given at confirm from a per-own-legal-entity counter row, bumped
+by an UPDATE inside the confirm transaction (gapless: a rolled-back confirm
+rolls the counter back too; concurrent confirms queue on the row lock).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from cpaas_cli import clock
+from cpaas_cli.agreements import service as agreements
+from cpaas_cli.agreements.models import Agreement, AgreementVersion
+from cpaas_cli.audit import service as audit
+from cpaas_cli.billing.models import Charge
+from cpaas_cli.billing.periods import Period, VersionTerms, closed_periods
+from cpaas_cli.catalog.models import Service
+from cpaas_cli.edr.models import Edr
+from cpaas_cli.errors import Conflict, InvalidInput, NotFound
+from cpaas_cli.invoices.models import Invoice, InvoiceCharge, InvoiceCounter, InvoiceLine
+from cpaas_cli.money import format_micros, round_line
+from cpaas_cli.tenancy.models import Bank, BankAccount, Company, LegalEntity
+from cpaas_cli.timeutil import iso, zone
+
+INV = Invoice.__table__
+LINE = InvoiceLine.__table__
+IC = InvoiceCharge.__table__
+CNT = InvoiceCounter.__table__
+CHG = Charge.__table__
+EDR = Edr.__table__
+
+TAX_SCALE = 100 * 1_000_000  # tax_rate is percent × 1,000,000
+LINE_ORDER = {"edr": 0, "scale_adjustment": 1, "pack_purchase": 2, "fee": 3}
+
+
+def tax_of(net: int, tax_rate: int, currency: str) -> int:
+    """Tax of one line: its rounded net × rate, rounded to minor units (half-up)."""
+    return round_line(Decimal(net) * tax_rate / TAX_SCALE, currency)  # type: ignore[arg-type]
+
+
+def format_rate(tax_rate: int) -> str:
+    text = format(Decimal(tax_rate) / 1_000_000, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+# ------------------------------------------------------------------ the run
+
+
+def _live(session: Session, agreement_ids: Sequence[int] | None) -> dict[tuple[int, datetime], Invoice]:
+    q = select(Invoice).where(Invoice.status != "void")
+    if agreement_ids is not None:
+        q = q.where(col(Invoice.agreement_id).in_(agreement_ids))
+    return {(i.agreement_id, i.period_start): i for i in session.exec(q)}
+
+
+def run(
+    session: Session,
+    *,
+    as_of: datetime | None = None,
+    agreement_ref: str | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """One draft per agreement and closed period; drafts with new charges are
+    recalculated. Idempotent: a second run with nothing new changes nothing.
+    With ``dry_run`` everything is computed in a savepoint and rolled back."""
+    as_of = as_of or clock.now()
+    if agreement_ref is not None:
+        ags = [agreements.get(session, agreement_ref)]
+    else:
+        ags = list(session.exec(select(Agreement).order_by(col(Agreement.id))))
+    ids = [a.id for a in ags]
+    by_ag: dict[int, list[AgreementVersion]] = defaultdict(list)
+    vq = select(AgreementVersion).order_by(col(AgreementVersion.effective_from))
+    if agreement_ref is not None:
+        vq = vq.where(col(AgreementVersion.agreement_id).in_(ids))
+    for v in session.exec(vq):
+        by_ag[v.agreement_id].append(v)
+    live = _live(session, ids if agreement_ref is not None else None)
+    gens = _generations(session, ids if agreement_ref is not None else None)
+    nested = session.begin_nested() if dry_run else None
+    out: list[dict[str, Any]] = []
+    counts = {"created": 0, "recalculated": 0, "unchanged": 0}
+    for ag in ags:
+        vs = by_ag.get(ag.id, [])
+        if not vs:
+            continue
+        vmap = {v.id: v for v in vs}
+        for p in closed_periods([VersionTerms.of(v) for v in vs], as_of):
+            inv = live.get((ag.id, p.start))
+            if inv is None:
+                inv = _create(session, ag, p, vmap[p.version_id], as_of, gens.get((ag.id, p.start), -1) + 1)
+                _attach(session, inv)
+                _rebuild(session, inv)
+                what = "created"
+            elif inv.status == "draft" and _attach(session, inv):
+                _rebuild(session, inv)
+                what = "recalculated"
+            else:
+                counts["unchanged"] += 1
+                continue
+            counts[what] += 1
+            out.append({**summary(inv, agreement=ag.code), "action": what})
+    if nested is not None:
+        nested.rollback()
+    elif counts["created"] or counts["recalculated"]:
+        audit.record(
+            session,
+            action="invoice_run",
+            object_type="invoice",
+            new={"as_of": iso(as_of), "created": counts["created"], "recalculated": counts["recalculated"]},
+        )
+    return {"as_of": iso(as_of), "dry_run": dry_run, **counts, "invoices": out}
+
+
+def _generations(session: Session, ids: Sequence[int] | None) -> dict[tuple[int, datetime], int]:
+    q = sa.select(INV.c.agreement_id, INV.c.period_start, sa.func.max(INV.c.generation)).group_by(
+        INV.c.agreement_id, INV.c.period_start
+    )
+    if ids is not None:
+        q = q.where(INV.c.agreement_id.in_(ids))
+    return {(a, p): g for a, p, g in session.execute(q)}
+
+
+def _create(
+    session: Session, ag: Agreement, p: Period, v: AgreementVersion, as_of: datetime, generation: int
+) -> Invoice:
+    issue = as_of.astimezone(zone(v.billing_tz)).date()
+    inv = Invoice(
+        agreement_id=ag.id,
+        version_id=v.id,
+        own_legal_entity_id=ag.own_legal_entity_id,
+        legal_entity_id=ag.legal_entity_id,
+        generation=generation,
+        status="draft",
+        period_start=p.start,
+        period_end=p.end,
+        billing_tz=v.billing_tz,
+        local_start_date=p.local_start_date,
+        local_end_date=p.local_end_date,
+        currency=ag.currency,
+        tax_rate=v.tax_rate or 0,
+        days_for_payment=v.days_for_payment,
+        issue_date=issue,
+        due_date=issue + timedelta(days=v.days_for_payment),
+    )
+    session.add(inv)
+    session.flush()
+    return inv
+
+
+def _attach(session: Session, inv: Invoice) -> int:
+    """Claim the unclaimed charges this invoice covers; returns how many."""
+    other = INV.alias("other")
+    ic2 = IC.alias("ic2")
+    in_draft_elsewhere = sa.exists().where(
+        other.c.agreement_id == inv.agreement_id,
+        other.c.status == "draft",
+        other.c.id != inv.id,
+        CHG.c.at >= other.c.period_start,
+        CHG.c.at < other.c.period_end,
+    )
+    sel = sa.select(CHG.c.id, sa.literal(inv.id, sa.Integer)).where(
+        CHG.c.agreement_id == inv.agreement_id,
+        CHG.c.at < inv.period_end,
+        sa.or_(CHG.c.at >= inv.period_start, ~in_draft_elsewhere),
+        ~sa.exists().where(ic2.c.charge_id == CHG.c.id),
+    )
+    res = session.execute(sa.insert(IC).from_select(["charge_id", "invoice_id"], sel))
+    return int(res.rowcount or 0)
+
+
+def _line_values(kind: str, correction: bool, exact: int, inv: Invoice) -> dict[str, Any]:
+    net = round_line(exact, inv.currency)
+    tax = tax_of(net, inv.tax_rate, inv.currency)
+    return {"kind": kind, "correction": correction, "exact": exact, "net": net, "rounding": net - exact, "tax": tax,
+            "total": net + tax}  # fmt: skip
+
+
+def _rebuild(session: Session, inv: Invoice) -> None:
+    """Rebuild the lines from every charge the invoice covers (set-based GROUP BY)."""
+    session.execute(sa.delete(LINE).where(LINE.c.invoice_id == inv.id))
+    corr = (CHG.c.at < inv.period_start).label("corr")
+    rated = (
+        sa.select(
+            CHG.c.kind,
+            corr,
+            EDR.c.service_id,
+            EDR.c.channel,
+            EDR.c.direction,
+            EDR.c.country,
+            EDR.c.network,
+            sa.func.count().label("n"),
+            sa.func.sum(sa.case((CHG.c.kind == "edr", EDR.c.segments), else_=0)).label("vol"),
+            sa.func.sum(CHG.c.amount).label("amt"),
+        )
+        .select_from(IC.join(CHG, CHG.c.id == IC.c.charge_id).outerjoin(EDR, EDR.c.id == CHG.c.edr_id))
+        .where(IC.c.invoice_id == inv.id, CHG.c.kind.in_(("edr", "scale_adjustment")))
+        .group_by(
+            CHG.c.kind,
+            corr,
+            EDR.c.service_id,
+            EDR.c.channel,
+            EDR.c.direction,
+            EDR.c.country,
+            EDR.c.network,
+        )
+    )
+    lines: list[dict[str, Any]] = []
+    service_ids: set[int] = set()
+    for r in session.execute(rated).mappings():
+        resource = "/".join(x for x in (r["channel"], r["direction"]) if x) or None
+        if r["service_id"] is not None:
+            service_ids.add(r["service_id"])
+        lines.append(
+            {
+                **_line_values(r["kind"], bool(r["corr"]), int(r["amt"] or 0), inv),
+                "service_id": r["service_id"],
+                "resource": resource,
+                "country": r["country"],
+                "network": r["network"],
+                "count": int(r["n"]),
+                "volume": int(r["vol"] or 0),
+            }
+        )
+    # Pack purchases and fees: few rows, grouped by their description.
+    other = sa.select(CHG.c.kind, CHG.c.amount, CHG.c.at, CHG.c.details).select_from(
+        IC.join(CHG, CHG.c.id == IC.c.charge_id)
+    )
+    other = other.where(IC.c.invoice_id == inv.id, CHG.c.kind.not_in(("edr", "scale_adjustment")))
+    groups: dict[tuple[str, bool, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for r in session.execute(other).mappings():
+        d = r["details"] or {}
+        desc = _describe_other(r["kind"], d)
+        g = groups[(r["kind"], r["at"] < inv.period_start, desc)]
+        g[0] += 1
+        g[1] += int(d.get("volume") or 1)
+        g[2] += int(r["amount"])
+    names = dict(session.execute(sa.select(Service.id, Service.name).where(Service.id.in_(service_ids))).all())
+    for ln in lines:
+        ln["description"] = _describe_rated(ln, names)
+    for (kind, corr, desc), (n, vol, amt) in groups.items():
+        lines.append(
+            {**_line_values(kind, corr, amt, inv), "service_id": None, "resource": None, "country": None,
+             "network": None, "count": n, "volume": vol, "description": desc[:300]}
+        )  # fmt: skip
+    lines.sort(
+        key=lambda x: (
+            x["correction"],
+            LINE_ORDER.get(x["kind"], 9),
+            x["description"],
+            x["country"] or "",
+            x["network"] or "",
+        )
+    )
+    for pos, ln in enumerate(lines, 1):
+        ln["invoice_id"] = inv.id
+        ln["position"] = pos
+    if lines:
+        session.execute(sa.insert(LINE), lines)
+    inv.charge_count = sum(x["count"] for x in lines)
+    inv.charges_total = sum(x["exact"] for x in lines)
+    inv.net = sum(x["net"] for x in lines)
+    inv.rounding = sum(x["rounding"] for x in lines)
+    inv.tax = sum(x["tax"] for x in lines)
+    inv.total = sum(x["total"] for x in lines)
+    inv.calculated_at = clock.now()
+    session.flush()
+
+
+def _describe_rated(ln: dict[str, Any], names: dict[int, str]) -> str:
+    parts = [names.get(ln["service_id"], "Usage") if ln["service_id"] else "Usage"]
+    if ln["kind"] == "scale_adjustment":
+        parts.append("scale adjustment")
+    if ln["resource"]:
+        parts.append(ln["resource"].upper())
+    dest = " ".join(x for x in (ln["country"], ln["network"]) if x)
+    if dest:
+        parts.append(dest)
+    if ln["correction"]:
+        parts.append("(correction for earlier periods)")
+    return " · ".join(parts)[:300]
+
+
+def _describe_other(kind: str, d: dict[str, Any]) -> str:
+    if kind == "pack_purchase":
+        return f"Pack {d.get('pack') or ''}".strip()
+    if d.get("fee_rule_id") is not None:
+        what = "setup fee" if d.get("fee_kind") == "setup" else "usage fee"
+        subject = f"{d.get('subject_kind', '')} {d.get('subject_ref', '')}".strip().replace("_", " ")
+        text = f"{subject} {what}"
+        if d.get("description"):
+            text += f": {d['description']}"
+        return text
+    return f"Additional fee{': ' + d['description'] if d.get('description') else ''}"
+
+
+# ----------------------------------------------------------- one invoice
+
+
+def get(session: Session, ref: str | int) -> Invoice:
+    text = str(ref).strip()
+    inv: Invoice | None = None
+    if text.isdigit():
+        inv = session.get(Invoice, int(text))
+    if inv is None:
+        inv = session.exec(select(Invoice).where(Invoice.reference == text)).first()
+    if inv is None:
+        raise NotFound(f"invoice {text!r} not found")
+    return inv
+
+
+def recalculate(session: Session, ref: str | int) -> Invoice:
+    inv = get(session, ref)
+    if inv.status != "draft":
+        raise Conflict(
+            f"invoice {inv.reference or inv.id} is {inv.status}; a confirmed invoice never changes "
+            "(later charges go to the next invoice as correction lines)"
+        )
+    _attach(session, inv)
+    _rebuild(session, inv)
+    return inv
+
+
+def confirm(session: Session, ref: str | int, *, at: datetime | None = None) -> Invoice:
+    """Recalculate, then freeze: the next number of the own legal entity, issue and due dates."""
+    at = at or clock.now()
+    inv = get(session, ref)
+    if inv.status != "draft":
+        raise Conflict(f"invoice {inv.reference or inv.id} is {inv.status}; only a draft can be confirmed")
+    if at < inv.period_end:
+        raise InvalidInput(f"the period of invoice {inv.id} ends at {iso(inv.period_end)}; confirm after that")
+    _attach(session, inv)
+    _rebuild(session, inv)
+    ins = (postgresql if session.get_bind().dialect.name == "postgresql" else sqlite).insert(CNT)
+    session.execute(ins.values(legal_entity_id=inv.own_legal_entity_id, last_number=0).on_conflict_do_nothing())
+    number = session.execute(
+        sa.update(CNT)
+        .where(CNT.c.legal_entity_id == inv.own_legal_entity_id)
+        .values(last_number=CNT.c.last_number + 1)
+        .returning(CNT.c.last_number)
+    ).scalar_one()
+    inv.number = int(number)
+    inv.reference = f"INV-{number}"
+    inv.status = "confirmed"
+    inv.confirmed_at = at
+    inv.issue_date = at.astimezone(zone(inv.billing_tz)).date()
+    inv.due_date = inv.issue_date + timedelta(days=inv.days_for_payment)
+    session.flush()
+    return inv
+
+
+def void(session: Session, ref: str | int) -> Invoice:
+    """Cancel an invoice (draft or confirmed); its number stays used, its charges are released."""
+    inv = get(session, ref)
+    if inv.status == "void":
+        raise Conflict(f"invoice {inv.reference or inv.id} is already void")
+    session.execute(sa.delete(IC).where(IC.c.invoice_id == inv.id))
+    inv.status = "void"
+    inv.voided_at = clock.now()
+    session.flush()
+    return inv
+
+
+def list_invoices(
+    session: Session,
+    *,
+    agreement_ref: str | None = None,
+    status: str | None = None,
+    since: datetime | None = None,
+) -> list[dict[str, Any]]:
+    q = select(Invoice, Agreement.code).join(Agreement, col(Agreement.id) == Invoice.agreement_id)
+    if agreement_ref:
+        q = q.where(Invoice.agreement_id == agreements.get(session, agreement_ref).id)
+    if status:
+        q = q.where(Invoice.status == status)
+    if since:
+        q = q.where(Invoice.period_start >= since)
+    q = q.order_by(col(Invoice.period_start), col(Invoice.agreement_id), col(Invoice.id))
+    return [summary(inv, agreement=code) for inv, code in session.exec(q)]
+
+
+def summary(inv: Invoice, *, agreement: str | None = None) -> dict[str, Any]:
+    return {
+        "id": inv.id,
+        "reference": inv.reference,
+        "number": inv.number,
+        "agreement": agreement,
+        "status": inv.status,
+        "direction": "RECEIVABLE",
+        "period_start": iso(inv.period_start),
+        "period_end": iso(inv.period_end),
+        "local_start_date": inv.local_start_date.isoformat(),
+        "local_end_date": inv.local_end_date.isoformat(),
+        "billing_tz": inv.billing_tz,
+        "currency": inv.currency,
+        "tax_rate": format_rate(inv.tax_rate),
+        "issue_date": inv.issue_date.isoformat(),
+        "due_date": inv.due_date.isoformat(),
+        "charge_count": inv.charge_count,
+        "charges_total": format_micros(inv.charges_total),
+        "net": format_micros(inv.net),
+        "rounding": format_micros(inv.rounding),
+        "tax": format_micros(inv.tax),
+        "total": format_micros(inv.total),
+        "generation": inv.generation,
+        "sent_at": iso(inv.sent_at),
+    }
+
+
+def lines(session: Session, inv: Invoice) -> list[dict[str, Any]]:
+    q = sa.select(LINE).where(LINE.c.invoice_id == inv.id).order_by(LINE.c.position)
+    out = []
+    for r in session.execute(q).mappings():
+        d = dict(r)
+        for k in ("exact", "net", "rounding", "tax", "total"):
+            d[k] = format_micros(d[k])
+        d.pop("invoice_id")
+        out.append(d)
+    return out
+
+
+def _party(session: Session, le_id: int, account_id: int | None) -> dict[str, Any]:
+    le = session.get(LegalEntity, le_id)
+    assert le is not None
+    company = session.get(Company, le.company_id)
+    out: dict[str, Any] = {
+        "company": company.name if company else None,
+        "name": le.name,
+        "legal_name": le.legal_name,
+        "country": le.country,
+        "legal_id": le.legal_id,
+        "tax_id": le.tax_id,
+        "vat_id": le.vat_id,
+        "address": le.billing_address or le.legal_address,
+        "bank_account": None,
+    }
+    acc = session.get(BankAccount, account_id) if account_id else None
+    if acc is not None:
+        bank = session.get(Bank, acc.bank_id)
+        out["bank_account"] = {
+            "name": acc.name,
+            "holder": acc.account_holder,
+            "number": acc.account_number,
+            "bank": bank.name if bank else None,
+            "swift": bank.swift if bank else None,
+        }
+    return out
+
+
+def show(session: Session, ref: str | int) -> dict[str, Any]:
+    inv = get(session, ref)
+    ag = session.get(Agreement, inv.agreement_id)
+    assert ag is not None
+    data = summary(inv, agreement=ag.code)
+    data["seller"] = _party(session, inv.own_legal_entity_id, ag.own_bank_account_id)
+    data["buyer"] = _party(session, inv.legal_entity_id, ag.bank_account_id)
+    data["lines"] = lines(session, inv)
+    data["confirmed_at"] = iso(inv.confirmed_at)
+    data["voided_at"] = iso(inv.voided_at)
+    data["sent_to"] = inv.sent_to or []
+    return data
+
+
+CHARGE_COLUMNS = [
+    "charge_id",
+    "kind",
+    "at",
+    "amount",
+    "currency",
+    "correction",
+    "edr_id",
+    "external_id",
+    "service_id",
+    "channel",
+    "direction",
+    "country",
+    "network",
+    "sender",
+    "destination",
+    "segments",
+    "rate_path",
+    "unit_price",
+    "details",
+]
+
+
+def charge_rows(session: Session, inv: Invoice):
+    """Every charge the invoice covers, with its EDR's fields (streamed)."""
+    q = (
+        sa.select(
+            CHG.c.id.label("charge_id"),
+            CHG.c.kind,
+            CHG.c.at,
+            CHG.c.amount,
+            CHG.c.currency,
+            CHG.c.edr_id,
+            CHG.c.details,
+            EDR.c.external_id,
+            EDR.c.service_id,
+            EDR.c.channel,
+            EDR.c.direction,
+            EDR.c.country,
+            EDR.c.network,
+            EDR.c.sender,
+            EDR.c.destination,
+            EDR.c.segments,
+            EDR.c.rate_path,
+            EDR.c.unit_price,
+        )
+        .select_from(IC.join(CHG, CHG.c.id == IC.c.charge_id).outerjoin(EDR, EDR.c.id == CHG.c.edr_id))
+        .where(IC.c.invoice_id == inv.id)
+        .order_by(CHG.c.id)
+    )
+    for r in session.execute(q).mappings():
+        d = dict(r)
+        d["correction"] = d["at"] < inv.period_start
+        d["at"] = iso(d["at"])
+        d["amount"] = format_micros(d["amount"])
+        d["unit_price"] = format_micros(d["unit_price"])
+        yield d
+
+
+def invoice_emails(session: Session, inv: Invoice) -> list[str]:
+    v = session.get(AgreementVersion, inv.version_id) if inv.version_id else None
+    if v is None:
+        ag = session.get(Agreement, inv.agreement_id)
+        v = agreements.version_at(session, ag, clock.now()) if ag else None
+    return list(((v.emails or {}) if v else {}).get("invoice") or [])
+
+
+def mark_sent(session: Session, inv: Invoice, to: list[str], at: datetime | None = None) -> None:
+    inv.sent_at = at or clock.now()
+    inv.sent_to = list(to)
+    session.flush()
+
+
+def local_date(at: datetime, tz: str) -> date:
+    return at.astimezone(zone(tz)).date()
+
+
+def run_job(engine) -> dict[str, Any]:
+    """Scheduler job: invoice every period that has closed by now."""
+    from cpaas_cli.db.engine import session_scope
+
+    with session_scope(engine, actor="scheduler", command="invoice run") as s:
+        res = run(s)
+    return {k: res[k] for k in ("created", "recalculated", "unchanged")}

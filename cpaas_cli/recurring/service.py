@@ -1,0 +1,256 @@
+"""Fee rules (generic subject: a sender ID, …) and the fee run that charges them.
+
+``run`` asks the pure scheduler (``recurring/schedule.py``) which attempts are
+due, and charges each through the ledger with the credit check, in its own
+savepoint: insufficient funds records a retry (or the final failure) and
+moves on. ``fee_run`` has one row per (rule, period) — unique — so two runs
+can never charge a period twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from cpaas_cli import clock
+from cpaas_cli.agreements import service as agreements
+from cpaas_cli.agreements.models import Agreement
+from cpaas_cli.billing import ledger
+from cpaas_cli.errors import InsufficientCredit, NotFound, Problem, require
+from cpaas_cli.money import MoneyError, format_micros, to_micros
+from cpaas_cli.recurring import schedule
+from cpaas_cli.recurring.models import FeeRule, FeeRun
+from cpaas_cli.timeutil import TimeError, check_zone, iso
+
+
+def add_rule(
+    session: Session,
+    *,
+    agreement_ref: str,
+    subject_kind: str,
+    subject_ref: str,
+    kind: str,
+    amount: str,
+    effective_from: datetime,
+    effective_till: datetime | None = None,
+    every: str | None = None,
+    start_day: int = 1,
+    days_before: int = 0,
+    retry_hours: int = 1,
+    max_retries: int = 0,
+    tz: str = "UTC",
+    description: str | None = None,
+) -> FeeRule:
+    ag = agreements.get(session, agreement_ref)
+    probs: list[Problem] = []
+    micros = 0
+    try:
+        micros = to_micros(amount)
+        if micros <= 0:
+            probs.append(Problem("amount", "must be more than 0"))
+    except MoneyError as exc:
+        probs.append(Problem("amount", str(exc)))
+    try:
+        check_zone(tz)
+    except TimeError as exc:
+        probs.append(Problem("tz", str(exc)))
+    if not subject_kind.strip() or not subject_ref.strip():
+        probs.append(Problem("subject", "subject kind and reference are required"))
+    every = (every or "month") if kind == "usage" else None
+    rule = schedule.Rule(
+        kind=kind,
+        effective_from=effective_from,
+        effective_till=effective_till,
+        every=every,
+        start_day=start_day,
+        days_before=days_before,
+        retry_hours=retry_hours,
+        max_retries=max_retries,
+        tz=tz,
+    )
+    probs += [Problem(f, m) for f, m in schedule.problems(rule)]
+    require(probs, "the fee rule")
+    row = FeeRule(
+        agreement_id=ag.id,
+        subject_kind=subject_kind.strip(),
+        subject_ref=subject_ref.strip(),
+        kind=kind,
+        every=every,
+        start_day=start_day if kind == "usage" else 1,
+        days_before=days_before if kind == "usage" else 0,
+        retry_hours=retry_hours,
+        max_retries=max_retries,
+        amount=micros,
+        tz=tz,
+        effective_from=effective_from,
+        effective_till=effective_till,
+        description=description,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def end_rule(session: Session, rule_id: int, *, at: datetime | None = None) -> FeeRule:
+    row = session.get(FeeRule, rule_id)
+    if row is None:
+        raise NotFound(f"fee rule #{rule_id} not found")
+    row.effective_till = max(at or clock.now(), row.effective_from)
+    session.flush()
+    return row
+
+
+def rule_dict(row: FeeRule, code: str | None = None) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "agreement": code,
+        "subject_kind": row.subject_kind,
+        "subject_ref": row.subject_ref,
+        "kind": row.kind,
+        "every": row.every,
+        "start_day": row.start_day,
+        "days_before": row.days_before,
+        "retry_hours": row.retry_hours,
+        "max_retries": row.max_retries,
+        "amount": format_micros(row.amount),
+        "tz": row.tz,
+        "effective_from": iso(row.effective_from),
+        "effective_till": iso(row.effective_till),
+        "description": row.description,
+    }
+
+
+def list_rules(
+    session: Session,
+    *,
+    agreement_ref: str | None = None,
+    subject_kind: str | None = None,
+    subject_ref: str | None = None,
+) -> list[dict[str, Any]]:
+    q = select(FeeRule, Agreement.code).join(Agreement, col(Agreement.id) == FeeRule.agreement_id)
+    if agreement_ref:
+        q = q.where(FeeRule.agreement_id == agreements.get(session, agreement_ref).id)
+    if subject_kind:
+        q = q.where(FeeRule.subject_kind == subject_kind)
+    if subject_ref:
+        q = q.where(FeeRule.subject_ref == subject_ref)
+    return [rule_dict(r, c) for r, c in session.exec(q.order_by(col(FeeRule.id)))]
+
+
+def list_runs(session: Session, *, rule_id: int | None = None, status: str | None = None) -> list[dict[str, Any]]:
+    q = select(FeeRun)
+    if rule_id is not None:
+        q = q.where(FeeRun.rule_id == rule_id)
+    if status:
+        q = q.where(FeeRun.status == status)
+    return [_run_dict(r) for r in session.exec(q.order_by(col(FeeRun.rule_id), col(FeeRun.period_start)))]
+
+
+def _run_dict(r: FeeRun) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "rule_id": r.rule_id,
+        "period_start": iso(r.period_start),
+        "status": r.status,
+        "attempts": r.attempts,
+        "last_attempt_at": iso(r.last_attempt_at),
+        "next_attempt_at": iso(r.next_attempt_at),
+        "charge_id": r.charge_id,
+        "last_error": r.last_error,
+    }
+
+
+def run(session: Session, *, as_of: datetime | None = None, dry_run: bool = False) -> dict[str, Any]:
+    """Charge every fee attempt due by ``as_of``. Idempotent."""
+    as_of = as_of or clock.now()
+    q = select(FeeRule).where(FeeRule.effective_from <= as_of).order_by(col(FeeRule.agreement_id), col(FeeRule.id))
+    rules = list(session.exec(q))
+    runs: dict[int, dict[datetime, FeeRun]] = {}
+    if rules:
+        for r in session.exec(select(FeeRun).where(col(FeeRun.rule_id).in_([x.id for x in rules]))):
+            runs.setdefault(r.rule_id, {})[r.period_start] = r
+    out: list[dict[str, Any]] = []
+    counts = {"charged": 0, "retrying": 0, "failed": 0}
+    outer = session.begin_nested() if dry_run else None
+    for rule in rules:
+        pure = schedule.Rule.of(rule)
+        have = runs.get(rule.id, {})
+        states = {k: schedule.RunState(v.status, v.attempts, v.next_attempt_at) for k, v in have.items()}
+        for att in schedule.due(pure, as_of, states):
+            ag = session.get(Agreement, rule.agreement_id)
+            assert ag is not None
+            charge = {
+                "agreement_id": rule.agreement_id,
+                "kind": "fee",
+                "amount": rule.amount,
+                "currency": ag.currency,
+                "at": att.at,
+                "details": {
+                    "fee_rule_id": rule.id,
+                    "fee_kind": rule.kind,
+                    "subject_kind": rule.subject_kind,
+                    "subject_ref": rule.subject_ref,
+                    "period_start": iso(att.period_start),
+                    "attempt": att.number,
+                    "description": rule.description,
+                },
+            }
+            error = None
+            charge_id = None
+            sp = session.begin_nested()
+            try:
+                ledger.lock(session, [rule.agreement_id])
+                ledger.post(session, [charge], check_credit=True)
+                charge_id = session.execute(
+                    sa.select(sa.func.max(ledger.CHG.c.id)).where(
+                        ledger.CHG.c.agreement_id == rule.agreement_id, ledger.CHG.c.kind == "fee"
+                    )
+                ).scalar()
+                sp.commit()
+            except InsufficientCredit as exc:
+                sp.rollback()
+                error = exc.message[:300]
+            state = schedule.after(pure, att, charged=error is None)
+            row = have.get(att.period_start)
+            if row is None:
+                row = FeeRun(rule_id=rule.id, period_start=att.period_start, status=state.status)
+                session.add(row)
+            row.status = state.status
+            row.attempts = state.attempts
+            row.last_attempt_at = att.at
+            row.next_attempt_at = state.next_attempt_at
+            row.charge_id = charge_id
+            row.last_error = error
+            row.updated_at = clock.now()
+            session.flush()
+            counts[state.status] += 1
+            out.append(
+                {
+                    "rule_id": rule.id,
+                    "agreement": ag.code,
+                    "subject": f"{rule.subject_kind}:{rule.subject_ref}",
+                    "kind": rule.kind,
+                    "period_start": iso(att.period_start),
+                    "at": iso(att.at),
+                    "attempt": att.number,
+                    "amount": format_micros(rule.amount),
+                    "status": state.status,
+                    "next_attempt_at": iso(state.next_attempt_at),
+                    "error": error,
+                }
+            )
+    if outer is not None:
+        outer.rollback()
+    return {"as_of": iso(as_of), "dry_run": dry_run, **counts, "attempts": out}
+
+
+def run_job(engine) -> dict[str, Any]:
+    """Scheduler job: charge the fees due by now."""
+    from cpaas_cli.db.engine import session_scope
+
+    with session_scope(engine, actor="scheduler", command="fees run") as s:
+        res = run(s)
+    return {k: res[k] for k in ("charged", "retrying", "failed")}
