@@ -330,7 +330,10 @@ def get(session: Session, ref: str | int) -> Invoice:
     if text.isdigit():
         inv = session.get(Invoice, int(text))
     if inv is None:
-        inv = session.exec(select(Invoice).where(Invoice.reference == text)).first()
+        found = list(session.exec(select(Invoice).where(Invoice.reference == text)))
+        if len(found) > 1:
+            raise InvalidInput(f"several own legal entities have an invoice {text!r}; give the invoice id")
+        inv = found[0] if found else None
     if inv is None:
         raise NotFound(f"invoice {text!r} not found")
     return inv
