@@ -117,9 +117,10 @@ def test_run_lines_idempotent_late_charge_and_correction(cli, db_url, tmp_path):
     # Every charge is covered exactly once; the charges of a period = its invoice's own lines.
     eng = get_engine(db_url)
     with eng.connect() as c:
-        assert c.execute(sa.select(sa.func.count()).select_from(CHG)).scalar() == c.execute(
-            sa.select(sa.func.count()).select_from(IC)
-        ).scalar()
+        assert (
+            c.execute(sa.select(sa.func.count()).select_from(CHG)).scalar()
+            == c.execute(sa.select(sa.func.count()).select_from(IC)).scalar()
+        )
 
 
 def test_confirm_numbering_void_and_reinvoice(cli, db_url):
@@ -162,7 +163,9 @@ def _starts(cli, code="AG-1"):
 
 
 def test_split_by_month_weekly(cli):
-    agreement(cli, "AG-1", "--billing-period", "weekly", "--billing-day", "1", "--split-by-month", "--till", "2026-02-09")
+    agreement(
+        cli, "AG-1", "--billing-period", "weekly", "--billing-day", "1", "--split-by-month", "--till", "2026-02-09"
+    )
     fee(cli, "2026-01-30T12:00:00Z", "5")
     fee(cli, "2026-02-01T12:00:00Z", "7")
     got = cli.json("invoice", "run", "--as-of", "2026-02-10T00:00:00Z")
@@ -318,7 +321,9 @@ def test_invariant_random_sub_cent_charges(cli, db_url):
                 )
             ).scalar()
             assert inv["charges_total"] == in_period
-            assert abs(inv["net"] - in_period) <= 5_000 * c.execute(
-                sa.select(sa.func.count()).select_from(LINE).where(LINE.c.invoice_id == inv["id"])
-            ).scalar()
+            assert (
+                abs(inv["net"] - in_period)
+                <= 5_000
+                * c.execute(sa.select(sa.func.count()).select_from(LINE).where(LINE.c.invoice_id == inv["id"])).scalar()
+            )
     assert to_micros("0.01") == MICROS // 100

@@ -175,25 +175,60 @@ def _create(
     return inv
 
 
+_OTHER = INV.alias("other")
+_IC2 = IC.alias("ic2")
+# Built once (bind parameters), so each call only executes.
+_ATTACH = sa.insert(IC).from_select(
+    ["charge_id", "invoice_id"],
+    sa.select(CHG.c.id, sa.bindparam("inv_id", type_=sa.Integer)).where(
+        CHG.c.agreement_id == sa.bindparam("ag_id"),
+        CHG.c.at < sa.bindparam("p_end"),
+        sa.or_(
+            CHG.c.at >= sa.bindparam("p_start"),
+            ~sa.exists().where(
+                _OTHER.c.agreement_id == sa.bindparam("ag_id"),
+                _OTHER.c.status == "draft",
+                _OTHER.c.id != sa.bindparam("inv_id"),
+                CHG.c.at >= _OTHER.c.period_start,
+                CHG.c.at < _OTHER.c.period_end,
+            ),
+        ),
+        ~sa.exists().where(_IC2.c.charge_id == CHG.c.id),
+    ),
+)
+
+
 def _attach(session: Session, inv: Invoice) -> int:
     """Claim the unclaimed charges this invoice covers; returns how many."""
-    other = INV.alias("other")
-    ic2 = IC.alias("ic2")
-    in_draft_elsewhere = sa.exists().where(
-        other.c.agreement_id == inv.agreement_id,
-        other.c.status == "draft",
-        other.c.id != inv.id,
-        CHG.c.at >= other.c.period_start,
-        CHG.c.at < other.c.period_end,
+    res = session.execute(
+        _ATTACH, {"inv_id": inv.id, "ag_id": inv.agreement_id, "p_start": inv.period_start, "p_end": inv.period_end}
     )
-    sel = sa.select(CHG.c.id, sa.literal(inv.id, sa.Integer)).where(
-        CHG.c.agreement_id == inv.agreement_id,
-        CHG.c.at < inv.period_end,
-        sa.or_(CHG.c.at >= inv.period_start, ~in_draft_elsewhere),
-        ~sa.exists().where(ic2.c.charge_id == CHG.c.id),
-    )
-    res = session.execute(sa.insert(IC).from_select(["charge_id", "invoice_id"], sel))
     return int(res.rowcount or 0)
+
+
+_CORR = (CHG.c.at < sa.bindparam("p_start")).label("corr")
+_RATED = (
+    sa.select(
+        CHG.c.kind,
+        _CORR,
+        EDR.c.service_id,
+        EDR.c.channel,
+        EDR.c.direction,
+        EDR.c.country,
+        EDR.c.network,
+        sa.func.count().label("n"),
+        sa.func.sum(sa.case((CHG.c.kind == "edr", EDR.c.segments), else_=0)).label("vol"),
+        sa.func.sum(CHG.c.amount).label("amt"),
+    )
+    .select_from(IC.join(CHG, CHG.c.id == IC.c.charge_id).outerjoin(EDR, EDR.c.id == CHG.c.edr_id))
+    .where(IC.c.invoice_id == sa.bindparam("inv_id"), CHG.c.kind.in_(("edr", "scale_adjustment")))
+    .group_by(CHG.c.kind, _CORR, EDR.c.service_id, EDR.c.channel, EDR.c.direction, EDR.c.country, EDR.c.network)
+)
+_OTHERS = (
+    sa.select(CHG.c.kind, CHG.c.amount, CHG.c.at, CHG.c.details)
+    .select_from(IC.join(CHG, CHG.c.id == IC.c.charge_id))
+    .where(IC.c.invoice_id == sa.bindparam("inv_id"), CHG.c.kind.not_in(("edr", "scale_adjustment")))
+)
 
 
 def _line_values(kind: str, correction: bool, exact: int, inv: Invoice) -> dict[str, Any]:
@@ -206,35 +241,9 @@ def _line_values(kind: str, correction: bool, exact: int, inv: Invoice) -> dict[
 def _rebuild(session: Session, inv: Invoice) -> None:
     """Rebuild the lines from every charge the invoice covers (set-based GROUP BY)."""
     session.execute(sa.delete(LINE).where(LINE.c.invoice_id == inv.id))
-    corr = (CHG.c.at < inv.period_start).label("corr")
-    rated = (
-        sa.select(
-            CHG.c.kind,
-            corr,
-            EDR.c.service_id,
-            EDR.c.channel,
-            EDR.c.direction,
-            EDR.c.country,
-            EDR.c.network,
-            sa.func.count().label("n"),
-            sa.func.sum(sa.case((CHG.c.kind == "edr", EDR.c.segments), else_=0)).label("vol"),
-            sa.func.sum(CHG.c.amount).label("amt"),
-        )
-        .select_from(IC.join(CHG, CHG.c.id == IC.c.charge_id).outerjoin(EDR, EDR.c.id == CHG.c.edr_id))
-        .where(IC.c.invoice_id == inv.id, CHG.c.kind.in_(("edr", "scale_adjustment")))
-        .group_by(
-            CHG.c.kind,
-            corr,
-            EDR.c.service_id,
-            EDR.c.channel,
-            EDR.c.direction,
-            EDR.c.country,
-            EDR.c.network,
-        )
-    )
     lines: list[dict[str, Any]] = []
     service_ids: set[int] = set()
-    for r in session.execute(rated).mappings():
+    for r in session.execute(_RATED, {"inv_id": inv.id, "p_start": inv.period_start}).mappings():
         resource = "/".join(x for x in (r["channel"], r["direction"]) if x) or None
         if r["service_id"] is not None:
             service_ids.add(r["service_id"])
@@ -250,12 +259,8 @@ def _rebuild(session: Session, inv: Invoice) -> None:
             }
         )
     # Pack purchases and fees: few rows, grouped by their description.
-    other = sa.select(CHG.c.kind, CHG.c.amount, CHG.c.at, CHG.c.details).select_from(
-        IC.join(CHG, CHG.c.id == IC.c.charge_id)
-    )
-    other = other.where(IC.c.invoice_id == inv.id, CHG.c.kind.not_in(("edr", "scale_adjustment")))
     groups: dict[tuple[str, bool, str], list[int]] = defaultdict(lambda: [0, 0, 0])
-    for r in session.execute(other).mappings():
+    for r in session.execute(_OTHERS, {"inv_id": inv.id}).mappings():
         d = r["details"] or {}
         desc = _describe_other(r["kind"], d)
         g = groups[(r["kind"], r["at"] < inv.period_start, desc)]
