@@ -178,24 +178,28 @@ def _create(
 _OTHER = INV.alias("other")
 _IC2 = IC.alias("ic2")
 # Built once (bind parameters), so each call only executes.
-_ATTACH = sa.insert(IC).from_select(
-    ["charge_id", "invoice_id"],
-    sa.select(CHG.c.id, sa.bindparam("inv_id", type_=sa.Integer)).where(
-        CHG.c.agreement_id == sa.bindparam("ag_id"),
-        CHG.c.at < sa.bindparam("p_end"),
-        sa.or_(
-            CHG.c.at >= sa.bindparam("p_start"),
-            ~sa.exists().where(
-                _OTHER.c.agreement_id == sa.bindparam("ag_id"),
-                _OTHER.c.status == "draft",
-                _OTHER.c.id != sa.bindparam("inv_id"),
-                CHG.c.at >= _OTHER.c.period_start,
-                CHG.c.at < _OTHER.c.period_end,
+_ATTACH = (
+    sa.insert(IC)
+    .from_select(
+        ["charge_id", "invoice_id"],
+        sa.select(CHG.c.id, sa.bindparam("inv_id", type_=sa.Integer)).where(
+            CHG.c.agreement_id == sa.bindparam("ag_id"),
+            CHG.c.at < sa.bindparam("p_end"),
+            sa.or_(
+                CHG.c.at >= sa.bindparam("p_start"),
+                ~sa.exists().where(
+                    _OTHER.c.agreement_id == sa.bindparam("ag_id"),
+                    _OTHER.c.status == "draft",
+                    _OTHER.c.id != sa.bindparam("inv_id"),
+                    CHG.c.at >= _OTHER.c.period_start,
+                    CHG.c.at < _OTHER.c.period_end,
+                ),
             ),
+            ~sa.exists().where(_IC2.c.charge_id == CHG.c.id),
         ),
-        ~sa.exists().where(_IC2.c.charge_id == CHG.c.id),
-    ),
-)
+    )
+    .returning(IC.c.charge_id)
+)  # rowcount of INSERT … SELECT is -1 on psycopg here; count what came back
 
 
 def _attach(session: Session, inv: Invoice) -> int:
@@ -203,7 +207,7 @@ def _attach(session: Session, inv: Invoice) -> int:
     res = session.execute(
         _ATTACH, {"inv_id": inv.id, "ag_id": inv.agreement_id, "p_start": inv.period_start, "p_end": inv.period_end}
     )
-    return int(res.rowcount or 0)
+    return len(res.fetchall())
 
 
 _CORR = (CHG.c.at < sa.bindparam("p_start")).label("corr")
