@@ -2,6 +2,7 @@
 
 from cpaas_cli.agreements.models import Agreement, AgreementVersion
 from cpaas_cli.audit.models import AuditLog
+from cpaas_cli.campaigns.models import Campaign, CampaignRecipient, MessageTemplate, OutboundMessage, SenderId
 from cpaas_cli.catalog.models import EnabledService, RateImport, RateNode, Service, ServiceScope
 from cpaas_cli.contacts.models import (
     Contact,
@@ -20,6 +21,11 @@ __all__ = [
     "AgreementVersion",
     "AuditLog",
     "Bank",
+    "Campaign",
+    "CampaignRecipient",
+    "MessageTemplate",
+    "OutboundMessage",
+    "SenderId",
     "Contact",
     "ContactField",
     "ContactGroup",
