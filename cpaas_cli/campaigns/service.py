@@ -2,7 +2,9 @@
 
 Recipients (AMB-02): contact groups, files and typed numbers combine; the
 union is de-duplicated by E.164 number (the first source that names a number
-keeps it: groups, then files, then typed numbers). Invalid numbers,
+keeps it: groups, then files, then typed numbers). Without a default
+country, a number written as bare digits is read as international (E.164
+without '+', as the send API takes it). Invalid numbers,
 duplicates and (number, sender) pairs on the company's stop list are left out
 and counted. The recipients are stored with the campaign; the stop list is
 checked again when the campaign starts.
@@ -203,6 +205,8 @@ def _collect(
             number = raw
         else:
             try:
+                if default_country is None and raw[:1].isdigit() and not raw.startswith("00"):
+                    raw = "+" + raw  # without a default country, digits are international (E.164 without '+')
                 number = normalise(raw, default_country)
             except PhoneError as exc:
                 out.invalid += 1
@@ -387,7 +391,7 @@ def _insert_recipients(session: Session, campaign_id: int, order: dict) -> None:
 def _pages(session: Session, c: Campaign, *, with_contacts: bool) -> Iterator[list[tuple]]:
     """Recipient rows in id order, a page at a time: (phone, country, values, text[, contact columns])."""
     r = CampaignRecipient.__table__
-    cols = [r.c.id, r.c.phone, r.c.country, r.c.values, r.c.text]
+    cols = [r.c.id, r.c.phone, r.c.country, r.c["values"], r.c.text]
     src: Any = r
     if with_contacts:
         ct = Contact.__table__
@@ -752,7 +756,7 @@ def repeat(session: Session, c: Campaign, *, name: str | None = None) -> Campaig
     session.add(new)
     session.flush()
     r = CampaignRecipient.__table__
-    sel = sa.select(sa.literal(new.id, sa.Integer), r.c.phone, r.c.country, r.c.values, r.c.text).where(
+    sel = sa.select(sa.literal(new.id, sa.Integer), r.c.phone, r.c.country, r.c["values"], r.c.text).where(
         r.c.campaign_id == c.id
     )
     session.connection().execute(

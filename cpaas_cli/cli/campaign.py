@@ -219,7 +219,7 @@ def reject(
 def _simple(ctx: typer.Context, campaign: str, action: str, output) -> None:
     with session(ctx) as s:
         row = getattr(campaigns, action)(s, campaigns.get(s, campaign))
-        data = campaigns.campaign_dict(s, row)
+        data = campaigns.campaign_dict(s, row, campaigns.progress(s, [row.id]).get(row.id))
     say(ctx, f"campaign #{data['id']} is {data['state']}")
     emit(ctx, data, output=output)
 
