@@ -59,7 +59,7 @@ from cpaas_cli.contacts.service import group as group_by_ref
 from cpaas_cli.errors import Conflict, InvalidInput, Problem, require
 from cpaas_cli.imports.readers import read_rows
 from cpaas_cli.messaging import templates as tpl
-from cpaas_cli.messaging.segments import GSM7, UCS2, measure
+from cpaas_cli.messaging.segments import GSM7, UCS2, encoding_segments
 from cpaas_cli.money import format_micros
 from cpaas_cli.refs import by_ref
 from cpaas_cli.timeutil import TimeError, iso, zone
@@ -372,17 +372,58 @@ def create(
     return row
 
 
+class _BulkInsert:
+    """executemany of plain tuples straight to the driver (no per-row SQLAlchemy work).
+
+    Each column's own bind processor (JSON serialiser, UTC datetime) is applied
+    here: once for the constant columns, per row only for the varying ones
+    that have a processor.
+    """
+
+    def __init__(self, session: Session, table: sa.Table, varying: list[str], constants: dict[str, Any]):
+        self.conn = session.connection()
+        dialect = self.conn.dialect
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        names = varying + list(constants)
+        quote = dialect.identifier_preparer.quote
+        self.sql = (
+            f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
+            f"VALUES ({', '.join([mark] * len(names))})"
+        )
+        consts = []
+        for name, value in constants.items():
+            proc = table.c[name].type.bind_processor(dialect)
+            consts.append(proc(value) if proc else value)
+        self.consts = tuple(consts)
+        self.procs = [(i, p) for i, n in enumerate(varying) if (p := table.c[n].type.bind_processor(dialect))]
+
+    def __call__(self, rows: list[tuple]) -> None:
+        if not rows:
+            return
+        consts = self.consts
+        if self.procs:
+            out = []
+            for r in rows:
+                r = list(r)
+                for i, p in self.procs:
+                    r[i] = p(r[i])
+                out.append((*r, *consts))
+        else:
+            out = [(*r, *consts) for r in rows]
+        self.conn.exec_driver_sql(self.sql, out)
+
+
 def _insert_recipients(session: Session, campaign_id: int, order: dict) -> None:
-    t = CampaignRecipient.__table__
-    conn = session.connection()
-    batch: list[dict] = []
+    insert = _BulkInsert(
+        session, CampaignRecipient.__table__, ["phone", "country", "values", "text"], {"campaign_id": campaign_id}
+    )
+    batch: list[tuple] = []
     for number, (country, values, text) in order.items():
-        batch.append({"campaign_id": campaign_id, "phone": number, "country": country, "values": values, "text": text})
+        batch.append((number, country, values, text))
         if len(batch) >= PAGE:
-            conn.execute(sa.insert(t), batch)
+            insert(batch)
             batch = []
-    if batch:
-        conn.execute(sa.insert(t), batch)
+    insert(batch)
 
 
 # ---------------------------------------------------------------- rendering
@@ -450,7 +491,7 @@ Hist = dict[str | None, Counter]
 
 def _tally_plain(session: Session, c: Campaign) -> Hist:
     r = CampaignRecipient.__table__
-    enc, units, segs = measure(c.text or "")
+    _enc, segs = encoding_segments(c.text or "")
     q = sa.select(r.c.country, sa.func.count()).where(r.c.campaign_id == c.id).group_by(r.c.country)
     return {country: Counter({segs: n}) for country, n in session.connection().execute(q)}
 
@@ -481,14 +522,14 @@ def estimate(session: Session, c: Campaign, *, at: datetime | None = None) -> Es
     """Count (rendering personalised texts, nothing stored) and price the campaign as it stands."""
     at = at or clock.now()
     if not c.personalised and c.text is not None:
-        enc = measure(c.text)[0]
+        enc = encoding_segments(c.text)[0]
         tally = _tally_plain(session, c)
         return _price(session, c, tally, Counter({enc: sum(sum(h.values()) for h in tally.values())}), at)
     tally: Hist = defaultdict(Counter)
     encodings: Counter = Counter()
     for page in messages(session, c):
         for _phone, country, text in page:
-            enc, _u, segs = measure(text)
+            enc, segs = encoding_segments(text)
             tally[country][segs] += 1
             encodings[enc] += 1
     return _price(session, c, dict(tally), encodings, at)
@@ -584,7 +625,7 @@ def _start(session: Session, c: Campaign, now: datetime) -> StartOutcome:
         e = estimate(session, c, at=now)
         if not e.fits:
             return _no_credit(session, c, e, now)
-        enc, _u, segs = measure(c.text)
+        enc, segs = encoding_segments(c.text)
         r = CampaignRecipient.__table__
         consts = {**common, "text": c.text, "encoding": enc, "segments": segs}
         names = list(consts)
@@ -599,18 +640,17 @@ def _start(session: Session, c: Campaign, now: datetime) -> StartOutcome:
         encodings: Counter = Counter()
         nested = session.begin_nested()
         total_msgs = total_segs = 0
+        insert = _BulkInsert(session, t, ["phone", "country", "text", "encoding", "segments"], common)
         for page in messages(session, c):
             batch = []
             for phone, country, text in page:
-                enc, _u, segs = measure(text)
+                enc, segs = encoding_segments(text)
                 tally[country][segs] += 1
                 encodings[enc] += 1
                 total_segs += segs
-                batch.append(
-                    {**common, "phone": phone, "country": country, "text": text, "encoding": enc, "segments": segs}
-                )
+                batch.append((phone, country, text, enc, segs))
             total_msgs += len(batch)
-            conn.execute(sa.insert(t), batch)
+            insert(batch)
         e = _price(session, c, dict(tally), encodings, now)
         if not e.fits:
             nested.rollback()

@@ -344,7 +344,7 @@ def measure(text: str) -> tuple[Encoding, int, int]:
     """
     if _NON_GSM_SEARCH(text) is None:
         enc: Encoding = GSM7
-        wide = len(_EXT_FINDALL(text)) if not text.isalnum() else 0
+        wide = len(_EXT_FINDALL(text))
         single = 160
     else:
         if _LONE_SEARCH(text) is not None:
@@ -395,6 +395,35 @@ def _count_parts(text: str, enc: Encoding, cap: int) -> int:
     return parts
 
 
+def encoding_segments(text: str) -> tuple[Encoding, int]:
+    """(encoding, segments) with the default settings; `measure` without the units.
+
+    A text of at most 80 GSM-7 / 35 UCS-2 characters is one segment whatever
+    its 2-unit characters, so those are not counted at all.
+    """
+    if _NON_GSM_SEARCH(text) is None:
+        if len(text) <= 80:
+            return GSM7, 1
+        wide = len(_EXT_FINDALL(text))
+        units = len(text) + wide
+        if units <= 160:
+            return GSM7, 1
+        if wide == 0:
+            return GSM7, -(-units // 153)
+        return GSM7, _count_parts(text, GSM7, 153)
+    if _LONE_SEARCH(text) is not None:
+        _check(text)
+    if len(text) <= 35:
+        return UCS2, 1
+    wide = len(_ASTRAL_FINDALL(text)) if not text.isascii() else 0
+    units = len(text) + wide
+    if units <= 70:
+        return UCS2, 1
+    if wide == 0:
+        return UCS2, -(-units // 67)
+    return UCS2, _count_parts(text, UCS2, 67)
+
+
 def count_segments(text: str) -> int:
     """Segments of a text with the default settings (agrees with ``analyse(text).segments``)."""
-    return measure(text)[2]
+    return encoding_segments(text)[1]
