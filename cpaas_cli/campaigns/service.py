@@ -26,6 +26,7 @@ marked failed and nothing is queued.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
@@ -386,16 +387,24 @@ class _BulkInsert:
         mark = "?" if dialect.paramstyle == "qmark" else "%s"
         names = varying + list(constants)
         quote = dialect.identifier_preparer.quote
-        self.sql = (
-            f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
-            f"VALUES ({', '.join([mark] * len(names))})"
-        )
+        pg = dialect.name == "postgresql"
+
+        def is_json(name: str) -> bool:
+            return isinstance(table.c[name].type.dialect_impl(dialect), sa.JSON)
+
+        def processor(name: str):
+            if pg and is_json(name):  # JSON text, cast in the statement
+                return lambda v: None if v is None else json.dumps(v)
+            return table.c[name].type.bind_processor(dialect)
+
+        marks = [f"{mark}::jsonb" if pg and is_json(n) else mark for n in names]
+        self.sql = f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) VALUES ({', '.join(marks)})"
         consts = []
         for name, value in constants.items():
-            proc = table.c[name].type.bind_processor(dialect)
+            proc = processor(name)
             consts.append(proc(value) if proc else value)
         self.consts = tuple(consts)
-        self.procs = [(i, p) for i, n in enumerate(varying) if (p := table.c[n].type.bind_processor(dialect))]
+        self.procs = [(i, p) for i, n in enumerate(varying) if (p := processor(n))]
 
     def __call__(self, rows: list[tuple]) -> None:
         if not rows:
