@@ -3,6 +3,7 @@
 from cpaas_cli.agreements.models import Agreement, AgreementVersion
 from cpaas_cli.audit.models import AuditLog
 from cpaas_cli.billing.models import AgreementBalance, Charge, PackUsage, Payment, ScaleCounter
+from cpaas_cli.campaigns.models import Campaign, CampaignRecipient, MessageTemplate, OutboundMessage, SenderId
 from cpaas_cli.catalog.models import EnabledService, RateImport, RateNode, Service, ServiceScope
 from cpaas_cli.contacts.models import (
     Contact,
@@ -25,6 +26,11 @@ __all__ = [
     "AgreementBalance",
     "AuditLog",
     "Bank",
+    "Campaign",
+    "CampaignRecipient",
+    "MessageTemplate",
+    "OutboundMessage",
+    "SenderId",
     "Contact",
     "ContactField",
     "ContactGroup",

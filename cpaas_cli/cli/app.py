@@ -84,8 +84,10 @@ def root(
 
 def _register() -> None:
     from cpaas_cli.cli import agreement, audit, connection, db, dev, message, tenant
+    from cpaas_cli.cli import campaign as campaign_cli
     from cpaas_cli.cli import contacts as contacts_cli
     from cpaas_cli.cli import rates as rates_cli
+    from cpaas_cli.cli import sender as sender_cli
     from cpaas_cli.cli import service as service_cli
 
     app.add_typer(db.app, name="db", help="Database schema: upgrade, current, history, downgrade.")
@@ -102,6 +104,8 @@ def _register() -> None:
     app.add_typer(
         connection.app, name="connection", help="Vendor connections (SMPP binds) that dispatch sends through."
     )
+    app.add_typer(sender_cli.app, name="sender", help="Sender IDs per company, channel and agreement.")
+    app.add_typer(campaign_cli.app, name="campaign", help="Campaigns: templates, create, estimate, send, lifecycle.")
     app.add_typer(dev.app, name="dev", help="Development and demo tools: a simulated SMSC.")
     from cpaas_cli.cli import balance, edr, fee, payment
 

@@ -50,6 +50,9 @@ def create(
     creator_of_resellers: Annotated[
         bool, typer.Option("--creator-of-resellers", help="A reseller that may create resellers.")
     ] = False,
+    moderation: Annotated[
+        bool, typer.Option("--moderation", help="Its campaigns wait for approval (pre-moderation).")
+    ] = False,
     output: OutputOpt = None,
 ) -> None:
     """Create a reseller or client company."""
@@ -63,6 +66,7 @@ def create(
             description=description,
             enabled=not disabled,
             creator_of_resellers=creator_of_resellers,
+            moderation=moderation,
         )
         data = tenancy.company_dict(s, row)
     say(ctx, f"created {data['type']} {data['name']!r} (#{data['id']})")
@@ -122,6 +126,9 @@ def update(
     creator_of_resellers: Annotated[
         bool | None, typer.Option("--creator-of-resellers/--no-creator-of-resellers", help="May it create resellers.")
     ] = None,
+    moderation: Annotated[
+        bool | None, typer.Option("--moderation/--no-moderation", help="Campaigns wait for approval, or not.")
+    ] = None,
     output: OutputOpt = None,
 ) -> None:
     """Change a company."""
@@ -135,6 +142,7 @@ def update(
             own_legal_entity=own_legal_entity,
             creator_of_resellers=creator_of_resellers,
             kind=kind.value if kind else None,
+            moderation=moderation,
         )
         data = tenancy.company_dict(s, row)
     emit(ctx, data, output=output)

@@ -27,6 +27,8 @@ class Company(Timestamped, table=True):
     )
     enabled: bool = True
     creator_of_resellers: bool = False
+    # Pre-moderation: this company's campaigns wait for approval before they start.
+    moderation: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     description: str | None = None
 
 

@@ -101,6 +101,7 @@ def create_company(
     description: str | None = None,
     enabled: bool = True,
     creator_of_resellers: bool = False,
+    moderation: bool = False,
 ) -> Company:
     """Create a reseller or a client under the owner (default) or a reseller."""
     problems: list[Problem] = []
@@ -120,6 +121,7 @@ def create_company(
         description=description,
         enabled=enabled,
         creator_of_resellers=creator_of_resellers,
+        moderation=moderation,
     )
     session.add(row)
     session.flush()
@@ -184,6 +186,7 @@ def update_company(
     own_legal_entity: str | int | None = None,
     creator_of_resellers: bool | None = None,
     kind: str | None = None,
+    moderation: bool | None = None,
 ) -> Company:
     problems: list[Problem] = []
     if row.kind == "owner" and (parent is not None or kind is not None):
@@ -231,6 +234,8 @@ def update_company(
         row.creator_of_resellers = creator_of_resellers
     if kind is not None:
         row.kind = kind
+    if moderation is not None:
+        row.moderation = moderation
     session.flush()
     return row
 
@@ -339,6 +344,7 @@ def company_dict(session: Session, row: Company) -> dict[str, Any]:
         "own_legal_entity": le.name if le else None,
         "enabled": row.enabled,
         "creator_of_resellers": row.creator_of_resellers,
+        "moderation": row.moderation,
         "description": row.description,
         "created_at": iso(row.created_at),
         "updated_at": iso(row.updated_at),

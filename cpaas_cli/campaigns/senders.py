@@ -1,0 +1,168 @@
+"""Sender IDs: who a message appears to come from, per company, channel and agreement.
+
+A sender ID belongs to one client company and is bound to exactly one of its
+agreements (the agreement its traffic is charged to). It starts as a draft
+(applied for at the provider), becomes active when the provider side is
+ready, and can be disabled; only an active one can send. The vendor
+connection it routes through is optional until dispatch needs it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from cpaas_cli.agreements import service as agreements
+from cpaas_cli.campaigns.models import CHANNELS, SENDER_KINDS, SenderId
+from cpaas_cli.contacts.phones import PhoneError, normalise
+from cpaas_cli.contacts.service import client_company
+from cpaas_cli.dispatch import service as connections
+from cpaas_cli.errors import Conflict, InvalidInput, Problem, require
+from cpaas_cli.refs import by_ref
+from cpaas_cli.timeutil import iso
+
+_ALPHA = re.compile(r"^[A-Za-z0-9 ._&+\-]{1,11}$")
+_GENERIC = re.compile(r"^[A-Za-z0-9 ._&+\-@]{1,32}$")
+_SHORT = re.compile(r"^[0-9]{3,8}$")
+
+# Which status changes each command makes.
+TRANSITIONS = {"activate": ("draft", "disabled"), "disable": ("draft", "active")}
+
+
+def check_sender(channel: str, kind: str, text: str) -> tuple[str | None, Problem | None]:
+    """The stored form of a sender text, or a problem. SMS senders follow the kind's format."""
+    value = (text or "").strip()
+    if channel == "sms":
+        if kind == "alphanumeric":
+            if not _ALPHA.match(value) or value.isdigit():
+                return None, Problem(
+                    "sender", f"{text!r}: an alphanumeric sender has 1-11 letters/digits, not only digits"
+                )
+            return value, None
+        if kind == "short_code":
+            if not _SHORT.match(value):
+                return None, Problem("sender", f"{text!r}: a short code has 3-8 digits")
+            return value, None
+        try:
+            return normalise(value), None
+        except PhoneError as exc:
+            return None, Problem("sender", f"{text!r}: a long code is a phone number; it {exc}")
+    if not _GENERIC.match(value):
+        return None, Problem("sender", f"{text!r}: 1-32 letters, digits, spaces or ._&+-@")
+    return value, None
+
+
+def get(session: Session, ref: str | int, *, company_id: int | None = None) -> SenderId:
+    where = [SenderId.company_id == company_id] if company_id is not None else []
+    return by_ref(session, SenderId, ref, field="sender", what="sender ID", where=where)
+
+
+def add(
+    session: Session,
+    *,
+    company: str | int,
+    agreement: str | int,
+    sender: str,
+    channel: str = "sms",
+    kind: str = "alphanumeric",
+    name: str | None = None,
+    connection: str | int | None = None,
+    active: bool = False,
+    description: str | None = None,
+) -> SenderId:
+    problems: list[Problem] = []
+    comp = client_company(session, company)
+    if channel not in CHANNELS:
+        problems.append(Problem("channel", f"{channel!r} is not one of {', '.join(CHANNELS)}"))
+    if kind not in SENDER_KINDS:
+        problems.append(Problem("type", f"{kind!r} is not one of {', '.join(SENDER_KINDS)}"))
+    ag = agreements.get(session, agreement)
+    if ag.company_id != comp.id or ag.direction != "CLIENT":
+        problems.append(Problem("agreement", f"{ag.code!r} is not a client agreement of {comp.name!r}"))
+    value = None
+    if not problems:
+        value, problem = check_sender(channel, kind, sender)
+        if problem:
+            problems.append(problem)
+    conn_id = connections.connection(session, connection).id if connection is not None else None
+    require(problems)
+    clash = session.exec(
+        select(SenderId.id).where(SenderId.company_id == comp.id, SenderId.channel == channel, SenderId.sender == value)
+    ).first()
+    if clash is not None:
+        raise Conflict(f"{comp.name!r} already has the {channel} sender ID {value!r} (#{clash})")
+    row = SenderId(
+        company_id=comp.id,
+        agreement_id=ag.id,
+        channel=channel,
+        sender=value,
+        name=(name or value or "").strip(),
+        kind=kind,
+        status="active" if active else "draft",
+        connection_id=conn_id,
+        description=description,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def set_status(session: Session, row: SenderId, action: str) -> SenderId:
+    allowed = TRANSITIONS[action]
+    if row.status not in allowed:
+        raise Conflict(f"sender ID {row.sender!r} is {row.status}; {action} needs {' or '.join(allowed)}")
+    row.status = "active" if action == "activate" else "disabled"
+    session.flush()
+    return row
+
+
+def list_senders(
+    session: Session, *, company: str | int | None = None, channel: str | None = None, status: str | None = None
+) -> list[SenderId]:
+    q = select(SenderId).order_by(col(SenderId.id))
+    if company is not None:
+        q = q.where(SenderId.company_id == client_company(session, company).id)
+    if channel:
+        q = q.where(SenderId.channel == channel)
+    if status:
+        q = q.where(SenderId.status == status)
+    return list(session.exec(q))
+
+
+def usable(session: Session, ref: str | int, *, company_id: int, channel: str | None = None) -> SenderId:
+    """The active sender ID of this company (and channel) that a campaign or template may use."""
+    row = get(session, ref, company_id=company_id)
+    if channel is not None and row.channel != channel:
+        problem = Problem("sender", f"{row.sender!r} is a {row.channel} sender ID, not {channel}")
+        raise InvalidInput(str(problem), problems=[problem])
+    if row.status != "active":
+        problem = Problem("sender", f"sender ID {row.sender!r} is {row.status}; only an active one can be used")
+        raise InvalidInput(str(problem), problems=[problem])
+    return row
+
+
+def sender_dict(session: Session, row: SenderId) -> dict[str, Any]:
+    from cpaas_cli.agreements.models import Agreement
+    from cpaas_cli.dispatch.models import VendorConnection
+    from cpaas_cli.tenancy.models import Company
+
+    comp = session.get(Company, row.company_id)
+    ag = session.get(Agreement, row.agreement_id)
+    conn = session.get(VendorConnection, row.connection_id) if row.connection_id else None
+    return {
+        "id": row.id,
+        "company_id": row.company_id,
+        "company": comp.name if comp else None,
+        "channel": row.channel,
+        "sender": row.sender,
+        "name": row.name,
+        "type": row.kind,
+        "status": row.status,
+        "agreement": ag.code if ag else None,
+        "connection": conn.name if conn else None,
+        "description": row.description,
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.updated_at),
+    }

@@ -1,0 +1,300 @@
+"""`cpaas campaign …`: templates, create, estimate, send/schedule and the lifecycle."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cpaas_cli.campaigns import service as campaigns
+from cpaas_cli.campaigns import templates as saved
+from cpaas_cli.cli.context import OutputOpt, confirm, emit, say, session
+from cpaas_cli.errors import InsufficientCredit
+
+app = typer.Typer(no_args_is_help=True)
+template_app = typer.Typer(no_args_is_help=True)
+app.add_typer(template_app, name="template", help="Saved message templates (channel, sender ID, text).")
+
+LIST_COLUMNS = ["id", "name", "channel", "sender", "state", "recipients", "progress", "estimated_cost", "cost"]
+TEMPLATE_COLUMNS = ["id", "name", "channel", "sender", "text"]
+
+CampaignArg = Annotated[str, typer.Argument(help="Campaign id (or name).")]
+
+
+# ---------------------------------------------------------------- templates
+
+
+@template_app.command("add")
+def template_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Template name, unique in the company.")],
+    company: Annotated[str, typer.Option("--company", help="Client company.")],
+    sender: Annotated[str, typer.Option("--sender", help="An active sender ID of the company.")],
+    text: Annotated[str, typer.Option("--text", help="Message text; {{ variable }} personalises it.")],
+    channel: Annotated[str | None, typer.Option("--channel", help="Channel (default: the sender's).")] = None,
+    output: OutputOpt = None,
+) -> None:
+    """Save a message template."""
+    with session(ctx) as s:
+        row = saved.add(s, company=company, name=name, sender=sender, text=text, channel=channel)
+        data = saved.template_dict(s, row)
+    say(ctx, f"saved template {data['name']!r} (#{data['id']})")
+    emit(ctx, data, output=output)
+
+
+@template_app.command("list")
+def template_list(
+    ctx: typer.Context,
+    company: Annotated[str | None, typer.Option("--company", help="Only this company's.")] = None,
+    channel: Annotated[str | None, typer.Option("--channel", help="Only this channel.")] = None,
+    output: OutputOpt = None,
+) -> None:
+    """List message templates."""
+    with session(ctx) as s:
+        data = [saved.template_dict(s, r) for r in saved.list_templates(s, company=company, channel=channel)]
+    emit(ctx, data, output=output, columns=TEMPLATE_COLUMNS)
+
+
+@template_app.command("show")
+def template_show(
+    ctx: typer.Context, template: Annotated[str, typer.Argument(help="Template id or name.")], output: OutputOpt = None
+) -> None:
+    """Show a template and the variables it uses."""
+    with session(ctx) as s:
+        data = saved.template_dict(s, saved.get(s, template))
+    emit(ctx, data, output=output)
+
+
+@template_app.command("delete")
+def template_delete(
+    ctx: typer.Context,
+    template: Annotated[str, typer.Argument(help="Template id or name.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+) -> None:
+    """Delete a template (campaigns made from it can then no longer start)."""
+    with session(ctx) as s:
+        row = saved.get(s, template)
+        confirm(ctx, f"Delete template {row.name!r}?", yes)
+        saved.delete(s, row)
+    say(ctx, "template deleted")
+
+
+# ---------------------------------------------------------------- create
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    company: Annotated[str, typer.Option("--company", help="Client company.")],
+    sender: Annotated[str, typer.Option("--sender", help="An active sender ID of the company.")],
+    text: Annotated[str | None, typer.Option("--text", help="Message; {{ variable }} personalises it.")] = None,
+    template: Annotated[str | None, typer.Option("--template", help="A saved template instead of --text.")] = None,
+    group: Annotated[list[str] | None, typer.Option("--group", help="Contact group (repeatable).")] = None,
+    file: Annotated[
+        list[str] | None, typer.Option("--file", help="Recipients file CSV/XLSX/JSONL (repeatable).")
+    ] = None,
+    map_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map",
+            help="VAR=COLUMN for files: phone=COL (default the first column), text=COL (each row's own message), "
+            "or a template variable. Without variable maps every other column is a variable.",
+        ),
+    ] = None,
+    sheet: Annotated[str | None, typer.Option("--sheet", help="XLSX sheet name (default the first).")] = None,
+    to: Annotated[list[str] | None, typer.Option("--to", help="Phone number(s), comma-separated (repeatable).")] = None,
+    country: Annotated[
+        str | None, typer.Option("--country", help="Default country for numbers without a country code.")
+    ] = None,
+    flash: Annotated[bool, typer.Option("--flash", help="Flash SMS (shown at once, not stored).")] = False,
+    name: Annotated[str | None, typer.Option("--name", help="Name (default: 'Campaign' + date and time).")] = None,
+    output: OutputOpt = None,
+) -> None:
+    """Create a draft campaign from groups, files and numbers (combined, de-duplicated)."""
+    maps = campaigns.parse_maps(map_ or [])
+    files = [campaigns.FileSource(path=f, maps=maps, sheet=sheet) for f in file or []]
+    with session(ctx) as s:
+        row = campaigns.create(
+            s,
+            company=company,
+            sender=sender,
+            text=text,
+            template=template,
+            groups=group or [],
+            files=files,
+            numbers=to or [],
+            flash=flash,
+            name=name,
+            default_country=country,
+        )
+        data = campaigns.campaign_dict(s, row)
+    ex = data["excluded"]
+    say(
+        ctx,
+        f"created draft campaign #{data['id']}: {data['recipients']} recipients "
+        f"({ex['stop_list']} stop-listed, {ex['invalid']} invalid, {ex['duplicate']} duplicates left out)",
+    )
+    emit(ctx, data, output=output)
+
+
+@app.command("estimate")
+def estimate(ctx: typer.Context, campaign: CampaignArg, output: OutputOpt = None) -> None:
+    """Recipients, exclusions, destinations, segments, encoding, estimated cost and whether credit suffices."""
+    with session(ctx) as s:
+        c = campaigns.get(s, campaign)
+        data = campaigns.estimate_dict(c, campaigns.estimate(s, c))
+    emit(ctx, data, output=output)
+
+
+# ---------------------------------------------------------------- lifecycle
+
+
+def _started(ctx: typer.Context, outcome: campaigns.StartOutcome, data: dict, output) -> None:
+    if outcome.started:
+        say(ctx, f"campaign #{data['id']} started: {data['messages']} messages queued")
+    elif outcome.reason and data["state"] != "failed":
+        say(ctx, f"campaign #{data['id']} is {data['state']} ({outcome.reason})")
+    emit(ctx, data, output=output)
+    if data["state"] == "failed" and outcome.estimate is not None and not outcome.estimate.fits:
+        raise InsufficientCredit(f"campaign #{data['id']} failed: {outcome.reason}")
+
+
+@app.command("send")
+def send(ctx: typer.Context, campaign: CampaignArg, output: OutputOpt = None) -> None:
+    """Start a draft now (companies with moderation: it waits for approval)."""
+    with session(ctx) as s:
+        outcome = campaigns.send(s, campaigns.get(s, campaign))
+        data = campaigns.campaign_dict(s, outcome.campaign)
+    _started(ctx, outcome, data, output)
+
+
+@app.command("schedule")
+def schedule(
+    ctx: typer.Context,
+    campaign: CampaignArg,
+    at: Annotated[str, typer.Option("--at", help="Local start time, e.g. '2026-12-01 09:00'.")],
+    tz: Annotated[str, typer.Option("--tz", help="IANA time zone of --at, e.g. Europe/Madrid.")] = "UTC",
+    output: OutputOpt = None,
+) -> None:
+    """Schedule a draft for a future time in a time zone."""
+    with session(ctx) as s:
+        row = campaigns.schedule(s, campaigns.get(s, campaign), at=at, tz=tz)
+        data = campaigns.campaign_dict(s, row)
+    say(ctx, f"campaign #{data['id']} is {data['state']} for {data['scheduled_at']}")
+    emit(ctx, data, output=output)
+
+
+@app.command("start")
+def start(ctx: typer.Context, campaign: CampaignArg, output: OutputOpt = None) -> None:
+    """Start a scheduled campaign now."""
+    with session(ctx) as s:
+        outcome = campaigns.start(s, campaigns.get(s, campaign))
+        data = campaigns.campaign_dict(s, outcome.campaign)
+    _started(ctx, outcome, data, output)
+
+
+@app.command("approve")
+def approve(ctx: typer.Context, campaign: CampaignArg, output: OutputOpt = None) -> None:
+    """Approve a campaign waiting for moderation (it starts, or waits for its schedule)."""
+    with session(ctx) as s:
+        outcome = campaigns.approve(s, campaigns.get(s, campaign))
+        data = campaigns.campaign_dict(s, outcome.campaign)
+    _started(ctx, outcome, data, output)
+
+
+@app.command("reject")
+def reject(
+    ctx: typer.Context,
+    campaign: CampaignArg,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (kept with the campaign).")] = None,
+    output: OutputOpt = None,
+) -> None:
+    """Reject a campaign waiting for moderation (it becomes failed)."""
+    with session(ctx) as s:
+        row = campaigns.reject(s, campaigns.get(s, campaign), reason=reason)
+        data = campaigns.campaign_dict(s, row)
+    emit(ctx, data, output=output)
+
+
+def _simple(ctx: typer.Context, campaign: str, action: str, output) -> None:
+    with session(ctx) as s:
+        row = getattr(campaigns, action)(s, campaigns.get(s, campaign))
+        data = campaigns.campaign_dict(s, row, campaigns.progress(s, [row.id]).get(row.id))
+    say(ctx, f"campaign #{data['id']} is {data['state']}")
+    emit(ctx, data, output=output)
+
+
+@app.command("pause")
+def pause(ctx: typer.Context, campaign: CampaignArg, output: OutputOpt = None) -> None:
+    """Pause a running campaign."""
+    _simple(ctx, campaign, "pause", output)
+
+
+@app.command("resume")
+def resume(ctx: typer.Context, campaign: CampaignArg, output: OutputOpt = None) -> None:
+    """Resume a paused campaign."""
+    _simple(ctx, campaign, "resume", output)
+
+
+@app.command("cancel")
+def cancel(ctx: typer.Context, campaign: CampaignArg, output: OutputOpt = None) -> None:
+    """Cancel a paused or scheduled campaign (it cannot be resumed, only repeated)."""
+    _simple(ctx, campaign, "cancel", output)
+
+
+@app.command("repeat")
+def repeat(
+    ctx: typer.Context,
+    campaign: CampaignArg,
+    name: Annotated[str | None, typer.Option("--name", help="Name of the copy.")] = None,
+    output: OutputOpt = None,
+) -> None:
+    """Copy a finished (completed, failed or canceled) campaign into a new draft."""
+    with session(ctx) as s:
+        row = campaigns.repeat(s, campaigns.get(s, campaign), name=name)
+        data = campaigns.campaign_dict(s, row)
+    say(ctx, f"created draft campaign #{data['id']} from #{campaign}")
+    emit(ctx, data, output=output)
+
+
+@app.command("delete")
+def delete(
+    ctx: typer.Context,
+    campaign: CampaignArg,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    output: OutputOpt = None,
+) -> None:
+    """Delete a campaign that is not running, with its recipients and queued messages."""
+    with session(ctx) as s:
+        row = campaigns.get(s, campaign)
+        campaigns.check_action(row, "delete")
+        confirm(ctx, f"Delete campaign #{row.id} {row.name!r}?", yes)
+        cid = row.id
+        data = {"id": cid, "deleted": True, **campaigns.delete(s, row)}
+    emit(ctx, data, output=output)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    company: Annotated[str | None, typer.Option("--company", help="Only this company's.")] = None,
+    state: Annotated[str | None, typer.Option("--state", help="Only campaigns in this state.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="At most this many (newest first).")] = None,
+    output: OutputOpt = None,
+) -> None:
+    """List campaigns, newest first, with state, progress, recipients and cost."""
+    with session(ctx) as s:
+        rows = campaigns.list_campaigns(s, company=company, state=state, limit=limit)
+        counts = campaigns.progress(s, [r.id for r in rows if r.id is not None])
+        data = [campaigns.campaign_dict(s, r, counts.get(r.id or 0)) for r in rows]
+    emit(ctx, data, output=output, columns=LIST_COLUMNS)
+
+
+@app.command("show")
+def show(ctx: typer.Context, campaign: CampaignArg, output: OutputOpt = None) -> None:
+    """Show one campaign: state, progress, recipients, queue and cost."""
+    with session(ctx) as s:
+        row = campaigns.get(s, campaign)
+        counts = campaigns.progress(s, [row.id or 0]).get(row.id or 0)
+        data = campaigns.campaign_dict(s, row, counts)
+    emit(ctx, data, output=output)
