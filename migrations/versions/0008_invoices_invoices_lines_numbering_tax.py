@@ -4,7 +4,7 @@ Also the fee-rule bookkeeping (fee_rule, fee_run) for recurring and one-time
 fees, and agreement_version.tax_rate (percent × 1,000,000, default 0).
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0006
 Create Date: 2026-11-22 05:07:09.809355
 """
 
@@ -18,7 +18,7 @@ import cpaas_cli.db.types
 
 
 revision = "0008"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
