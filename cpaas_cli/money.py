@@ -120,6 +120,8 @@ def round_event(micros: int | Decimal, currency: str) -> int:
     ``currency`` is accepted so that every rounding site names its currency;
     events are not rounded to minor units (see the module docstring).
     """
+    if type(micros) is int:
+        return micros  # already whole micro-units: quantizing changes nothing
     return int(Decimal(micros).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 

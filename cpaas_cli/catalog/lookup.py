@@ -66,6 +66,8 @@ class Snapshot:
     scope_id: int | None
     currency: str | None
     domains: dict[str, SNode]
+    # Memo of pure lookups on this snapshot, filled by callers (see rating.engine).
+    memo: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(

@@ -14,6 +14,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -690,29 +691,41 @@ def _write_lock(session: Session) -> None:
 def _sqlite_time(v: datetime | None) -> str | None:
     if v is None:
         return None
-    return v.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if v.tzinfo is not UTC:
+        v = v.astimezone(UTC)
+    return v.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _json(v: Any) -> str | None:
+    return None if v is None else json.dumps(v)
 
 
 def bulk_insert(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    """Driver-level executemany (no per-value ORM processing); every row has the same keys."""
+    """Driver-level executemany (no per-value ORM processing); every row has the same keys.
+
+    Built column by column (C-level ``map``/``zip``); a column that is NULL in
+    every row and has no server default is left out of the statement (the
+    database stores NULL for it all the same)."""
     if not rows:
         return
-    cols = list(rows[0])
     sqlite_ = session.get_bind().dialect.name != "postgresql"
+    cols: list[str] = []
+    data_cols: list[list[Any]] = []
+    for c in rows[0]:
+        values = list(map(itemgetter(c), rows))
+        col = table.c[c]
+        if col.server_default is None and values.count(None) == len(values):
+            continue
+        t = col.type
+        if isinstance(t, sa.JSON):
+            values = list(map(_json, values))
+        elif sqlite_ and "UTCDateTime" in type(t).__name__:
+            values = list(map(_sqlite_time, values))
+        cols.append(c)
+        data_cols.append(values)
     ph = "?" if sqlite_ else "%s"
     sql = f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join([ph] * len(cols))})"
-    convs = []
-    for c in cols:
-        t = table.c[c].type
-        if isinstance(t, sa.JSON):
-            convs.append(lambda v: None if v is None else json.dumps(v))
-        elif sqlite_ and "UTCDateTime" in type(t).__name__:
-            convs.append(_sqlite_time)
-        else:
-            convs.append(None)
-    idx = [(c, f) for c, f in zip(cols, convs, strict=True)]
-    data = [tuple(r[c] if f is None else f(r[c]) for c, f in idx) for r in rows]
-    session.connection().exec_driver_sql(sql, data)
+    session.connection().exec_driver_sql(sql, list(zip(*data_cols, strict=True)))
 
 
 def ingest(

@@ -72,10 +72,18 @@ def read_csv(path: Path) -> Iterator[Row]:
             names = _header(next(reader), path)
         except StopIteration:
             return
+        width = len(names)
+        fast = all(names)  # every column named: a full row is a plain zip
         for number, values in enumerate(reader, start=2):
-            if not any(v.strip() for v in values):
+            if not "".join(values).strip():
                 continue
-            yield number, {name: (values[i].strip() if i < len(values) else "") for i, name in enumerate(names) if name}
+            if fast and len(values) >= width:
+                yield number, dict(zip(names, map(str.strip, values), strict=False))
+            else:
+                yield (
+                    number,
+                    {name: (values[i].strip() if i < len(values) else "") for i, name in enumerate(names) if name},
+                )
 
 
 def _cell(value: object) -> str:

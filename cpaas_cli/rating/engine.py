@@ -149,6 +149,23 @@ def path_text(res: lk.Result) -> str:
     return "/".join(p["value"] + ("*" if p["others"] else "") for p in res.path)
 
 
+_MEMO_MAX = 100_000
+
+
+def _lookup(snap: lk.Snapshot, q: dict[str, Any], qk: tuple) -> tuple[lk.Result, str]:
+    """``lk.resolve`` and the path text, memoised per snapshot on the query items.
+
+    The lookup is pure and a snapshot never changes, so equal queries give
+    equal answers; results are shared read-only (nothing here mutates them)."""
+    got = snap.memo.get(qk)
+    if got is None:
+        res = lk.resolve(snap, q)
+        got = (res, path_text(res))
+        if len(snap.memo) < _MEMO_MAX:
+            snap.memo[qk] = got
+    return got
+
+
 _STEPS: dict[int, tuple[dict, str, list[tuple[int | None, int]]]] = {}
 
 
@@ -169,7 +186,7 @@ def _trigger(event: Event, rule: str) -> datetime | None:
     return event.delivered_at if rule == "delivered" else event.submitted_at
 
 
-def _not_triggered(event: Event, rule: str, res: lk.Result, source: str, currency: str) -> Decision:
+def _not_triggered(event: Event, rule: str, res: lk.Result, source: str, currency: str, text: str) -> Decision:
     if not event.final:
         return Decision(PENDING, note=f"waiting for the {rule} event", billing_rule=rule, source=source)
     what = "delivered" if rule == "delivered" else "submitted"
@@ -179,7 +196,7 @@ def _not_triggered(event: Event, rule: str, res: lk.Result, source: str, currenc
         amount=0,
         quantity=0,
         currency=currency,
-        path=path_text(res),
+        path=text,
         source=source,
         service_id=res.service_id,
         scope_id=res.scope_id,
@@ -188,12 +205,14 @@ def _not_triggered(event: Event, rule: str, res: lk.Result, source: str, currenc
     )
 
 
-def _reject(reason: str, note: str | None, res: lk.Result | None = None, source: str | None = None) -> Decision:
+def _reject(
+    reason: str, note: str | None, res: lk.Result | None = None, source: str | None = None, text: str | None = None
+) -> Decision:
     return Decision(
         REJECTED,
         reason=reason,
         note=note,
-        path=path_text(res) if res is not None and res.path else None,
+        path=(text if text is not None else path_text(res)) if res is not None and res.path else None,
         source=source,
         service_id=res.service_id if res is not None else None,
         scope_id=res.scope_id if res is not None else None,
@@ -201,7 +220,7 @@ def _reject(reason: str, note: str | None, res: lk.Result | None = None, source:
 
 
 def _price(
-    event: Event, plan: Plan, state: State, res: lk.Result, rule: str, at: datetime, period: datetime
+    event: Event, plan: Plan, state: State, res: lk.Result, rule: str, at: datetime, period: datetime, text: str
 ) -> Decision:
     """Price a pay-as-you-go answer (rate or free) for an event whose trigger happened."""
     qr = res.quantity_rule or "messages"
@@ -211,7 +230,7 @@ def _price(
         RATED,
         quantity=qty,
         currency=cur,
-        path=path_text(res),
+        path=text,
         source=PAYG,
         service_id=res.service_id,
         scope_id=res.scope_id,
@@ -257,26 +276,29 @@ def rate(event: Event, plan: Plan, state: State) -> Decision:
     """Decide the charge of one event. Pure: ``state`` is read, not changed."""
     at = event.at
     q = event.query
-    packs: list[tuple[Entry, lk.Result]] = []
+    qk = tuple(q.items())
+    packs: list[tuple[Entry, lk.Result, str]] = []
     payg: lk.Result | None = None
+    payg_text = ""
     last: lk.Result | None = None
+    last_text = ""
     for e in plan.entries:
         snap = e.snapshot_at(at)
         if snap is None:
             continue
-        res = lk.resolve(snap, q)
+        res, text = _lookup(snap, q, qk)
         if e.kind == PACK:
             if res.status == lk.INCLUDED:
-                packs.append((e, res))
+                packs.append((e, res, text))
             continue
         if res.status == lk.NOT_INCLUDED:
-            last = res
+            last, last_text = res, text
             continue
-        payg = res
+        payg, payg_text = res, text
         break
 
     # Unit packs, earliest first.
-    for e, res in packs:
+    for e, res, text in packs:
         if e.service_type == "monetary-pack":
             continue
         rule = res.billing_rule or "submitted"
@@ -287,17 +309,17 @@ def rate(event: Event, plan: Plan, state: State) -> Decision:
             continue
         trig = _trigger(event, rule)
         if trig is None:
-            return _not_triggered(event, rule, res, PACK, plan.currency)
+            return _not_triggered(event, rule, res, PACK, plan.currency, text)
         period = plan.period_of(trig)
         if period is None:
-            return _reject("no_agreement", f"no agreement version in force at {trig.isoformat()}", res, PACK)
+            return _reject("no_agreement", f"no agreement version in force at {trig.isoformat()}", res, PACK, text)
         return Decision(
             RATED,
             note=f"taken from unit pack #{e.enabled_id}",
             unit_price=0,
             quantity=qty,
             currency=plan.currency,
-            path=path_text(res),
+            path=text,
             source=PACK,
             service_id=res.service_id,
             scope_id=res.scope_id,
@@ -311,30 +333,30 @@ def rate(event: Event, plan: Plan, state: State) -> Decision:
 
     if payg is None:
         if last is not None:
-            return _reject("no_rate", "not included in any enabled service", last)
+            return _reject("no_rate", "not included in any enabled service", last, text=last_text)
         if not any(e.snapshot_at(at) is not None for e in plan.entries):
             return _reject("no_rate", "no service with a current scope is enabled on the agreement")
         return _reject("no_rate", "no enabled service prices this event")
     if payg.status == lk.BLOCKED:
-        return _reject("blocked", payg.reason, payg, PAYG)
+        return _reject("blocked", payg.reason, payg, PAYG, payg_text)
     if payg.status == lk.UNUSABLE:
-        return _reject("unusable", payg.reason, payg, PAYG)
+        return _reject("unusable", payg.reason, payg, PAYG, payg_text)
     if payg.status not in (lk.RATE, lk.FREE):
-        return _reject("no_rate", payg.reason or f"pay-as-you-go tree answered {payg.status}", payg, PAYG)
+        return _reject("no_rate", payg.reason or f"pay-as-you-go tree answered {payg.status}", payg, PAYG, payg_text)
 
     rule = payg.billing_rule or "submitted"
     trig = _trigger(event, rule)
     if trig is None:
-        return _not_triggered(event, rule, payg, PAYG, plan.currency)
+        return _not_triggered(event, rule, payg, PAYG, plan.currency, payg_text)
     period = plan.period_of(trig)
     if period is None:
-        return _reject("no_agreement", f"no agreement version in force at {trig.isoformat()}", payg, PAYG)
-    d = _price(event, plan, state, payg, rule, trig, period)
+        return _reject("no_agreement", f"no agreement version in force at {trig.isoformat()}", payg, PAYG, payg_text)
+    d = _price(event, plan, state, payg, rule, trig, period, payg_text)
 
     # Monetary packs pay the pay-as-you-go price, earliest first.
     cost = d.amount + d.adjustment
     if cost > 0:
-        for e, _res in packs:
+        for e, _res, _text in packs:
             if e.service_type != "monetary-pack":
                 continue
             left = (e.size or 0) - state.pack_used.get(e.enabled_id, 0)
