@@ -107,8 +107,6 @@ def run(
     nested = session.begin_nested() if dry_run else None
     out: list[dict[str, Any]] = []
     counts = {"created": 0, "recalculated": 0, "unchanged": 0}
-    # 1. The invoices to claim for: new drafts (one flush) and live drafts, in run order.
-    work: list[tuple[Agreement, Invoice, bool]] = []
     for ag in ags:
         vs = by_ag.get(ag.id, [])
         if not vs:
@@ -117,23 +115,18 @@ def run(
         for p in closed_periods([VersionTerms.of(v) for v in vs], as_of):
             inv = live.get((ag.id, p.start))
             if inv is None:
-                inv = _new(ag, p, vmap[p.version_id], as_of, gens.get((ag.id, p.start), -1) + 1)
-                session.add(inv)
-                work.append((ag, inv, True))
-            elif inv.status == "draft":
-                work.append((ag, inv, False))
+                inv = _create(session, ag, p, vmap[p.version_id], as_of, gens.get((ag.id, p.start), -1) + 1)
+                _attach(session, inv)
+                _rebuild(session, inv)
+                what = "created"
+            elif inv.status == "draft" and _attach(session, inv):
+                _rebuild(session, inv)
+                what = "recalculated"
             else:
                 counts["unchanged"] += 1
-    session.flush()
-    # 2. One set-based claim for all of them; 3. rebuild those that are new or got charges.
-    claimed = _attach_many(session, [inv for _ag, inv, _n in work], {inv.id for _ag, inv, n in work if n})
-    todo = [(ag, inv, "created" if is_new else "recalculated") for ag, inv, is_new in work
-            if is_new or claimed.get(inv.id, 0) != inv.charge_count]  # fmt: skip
-    counts["unchanged"] += len(work) - len(todo)
-    _rebuild_many(session, [inv for _ag, inv, _w in todo])
-    for ag, inv, what in todo:
-        counts[what] += 1
-        out.append({**summary(inv, agreement=ag.code), "action": what})
+                continue
+            counts[what] += 1
+            out.append({**summary(inv, agreement=ag.code), "action": what})
     if nested is not None:
         nested.rollback()
     elif counts["created"] or counts["recalculated"]:
@@ -155,7 +148,9 @@ def _generations(session: Session, ids: Sequence[int] | None) -> dict[tuple[int,
     return {(a, p): g for a, p, g in session.execute(q)}
 
 
-def _new(ag: Agreement, p: Period, v: AgreementVersion, as_of: datetime, generation: int) -> Invoice:
+def _create(
+    session: Session, ag: Agreement, p: Period, v: AgreementVersion, as_of: datetime, generation: int
+) -> Invoice:
     issue = as_of.astimezone(zone(v.billing_tz)).date()
     inv = Invoice(
         agreement_id=ag.id,
@@ -175,6 +170,8 @@ def _new(ag: Agreement, p: Period, v: AgreementVersion, as_of: datetime, generat
         issue_date=issue,
         due_date=issue + timedelta(days=v.days_for_payment),
     )
+    session.add(inv)
+    session.flush()
     return inv
 
 
@@ -213,83 +210,9 @@ def _attach(session: Session, inv: Invoice) -> int:
     return len(res.fetchall())
 
 
-# The invoices of one run, for the set-based claim and rebuild (a temporary table).
-_TMP = sa.Table(
-    "tmp_invoice_work",
-    sa.MetaData(),
-    sa.Column("invoice_id", sa.BigInteger, primary_key=True),
-    sa.Column("agreement_id", sa.Integer, nullable=False),
-    sa.Column("p_start", CHG.c.at.type, nullable=False),
-    sa.Column("p_end", CHG.c.at.type, nullable=False),
-    sa.Column("is_new", sa.Boolean, nullable=False),
-    prefixes=["TEMPORARY"],
-)
-_T2 = _TMP.alias("t2")
-_UNCLAIMED = ~sa.exists().where(_IC2.c.charge_id == CHG.c.id)
-# Direct claims: charges inside a work invoice's period (periods of one agreement do not overlap).
-_CLAIM_DIRECT = sa.insert(IC).from_select(
-    ["charge_id", "invoice_id"],
-    sa.select(CHG.c.id, _TMP.c.invoice_id)
-    .select_from(_TMP.join(CHG, CHG.c.agreement_id == _TMP.c.agreement_id))
-    .where(CHG.c.at >= _TMP.c.p_start, CHG.c.at < _TMP.c.p_end, _UNCLAIMED),
-)
-# Corrections: a charge before a work invoice's period whose own period has no
-# draft goes to the earliest such invoice of its agreement (the one a run in
-# period order reaches first).
-_CLAIM_CORR = sa.insert(IC).from_select(
-    ["charge_id", "invoice_id"],
-    sa.select(CHG.c.id, _TMP.c.invoice_id)
-    .select_from(_TMP.join(CHG, CHG.c.agreement_id == _TMP.c.agreement_id))
-    .where(
-        CHG.c.at < _TMP.c.p_start,
-        ~sa.exists().where(
-            _T2.c.agreement_id == _TMP.c.agreement_id, _T2.c.p_start < _TMP.c.p_start, CHG.c.at < _T2.c.p_start
-        ),
-        ~sa.exists().where(
-            _OTHER.c.agreement_id == CHG.c.agreement_id,
-            _OTHER.c.status == "draft",
-            CHG.c.at >= _OTHER.c.period_start,
-            CHG.c.at < _OTHER.c.period_end,
-        ),
-        _UNCLAIMED,
-    ),
-)
-
-
-def _attach_many(session: Session, invs: Sequence[Invoice], new_ids: set[int]) -> dict[int, int]:
-    """Claim, in two set-based statements, the unclaimed charges these invoices
-    cover (same rules as ``_attach``, run order = period order per agreement).
-    Returns the charges now covered per existing (not new) invoice."""
-    if not invs:
-        return {}
-    conn = session.connection()
-    _TMP.create(conn, checkfirst=True)
-    try:
-        conn.execute(sa.delete(_TMP))
-        conn.execute(
-            sa.insert(_TMP),
-            [{"invoice_id": inv.id, "agreement_id": inv.agreement_id, "p_start": inv.period_start,
-              "p_end": inv.period_end, "is_new": inv.id in new_ids} for inv in invs],
-        )  # fmt: skip
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text("ANALYZE tmp_invoice_work"))
-        conn.execute(_CLAIM_DIRECT)
-        conn.execute(_CLAIM_CORR)
-        q = (
-            sa.select(IC.c.invoice_id, sa.func.count())
-            .where(IC.c.invoice_id.in_(sa.select(_TMP.c.invoice_id).where(~_TMP.c.is_new)))
-            .group_by(IC.c.invoice_id)
-        )
-        return {i: n for i, n in conn.execute(q)}
-    finally:
-        _TMP.drop(conn)
-
-
-_CORR = (CHG.c.at < INV.c.period_start).label("corr")
-_IDS = sa.bindparam("ids", expanding=True)
+_CORR = (CHG.c.at < sa.bindparam("p_start")).label("corr")
 _RATED = (
     sa.select(
-        IC.c.invoice_id,
         CHG.c.kind,
         _CORR,
         EDR.c.service_id,
@@ -301,23 +224,15 @@ _RATED = (
         sa.func.sum(sa.case((CHG.c.kind == "edr", EDR.c.segments), else_=0)).label("vol"),
         sa.func.sum(CHG.c.amount).label("amt"),
     )
-    .select_from(
-        IC.join(INV, INV.c.id == IC.c.invoice_id)
-        .join(CHG, CHG.c.id == IC.c.charge_id)
-        .outerjoin(EDR, EDR.c.id == CHG.c.edr_id)
-    )
-    .where(IC.c.invoice_id.in_(_IDS), CHG.c.kind.in_(("edr", "scale_adjustment")))
-    .group_by(
-        IC.c.invoice_id, CHG.c.kind, _CORR, EDR.c.service_id, EDR.c.channel, EDR.c.direction, EDR.c.country,
-        EDR.c.network,
-    )
-)  # fmt: skip
-_OTHERS = (
-    sa.select(IC.c.invoice_id, CHG.c.kind, CHG.c.amount, CHG.c.at, CHG.c.details)
-    .select_from(IC.join(CHG, CHG.c.id == IC.c.charge_id))
-    .where(IC.c.invoice_id.in_(_IDS), CHG.c.kind.not_in(("edr", "scale_adjustment")))
+    .select_from(IC.join(CHG, CHG.c.id == IC.c.charge_id).outerjoin(EDR, EDR.c.id == CHG.c.edr_id))
+    .where(IC.c.invoice_id == sa.bindparam("inv_id"), CHG.c.kind.in_(("edr", "scale_adjustment")))
+    .group_by(CHG.c.kind, _CORR, EDR.c.service_id, EDR.c.channel, EDR.c.direction, EDR.c.country, EDR.c.network)
 )
-_CHUNK = 500  # invoices per rebuild query
+_OTHERS = (
+    sa.select(CHG.c.kind, CHG.c.amount, CHG.c.at, CHG.c.details)
+    .select_from(IC.join(CHG, CHG.c.id == IC.c.charge_id))
+    .where(IC.c.invoice_id == sa.bindparam("inv_id"), CHG.c.kind.not_in(("edr", "scale_adjustment")))
+)
 
 
 def _line_values(kind: str, correction: bool, exact: int, inv: Invoice) -> dict[str, Any]:
@@ -328,28 +243,15 @@ def _line_values(kind: str, correction: bool, exact: int, inv: Invoice) -> dict[
 
 
 def _rebuild(session: Session, inv: Invoice) -> None:
-    _rebuild_many(session, [inv])
-
-
-def _rebuild_many(session: Session, invs: Sequence[Invoice]) -> None:
-    """Rebuild the lines of these invoices from every charge each covers (set-based GROUP BY, in chunks)."""
-    for lo in range(0, len(invs), _CHUNK):
-        _rebuild_chunk(session, invs[lo : lo + _CHUNK])
-    session.flush()
-
-
-def _rebuild_chunk(session: Session, invs: Sequence[Invoice]) -> None:
-    by_id = {inv.id: inv for inv in invs}
-    ids = list(by_id)
-    session.execute(sa.delete(LINE).where(LINE.c.invoice_id.in_(ids)))
-    lines: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+    """Rebuild the lines from every charge the invoice covers (set-based GROUP BY)."""
+    session.execute(sa.delete(LINE).where(LINE.c.invoice_id == inv.id))
+    lines: list[dict[str, Any]] = []
     service_ids: set[int] = set()
-    for r in session.execute(_RATED, {"ids": ids}).mappings():
-        inv = by_id[r["invoice_id"]]
+    for r in session.execute(_RATED, {"inv_id": inv.id, "p_start": inv.period_start}).mappings():
         resource = "/".join(x for x in (r["channel"], r["direction"]) if x) or None
         if r["service_id"] is not None:
             service_ids.add(r["service_id"])
-        lines[inv.id].append(
+        lines.append(
             {
                 **_line_values(r["kind"], bool(r["corr"]), int(r["amt"] or 0), inv),
                 "service_id": r["service_id"],
@@ -361,49 +263,44 @@ def _rebuild_chunk(session: Session, invs: Sequence[Invoice]) -> None:
             }
         )
     # Pack purchases and fees: few rows, grouped by their description.
-    groups: dict[int, dict[tuple[str, bool, str], list[int]]] = {i: defaultdict(lambda: [0, 0, 0]) for i in ids}
-    for r in session.execute(_OTHERS, {"ids": ids}).mappings():
-        inv = by_id[r["invoice_id"]]
+    groups: dict[tuple[str, bool, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for r in session.execute(_OTHERS, {"inv_id": inv.id}).mappings():
         d = r["details"] or {}
         desc = _describe_other(r["kind"], d)
-        g = groups[inv.id][(r["kind"], r["at"] < inv.period_start, desc)]
+        g = groups[(r["kind"], r["at"] < inv.period_start, desc)]
         g[0] += 1
         g[1] += int(d.get("volume") or 1)
         g[2] += int(r["amount"])
     names = dict(session.execute(sa.select(Service.id, Service.name).where(Service.id.in_(service_ids))).all())
-    rows: list[dict[str, Any]] = []
-    now = clock.now()
-    for inv in invs:
-        mine = lines[inv.id]
-        for ln in mine:
-            ln["description"] = _describe_rated(ln, names)
-        for (kind, corr, desc), (n, vol, amt) in groups[inv.id].items():
-            mine.append(
-                {**_line_values(kind, corr, amt, inv), "service_id": None, "resource": None, "country": None,
-                 "network": None, "count": n, "volume": vol, "description": desc[:300]}
-            )  # fmt: skip
-        mine.sort(
-            key=lambda x: (
-                x["correction"],
-                LINE_ORDER.get(x["kind"], 9),
-                x["description"],
-                x["country"] or "",
-                x["network"] or "",
-            )
+    for ln in lines:
+        ln["description"] = _describe_rated(ln, names)
+    for (kind, corr, desc), (n, vol, amt) in groups.items():
+        lines.append(
+            {**_line_values(kind, corr, amt, inv), "service_id": None, "resource": None, "country": None,
+             "network": None, "count": n, "volume": vol, "description": desc[:300]}
+        )  # fmt: skip
+    lines.sort(
+        key=lambda x: (
+            x["correction"],
+            LINE_ORDER.get(x["kind"], 9),
+            x["description"],
+            x["country"] or "",
+            x["network"] or "",
         )
-        for pos, ln in enumerate(mine, 1):
-            ln["invoice_id"] = inv.id
-            ln["position"] = pos
-        rows += mine
-        inv.charge_count = sum(x["count"] for x in mine)
-        inv.charges_total = sum(x["exact"] for x in mine)
-        inv.net = sum(x["net"] for x in mine)
-        inv.rounding = sum(x["rounding"] for x in mine)
-        inv.tax = sum(x["tax"] for x in mine)
-        inv.total = sum(x["total"] for x in mine)
-        inv.calculated_at = now
-    if rows:
-        session.execute(sa.insert(LINE), rows)
+    )
+    for pos, ln in enumerate(lines, 1):
+        ln["invoice_id"] = inv.id
+        ln["position"] = pos
+    if lines:
+        session.execute(sa.insert(LINE), lines)
+    inv.charge_count = sum(x["count"] for x in lines)
+    inv.charges_total = sum(x["exact"] for x in lines)
+    inv.net = sum(x["net"] for x in lines)
+    inv.rounding = sum(x["rounding"] for x in lines)
+    inv.tax = sum(x["tax"] for x in lines)
+    inv.total = sum(x["total"] for x in lines)
+    inv.calculated_at = clock.now()
+    session.flush()
 
 
 def _describe_rated(ln: dict[str, Any], names: dict[int, str]) -> str:
