@@ -115,6 +115,10 @@ def set_status(session: Session, row: SenderId, action: str) -> SenderId:
         raise Conflict(f"sender ID {row.sender!r} is {row.status}; {action} needs {' or '.join(allowed)}")
     row.status = "active" if action == "activate" else "disabled"
     session.flush()
+    if action == "disable":
+        from cpaas_cli.campaigns.sender_fees import end_usage_rules
+
+        end_usage_rules(session, row)  # no usage fee for a disabled sender ID
     return row
 
 

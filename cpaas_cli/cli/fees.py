@@ -46,7 +46,6 @@ def rule_add(
     subject_kind: Annotated[str, typer.Option("--subject-kind", help="What the fee is for, e.g. sender_id.")],
     subject_ref: Annotated[str, typer.Option("--subject-ref", help="Which one (e.g. the sender ID's id).")],
     kind: Annotated[Kind, typer.Option("--kind", help="setup (once) or usage (every period).")],
-    amount: Annotated[str, typer.Option("--amount", help="Fee amount in the agreement currency.")],
     effective_from: Annotated[str, typer.Option("--from", help="Start (setup fee: when it is charged).")],
     effective_till: Annotated[str | None, typer.Option("--till", help="End; default indefinitely.")] = None,
     every: Annotated[Every, typer.Option("--every", help="Usage fee period: month or week.")] = Every.month,
@@ -56,9 +55,10 @@ def rule_add(
     max_retries: Annotated[int, typer.Option("--max-retries", help="At most M retries, then the period fails.")] = 0,
     tz: Annotated[str, typer.Option("--tz", help="IANA zone of the periods and of --from/--till.")] = "UTC",
     description: Annotated[str | None, typer.Option("--description")] = None,
+    amount: Annotated[str | None, typer.Option("--amount", help="Fee amount in the agreement currency.")] = None,
     output: OutputOpt = None,
 ) -> None:
-    """Add a fee rule for a subject on an agreement."""
+    """Add a fixed-amount fee rule for a subject on an agreement (sender ID fees: `cpaas sender fee-rule`)."""
     with session(ctx) as s:
         row = fees.add_rule(
             s,

@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from cpaas_cli.campaigns import senders
-from cpaas_cli.cli.context import OutputOpt, emit, say, session
+from cpaas_cli.campaigns import sender_fees, senders
+from cpaas_cli.cli.context import OutputOpt, emit, say, session, when
+from cpaas_cli.recurring import service as fees
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -101,3 +102,94 @@ def activate(ctx: typer.Context, sender: SenderArg, output: OutputOpt = None) ->
 def disable(ctx: typer.Context, sender: SenderArg, output: OutputOpt = None) -> None:
     """Disable a sender ID: campaigns can no longer use it."""
     _status(ctx, sender, "disable", output)
+
+
+# ------------------------------------------------------------------ fees
+
+fee_rule_app = typer.Typer(no_args_is_help=True)
+app.add_typer(
+    fee_rule_app,
+    name="fee-rule",
+    help="Periodic usage fee rules of a sender ID, priced from the agreement's pay-as-you-go tree.",
+)
+FEE_RULE_COLUMNS = ["id", "kind", "every", "start_day", "days_before", "retry_hours", "max_retries", "mno",
+                    "priced_by", "effective_from", "effective_till"]  # fmt: skip
+
+
+class Every(str, Enum):
+    month = "month"
+    week = "week"
+
+
+@fee_rule_app.command("add")
+def fee_rule_add(
+    ctx: typer.Context,
+    sender: SenderArg,
+    every: Annotated[Every, typer.Option("--every", help="Charge every month or week.")] = Every.month,
+    start_day: Annotated[int, typer.Option("--start-day", help="Month day 1-31, or weekday 1-7 (Monday = 1).")] = 1,
+    days_before: Annotated[int, typer.Option("--days-before", help="Charge N days before the period starts.")] = 0,
+    retry_hours: Annotated[int, typer.Option("--retry-hours", help="On failure, retry every H hours.")] = 1,
+    max_retries: Annotated[int, typer.Option("--max-retries", help="At most M retries, then the period fails.")] = 0,
+    mno: Annotated[str | None, typer.Option("--mno", help="MCCMNC the fee is priced for.")] = None,
+    effective_from: Annotated[str | None, typer.Option("--from", help="Effective from (default now).")] = None,
+    effective_till: Annotated[str | None, typer.Option("--till", help="Effective till (default indefinitely).")] = None,
+    tz: Annotated[str, typer.Option("--tz", help="IANA zone of the periods and of --from/--till.")] = "UTC",
+    output: OutputOpt = None,
+) -> None:
+    """Add a usage fee rule; the amount comes from the tree (sender_id_usage_fee) at each charge."""
+    with session(ctx) as s:
+        row = sender_fees.add_usage_rule(
+            s,
+            senders.get(s, sender),
+            every=every.value,
+            start_day=start_day,
+            days_before=days_before,
+            retry_hours=retry_hours,
+            max_retries=max_retries,
+            mno=mno,
+            effective_from=when(effective_from, "--from", tz),
+            effective_till=when(effective_till, "--till", tz),
+            tz=tz,
+        )
+        data = fees.rule_dict(row)
+    say(ctx, f"added usage fee rule #{data['id']}")
+    emit(ctx, data, output=output)
+
+
+@fee_rule_app.command("list")
+def fee_rule_list(ctx: typer.Context, sender: SenderArg, output: OutputOpt = None) -> None:
+    """List a sender ID's fee rules (usage and setup)."""
+    with session(ctx) as s:
+        data = sender_fees.list_rules(s, senders.get(s, sender))
+    emit(ctx, data, output=output, columns=FEE_RULE_COLUMNS)
+
+
+@fee_rule_app.command("end")
+def fee_rule_end(
+    ctx: typer.Context,
+    rule_id: Annotated[int, typer.Argument(help="Fee rule id.")],
+    at: Annotated[str | None, typer.Option("--at", help="End time (default now).")] = None,
+    output: OutputOpt = None,
+) -> None:
+    """End a fee rule: no period starting at or after the end is charged."""
+    with session(ctx) as s:
+        data = fees.rule_dict(fees.end_rule(s, rule_id, at=when(at, "--at")))
+    emit(ctx, data, output=output)
+
+
+@app.command("setup-fee")
+def setup_fee(
+    ctx: typer.Context,
+    sender: SenderArg,
+    mno: Annotated[str | None, typer.Option("--mno", help="MCCMNC the fee is priced for.")] = None,
+    retry_hours: Annotated[int, typer.Option("--retry-hours", help="On failure, retry every H hours.")] = 1,
+    max_retries: Annotated[int, typer.Option("--max-retries", help="At most M retries, then it fails.")] = 0,
+    output: OutputOpt = None,
+) -> None:
+    """Charge the one-time setup fee (priced from the tree); a second call charges nothing."""
+    with session(ctx) as s:
+        data = sender_fees.setup_fee(
+            s, senders.get(s, sender), mno=mno, retry_hours=retry_hours, max_retries=max_retries
+        )
+    say(ctx, f"setup fee: {data['status']}" + ("" if data["created"] else " (already set up; nothing new charged)"))
+    emit(ctx, data, output=output)

@@ -322,8 +322,11 @@ def _describe_other(kind: str, d: dict[str, Any]) -> str:
         return f"Pack {d.get('pack') or ''}".strip()
     if d.get("fee_rule_id") is not None:
         what = "setup fee" if d.get("fee_kind") == "setup" else "usage fee"
-        subject = f"{d.get('subject_kind', '')} {d.get('subject_ref', '')}".strip().replace("_", " ")
-        text = f"{subject} {what}"
+        if d.get("subject_kind") == "sender_id" and d.get("subject_name"):
+            text = " ".join(x for x in ("Sender ID", d["subject_name"], what, d.get("period")) if x)
+        else:
+            subject = f"{d.get('subject_kind', '')} {d.get('subject_ref', '')}".strip().replace("_", " ")
+            text = f"{subject} {what}"
         if d.get("description"):
             text += f": {d['description']}"
         return text

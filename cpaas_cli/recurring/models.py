@@ -34,7 +34,11 @@ class FeeRule(Timestamped, table=True):
     days_before: int = 0
     retry_hours: int = 1
     max_retries: int = 0
-    amount: int = Field(sa_type=sa.BigInteger)
+    amount: int = Field(sa_type=sa.BigInteger)  # 0 when priced from the tree
+    # Priced from the agreement's pay-as-you-go tree at each attempt when set
+    # (e.g. sender_id_usage_fee), with the MNO (MCCMNC) to price for.
+    resource: str | None = Field(default=None, max_length=64)
+    mno: str | None = Field(default=None, max_length=8)
     tz: str = Field(default="UTC", max_length=64)
     effective_from: datetime = utc_field()
     effective_till: datetime | None = utc_field(nullable=True)

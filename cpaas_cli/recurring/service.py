@@ -5,12 +5,21 @@ due, and charges each through the ledger with the credit check, in its own
 savepoint: insufficient funds records a retry (or the final failure) and
 moves on. ``fee_run`` has one row per (rule, period) — unique — so two runs
 can never charge a period twice.
+
+Tree-priced rules (``resource`` set, e.g. the sender ID fees) carry no amount:
+each attempt resolves the price from the agreement's enabled pay-as-you-go
+tree at the attempt time (levels: resource, periodicity, MNO, sender type),
+through the pure lookup. When no rate is found the attempt fails with that
+reason and is retried like insufficient funds (every ``retry_hours``, at most
+``max_retries`` times): fixing the tree in time lets the retry charge it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -33,7 +42,7 @@ def add_rule(
     subject_kind: str,
     subject_ref: str,
     kind: str,
-    amount: str,
+    amount: str | None,
     effective_from: datetime,
     effective_till: datetime | None = None,
     every: str | None = None,
@@ -43,16 +52,26 @@ def add_rule(
     max_retries: int = 0,
     tz: str = "UTC",
     description: str | None = None,
+    resource: str | None = None,
+    mno: str | None = None,
 ) -> FeeRule:
+    """A fee rule: a fixed ``amount``, or (``resource`` set) priced from the tree
+    at each attempt; then the caller checks a rate exists (``tree_price``)."""
     ag = agreements.get(session, agreement_ref)
     probs: list[Problem] = []
     micros = 0
-    try:
-        micros = to_micros(amount)
-        if micros <= 0:
-            probs.append(Problem("amount", "must be more than 0"))
-    except MoneyError as exc:
-        probs.append(Problem("amount", str(exc)))
+    if resource is not None:
+        if amount is not None:
+            probs.append(Problem("amount", f"the amount comes from the tree ({resource}); do not give one"))
+    elif amount is None:
+        probs.append(Problem("amount", "is required"))
+    else:
+        try:
+            micros = to_micros(amount)
+            if micros <= 0:
+                probs.append(Problem("amount", "must be more than 0"))
+        except MoneyError as exc:
+            probs.append(Problem("amount", str(exc)))
     try:
         check_zone(tz)
     except TimeError as exc:
@@ -84,6 +103,8 @@ def add_rule(
         retry_hours=retry_hours,
         max_retries=max_retries,
         amount=micros,
+        resource=resource,
+        mno=mno,
         tz=tz,
         effective_from=effective_from,
         effective_till=effective_till,
@@ -115,7 +136,9 @@ def rule_dict(row: FeeRule, code: str | None = None) -> dict[str, Any]:
         "days_before": row.days_before,
         "retry_hours": row.retry_hours,
         "max_retries": row.max_retries,
-        "amount": format_micros(row.amount),
+        "amount": format_micros(row.amount) if row.resource is None else None,
+        "priced_by": row.resource,
+        "mno": row.mno,
         "tz": row.tz,
         "effective_from": iso(row.effective_from),
         "effective_till": iso(row.effective_till),
@@ -163,10 +186,76 @@ def _run_dict(r: FeeRun) -> dict[str, Any]:
     }
 
 
-def run(session: Session, *, as_of: datetime | None = None, dry_run: bool = False) -> dict[str, Any]:
-    """Charge every fee attempt due by ``as_of``. Idempotent."""
+class Subject:
+    """What a tree-priced (or named) fee is for: today only sender IDs."""
+
+    def __init__(self, name: str | None, channel: str | None, sender_type: str | None):
+        self.name, self.channel, self.sender_type = name, channel, sender_type
+
+
+def subject(session: Session, kind: str, ref: str) -> Subject | None:
+    if kind != "sender_id" or not ref.isdigit():
+        return None
+    from cpaas_cli.campaigns.models import SenderId
+
+    sid = session.get(SenderId, int(ref))
+    return Subject(sid.sender, sid.channel, sid.kind) if sid is not None else None
+
+
+def tree_price(
+    session: Session,
+    ag: Agreement,
+    *,
+    resource: str,
+    subject: Subject | None,
+    mno: str | None,
+    every: str | None,
+    at: datetime,
+) -> tuple[int | None, str | None]:
+    """(micros, None) from the agreement's pay-as-you-go tree at ``at``, or (None, why not)."""
+    from cpaas_cli.catalog import lookup as lk
+    from cpaas_cli.catalog import service as catalog
+
+    if subject is None or subject.channel is None:
+        return None, "the fee's subject no longer exists"
+    snaps = [x for x in catalog.agreement_snapshots(session, ag, at) if x[0] == "pay-as-you-go"]
+    q = lk.query(
+        channel=subject.channel,
+        resource=resource,
+        direction=None,
+        mccmnc=mno,
+        sender_type=subject.sender_type,
+        periodicity={"month": "monthly", "week": "weekly"}.get(every or ""),
+    )
+    _kind, res = catalog.resolve_for_agreement(snaps, q)
+    if res.status in (lk.FREE, lk.INCLUDED):
+        return 0, None
+    if res.status != lk.RATE:
+        return None, f"rate not found for {resource}: {res.reason or res.status}"
+    if res.price_type == "scale" and res.scale and res.scale.get("steps"):
+        return int(res.scale["steps"][0][1]), None  # one unit: the first step's price
+    if res.price is None:
+        return None, f"rate not found for {resource}: no price"
+    return int(res.price), None
+
+
+def _period_label(rule: FeeRule, start: datetime) -> str:
+    local = start.astimezone(ZoneInfo(rule.tz)).date()
+    return local.strftime("%Y-%m") if rule.every == "month" else local.isoformat()
+
+
+def run(
+    session: Session,
+    *,
+    as_of: datetime | None = None,
+    dry_run: bool = False,
+    rule_ids: Sequence[int] | None = None,
+) -> dict[str, Any]:
+    """Charge every fee attempt due by ``as_of`` (only ``rule_ids`` when given). Idempotent."""
     as_of = as_of or clock.now()
     q = select(FeeRule).where(FeeRule.effective_from <= as_of).order_by(col(FeeRule.agreement_id), col(FeeRule.id))
+    if rule_ids is not None:
+        q = q.where(col(FeeRule.id).in_(list(rule_ids)))
     rules = list(session.exec(q))
     runs: dict[int, dict[datetime, FeeRun]] = {}
     if rules:
@@ -179,40 +268,52 @@ def run(session: Session, *, as_of: datetime | None = None, dry_run: bool = Fals
         pure = schedule.Rule.of(rule)
         have = runs.get(rule.id, {})
         states = {k: schedule.RunState(v.status, v.attempts, v.next_attempt_at) for k, v in have.items()}
+        subj = subject(session, rule.subject_kind, rule.subject_ref)
         for att in schedule.due(pure, as_of, states):
             ag = session.get(Agreement, rule.agreement_id)
             assert ag is not None
-            charge = {
-                "agreement_id": rule.agreement_id,
-                "kind": "fee",
-                "amount": rule.amount,
-                "currency": ag.currency,
-                "at": att.at,
-                "details": {
-                    "fee_rule_id": rule.id,
-                    "fee_kind": rule.kind,
-                    "subject_kind": rule.subject_kind,
-                    "subject_ref": rule.subject_ref,
-                    "period_start": iso(att.period_start),
-                    "attempt": att.number,
-                    "description": rule.description,
-                },
-            }
             error = None
             charge_id = None
-            sp = session.begin_nested()
-            try:
-                ledger.lock(session, [rule.agreement_id])
-                ledger.post(session, [charge], check_credit=True)
-                charge_id = session.execute(
-                    sa.select(sa.func.max(ledger.CHG.c.id)).where(
-                        ledger.CHG.c.agreement_id == rule.agreement_id, ledger.CHG.c.kind == "fee"
-                    )
-                ).scalar()
-                sp.commit()
-            except InsufficientCredit as exc:
-                sp.rollback()
-                error = exc.message[:300]
+            amount: int | None = rule.amount
+            if rule.resource is not None:
+                amount, error = tree_price(
+                    session, ag, resource=rule.resource, subject=subj, mno=rule.mno, every=rule.every, at=att.at
+                )
+            details = {
+                "fee_rule_id": rule.id,
+                "fee_kind": rule.kind,
+                "subject_kind": rule.subject_kind,
+                "subject_ref": rule.subject_ref,
+                "period_start": iso(att.period_start),
+                "attempt": att.number,
+                "description": rule.description,
+            }
+            if subj is not None:
+                details["subject_name"] = subj.name
+                if rule.kind == "usage":
+                    details["period"] = _period_label(rule, att.period_start)
+            if amount is not None:
+                charge = {
+                    "agreement_id": rule.agreement_id,
+                    "kind": "fee",
+                    "amount": amount,
+                    "currency": ag.currency,
+                    "at": att.at,
+                    "details": details,
+                }
+                sp = session.begin_nested()
+                try:
+                    ledger.lock(session, [rule.agreement_id])
+                    ledger.post(session, [charge], check_credit=True)
+                    charge_id = session.execute(
+                        sa.select(sa.func.max(ledger.CHG.c.id)).where(
+                            ledger.CHG.c.agreement_id == rule.agreement_id, ledger.CHG.c.kind == "fee"
+                        )
+                    ).scalar()
+                    sp.commit()
+                except InsufficientCredit as exc:
+                    sp.rollback()
+                    error = exc.message[:300]
             state = schedule.after(pure, att, charged=error is None)
             row = have.get(att.period_start)
             if row is None:
@@ -223,7 +324,7 @@ def run(session: Session, *, as_of: datetime | None = None, dry_run: bool = Fals
             row.last_attempt_at = att.at
             row.next_attempt_at = state.next_attempt_at
             row.charge_id = charge_id
-            row.last_error = error
+            row.last_error = error[:300] if error else None
             row.updated_at = clock.now()
             session.flush()
             counts[state.status] += 1
@@ -236,7 +337,7 @@ def run(session: Session, *, as_of: datetime | None = None, dry_run: bool = Fals
                     "period_start": iso(att.period_start),
                     "at": iso(att.at),
                     "attempt": att.number,
-                    "amount": format_micros(rule.amount),
+                    "amount": format_micros(amount) if amount is not None else None,
                     "status": state.status,
                     "next_attempt_at": iso(state.next_attempt_at),
                     "error": error,
