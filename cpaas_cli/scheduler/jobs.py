@@ -23,5 +23,9 @@ class Job:
 
 def all_jobs() -> list[Job]:
     """Every periodic job. Imports happen here so domain modules stay independent."""
-    jobs: list[Job] = []
+    from cpaas_cli.edr import tasks as edr_tasks
+
+    jobs: list[Job] = [
+        Job("edr-export-tasks", edr_tasks.process_waiting, every_seconds=30),
+    ]
     return jobs
