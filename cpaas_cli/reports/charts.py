@@ -50,24 +50,27 @@ def title(metric: str, by: str) -> str:
 
 
 def terminal(labels: list[str], data: dict[str, list[float]], *, heading: str, width: int | None = None) -> str:
-    """The chart as text (plotext), for stdout."""
+    """The chart as plain text (plotext 6), for stdout."""
     import plotext as plt
 
-    plt.clear_figure()
-    plt.theme("clear")
-    if width:
-        plt.plotsize(width, 20)
     if not labels:
         return f"{heading}: no data\n"
+    f = plt.figure
+    f.clear()
+    f.theme("colorless")
+    f.plot_size(width or 100, 22)
     names = list(data)
     if len(names) == 1:
-        plt.bar(labels, data[names[0]], label=names[0])
+        sig = f.bar(labels, data[names[0]])
+        sig.label(names[0])
     else:
-        plt.multiple_bar(labels, [data[n] for n in names], labels=names)
-    plt.title(heading)
-    text = plt.build()
-    plt.clear_figure()
-    return text + "\n"
+        sig = f.bar(labels, [data[n] for n in names])
+        heading = f"{heading} (bars: {', '.join(names)})"
+    f.draw(sig)
+    f.title(heading)
+    text = plt.uncolorize(str(f.build()))
+    f.clear()
+    return text.rstrip("\n") + "\n"
 
 
 def image(labels: list[str], data: dict[str, list[float]], path: str | Path, *, heading: str) -> Path:

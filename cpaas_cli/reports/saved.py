@@ -40,7 +40,8 @@ R = SavedReport.__table__
 
 
 def _scan(sql: str) -> tuple[str, list[str]]:
-    """The SQL without comments (literals kept), and the bind names outside literals."""
+    """The SQL as it is run: comments removed, colons in literals escaped (so
+    they are not binds); and the bind names, in order of use."""
     out: list[str] = []
     binds: list[str] = []
     i, n = 0, len(sql)
@@ -66,7 +67,7 @@ def _scan(sql: str) -> tuple[str, list[str]]:
                     j += 2
                     continue
                 break
-            out.append(sql[i : j + 1])
+            out.append(sql[i : j + 1].replace(":", "\\:"))
             i = j + 1
         elif ch == ":" and i + 1 < n and sql[i + 1] == ":":
             out.append("::")
@@ -314,12 +315,12 @@ def run(
     """Run the report read-only; returns (columns, rows)."""
     check_sql(report.sql)
     values = bind_values(report, given, tz=tz)
-    sql = report.sql
+    sql, _ = _scan(report.sql)
     pg = engine.dialect.name == "postgresql"
     quote = engine.dialect.identifier_preparer.quote
     for p in report.params:
         if p["type"] == "ident":
-            sql = re.sub(rf"(?<![:\w]):{p['name']}\b", quote(values.pop(p["name"])), sql)
+            sql = re.sub(rf"(?<![:\w\\]):{p['name']}\b", quote(values.pop(p["name"])), sql)
     stmt = sa.text(sql).bindparams(
         *[sa.bindparam(p["name"], type_=_SA_TYPES[p["type"]]) for p in report.params if p["name"] in values]
     )
