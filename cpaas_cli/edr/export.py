@@ -191,27 +191,32 @@ def _time_formatter(tz: str) -> Callable[[Any], str | None]:
     return fmt
 
 
-def _row_formatter(fields: Sequence[str], tz: str) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+def _row_formatter(fields: Sequence[str], tz: str) -> Callable[[Sequence[Any]], Sequence[Any]]:
     tfmt = _time_formatter(tz)
     convs: list[Callable[[Any], Any] | None] = []
     for f in fields:
         if f in TIME_FIELDS:
             convs.append(tfmt)
         elif f in MONEY_FIELDS:
-            convs.append(lambda v: None if v is None else _money(v))
+            convs.append(_money)
         else:
             convs.append(None)
-    if all(c is None for c in convs):
+    todo = [(i, c) for i, c in enumerate(convs) if c is not None]
+    if not todo:
         return tuple
-    pairs = list(enumerate(convs))
 
-    def fmt(row: Sequence[Any]) -> tuple[Any, ...]:
-        return tuple(row[i] if c is None else c(row[i]) for i, c in pairs)
+    def fmt(row: Sequence[Any]) -> list[Any]:
+        out = list(row)
+        for i, c in todo:
+            v = out[i]
+            if v is not None:
+                out[i] = c(v)
+        return out
 
     return fmt
 
 
-def rows(conn: Connection, flt: EdrFilter, fields: Sequence[str], *, tz: str = "UTC") -> Iterator[list[tuple]]:
+def rows(conn: Connection, flt: EdrFilter, fields: Sequence[str], *, tz: str = "UTC") -> Iterator[list[Sequence[Any]]]:
     """Formatted rows of the export, in chunks, in time order."""
     cols = [sa.type_coerce(EDR.c[f], EDR.c[f].type if f not in TIME_FIELDS else sa.String()).label(f) for f in fields]
     q = sa.select(*cols).where(*flt.where()).order_by(EDR.c.event_at, EDR.c.id)
