@@ -15,9 +15,10 @@ from cpaas_cli.contacts.models import (
 )
 from cpaas_cli.db.base import metadata
 from cpaas_cli.dispatch.models import VendorConnection
-from cpaas_cli.edr.models import Edr
+from cpaas_cli.edr.models import Edr, EdrExportTask
 from cpaas_cli.invoices.models import Invoice, InvoiceCharge, InvoiceCounter, InvoiceLine
 from cpaas_cli.recurring.models import FeeRule, FeeRun
+from cpaas_cli.reports.models import SavedReport
 from cpaas_cli.tenancy.models import Bank, BankAccount, Company, LegalEntity
 
 __all__ = [
@@ -41,12 +42,14 @@ __all__ = [
     "Charge",
     "Company",
     "Edr",
+    "EdrExportTask",
     "EnabledService",
     "LegalEntity",
     "PackUsage",
     "Payment",
     "RateImport",
     "RateNode",
+    "SavedReport",
     "ScaleCounter",
     "Service",
     "ServiceScope",

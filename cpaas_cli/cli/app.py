@@ -109,7 +109,11 @@ def _register() -> None:
     app.add_typer(dev.app, name="dev", help="Development and demo tools: a simulated SMSC.")
     from cpaas_cli.cli import balance, edr, fee, payment
 
-    app.add_typer(edr.app, name="edr", help="EDRs: ingest, rate, list, show.")
+    app.add_typer(edr.app, name="edr", help="EDRs: ingest, rate, list, show, export, export tasks.")
+    import cpaas_cli.cli.edr_export  # noqa: F401  (adds `edr export` and `edr export-task`)
+    from cpaas_cli.cli import report
+
+    app.add_typer(report.app, name="report", help="Traffic summaries, charts, campaign reports, saved SQL reports.")
     app.add_typer(balance.app, name="balance", help="Agreement balances and their history.")
     app.add_typer(payment.app, name="payment", help="Payments: add, confirm, unconfirm, delete.")
     app.add_typer(fee.app, name="fee", help="Additional fees charged to agreements.")

@@ -35,6 +35,8 @@ class Edr(SQLModel, table=True):
         sa.Index("ix_edr_company_event_at", "company_id", "event_at"),
         sa.Index("ix_edr_agreement_event_at", "agreement_id", "event_at"),
         sa.Index("ix_edr_rating_state_agreement", "rating_state", "agreement_id"),
+        # Exports and reports over every company select a time window and read it in time order.
+        sa.Index("ix_edr_event_at", "event_at"),
         sa.CheckConstraint("rating_state IN ('unrated', 'rated', 'rejected')", name="rating_state"),
     )
 
@@ -79,3 +81,34 @@ class Edr(SQLModel, table=True):
     pack_units: int | None = Field(default=None, sa_type=sa.BigInteger, nullable=True)
     rated_at: datetime | None = utc_field(nullable=True)
     ingested_at: datetime = utc_field(default_now=True)
+
+
+EXPORT_STATES = ("waiting", "ready", "sent", "failed", "canceled")
+
+
+class EdrExportTask(SQLModel, table=True):
+    """An EDR export to be produced in the background by `cpaas serve`.
+
+    ``params`` holds the filters (times as ISO text), ``fields``, ``format``,
+    ``tz`` and ``gzip``; ``file`` is where the finished file was stored.
+    ``started_at`` marks a worker's claim while the task is still waiting.
+    """
+
+    __tablename__ = "edr_export_task"
+    __table_args__ = (
+        sa.Index("ix_edr_export_task_state", "state"),
+        sa.CheckConstraint("state IN ('waiting', 'ready', 'sent', 'failed', 'canceled')", name="state"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    state: str = Field(default="waiting", max_length=10)
+    params: dict = Field(default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False))
+    emails: list = Field(default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False))
+    created_by: str | None = Field(default=None, max_length=120)
+    created_at: datetime = utc_field(default_now=True)
+    started_at: datetime | None = utc_field(nullable=True)
+    finished_at: datetime | None = utc_field(nullable=True)
+    file: str | None = Field(default=None, max_length=500)
+    rows: int | None = None
+    size_bytes: int | None = Field(default=None, sa_type=sa.BigInteger, nullable=True)
+    note: str | None = Field(default=None, max_length=500)

@@ -1,21 +1,27 @@
-"""Writing rows to files: CSV, XLSX (openpyxl, write-only mode) and JSONL.
+"""Writing rows to files: CSV, TSV, XLSX (openpyxl, write-only mode) and JSONL.
 
-Rows are dicts; nested values (lists, dicts) are written as JSON text in CSV
-and XLSX cells. Rows are streamed, so exports of millions of rows stay small in
-memory.
+Rows are dicts (``write_rows``) or sequences in column order (``RowWriter``);
+nested values (lists, dicts) are written as JSON text in CSV and XLSX cells.
+Rows are streamed, so exports of millions of rows stay small in memory. An
+XLSX file whose rows pass one sheet's limit continues on a new sheet (with the
+header repeated); text formats can be gzip-compressed.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip as gz
+import io
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from cpaas_cli.errors import InvalidInput
 
-FORMATS = ("csv", "xlsx", "jsonl")
+FORMATS = ("csv", "tsv", "xlsx", "jsonl")
+# Rows per XLSX sheet, header included (Excel's limit).
+XLSX_MAX_ROWS = 1_048_576
 
 
 def _flat(value: Any) -> Any:
@@ -29,7 +35,10 @@ def _flat(value: Any) -> Any:
 
 
 def format_for(path: Path, fmt: str | None) -> str:
-    chosen = (fmt or path.suffix.lstrip(".")).lower()
+    suffix = path.suffix.lower()
+    if suffix == ".gz":
+        suffix = Path(path.stem).suffix.lower()
+    chosen = (fmt or suffix.lstrip(".")).lower()
     if chosen == "xls":
         chosen = "xlsx"
     if chosen not in FORMATS:
@@ -37,34 +46,126 @@ def format_for(path: Path, fmt: str | None) -> str:
     return chosen
 
 
+class RowWriter:
+    """Streams rows (sequences in ``columns`` order) to a file or a binary stream.
+
+    ``sheet_rows`` is the XLSX row limit per sheet (header included); past it
+    the rows continue on ``<sheet>-2``, ``<sheet>-3``… Use as a context manager;
+    ``rows`` counts the data rows written.
+    """
+
+    def __init__(
+        self,
+        target: str | Path | IO[bytes],
+        columns: Sequence[str],
+        fmt: str,
+        *,
+        gzip: bool = False,
+        sheet: str = "rows",
+        sheet_rows: int = XLSX_MAX_ROWS,
+    ):
+        if fmt not in FORMATS:
+            raise InvalidInput(f"unknown format {fmt!r} (choose {', '.join(FORMATS)})")
+        if fmt == "xlsx" and gzip:
+            raise InvalidInput("XLSX files are compressed already; --gzip is for csv, tsv and jsonl")
+        if sheet_rows < 2:
+            raise InvalidInput("an XLSX sheet must hold at least the header and one row")
+        self.columns = list(columns)
+        self.fmt = fmt
+        self.rows = 0
+        self.sheets = 0
+        self._target = target
+        self._sheet_name = sheet
+        self._sheet_rows = sheet_rows
+        self._own: IO[bytes] | None = None
+        self._raw: IO[bytes]
+        if fmt == "xlsx":
+            if not isinstance(target, str | Path):
+                raise InvalidInput("XLSX needs a file (--out)")
+            import openpyxl
+
+            self._book = openpyxl.Workbook(write_only=True)
+            self._new_sheet()
+            return
+        if isinstance(target, str | Path):
+            self._own = open(target, "wb")  # noqa: SIM115 (closed in close())
+            self._raw = self._own
+        else:
+            self._raw = target
+        self._gz = gz.GzipFile(fileobj=self._raw, mode="wb", compresslevel=6) if gzip else None
+        binary = self._gz or self._raw
+        self._text = io.TextIOWrapper(binary, encoding="utf-8", newline="", write_through=False)
+        if fmt == "jsonl":
+            self.write = self._write_jsonl  # type: ignore[method-assign]
+        else:
+            w = csv.writer(self._text, delimiter="," if fmt == "csv" else "\t", lineterminator="\n")
+            w.writerow(self.columns)
+            self._csv = w
+            self.write = self._write_csv  # type: ignore[method-assign]
+
+    # -- xlsx
+    def _new_sheet(self) -> None:
+        self.sheets += 1
+        name = self._sheet_name if self.sheets == 1 else f"{self._sheet_name}-{self.sheets}"
+        self._sheet = self._book.create_sheet(name[:31])
+        self._sheet.append(self.columns)
+        self._in_sheet = 1
+
+    def write(self, row: Sequence[Any]) -> None:  # xlsx; text formats rebind this in __init__
+        if self._in_sheet >= self._sheet_rows:
+            self._new_sheet()
+        self._sheet.append([_flat(v) for v in row])
+        self._in_sheet += 1
+        self.rows += 1
+
+    # -- text
+    def _write_csv(self, row: Sequence[Any]) -> None:
+        self._csv.writerow([_flat(v) for v in row])
+        self.rows += 1
+
+    def _write_jsonl(self, row: Sequence[Any]) -> None:
+        self._text.write(json.dumps(dict(zip(self.columns, row, strict=True)), ensure_ascii=False, default=str))
+        self._text.write("\n")
+        self.rows += 1
+
+    def write_many(self, rows: Iterable[Sequence[Any]]) -> None:
+        if self.fmt in ("csv", "tsv"):
+            flat = _flat
+            out = [[flat(v) for v in row] for row in rows]
+            self._csv.writerows(out)
+            self.rows += len(out)
+            return
+        for row in rows:
+            self.write(row)
+
+    def close(self) -> None:
+        if self.fmt == "xlsx":
+            self._book.save(self._target)
+            return
+        self._text.flush()
+        self._text.detach()
+        if self._gz is not None:
+            self._gz.close()
+        if self._own is not None:
+            self._own.close()
+        else:
+            self._raw.flush()
+
+    def __enter__(self) -> RowWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def write_rows(path: str | Path, rows: Iterable[dict[str, Any]], columns: list[str], fmt: str | None = None) -> int:
     """Write rows to ``path``; returns how many were written."""
     p = Path(path)
     kind = format_for(p, fmt)
-    n = 0
-    if kind == "jsonl":
-        with p.open("w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps({c: row.get(c) for c in columns}, ensure_ascii=False, default=str) + "\n")
-                n += 1
-    elif kind == "csv":
-        with p.open("w", encoding="utf-8", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(columns)
-            for row in rows:
-                w.writerow([_flat(row.get(c)) for c in columns])
-                n += 1
-    else:
-        import openpyxl
-
-        book = openpyxl.Workbook(write_only=True)
-        sheet = book.create_sheet("contacts")
-        sheet.append(columns)
+    with RowWriter(p, columns, kind, sheet="contacts") as w:
         for row in rows:
-            sheet.append([_flat(row.get(c)) for c in columns])
-            n += 1
-        book.save(p)
-    return n
+            w.write([row.get(c) for c in columns])
+    return w.rows
 
 
 def write_table(path: str | Path, rows: Iterable[dict[str, Any]], columns: list[str]) -> int:

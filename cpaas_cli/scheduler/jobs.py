@@ -23,10 +23,12 @@ class Job:
 
 def all_jobs() -> list[Job]:
     """Every periodic job. Imports happen here so domain modules stay independent."""
-    jobs: list[Job] = []
+    from cpaas_cli.edr import tasks as edr_tasks
     from cpaas_cli.invoices import service as invoices
     from cpaas_cli.recurring import service as recurring
 
-    jobs.append(Job("fees-run", recurring.run_job, 300))
-    jobs.append(Job("invoice-run", invoices.run_job, 3600))
-    return jobs
+    return [
+        Job("edr-export-tasks", edr_tasks.process_waiting, every_seconds=30),
+        Job("fees-run", recurring.run_job, every_seconds=300),
+        Job("invoice-run", invoices.run_job, every_seconds=3600),
+    ]

@@ -1,0 +1,1 @@
+"""Reports: traffic summaries, charts, campaign breakdowns and saved SQL reports."""
