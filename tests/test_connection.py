@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -167,6 +168,10 @@ def test_connection_test_binds_and_reports_round_trip(cli, sim):
     )
     result = cli.json("connection", "test", "sim", env={"SIM_PW": "pw"})
     assert result["ok"] is True and result["bind_ms"] > 0 and result["enquire_link_ms"] > 0
+    # The simulator counts the bind on its own thread: give it a moment under load.
+    deadline = time.monotonic() + 10
+    while sim.counters.binds < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert sim.counters.binds == 1
 
 
