@@ -16,6 +16,7 @@ from cpaas_cli.contacts.models import (
 from cpaas_cli.db.base import metadata
 from cpaas_cli.dispatch.models import VendorConnection
 from cpaas_cli.edr.models import Edr
+from cpaas_cli.rerate.models import RerateTask, RerateUnit
 from cpaas_cli.invoices.models import Invoice, InvoiceCharge, InvoiceCounter, InvoiceLine
 from cpaas_cli.recurring.models import FeeRule, FeeRun
 from cpaas_cli.tenancy.models import Bank, BankAccount, Company, LegalEntity
@@ -58,4 +59,6 @@ __all__ = [
     "InvoiceLine",
     "FeeRule",
     "FeeRun",
+    "RerateTask",
+    "RerateUnit",
 ]
