@@ -26,7 +26,9 @@ def all_jobs() -> list[Job]:
     jobs: list[Job] = []
     from cpaas_cli.invoices import service as invoices
     from cpaas_cli.recurring import service as recurring
+    from cpaas_cli.rerate import service as rerate
 
     jobs.append(Job("fees-run", recurring.run_job, 300))
     jobs.append(Job("invoice-run", invoices.run_job, 3600))
+    jobs.append(Job("rerate-run", rerate.run_job, 60))
     return jobs
