@@ -16,9 +16,9 @@ from cpaas_cli.contacts.models import (
 from cpaas_cli.db.base import metadata
 from cpaas_cli.dispatch.models import VendorConnection
 from cpaas_cli.edr.models import Edr
-from cpaas_cli.rerate.models import RerateTask, RerateUnit
 from cpaas_cli.invoices.models import Invoice, InvoiceCharge, InvoiceCounter, InvoiceLine
 from cpaas_cli.recurring.models import FeeRule, FeeRun
+from cpaas_cli.rerate.models import RerateTask, RerateUnit
 from cpaas_cli.tenancy.models import Bank, BankAccount, Company, LegalEntity
 
 __all__ = [
