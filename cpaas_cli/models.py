@@ -19,6 +19,7 @@ from cpaas_cli.edr.models import Edr, EdrExportTask
 from cpaas_cli.invoices.models import Invoice, InvoiceCharge, InvoiceCounter, InvoiceLine
 from cpaas_cli.recurring.models import FeeRule, FeeRun
 from cpaas_cli.reports.models import SavedReport
+from cpaas_cli.rerate.models import RerateTask, RerateUnit
 from cpaas_cli.tenancy.models import Bank, BankAccount, Company, LegalEntity
 
 __all__ = [
@@ -61,4 +62,6 @@ __all__ = [
     "InvoiceLine",
     "FeeRule",
     "FeeRun",
+    "RerateTask",
+    "RerateUnit",
 ]

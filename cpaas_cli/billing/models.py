@@ -25,25 +25,32 @@ from sqlmodel import Field, SQLModel
 from cpaas_cli.db.base import Timestamped, utc_field
 from cpaas_cli.db.types import BigIntPK
 
-CHARGE_KINDS = ("edr", "scale_adjustment", "pack_purchase", "fee")
+CHARGE_KINDS = ("edr", "scale_adjustment", "pack_purchase", "fee", "rerate")
 PAYMENT_DIRECTIONS = ("inbound", "outbound")
 
 
 class Charge(SQLModel, table=True):
-    """Append-only: a correction is a new row, never an update."""
+    """Append-only: a correction is a new row, never an update.
+
+    A rerate writes one ``rerate`` row per EDR whose money changed: amount =
+    new − old (Σ of the EDR's earlier rows), both in ``details``; ``revision``
+    = the task id, so Σ amount over an EDR's rows is always its current cost."""
 
     __tablename__ = "charge"
     __table_args__ = (
-        sa.UniqueConstraint("kind", "edr_id"),
+        # revision: 0 for the first rating; a rerate row carries its task id.
+        sa.UniqueConstraint("kind", "edr_id", "revision"),
         sa.UniqueConstraint("enabled_service_id"),
         sa.Index("ix_charge_agreement_at", "agreement_id", "at"),
-        sa.CheckConstraint("kind IN ('edr', 'scale_adjustment', 'pack_purchase', 'fee')", name="kind"),
+        sa.Index("ix_charge_edr_id", "edr_id"),
+        sa.CheckConstraint("kind IN ('edr', 'scale_adjustment', 'pack_purchase', 'fee', 'rerate')", name="kind"),
     )
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True, autoincrement=True))
     agreement_id: int = Field(foreign_key="agreement.id")
     kind: str = Field(max_length=20)
     edr_id: int | None = Field(default=None, sa_type=sa.BigInteger, nullable=True)
+    revision: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
     # Set only on pack purchases (one purchase per enabled pack).
     enabled_service_id: int | None = Field(default=None, foreign_key="enabled_service.id")
     # Micro-units in the agreement currency; positive debits the balance.

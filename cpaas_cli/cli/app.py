@@ -124,6 +124,9 @@ def _register() -> None:
         invoice_cli.app, name="invoice", help="Invoices: run, list, show, recalculate, confirm, void, export."
     )
     app.add_typer(fees_cli.app, name="fees", help="Recurring and one-time fee rules (sender ID fees) and their runs.")
+    from cpaas_cli.cli import rerate as rerate_cli
+
+    app.add_typer(rerate_cli.app, name="rerate", help="Rerate tasks: create, preview, run, list, show, cancel.")
 
 
 _register()

@@ -57,7 +57,8 @@ CHG = Charge.__table__
 EDR = Edr.__table__
 
 TAX_SCALE = 100 * 1_000_000  # tax_rate is percent × 1,000,000
-LINE_ORDER = {"edr": 0, "scale_adjustment": 1, "pack_purchase": 2, "fee": 3}
+LINE_ORDER = {"edr": 0, "scale_adjustment": 1, "rerate": 2, "pack_purchase": 3, "fee": 4}
+RATED_KINDS = ("edr", "scale_adjustment", "rerate")  # charges of one EDR, grouped by destination
 
 
 def tax_of(net: int, tax_rate: int, currency: str) -> int:
@@ -225,13 +226,13 @@ _RATED = (
         sa.func.sum(CHG.c.amount).label("amt"),
     )
     .select_from(IC.join(CHG, CHG.c.id == IC.c.charge_id).outerjoin(EDR, EDR.c.id == CHG.c.edr_id))
-    .where(IC.c.invoice_id == sa.bindparam("inv_id"), CHG.c.kind.in_(("edr", "scale_adjustment")))
+    .where(IC.c.invoice_id == sa.bindparam("inv_id"), CHG.c.kind.in_(RATED_KINDS))
     .group_by(CHG.c.kind, _CORR, EDR.c.service_id, EDR.c.channel, EDR.c.direction, EDR.c.country, EDR.c.network)
 )
 _OTHERS = (
     sa.select(CHG.c.kind, CHG.c.amount, CHG.c.at, CHG.c.details)
     .select_from(IC.join(CHG, CHG.c.id == IC.c.charge_id))
-    .where(IC.c.invoice_id == sa.bindparam("inv_id"), CHG.c.kind.not_in(("edr", "scale_adjustment")))
+    .where(IC.c.invoice_id == sa.bindparam("inv_id"), CHG.c.kind.not_in(RATED_KINDS))
 )
 
 
@@ -307,6 +308,8 @@ def _describe_rated(ln: dict[str, Any], names: dict[int, str]) -> str:
     parts = [names.get(ln["service_id"], "Usage") if ln["service_id"] else "Usage"]
     if ln["kind"] == "scale_adjustment":
         parts.append("scale adjustment")
+    elif ln["kind"] == "rerate":
+        parts.append("re-rating")
     if ln["resource"]:
         parts.append(ln["resource"].upper())
     dest = " ".join(x for x in (ln["country"], ln["network"]) if x)
@@ -587,3 +590,16 @@ def run_job(engine) -> dict[str, Any]:
     with session_scope(engine, actor="scheduler", command="invoice run") as s:
         res = run(s)
     return {k: res[k] for k in ("created", "recalculated", "unchanged")}
+
+
+def refresh_drafts(session: Session, agreement_id: int) -> int:
+    """Claim new charges (e.g. re-rating rows) into the agreement's drafts and
+    rebuild those that got some; confirmed invoices are left alone (their late
+    charges become correction lines of the next invoice). Returns how many."""
+    n = 0
+    q = select(Invoice).where(Invoice.agreement_id == agreement_id, Invoice.status == "draft")
+    for inv in session.exec(q.order_by(col(Invoice.period_start))):
+        if _attach(session, inv):
+            _rebuild(session, inv)
+            n += 1
+    return n

@@ -26,9 +26,11 @@ def all_jobs() -> list[Job]:
     from cpaas_cli.edr import tasks as edr_tasks
     from cpaas_cli.invoices import service as invoices
     from cpaas_cli.recurring import service as recurring
+    from cpaas_cli.rerate import service as rerate
 
     return [
         Job("edr-export-tasks", edr_tasks.process_waiting, every_seconds=30),
         Job("fees-run", recurring.run_job, every_seconds=300),
         Job("invoice-run", invoices.run_job, every_seconds=3600),
+        Job("rerate-run", rerate.run_job, every_seconds=60),
     ]

@@ -1,0 +1,81 @@
+"""Rerate throughput: N EDRs ingested and rated (as in benchmarks/rating.py),
+then every pay-as-you-go price raised and the whole window re-rated.
+
+    .venv/bin/python benchmarks/rerate.py --rows 1000000            # SQLite
+    .venv/bin/python benchmarks/rerate.py --rows 10000000 --db postgresql://…
+
+Prints the timed `rerate run` (all EDRs re-rated, ~every one changes cost,
+one ledger row each) and the idempotent second run. Target: 1,000,000 EDRs
+in ≤ 30 s on SQLite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from rating import bench_ingest, cpaas, networks, tree_doc  # noqa: E402
+
+from cpaas_cli.db.engine import dispose_all, get_engine, session_scope  # noqa: E402
+from cpaas_cli.rerate import service as rerate  # noqa: E402
+
+
+def raise_prices(node: object) -> None:
+    if isinstance(node, dict):
+        if "price" in node:
+            node["price"] = f"{float(node['price']) * 1.1:.6f}"
+        for v in node.values():
+            raise_prices(v)
+
+
+def timed_run(url: str, label: str) -> dict:
+    engine = get_engine(url)
+    with session_scope(engine, actor="bench", command="rerate") as s:
+        t = time.perf_counter()
+        task = rerate.create(
+            s,
+            time_from=rerate.clock.now().replace(year=2026, month=3, day=1, hour=0, minute=0, second=0, microsecond=0),
+            time_till=rerate.clock.now().replace(year=2026, month=4, day=1, hour=0, minute=0, second=0, microsecond=0),
+            company="Client A",
+            draft=True,
+        )
+        s.commit()
+        est = time.perf_counter() - t
+        t = time.perf_counter()
+        res = rerate.run(s, task.id)
+        dt = time.perf_counter() - t
+    print(
+        f"{label} ({engine.dialect.name}): estimate {est:.1f} s; run {res['processed']:,} EDRs in {dt:.1f} s = "
+        f"{res['processed'] / dt:,.0f} EDR/s; updated {res['updated']:,}, unchanged {res['unchanged']:,}, "
+        f"failed {res['failed']:,}"
+    )
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--db", default=None)
+    a = ap.parse_args()
+    nets = networks()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        url = a.db or f"sqlite:///{work / 'bench.db'}"
+        bench_ingest(url, a.rows, nets, work)
+        doc = tree_doc(nets)
+        raise_prices(doc)
+        (work / "tree2.json").write_text(json.dumps(doc))
+        cpaas(url, "service", "tree", "apply", "SMS", str(work / "tree2.json"))
+        dispose_all()
+        timed_run(url, "rerate after a price rise")
+        timed_run(url, "rerate again, rates unchanged")
+
+
+if __name__ == "__main__":
+    main()

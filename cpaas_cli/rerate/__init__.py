@@ -1,0 +1,1 @@
+"""EDR re-rating tasks."""
