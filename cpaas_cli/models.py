@@ -14,7 +14,7 @@ from cpaas_cli.contacts.models import (
     StopListEntry,
 )
 from cpaas_cli.db.base import metadata
-from cpaas_cli.dispatch.models import VendorConnection
+from cpaas_cli.dispatch.models import InboundMessage, VendorConnection
 from cpaas_cli.edr.models import Edr
 from cpaas_cli.tenancy.models import Bank, BankAccount, Company, LegalEntity
 
@@ -50,4 +50,5 @@ __all__ = [
     "ServiceScope",
     "metadata",
     "VendorConnection",
+    "InboundMessage",
 ]

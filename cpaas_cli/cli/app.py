@@ -113,6 +113,10 @@ def _register() -> None:
     app.add_typer(balance.app, name="balance", help="Agreement balances and their history.")
     app.add_typer(payment.app, name="payment", help="Payments: add, confirm, unconfirm, delete.")
     app.add_typer(fee.app, name="fee", help="Additional fees charged to agreements.")
+    from cpaas_cli.cli import serve as serve_cli
+
+    app.command("serve")(serve_cli.serve)
+    app.add_typer(serve_cli.inbound_app, name="inbound", help="Inbound messages: MO and unmatched receipts.")
 
 
 _register()

@@ -35,6 +35,7 @@ class Edr(SQLModel, table=True):
         sa.Index("ix_edr_company_event_at", "company_id", "event_at"),
         sa.Index("ix_edr_agreement_event_at", "agreement_id", "event_at"),
         sa.Index("ix_edr_rating_state_agreement", "rating_state", "agreement_id"),
+        sa.Index("ix_edr_vendor_message_id", "vendor_message_id"),  # receipts matched after a restart
         sa.CheckConstraint("rating_state IN ('unrated', 'rated', 'rejected')", name="rating_state"),
     )
 
