@@ -138,3 +138,55 @@ def test_insufficient_credit_fails_the_campaign_while_sending(cli, db_url, smsc,
     }
     assert len(smsc.submitted) == 2
     assert cli.json("balance", "show", "AG-1")["charges"] == "0.16"
+
+
+def test_mo_opt_out_and_opt_in(cli, db_url, tmp_path):
+    import threading
+
+    opts = SmscOptions(port=free_port(), id_width=10, lifetime=60, receipt_delay=1.5)
+    with SimSmsc(opts) as sim:
+        setup(cli, sim.port)
+        campaign(cli, tmp_path, ["34600000001"], "Hi", "c1")
+
+        def inject(texts):
+            assert sim.wait_bound(20)
+            for text in texts:
+                sim.inject_mo("+34600000001", "ACME", text).result(10)
+
+        t = threading.Thread(target=inject, args=(["stop please", "Hello there"],))
+        t.start()
+        out = serve_once(cli)
+        t.join()
+        assert out["mo"] == 2 and out["opt_outs"] == 1 and out["receipts"] == 1
+        blocks = cli.json("contacts", "stoplist", "list", "--company", "Client A")
+        assert [(b["phone"], b["sender"]) for b in blocks] == [("34600000001", "ACME")]
+        mo = cli.json("inbound", "list", "--kind", "mo")
+        assert [(m["text"], m["action"], m["source"]) for m in mo] == [
+            ("Hello there", None, "+34600000001"),
+            ("stop please", "opt_out", "+34600000001"),
+        ]
+        # The next campaign leaves the number out (stop list).
+        f = tmp_path / "again.csv"
+        f.write_text("phone\n34600000001\n34600000002\n")
+        c2 = cli.json(
+            "campaign", "create", "--company", "Client A", "--sender", "ACME", "--file", str(f), "--text", "x"
+        )
+        assert c2["recipients"] == 1 and c2["excluded"]["stop_list"] == 1
+        cli.json("campaign", "send", str(c2["id"]))
+
+        t = threading.Thread(
+            target=inject,
+            args=(
+                [
+                    "START",
+                ],
+            ),
+        )
+        t.start()
+        out = serve_once(cli)
+        t.join()
+        assert out["opt_ins"] == 1
+        assert cli.json("contacts", "stoplist", "list", "--company", "Client A") == []
+    audit = cli.json("audit", "list")
+    actions = {a["action"] for a in audit}
+    assert {"opt_out", "opt_in", "block", "unblock"} <= actions
