@@ -123,3 +123,36 @@ def test_kill_9_mid_campaign_then_restart(cli, db_url, tmp_path):
     twice = sum(n - 1 for n in seen.values())
     assert twice <= rec["unacknowledged"]
     assert cli.json("campaign", "show", str(cid))["state"] == "completed"
+
+
+def test_serve_runs_until_sigterm_with_its_jobs_in_the_database(cli, db_url, tmp_path):
+    port = free_port()
+    setup(cli, port)
+    cid = campaign(cli, tmp_path, [f"3460{i:07d}" for i in range(50)], "Hi", "long-running")
+    env = {**os.environ, "SIM_PW": "pw"}
+    smsc = subprocess.Popen(
+        cpaas(db_url, "dev", "smsc", "--port", str(port), "--id-width", "10", "--lifetime", "120"),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_port(port)
+        proc = subprocess.Popen(
+            cpaas(db_url, "serve", "-o", "json"), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        end = time.monotonic() + DEADLINE
+        while cli.json("campaign", "show", str(cid))["state"] != "completed":  # the scheduler's job completes it
+            assert proc.poll() is None, proc.stderr.read()[-2000:]
+            assert time.monotonic() < end, "the campaign did not complete"
+            time.sleep(0.2)
+        with get_engine(db_url).connect() as conn:
+            jobs = set(conn.execute(sa.text("SELECT id FROM apscheduler_jobs")).scalars())
+        assert {"start_due_campaigns", "complete_finished_campaigns", "expire_receipts"} <= jobs
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        smsc.send_signal(signal.SIGTERM)
+        smsc.wait(30)
+    assert proc.returncode == 0, stderr[-2000:]
+    out = json.loads(stdout)
+    assert out["mode"] == "serve" and out["submitted"] == 50 and out["receipts"] == 50
+    assert "SIGTERM" in stderr
