@@ -14,7 +14,7 @@ from cpaas_cli.contacts.models import (
     StopListEntry,
 )
 from cpaas_cli.db.base import metadata
-from cpaas_cli.dispatch.models import VendorConnection
+from cpaas_cli.dispatch.models import InboundMessage, VendorConnection
 from cpaas_cli.edr.models import Edr, EdrExportTask
 from cpaas_cli.invoices.models import Invoice, InvoiceCharge, InvoiceCounter, InvoiceLine
 from cpaas_cli.recurring.models import FeeRule, FeeRun
@@ -64,4 +64,5 @@ __all__ = [
     "FeeRun",
     "RerateTask",
     "RerateUnit",
+    "InboundMessage",
 ]

@@ -42,6 +42,58 @@ cpaas -q agreement create FF-001 --company "Fjord Fisk" --currency NOK --from 20
 cpaas -q agreement create AR-001 --company "Acme Retail" --currency GBP --from 2026-01-15 --tz Europe/London \
     --billing-period daily -o json >/dev/null
 
+step "an SMS service: tree skeleton + rates imported from sample_data/rates_sms.csv"
+cpaas -q service create "SMS Standard" --type payg --currency EUR -o json >/dev/null
+cpaas -q service scope add "SMS Standard" --from 2026-01-01 -o json >/dev/null
+cpaas -q service tree apply "SMS Standard" sample_data/sms_tree.yaml >/dev/null
+cpaas -q rates import sample_data/rates_sms.csv --service "SMS Standard" --node sms/sms_message/mt \
+    --map country=Country --map price=Price -o json >/dev/null
+cpaas -q agreement enable "SMS Standard" --agreement FS-001 --from 2026-02-01 -o json >/dev/null
+
+step "a payment of 25.00 EUR for Farmacia Sol"
+cpaas -q payment add --agreement FS-001 --reference DEMO-TOPUP-1 --amount 25 --confirmed \
+    --date "$(date -u +%Y-%m-%d)" -o json >/dev/null
+
+step "contacts from sample_data/contacts_farmacia.csv into the group Patients"
+cpaas -q contacts import sample_data/contacts_farmacia.csv -c "Farmacia Sol" -g Patients --create-group \
+    -m phone=Mobile -m first_name=Name -m last_name=Surname --default-country ES -o json >/dev/null
+
+step "the local SMSC (cpaas dev smsc, stopped on exit) and a vendor connection to it"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cpaas dev smsc --port "$port" --stat-mix DELIVRD=9,UNDELIV=1 --receipt-delay 0.2 --lifetime 600 2>demo-smsc.log &
+smsc_pid=$!
+trap 'kill "$smsc_pid" 2>/dev/null || true; wait "$smsc_pid" 2>/dev/null || true' EXIT
+export DEMO_SMPP_PW=demo
+cpaas -q connection add-smpp demo-smsc --host 127.0.0.1 --port "$port" --system-id demo \
+    --password-env DEMO_SMPP_PW --window 50 --message-id-format hex -o json >/dev/null
+cpaas -q sender add FSOL --company "Farmacia Sol" --agreement FS-001 --active --connection demo-smsc -o json >/dev/null
+for _ in $(seq 50); do
+    python3 -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', $port)))" && break
+    sleep 0.1
+done
+
+step "a personalised campaign to the group, sent now"
+cid=$(cpaas campaign create --company "Farmacia Sol" --sender FSOL --group Patients --name "Flu shots" \
+    --text 'Hola {{ first_name }}, ya puede vacunarse de la gripe en Farmacia Sol. Responda STOP para no recibir mas avisos.' \
+    -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+cpaas -q campaign send "$cid" -o json >/dev/null
+
+step "cpaas serve --once: submit through the SMSC, wait for the receipts, rate, complete"
+cpaas -q serve --once --receipt-timeout 10 -o json > demo-serve.json
+python3 - demo-serve.json <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(f"serve: {d['submitted']} submitted, {d['receipts']} receipts {d['receipt_statuses']}, "
+      f"{d['completed_campaigns']} campaign(s) completed in {d['seconds']}s")
+PY
+cpaas campaign show "$cid" -o json | python3 -c 'import json,sys; d=json.load(sys.stdin); print("campaign:", d["name"], d["state"], "queue", d["queue"], "cost", d["cost"], d["currency"])'
+cpaas edr list --agreement FS-001 --limit 100000 -o jsonl | python3 -c '
+import json, sys, collections
+rows = [json.loads(l) for l in sys.stdin if l.strip()]
+print("EDRs:", len(rows), dict(collections.Counter(r["status"] for r in rows)),
+      "rated:", sum(r["rating_state"] == "rated" for r in rows))'
+cpaas balance show FS-001 -o json | python3 -c 'import json,sys; d=json.load(sys.stdin); print("FS-001 balance:", d["balance"], "charges", d["charges"], d.get("currency", ""))'
+
 step "summary"
 cpaas tenant list --tree
 cpaas agreement list

@@ -127,6 +127,10 @@ def _register() -> None:
     from cpaas_cli.cli import rerate as rerate_cli
 
     app.add_typer(rerate_cli.app, name="rerate", help="Rerate tasks: create, preview, run, list, show, cancel.")
+    from cpaas_cli.cli import serve as serve_cli
+
+    app.command("serve")(serve_cli.serve)
+    app.add_typer(serve_cli.inbound_app, name="inbound", help="Inbound messages: MO and unmatched receipts.")
 
 
 _register()

@@ -31,6 +31,9 @@ def smsc(
         int | None, typer.Option("--hold-after", help="Leave every submit after this many unanswered.")
     ] = None,
     lifetime: Annotated[float, typer.Option("--lifetime", help="Stop after this many seconds.")] = 3600.0,
+    record: Annotated[
+        str | None, typer.Option("--record", help="Append 'message_id destination' per accepted submit to this file.")
+    ] = None,
 ) -> None:
     """Run the simulated SMSC (the smpp34 server) in the foreground until Ctrl-C or --lifetime."""
     try:
@@ -53,6 +56,7 @@ def smsc(
         stat_mix=mix,
         hold_after=hold_after,
         lifetime=lifetime,
+        record_path=record,
     )
     sim = SimSmsc(options)
     try:

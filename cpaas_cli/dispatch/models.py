@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-from sqlmodel import Field
+from datetime import datetime
 
-from cpaas_cli.db.base import Timestamped
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from cpaas_cli.db.base import Timestamped, utc_field
+from cpaas_cli.db.types import BigIntPK
 
 CONNECTION_KINDS = ("smpp", "http")
 BIND_MODES = ("trx", "tx")
@@ -41,3 +44,31 @@ class VendorConnection(Timestamped, table=True):
     status_map: dict = Field(default_factory=dict, sa_type=sa.JSON)
     enabled: bool = True
     description: str | None = None
+
+
+INBOUND_KINDS = ("mo", "receipt")
+
+
+class InboundMessage(SQLModel, table=True):
+    """What an SMSC sent us that is not a receipt we could match: MO messages
+    (with the opt-out/opt-in action they caused) and receipts for message ids
+    we do not know (kept, not dropped)."""
+
+    __tablename__ = "inbound_message"
+    __table_args__ = (
+        sa.CheckConstraint("kind IN ('mo', 'receipt')", name="kind"),
+        sa.Index("ix_inbound_message_received_at", "received_at"),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True, autoincrement=True))
+    kind: str = Field(default="mo", max_length=8)
+    connection_id: int | None = Field(default=None, foreign_key="vendor_connection.id")
+    company_id: int | None = Field(default=None, foreign_key="company.id", index=True)
+    source: str = Field(default="", max_length=32)  # the handset (MO) / the SMSC's source (receipt)
+    destination: str = Field(default="", max_length=32)  # our sender ID / number
+    text: str = ""
+    data_coding: int = 0
+    message_id: str | None = Field(default=None, max_length=100)  # receipts: the id we could not match
+    status: str | None = Field(default=None, max_length=16)  # receipts: our status from the status map
+    action: str | None = Field(default=None, max_length=16)  # opt_out | opt_in | None
+    received_at: datetime = utc_field(default_now=True)

@@ -73,6 +73,7 @@ class SmscOptions:
     hold_after: int | None = None  # leave every submit after this many unanswered
     lifetime: float = 300.0
     inbound_capacity: int = 4096
+    record_path: str | None = None  # append "message_id destination" per accepted submit (crash tests)
 
 
 @dataclass
@@ -107,6 +108,7 @@ class SimSmsc:
         self._error: BaseException | None = None
         self._stop: asyncio.Event | None = None
         self._lock = threading.Lock()
+        self._record = None
 
     # ------------------------------------------------------------ control (any thread)
 
@@ -196,6 +198,8 @@ class SimSmsc:
             for task in list(self._tasks):
                 task.cancel()
             self._held.clear()
+            if self._record is not None:
+                self._record.close()
             await server.stop()
 
     def _spawn(self, coro) -> None:
@@ -255,6 +259,10 @@ class SimSmsc:
         ev.accept(mid)
         self.counters.accepted += 1
         self.submitted.append((mid, ev.destination_addr, ev.short_message, ev.esm_class, ev.data_coding))
+        if o.record_path:
+            if self._record is None:
+                self._record = open(o.record_path, "a", buffering=1)  # noqa: SIM115 (closed in _main)
+            self._record.write(f"{mid} {ev.destination_addr}\n")
         if o.receipts and ev.registered_delivery & 0x01:
             esme = self._esmes.get(ev.session_id)
             if esme is not None:

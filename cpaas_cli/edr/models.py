@@ -37,6 +37,7 @@ class Edr(SQLModel, table=True):
         sa.Index("ix_edr_rating_state_agreement", "rating_state", "agreement_id"),
         # Exports and reports over every company select a time window and read it in time order.
         sa.Index("ix_edr_event_at", "event_at"),
+        sa.Index("ix_edr_vendor_message_id", "vendor_message_id"),  # receipts matched after a restart
         sa.CheckConstraint("rating_state IN ('unrated', 'rated', 'rejected')", name="rating_state"),
     )
 

@@ -1,0 +1,104 @@
+"""`cpaas serve` (dispatch workers + scheduler) and `cpaas inbound` (MO messages)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import typer
+
+from cpaas_cli.cli.context import OutputOpt, emit, session, state
+
+inbound_app = typer.Typer(no_args_is_help=True)
+
+
+def _words(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
+    if not text:
+        return default
+    return tuple(w.strip().upper() for w in text.split(",") if w.strip())
+
+
+def serve(
+    ctx: typer.Context,
+    once: Annotated[
+        bool, typer.Option("--once", help="Do what is due, send the queue, wait for receipts, then exit (cron, CI).")
+    ] = False,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, max=64, help="Worker threads (binds) per connection.")
+    ] = 1,
+    receipt_timeout: Annotated[
+        float, typer.Option("--receipt-timeout", help="--once: seconds of silence to wait for receipts.")
+    ] = 30.0,
+    receipt_expiry: Annotated[
+        float,
+        typer.Option(
+            "--receipt-expiry",
+            help="Messages submitted this many seconds ago without a receipt are closed as undelivered (no_receipt).",
+        ),
+    ] = 48 * 3600.0,
+    max_seconds: Annotated[
+        float | None, typer.Option("--max-seconds", help="Stop (cleanly) after this many seconds.")
+    ] = None,
+    batch: Annotated[int, typer.Option("--batch", min=1, max=5000, help="Queue rows claimed per transaction.")] = 200,
+    stop_words: Annotated[
+        str | None,
+        typer.Option("--stop-words", help="Opt-out keywords, comma-separated (default STOP,UNSUBSCRIBE,...)."),
+    ] = None,
+    start_words: Annotated[
+        str | None, typer.Option("--start-words", help="Opt-in keywords, comma-separated (default START,...).")
+    ] = None,
+    output: OutputOpt = None,
+) -> None:
+    """Run the dispatch workers and the scheduler until SIGTERM/SIGINT (or with --once, until done).
+
+    Logs go to stderr; the summary (counts) goes to stdout when the run ends.
+    """
+    from cpaas_cli.dispatch import worker as wk
+    from cpaas_cli.scheduler import serve as runner
+
+    st = state(ctx)
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.WARNING if st.quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    wopts = wk.WorkerOptions(
+        batch=batch,
+        stop_words=_words(stop_words, wk.DEFAULT_STOP_WORDS),
+        start_words=_words(start_words, wk.DEFAULT_START_WORDS),
+    )
+    options = runner.ServeOptions(
+        once=once,
+        workers=workers,
+        receipt_timeout=receipt_timeout,
+        receipt_expiry=receipt_expiry,
+        max_seconds=max_seconds,
+        worker=wopts,
+    )
+    summary = runner.run(st.settings.database_url, options)
+    emit(ctx, summary, output=output)
+
+
+@inbound_app.command("list")
+def inbound_list(
+    ctx: typer.Context,
+    kind: Annotated[str | None, typer.Option("--kind", help="mo or receipt (unmatched receipts).")] = None,
+    company: Annotated[str | None, typer.Option("--company", help="Only this company's MO messages.")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many, newest first.")] = 100,
+    output: OutputOpt = None,
+) -> None:
+    """Inbound messages: MO (with the opt-out/opt-in they caused) and receipts no message matched."""
+    from cpaas_cli.dispatch import inbound
+    from cpaas_cli.refs import by_ref
+    from cpaas_cli.tenancy.models import Company
+
+    with session(ctx) as s:
+        cid = by_ref(s, Company, company, what="company").id if company else None
+        rows = inbound.list_inbound(s, kind=kind, company_id=cid, limit=limit)
+    emit(
+        ctx,
+        rows,
+        output=output,
+        columns=["id", "kind", "received_at", "source", "destination", "text", "action", "message_id", "status"],
+    )

@@ -1,0 +1,750 @@
+"""Dispatch workers: the outbound queue → EDRs and charges → an SMPP bind → receipts.
+
+One :class:`Worker` is one thread with one gateway (one bind) and one database
+session. Its loop:
+
+1. **Claim** a batch of ``queued`` rows of running campaigns for its connection
+   (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several ``serve`` processes
+   share the queue), and in the same transaction create each message's EDR
+   (``external_id = "om:<queue id>"``, unique, so a message can never get two)
+   and rate it with the ``submitted`` event, which charges the ledger under the
+   credit check. A message whose EDR exists already (a claim recovered from a
+   dead worker) reuses it and is never charged again. Insufficient credit fails
+   the message and the campaign; its remaining queued messages get rejected
+   EDRs. The transaction commits, then the messages go to the gateway (long
+   texts as UDH parts from our own splitter, one EDR per message).
+2. **Poll** the gateway: accepted submits store the vendor message id (EDR and
+   queue row), rejected ones fail the EDR, receipts (matched in memory, then by
+   the EDR's vendor message id in the database) move the EDR to delivered or
+   undelivered and rate the ``delivered`` event; MO messages are stored and
+   handle opt-out keywords. Writes are buffered and committed in small batches.
+
+Crash safety: a row is ``claimed`` from the commit that created its EDR until
+its submit_sm_resp is stored. :func:`recover` puts the claimed rows of dead
+workers back in the queue; when such a row's EDR has no vendor message id the
+submit may or may not have reached the SMSC, so it is sent again (counted as a
+possible duplicate), never charged again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from cpaas_cli import clock
+from cpaas_cli.audit.service import record
+from cpaas_cli.campaigns.models import Campaign
+from cpaas_cli.campaigns.models import OutboundMessage as QueueRow
+from cpaas_cli.db.engine import make_session
+from cpaas_cli.dispatch import gateway as gw
+from cpaas_cli.dispatch.models import InboundMessage, VendorConnection
+from cpaas_cli.dispatch.receipts import DELIVERED, ENROUTE
+from cpaas_cli.edr import service as edrs
+from cpaas_cli.edr.models import Edr
+from cpaas_cli.messaging.segments import RefAllocator, split
+
+log = logging.getLogger("cpaas.serve")
+
+Q = QueueRow.__table__
+E = Edr.__table__
+C = Campaign.__table__
+IN = InboundMessage.__table__
+FINAL = ("delivered", "undelivered", "failed", "seen")
+
+DEFAULT_STOP_WORDS = ("STOP", "UNSUBSCRIBE", "STOPALL", "CANCEL", "END", "QUIT", "OPTOUT", "BAJA")
+DEFAULT_START_WORDS = ("START", "SUBSCRIBE", "UNSTOP", "ALTA")
+
+
+def external_id(queue_id: int) -> str:
+    return f"om:{queue_id}"
+
+
+def host_id() -> str:
+    return socket.gethostname()[:60]
+
+
+def worker_name(n: int) -> str:
+    return f"{host_id()}:{os.getpid()}:{n}"
+
+
+@dataclass
+class WorkerOptions:
+    batch: int = 200  # queue rows claimed per transaction
+    flush_every: float = 0.2  # seconds between commits of submit results / receipts
+    once: bool = False  # stop when nothing is left to claim and receipts are in (or timed out)
+    receipt_timeout: float = 30.0  # --once: seconds to wait for receipts after the last submit
+    idle_sleep: float = 1.0  # long-running mode: pause when the queue is empty
+    stop_words: tuple[str, ...] = DEFAULT_STOP_WORDS
+    start_words: tuple[str, ...] = DEFAULT_START_WORDS
+    default_route: bool = False  # also send queue rows whose sender ID names no connection
+
+
+@dataclass
+class WorkerStats:
+    claimed: int = 0
+    charged: int = 0  # new EDRs rated at submit time
+    reused_edrs: int = 0  # recovered claims: EDR (and charge) reused
+    possible_duplicates: int = 0  # recovered claims sent again without a stored submit_sm_resp
+    submitted: int = 0  # messages accepted by the SMSC (all parts)
+    rejected: int = 0  # messages refused by the SMSC
+    no_credit: int = 0  # messages not sent for lack of credit
+    not_rated: int = 0  # messages not sent because rating rejected them (no rate, blocked, ...)
+    receipts: int = 0  # receipts matched to an EDR
+    receipts_unmatched: int = 0
+    mo: int = 0
+    opt_outs: int = 0
+    opt_ins: int = 0
+    campaigns_failed: int = 0
+    statuses: Counter = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items() if k != "statuses"}
+        d["receipt_statuses"] = dict(self.statuses)
+        return d
+
+
+@dataclass
+class _Inflight:
+    queue_id: int
+    edr_id: int
+    parts: int
+    accepted: list[str | None]
+    failed: str | None = None
+    answered: int = 0
+
+
+@dataclass
+class _Awaiting:
+    """A submitted message waiting for its receipts (one per part)."""
+
+    queue_id: int
+    edr_id: int
+    parts: int
+    seen: int = 0
+    worst: str = DELIVERED
+    err: str | None = None
+
+
+class Worker:
+    """One bind, one thread, one session. ``make_gateway`` builds the gateway
+    (tests and benchmarks pass their own settings)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        connection: VendorConnection,
+        make_gateway: Callable[[], gw.Gateway],
+        *,
+        name: str,
+        options: WorkerOptions | None = None,
+        stop: threading.Event | None = None,
+    ):
+        self.engine = engine
+        self.connection_id = connection.id
+        self.connection_name = connection.name
+        self.make_gateway = make_gateway
+        self.name = name
+        self.o = options or WorkerOptions()
+        self.stop = stop or threading.Event()
+        self.stats = WorkerStats()
+        self.error: BaseException | None = None
+        self._refs = RefAllocator()
+        self._tickets: dict[int, _Inflight] = {}
+        self._awaiting: dict[str, _Awaiting] = {}  # vendor message id (normalised) -> message
+        self._accepted: list[tuple[int, int, str]] = []  # (queue id, edr id, vendor id)
+        self._failed: list[tuple[int, int, str, str]] = []  # (queue id, edr id, vendor error, reason)
+        self._receipts: list[gw.DeliveryReceipt] = []
+        # Receipts that came before their submit_sm_resp was read (some SMSCs write
+        # the receipt first): matched again at the next flushes, for a grace period.
+        self._early: list[tuple[gw.DeliveryReceipt, float]] = []
+        self._mo: list[gw.MobileOriginated] = []
+        self._plans: edrs.Plans | None = None
+        self._campaigns: dict[int, tuple[int, int | None, str]] = {}
+        self._session: Session | None = None
+
+    # ------------------------------------------------------------ thread entry
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except BaseException as exc:  # reported by the runner
+            self.error = exc
+            log.exception("worker %s stopped on an error", self.name)
+
+    def _run(self) -> None:
+        self._session = make_session(self.engine, actor="serve", command=f"serve worker {self.name}")
+        self._plans = edrs.Plans(self._session)
+        gateway = self.make_gateway()
+        gateway.open()
+        log.info("worker %s bound to %s", self.name, self.connection_name)
+        last_flush = last_activity = time.monotonic()
+        exhausted = False
+        try:
+            while True:
+                stopping = self.stop.is_set()
+                if not stopping and gateway.backlog() < self.o.batch:
+                    got = self._claim(gateway)
+                    exhausted = got == 0
+                    if got:
+                        last_activity = time.monotonic()
+                events = gateway.poll(0.02 if gateway.backlog() or self._awaiting else 0.0)
+                if events:
+                    last_activity = time.monotonic()
+                    self._handle(events)
+                now = time.monotonic()
+                if now - last_flush >= self.o.flush_every:
+                    self._flush()
+                    last_flush = now
+                idle = not gateway.pending() and not self._tickets and not self._early
+                if stopping and idle:
+                    break
+                receipts_done = not self._awaiting or now - last_activity >= self.o.receipt_timeout
+                if self.o.once and exhausted and idle and receipts_done:
+                    break
+                if not self.o.once and exhausted and idle and not events:
+                    self.stop.wait(min(self.o.idle_sleep, 0.05 if self._awaiting else self.o.idle_sleep))
+        finally:
+            self._flush()
+            self._flush(final=True)
+            gateway.close()
+            self._session.close()
+            log.info("worker %s done: %s", self.name, self.stats.as_dict())
+
+    # ------------------------------------------------------------ claiming
+
+    def _campaign(self, s: Session, campaign_id: int) -> tuple[int, int | None, str]:
+        got = self._campaigns.get(campaign_id)
+        if got is None:
+            row = s.execute(sa.select(C.c.company_id, C.c.agreement_id, C.c.channel).where(C.c.id == campaign_id)).one()
+            got = self._campaigns[campaign_id] = (row[0], row[1], row[2])
+        return got
+
+    def _claim(self, gateway: gw.Gateway) -> int:
+        """Claim a batch, create/reuse EDRs, charge, commit, hand to the gateway."""
+        s = self._session
+        now = clock.now()
+        route = Q.c.connection_id == self.connection_id
+        if self.o.default_route:
+            route = sa.or_(route, Q.c.connection_id.is_(None))
+        running = sa.select(C.c.id).where(C.c.state == "in_progress")
+        pick = (
+            sa.select(Q.c.id)
+            .where(Q.c.state == "queued", route, Q.c.campaign_id.in_(running))
+            .order_by(Q.c.id)
+            .limit(self.o.batch)
+            .with_for_update(skip_locked=True)
+        )
+        if s.get_bind().dialect.name != "postgresql":
+            edrs._write_lock(s)  # take SQLite's write lock before reading what to claim
+        # Two statements: PostgreSQL may run an IN (subquery ... LIMIT) more than
+        # once inside an UPDATE; the selected rows stay locked until the commit.
+        picked = s.execute(pick).scalars().all()
+        if not picked:
+            s.commit()
+            return 0
+        rows = s.execute(
+            sa.update(Q)
+            .where(Q.c.id.in_(picked), Q.c.state == "queued")
+            .values(state="claimed", claimed_by=self.name, claimed_at=now, attempts=Q.c.attempts + 1, updated_at=now)
+            .returning(
+                Q.c.id, Q.c.campaign_id, Q.c.phone, Q.c.country, Q.c.sender, Q.c.text, Q.c.encoding, Q.c.segments
+            )
+        ).all()
+        if not rows:
+            s.commit()
+            return 0
+        rows.sort(key=lambda r: r[0])
+        self.stats.claimed += len(rows)
+        ext = {external_id(r[0]): r for r in rows}
+        have = {
+            x: (i, st, vid)
+            for x, i, st, vid in s.execute(
+                sa.select(E.c.external_id, E.c.id, E.c.status, E.c.vendor_message_id).where(E.c.external_id.in_(ext))
+            )
+        }
+        new = [r for x, r in ext.items() if x not in have]
+        edr_of = {ext[x][0]: v[0] for x, v in have.items()}
+        skip: dict[int, str] = {}
+        for x, (_i, st, vid) in have.items():
+            qid = ext[x][0]
+            if st in FINAL:
+                skip[qid] = st
+            elif vid:
+                skip[qid] = "submitted"  # its submit_sm_resp was stored: never send again
+            else:
+                self.stats.reused_edrs += 1
+                self.stats.possible_duplicates += 1
+        if new:
+            ids = edrs._reserve_ids(s, len(new))
+            recs = []
+            for r, i in zip(new, ids, strict=True):
+                company_id, agreement_id, channel = self._campaign(s, r[1])
+                recs.append(_edr_row(i, r, company_id, agreement_id, channel, now))
+                edr_of[r[0]] = i
+            edrs.bulk_insert(s, E, recs)
+            self._charge(s, [i for i in ids], now)
+        # What rating refused (credit, no rate, blocked) is not sent.
+        refused = {
+            i: (reason, cid)
+            for i, reason, cid in s.execute(
+                sa.select(E.c.id, E.c.rating_reason, E.c.campaign_id).where(
+                    E.c.id.in_(list(edr_of.values())), E.c.rating_state == "rejected", E.c.status != "failed"
+                )
+            )
+        }
+        send: list[tuple] = []
+        failed_campaigns: set[int] = set()
+        for r in rows:
+            qid, eid = r[0], edr_of[r[0]]
+            if qid in skip:
+                st = skip[qid]
+                s.execute(
+                    sa.update(Q)
+                    .where(Q.c.id == qid)
+                    .values(state="submitted" if st == "submitted" else ("done" if st != "failed" else "failed"))
+                )
+                continue
+            if eid in refused:
+                reason, cid = refused[eid]
+                if reason == "insufficient_credit":
+                    self.stats.no_credit += 1
+                    failed_campaigns.add(cid)
+                else:
+                    self.stats.not_rated += 1
+                s.execute(sa.update(E).where(E.c.id == eid).values(status="failed", failed_at=now))
+                s.execute(
+                    sa.update(Q)
+                    .where(Q.c.id == qid)
+                    .values(state="failed", error=f"not sent: rating rejected ({reason})", updated_at=now)
+                )
+                continue
+            send.append((r, eid))
+        for cid in sorted(failed_campaigns):
+            self._fail_campaign(s, cid, now)
+        s.commit()
+        for r, eid in send:
+            qid, _cid, phone, _country, sender, text = r[:6]
+            parts = split(text, ref=self._refs)
+            msg = gw.OutboundMessage(
+                source=sender,
+                destination=phone,
+                parts=tuple(gw.Part(p.payload, p.udh, p.data_coding) for p in parts),
+                ref=qid,
+                source_ton=1 if sender.isdigit() else 5,
+                source_npi=1 if sender.isdigit() else 0,
+            )
+            ticket = gateway.submit(msg)
+            self._tickets[ticket] = _Inflight(qid, eid, len(parts), [None] * len(parts))
+        return len(rows)
+
+    def _charge(self, s: Session, edr_ids: list[int], now: datetime) -> None:
+        """The submitted event and rating of new EDRs (the ledger's credit check applies)."""
+        s.execute(sa.update(E).where(E.c.id.in_(edr_ids)).values(status="submitted", submitted_at=now))
+        rows = [
+            dict(m)
+            for m in s.execute(
+                sa.select(E).where(E.c.id.in_(edr_ids), E.c.rating_state == "unrated").order_by(E.c.event_at, E.c.id)
+            ).mappings()
+        ]
+        if rows:
+            edrs.rate_rows(s, rows, self._plans)
+            self.stats.charged += len(rows)
+
+    def _fail_campaign(self, s: Session, campaign_id: int, now: datetime) -> None:
+        """Insufficient credit: the campaign fails; its queued messages get rejected EDRs."""
+        got = s.execute(
+            sa.update(C)
+            .where(C.c.id == campaign_id, C.c.state.in_(["in_progress", "paused"]))
+            .values(state="failed", failure_reason="insufficient credit while sending", finished_at=now, updated_at=now)
+        ).rowcount
+        if got:
+            self.stats.campaigns_failed += 1
+        left = s.execute(
+            sa.select(Q.c.id, Q.c.campaign_id, Q.c.phone, Q.c.country, Q.c.sender, Q.c.text, Q.c.encoding, Q.c.segments)
+            .where(Q.c.campaign_id == campaign_id, Q.c.state == "queued")
+            .order_by(Q.c.id)
+        ).all()
+        have = set(
+            s.execute(sa.select(E.c.external_id).where(E.c.campaign_id == campaign_id, E.c.external_id.isnot(None)))
+            .scalars()
+            .all()
+        )
+        left_new = [r for r in left if external_id(r[0]) not in have]
+        if left_new:
+            company_id, agreement_id, channel = self._campaign(s, campaign_id)
+            ids = edrs._reserve_ids(s, len(left_new))
+            recs = []
+            for r, i in zip(left_new, ids, strict=True):
+                rec = _edr_row(i, r, company_id, agreement_id, channel, now)
+                rec.update(
+                    status="failed",
+                    failed_at=now,
+                    rating_state="rejected",
+                    rating_reason="insufficient_credit",
+                    rating_note="the campaign stopped: credit ran out",
+                    rated_at=now,
+                )
+                recs.append(rec)
+            edrs.bulk_insert(s, E, recs)
+        s.execute(
+            sa.update(Q)
+            .where(Q.c.campaign_id == campaign_id, Q.c.state == "queued")
+            .values(state="failed", error="not sent: insufficient credit", updated_at=now)
+        )
+        record(
+            s,
+            action="fail",
+            object_type="campaign",
+            object_id=campaign_id,
+            new={"reason": "insufficient credit while sending", "unsent": len(left)},
+        )
+        log.warning("campaign #%s failed: insufficient credit (%d messages not sent)", campaign_id, len(left))
+
+    # ------------------------------------------------------------ events
+
+    def _handle(self, events: list[gw.Event]) -> None:
+        for ev in events:
+            if isinstance(ev, gw.SubmitAccepted):
+                inf = self._tickets.get(ev.ticket)
+                if inf is None:
+                    continue
+                inf.accepted[ev.part] = ev.message_id
+                inf.answered += 1
+                if inf.answered >= inf.parts:
+                    self._finish_ticket(ev.ticket, inf)
+            elif isinstance(ev, gw.SubmitRejected):
+                inf = self._tickets.get(ev.ticket)
+                if inf is None:
+                    continue
+                inf.failed = inf.failed or f"0x{ev.status:02X}:{ev.reason}"
+                inf.answered += 1
+                if inf.answered >= inf.parts:
+                    self._finish_ticket(ev.ticket, inf)
+            elif isinstance(ev, gw.DeliveryReceipt):
+                self._receipts.append(ev)
+            elif isinstance(ev, gw.MobileOriginated):
+                self._mo.append(ev)
+            elif isinstance(ev, gw.LinkChanged):
+                level = logging.INFO if ev.up else logging.WARNING
+                log.log(
+                    level,
+                    "worker %s link %s: %s (requeued %d)",
+                    self.name,
+                    "up" if ev.up else "down",
+                    ev.detail,
+                    ev.requeued,
+                )
+
+    def _finish_ticket(self, ticket: int, inf: _Inflight) -> None:
+        del self._tickets[ticket]
+        if inf.failed:
+            code, _, reason = inf.failed.partition(":")
+            self._failed.append((inf.queue_id, inf.edr_id, code, reason))
+            self.stats.rejected += 1
+            return
+        ids = [m or "" for m in inf.accepted]
+        self._accepted.append((inf.queue_id, inf.edr_id, ids[0]))
+        self.stats.submitted += 1
+        waiting = _Awaiting(inf.queue_id, inf.edr_id, inf.parts)
+        for mid in ids:
+            if mid:
+                self._awaiting[mid] = waiting
+
+    # ------------------------------------------------------------ writing
+
+    RECEIPT_GRACE = 10.0  # seconds a receipt may wait for its submit_sm_resp
+
+    def _flush(self, final: bool = False) -> None:
+        if not (self._accepted or self._failed or self._receipts or self._mo or self._early):
+            return
+        s = self._session
+        now = clock.now()
+        accepted, self._accepted = self._accepted, []
+        failed, self._failed = self._failed, []
+        receipts, self._receipts = self._receipts, []
+        mos, self._mo = self._mo, []
+        if s.get_bind().dialect.name != "postgresql":
+            edrs._write_lock(s)
+        if accepted:
+            s.execute(
+                sa.update(Q)
+                .where(Q.c.id == sa.bindparam("b_q"), Q.c.state == "claimed")
+                .values(state="submitted", vendor_message_id=sa.bindparam("b_v"), updated_at=now),
+                [{"b_q": q, "b_v": v[:100]} for q, _e, v in accepted],
+            )
+            s.execute(
+                sa.update(E).where(E.c.id == sa.bindparam("b_e")).values(vendor_message_id=sa.bindparam("b_v")),
+                [{"b_e": e, "b_v": v[:100]} for _q, e, v in accepted],
+            )
+        finals: dict[int, tuple[int, str, str | None]] = {}  # edr id -> (queue id, status, vendor error)
+        for q, e, code, reason in failed:
+            finals[e] = (q, "failed", code)
+            s.execute(sa.update(Q).where(Q.c.id == q).values(state="failed", error=reason[:200], updated_at=now))
+        if receipts or self._early:
+            finals.update(self._match_receipts(s, receipts, now, final))
+        if finals:
+            self._finalise(s, finals, now)
+        if mos:
+            self._store_mo(s, mos, now)
+        s.commit()
+
+    def _match_receipts(
+        self, s: Session, receipts: list[gw.DeliveryReceipt], now: datetime, final: bool = False
+    ) -> dict[int, tuple[int, str, str | None]]:
+        out: dict[int, tuple[int, str, str | None]] = {}
+        unknown: list[gw.DeliveryReceipt] = []
+        mono = time.monotonic()
+        early, self._early = self._early, []
+        first_seen = {id(r): t for r, t in early}
+        for r in [r for r, _t in early] + receipts:
+            if r.status == ENROUTE:
+                continue
+            w = self._awaiting.pop(r.message_id, None) if r.message_id else None
+            if w is None:
+                unknown.append(r)
+                continue
+            w.seen += 1
+            if r.status != DELIVERED:
+                w.worst, w.err = "undelivered", r.err
+            if w.seen >= w.parts:
+                out[w.edr_id] = (w.queue_id, w.worst, w.err)
+        if unknown:
+            ids = [r.message_id for r in unknown if r.message_id]
+            found = {}
+            if ids:
+                for eid, vid, ext in s.execute(
+                    sa.select(E.c.id, E.c.vendor_message_id, E.c.external_id).where(
+                        E.c.vendor_message_id.in_(ids), E.c.direction == "mt"
+                    )
+                ):
+                    qid = int(ext[3:]) if ext and ext.startswith("om:") else None
+                    found[vid] = (eid, qid)
+            lost = []
+            for r in unknown:
+                hit = found.get(r.message_id)
+                if hit is None or hit[0] in out:
+                    seen = first_seen.get(id(r), mono)
+                    if hit is None and not final and mono - seen < self.RECEIPT_GRACE:
+                        self._early.append((r, seen))
+                    else:
+                        lost.append(r)
+                    continue
+                out[hit[0]] = (hit[1], "delivered" if r.status == DELIVERED else "undelivered", r.err)
+            if lost:
+                self.stats.receipts_unmatched += len(lost)
+                s.execute(
+                    sa.insert(IN),
+                    [
+                        {
+                            "kind": "receipt",
+                            "connection_id": self.connection_id,
+                            "source": r.source[:32],
+                            "destination": r.destination[:32],
+                            "text": r.raw,
+                            "data_coding": 0,
+                            "message_id": (r.message_id or "")[:100] or None,
+                            "status": r.status[:16],
+                            "received_at": now,
+                        }
+                        for r in lost
+                    ],
+                )
+        for _q, st, _err in out.values():
+            self.stats.statuses[st] += 1
+        self.stats.receipts += len(out)
+        return out
+
+    def _finalise(self, s: Session, finals: dict[int, tuple[int, str, str | None]], now: datetime) -> None:
+        """Final EDR statuses (only on EDRs not final yet), queue rows done, then rating."""
+        by_status: dict[str, list[dict]] = {}
+        for e, (_q, st, err) in finals.items():
+            by_status.setdefault(st, []).append({"b_e": e, "b_err": (err or None) and str(err)[:32]})
+        for st, params in by_status.items():
+            s.execute(
+                sa.update(E)
+                .where(E.c.id == sa.bindparam("b_e"), *(E.c.status != f for f in FINAL))
+                .values({"status": st, f"{st}_at": now, "vendor_error": sa.bindparam("b_err")}),
+                params,
+            )
+        done = [q for q, st, _ in finals.values() if q is not None and st != "failed"]
+        if done:
+            s.execute(
+                sa.update(Q)
+                .where(Q.c.id == sa.bindparam("b_q"), Q.c.state != "done", Q.c.state != "failed")
+                .values(state="done", updated_at=now),
+                [{"b_q": q} for q in done],
+            )
+        ids = list(finals)
+        rows = [
+            dict(m)
+            for m in s.execute(
+                sa.select(E).where(E.c.id.in_(ids), E.c.rating_state == "unrated").order_by(E.c.event_at, E.c.id)
+            ).mappings()
+        ]
+        if rows:
+            edrs.rate_rows(s, rows, self._plans)
+
+    def _store_mo(self, s: Session, mos: list[gw.MobileOriginated], now: datetime) -> None:
+        from cpaas_cli.dispatch import inbound
+
+        for m in mos:
+            action = inbound.handle_mo(
+                s,
+                source=m.source,
+                dest=m.dest,
+                text=m.text,
+                data_coding=m.data_coding,
+                connection_id=self.connection_id,
+                stop_words=self.o.stop_words,
+                start_words=self.o.start_words,
+                now=now,
+            )
+            self.stats.mo += 1
+            if action == "opt_out":
+                self.stats.opt_outs += 1
+            elif action == "opt_in":
+                self.stats.opt_ins += 1
+
+
+def _edr_row(edr_id: int, r, company_id: int, agreement_id: int | None, channel: str, now: datetime) -> dict:
+    qid, cid, phone, country, sender, _text, encoding, segments = r[:8]
+    return {
+        "id": edr_id,
+        "external_id": external_id(qid),
+        "vendor_message_id": None,
+        "company_id": company_id,
+        "agreement_id": agreement_id,
+        "campaign_id": cid,
+        "sender": sender,
+        "channel": channel,
+        "direction": "mt",
+        "source": sender,
+        "destination": phone,
+        "mcc": None,
+        "mnc": None,
+        "country": country,
+        "network": None,
+        "encoding": encoding,
+        "segments": segments,
+        "status": "prepared",
+        "event_at": now,
+        "prepared_at": now,
+        "billed_at": None,
+        "submitted_at": None,
+        "delivered_at": None,
+        "undelivered_at": None,
+        "failed_at": None,
+        "seen_at": None,
+        "vendor_error": None,
+        "rating_state": "unrated",
+        "rating_reason": None,
+        "rating_note": None,
+        "rate_path": None,
+        "service_id": None,
+        "billing_rule": None,
+        "unit_price": None,
+        "quantity": None,
+        "cost": None,
+        "currency": None,
+        "pack_enabled_id": None,
+        "pack_units": None,
+        "rated_at": None,
+        "ingested_at": now,
+    }
+
+
+# ---------------------------------------------------------------- housekeeping
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover(session: Session, *, stale_after: float = 600.0, now: datetime | None = None) -> dict[str, int]:
+    """Put back in the queue the claims of dead workers: those of this host whose
+    process is gone, and any claim older than ``stale_after`` seconds. Returns
+    counts, including claims whose submit_sm_resp was never stored (they will be
+    sent again: possible duplicates). No commit."""
+    now = now or clock.now()
+    me = host_id()
+    rows = session.execute(sa.select(Q.c.id, Q.c.claimed_by, Q.c.claimed_at).where(Q.c.state == "claimed")).all()
+    dead = []
+    for qid, who, at in rows:
+        host, _, rest = (who or "").partition(":")
+        pid = rest.partition(":")[0]
+        if host == me and pid.isdigit() and int(pid) == os.getpid():
+            continue
+        if (host == me and pid.isdigit() and not _alive(int(pid))) or (
+            at is not None and at < now - timedelta(seconds=stale_after)
+        ):
+            dead.append(qid)
+    if not dead:
+        return {"recovered": 0, "unacknowledged": 0}
+    unacked = 0
+    for start in range(0, len(dead), 5000):
+        chunk = dead[start : start + 5000]
+        unacked += (
+            session.execute(
+                sa.select(sa.func.count())
+                .select_from(E)
+                .where(
+                    E.c.external_id.in_([external_id(q) for q in chunk]),
+                    E.c.vendor_message_id.is_(None),
+                    E.c.status.notin_(FINAL),
+                )
+            ).scalar()
+            or 0
+        )
+        session.execute(
+            sa.update(Q).where(Q.c.id.in_(chunk), Q.c.state == "claimed").values(state="queued", claimed_by=None)
+        )
+    record(
+        session, action="recover", object_type="outbound_message", new={"rows": len(dead), "unacknowledged": unacked}
+    )
+    log.warning("recovered %d claimed messages of dead workers (%d without submit_sm_resp)", len(dead), unacked)
+    return {"recovered": len(dead), "unacknowledged": unacked}
+
+
+def expire_receipts(session: Session, *, older_than: float, now: datetime | None = None) -> int:
+    """Close as undelivered (vendor error ``no_receipt``) the messages submitted
+    more than ``older_than`` seconds ago whose receipt never came. No commit."""
+    now = now or clock.now()
+    cutoff = now - timedelta(seconds=older_than)
+    rows = session.execute(sa.select(Q.c.id).where(Q.c.state == "submitted", Q.c.updated_at <= cutoff)).scalars().all()
+    if not rows:
+        return 0
+    for start in range(0, len(rows), 5000):
+        chunk = rows[start : start + 5000]
+        exts = [external_id(q) for q in chunk]
+        session.execute(
+            sa.update(E)
+            .where(E.c.external_id.in_(exts), E.c.status.notin_(FINAL))
+            .values(status="undelivered", undelivered_at=now, vendor_error="no_receipt")
+        )
+        session.execute(sa.update(Q).where(Q.c.id.in_(chunk), Q.c.state == "submitted").values(state="done"))
+        ids = session.execute(
+            sa.select(E.c.id).where(E.c.external_id.in_(exts), E.c.rating_state == "unrated")
+        ).scalars()
+        ids = list(ids)
+        if ids:
+            edrs.rate_and_charge(session, ids, at=now)
+    log.info("closed %d messages without a receipt after %gs", len(rows), older_than)
+    return len(rows)

@@ -1,0 +1,302 @@
+"""`cpaas serve`: dispatch workers (one thread and one bind each) plus the
+APScheduler jobs (start due campaigns, complete finished ones, close messages
+whose receipt never came, and every job of :func:`jobs.all_jobs`).
+
+Long-running mode runs until SIGTERM/SIGINT, then stops claiming, lets the
+in-flight windows finish (their submit_sm_resp are stored), commits and exits.
+``once`` mode does what is due, sends every queued message of running
+campaigns, waits for the receipts (up to ``receipt_timeout`` seconds of
+silence) and returns a summary.
+
+Several processes may share one PostgreSQL database: the queue is claimed with
+``FOR UPDATE SKIP LOCKED`` and each job run takes a transaction-level advisory
+lock, so a job runs in one process at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from cpaas_cli import clock
+from cpaas_cli.campaigns import service as campaigns
+from cpaas_cli.campaigns.models import Campaign
+from cpaas_cli.campaigns.models import OutboundMessage as QueueRow
+from cpaas_cli.db.engine import get_engine, make_session
+from cpaas_cli.dispatch import service as connections
+from cpaas_cli.dispatch import worker as wk
+from cpaas_cli.dispatch.models import VendorConnection
+from cpaas_cli.errors import CpaasError, Upstream
+from cpaas_cli.scheduler.jobs import Job, all_jobs
+
+log = logging.getLogger("cpaas.serve")
+
+
+@dataclass
+class ServeOptions:
+    once: bool = False
+    workers: int = 1  # per connection
+    receipt_timeout: float = 30.0
+    receipt_expiry: float = 48 * 3600.0  # submitted this long without a receipt → undelivered (no_receipt)
+    max_seconds: float | None = None
+    stale_after: float = 600.0  # claims older than this are taken back from other hosts' workers
+    worker: wk.WorkerOptions = field(default_factory=wk.WorkerOptions)
+    # For tests and benchmarks: (connection) -> gateway; default builds an SmppGateway from the row.
+    gateway_factory: Callable[[VendorConnection], Any] | None = None
+
+
+# ---------------------------------------------------------------- jobs
+
+
+def _locked(session, name: str) -> bool:
+    """PostgreSQL: one process runs a job at a time (advisory lock until commit)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    key = zlib.crc32(f"cpaas-job:{name}".encode()) & 0x7FFFFFFF
+    return bool(session.execute(sa.text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key}).scalar())
+
+
+def start_due_job(engine: Engine) -> dict[str, Any]:
+    s = make_session(engine, actor="serve", command="serve job start_due")
+    try:
+        if not _locked(s, "start_due"):
+            return {"skipped": 1}
+        out = campaigns.start_due(s)
+        s.commit()
+        return {"started": sum(o.started for o in out), "not_started": sum(not o.started for o in out)}
+    finally:
+        s.close()
+
+
+def complete_job(engine: Engine) -> dict[str, Any]:
+    s = make_session(engine, actor="serve", command="serve job complete_finished")
+    try:
+        if not _locked(s, "complete_finished"):
+            return {"skipped": 1}
+        done = campaigns.complete_finished(s)
+        s.commit()
+        if done:
+            log.info("campaigns completed: %s", done)
+        return {"completed": len(done)}
+    finally:
+        s.close()
+
+
+def expire_job(engine: Engine, older_than: float) -> dict[str, Any]:
+    s = make_session(engine, actor="serve", command="serve job expire_receipts")
+    try:
+        if not _locked(s, "expire_receipts"):
+            return {"skipped": 1}
+        n = wk.expire_receipts(s, older_than=older_than)
+        s.commit()
+        return {"closed": n}
+    finally:
+        s.close()
+
+
+def serve_jobs(options: ServeOptions) -> list[Job]:
+    expiry = options.receipt_expiry
+    return [
+        Job("start_due_campaigns", start_due_job, 10),
+        Job("complete_finished_campaigns", complete_job, 5),
+        Job("expire_receipts", lambda engine: expire_job(engine, expiry), 300),
+        *all_jobs(),
+    ]
+
+
+_JOB_REGISTRY: dict[str, Callable[[Engine], Any]] = {}
+
+
+def run_job(url: str, name: str) -> None:
+    """What the APScheduler job store references (a plain module-level function with text args)."""
+    func = _JOB_REGISTRY.get(name)
+    if func is None:
+        return
+    try:
+        got = func(get_engine(url))
+        if got and any(got.values()):
+            log.info("job %s: %s", name, got)
+    except Exception:
+        log.exception("job %s failed", name)
+
+
+def make_scheduler(url: str, jobs: list[Job]):
+    """A BackgroundScheduler whose job store is a table of the same database."""
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from cpaas_cli.db.engine import normalise_url
+
+    sched = BackgroundScheduler(
+        jobstores={"default": SQLAlchemyJobStore(url=normalise_url(url), tablename="apscheduler_jobs")},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
+        timezone="UTC",
+    )
+    for job in jobs:
+        _JOB_REGISTRY[job.name] = job.func
+        sched.add_job(
+            "cpaas_cli.scheduler.serve:run_job",
+            "interval",
+            seconds=job.every_seconds,
+            args=[url, job.name],
+            id=job.name,
+            name=job.name,
+            replace_existing=True,
+        )
+    return sched
+
+
+# ---------------------------------------------------------------- workers
+
+
+def _connections(engine: Engine, once: bool) -> tuple[list[VendorConnection], int | None]:
+    """Enabled SMPP connections (with --once: only those with queued messages),
+    and the default route (the only enabled connection, for senders with none)."""
+    s = make_session(engine, actor="serve")
+    try:
+        rows = list(
+            s.exec(
+                select(VendorConnection)
+                .where(VendorConnection.enabled.is_(True), VendorConnection.kind == "smpp")
+                .order_by(VendorConnection.id)
+            )
+        )
+        default = rows[0].id if len(rows) == 1 else None
+        if once:
+            q, c = QueueRow.__table__, Campaign.__table__
+            wanted = set(
+                s.execute(
+                    sa.select(q.c.connection_id)
+                    .where(
+                        q.c.state.in_(["queued", "claimed"]),
+                        q.c.campaign_id.in_(sa.select(c.c.id).where(c.c.state == "in_progress")),
+                    )
+                    .distinct()
+                ).scalars()
+            )
+            if None in wanted and default is not None:
+                wanted.add(default)
+            rows = [r for r in rows if r.id in wanted]
+        for r in rows:
+            s.expunge(r)
+        return rows, default
+    finally:
+        s.close()
+
+
+def _gateway_factory(options: ServeOptions, row: VendorConnection) -> Callable[[], Any]:
+    if options.gateway_factory is not None:
+        return lambda: options.gateway_factory(row)
+    settings = connections.smpp_settings(row)  # resolves the password now: fail early
+
+    def make():
+        from cpaas_cli.dispatch.smpp import SmppGateway
+
+        return SmppGateway(settings)
+
+    return make
+
+
+def run(url: str, options: ServeOptions) -> dict[str, Any]:
+    """Run `serve` (see the module docstring); returns the summary."""
+    engine = get_engine(url)
+    started = time.monotonic()
+    stop = threading.Event()
+    summary: dict[str, Any] = {"mode": "once" if options.once else "serve", "started_at": clock.now().isoformat()}
+
+    # Recover dead workers' claims, then run what is due once.
+    s = make_session(engine, actor="serve", command="serve recover")
+    try:
+        summary["recovery"] = wk.recover(s, stale_after=options.stale_after)
+        s.commit()
+    finally:
+        s.close()
+    summary["started_campaigns"] = start_due_job(engine).get("started", 0)
+
+    scheduler = None
+    if not options.once:
+        scheduler = make_scheduler(url, serve_jobs(options))
+        scheduler.start()
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+
+        def _on_signal(signum, _frame):
+            log.warning("signal %s: finishing in-flight windows, then exiting", signal.Signals(signum).name)
+            stop.set()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, _on_signal)
+
+    workers: list[wk.Worker] = []
+    threads: list[threading.Thread] = []
+    try:
+        rows, default = _connections(engine, options.once)
+        for row in rows:
+            make = _gateway_factory(options, row)
+            for _n in range(max(1, options.workers)):
+                wopts = wk.WorkerOptions(
+                    **{
+                        **options.worker.__dict__,
+                        "once": options.once,
+                        "receipt_timeout": options.receipt_timeout,
+                        "default_route": row.id == default,
+                    }
+                )
+                w = wk.Worker(engine, row, make, name=wk.worker_name(len(workers)), options=wopts, stop=stop)
+                workers.append(w)
+        for w in workers:
+            t = threading.Thread(target=w.run, name=w.name, daemon=True)
+            t.start()
+            threads.append(t)
+        while any(t.is_alive() for t in threads) or (not options.once and not stop.is_set()):
+            if options.max_seconds is not None and time.monotonic() - started >= options.max_seconds:
+                if not stop.is_set():
+                    log.warning("--max-seconds reached: stopping")
+                stop.set()
+            for t in threads:
+                t.join(0.1)
+            if not threads:
+                stop.wait(0.2)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        if scheduler is not None:
+            scheduler.shutdown(wait=True)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    if options.once:
+        summary["expired_without_receipt"] = expire_job(engine, options.receipt_expiry).get("closed", 0)
+    summary["completed_campaigns"] = complete_job(engine).get("completed", 0)
+    totals: dict[str, Any] = wk.WorkerStats().as_dict()
+    for w in workers:
+        for k, v in w.stats.as_dict().items():
+            if isinstance(v, dict):
+                agg = totals.setdefault(k, {})
+                for kk, vv in v.items():
+                    agg[kk] = agg.get(kk, 0) + vv
+            else:
+                totals[k] = totals.get(k, 0) + v
+    summary["workers"] = len(workers)
+    summary["connections"] = [r.name for r in rows] if workers else []
+    summary.update(totals)
+    summary["seconds"] = round(time.monotonic() - started, 3)
+    errors = [w.error for w in workers if w.error is not None]
+    summary["errors"] = [str(getattr(e, "message", e)) for e in errors]
+    if errors and all(isinstance(e, Upstream) for e in errors):
+        raise Upstream("; ".join(summary["errors"]))
+    if errors:
+        raise CpaasError("dispatch worker failed: " + "; ".join(summary["errors"]))
+    return summary

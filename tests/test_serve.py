@@ -1,0 +1,192 @@
+"""`cpaas serve --once` end to end against the smpp34 SMSC: queue → EDRs and
+charges → submit → receipts → rated EDRs, campaign completion, long messages
+as UDH parts, insufficient credit, MO opt-out/opt-in."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+import sqlalchemy as sa
+
+from cpaas_cli.campaigns.models import OutboundMessage
+from cpaas_cli.db.engine import get_engine
+from cpaas_cli.dispatch.smsc import SimSmsc, SmscOptions, free_port, parse_stat_mix
+from cpaas_cli.edr.models import Edr
+from tests.helpers import client, owner_le
+from tests.test_catalog import EXAMPLE1
+
+
+@pytest.fixture
+def smsc():
+    opts = SmscOptions(port=free_port(), id_width=10, lifetime=120)
+    opts.stat_mix = parse_stat_mix("DELIVRD=3,UNDELIV=1")
+    sim = SimSmsc(opts)
+    sim.start()
+    yield sim
+    sim.stop()
+
+
+def setup(cli, port: int, *, credit: str | None = None, window: int = 20) -> None:
+    owner_le(cli)
+    client(cli)
+    args = ["agreement", "create", "AG-1", "--company", "Client A", "--currency", "EUR", "--from", "2026-01-01"]
+    if credit is not None:
+        args += ["--credit-limit", credit]
+    cli.json(*args)
+    cli.json("service", "create", "SMS service", "--type", "payg", "--currency", "EUR")
+    cli.json("service", "scope", "add", "SMS service", "--from", "2026-01-01")
+    cli("service", "tree", "apply", "SMS service", str(EXAMPLE1))
+    cli.json("agreement", "enable", "SMS service", "--agreement", "AG-1", "--from", "2026-01-01")
+    cli.json(
+        "connection", "add-smpp", "sim", "--host", "127.0.0.1", "--port", str(port), "--system-id", "cpaas",
+        "--password-env", "SIM_PW", "--window", str(window), "--message-id-format", "hex",
+    )  # fmt: skip
+    cli.json("sender", "add", "ACME", "--company", "Client A", "--agreement", "AG-1", "--active", "--connection", "sim")
+
+
+def campaign(cli, tmp_path, phones: list[str], text: str, name: str) -> int:
+    f = tmp_path / f"{name}.csv"
+    f.write_text("phone\n" + "".join(p + "\n" for p in phones))
+    c = cli.json(
+        "campaign", "create", "--company", "Client A", "--sender", "ACME", "--file", str(f), "--text", text,
+        "--name", name,
+    )  # fmt: skip
+    cli.json("campaign", "send", str(c["id"]))
+    return c["id"]
+
+
+def serve_once(cli, *extra: str) -> dict:
+    return cli.json("serve", "--once", "--receipt-timeout", "5", *extra, env={"SIM_PW": "pw"})
+
+
+def edrs(db_url) -> list[dict]:
+    t = Edr.__table__
+    with get_engine(db_url).connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(sa.select(t).order_by(t.c.id))]
+
+
+def queue_states(db_url) -> Counter:
+    t = OutboundMessage.__table__
+    with get_engine(db_url).connect() as conn:
+        return Counter(dict(conn.execute(sa.select(t.c.state, sa.func.count()).group_by(t.c.state)).all()))
+
+
+def test_serve_once_sends_charges_and_completes(cli, db_url, smsc, tmp_path):
+    setup(cli, smsc.port)
+    phones = [f"3460{i:07d}" for i in range(240)]
+    short = campaign(cli, tmp_path, phones, "Hello from ACME", "short")
+    long_text = "Long message. " * 15  # 210 GSM-7 characters: two parts
+    long = campaign(cli, tmp_path, ["33612345678", "33612345679"], long_text, "long")
+
+    out = serve_once(cli)
+    assert out["submitted"] == 242, out
+    assert out["submitted"] == 242 and out["rejected"] == 0 and out["receipts"] == 242, json.dumps(out)
+    assert out["receipts_unmatched"] == 0 and out["possible_duplicates"] == 0
+    assert out["completed_campaigns"] == 2 and out["errors"] == []
+
+    rows = edrs(db_url)
+    assert len(rows) == 242 and len({r["external_id"] for r in rows}) == 242
+    statuses = Counter(r["status"] for r in rows)  # DELIVRD=3,UNDELIV=1 over the parts' receipts
+    assert statuses == out["receipt_statuses"] and statuses["undelivered"] >= 55 and statuses["delivered"] >= 175
+    assert all(r["rating_state"] == "rated" and r["vendor_message_id"] for r in rows)
+    assert all(r["submitted_at"] and r["prepared_at"] and r["submitted_at"] >= r["prepared_at"] for r in rows)
+    assert all((r["delivered_at"] or r["undelivered_at"]) for r in rows)
+    es = [r for r in rows if r["destination"].startswith("34")]
+    fr = [r for r in rows if r["destination"].startswith("33")]
+    assert {r["cost"] for r in es} == {80_000}  # 0.08 per segment (billing rule: submitted)
+    assert [r["segments"] for r in fr] == [2, 2] and {r["cost"] for r in fr} == {100_000}  # 2 x 0.05
+    assert queue_states(db_url) == {"done": 242}
+
+    # Long messages went as two UDH parts each (one EDR per message).
+    fr_bodies = [(body, esm) for _mid, dest, body, esm, _dc in smsc.submitted if dest.startswith("33")]
+    assert len(fr_bodies) == 4 and all(esm == 0x40 and body[:3] == b"\x05\x00\x03" for body, esm in fr_bodies)
+    assert len({body[3] for body, _ in fr_bodies}) == 2  # one concatenation reference per message
+
+    for cid, n in ((short, 240), (long, 2)):
+        shown = cli.json("campaign", "show", str(cid))
+        assert shown["state"] == "completed" and shown["queue"] == {"done": n} and shown["progress"] == 100.0
+    bal = cli.json("balance", "show", "AG-1")
+    assert bal["charges"] == f"{240 * 0.08 + 2 * 0.10:.2f}"
+
+    # Nothing left: a second run sends nothing and charges nothing.
+    again = serve_once(cli)
+    assert again["submitted"] == 0 and again["workers"] == 0
+    assert len(edrs(db_url)) == 242
+
+
+@pytest.mark.parametrize("batch", [200, 1])
+def test_insufficient_credit_fails_the_campaign_while_sending(cli, db_url, smsc, tmp_path, batch):
+    setup(cli, smsc.port, credit="0.20")
+    a = campaign(cli, tmp_path, ["34600000001", "34600000002"], "A", "a")  # 0.16: fits alone
+    b = campaign(cli, tmp_path, ["34600000003", "34600000004"], "B", "b")  # 0.16: fits alone, not after A
+    out = serve_once(cli, "--batch", str(batch))
+    # One batch: both of B's messages meet the credit check; one by one: the first
+    # fails the campaign and the second gets its rejected EDR with the campaign.
+    assert out["submitted"] == 2 and out["no_credit"] == (2 if batch > 1 else 1) and out["campaigns_failed"] == 1
+    assert cli.json("campaign", "show", str(a))["state"] == "completed"
+    shown = cli.json("campaign", "show", str(b))
+    assert shown["state"] == "failed" and "insufficient credit" in shown["failure_reason"]
+    assert shown["queue"] == {"failed": 2}
+    rows = edrs(db_url)
+    # Every recipient has exactly one EDR in a final state.
+    assert sorted(r["destination"] for r in rows) == [f"3460000000{i}" for i in range(1, 5)]
+    bad = [r for r in rows if r["campaign_id"] == b]
+    assert {(r["status"], r["rating_state"], r["rating_reason"]) for r in bad} == {
+        ("failed", "rejected", "insufficient_credit")
+    }
+    assert len(smsc.submitted) == 2
+    assert cli.json("balance", "show", "AG-1")["charges"] == "0.16"
+
+
+def test_mo_opt_out_and_opt_in(cli, db_url, tmp_path):
+    import threading
+
+    opts = SmscOptions(port=free_port(), id_width=10, lifetime=60, receipt_delay=1.5)
+    with SimSmsc(opts) as sim:
+        setup(cli, sim.port)
+        campaign(cli, tmp_path, ["34600000001"], "Hi", "c1")
+
+        def inject(texts):
+            assert sim.wait_bound(20)
+            for text in texts:
+                sim.inject_mo("+34600000001", "ACME", text).result(10)
+
+        t = threading.Thread(target=inject, args=(["stop please", "Hello there"],))
+        t.start()
+        out = serve_once(cli)
+        t.join()
+        assert out["mo"] == 2 and out["opt_outs"] == 1 and out["receipts"] == 1
+        blocks = cli.json("contacts", "stoplist", "list", "--company", "Client A")
+        assert [(b["phone"], b["sender"]) for b in blocks] == [("34600000001", "ACME")]
+        mo = cli.json("inbound", "list", "--kind", "mo")
+        assert [(m["text"], m["action"], m["source"]) for m in mo] == [
+            ("Hello there", None, "+34600000001"),
+            ("stop please", "opt_out", "+34600000001"),
+        ]
+        # The next campaign leaves the number out (stop list).
+        f = tmp_path / "again.csv"
+        f.write_text("phone\n34600000001\n34600000002\n")
+        c2 = cli.json(
+            "campaign", "create", "--company", "Client A", "--sender", "ACME", "--file", str(f), "--text", "x"
+        )
+        assert c2["recipients"] == 1 and c2["excluded"]["stop_list"] == 1
+        cli.json("campaign", "send", str(c2["id"]))
+
+        t = threading.Thread(
+            target=inject,
+            args=(
+                [
+                    "START",
+                ],
+            ),
+        )
+        t.start()
+        out = serve_once(cli)
+        t.join()
+        assert out["opt_ins"] == 1
+        assert cli.json("contacts", "stoplist", "list", "--company", "Client A") == []
+    audit = cli.json("audit", "list")
+    actions = {a["action"] for a in audit}
+    assert {"opt_out", "opt_in", "block", "unblock"} <= actions
