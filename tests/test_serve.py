@@ -10,6 +10,7 @@ from collections import Counter
 import pytest
 import sqlalchemy as sa
 
+from cpaas_cli.billing.models import Charge, ScaleCounter
 from cpaas_cli.campaigns.models import OutboundMessage
 from cpaas_cli.db.engine import get_engine
 from cpaas_cli.dispatch.smsc import SimSmsc, SmscOptions, free_port, parse_stat_mix
@@ -190,3 +191,63 @@ def test_mo_opt_out_and_opt_in(cli, db_url, tmp_path):
     audit = cli.json("audit", "list")
     actions = {a["action"] for a in audit}
     assert {"opt_out", "opt_in", "block", "unblock"} <= actions
+
+
+def test_a_submit_refused_by_the_smsc_gets_its_charge_back(cli, db_url, smsc, tmp_path):
+    """Submitted-rule charges are taken before submit_sm; a permanent refusal in
+    submit_sm_resp gives them back (one refund row each), the EDR ends failed
+    with no submitted time and no cost, and the balance counts only what went out."""
+    setup(cli, smsc.port, credit="10")
+    smsc.fail_next(3, 0x0B)  # ESME_RINVDSTADR: not retryable
+    phones = [f"3460000{i:04d}" for i in range(10)]
+    cid = campaign(cli, tmp_path, phones, "Hello", "c")
+    out = serve_once(cli)
+    assert out["submitted"] == 7 and out["rejected"] == 3 and out["refunded"] == 3, out
+
+    rows = edrs(db_url)
+    assert len(rows) == 10
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert len(failed) == 3
+    for r in failed:
+        assert r["submitted_at"] is None and r["cost"] == 0 and r["quantity"] == 0
+        assert r["vendor_error"] == "0x0B" and "refund of 0.08 EUR" in r["rating_note"]
+    sent = [r for r in rows if r["status"] != "failed"]
+    assert {r["cost"] for r in sent} == {80_000}
+
+    chg = Charge.__table__
+    with get_engine(db_url).connect() as conn:
+        by_edr = dict(conn.execute(sa.select(chg.c.edr_id, sa.func.sum(chg.c.amount)).group_by(chg.c.edr_id)).all())
+        kinds = Counter(conn.execute(sa.select(chg.c.kind)).scalars())
+    assert kinds == {"edr": 10, "refund": 3}
+    assert all(by_edr[r["id"]] == r["cost"] for r in rows)  # Σ ledger rows of an EDR = its cost
+    assert cli.json("balance", "show", "AG-1")["charges"] == "0.56"
+    assert cli.json("campaign", "show", str(cid))["queue"] == {"done": 7, "failed": 3}
+
+    # Idempotent: refunding the same EDRs again changes nothing.
+    from cpaas_cli.billing import refunds
+    from cpaas_cli.db.engine import make_session
+    from cpaas_cli.edr.service import Plans
+
+    s = make_session(get_engine(db_url), actor="test", command="test")
+    try:
+        again = refunds.refund_unsent(s, [r["id"] for r in failed], Plans(s), now=rows[0]["prepared_at"])
+        s.commit()
+    finally:
+        s.close()
+    assert again == {"edrs": 0, "refunded": 0, "amount": 0}
+    assert cli.json("balance", "show", "AG-1")["charges"] == "0.56"
+
+
+def test_a_refused_submit_gives_back_its_scale_units(cli, db_url, smsc, tmp_path):
+    """France is priced by a tier scale (rest of world): the refused messages'
+    units leave the period's counter again."""
+    setup(cli, smsc.port)
+    smsc.fail_next(2, 0x0B)
+    campaign(cli, tmp_path, [f"3361234{i:04d}" for i in range(6)], "Bonjour", "fr")
+    out = serve_once(cli)
+    assert out["submitted"] == 4 and out["refunded"] == 2, out
+    cnt = ScaleCounter.__table__
+    with get_engine(db_url).connect() as conn:
+        counters = conn.execute(sa.select(cnt.c.node_key, cnt.c.quantity)).all()
+    assert [q for _n, q in counters] == [4], counters
+    assert cli.json("balance", "show", "AG-1")["charges"] == "0.20"  # 4 x 0.05

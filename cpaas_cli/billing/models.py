@@ -25,7 +25,7 @@ from sqlmodel import Field, SQLModel
 from cpaas_cli.db.base import Timestamped, utc_field
 from cpaas_cli.db.types import BigIntPK
 
-CHARGE_KINDS = ("edr", "scale_adjustment", "pack_purchase", "fee", "rerate")
+CHARGE_KINDS = ("edr", "scale_adjustment", "pack_purchase", "fee", "rerate", "refund")
 PAYMENT_DIRECTIONS = ("inbound", "outbound")
 
 
@@ -43,7 +43,9 @@ class Charge(SQLModel, table=True):
         sa.UniqueConstraint("enabled_service_id"),
         sa.Index("ix_charge_agreement_at", "agreement_id", "at"),
         sa.Index("ix_charge_edr_id", "edr_id"),
-        sa.CheckConstraint("kind IN ('edr', 'scale_adjustment', 'pack_purchase', 'fee', 'rerate')", name="kind"),
+        sa.CheckConstraint(
+            "kind IN ('edr', 'scale_adjustment', 'pack_purchase', 'fee', 'rerate', 'refund')", name="kind"
+        ),
     )
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True, autoincrement=True))

@@ -16,7 +16,8 @@ session. Its loop:
 2. **Poll** the gateway: accepted submits store the vendor message id (EDR and
    queue row), rejected ones fail the EDR, receipts (matched in memory, then by
    the EDR's vendor message id in the database) move the EDR to delivered or
-   undelivered and rate the ``delivered`` event; MO messages are stored and
+   undelivered and rate the ``delivered`` event; a message the SMSC refused
+   gets its submitted-rule charge back (``billing/refunds.py``); MO messages are stored and
    handle opt-out keywords. Writes are buffered and committed in small batches.
 
 Crash safety: a row is ``claimed`` from the commit that created its EDR until
@@ -45,6 +46,7 @@ from sqlmodel import Session
 
 from cpaas_cli import clock
 from cpaas_cli.audit.service import record
+from cpaas_cli.billing import refunds
 from cpaas_cli.campaigns.models import Campaign
 from cpaas_cli.campaigns.models import OutboundMessage as QueueRow
 from cpaas_cli.db.engine import make_session
@@ -99,6 +101,7 @@ class WorkerStats:
     possible_duplicates: int = 0  # recovered claims sent again without a stored submit_sm_resp
     submitted: int = 0  # messages accepted by the SMSC (all parts)
     rejected: int = 0  # messages refused by the SMSC
+    refunded: int = 0  # refused messages whose submitted-rule charge was given back
     no_credit: int = 0  # messages not sent for lack of credit
     not_rated: int = 0  # messages not sent because rating rejected them (no rate, blocked, ...)
     receipts: int = 0  # receipts matched to an EDR
@@ -496,6 +499,9 @@ class Worker:
             finals.update(self._match_receipts(s, receipts, now, final))
         if finals:
             self._finalise(s, finals, now)
+        if failed:
+            got = refunds.refund_unsent(s, [e for _q, e, _c, _r in failed], self._plans, now=now)
+            self.stats.refunded += got["refunded"]
         if mos:
             self._store_mo(s, mos, now)
         s.commit()

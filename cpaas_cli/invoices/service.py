@@ -57,8 +57,8 @@ CHG = Charge.__table__
 EDR = Edr.__table__
 
 TAX_SCALE = 100 * 1_000_000  # tax_rate is percent × 1,000,000
-LINE_ORDER = {"edr": 0, "scale_adjustment": 1, "rerate": 2, "pack_purchase": 3, "fee": 4}
-RATED_KINDS = ("edr", "scale_adjustment", "rerate")  # charges of one EDR, grouped by destination
+LINE_ORDER = {"edr": 0, "scale_adjustment": 1, "rerate": 2, "refund": 3, "pack_purchase": 4, "fee": 5}
+RATED_KINDS = ("edr", "scale_adjustment", "rerate", "refund")  # charges of one EDR, grouped by destination
 
 
 def tax_of(net: int, tax_rate: int, currency: str) -> int:
@@ -310,6 +310,8 @@ def _describe_rated(ln: dict[str, Any], names: dict[int, str]) -> str:
         parts.append("scale adjustment")
     elif ln["kind"] == "rerate":
         parts.append("re-rating")
+    elif ln["kind"] == "refund":
+        parts.append("refund of messages not sent")
     if ln["resource"]:
         parts.append(ln["resource"].upper())
     dest = " ".join(x for x in (ln["country"], ln["network"]) if x)
