@@ -251,3 +251,27 @@ def test_a_refused_submit_gives_back_its_scale_units(cli, db_url, smsc, tmp_path
         counters = conn.execute(sa.select(cnt.c.node_key, cnt.c.quantity)).all()
     assert [q for _n, q in counters] == [4], counters
     assert cli.json("balance", "show", "AG-1")["charges"] == "0.20"  # 4 x 0.05
+
+
+def test_a_worker_whose_first_bind_fails_keeps_trying(cli, db_url, tmp_path):
+    """Long-running serve: the SMSC is down when serve starts; the worker claims
+    (and charges) nothing until it binds, then sends everything."""
+    import threading
+
+    port = free_port()
+    setup(cli, port)
+    campaign(cli, tmp_path, [f"3460000{i:04d}" for i in range(5)], "Hello", "late")
+    opts = SmscOptions(port=port, lifetime=60)
+    sim = SimSmsc(opts)
+    timer = threading.Timer(1.5, sim.start)
+    timer.start()
+    try:
+        out = cli.json("serve", "--max-seconds", "7", env={"SIM_PW": "pw"})
+    finally:
+        timer.cancel()
+        timer.join()
+        sim.stop()
+    assert out["errors"] == [] and out["workers"] == 1, out
+    assert out["submitted"] == 5 and out["receipts"] == 5 and out["charged"] == 5, out
+    assert len(sim.submitted) == 5
+    assert queue_states(db_url) == {"done": 5}

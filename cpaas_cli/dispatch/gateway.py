@@ -122,8 +122,13 @@ class Gateway(Protocol):
     name: str
     stats: GatewayStats
 
+    @property
+    def connected(self) -> bool:
+        """True while bound (after a lost link, ``poll`` binds again with back-off)."""
+
     def open(self) -> None:
-        """Connect and bind; raises ``Upstream`` when the first bind fails."""
+        """Connect and bind; raises ``Upstream`` when the first bind fails (the
+        gateway still wants the link: ``poll`` keeps trying with back-off)."""
 
     def close(self) -> None:
         """Unbind and disconnect; queued and unacknowledged messages stay in ``pending()``."""

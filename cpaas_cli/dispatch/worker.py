@@ -55,6 +55,7 @@ from cpaas_cli.dispatch.models import InboundMessage, VendorConnection
 from cpaas_cli.dispatch.receipts import DELIVERED, ENROUTE
 from cpaas_cli.edr import service as edrs
 from cpaas_cli.edr.models import Edr
+from cpaas_cli.errors import Upstream
 from cpaas_cli.messaging.segments import RefAllocator, split
 
 log = logging.getLogger("cpaas.serve")
@@ -190,19 +191,28 @@ class Worker:
         self._session = make_session(self.engine, actor="serve", command=f"serve worker {self.name}")
         self._plans = edrs.Plans(self._session)
         gateway = self.make_gateway()
-        gateway.open()
-        log.info("worker %s bound to %s", self.name, self.connection_name)
+        try:
+            gateway.open()
+            log.info("worker %s bound to %s", self.name, self.connection_name)
+        except Upstream as exc:
+            if self.o.once:
+                gateway.close()
+                raise  # --once (cron, CI) reports the bind error and exits
+            # Long-running: nothing is claimed (or charged) until the link is up;
+            # the gateway binds again with back-off inside poll().
+            log.warning("worker %s: %s; binding again with back-off", self.name, exc.message)
         last_flush = last_activity = time.monotonic()
         exhausted = False
         try:
             while True:
                 stopping = self.stop.is_set()
-                if not stopping and gateway.backlog() < self.o.batch:
+                up = gateway.connected
+                if not stopping and up and gateway.backlog() < self.o.batch:
                     got = self._claim(gateway)
                     exhausted = got == 0
                     if got:
                         last_activity = time.monotonic()
-                events = gateway.poll(0.02 if gateway.backlog() or self._awaiting else 0.0)
+                events = gateway.poll(0.02 if gateway.backlog() or self._awaiting or not up else 0.0)
                 if events:
                     last_activity = time.monotonic()
                     self._handle(events)
