@@ -225,3 +225,30 @@ def test_two_processes_never_overspend(cli, tmp_path, db_url):
         states = dict(conn.execute(sa.text("SELECT rating_state, COUNT(*) FROM edr GROUP BY rating_state")).all())
     assert charged == (1_000_000, 25) and spent == 1_000_000
     assert states == {"rated": 25, "rejected": 175}
+
+
+def test_balance_at_a_past_time_counts_payments_as_they_stood_then(cli):
+    """PAY-03 over time: an unconfirmed payment counts until its confirm-before
+    date; confirmed later, it counts from the confirmation on, not before; a
+    withdrawn confirmation stops counting after the new confirm-before date."""
+    setup(cli)
+    p = cli.json(
+        "payment", "add", "--agreement", "AG-1", "--reference", "W-3", "--amount", "7",
+        "--confirm-before", "2026-02-10", "--date", "2026-02-01",
+    )  # fmt: skip
+    bal = lambda at: cli.json("balance", "show", "AG-1", "--at", at)["payments"]  # noqa: E731
+    assert (bal("2026-01-31"), bal("2026-02-05"), bal("2026-02-15")) == ("0.00", "7.00", "0.00")
+    cli.json("payment", "confirm", str(p["id"]), env={"CPAAS_NOW": "2026-03-01T00:00:00+00:00"})
+    assert (bal("2026-02-05"), bal("2026-02-15"), bal("2026-03-05")) == ("7.00", "0.00", "7.00")
+    cli.json(
+        "payment", "unconfirm", str(p["id"]), "--confirm-before", "2026-04-10",
+        env={"CPAAS_NOW": "2026-04-01T00:00:00+00:00"},
+    )  # fmt: skip
+    assert (bal("2026-02-15"), bal("2026-03-05"), bal("2026-04-05"), bal("2026-04-20")) == (
+        "0.00",
+        "7.00",
+        "7.00",
+        "0.00",
+    )
+    cli.json("payment", "delete", str(p["id"]), "--yes")
+    assert bal("2026-03-05") == "0.00"

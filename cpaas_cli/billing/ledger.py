@@ -25,12 +25,13 @@ from sqlmodel import Session
 from cpaas_cli import clock
 from cpaas_cli.agreements import service as agreements
 from cpaas_cli.agreements.models import Agreement
-from cpaas_cli.billing.models import AgreementBalance, Charge, Payment
+from cpaas_cli.billing.models import AgreementBalance, Charge, Payment, PaymentState
 from cpaas_cli.errors import InsufficientCredit
 
 BAL = AgreementBalance.__table__
 CHG = Charge.__table__
 PAY = Payment.__table__
+PST = PaymentState.__table__
 
 
 def _dialect(session: Session) -> str:
@@ -80,6 +81,28 @@ def payments_counted(session: Session, agreement_id: int, at: datetime) -> int:
     return int(session.execute(q).scalar() or 0)
 
 
+def payments_counted_then(session: Session, agreement_id: int, at: datetime) -> int:
+    """Like :func:`payments_counted`, with each payment's confirmation state as
+    it stood at ``at`` (its latest ``payment_state`` row from then or before)."""
+    sign = sa.case((PAY.c.direction == "outbound", -PAY.c.replenishment), else_=PAY.c.replenishment)
+    latest = (
+        sa.select(sa.func.max(PST.c.id))
+        .where(PST.c.payment_id == PAY.c.id, PST.c.since <= at)
+        .correlate(PAY)
+        .scalar_subquery()
+    )
+    q = (
+        sa.select(sa.func.coalesce(sa.func.sum(sign), 0))
+        .select_from(PAY.join(PST, PST.c.id == latest))
+        .where(
+            PAY.c.agreement_id == agreement_id,
+            PAY.c.paid_at <= at,
+            sa.or_(PST.c.confirmed.is_(True), PST.c.confirm_before > at),
+        )
+    )
+    return int(session.execute(q).scalar() or 0)
+
+
 def charges_until(session: Session, agreement_id: int, at: datetime) -> int:
     q = sa.select(sa.func.coalesce(sa.func.sum(CHG.c.amount), 0)).where(
         CHG.c.agreement_id == agreement_id, CHG.c.at <= at
@@ -105,7 +128,7 @@ def balance(session: Session, ag: Agreement, *, at: datetime | None = None) -> d
     """Balance figures in micro-units; ``at`` None = now (running row)."""
     now = clock.now()
     when = at or now
-    paid = payments_counted(session, ag.id, when)
+    paid = payments_counted(session, ag.id, when) if at is None else payments_counted_then(session, ag.id, when)
     charged = spent(session, ag.id) if at is None else charges_until(session, ag.id, when)
     limit = credit_limit(session, ag, when)
     bal = paid - charged

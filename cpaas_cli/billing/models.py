@@ -113,6 +113,21 @@ class Payment(Timestamped, table=True):
     description: str | None = None
 
 
+class PaymentState(SQLModel, table=True):
+    """The confirmation history of a payment: one row per add / confirm /
+    unconfirm, so ``balance --at`` counts a payment as it stood then (PAY-03).
+    The first row's ``since`` is the payment date."""
+
+    __tablename__ = "payment_state"
+    __table_args__ = (sa.Index("ix_payment_state_payment_id_since", "payment_id", "since"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    payment_id: int = Field(sa_column=sa.Column(sa.Integer, sa.ForeignKey("payment.id", ondelete="CASCADE")))
+    since: datetime = utc_field()
+    confirmed: bool = False
+    confirm_before: datetime | None = utc_field(nullable=True)
+
+
 def _has_charges(session, agreement_id: int) -> bool:
     from cpaas_cli.billing.ledger import has_charges
 

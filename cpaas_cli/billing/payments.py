@@ -1,7 +1,9 @@
 """Payments (PAY-01..04): registered by hand, confirmed or with a confirm-before date.
 
 States are derived (AMB-10): confirmed; unconfirmed while now < confirm_before;
-expired after it. Amounts are Decimal strings in and out.
+expired after it. Amounts are Decimal strings in and out. Every add, confirm
+and unconfirm appends a ``payment_state`` row, so a balance at a past time
+counts each payment as it stood then.
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from cpaas_cli import clock
 from cpaas_cli.agreements import service as agreements
 from cpaas_cli.agreements.models import Agreement
 from cpaas_cli.billing import ledger
-from cpaas_cli.billing.models import PAYMENT_DIRECTIONS, Payment
+from cpaas_cli.billing.models import PAYMENT_DIRECTIONS, Payment, PaymentState
 from cpaas_cli.errors import Conflict, NotFound, Problem, require
 from cpaas_cli.money import MoneyError, check_currency, format_micros, to_micros
 from cpaas_cli.timeutil import iso
@@ -107,7 +110,14 @@ def add(
     )
     session.add(row)
     session.flush()
+    _remember(session, row, row.paid_at)
     return row
+
+
+def _remember(session: Session, p: Payment, since: datetime) -> None:
+    """Append the payment's confirmation state to its history (``balance --at``)."""
+    session.add(PaymentState(payment_id=p.id, since=since, confirmed=p.confirmed, confirm_before=p.confirm_before))
+    session.flush()
 
 
 def get(session: Session, payment_id: int) -> Payment:
@@ -124,6 +134,7 @@ def confirm(session: Session, p: Payment) -> Payment:
     p.confirmed, p.confirm_before = True, None
     session.add(p)
     session.flush()
+    _remember(session, p, clock.now())
     return p
 
 
@@ -135,11 +146,13 @@ def unconfirm(session: Session, p: Payment, *, confirm_before: datetime | None) 
     p.confirmed, p.confirm_before = False, confirm_before
     session.add(p)
     session.flush()
+    _remember(session, p, clock.now())
     return p
 
 
 def delete(session: Session, p: Payment) -> None:
     ledger.lock(session, [p.agreement_id])
+    session.execute(sa.delete(PaymentState.__table__).where(PaymentState.__table__.c.payment_id == p.id))
     session.delete(p)
     session.flush()
 
