@@ -275,3 +275,18 @@ def test_a_worker_whose_first_bind_fails_keeps_trying(cli, db_url, tmp_path):
     assert out["submitted"] == 5 and out["receipts"] == 5 and out["charged"] == 5, out
     assert len(sim.submitted) == 5
     assert queue_states(db_url) == {"done": 5}
+
+
+def test_a_worker_reloads_rate_plans_after_their_ttl():
+    """Price changes reach a long-running serve: plans are kept plans_ttl seconds."""
+    import time
+    from types import SimpleNamespace
+
+    from cpaas_cli.dispatch.worker import Worker, WorkerOptions
+
+    w = Worker(None, SimpleNamespace(id=1, name="sim"), lambda: None, name="w", options=WorkerOptions(plans_ttl=0.2))
+    w._session = SimpleNamespace()
+    first = w._plans
+    assert w._plans is first
+    time.sleep(0.25)
+    assert w._plans is not first and w._plans.session is w._session

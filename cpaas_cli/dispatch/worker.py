@@ -92,6 +92,7 @@ class WorkerOptions:
     stop_words: tuple[str, ...] = DEFAULT_STOP_WORDS
     start_words: tuple[str, ...] = DEFAULT_START_WORDS
     default_route: bool = False  # also send queue rows whose sender ID names no connection
+    plans_ttl: float = 30.0  # seconds a worker keeps agreement plans (rate trees) before reloading them
 
 
 @dataclass
@@ -174,7 +175,8 @@ class Worker:
         # the receipt first): matched again at the next flushes, for a grace period.
         self._early: list[tuple[gw.DeliveryReceipt, float]] = []
         self._mo: list[gw.MobileOriginated] = []
-        self._plans: edrs.Plans | None = None
+        self._plans_cache: edrs.Plans | None = None
+        self._plans_at = 0.0
         self._campaigns: dict[int, tuple[int, int | None, str]] = {}
         self._session: Session | None = None
 
@@ -189,7 +191,6 @@ class Worker:
 
     def _run(self) -> None:
         self._session = make_session(self.engine, actor="serve", command=f"serve worker {self.name}")
-        self._plans = edrs.Plans(self._session)
         gateway = self.make_gateway()
         try:
             gateway.open()
@@ -234,6 +235,15 @@ class Worker:
             gateway.close()
             self._session.close()
             log.info("worker %s done: %s", self.name, self.stats.as_dict())
+
+    @property
+    def _plans(self) -> edrs.Plans:
+        """Agreement plans, reloaded every ``plans_ttl`` seconds so that price and
+        service changes reach a long-running serve without a restart."""
+        mono = time.monotonic()
+        if self._plans_cache is None or mono - self._plans_at >= self.o.plans_ttl:
+            self._plans_cache, self._plans_at = edrs.Plans(self._session), mono
+        return self._plans_cache
 
     # ------------------------------------------------------------ claiming
 
