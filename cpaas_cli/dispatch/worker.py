@@ -316,8 +316,7 @@ class Worker:
                 company_id, agreement_id, channel = self._campaign(s, r[1])
                 recs.append(_edr_row(i, r, company_id, agreement_id, channel, now))
                 edr_of[r[0]] = i
-            edrs.bulk_insert(s, E, recs)
-            self._charge(s, [i for i in ids], now)
+            self._charge(s, recs, now)
         # What rating refused (credit, no rate, blocked) is not sent.
         refused = {
             i: (reason, cid)
@@ -372,18 +371,21 @@ class Worker:
             self._tickets[ticket] = _Inflight(qid, eid, len(parts), [None] * len(parts))
         return len(rows)
 
-    def _charge(self, s: Session, edr_ids: list[int], now: datetime) -> None:
-        """The submitted event and rating of new EDRs (the ledger's credit check applies)."""
-        s.execute(sa.update(E).where(E.c.id.in_(edr_ids)).values(status="submitted", submitted_at=now))
-        rows = [
-            dict(m)
-            for m in s.execute(
-                sa.select(E).where(E.c.id.in_(edr_ids), E.c.rating_state == "unrated").order_by(E.c.event_at, E.c.id)
-            ).mappings()
-        ]
-        if rows:
-            edrs.rate_rows(s, rows, self._plans)
-            self.stats.charged += len(rows)
+    def _charge(self, s: Session, recs: list[dict], now: datetime) -> None:
+        """The submitted event and rating of new EDRs (the ledger's credit check
+        applies), rated in memory and inserted with their results and charges
+        in one go, as ``edr ingest`` does."""
+        for r in recs:
+            r["status"], r["submitted_at"] = "submitted", now
+        results, charges = edrs.Rater(s, self._plans, now=now).rate(recs)
+        for r, res in zip(recs, results, strict=True):
+            if res is not None:
+                r.update(res)
+        edrs.bulk_insert(s, E, recs)
+        for c in charges:
+            c.pop("_row", None)
+        edrs._post_bulk(s, charges)
+        self.stats.charged += sum(1 for res in results if res is not None)
 
     def _fail_campaign(self, s: Session, campaign_id: int, now: datetime) -> None:
         """Insufficient credit: the campaign fails; its queued messages get rejected EDRs."""
