@@ -602,10 +602,15 @@ def stop_add(
     output: OutputOpt = None,
 ) -> None:
     """Block phone numbers for sender IDs (existing blocks are kept)."""
+    _change_blocks(ctx, contacts.block, "added", phones, company, sender, default_country, output)
+
+
+def _change_blocks(ctx, change, key, phones, company, sender, default_country, output) -> None:
+    """stop-list add/remove: ``change`` is contacts.block or contacts.unblock."""
     with session(ctx) as s:
         owner = contacts.client_company(s, company)
-        n = contacts.block(s, owner, phones=_phones(phones, default_country), sender_list=contacts.senders(sender))
-    emit(ctx, {"added": n}, output=output)
+        n = change(s, owner, phones=_phones(phones, default_country), sender_list=contacts.senders(sender))
+    emit(ctx, {key: n}, output=output)
 
 
 @stop_app.command("remove")
@@ -618,10 +623,7 @@ def stop_remove(
     output: OutputOpt = None,
 ) -> None:
     """Unblock phone numbers for sender IDs (ALL removes every block of the number)."""
-    with session(ctx) as s:
-        owner = contacts.client_company(s, company)
-        n = contacts.unblock(s, owner, phones=_phones(phones, default_country), sender_list=contacts.senders(sender))
-    emit(ctx, {"removed": n}, output=output)
+    _change_blocks(ctx, contacts.unblock, "removed", phones, company, sender, default_country, output)
 
 
 @stop_app.command("list")
