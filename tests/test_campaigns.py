@@ -14,7 +14,8 @@ from tests.helpers import client, owner_le
 from tests.test_catalog import EXAMPLE1
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-ES1, ES2, FR1 = "34600111222", "34600111333", "33612345678"
+# Spanish numbers on a Movistar range (priced as the rest of Spain, 0.08 in EXAMPLE1) and a French one.
+ES1, ES2, FR1 = "34620111222", "34620111333", "33612345678"
 
 
 @pytest.fixture(autouse=True)

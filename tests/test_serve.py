@@ -96,7 +96,8 @@ def test_serve_once_sends_charges_and_completes(cli, db_url, smsc, tmp_path):
     assert all((r["delivered_at"] or r["undelivered_at"]) for r in rows)
     es = [r for r in rows if r["destination"].startswith("34")]
     fr = [r for r in rows if r["destination"].startswith("33")]
-    assert {r["cost"] for r in es} == {80_000}  # 0.08 per segment (billing rule: submitted)
+    # The 3460… numbers are on Vodafone Spain's range: its own leaf, 0.04 per segment (billing rule: submitted)
+    assert {(r["mcc"], r["mnc"], r["network"], r["cost"]) for r in es} == {("214", "01", "Vodafone Spain", 40_000)}
     assert [r["segments"] for r in fr] == [2, 2] and {r["cost"] for r in fr} == {100_000}  # 2 x 0.05
     assert queue_states(db_url) == {"done": 242}
 
@@ -109,7 +110,7 @@ def test_serve_once_sends_charges_and_completes(cli, db_url, smsc, tmp_path):
         shown = cli.json("campaign", "show", str(cid))
         assert shown["state"] == "completed" and shown["queue"] == {"done": n} and shown["progress"] == 100.0
     bal = cli.json("balance", "show", "AG-1")
-    assert bal["charges"] == f"{240 * 0.08 + 2 * 0.10:.2f}"
+    assert bal["charges"] == f"{240 * 0.04 + 2 * 0.10:.2f}"
 
     # Nothing left: a second run sends nothing and charges nothing.
     again = serve_once(cli)
@@ -120,8 +121,9 @@ def test_serve_once_sends_charges_and_completes(cli, db_url, smsc, tmp_path):
 @pytest.mark.parametrize("batch", [200, 1])
 def test_insufficient_credit_fails_the_campaign_while_sending(cli, db_url, smsc, tmp_path, batch):
     setup(cli, smsc.port, credit="0.20")
-    a = campaign(cli, tmp_path, ["34600000001", "34600000002"], "A", "a")  # 0.16: fits alone
-    b = campaign(cli, tmp_path, ["34600000003", "34600000004"], "B", "b")  # 0.16: fits alone, not after A
+    # Numbers on a Movistar range: Spain's others leaf, 0.08 each.
+    a = campaign(cli, tmp_path, ["34620000001", "34620000002"], "A", "a")  # 0.16: fits alone
+    b = campaign(cli, tmp_path, ["34620000003", "34620000004"], "B", "b")  # 0.16: fits alone, not after A
     out = serve_once(cli, "--batch", str(batch))
     # One batch: both of B's messages meet the credit check; one by one: the first
     # fails the campaign and the second gets its rejected EDR with the campaign.
@@ -132,7 +134,7 @@ def test_insufficient_credit_fails_the_campaign_while_sending(cli, db_url, smsc,
     assert shown["queue"] == {"failed": 2}
     rows = edrs(db_url)
     # Every recipient has exactly one EDR in a final state.
-    assert sorted(r["destination"] for r in rows) == [f"3460000000{i}" for i in range(1, 5)]
+    assert sorted(r["destination"] for r in rows) == [f"3462000000{i}" for i in range(1, 5)]
     bad = [r for r in rows if r["campaign_id"] == b]
     assert {(r["status"], r["rating_state"], r["rating_reason"]) for r in bad} == {
         ("failed", "rejected", "insufficient_credit")

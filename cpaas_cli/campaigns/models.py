@@ -126,6 +126,11 @@ class CampaignRecipient(SQLModel, table=True):
     )
     phone: str = Field(max_length=15)
     country: str | None = Field(default=None, max_length=2)
+    # The number range's network (campaigns.destinations): MCC and, when the
+    # carrier was recognised as one network, MNC; the carrier's own name.
+    mcc: str | None = Field(default=None, max_length=3)
+    mnc: str | None = Field(default=None, max_length=3)
+    network: str | None = Field(default=None, max_length=120)
     # File columns for personalisation ({variable: text}); None when none.
     values: dict | None = Field(default=None, sa_type=JSONType)
     # The recipient's own message (campaign from a file with a text column).
@@ -145,6 +150,9 @@ class OutboundMessage(SQLModel, table=True):
     )
     phone: str = Field(max_length=15)
     country: str | None = Field(default=None, max_length=2)
+    mcc: str | None = Field(default=None, max_length=3)  # copied from the recipient (EDR mcc/mnc/network)
+    mnc: str | None = Field(default=None, max_length=3)
+    network: str | None = Field(default=None, max_length=120)
     sender_id: int = Field(foreign_key="sender_id.id")
     sender: str = Field(max_length=32)
     connection_id: int | None = Field(default=None, foreign_key="vendor_connection.id")

@@ -43,7 +43,7 @@ from cpaas_cli.audit.service import record
 from cpaas_cli.campaigns import estimate as est
 from cpaas_cli.campaigns import funds, senders
 from cpaas_cli.campaigns import templates as saved
-from cpaas_cli.campaigns.destinations import country_of
+from cpaas_cli.campaigns.destinations import NETWORK_NOTE, destination
 from cpaas_cli.campaigns.models import (
     CAMPAIGN_STATES,
     Campaign,
@@ -136,7 +136,8 @@ class FileSource:
 
 @dataclass
 class _Collected:
-    order: dict[str, tuple[str | None, dict | None, str | None]] = field(default_factory=dict)
+    # number → (country, mcc, mnc, carrier, file values, own text)
+    order: dict[str, tuple] = field(default_factory=dict)
     invalid: int = 0
     duplicate: int = 0
     stop_listed: int = 0
@@ -221,7 +222,7 @@ def _collect(
             out.stop_listed += 1
             out.order[number] = None  # type: ignore[assignment]  # counted once, kept out
             return
-        out.order[number] = (country_of(number), values, text)
+        out.order[number] = (*destination(number), values, text)
 
     if groups:
         c, m = Contact.__table__, ContactGroupMember.__table__
@@ -424,11 +425,14 @@ class _BulkInsert:
 
 def _insert_recipients(session: Session, campaign_id: int, order: dict) -> None:
     insert = _BulkInsert(
-        session, CampaignRecipient.__table__, ["phone", "country", "values", "text"], {"campaign_id": campaign_id}
+        session,
+        CampaignRecipient.__table__,
+        ["phone", "country", "mcc", "mnc", "network", "values", "text"],
+        {"campaign_id": campaign_id},
     )
     batch: list[tuple] = []
-    for number, (country, values, text) in order.items():
-        batch.append((number, country, values, text))
+    for number, rest in order.items():
+        batch.append((number, *rest))
         if len(batch) >= PAGE:
             insert(batch)
             batch = []
@@ -439,9 +443,10 @@ def _insert_recipients(session: Session, campaign_id: int, order: dict) -> None:
 
 
 def _pages(session: Session, c: Campaign, *, with_contacts: bool) -> Iterator[list[tuple]]:
-    """Recipient rows in id order, a page at a time: (phone, country, values, text[, contact columns])."""
+    """Recipient rows in id order, a page at a time:
+    (id, phone, country, mcc, mnc, network, values, text[, contact columns])."""
     r = CampaignRecipient.__table__
-    cols = [r.c.id, r.c.phone, r.c.country, r.c["values"], r.c.text]
+    cols = [r.c.id, r.c.phone, r.c.country, r.c.mcc, r.c.mnc, r.c.network, r.c["values"], r.c.text]
     src: Any = r
     if with_contacts:
         ct = Contact.__table__
@@ -458,17 +463,17 @@ def _pages(session: Session, c: Campaign, *, with_contacts: bool) -> Iterator[li
         yield rows
 
 
-def messages(session: Session, c: Campaign) -> Iterator[list[tuple[str, str | None, str]]]:
-    """Each recipient's (phone, country, text), a page at a time, rendered when personalised."""
+def messages(session: Session, c: Campaign) -> Iterator[list[tuple[str, est.Key, str]]]:
+    """Each recipient's (phone, (country, mcc, mnc, carrier), text), a page at a time, rendered when personalised."""
     if not c.personalised:
         for page in _pages(session, c, with_contacts=False):
-            yield [(p[1], p[2], p[4] if p[4] is not None else c.text) for p in page]  # type: ignore[misc]
+            yield [(p[1], (p[2], p[3], p[4], p[5]), p[7] if p[7] is not None else c.text) for p in page]  # type: ignore[misc]
         return
     assert c.text is not None
     compiled = tpl.compile_template(c.text)
     used = list(c.variables)
     base_cols = [v for v in used if v in BASE_COLUMNS]
-    idx = {"first_name": 5, "last_name": 6, "birthday": 7, "gender": 8, "comments": 9}
+    idx = {"first_name": 8, "last_name": 9, "birthday": 10, "gender": 11, "comments": 12}
     with_contacts = any(v != "phone" for v in used)
     render = compiled.render
     for page in _pages(session, c, with_contacts=with_contacts):
@@ -479,30 +484,31 @@ def messages(session: Session, c: Campaign) -> Iterator[list[tuple[str, str | No
             if with_contacts:
                 for v in base_cols:
                     values[v] = p[idx[v]]
-                extra = p[10]
+                extra = p[13]
                 if extra:
                     for k, v in extra.items():
                         if k in values:
                             values[k] = v
-            fv = p[3]
+            fv = p[6]
             if fv:
                 values.update(fv)
             try:
                 text = render(values)
             except Exception:  # noqa: BLE001 - the template layer names the problem
                 text = tpl.render(compiled, values, row=None)
-            out.append((p[1], p[2], text))
+            out.append((p[1], (p[2], p[3], p[4], p[5]), text))
         yield out
 
 
-Hist = dict[str | None, Counter]
+Hist = dict[est.Key, Counter]
 
 
 def _tally_plain(session: Session, c: Campaign) -> Hist:
     r = CampaignRecipient.__table__
     _enc, segs = encoding_segments(c.text or "")
-    q = sa.select(r.c.country, sa.func.count()).where(r.c.campaign_id == c.id).group_by(r.c.country)
-    return {country: Counter({segs: n}) for country, n in session.connection().execute(q)}
+    dest = (r.c.country, r.c.mcc, r.c.mnc, r.c.network)
+    q = sa.select(*dest, sa.func.count()).where(r.c.campaign_id == c.id).group_by(*dest)
+    return {(k0, k1, k2, k3): Counter({segs: n}) for k0, k1, k2, k3, n in session.connection().execute(q)}
 
 
 @dataclass
@@ -537,11 +543,24 @@ def estimate(session: Session, c: Campaign, *, at: datetime | None = None) -> Es
     tally: Hist = defaultdict(Counter)
     encodings: Counter = Counter()
     for page in messages(session, c):
-        for _phone, country, text in page:
+        for _phone, dest, text in page:
             enc, segs = encoding_segments(text)
-            tally[country][segs] += 1
+            tally[dest][segs] += 1
             encodings[enc] += 1
     return _price(session, c, dict(tally), encodings, at)
+
+
+def _countries(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per-country sums of the destination rows (cost None when some messages are unpriced)."""
+    out: dict[str | None, dict[str, Any]] = {}
+    for r in rows:
+        d = out.setdefault(
+            r["country"], {"country": r["country"], "recipients": 0, "messages": 0, "segments": 0, "cost": 0}
+        )
+        for k in ("recipients", "messages", "segments"):
+            d[k] += r[k]
+        d["cost"] = None if d["cost"] is None or r["cost"] is None else d["cost"] + r["cost"]
+    return [{**d, "cost": format_micros(d["cost"]) if d["cost"] is not None else None} for d in out.values()]
 
 
 def estimate_dict(c: Campaign, e: Estimate) -> dict[str, Any]:
@@ -565,7 +584,8 @@ def estimate_dict(c: Campaign, e: Estimate) -> dict[str, Any]:
         "segment_histogram": {str(k): hist[k] for k in sorted(hist)},
         "encoding": {GSM7: e.encodings.get(GSM7, 0), UCS2: e.encodings.get(UCS2, 0)},
         "destinations": est.shown(e.rows),
-        "network_note": "networks are not known from numbers alone; priced per country (MCC row)",
+        "countries": _countries(e.rows),
+        "network_note": NETWORK_NOTE,
         "currency": c.currency,
         "estimated_cost": format_micros(e.cost),
         "unpriced_messages": e.unpriced,
@@ -638,10 +658,10 @@ def _start(session: Session, c: Campaign, now: datetime) -> StartOutcome:
         r = CampaignRecipient.__table__
         consts = {**common, "text": c.text, "encoding": enc, "segments": segs}
         names = list(consts)
-        sel = sa.select(
-            r.c.phone, r.c.country, *[sa.literal(v, t.c[k].type).label(k) for k, v in consts.items()]
-        ).where(r.c.campaign_id == c.id)
-        conn.execute(sa.insert(t).from_select(["phone", "country", *names], sel.order_by(r.c.id)))
+        dest = ["phone", "country", "mcc", "mnc", "network"]
+        sel = sa.select(*[r.c[k] for k in dest], *[sa.literal(v, t.c[k].type).label(k) for k, v in consts.items()])
+        sel = sel.where(r.c.campaign_id == c.id)
+        conn.execute(sa.insert(t).from_select([*dest, *names], sel.order_by(r.c.id)))
         c.messages = c.recipients
         c.segments = segs * c.recipients
     else:
@@ -649,15 +669,16 @@ def _start(session: Session, c: Campaign, now: datetime) -> StartOutcome:
         encodings: Counter = Counter()
         nested = session.begin_nested()
         total_msgs = total_segs = 0
-        insert = _BulkInsert(session, t, ["phone", "country", "text", "encoding", "segments"], common)
+        varying = ["phone", "country", "mcc", "mnc", "network", "text", "encoding", "segments"]
+        insert = _BulkInsert(session, t, varying, common)
         for page in messages(session, c):
             batch = []
-            for phone, country, text in page:
+            for phone, dest, text in page:
                 enc, segs = encoding_segments(text)
-                tally[country][segs] += 1
+                tally[dest][segs] += 1
                 encodings[enc] += 1
                 total_segs += segs
-                batch.append((phone, country, text, enc, segs))
+                batch.append((phone, *dest, text, enc, segs))
             total_msgs += len(batch)
             insert(batch)
         e = _price(session, c, dict(tally), encodings, now)
@@ -805,12 +826,9 @@ def repeat(session: Session, c: Campaign, *, name: str | None = None) -> Campaig
     session.add(new)
     session.flush()
     r = CampaignRecipient.__table__
-    sel = sa.select(sa.literal(new.id, sa.Integer), r.c.phone, r.c.country, r.c["values"], r.c.text).where(
-        r.c.campaign_id == c.id
-    )
-    session.connection().execute(
-        sa.insert(r).from_select(["campaign_id", "phone", "country", "values", "text"], sel.order_by(r.c.id))
-    )
+    copied = ["phone", "country", "mcc", "mnc", "network", "values", "text"]
+    sel = sa.select(sa.literal(new.id, sa.Integer), *[r.c[k] for k in copied]).where(r.c.campaign_id == c.id)
+    session.connection().execute(sa.insert(r).from_select(["campaign_id", *copied], sel.order_by(r.c.id)))
     return new
 
 

@@ -166,3 +166,100 @@ def normalise_mccmnc(text: str) -> Mccmnc:
     if mcc_country(mcc) is None:
         raise MccmncError(f"unknown MCC {mcc!r} in {text!r}")
     return Mccmnc(mcc, mnc or None)
+
+
+# ------------------------------------------------ networks by carrier name
+#
+# Carrier names (e.g. phonenumbers' "Vodafone", "Orange France", "DigiMobil")
+# and the dictionary's network names ("Vodafone Spain", "DIGI mobil (Best
+# Spain Telecom)") are compared within one country by normalised keys: folded
+# (case, accents, punctuation), spaces removed, and again without trailing
+# country names or generic words ("Mobile", "Telecom", "Ltd", ...); a
+# parenthesised part is an alias ("Telefonica Germany (O2)" is also "O2").
+# Written by hand: no library maps carrier names to MCC/MNC codes.
+
+_GENERIC = (
+    "mobile mobil movil mobiles telecom telecoms telecommunication telecommunications communications "
+    "wireless cellular network networks ltd limited plc inc llc sa sas sl bv ab ag gmbh spa group"
+)
+_GENERIC_WORDS = frozenset(_GENERIC.split())
+# Short names written after a network's name that pycountry does not give.
+_COUNTRY_ALIASES = {"GB": ("uk",), "US": ("usa",)}
+_PAREN = re.compile(r"\(([^)]*)\)")
+
+
+@lru_cache(maxsize=512)
+def _country_phrases(country: str) -> tuple[tuple[str, ...], ...]:
+    """Folded names of a country (as word tuples), longest first."""
+    names: set[str] = {country, *_COUNTRY_ALIASES.get(country, ())}
+    c = pycountry.countries.get(alpha_2=country)
+    if c is not None:
+        names.add(c.alpha_3)
+        for attr in ("name", "common_name", "official_name"):
+            value = getattr(c, attr, None)
+            if value:
+                names.update((value, value.split(",")[0]))
+    phrases = {tuple(_fold(n).split()) for n in names}
+    return tuple(sorted((p for p in phrases if p), key=len, reverse=True))
+
+
+def _stripped_forms(words: list[str], phrases: tuple[tuple[str, ...], ...]) -> list[str]:
+    """The name without its trailing country names and generic words, one word or phrase at a time."""
+    words = list(words)
+    out: list[str] = []
+    while len(words) > 1:
+        if words[-1] in _GENERIC_WORDS:
+            words.pop()
+        else:
+            p = next((p for p in phrases if len(words) > len(p) and tuple(words[-len(p) :]) == p), None)
+            if p is None:
+                break
+            del words[-len(p) :]
+        out.append("".join(words))
+    return out
+
+
+def network_keys(name: str, country: str | None) -> tuple[frozenset[str], frozenset[str]]:
+    """(full keys, all keys) of a network or carrier name within a country.
+
+    Full keys: the folded name without spaces (and each parenthesised alias).
+    All keys add each of those stripped of trailing country names and generic
+    words, one at a time (forms shorter than 2 characters are dropped).
+    """
+    phrases = _country_phrases(country) if country else ()
+    full: set[str] = set()
+    keys: set[str] = set()
+    for part in (_PAREN.sub(" ", name or ""), *_PAREN.findall(name or "")):
+        words = _fold(part).split()
+        if not words:
+            continue
+        full.add("".join(words))
+        keys.update(k for k in _stripped_forms(words, phrases) if len(k) >= 2)
+    return frozenset(full), frozenset(full | keys)
+
+
+@lru_cache(maxsize=512)
+def _country_networks(country: str) -> tuple[tuple[str, frozenset[str], frozenset[str]], ...]:
+    """(mccmnc, full keys, all keys) of the dictionary's networks in a country."""
+    out = []
+    for key, name in sorted(_mcc_table()[1].items()):
+        if mcc_country(key[:3]) == country:
+            out.append((key, *network_keys(name, country)))
+    return tuple(out)
+
+
+@lru_cache(maxsize=4096)
+def networks_for_carrier(carrier: str, country: str) -> tuple[str, ...]:
+    """The MCCMNCs of ``country`` whose dictionary name matches a carrier name.
+
+    A match of the full keys wins over a match of the stripped ones. One
+    result: the network; none: unknown to the dictionary; several: ambiguous.
+    """
+    full, keys = network_keys(carrier, country)
+    if not full:
+        return ()
+    nets = _country_networks(country)
+    exact = tuple(k for k, f, _a in nets if f & full)
+    if exact:
+        return exact
+    return tuple(k for k, _f, a in nets if a & keys)

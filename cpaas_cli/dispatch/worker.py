@@ -648,6 +648,21 @@ class Worker:
 
 def _edr_row(edr_id: int, r, company_id: int, agreement_id: int | None, channel: str, now: datetime) -> dict:
     qid, cid, phone, country, sender, _text, encoding, segments = r[:8]
+    # The network of the number range, so the charge is priced by network
+    # (campaigns.destinations): the queue row's mcc/mnc/network when the row
+    # was read with them and filled, otherwise looked up from the number
+    # (memoised per prefix; the same answer the campaign stored). The EDR's
+    # network is the dictionary's name of a recognised network, else the carrier's.
+    from cpaas_cli.campaigns.destinations import destination
+    from cpaas_cli.catalog.dictionary import network_name
+
+    m = getattr(r, "_mapping", None)
+    if m is not None and m.get("mcc") is not None:
+        mcc, mnc, network = m["mcc"], m.get("mnc"), m.get("network")
+    else:
+        _c, mcc, mnc, network = destination(phone)
+    if mcc and mnc:
+        network = network_name(mcc + mnc) or network
     return {
         "id": edr_id,
         "external_id": external_id(qid),
@@ -660,10 +675,10 @@ def _edr_row(edr_id: int, r, company_id: int, agreement_id: int | None, channel:
         "direction": "mt",
         "source": sender,
         "destination": phone,
-        "mcc": None,
-        "mnc": None,
+        "mcc": mcc,
+        "mnc": mnc,
         "country": country,
-        "network": None,
+        "network": network,
         "encoding": encoding,
         "segments": segments,
         "status": "prepared",
