@@ -282,7 +282,17 @@ class Worker:
             .where(Q.c.id.in_(picked), Q.c.state == "queued")
             .values(state="claimed", claimed_by=self.name, claimed_at=now, attempts=Q.c.attempts + 1, updated_at=now)
             .returning(
-                Q.c.id, Q.c.campaign_id, Q.c.phone, Q.c.country, Q.c.sender, Q.c.text, Q.c.encoding, Q.c.segments
+                Q.c.id,
+                Q.c.campaign_id,
+                Q.c.phone,
+                Q.c.country,
+                Q.c.sender,
+                Q.c.text,
+                Q.c.encoding,
+                Q.c.segments,
+                Q.c.mcc,
+                Q.c.mnc,
+                Q.c.network,
             )
         ).all()
         if not rows:
@@ -397,7 +407,19 @@ class Worker:
         if got:
             self.stats.campaigns_failed += 1
         left = s.execute(
-            sa.select(Q.c.id, Q.c.campaign_id, Q.c.phone, Q.c.country, Q.c.sender, Q.c.text, Q.c.encoding, Q.c.segments)
+            sa.select(
+                Q.c.id,
+                Q.c.campaign_id,
+                Q.c.phone,
+                Q.c.country,
+                Q.c.sender,
+                Q.c.text,
+                Q.c.encoding,
+                Q.c.segments,
+                Q.c.mcc,
+                Q.c.mnc,
+                Q.c.network,
+            )
             .where(Q.c.campaign_id == campaign_id, Q.c.state == "queued")
             .order_by(Q.c.id)
         ).all()

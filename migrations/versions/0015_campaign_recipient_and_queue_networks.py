@@ -5,8 +5,8 @@ its carrier is recognised as one network) and carrier name. Existing rows
 keep NULL: their estimate is priced per country, and the dispatch worker
 looks their network up from the number.
 
-Revision ID: 0013
-Revises: 0010
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-11-22 07:45:00.000000
 """
 
@@ -16,8 +16,8 @@ import sqlalchemy as sa
 import sqlmodel  # noqa: F401
 from alembic import op
 
-revision = "0013"
-down_revision = "0010"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
