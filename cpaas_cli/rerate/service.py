@@ -49,9 +49,12 @@ rates updates no EDR.
 
 from __future__ import annotations
 
+import gc
 import json
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -316,19 +319,21 @@ class _Report:
 # The hot path reads and writes with the DBAPI cursor of the session's
 # connection (same transaction): plain tuples in, tuples out, no per-value
 # type processing. Times are ISO text on SQLite (written back as read when
-# unchanged) and aware datetimes on PostgreSQL. The seven lookup and report
-# attributes of an EDR come as one JSON array text: one string per row to
-# make and hash instead of seven, decoded once per distinct value.
+# unchanged) and aware datetimes on PostgreSQL. Columns that take few distinct
+# values come as one JSON array text each (the seven lookup and report
+# attributes; the stored rating description): one string per row to make and
+# hash instead of seven or nine, decoded once per distinct value.
 
-# A read row, by position; the stored COMPARE columns (_RESULT) follow R_STORED.
-R_ID, R_AT, R_SUB, R_DLV, R_FINAL, R_KEY, R_SEGMENTS, R_OLD = range(8)
-R_STORED = 8
-# The result tuple built in _Unit.rate_rows, in this order (checked against edr.service).
-_RESULT = ("rating_state", "rating_reason", "rating_note", "rate_path", "service_id", "billing_rule", "unit_price",
-           "quantity", "cost", "currency", "pack_enabled_id", "pack_units")  # fmt: skip
-if COMPARE != _RESULT:  # pragma: no cover - edr.service changed its result columns
-    raise RuntimeError(f"rerate result columns {_RESULT} no longer match edr.service {COMPARE}")
-_MONEY = _RESULT[6:9]  # unit_price, quantity, cost
+# A read row, by position.
+R_ID, R_AT, R_SUB, R_DLV, R_FINAL, R_KEY, R_SEGMENTS, R_OLD, R_DESC, R_PRICE, R_QTY, R_COST = range(12)
+# The stored rating result (edr.service.RESULT_COLUMNS but rated_at) in two parts:
+# the description (R_DESC) and the price columns (R_PRICE…R_COST). _Unit.rate_rows
+# builds both from a decision as edr.service._result does.
+_DESC = ("rating_state", "rating_reason", "rating_note", "rate_path", "service_id", "billing_rule", "currency",
+         "pack_enabled_id", "pack_units")  # fmt: skip
+_MONEY = ("unit_price", "quantity", "cost")
+if sorted(COMPARE) != sorted(_DESC + _MONEY):  # pragma: no cover - edr.service changed its result columns
+    raise RuntimeError(f"rerate result columns {_DESC + _MONEY} no longer match edr.service {COMPARE}")
 _KEY = ("channel", "direction", "mcc", "mnc", "country", "network", "sender")
 _ELIGIBLE_SQL = (
     "(e.rating_state = 'rated' OR (e.rating_state = 'rejected'"
@@ -339,7 +344,7 @@ _SELECT = (
     "SELECT e.id, e.event_at, e.submitted_at, COALESCE(e.delivered_at, e.seen_at), "
     f"{_FINAL_SQL}, <key>, e.segments, "
     "(SELECT CAST(COALESCE(SUM(c.amount), 0) AS BIGINT) FROM charge c WHERE c.edr_id = e.id), "
-    f"{', '.join('e.' + c for c in _RESULT)} FROM edr e WHERE e.agreement_id = ? AND {_ELIGIBLE_SQL}"
+    f"<desc>, {', '.join('e.' + c for c in _MONEY)} FROM edr e WHERE e.agreement_id = ? AND {_ELIGIBLE_SQL}"
 )
 # A trigger time (submission, delivery, seen) at or after ?.
 _TRIGGER_FROM = "(e.submitted_at >= ? OR e.delivered_at >= ? OR e.seen_at >= ?)"
@@ -358,21 +363,25 @@ def _parse_pg(v: datetime | None) -> datetime | None:
 
 
 class _Raw:
-    """The session connection's DBAPI cursor with the dialect's placeholders and time format."""
+    """The DBAPI connection of the session's transaction, with the dialect's
+    placeholders and time format."""
 
     def __init__(self, session: Session):
-        self.session = session
+        self.conn = session.connection().connection
         self.pg = session.get_bind().dialect.name == "postgresql"
         self.parse = _parse_pg if self.pg else _parse_sqlite
         self.param: Callable[[datetime | None], Any] = (lambda v: v) if self.pg else edrs._sqlite_time
-        cols = ", ".join(f"e.{c}" for c in _KEY)
-        self.select = _SELECT.replace("<key>", f"json_build_array({cols})::text" if self.pg else f"json_array({cols})")
+        self.select = _SELECT.replace("<key>", self._array(_KEY)).replace("<desc>", self._array(_DESC))
+
+    def _array(self, columns: Sequence[str]) -> str:
+        cols = ", ".join(f"e.{c}" for c in columns)
+        return f"json_build_array({cols})::text" if self.pg else f"json_array({cols})"
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s") if self.pg else sql
 
     def fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        cur = self.session.connection().connection.cursor()
+        cur = self.conn.cursor()
         try:
             cur.execute(self._sql(sql), tuple(params))
             return cur.fetchall()
@@ -382,7 +391,7 @@ class _Raw:
     def many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         if not rows:
             return
-        cur = self.session.connection().connection.cursor()
+        cur = self.conn.cursor()
         try:
             cur.executemany(self._sql(sql), rows)
         finally:
@@ -468,6 +477,7 @@ class _Unit:
         self.state_changed = 0
         self.changes: list[tuple[int, Any, Any, tuple]] = []  # (id, old state, old reason, result), the first few
         self.attrs: dict[str, tuple[dict[str, Any], str | None, list[int]]] = {}
+        self.descs: dict[str, tuple[Any, ...]] = {}
         # pending writes of the current chunk
         self.money: list[tuple] = []  # EDR updates of the price columns only (the common case)
         self.full: list[tuple] = []  # EDR updates of every result column
@@ -480,11 +490,11 @@ class _Unit:
 
         The hot loop of a rerate: the engine event is built as in
         edr.service._event and the result tuple as in edr.service._result
-        (columns ``_RESULT``), without per-row dicts."""
-        plan, st, skip, attrs = self.plan, self.st, self.skip, self.attrs
+        (columns ``_DESC`` and ``_MONEY``), without per-row dicts."""
+        plan, st, skip, attrs, descs = self.plan, self.st, self.skip, self.attrs, self.descs
         rate, apply_, Event, parse = en.rate, en.apply, en.Event, self.raw.parse
         RATED, REJECTED, PENDING = en.RATED, en.REJECTED, en.PENDING
-        blank = ("unrated",) + (None,) * (len(_RESULT) - 1)
+        blank_desc, blank_money = ("unrated",) + (None,) * (len(_DESC) - 1), (None,) * len(_MONEY)
         no_plan = en.Decision(REJECTED, reason="no_agreement", note="the agreement has no plan")
         dest, changes, charges, no_time = self.dest, self.changes, self.charges, self.no_time
         money, full = self.money, self.full
@@ -506,16 +516,17 @@ class _Unit:
                 if acc is None:
                     acc = dest[key] = [0, 0, 0, 0]
                 a = attrs[r[5]] = (q, sender, acc)
-            sub_raw, dlv_raw = r[2], r[3]
-            sub = None if sub_raw is None else parse(sub_raw)
+            at_raw, sub_raw, dlv_raw = r[1], r[2], r[3]
+            ev_at = parse(at_raw)
+            sub = ev_at if sub_raw == at_raw else None if sub_raw is None else parse(sub_raw)
             dlv = None if dlv_raw is None else parse(dlv_raw)
             if plan is None:
                 d = no_plan
             else:
-                d = rate(Event(eid, parse(r[1]), a[0], r[6] or 1, a[1], sub, dlv, r[4] == 1), plan, st)
+                d = rate(Event(eid, ev_at, a[0], r[6] or 1, a[1], sub, dlv, r[4] == 1), plan, st)
             state = d.state
             if state == PENDING:
-                res, new = blank, 0
+                res, money_res, new = blank_desc, blank_money, 0
             else:
                 apply_(st, d)
                 res = (
@@ -525,16 +536,19 @@ class _Unit:
                     (d.path or "")[:300] or None,
                     d.service_id,
                     d.billing_rule,
-                    d.unit_price,
-                    d.quantity,
-                    d.amount if state == RATED else None,
                     d.currency,
                     d.pack_id,
                     d.pack_units or None,
                 )
+                money_res = (d.unit_price, d.quantity, d.amount if state == RATED else None)
                 new = d.amount + d.adjustment if state == RATED and d.pack_id is None else 0
             old = r[7]
-            stored = r[8:]
+            stored = descs.get(r[8])
+            if stored is None:
+                if len(descs) > 100_000:
+                    descs.clear()
+                stored = descs[r[8]] = tuple(json.loads(r[8]))
+            same_desc = stored == res
             processed += 1
             old_sum += old
             new_sum += new
@@ -546,7 +560,7 @@ class _Unit:
                 acc[3] += 1
                 changed = True
             else:
-                changed = stored != res
+                changed = not same_desc or r[9:] != money_res
             if stored[0] != res[0] or stored[1] != res[1]:
                 state_changed += 1
                 if len(changes) < MAX_LISTED:
@@ -559,10 +573,10 @@ class _Unit:
                 unchanged += 1
             if not changed or not write:
                 continue
-            if stored[:6] == res[:6] and stored[9:] == res[9:]:
-                money.append((res[6], res[7], res[8], rated_at, eid))  # only the price columns changed
+            if same_desc:
+                money.append((*money_res, rated_at, eid))  # only the price columns changed
             else:
-                full.append((*res, rated_at, eid))
+                full.append((*res, *money_res, rated_at, eid))
             if new != old:
                 ca = d.charge_at
                 if ca is None:
@@ -592,16 +606,21 @@ class _Unit:
         self.delta += delta
         self.state_changed += state_changed
 
-    def flush(self, rows: list[tuple]) -> None:
-        """Write the queued EDR updates, ledger rows and balance move (no commit)."""
+    def take(self, rows: list[tuple]) -> _Batch:
+        """The writes queued by rate_rows (for ``rows``); the unit starts a new batch."""
+        b = _Batch(rows, self.money, self.full, self.charges, self.no_time, self.delta)
+        self.money, self.full, self.charges, self.no_time, self.delta = [], [], [], [], 0
+        return b
+
+    def write_batch(self, b: _Batch) -> None:
+        """Write a batch: EDR updates, ledger rows, the balance move (no commit)."""
         raw = self.raw
         # Narrow UPDATEs cost SQLite a third of full ones (and leave the rating_state index alone).
-        for cols, data in ((_MONEY, self.money), (_RESULT, self.full)):
+        for cols, data in ((_MONEY, b.money), (_DESC + _MONEY, b.full)):
             raw.many(f"UPDATE edr SET {', '.join(f'{c} = ?' for c in cols)}, rated_at = ? WHERE id = ?", data)
-            data.clear()
-        if self.no_time:
-            by_id = {r[0]: r for r in rows}
-            ids = sorted({self.charges[i][2] for i in self.no_time})
+        if b.no_time:
+            by_id = {r[0]: r for r in b.rows}
+            ids = sorted({b.charges[i][2] for i in b.no_time})
             last: dict[int, Any] = {}
             for i in range(0, len(ids), 500):
                 part = ids[i : i + 500]
@@ -609,27 +628,38 @@ class _Unit:
                     f"SELECT edr_id, MAX(at) FROM charge WHERE edr_id IN ({', '.join('?' * len(part))}) GROUP BY edr_id"
                 )
                 last.update(raw.fetch(sql, part))
-            for i in self.no_time:
-                c = self.charges[i]
+            for i in b.no_time:
+                c = b.charges[i]
                 at = last.get(c[2]) or by_id[c[2]][R_AT]
-                self.charges[i] = (*c[:6], at, *c[7:])
-            self.no_time.clear()
-        if self.charges:
-            raw.many(
-                f"INSERT INTO charge ({', '.join(_CHARGE_COLS)}) VALUES ({', '.join('?' * len(_CHARGE_COLS))})",
-                self.charges,
-            )
-            self.charges.clear()
-        if self.delta:
-            ledger.ensure_rows(self.session, [self.ag.id])
-            raw.many(
-                "UPDATE agreement_balance SET spent = spent + ? WHERE agreement_id = ?", [(self.delta, self.ag.id)]
-            )
-            self.delta = 0
+                b.charges[i] = (*c[:6], at, *c[7:])
+        raw.many(
+            f"INSERT INTO charge ({', '.join(_CHARGE_COLS)}) VALUES ({', '.join('?' * len(_CHARGE_COLS))})", b.charges
+        )
+        if b.delta:
+            raw.many("UPDATE agreement_balance SET spent = spent + ? WHERE agreement_id = ?", [(b.delta, self.ag.id)])
 
-    @property
-    def session(self) -> Session:
-        return self.raw.session
+
+@dataclass(slots=True)
+class _Batch:
+    rows: list[tuple]
+    money: list[tuple]
+    full: list[tuple]
+    charges: list[tuple]
+    no_time: list[int]
+    delta: int
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while chunks of row tuples come and go (they
+    make no cycles; the collector's passes over them cost ~5 % of the loop)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _unit(
@@ -643,6 +673,7 @@ def _unit(
     (they come first: event order)."""
     if write:
         ledger.lock(session, [ag.id])
+        ledger.ensure_rows(session, [ag.id])
     raw = _Raw(session)
     plan = plans.get(ag.id)
     u = _Unit(raw, task, ag, p, plan, write=write)
@@ -663,8 +694,9 @@ def _unit(
             mine[pid] += int(used or 0)
         # The unit's old consumption: its own EDRs, less those a later unit owns, plus the incoming.
         for r, sign in [(r, -1) for r in u.skip.values()] + [(r, 1) for r in incoming]:
-            pid, used = r[R_STORED + _RESULT.index("pack_enabled_id")], r[R_STORED + _RESULT.index("pack_units")]
-            if r[R_STORED] == "rated" and pid in pack_ids:
+            desc = dict(zip(_DESC, json.loads(r[R_DESC]), strict=True))
+            pid, used = desc["pack_enabled_id"], desc["pack_units"]
+            if desc["rating_state"] == "rated" and pid in pack_ids:
                 mine[pid] += sign * int(used or 0)
         u.st.pack_used = {i: int(stored.get(i) or 0) - mine[i] for i in pack_ids}
     # Counters of later periods are read, not rewritten: they serve an EDR charged
@@ -678,21 +710,24 @@ def _unit(
     if incoming:
         u.rate_rows(incoming)
         if write:
-            u.flush(incoming)
+            u.write_batch(u.take(incoming))
     lo, hi = raw.param(p.start), raw.param(p.end)
     last_at, last_id = lo, 0
-    while True:
-        rows = raw.fetch(
-            f"{raw.select} AND e.event_at >= ? AND e.event_at < ? AND (e.event_at > ? OR e.id > ?)"
-            f" ORDER BY e.event_at, e.id LIMIT {CHUNK}",
-            (ag.id, last_at, hi, last_at, last_id),
-        )
-        if not rows:
-            break
-        last_at, last_id = rows[-1][R_AT], rows[-1][R_ID]
-        u.rate_rows(rows)
-        if write:
-            u.flush(rows)
+    # (A writer thread overlapping a chunk's writes with the next chunk's rating
+    # made it slower: sqlite3 takes the GIL back for every row it binds.)
+    with _gc_paused():
+        while True:
+            rows = raw.fetch(
+                f"{raw.select} AND e.event_at >= ? AND e.event_at < ? AND (e.event_at > ? OR e.id > ?)"
+                f" ORDER BY e.event_at, e.id LIMIT {CHUNK}",
+                (ag.id, last_at, hi, last_at, last_id),
+            )
+            if not rows:
+                break
+            last_at, last_id = rows[-1][R_AT], rows[-1][R_ID]
+            u.rate_rows(rows)
+            if write:
+                u.write_batch(u.take(rows))
     rep.state_changes_of(session, u.state_changed, u.changes)
     rep.merge(ag.code, u.dest)
     if write and plan is not None:
