@@ -397,6 +397,43 @@ class _Raw:
         finally:
             cur.close()
 
+    # PostgreSQL's bulk path: COPY instead of one INSERT or UPDATE per row.
+
+    def copy(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        cur = self.conn.cursor()
+        try:
+            with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as cp:
+                for r in rows:
+                    cp.write_row(r)
+        finally:
+            cur.close()
+
+    def update_prices(self, rows: list[tuple[Any, ...]]) -> None:
+        """(unit_price, quantity, cost, rated_at, id) rows: COPY into a temporary
+        table, then one UPDATE … FROM."""
+        if not rows:
+            return
+        cur = self.conn.cursor()
+        try:
+            cur.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS rerate_prices (unit_price bigint, quantity integer, cost bigint,"
+                " rated_at timestamptz, id bigint) ON COMMIT DROP"
+            )
+            cur.execute("TRUNCATE rerate_prices")
+        finally:
+            cur.close()
+        self.copy("rerate_prices", (*_MONEY, "rated_at", "id"), rows)
+        cur = self.conn.cursor()
+        try:
+            cur.execute(
+                "UPDATE edr SET unit_price = t.unit_price, quantity = t.quantity, cost = t.cost, rated_at = t.rated_at"
+                " FROM rerate_prices t WHERE edr.id = t.id"
+            )
+        finally:
+            cur.close()
+
 
 def _attributes(key: str) -> tuple[dict[str, Any], str | None, tuple[str, str]]:
     """(lookup query as edr.service._event builds it, sender, report key) of a row's key."""
@@ -616,8 +653,12 @@ class _Unit:
         """Write a batch: EDR updates, ledger rows, the balance move (no commit)."""
         raw = self.raw
         # Narrow UPDATEs cost SQLite a third of full ones (and leave the rating_state index alone).
-        for cols, data in ((_MONEY, b.money), (_DESC + _MONEY, b.full)):
-            raw.many(f"UPDATE edr SET {', '.join(f'{c} = ?' for c in cols)}, rated_at = ? WHERE id = ?", data)
+        if raw.pg:
+            raw.update_prices(b.money)
+        else:
+            raw.many(f"UPDATE edr SET {', '.join(f'{c} = ?' for c in _MONEY)}, rated_at = ? WHERE id = ?", b.money)
+        cols = _DESC + _MONEY
+        raw.many(f"UPDATE edr SET {', '.join(f'{c} = ?' for c in cols)}, rated_at = ? WHERE id = ?", b.full)
         if b.no_time:
             by_id = {r[0]: r for r in b.rows}
             ids = sorted({b.charges[i][2] for i in b.no_time})
@@ -632,9 +673,13 @@ class _Unit:
                 c = b.charges[i]
                 at = last.get(c[2]) or by_id[c[2]][R_AT]
                 b.charges[i] = (*c[:6], at, *c[7:])
-        raw.many(
-            f"INSERT INTO charge ({', '.join(_CHARGE_COLS)}) VALUES ({', '.join('?' * len(_CHARGE_COLS))})", b.charges
-        )
+        if raw.pg:
+            raw.copy("charge", _CHARGE_COLS, b.charges)
+        else:
+            raw.many(
+                f"INSERT INTO charge ({', '.join(_CHARGE_COLS)}) VALUES ({', '.join('?' * len(_CHARGE_COLS))})",
+                b.charges,
+            )
         if b.delta:
             raw.many("UPDATE agreement_balance SET spent = spent + ? WHERE agreement_id = ?", [(b.delta, self.ag.id)])
 
