@@ -1,13 +1,23 @@
-"""Rerate tasks: tier scale across a price change, packs, invoices, restart, idempotence."""
+"""Rerate tasks: tier scale across a price change, packs, invoices, restart
+(an exception between units, and SIGKILL of a real `cpaas rerate run`),
+idempotence, EDRs straddling a billing-period boundary."""
 
 from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
 
 import pytest
 import sqlalchemy as sa
 import yaml
 
-from cpaas_cli.db.engine import get_engine, make_session
+from cpaas_cli.db.engine import dispose_all, get_engine, make_session
 from cpaas_cli.rerate import service as rerate
+from tests.conftest import PG_URL, Cli, _pg_admin_url, _pg_exec
 from tests.test_money_cli import edr_file, row, setup
 
 TIER_A = {"type": "tier", "steps": [[3, "0.05"], [None, "0.03"]]}
@@ -114,6 +124,8 @@ def test_newly_no_rate_reported_and_refunded(cli, tmp_path):
     done = cli.json("rerate", "run", str(t["id"]))
     assert (done["processed"], done["updated"], done["unchanged"], done["failed"]) == (2, 0, 1, 1)
     assert cli.json("balance", "show", "AG-1")["charges"] == "0.05"
+    again = cli.json("rerate", "run", str(create(cli, till="2026-03-02T00:00:00Z")["id"]))
+    assert (again["updated"], again["unchanged"], again["failed"], again["report"]["state_changed"]) == (0, 1, 1, 0)
 
 
 def test_pack_exhausted_earlier(cli, tmp_path):
@@ -146,6 +158,11 @@ def test_pack_exhausted_earlier(cli, tmp_path):
     third = cli.json("edr", "show", "x-2")
     assert (third["pack_enabled_id"], third["cost"]) == (None, "0.08")  # the pack ran out after two
     assert cli.json("balance", "show", "AG-1")["charges"] == "0.08"
+    s = make_session(get_engine(cli.url))
+    assert s.execute(sa.text("SELECT used FROM pack_usage")).scalar() == 4
+    s.close()
+    again = cli.json("rerate", "run", str(create(cli)["id"]))
+    assert (again["updated"], again["unchanged"]) == (0, 3)
     s = make_session(get_engine(cli.url))
     assert s.execute(sa.text("SELECT used FROM pack_usage")).scalar() == 4
     s.close()
@@ -195,3 +212,177 @@ def test_kill_and_rerun_equals_clean_run(cli, tmp_path):
     assert ledger_sum(cli) == (460_000, 460_000)
     again = cli.json("rerate", "run", str(create(cli, till="2026-05-01T00:00:00Z")["id"]))
     assert again["updated"] == 0
+
+
+def at(i: int, prepared: str, submitted: str) -> dict:
+    return row(i, mccmnc="20801", segments=1, prepared_at=prepared, submitted_at=submitted)
+
+
+def counters(cli) -> dict[str, int]:
+    with get_engine(cli.url).connect() as c:
+        got = c.execute(sa.text("SELECT period_start, quantity FROM scale_counter")).all()
+    return {str(p)[:7]: q for p, q in got}
+
+
+def test_edr_straddling_a_period_boundary_is_rerated_once_by_the_unit_of_its_charge(cli, tmp_path):
+    setup(cli)
+    apply(cli, tmp_path, tree(TIER_A))
+    rows = [at(i, f"2026-03-10T10:00:0{i}Z", f"2026-03-10T10:00:0{i}Z") for i in range(2)]
+    # prepared in March, submitted (the billing trigger) in April: an April charge
+    rows.append(at(5, "2026-03-31T23:59:30Z", "2026-04-01T00:00:30Z"))
+    rows += [at(10 + i, f"2026-04-02T10:00:0{i}Z", f"2026-04-02T10:00:0{i}Z") for i in range(3)]
+    cli.json("edr", "ingest", str(edr_file(tmp_path / "e.jsonl", rows)))
+    assert cli.json("edr", "show", "x-5")["charges"][0]["at"].startswith("2026-04-01")
+    assert counters(cli) == {"2026-03": 2, "2026-04": 4}
+    assert ledger_sum(cli) == (280_000, 280_000)  # March 2 × 0.05; April 3 × 0.05 + 0.03
+    apply(cli, tmp_path, tree(TIER_B))
+
+    # April alone: the straddler is April's first unit of the tier (event order).
+    april = cli.json("rerate", "run", str(create(cli, frm="2026-04-01T00:00:00Z", till="2026-05-01T00:00:00Z")["id"]))
+    assert (april["report"]["units"], april["processed"], april["updated"]) == (1, 4, 4)
+    assert cli.json("edr", "show", "x-5")["cost"] == "0.10"
+    # March: its unit leaves the straddler to April's unit, which the task takes in
+    # (the straddler is in the window); nothing there changes any more.
+    march = cli.json("rerate", "run", str(create(cli, frm="2026-03-01T00:00:00Z", till="2026-04-01T00:00:00Z")["id"]))
+    assert (march["report"]["units"], march["processed"], march["updated"], march["unchanged"]) == (2, 6, 2, 4)
+
+    straddler = cli.json("edr", "show", "x-5")
+    assert [c["kind"] for c in straddler["charges"]] == ["edr", "rerate"]  # re-rated once
+    assert sum(int(round(float(c["amount"]) * 1_000_000)) for c in straddler["charges"]) == 100_000
+    assert counters(cli) == {"2026-03": 2, "2026-04": 4}  # the straddler counted in April only
+    # March 2 × 0.10; April 2 × 0.10 + 2 × 0.02
+    assert ledger_sum(cli) == (440_000, 440_000)
+    again = cli.json("rerate", "run", str(create(cli, frm="2026-03-01T00:00:00Z", till="2026-05-01T00:00:00Z")["id"]))
+    assert (again["processed"], again["updated"]) == (6, 0)
+    # the next April EDR continues from the recomputed counter: 5th unit at 0.02
+    cli.json(
+        "edr", "ingest", str(edr_file(tmp_path / "f.jsonl", [at(20, "2026-04-03T10:00:00Z", "2026-04-03T10:00:00Z")]))
+    )
+    assert cli.json("edr", "show", "x-20")["cost"] == "0.02"
+
+
+def test_owner_of_a_straddler_is_the_period_of_its_charge():
+    from datetime import UTC, datetime, timedelta
+
+    from cpaas_cli.catalog import lookup as lk
+    from cpaas_cli.catalog import tree as tr
+    from cpaas_cli.rating import engine as en
+
+    snap = lk.Snapshot.of(tr.parse_document(tree(TIER_A)), service_id=1, scope_id=1, currency="EUR")
+    far = datetime(2026, 1, 1, tzinfo=UTC)
+    entry = en.Entry(1, en.PAYG, "payg", far, None, ((far, None, snap),))
+    month = {3: datetime(2026, 3, 1, tzinfo=UTC), 4: datetime(2026, 4, 1, tzinfo=UTC)}
+    plan = en.Plan(1, "EUR", (entry,), lambda t: month[t.month])
+    q = lk.query(channel="sms", direction="mt", mccmnc="20801", country="FR")
+
+    def ev(prepared: datetime, submitted: datetime | None) -> en.Event:
+        return en.Event(1, prepared, q, submitted_at=submitted, final=submitted is None)
+
+    late = datetime(2026, 3, 31, 23, 59, tzinfo=UTC)
+    assert rerate.owner(plan, ev(late, late + timedelta(minutes=2))) == month[4]
+    assert rerate.owner(plan, ev(late, late)) == month[3]
+    assert rerate.owner(plan, ev(late, None)) == month[3]  # never submitted: no charge, its own period
+    # prepared longer than STRADDLE_LAG before the charge period: stays with its event period
+    early = month[4] - rerate.STRADDLE_LAG - timedelta(seconds=1)
+    assert rerate.owner(plan, ev(early, month[4] + timedelta(hours=1))) == month[3]
+
+
+# ------------------------------------------------------------ kill -9 and rerun
+
+MONTHS = (3, 4, 5, 6)
+PER_MONTH = 4000
+DEADLINE = 120.0
+
+
+def month_rows(m: int) -> list[dict]:
+    out = []
+    for i in range(PER_MONTH):
+        t = f"2026-{m:02d}-{1 + i // 1440:02d}T{i // 60 % 24:02d}:{i % 60:02d}:00Z"
+        mccmnc = ("20801", "21401", "20810")[i % 3]  # the FR tier, the ES price, the FR tier again
+        out.append(row(m * 100_000 + i, mccmnc=mccmnc, segments=1 + i % 2, prepared_at=t, submitted_at=t))
+    return out
+
+
+def clone(url: str, tmp_path) -> str:
+    """A copy of the test database (to run the same task without interruption)."""
+    dispose_all()
+    if PG_URL:
+        name = f"cpaas_c_{uuid.uuid4().hex[:12]}"
+        _pg_exec(f'CREATE DATABASE "{name}" TEMPLATE "{sa.engine.make_url(url).database}"')
+        return _pg_admin_url().set(database=name).render_as_string(hide_password=False)
+    path = tmp_path / "clean.db"
+    shutil.copyfile(url.removeprefix("sqlite:///"), path)
+    return f"sqlite:///{path}"
+
+
+def markers(url: str, task_id: int) -> int:
+    with get_engine(url).connect() as c:
+        return c.execute(sa.text("SELECT COUNT(*) FROM rerate_unit WHERE task_id = :t"), {"t": task_id}).scalar()
+
+
+def money(url: str) -> dict:
+    """Everything a rerate writes, without row ids and creation times."""
+    with get_engine(url).connect() as c:
+        return {
+            "charges": c.execute(sa.text(
+                "SELECT edr_id, kind, revision, amount, at, period_start FROM charge ORDER BY edr_id, kind, revision"
+            )).all(),
+            "edrs": c.execute(sa.text(
+                "SELECT id, rating_state, rate_path, unit_price, quantity, cost FROM edr ORDER BY id"
+            )).all(),
+            "spent": c.execute(sa.text("SELECT spent FROM agreement_balance")).all(),
+            "counters": c.execute(sa.text(
+                "SELECT node_key, group_value, period_start, quantity FROM scale_counter"
+                " ORDER BY node_key, group_value, period_start"
+            )).all(),
+        }  # fmt: skip
+
+
+def test_sigkill_mid_run_then_rerun_equals_an_uninterrupted_run(cli, tmp_path):
+    setup(cli)
+    apply(cli, tmp_path, tree(TIER_A))
+    rows = [r for m in MONTHS for r in month_rows(m)]
+    cli.json("edr", "ingest", str(edr_file(tmp_path / "e.jsonl", rows)))
+    apply(cli, tmp_path, tree(TIER_B, es_price="0.05"))
+    task = create(cli, frm="2026-03-01T00:00:00Z", till="2026-07-01T00:00:00Z")["id"]
+    clean_url = clone(cli.url, tmp_path)
+    try:
+        clean = Cli(clean_url).json("rerate", "run", str(task))
+        assert (clean["status"], clean["report"]["units"]) == ("completed", len(MONTHS))
+        expected = money(clean_url)
+        dispose_all()
+
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cpaas_cli", "--db", cli.url, "rerate", "run", str(task), "-o", "json"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        end = time.monotonic() + DEADLINE
+        while markers(cli.url, task) < 1:
+            assert proc.poll() is None, "rerate run ended before it could be killed"
+            assert time.monotonic() < end, "rerate run made no progress"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        done_at_kill = markers(cli.url, task)
+        assert 1 <= done_at_kill < len(MONTHS), "the kill came too late to test anything"
+        mid = cli.json("rerate", "show", str(task))
+        assert mid["status"] == "running"  # the process died without a final state
+        assert ledger_sum(cli)[0] == ledger_sum(cli)[1]  # committed units only, each whole
+
+        again = cli.json("rerate", "run", str(task))
+        assert again["status"] == "completed"
+        for k in ("processed", "updated", "unchanged", "failed"):
+            assert again[k] == clean[k], k
+        got = money(cli.url)
+        assert got == expected
+        rerates = [r for r in got["charges"] if r.kind == "rerate"]
+        assert len({r.edr_id for r in rerates}) == len(rerates) == clean["updated"]  # one per changed EDR
+        per_edr: dict[int, int] = {}
+        for r in got["charges"]:
+            per_edr[r.edr_id] = per_edr.get(r.edr_id, 0) + r.amount
+        assert all(per_edr.get(e.id, 0) == e.cost for e in got["edrs"])  # Σ charges = current cost
+        assert ledger_sum(cli) == ledger_sum(Cli(clean_url))
+    finally:
+        dispose_all()
+        if PG_URL:
+            _pg_exec(f'DROP DATABASE IF EXISTS "{sa.engine.make_url(clean_url).database}" WITH (FORCE)')
