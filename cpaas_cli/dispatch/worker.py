@@ -387,15 +387,13 @@ class Worker:
         in one go, as ``edr ingest`` does."""
         for r in recs:
             r["status"], r["submitted_at"] = "submitted", now
-        results, charges = edrs.Rater(s, self._plans, now=now).rate(recs)
-        for r, res in zip(recs, results, strict=True):
-            if res is not None:
-                r.update(res)
+        decisions, charges = edrs.Rater(s, self._plans, now=now).decide(recs)
+        for r, d in zip(recs, decisions, strict=True):
+            if d is not None:
+                r.update(edrs._result(d, now))
         edrs.bulk_insert(s, E, recs)
-        for c in charges:
-            c.pop("_row", None)
-        edrs._post_bulk(s, charges)
-        self.stats.charged += sum(1 for res in results if res is not None)
+        edrs._post_bulk(s, charges)  # tuples in CHARGE_COLUMNS order (+ row position)
+        self.stats.charged += sum(1 for d in decisions if d is not None)
 
     def _fail_campaign(self, s: Session, campaign_id: int, now: datetime) -> None:
         """Insufficient credit: the campaign fails; its queued messages get rejected EDRs."""
