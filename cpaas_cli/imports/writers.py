@@ -128,10 +128,16 @@ class RowWriter:
         self._text.write("\n")
         self.rows += 1
 
-    def write_many(self, rows: Iterable[Sequence[Any]]) -> None:
+    def write_many(self, rows: Iterable[Sequence[Any]], *, scalars: bool = False) -> None:
+        """Write many rows at once. ``scalars``: the caller vouches that no value is
+        a list or a dict (only str, numbers, None), so CSV rows go to the csv
+        module as they are, without a look at every value."""
         if self.fmt in ("csv", "tsv"):
-            flat = _flat
-            out = [[flat(v) for v in row] for row in rows]
+            if scalars:
+                out = rows if isinstance(rows, list) else list(rows)
+            else:
+                flat = _flat
+                out = [[flat(v) for v in row] for row in rows]
             self._csv.writerows(out)
             self.rows += len(out)
             return
