@@ -281,3 +281,22 @@ def test_rows_past_one_read_chunk_all_come_in_order(cli, db_url, monkeypatch):
     assert out.split() == ["external_id", "e-0", "e-2", "e-5", "e-7"]
     out = cli("edr", "export", *WINDOW, "--fields", "external_id", "--format", "jsonl").jsonl
     assert [r["external_id"] for r in out] == [f"e-{i}" for i in range(10)]
+
+
+def test_xlsx_holds_what_csv_holds(cli, db_url, tmp_path):
+    from python_calamine import CalamineWorkbook
+
+    add_edrs(db_url, 6, network="AT&T <Mobility>", vendor_error=" 0x0B ")
+    add_edrs(db_url, 1, tag="z", mnc="001", sender="BANK\x0bX", destination="0034600000001")
+    csv_rows = list(csv.reader(io.StringIO(cli("edr", "export", *WINDOW, "--fields", "all").stdout)))
+    f = tmp_path / "e.xlsx"
+    cli.json("edr", "export", *WINDOW, "--fields", "all", "--out", str(f))
+    by_openpyxl = list(openpyxl.load_workbook(f, read_only=True).active.iter_rows(values_only=True))
+    by_calamine = CalamineWorkbook.from_path(str(f)).get_sheet_by_index(0).to_python()
+    assert len(csv_rows) == len(by_openpyxl) == len(by_calamine) == 8
+    for want, a, b in zip(csv_rows, by_openpyxl, by_calamine, strict=True):
+        assert ["" if v is None else str(v) for v in a] == [v.replace("\x0b", "_x000B_") for v in want]
+        assert ["" if v == "" else str(int(v)) if isinstance(v, float) else v for v in b] == want
+    head = by_openpyxl[0]
+    (z,) = [r for r in by_openpyxl if r[head.index("external_id")] == "e-z0"]
+    assert (z[head.index("mnc")], z[head.index("destination")]) == ("001", "0034600000001")  # text stays text
