@@ -4,7 +4,8 @@
 
 Builds a migrated SQLite database, bulk-inserts N EDRs (executemany, not
 through ingest), then runs each step as its own `cpaas` process and reports
-wall time and that process's peak RSS (os.wait4):
+wall time, that process's CPU time (user + sys) and its peak RSS (os.wait4);
+on a shared machine the CPU time is the steadier figure:
 
   * `cpaas edr export` to CSV and to XLSX (the default 20 fields),
   * `cpaas report summary --by day,country`,
@@ -21,27 +22,31 @@ import random
 import shutil
 import sqlite3
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CPAAS = str(ROOT / ".venv" / "bin" / "cpaas")
-sys.path.insert(0, str(ROOT))
-
-from cpaas_cli.edr.export import DEFAULT_FIELDS  # noqa: E402
 
 
-def run(cmd: list[str], *, stdout=subprocess.DEVNULL) -> tuple[float, float]:
-    """(seconds, peak RSS in MB) of one child process."""
+def default_fields() -> list[str]:
+    """The export's default fields, asked of a child: importing cpaas_cli here would grow this
+    process, and a child's peak RSS as wait4 reports it starts from its parent's size at fork."""
+    code = "from cpaas_cli.edr.export import DEFAULT_FIELDS as F; print(','.join(F))"
+    out = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-c", code], capture_output=True, text=True)
+    return out.stdout.strip().split(",")
+
+
+def run(cmd: list[str], *, stdout=subprocess.DEVNULL) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds, peak RSS in MB) of one child process."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     dt = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr.read().decode()}")
-    return dt, usage.ru_maxrss / 1024
+    return dt, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def build(db: Path, n: int) -> None:
@@ -129,7 +134,7 @@ def main() -> None:
 
     # the physical limit: sqlite3's own CSV writer over the same rows and columns, times left as stored
     if shutil.which("sqlite3"):
-        cols = ", ".join(DEFAULT_FIELDS)
+        cols = ", ".join(default_fields())
         q = (
             f"SELECT {cols} FROM edr WHERE event_at >= '2026-03-01 00:00:00.000000' "
             "AND event_at < '2026-04-01 00:00:00.000000' ORDER BY event_at, id;"
@@ -152,12 +157,12 @@ def main() -> None:
     summ_tz = run([*base, "report", "summary", *window, "--by", "day,country", "--tz", "Europe/Madrid", "-o", "json"])
     results.append(("  … same with --tz Europe/Madrid", *summ_tz, 0))
 
-    print(f"\n{'step':42} {'seconds':>8} {'peak RSS MB':>12} {'file MB':>8}")
-    for name, secs, rss, size in results:
-        print(f"{name:42} {secs:8.2f} {rss:12.0f} {size / 1e6:8.1f}")
+    print(f"\n{'step':42} {'seconds':>8} {'CPU s':>7} {'peak RSS MB':>12} {'file MB':>8}")
+    for name, secs, cpu, rss, size in results:
+        print(f"{name:42} {secs:8.2f} {cpu:7.2f} {rss:12.0f} {size / 1e6:8.1f}")
     if raw:
-        print(f"\nCSV export / raw sqlite3 dump: {csv_[0] / raw[0]:.1f}×")
-    ok = csv_[0] <= 10 and xlsx[0] <= 90 and max(csv_[1], xlsx[1]) <= 300 and summ[0] <= 2
+        print(f"\nCSV export / raw sqlite3 dump: {csv_[0] / raw[0]:.1f}× wall, {csv_[1] / raw[1]:.1f}× CPU")
+    ok = csv_[0] <= 10 and xlsx[0] <= 90 and max(csv_[2], xlsx[2]) <= 300 and summ[0] <= 2
     print("targets (CSV ≤ 10 s, XLSX ≤ 90 s, RSS ≤ 300 MB, summary ≤ 2 s):", "met" if ok else "NOT met")
 
 

@@ -249,3 +249,54 @@ def test_task_json_is_stable(cli, db_url):
     assert set(t) >= {"id", "state", "from", "till", "fields", "format", "tz", "gzip", "emails", "rows", "note"}
     assert (t["from"], t["tz"], t["gzip"]) == ("2026-02-28T23:00:00Z", "Europe/Madrid", True)
     json.dumps(t)
+
+
+def test_every_field_as_the_database_holds_it(cli, db_url):
+    """The export reads the driver's raw values; they must say what the typed ORM values say."""
+    from cpaas_cli.edr.export import ALL_FIELDS, MONEY_FIELDS, TIME_FIELDS
+    from cpaas_cli.money import format_micros
+    from cpaas_cli.timeutil import iso
+
+    add_edrs(db_url, 4, unit_price=40_000, rating_note='a, "quoted" note\nover two lines')
+    out = cli("edr", "export", *WINDOW, "--fields", "all").stdout
+    got = list(csv.DictReader(io.StringIO(out)))
+    with get_engine(db_url).connect() as conn:
+        db_rows = conn.execute(sa.select(Edr.__table__).order_by(Edr.__table__.c.event_at)).mappings().all()
+    assert len(got) == len(db_rows) == 4
+    for row, want in zip(got, db_rows, strict=True):
+        assert list(row) == ALL_FIELDS
+        for f in ALL_FIELDS:
+            v = want[f]
+            text = iso(v) if f in TIME_FIELDS else format_micros(v) if f in MONEY_FIELDS else v
+            assert row[f] == ("" if text is None else str(text)), f
+    assert got[0]["rating_note"] == 'a, "quoted" note\nover two lines'
+
+
+def test_rows_past_one_read_chunk_all_come_in_order(cli, db_url, monkeypatch):
+    from cpaas_cli.edr import export
+
+    monkeypatch.setattr(export, "STREAM_CHUNK", 3)
+    add_edrs(db_url, 10)
+    out = cli("edr", "export", *WINDOW, "--fields", "external_id", "--status", "delivered", "--status", "failed").stdout
+    assert out.split() == ["external_id", "e-0", "e-2", "e-5", "e-7"]
+    out = cli("edr", "export", *WINDOW, "--fields", "external_id", "--format", "jsonl").jsonl
+    assert [r["external_id"] for r in out] == [f"e-{i}" for i in range(10)]
+
+
+def test_xlsx_holds_what_csv_holds(cli, db_url, tmp_path):
+    from python_calamine import CalamineWorkbook
+
+    add_edrs(db_url, 6, network="AT&T <Mobility>", vendor_error=" 0x0B ")
+    add_edrs(db_url, 1, tag="z", mnc="001", sender="BANK\x0bX", destination="0034600000001")
+    csv_rows = list(csv.reader(io.StringIO(cli("edr", "export", *WINDOW, "--fields", "all").stdout)))
+    f = tmp_path / "e.xlsx"
+    cli.json("edr", "export", *WINDOW, "--fields", "all", "--out", str(f))
+    by_openpyxl = list(openpyxl.load_workbook(f, read_only=True).active.iter_rows(values_only=True))
+    by_calamine = CalamineWorkbook.from_path(str(f)).get_sheet_by_index(0).to_python()
+    assert len(csv_rows) == len(by_openpyxl) == len(by_calamine) == 8
+    for want, a, b in zip(csv_rows, by_openpyxl, by_calamine, strict=True):
+        assert ["" if v is None else str(v) for v in a] == [v.replace("\x0b", "_x000B_") for v in want]
+        assert ["" if v == "" else str(int(v)) if isinstance(v, float) else v for v in b] == want
+    head = by_openpyxl[0]
+    (z,) = [r for r in by_openpyxl if r[head.index("external_id")] == "e-z0"]
+    assert (z[head.index("mnc")], z[head.index("destination")]) == ("001", "0034600000001")  # text stays text

@@ -165,3 +165,44 @@ def test_write_refused_by_read_only_transaction(cli, db_url, tmp_path):
     assert "read-only" in run.stderr
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(Edr.__table__)).scalar() == 3
+
+
+def test_local_days_cut_the_window_at_local_midnights():
+    from datetime import UTC, datetime
+
+    from cpaas_cli.reports.summary import local_days
+
+    since, till = datetime(2026, 3, 28, 12, tzinfo=UTC), datetime(2026, 3, 31, 6, tzinfo=UTC)
+    madrid = list(local_days(since, till, "Europe/Madrid"))
+    assert [(lo.isoformat(), d.isoformat(), shift) for lo, _, d, shift in madrid] == [
+        ("2026-03-28T12:00:00+00:00", "2026-03-28", False),
+        ("2026-03-28T23:00:00+00:00", "2026-03-29", True),  # clocks go forward at 02:00 that night
+        ("2026-03-29T22:00:00+00:00", "2026-03-30", False),
+        ("2026-03-30T22:00:00+00:00", "2026-03-31", False),
+    ]
+    for pieces in (madrid, list(local_days(since, till, "Asia/Kolkata")), list(local_days(since, till, "UTC"))):
+        assert pieces[0][0] == since and pieces[-1][1] == till
+        assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:], strict=False))  # no gap, no overlap
+    assert [lo.strftime("%H:%M") for lo, *_ in local_days(since, till, "Asia/Kolkata")][1:] == ["18:30"] * 3
+
+
+def test_summary_by_local_day_across_a_dst_night(cli, db_url):
+    from datetime import UTC, datetime
+
+    # Madrid: 28 March is +01:00, 30 March +02:00; the clocks go forward in the night of the 29th
+    for tag, at in (
+        ("a", datetime(2026, 3, 28, 22, 59, tzinfo=UTC)),  # 23:59 on the 28th
+        ("b", datetime(2026, 3, 28, 23, 0, tzinfo=UTC)),  # 00:00 on the 29th
+        ("c", datetime(2026, 3, 29, 1, 30, tzinfo=UTC)),  # 03:30 (summer time) on the 29th
+        ("d", datetime(2026, 3, 29, 21, 59, tzinfo=UTC)),  # 23:59 on the 29th
+        ("e", datetime(2026, 3, 29, 22, 0, tzinfo=UTC)),  # 00:00 on the 30th
+    ):
+        add_edrs(db_url, 1, tag=tag, event_at=at)
+    window = ["--from", "2026-03-28", "--till", "2026-04-01", "--tz", "Europe/Madrid"]
+    rows = cli.json("report", "summary", *window, "--by", "day,country")
+    assert [(r["day"], r["messages"]) for r in rows] == [("2026-03-28", 1), ("2026-03-29", 3), ("2026-03-30", 1)]
+    weeks = cli.json("report", "summary", *window, "--by", "week")  # Monday 30 March starts a week
+    assert [(r["week"], r["messages"]) for r in weeks] == [("2026-03-23", 4), ("2026-03-30", 1)]
+    utc = cli.json("report", "summary", "--from", "2026-03-29", "--till", "2026-03-30", "--by", "day")
+    assert [(r["day"], r["messages"]) for r in utc] == [("2026-03-29", 3)]
+    assert cli.json("report", "summary", "--from", "2026-05-01", "--till", "2026-06-01", "--by", "day") == []

@@ -7,16 +7,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlmodel import Session
 
 from cpaas_cli.cli.output import Fmt, render
 from cpaas_cli.config import Settings, load_settings
-from cpaas_cli.db.engine import get_engine, session_scope
 from cpaas_cli.errors import InvalidInput, Problem
 from cpaas_cli.timeutil import TimeError, parse_time
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 
 @dataclass
@@ -49,7 +50,15 @@ def command_path(ctx: typer.Context) -> str:
 
 @contextmanager
 def session(ctx: typer.Context) -> Iterator[Session]:
-    """A session whose transaction commits when the command succeeds."""
+    """A session whose transaction commits when the command succeeds.
+
+    Imported here, not at the top, so that `cpaas --help` loads no database
+    code; the audit module's flush hooks (audit rows, ``updated_at``) must be
+    registered before any session of a command flushes, whichever group it is.
+    """
+    import cpaas_cli.audit.service  # noqa: F401
+    from cpaas_cli.db.engine import get_engine, session_scope
+
     st = state(ctx)
     engine = get_engine(st.settings.database_url)
     with session_scope(engine, actor=st.settings.actor, command=command_path(ctx)) as s:

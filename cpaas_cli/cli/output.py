@@ -11,9 +11,6 @@ import sys
 from enum import Enum
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
 
 class Fmt(str, Enum):
     table = "table"
@@ -60,6 +57,9 @@ def render(data: dict[str, Any] | list[dict[str, Any]], fmt: Fmt, *, columns: li
         for row in rows:
             writer.writerow([_scalar(row.get(c)) for c in cols])
         return
+    from rich.console import Console  # only tables need rich
+    from rich.table import Table
+
     console = Console(file=out, width=None if out.isatty() else 240, soft_wrap=False)
     if isinstance(data, dict):
         table = Table(show_header=False, box=None, pad_edge=False)

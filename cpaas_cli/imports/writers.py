@@ -1,10 +1,11 @@
-"""Writing rows to files: CSV, TSV, XLSX (openpyxl, write-only mode) and JSONL.
+"""Writing rows to files: CSV, TSV, XLSX (our streaming writer, ``xlsx_stream``) and JSONL.
 
 Rows are dicts (``write_rows``) or sequences in column order (``RowWriter``);
-nested values (lists, dicts) are written as JSON text in CSV and XLSX cells.
-Rows are streamed, so exports of millions of rows stay small in memory. An
-XLSX file whose rows pass one sheet's limit continues on a new sheet (with the
-header repeated); text formats can be gzip-compressed.
+nested values are written as text in CSV and XLSX cells (a list as its items
+joined by commas, a dict as JSON). Rows are streamed, so exports of millions of
+rows stay small in memory. An XLSX file whose rows pass one sheet's limit
+continues on a new sheet (with the header repeated); text formats can be
+gzip-compressed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from cpaas_cli.errors import InvalidInput
+from cpaas_cli.imports.xlsx_stream import XlsxStreamWriter
 
 FORMATS = ("csv", "tsv", "xlsx", "jsonl")
 # Rows per XLSX sheet, header included (Excel's limit).
@@ -82,9 +84,7 @@ class RowWriter:
         if fmt == "xlsx":
             if not isinstance(target, str | Path):
                 raise InvalidInput("XLSX needs a file (--out)")
-            import openpyxl
-
-            self._book = openpyxl.Workbook(write_only=True)
+            self._book = XlsxStreamWriter(target)
             self._new_sheet()
             return
         if isinstance(target, str | Path):
@@ -107,16 +107,24 @@ class RowWriter:
     def _new_sheet(self) -> None:
         self.sheets += 1
         name = self._sheet_name if self.sheets == 1 else f"{self._sheet_name}-{self.sheets}"
-        self._sheet = self._book.create_sheet(name[:31])
-        self._sheet.append(self.columns)
+        self._book.new_sheet(name[:31])
+        self._book.write_rows([self.columns])
         self._in_sheet = 1
 
     def write(self, row: Sequence[Any]) -> None:  # xlsx; text formats rebind this in __init__
-        if self._in_sheet >= self._sheet_rows:
-            self._new_sheet()
-        self._sheet.append([_flat(v) for v in row])
-        self._in_sheet += 1
-        self.rows += 1
+        self._write_xlsx([row])
+
+    def _write_xlsx(self, rows: list[Sequence[Any]]) -> None:
+        """Rows onto the current sheet, rolling over to the next one at ``sheet_rows``."""
+        done = 0
+        while done < len(rows):
+            if self._in_sheet >= self._sheet_rows:
+                self._new_sheet()
+            take = min(len(rows) - done, self._sheet_rows - self._in_sheet)
+            self._book.write_rows(rows[done : done + take])  # nested values become text there
+            self._in_sheet += take
+            self.rows += take
+            done += take
 
     # -- text
     def _write_csv(self, row: Sequence[Any]) -> None:
@@ -128,19 +136,28 @@ class RowWriter:
         self._text.write("\n")
         self.rows += 1
 
-    def write_many(self, rows: Iterable[Sequence[Any]]) -> None:
+    def write_many(self, rows: Iterable[Sequence[Any]], *, scalars: bool = False) -> None:
+        """Write many rows at once. ``scalars``: the caller vouches that no value is
+        a list or a dict (only str, numbers, None), so CSV rows go to the csv
+        module as they are, without a look at every value."""
         if self.fmt in ("csv", "tsv"):
-            flat = _flat
-            out = [[flat(v) for v in row] for row in rows]
+            if scalars:
+                out = rows if isinstance(rows, list) else list(rows)
+            else:
+                flat = _flat
+                out = [[flat(v) for v in row] for row in rows]
             self._csv.writerows(out)
             self.rows += len(out)
+            return
+        if self.fmt == "xlsx":
+            self._write_xlsx(rows if isinstance(rows, list) else list(rows))
             return
         for row in rows:
             self.write(row)
 
     def close(self) -> None:
         if self.fmt == "xlsx":
-            self._book.save(self._target)
+            self._book.close()
             return
         self._text.flush()
         self._text.detach()

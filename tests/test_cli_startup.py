@@ -1,0 +1,106 @@
+"""The command groups load lazily: `cpaas --help` lists them all without importing them,
+each loads when invoked, and a fresh process still audits every change."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from cpaas_cli.cli.app import ENTRIES, app, load
+from tests.helpers import client, owner_le
+
+
+def _fresh(*args: str, code: str | None = None) -> subprocess.CompletedProcess:
+    """Run cpaas (or ``code``) in a new interpreter, so nothing is imported yet."""
+    cmd = [sys.executable, "-c", code] if code else [sys.executable, "-m", "cpaas_cli"]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, env={**os.environ, "COLUMNS": "100"})
+
+
+def test_help_lists_every_group_with_its_help():
+    out = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"}).stdout
+    listed = out.split("Commands:")[1].splitlines()
+    rows = {line.split()[0]: line.split(None, 1)[1].strip() for line in listed if line.strip()}
+    assert list(rows) == list(ENTRIES)
+    assert rows["edr"] == "EDRs: ingest, rate, list, show, export, export tasks."
+    assert rows["report"] == "Traffic summaries, charts, campaign reports, saved SQL reports."
+
+
+@pytest.mark.parametrize("name", list(ENTRIES))
+def test_stored_help_is_the_commands_own(name):
+    """What `cpaas --help` shows without loading a group is what the group says once loaded."""
+    cmd = load(name)
+    stored = ENTRIES[name][3]
+    assert stored == cmd.help.split("\n\n")[0].strip()
+    run = CliRunner().invoke(app, [name, "--help"])
+    assert run.exit_code == 0, run.output
+    assert stored.split(" (")[0] in " ".join(run.stdout.split())
+
+
+def test_groups_that_other_modules_extend_keep_those_commands():
+    assert "periods" in load("agreement").commands
+    assert {"export", "export-task"} <= set(load("edr").commands)
+
+
+def test_help_and_version_import_no_group_and_no_database_code():
+    code = (
+        "import sys; from cpaas_cli.cli.app import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('sqlalchemy', 'sqlmodel', 'alembic', 'pandas', 'openpyxl', 'rich',"
+        " 'cpaas_cli.cli.campaign', 'cpaas_cli.campaigns') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    for args in (["--help"], ["--version"]):
+        run = _fresh(*args, code=code)
+        assert run.returncode == 0, run.stderr
+        assert "HEAVY []" in run.stdout, run.stdout
+
+
+def test_a_command_imports_its_own_group_only(db_url):
+    code = (
+        "import sys; from cpaas_cli.cli.app import main\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "print('LOADED', sorted(m for m in sys.modules if m.startswith('cpaas_cli.cli.')))\n"
+        "print('HEAVY', [m for m in ('alembic', 'pandas', 'jinja2', 'cpaas_cli.campaigns') if m in sys.modules])\n"
+    )
+    run = _fresh("-q", "--db", db_url, "report", "summary", "--from", "2026-03-01", "--till", "2026-04-01", code=code)
+    assert run.returncode == 0, run.stderr
+    loaded = run.stdout.split("LOADED ")[1].splitlines()[0]
+    assert "cpaas_cli.cli.report" in loaded and "cpaas_cli.cli.campaign'" not in loaded
+    assert "HEAVY []" in run.stdout, run.stdout
+
+
+def test_unknown_command_still_suggests_a_name():
+    run = CliRunner().invoke(app, ["reprot"])
+    assert run.exit_code == 2
+    assert "report" in run.output
+
+
+def test_a_fresh_process_audits_changes_of_any_group(cli, db_url):
+    """The audit flush hooks are registered by every command's session, not by
+    whichever group happened to import the audit module (here: agreement)."""
+    owner_le(cli)
+    c = client(cli)
+    run = _fresh(
+        "--db",
+        db_url,
+        "--actor",
+        "fresh",
+        "agreement",
+        "create",
+        "AG-F",
+        "--company",
+        c["name"],
+        "--currency",
+        "EUR",
+        "-o",
+        "json",
+    )
+    assert run.returncode == 0, run.stderr
+    ag = json.loads(run.stdout)
+    rows = cli.json("audit", "list", "--actor", "fresh")
+    assert ("insert", "agreement", str(ag["id"])) in [(r["action"], r["object_type"], r["object_id"]) for r in rows]
