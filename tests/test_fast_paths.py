@@ -447,3 +447,35 @@ def test_ingest_stores_what_the_general_path_stores(cli, tmp_path, db_url):
     finally:
         s.close()
         clock.set_clock(None)
+
+
+def test_bulk_pragmas_are_put_back(cli, tmp_path, db_url):
+    """The larger cache and rarer checkpoints hold for the ingest only (the pooled connection lives on)."""
+    from cpaas_cli.db.engine import get_engine, make_session
+    from cpaas_cli.edr import service as edrs
+    from tests.test_money_cli import edr_file, row, setup
+
+    setup(cli)
+    s = make_session(get_engine(db_url))
+    try:
+        if s.get_bind().dialect.name != "sqlite":
+            pytest.skip("SQLite connection settings")
+        raw = s.connection().connection.dbapi_connection
+        before = {k: raw.execute(f"PRAGMA {k}").fetchone()[0] for k in edrs.BULK_PRAGMAS}
+        assert all(before[k] != v for k, v in edrs.BULK_PRAGMAS.items())
+        seen = {}
+        real = edrs._ingest
+
+        def spy(session, *a, **kw):
+            seen.update({k: raw.execute(f"PRAGMA {k}").fetchone()[0] for k in edrs.BULK_PRAGMAS})
+            return real(session, *a, **kw)
+
+        edrs._ingest = spy
+        try:
+            assert edrs.ingest(s, edr_file(tmp_path / "e.jsonl", [row(i) for i in range(3)]))["inserted"] == 3
+        finally:
+            edrs._ingest = real
+        assert seen == edrs.BULK_PRAGMAS
+        assert {k: raw.execute(f"PRAGMA {k}").fetchone()[0] for k in edrs.BULK_PRAGMAS} == before
+    finally:
+        s.close()
