@@ -1110,8 +1110,9 @@ def insert_columns(
     tables); a column that is NULL in every row and has no server default is
     left out of the statement (the database stores NULL for it all the same);
     on SQLite, rows that carry their ids go in groups by which columns are
-    NULL, each group without those. Rows go ``ROWS_PER_STATEMENT`` per INSERT (multi-row VALUES: far fewer
-    statement steps than one row per execute), the rest in one more."""
+    NULL, each group without those. SQLite: rows go ``ROWS_PER_STATEMENT`` per
+    INSERT (multi-row VALUES: far fewer statement steps than one row per
+    execute), the rest in one more; PostgreSQL: one COPY."""
     n = len(next(iter(columns.values()), ()))
     if not n:
         return
@@ -1132,7 +1133,15 @@ def insert_columns(
             values = _time_values(values, times)
         names.append(c)
         values_of.append(values)
-    if sqlite_ and "id" in names:
+    if not sqlite_:
+        # PostgreSQL: COPY (text format; the server parses JSON and times as for an INSERT).
+        raw = session.connection().connection.dbapi_connection
+        with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as cp:
+            write = cp.write_row
+            for row in zip(*values_of, strict=True):
+                write(row)
+        return
+    if "id" in names:
         # Rows with their own ids may go in any order: rows by which columns are NULL,
         # each group without those columns (the driver binds a None far slower than a value).
         mixed = [j for j, v in enumerate(values_of) if None in v and table.c[names[j]].server_default is None]
