@@ -17,7 +17,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from itertools import chain, repeat
+from itertools import chain, islice, repeat
 from operator import attrgetter, is_, itemgetter, methodcaller
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,7 @@ EDR = Edr.__table__
 CNT = ScaleCounter.__table__
 PCK = PackUsage.__table__
 CHUNK = 20_000
+INGEST_CHUNK = 50_000  # rows per committed chunk of `edr ingest` (fewer commits and checkpoints)
 TIME_COLUMNS = tuple(f"{s}_at" for s in STATUSES)
 
 # ------------------------------------------------------------------ plans
@@ -1120,12 +1121,17 @@ def insert_columns(
     times = _TimeText() if times is None else times
     names: list[str] = []
     values_of: list[Sequence[Any]] = []
+    mixed: list[int] = []  # positions of columns NULL in some rows, without a server default
     for c, values in columns.items():
         if len(values) != n:
             raise ValueError(f"column {c}: {len(values)} values for {n} rows")
         col = table.c[c]
-        if col.server_default is None and values.count(None) == n:
-            continue
+        if col.server_default is None:
+            nulls = values.count(None)
+            if nulls == n:
+                continue
+            if nulls:
+                mixed.append(len(names))
         t = col.type
         if isinstance(t, sa.JSON):
             values = _json_values(values)
@@ -1141,25 +1147,23 @@ def insert_columns(
             for row in zip(*values_of, strict=True):
                 write(row)
         return
-    if "id" in names:
+    if mixed and "id" in names:
         # Rows with their own ids may go in any order: rows by which columns are NULL,
         # each group without those columns (the driver binds a None far slower than a value).
-        mixed = [j for j, v in enumerate(values_of) if None in v and table.c[names[j]].server_default is None]
-        if mixed:
-            groups: dict[tuple[bool, ...], list[int]] = defaultdict(list)
-            for i, key in enumerate(zip(*(map(is_, values_of[j], repeat(None)) for j in mixed), strict=True)):
-                groups[key].append(i)
-            for key, rows in groups.items():
-                drop = {j for j, null in zip(mixed, key, strict=True) if null}
-                keep = [j for j in range(len(names)) if j not in drop]
-                _run_statements(
-                    session,
-                    table.name,
-                    [names[j] for j in keep],
-                    [list(map(values_of[j].__getitem__, rows)) for j in keep],
-                    sqlite_,
-                )
-            return
+        groups: dict[tuple[bool, ...], list[int]] = defaultdict(list)
+        for i, key in enumerate(zip(*(map(is_, values_of[j], repeat(None)) for j in mixed), strict=True)):
+            groups[key].append(i)
+        for key, rows in groups.items():
+            drop = {j for j, null in zip(mixed, key, strict=True) if null}
+            keep = [j for j in range(len(names)) if j not in drop]
+            _run_statements(
+                session,
+                table.name,
+                [names[j] for j in keep],
+                [list(map(values_of[j].__getitem__, rows)) for j in keep],
+                sqlite_,
+            )
+        return
     _run_statements(session, table.name, names, values_of, sqlite_)
 
 
@@ -1167,20 +1171,19 @@ def _run_statements(
     session: Session, table: str, names: list[str], values_of: list[Sequence[Any]], sqlite_: bool
 ) -> None:
     n = len(values_of[0])
-    flat = list(chain.from_iterable(zip(*values_of, strict=True)))
+    rows = zip(*values_of, strict=True)
     width = len(names)
     ph = "?" if sqlite_ else "%s"
     one = f"({', '.join([ph] * width)})"
     head = f"INSERT INTO {table} ({', '.join(names)}) VALUES "
     per = max(1, min(ROWS_PER_STATEMENT, _max_params(session, sqlite_) // width))
-    full = (n - n % per) * width
+    full, rest = divmod(n, per)
     conn = session.connection()
-    w = per * width
     if full:
-        conn.exec_driver_sql(head + ", ".join([one] * per), [tuple(flat[i : i + w]) for i in range(0, full, w)])
-    if full < len(flat):
-        rest = tuple(flat[full:])
-        conn.exec_driver_sql(head + ", ".join([one] * (len(rest) // width)), rest)
+        params = [tuple(chain.from_iterable(islice(rows, per))) for _ in range(full)]
+        conn.exec_driver_sql(head + ", ".join([one] * per), params)
+    if rest:
+        conn.exec_driver_sql(head + ", ".join([one] * rest), tuple(chain.from_iterable(rows)))
 
 
 def _stored_external_ids(session: Session, exts: list[str]) -> set[str]:
@@ -1198,7 +1201,7 @@ def _stored_external_ids(session: Session, exts: list[str]) -> set[str]:
 
 
 def ingest(
-    session: Session, path: str | Path, *, rate: bool = True, chunk: int = CHUNK, check_first: bool = False
+    session: Session, path: str | Path, *, rate: bool = True, chunk: int = INGEST_CHUNK, check_first: bool = False
 ) -> dict[str, int]:
     """Ingest an EDR file (CSV, XLSX or JSONL). Commits per chunk; a chunk is
     validated whole before anything of it is written, and a bad row stops the
