@@ -479,3 +479,42 @@ def test_bulk_pragmas_are_put_back(cli, tmp_path, db_url):
         assert {k: raw.execute(f"PRAGMA {k}").fetchone()[0] for k in edrs.BULK_PRAGMAS} == before
     finally:
         s.close()
+
+
+def test_copy_text_loads_what_psycopg_rows_load(db_url):
+    """PostgreSQL: the column-wise COPY text gives the same stored rows as psycopg's write_row."""
+    import sqlalchemy as sa
+
+    from cpaas_cli.db.engine import get_engine
+    from cpaas_cli.edr import service as edrs
+
+    engine = get_engine(db_url)
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL COPY")
+    t = datetime(2026, 3, 1, 12, 0, 0, 5, tzinfo=UTC)
+    cols = [
+        [1, 2, 3, -4, 10**15],
+        ["a", "tab\there", "new\nline\r", "back\\slash \\N", ""],
+        ["x", None, "\\N", None, "ünï"],
+        [t, None, t.astimezone(timezone(timedelta(hours=5, minutes=30))), t, None],
+        [json.dumps({"p": "a\tb", "q": None}), "{}", None, "[1]", '"s"'],
+        [None, 7, None, None, 0],
+    ]
+    assert edrs.copy_text([[True], [1]]) is None and edrs.copy_text([[datetime(2026, 3, 1)]]) is None
+    text = edrs.copy_text(cols)
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        with raw.cursor() as cur:
+            for name in ("fast", "rows"):
+                cur.execute(f"CREATE TEMP TABLE {name} (i bigint, a text, b text, t timestamptz, j json, k int)")
+            with cur.copy("COPY fast (i, a, b, t, j, k) FROM STDIN") as cp:
+                cp.write(text)
+            with cur.copy("COPY rows (i, a, b, t, j, k) FROM STDIN") as cp:
+                for r in zip(*cols, strict=True):
+                    cp.write_row(r)
+        got = [
+            conn.execute(sa.text(f"SELECT i, a, b, t, j::text, k FROM {n} ORDER BY i")).all() for n in ("fast", "rows")
+        ]
+    assert got[0] == got[1] and len(got[0]) == 5
+    by_i = {r[0]: r for r in got[0]}
+    assert by_i[2][1] == "tab\there" and by_i[3][2] == "\\N" and by_i[2][2] is None and by_i[1][5] is None

@@ -17,8 +17,9 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from itertools import chain, islice, repeat
-from operator import attrgetter, is_, itemgetter, methodcaller
+from operator import attrgetter, is_, is_not, itemgetter, methodcaller
 from pathlib import Path
 from typing import Any
 
@@ -1011,8 +1012,11 @@ def _reserve_ids(session: Session, n: int) -> list[int]:
     """Ids for ``n`` new EDR rows. SQLite: max(id) under the write lock the
     caller holds; PostgreSQL: values drawn from the id sequence."""
     if session.get_bind().dialect.name == "postgresql":
-        q = "SELECT nextval(pg_get_serial_sequence('edr', 'id')) FROM generate_series(1, %(n)s)"
-        return [r[0] for r in session.connection().exec_driver_sql(q, {"n": n})]
+        conn = session.connection()
+        # The sequence's name first: pg_get_serial_sequence in the row list would run once per row.
+        seq = conn.exec_driver_sql("SELECT pg_get_serial_sequence('edr', 'id')").scalar()
+        q = "SELECT nextval(%(seq)s::regclass) FROM generate_series(1, %(n)s)"
+        return [r[0] for r in conn.exec_driver_sql(q, {"seq": seq, "n": n})]
     top = session.connection().exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM edr").scalar() or 0
     return list(range(top + 1, top + 1 + n))
 
@@ -1140,12 +1144,7 @@ def insert_columns(
         names.append(c)
         values_of.append(values)
     if not sqlite_:
-        # PostgreSQL: COPY (text format; the server parses JSON and times as for an INSERT).
-        raw = session.connection().connection.dbapi_connection
-        with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as cp:
-            write = cp.write_row
-            for row in zip(*values_of, strict=True):
-                write(row)
+        _copy(session, table.name, names, values_of)
         return
     if mixed and "id" in names:
         # Rows with their own ids may go in any order: rows by which columns are NULL,
@@ -1165,6 +1164,59 @@ def insert_columns(
             )
         return
     _run_statements(session, table.name, names, values_of, sqlite_)
+
+
+def _copy(session: Session, table: str, names: list[str], values_of: list[Sequence[Any]]) -> None:
+    """PostgreSQL: the rows through one COPY, as COPY text built column by column
+    (``copy_text``), else row by row with psycopg's ``write_row``."""
+    raw = session.connection().connection.dbapi_connection
+    text = copy_text(values_of)
+    with raw.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN") as cp:
+        if text is not None:
+            cp.write(text)
+        else:
+            write = cp.write_row
+            for row in zip(*values_of, strict=True):
+                write(row)
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_COPY_NULL = "\\N"
+
+
+def copy_text(values_of: list[Sequence[Any]]) -> str | None:
+    """The rows (given column by column) in COPY's text format: one line per
+    row, tab between fields, ``\\N`` for NULL, backslash escapes in text.
+    Columns of str, int or aware datetime values (and None) only; None when a
+    column holds anything else (the caller then lets psycopg write the rows)."""
+    fields: list[Sequence[str]] = []
+    for values in values_of:
+        kinds = set(map(type, values))
+        nulls = type(None) in kinds
+        kinds.discard(type(None))
+        present = list(filter(partial(is_not, None), values)) if nulls else values
+        if kinds == {str}:
+            joined = "".join(present)
+            if "\\" in joined or "\t" in joined or "\n" in joined or "\r" in joined:
+                present = [v.translate(_COPY_ESCAPES) for v in present]
+            elif not nulls:
+                fields.append(values)
+                continue
+        elif kinds == {int}:
+            present = list(map(str, present))
+        elif kinds == {datetime}:
+            if None in set(map(_TZINFO, present)):
+                return None  # naive times: leave them to psycopg
+            present = list(map(datetime.isoformat, present))
+        elif kinds:
+            return None
+        if nulls:
+            it = iter(present)
+            present = [_COPY_NULL if v is None else next(it) for v in values]
+        fields.append(present)
+    if not fields or not len(fields[0]):
+        return ""
+    return "\n".join(map("\t".join, zip(*fields, strict=True))) + "\n"
 
 
 def _run_statements(
