@@ -518,3 +518,33 @@ def test_copy_text_loads_what_psycopg_rows_load(db_url):
     assert got[0] == got[1] and len(got[0]) == 5
     by_i = {r[0]: r for r in got[0]}
     assert by_i[2][1] == "tab\there" and by_i[3][2] == "\\N" and by_i[2][2] is None and by_i[1][5] is None
+
+
+def test_a_bad_row_stops_the_run_at_its_chunk_and_is_named(cli, tmp_path):
+    """CSV through the column-wise path, chunks of 100: a bad cell in the second
+    chunk leaves the first stored, nothing of its own, and the message names its
+    row and field; --check-first stores nothing; the fixed file adds the rest."""
+    import csv
+
+    from tests.test_money_cli import row, setup
+
+    setup(cli)
+    rows = [row(i, segments=1) for i in range(250)]
+
+    def write(bad: bool):
+        p = tmp_path / ("bad.csv" if bad else "good.csv")
+        with p.open("w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            w.writeheader()
+            for i, r in enumerate(rows):
+                w.writerow({**r, "mccmnc": "21401x"} if bad and i == 150 else r)
+        return p
+
+    run = cli("edr", "ingest", str(write(True)), "--chunk", "100", "--check-first", expect=4)
+    assert "152" in run.stderr and "mccmnc" in run.stderr
+    assert cli.json("edr", "list", "--limit", "1000") == []
+    run = cli("edr", "ingest", str(write(True)), "--chunk", "100", expect=4)
+    assert "row 152" in run.stderr and "mccmnc" in run.stderr
+    assert len(cli.json("edr", "list", "--limit", "1000")) == 100
+    got = cli.json("edr", "ingest", str(write(False)), "--chunk", "100")
+    assert (got["inserted"], got["skipped"], got["rated"]) == (150, 100, 150)

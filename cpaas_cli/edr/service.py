@@ -246,8 +246,9 @@ def _segments(text: str, problems: list[Problem], n: int | None) -> int:
 def parse_row(n: int, raw: dict[str, str], refs: _Refs, problems: list[Problem]) -> dict[str, Any] | None:
     """One input row → EDR column values; problems are appended (with the row number).
 
-    Hot path of ``edr ingest`` (one call per row): the status times are read in
-    one loop over the columns that hold text, with ``_time`` inlined."""
+    The reference for ``parse_columns`` (which ``edr ingest`` runs per chunk)
+    and what names each bad row and field when a chunk has any; also
+    ``validate_file``'s parser."""
     start = len(problems)
     g = raw.get
     ext = g("external_id", "")
