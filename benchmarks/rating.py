@@ -4,14 +4,21 @@
    some tier scales per sender ID, an Others fallback) plus a unit pack that
    covers one country; events are built first, then ``engine.rate`` +
    ``engine.apply`` are timed on one core.
-2. End to end: a fresh database (temporary SQLite file, or --db URL), an
-   agreement with that service, the pack and a payment; an EDR CSV of --rows
-   rows is written, then `edr ingest` (validate, rate, store, commit per chunk)
-   is timed.
+2. End to end: a fresh database (temporary SQLite file, or --db URL: an empty
+   database, which the script migrates), an agreement with that service, the
+   pack and a payment; an EDR CSV of --rows rows is written, then `edr ingest`
+   (validate, rate, store, commit per 50,000-row chunk) is timed in-process,
+   then the same file again (every row skipped as stored already).
 
-    .venv/bin/python benchmarks/rating.py [--events 300000] [--rows 1000000] [--db URL]
+    .venv/bin/python benchmarks/rating.py [--events 300000] [--rows 1000000] [--db URL] [--skip-engine]
 
 Targets: engine ≥ 200,000 EDR/s; ingest + rate + store ≥ 50,000 EDR/s on SQLite.
+
+Where the ingest time goes (1M rows, SQLite, 2 cores, one used): the bare
+multi-row INSERTs of the same EDR and charge rows, built in advance, with the
+same indexes and settings, take about 12-13 s; the engine about 3.5 s; the
+rest is reading, the column-wise parse, events, results and the insert
+parameters. On PostgreSQL the rows go through COPY.
 """
 
 from __future__ import annotations

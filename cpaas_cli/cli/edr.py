@@ -37,7 +37,7 @@ def ingest(
     ctx: typer.Context,
     file: Annotated[str, typer.Argument(help="CSV, XLSX or JSONL file of EDRs (one row per message attempt).")],
     rate: Annotated[bool, typer.Option("--rate/--no-rate", help="Rate the new EDRs while ingesting.")] = True,
-    chunk: Annotated[int, typer.Option("--chunk", min=100, help="Rows per committed chunk.")] = edrs.CHUNK,
+    chunk: Annotated[int, typer.Option("--chunk", min=100, help="Rows per committed chunk.")] = edrs.INGEST_CHUNK,
     check_first: Annotated[
         bool, typer.Option("--check-first", help="Validate the whole file before writing anything (reads it twice).")
     ] = False,

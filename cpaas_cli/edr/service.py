@@ -13,12 +13,13 @@ from __future__ import annotations
 import gc
 import json
 import sqlite3
-from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from itertools import chain
-from operator import itemgetter
+from functools import partial
+from itertools import chain, islice, repeat
+from operator import attrgetter, is_, is_not, itemgetter, methodcaller
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ from cpaas_cli.catalog import tree as tr
 from cpaas_cli.catalog.dictionary import MccmncError, mcc_country, normalise_mccmnc
 from cpaas_cli.edr.models import DIRECTIONS, FINAL_STATUSES, STATUSES, Edr
 from cpaas_cli.errors import InvalidInput, NotFound, Problem
-from cpaas_cli.imports.readers import read_rows
+from cpaas_cli.imports.readers import read_lists, read_rows
 from cpaas_cli.money import format_micros
 from cpaas_cli.rating import engine as en
 from cpaas_cli.tenancy.models import Company
@@ -48,6 +49,7 @@ EDR = Edr.__table__
 CNT = ScaleCounter.__table__
 PCK = PackUsage.__table__
 CHUNK = 20_000
+INGEST_CHUNK = 50_000  # rows per committed chunk of `edr ingest` (fewer commits and checkpoints)
 TIME_COLUMNS = tuple(f"{s}_at" for s in STATUSES)
 
 # ------------------------------------------------------------------ plans
@@ -147,6 +149,7 @@ class _Refs:
         self.session = session
         self.ags: dict[str, tuple[int, int] | None] = {}
         self.cos: dict[str, int | None] = {}
+        self.memo: defaultdict[str, dict[Any, Any]] = defaultdict(dict)  # parse_columns' answers for the run
 
     def agreement(self, ref: str) -> tuple[int, int] | None:
         if ref not in self.ags:
@@ -196,19 +199,8 @@ _LATEST_FIRST = tuple((f"{s}_at", s) for s in reversed(STATUSES))
 _fromisoformat = datetime.fromisoformat
 
 
-def parse_row(n: int, raw: dict[str, str], refs: _Refs, problems: list[Problem]) -> dict[str, Any] | None:
-    """One input row → EDR column values; problems are appended (with the row number).
-
-    Hot path of ``edr ingest`` (one call per row): the status times are read in
-    one loop over the columns that hold text, with ``_time`` inlined."""
-    start = len(problems)
-    g = raw.get
-    ext = g("external_id", "")
-    if not ext:
-        problems.append(Problem("external_id", "required (it makes a re-ingest idempotent)", n))
-    elif len(ext) > 100:
-        problems.append(Problem("external_id", "longer than 100 characters", n))
-    ag_ref, co_ref = g("agreement", ""), g("company", "")
+def _party(ag_ref: str, co_ref: str, refs: _Refs, problems: list[Problem], n: int | None) -> tuple[Any, Any]:
+    """(agreement id, company id) of a row's agreement and company references."""
     ag_id = co_id = None
     if ag_ref:
         got = refs.ags[ag_ref] if ag_ref in refs.ags else refs.agreement(ag_ref)
@@ -225,11 +217,12 @@ def parse_row(n: int, raw: dict[str, str], refs: _Refs, problems: list[Problem])
         co_id = cid if co_id is None else co_id
     if not ag_ref and not co_ref:
         problems.append(Problem("agreement", "give an agreement or at least a company", n))
-    direction = (g("direction") or "mt").lower()
-    if direction not in DIRECTIONS:
-        problems.append(Problem("direction", "must be mt or mo", n))
-    mcc, mnc = g("mcc", ""), g("mnc", "")
-    text = g("mccmnc") or (mcc + mnc if mcc else "")
+    return ag_id, co_id
+
+
+def _network(mccmnc: str, mcc: str, mnc: str, problems: list[Problem], n: int | None) -> tuple[str, str]:
+    """(mcc, mnc) from the mccmnc cell, else the mcc and mnc cells ("" when not given)."""
+    text = mccmnc or (mcc + mnc if mcc else "")
     if text:
         if text.isdigit() and len(text) in (5, 6):
             mcc, mnc = text[:3], text[3:]
@@ -239,10 +232,36 @@ def parse_row(n: int, raw: dict[str, str], refs: _Refs, problems: list[Problem])
                 mcc, mnc = m.mcc, m.mnc or ""
             except MccmncError as exc:
                 problems.append(Problem("mccmnc", str(exc), n))
-    seg = g("segments") or "1"
+    return mcc, mnc
+
+
+def _segments(text: str, problems: list[Problem], n: int | None) -> int:
+    seg = text or "1"
     segments = int(seg) if seg.isdigit() else 0
     if segments < 1:
         problems.append(Problem("segments", f"a whole number of 1 or more, got {seg!r}", n))
+    return segments
+
+
+def parse_row(n: int, raw: dict[str, str], refs: _Refs, problems: list[Problem]) -> dict[str, Any] | None:
+    """One input row → EDR column values; problems are appended (with the row number).
+
+    The reference for ``parse_columns`` (which ``edr ingest`` runs per chunk)
+    and what names each bad row and field when a chunk has any; also
+    ``validate_file``'s parser."""
+    start = len(problems)
+    g = raw.get
+    ext = g("external_id", "")
+    if not ext:
+        problems.append(Problem("external_id", "required (it makes a re-ingest idempotent)", n))
+    elif len(ext) > 100:
+        problems.append(Problem("external_id", "longer than 100 characters", n))
+    ag_id, co_id = _party(g("agreement", ""), g("company", ""), refs, problems, n)
+    direction = (g("direction") or "mt").lower()
+    if direction not in DIRECTIONS:
+        problems.append(Problem("direction", "must be mt or mo", n))
+    mcc, mnc = _network(g("mccmnc") or "", g("mcc", ""), g("mnc", ""), problems, n)
+    segments = _segments(g("segments") or "", problems, n)
     times = _NO_TIMES.copy()
     first = None  # the first status time given, in STATUSES order
     for c in TIME_COLUMNS:
@@ -308,6 +327,189 @@ def _country_of(mcc: str) -> str | None:
     return got
 
 
+class _Bad(Exception):
+    """A cell the column-wise parse does not take: the chunk goes through parse_row."""
+
+
+def _memo_map(values: Sequence[Any], fn: Callable[[Any], Any], memo: dict[Any, Any] | None = None) -> list[Any]:
+    """``[fn(v) for v in values]`` with ``fn`` called once per distinct value
+    (``memo`` keeps the answers for later chunks; a value ``fn`` refuses is not kept)."""
+    memo = {} if memo is None else memo
+    for v in set(values).difference(memo):
+        memo[v] = fn(v)
+    return list(map(memo.__getitem__, values))
+
+
+def _or_none(values: Sequence[str] | None, n: int) -> list[str | None]:
+    """``[v or None for v in values]`` (all None for a column the file lacks)."""
+    if values is None:
+        return [None] * n
+    if "" not in values:
+        return list(values)
+    return [v or None for v in values]
+
+
+def _checked(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn(*args, problems, None)`` that raises _Bad when it notes a problem."""
+
+    def call(*args: Any) -> Any:
+        problems: list[Problem] = []
+        got = fn(*args, problems, None)
+        if problems:
+            raise _Bad
+        return got
+
+    return call
+
+
+def _utc_times(texts: Sequence[str]) -> list[datetime | None]:
+    """One status-time column: ISO 8601 text → aware UTC (None for "")."""
+    if "" in texts:
+        values = [_fromisoformat(t) if t else None for t in texts]
+        aware = [v for v in values if v is not None]
+    else:
+        values = aware = list(map(_fromisoformat, texts))
+    if aware and set(map(_TZINFO, aware)) != {UTC}:
+        values = [
+            v if v is None or v.tzinfo is UTC else (v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC))
+            for v in values
+        ]
+    return values
+
+
+_TZINFO = attrgetter("tzinfo")
+# Where a row's event time comes from: prepared, else submitted, else the first status time in STATUSES order.
+_EVENT_TIME_ORDER = (
+    "prepared_at",
+    "submitted_at",
+    *(c for c in TIME_COLUMNS if c not in ("prepared_at", "submitted_at")),
+)
+
+
+def parse_columns(names: Sequence[str], rows: Sequence[Sequence[str]], refs: _Refs) -> dict[str, list[Any]] | None:
+    """``parse_row`` for a whole chunk at once, column by column: the same values
+    (``PARSED_COLUMNS`` → one list each, in row order), computed with C-level
+    maps and once per distinct value where values repeat (references, networks,
+    segments, statuses). ``rows`` hold one cell per name (``read_csv_lists``).
+
+    None when any row has a problem or an external id repeats in the chunk:
+    the caller then parses the chunk with ``parse_row``, which names each row
+    and field. The fast path never reports a problem itself."""
+    n = len(rows)
+    if n == 0:
+        return {c: [] for c in PARSED_COLUMNS}
+    at = {name: i for i, name in enumerate(names) if name}
+    cols = list(zip(*rows, strict=True))
+    if len(cols) != len(names):
+        return None
+
+    def get(name: str) -> tuple[str, ...] | None:
+        i = at.get(name)
+        return None if i is None else cols[i]
+
+    empty = ("",) * n
+    memo = refs.memo
+    try:
+        ext = get("external_id")
+        if ext is None or not all(ext) or max(map(len, ext)) > 100 or len(set(ext)) != n:
+            return None
+        ags, cos = get("agreement"), get("company")
+        if cos is None:
+            party = _memo_map(ags or empty, lambda ref: _checked(_party)(ref, "", refs), memo["agreement"])
+        else:
+            party = _memo_map(
+                list(zip(ags or empty, cos, strict=True)), lambda k: _checked(_party)(k[0], k[1], refs), memo["party"]
+            )
+        direction = _memo_map(get("direction") or empty, _direction, memo["direction"])
+        present = [c for c in ("mccmnc", "mcc", "mnc", "country") if c in at]
+        if len(present) == 1:
+            where = _memo_map(get(present[0]), lambda v: _where(**{present[0]: v}), memo[present[0]])
+        elif present:
+            where = _memo_map(
+                list(zip(*map(get, present), strict=True)),
+                lambda k: _where(**dict(zip(present, k, strict=True))),
+                memo[",".join(present)],
+            )
+        else:
+            where = [(None, None, None)] * n
+        segments = _memo_map(get("segments") or empty, _checked(_segments), memo["segments"])
+        times: dict[str, list[Any]] = {}
+        for c in TIME_COLUMNS:
+            texts = get(c)
+            times[c] = [None] * n if texts is None else _utc_times(texts)
+    except (_Bad, ValueError):
+        return None
+    given = [times[c] for c in _EVENT_TIME_ORDER if c in at]
+    if given and None not in given[0]:
+        event_at = given[0]
+    else:
+        event_at = (
+            [next((v for v in vs if v is not None), None) for vs in zip(*given, strict=True)] if given else [None] * n
+        )
+        if None in event_at:
+            return None
+    statuses = get("status")
+    status = _memo_map(statuses, _status, memo["status"]) if statuses is not None else [""] * n
+    if None in status:
+        return None
+    if "" in status:
+        latest = [(times[c], s) for c, s in _LATEST_FIRST]
+        status = [st or next((s for ts, s in latest if ts[i] is not None), "") for i, st in enumerate(status)]
+    sender = _or_none(get("sender"), n)
+    source = get("source")
+    campaign = get("campaign_id")
+    channel = get("channel")
+    mcc, mnc, country = (list(c) for c in zip(*where, strict=True))
+    return {
+        "external_id": list(ext),
+        "vendor_message_id": _or_none(get("vendor_message_id"), n),
+        "company_id": [p[1] for p in party],
+        "agreement_id": [p[0] for p in party],
+        "campaign_id": [None] * n if campaign is None else _memo_map(campaign, _campaign_id, memo["campaign_id"]),
+        "sender": sender,
+        "channel": ["sms"] * n if channel is None else _memo_map(channel, _channel, memo["channel"]),
+        "direction": direction,
+        "source": sender if source is None else [a or b for a, b in zip(source, sender, strict=True)],
+        "destination": _or_none(get("destination"), n),
+        "mcc": mcc,
+        "mnc": mnc,
+        "country": country,
+        "network": _or_none(get("network"), n),
+        "encoding": _or_none(get("encoding"), n),
+        "segments": segments,
+        "status": status,
+        "event_at": event_at,
+        **times,
+        "vendor_error": _or_none(get("vendor_error"), n),
+    }
+
+
+def _direction(text: str) -> str:
+    d = (text or "mt").lower()
+    if d not in DIRECTIONS:
+        raise _Bad
+    return d
+
+
+def _status(text: str) -> str | None:
+    s = text.lower()
+    return None if s and s not in STATUSES else s
+
+
+def _campaign_id(text: str) -> int | None:
+    return int(text) if text.isdigit() else None
+
+
+def _channel(text: str) -> str:
+    return (text or "sms").lower()
+
+
+def _where(mccmnc: str = "", mcc: str = "", mnc: str = "", country: str = "") -> tuple[Any, Any, Any]:
+    """(mcc, mnc, country) of a row, as ``parse_row`` gives them."""
+    mcc, mnc = _checked(_network)(mccmnc, mcc, mnc)
+    return mcc or None, mnc or None, country.upper() if country else (_country_of(mcc) if mcc else None)
+
+
 # ---------------------------------------------------------------- rating
 
 
@@ -317,11 +519,16 @@ _QUERIES: dict[tuple, dict[str, Any]] = {}
 def _query(channel: str, direction: str, mcc: str | None, mnc: str | None, country: str | None, sender: str | None):
     """``lk.query`` of an EDR, memoised: events with equal attributes share one
     read-only dict (the engine only reads it)."""
-    key = (channel, direction, mcc, mnc, country, _sender_type(sender))
+    return _query_of((channel, direction, mcc, mnc, country, _sender_type(sender)))
+
+
+def _query_of(key: tuple[str, str, str | None, str | None, str | None, str | None]) -> dict[str, Any]:
+    """``_query`` by (channel, direction, mcc, mnc, country, sender type)."""
     q = _QUERIES.get(key)
     if q is None:
         if len(_QUERIES) >= 100_000:
             _QUERIES.clear()
+        channel, direction, mcc, mnc, country, _kind = key
         q = _QUERIES[key] = lk.query(
             channel=channel,
             direction=direction,
@@ -391,18 +598,31 @@ class Rater:
     def decide(self, rows: list[dict[str, Any]]) -> tuple[list[en.Decision | None], list[tuple]]:
         """The engine's decision per row (None: stays pending) and the charges as
         tuples in ``CHARGE_COLUMNS`` order plus the row's position; writes the
-        counters and pack usage. Locks the agreements first.
+        counters and pack usage. Locks the agreements first."""
+        return self.decide_events([r.get("agreement_id") for r in rows], [_event(r) for r in rows])
+
+    def decide_events(
+        self, agreement_ids: Sequence[int | None], events: Sequence[en.Event]
+    ) -> tuple[list[en.Decision | None], list[tuple]]:
+        """``decide`` for events built already (``agreement_ids[i]`` is the
+        agreement of ``events[i]``; ``event.key`` the EDR id).
 
         Charge details without a scale are shared dict objects, one per distinct
         (path, unit price, quantity, service): read-only, dumped to JSON once."""
-        ag_ids = sorted({r["agreement_id"] for r in rows if r.get("agreement_id")})
+        ag_ids = sorted(set(agreement_ids).difference((None, 0)))
         ledger.lock(self.s, ag_ids)
         self.purchase_packs(ag_ids)
+        firsts: dict[int, datetime] = {}
+        if len(ag_ids) == 1:
+            firsts[ag_ids[0]] = min(ev.at for a, ev in zip(agreement_ids, events, strict=True) if a)
+        else:
+            for a, ev in zip(agreement_ids, events, strict=True):
+                if a and (a not in firsts or ev.at < firsts[a]):
+                    firsts[a] = ev.at
         ctx: dict[int, Any] = {}
         for ag_id in ag_ids:
             plan = self.plans.get(ag_id)
-            first = min(r["event_at"] for r in rows if r.get("agreement_id") == ag_id)
-            since = plan.period_of(first) if plan else None
+            since = plan.period_of(firsts[ag_id]) if plan else None
             st, cids, have = self._load_state(ag_id, since)
             ag = self.s.get(Agreement, ag_id)
             ctx[ag_id] = [
@@ -420,8 +640,7 @@ class Rater:
         shared: dict[tuple, dict[str, Any]] = {}
         no_agreement = None
         rate, money_charge, apply_, RATED, PENDING = en.rate, en.money_charge, en.apply, en.RATED, en.PENDING
-        for pos, row in enumerate(rows):
-            ag_id = row.get("agreement_id")
+        for pos, (ag_id, ev) in enumerate(zip(agreement_ids, events, strict=True)):
             c = ctx.get(ag_id) if ag_id else None
             if c is None or c[0] is None:
                 if no_agreement is None:
@@ -429,7 +648,7 @@ class Rater:
                 decisions.append(no_agreement)
                 continue
             plan, st = c[0], c[1]
-            d = rate(_event(row), plan, st)
+            d = rate(ev, plan, st)
             if d.state == PENDING:
                 decisions.append(None)
                 continue
@@ -476,7 +695,7 @@ class Rater:
                             "scale": d.scale,
                         }
                     charges.append(
-                        (ag_id, "edr", row.get("id"), amt, plan.currency, d.charge_at, d.period_start, details, pos)
+                        (ag_id, "edr", ev.key, amt, plan.currency, d.charge_at, d.period_start, details, pos)
                     )
                 if adj:
                     details = {
@@ -488,7 +707,7 @@ class Rater:
                         (
                             ag_id,
                             "scale_adjustment",
-                            row.get("id"),
+                            ev.key,
                             adj,
                             plan.currency,
                             d.charge_at,
@@ -794,8 +1013,11 @@ def _reserve_ids(session: Session, n: int) -> list[int]:
     """Ids for ``n`` new EDR rows. SQLite: max(id) under the write lock the
     caller holds; PostgreSQL: values drawn from the id sequence."""
     if session.get_bind().dialect.name == "postgresql":
-        q = "SELECT nextval(pg_get_serial_sequence('edr', 'id')) FROM generate_series(1, %(n)s)"
-        return [r[0] for r in session.connection().exec_driver_sql(q, {"n": n})]
+        conn = session.connection()
+        # The sequence's name first: pg_get_serial_sequence in the row list would run once per row.
+        seq = conn.exec_driver_sql("SELECT pg_get_serial_sequence('edr', 'id')").scalar()
+        q = "SELECT nextval(%(seq)s::regclass) FROM generate_series(1, %(n)s)"
+        return [r[0] for r in conn.exec_driver_sql(q, {"seq": seq, "n": n})]
     top = session.connection().exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM edr").scalar() or 0
     return list(range(top + 1, top + 1 + n))
 
@@ -827,19 +1049,34 @@ class _TimeText(dict):
         return text
 
 
-def _json_values(values: list[Any]) -> list[str | None]:
+def _json_values(values: Sequence[Any]) -> list[str | None]:
     """JSON text per value; a dict object shared by many rows (see ``Rater``) is dumped once."""
-    done: dict[int, str] = {}
-    out: list[str | None] = []
-    for v in values:
-        if v is None:
-            out.append(None)
-            continue
-        text = done.get(id(v))
-        if text is None:
-            text = done[id(v)] = json.dumps(v)
-        out.append(text)
-    return out
+    keys = list(map(id, values))
+    texts = {k: None if v is None else json.dumps(v) for k, v in dict(zip(keys, values, strict=True)).items()}
+    return list(map(texts.__getitem__, keys))
+
+
+_ISO_SPACE = methodcaller("isoformat", " ", "microseconds")
+_FIRST_26 = itemgetter(slice(0, 26))
+
+
+def _time_values(values: Sequence[datetime | None], times: _TimeText) -> list[str | None]:
+    """SQLite text per aware time (``_sqlite_time``), through the chunk's ``times``."""
+    n = len(values)
+    if n and values[0] is values[-1] and values.count(values[0]) == n:
+        return [times[values[0]]] * n  # one instant (``now``, a period start)
+    if n and values[0] in times and values[-1] in times:
+        return list(map(times.__getitem__, values))  # formatted for another column already
+    try:
+        utc = set(map(_TZINFO, values)) == {UTC}
+    except AttributeError:  # None among them
+        utc = False
+    if not utc:
+        return list(map(times.__getitem__, values))
+    # All UTC: "YYYY-MM-DD HH:MM:SS.ffffff+00:00" less the offset, formatted in C.
+    texts = list(map(_FIRST_26, map(_ISO_SPACE, values)))
+    times.update(zip(values, texts, strict=True))
+    return texts
 
 
 ROWS_PER_STATEMENT = 100  # multi-row VALUES: fewer statement steps than one row per execute
@@ -864,48 +1101,142 @@ def bulk_insert(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -
 
 
 def insert_values(session: Session, table: sa.Table, cols: list[str], data: list[tuple]) -> None:
-    """INSERT value tuples (in ``cols`` order) through the driver.
+    """INSERT value tuples (in ``cols`` order) through the driver (see ``insert_columns``)."""
+    if data:
+        insert_columns(session, table, dict(zip(cols, zip(*data, strict=True), strict=True)))
+
+
+def insert_columns(
+    session: Session, table: sa.Table, columns: dict[str, Sequence[Any]], *, times: _TimeText | None = None
+) -> None:
+    """INSERT rows given column by column (``columns[name][i]`` is row i's value) through the driver.
 
     Converted column by column (C-level ``map``/``zip``): JSON to text, and on
-    SQLite aware times to UTC text; a column that is NULL in every row and has
-    no server default is left out of the statement (the database stores NULL
-    for it all the same). Rows go ``ROWS_PER_STATEMENT`` per INSERT (multi-row
-    VALUES: far fewer statement steps than one row per execute), the rest in
-    one more."""
-    if not data:
+    SQLite aware times to UTC text (through ``times``, shared by the caller's
+    tables); a column that is NULL in every row and has no server default is
+    left out of the statement (the database stores NULL for it all the same);
+    on SQLite, rows that carry their ids go in groups by which columns are
+    NULL, each group without those. SQLite: rows go ``ROWS_PER_STATEMENT`` per
+    INSERT (multi-row VALUES: far fewer statement steps than one row per
+    execute), the rest in one more; PostgreSQL: one COPY."""
+    n = len(next(iter(columns.values()), ()))
+    if not n:
         return
     sqlite_ = session.get_bind().dialect.name != "postgresql"
+    times = _TimeText() if times is None else times
     names: list[str] = []
-    columns: list[Any] = []
-    times = _TimeText()
-    n = len(data)
-    for c, values in zip(cols, zip(*data, strict=True), strict=True):
+    values_of: list[Sequence[Any]] = []
+    mixed: list[int] = []  # positions of columns NULL in some rows, without a server default
+    for c, values in columns.items():
+        if len(values) != n:
+            raise ValueError(f"column {c}: {len(values)} values for {n} rows")
         col = table.c[c]
-        if col.server_default is None and values.count(None) == n:
-            continue
+        if col.server_default is None:
+            nulls = values.count(None)
+            if nulls == n:
+                continue
+            if nulls:
+                mixed.append(len(names))
         t = col.type
         if isinstance(t, sa.JSON):
             values = _json_values(values)
         elif sqlite_ and "UTCDateTime" in type(t).__name__:
-            values = list(map(times.__getitem__, values))
+            values = _time_values(values, times)
         names.append(c)
-        columns.append(values)
-    data = list(zip(*columns, strict=True))
+        values_of.append(values)
+    if not sqlite_:
+        _copy(session, table.name, names, values_of)
+        return
+    if mixed and "id" in names:
+        # Rows with their own ids may go in any order: rows by which columns are NULL,
+        # each group without those columns (the driver binds a None far slower than a value).
+        groups: dict[tuple[bool, ...], list[int]] = defaultdict(list)
+        for i, key in enumerate(zip(*(map(is_, values_of[j], repeat(None)) for j in mixed), strict=True)):
+            groups[key].append(i)
+        for key, rows in groups.items():
+            drop = {j for j, null in zip(mixed, key, strict=True) if null}
+            keep = [j for j in range(len(names)) if j not in drop]
+            _run_statements(
+                session,
+                table.name,
+                [names[j] for j in keep],
+                [list(map(values_of[j].__getitem__, rows)) for j in keep],
+                sqlite_,
+            )
+        return
+    _run_statements(session, table.name, names, values_of, sqlite_)
+
+
+def _copy(session: Session, table: str, names: list[str], values_of: list[Sequence[Any]]) -> None:
+    """PostgreSQL: the rows through one COPY, as COPY text built column by column
+    (``copy_text``), else row by row with psycopg's ``write_row``."""
+    raw = session.connection().connection.dbapi_connection
+    text = copy_text(values_of)
+    with raw.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN") as cp:
+        if text is not None:
+            cp.write(text)
+        else:
+            write = cp.write_row
+            for row in zip(*values_of, strict=True):
+                write(row)
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_COPY_NULL = "\\N"
+
+
+def copy_text(values_of: list[Sequence[Any]]) -> str | None:
+    """The rows (given column by column) in COPY's text format: one line per
+    row, tab between fields, ``\\N`` for NULL, backslash escapes in text.
+    Columns of str, int or aware datetime values (and None) only; None when a
+    column holds anything else (the caller then lets psycopg write the rows)."""
+    fields: list[Sequence[str]] = []
+    for values in values_of:
+        kinds = set(map(type, values))
+        nulls = type(None) in kinds
+        kinds.discard(type(None))
+        present = list(filter(partial(is_not, None), values)) if nulls else values
+        if kinds == {str}:
+            joined = "".join(present)
+            if "\\" in joined or "\t" in joined or "\n" in joined or "\r" in joined:
+                present = [v.translate(_COPY_ESCAPES) for v in present]
+            elif not nulls:
+                fields.append(values)
+                continue
+        elif kinds == {int}:
+            present = list(map(str, present))
+        elif kinds == {datetime}:
+            if None in set(map(_TZINFO, present)):
+                return None  # naive times: leave them to psycopg
+            present = list(map(datetime.isoformat, present))
+        elif kinds:
+            return None
+        if nulls:
+            it = iter(present)
+            present = [_COPY_NULL if v is None else next(it) for v in values]
+        fields.append(present)
+    if not fields or not len(fields[0]):
+        return ""
+    return "\n".join(map("\t".join, zip(*fields, strict=True))) + "\n"
+
+
+def _run_statements(
+    session: Session, table: str, names: list[str], values_of: list[Sequence[Any]], sqlite_: bool
+) -> None:
+    n = len(values_of[0])
+    rows = zip(*values_of, strict=True)
+    width = len(names)
     ph = "?" if sqlite_ else "%s"
-    one = f"({', '.join([ph] * len(names))})"
-    head = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES "
-    per = max(1, min(ROWS_PER_STATEMENT, _max_params(session, sqlite_) // len(names)))
-    full = n - n % per
+    one = f"({', '.join([ph] * width)})"
+    head = f"INSERT INTO {table} ({', '.join(names)}) VALUES "
+    per = max(1, min(ROWS_PER_STATEMENT, _max_params(session, sqlite_) // width))
+    full, rest = divmod(n, per)
     conn = session.connection()
-    if full and per > 1:
-        flat = list(chain.from_iterable(data[:full]))
-        w = per * len(names)
-        conn.exec_driver_sql(head + ", ".join([one] * per), [tuple(flat[i : i + w]) for i in range(0, len(flat), w)])
-        data = data[full:]
-    if len(data) == 1 or per == 1:
-        conn.exec_driver_sql(head + one, data)
-    elif data:
-        conn.exec_driver_sql(head + ", ".join([one] * len(data)), tuple(chain.from_iterable(data)))
+    if full:
+        params = [tuple(chain.from_iterable(islice(rows, per))) for _ in range(full)]
+        conn.exec_driver_sql(head + ", ".join([one] * per), params)
+    if rest:
+        conn.exec_driver_sql(head + ", ".join([one] * rest), tuple(chain.from_iterable(rows)))
 
 
 def _stored_external_ids(session: Session, exts: list[str]) -> set[str]:
@@ -923,7 +1254,7 @@ def _stored_external_ids(session: Session, exts: list[str]) -> set[str]:
 
 
 def ingest(
-    session: Session, path: str | Path, *, rate: bool = True, chunk: int = CHUNK, check_first: bool = False
+    session: Session, path: str | Path, *, rate: bool = True, chunk: int = INGEST_CHUNK, check_first: bool = False
 ) -> dict[str, int]:
     """Ingest an EDR file (CSV, XLSX or JSONL). Commits per chunk; a chunk is
     validated whole before anything of it is written, and a bad row stops the
@@ -931,8 +1262,30 @@ def ingest(
     first write). Rows whose external id is stored already are skipped, so a
     re-run after a fix or a crash inserts only what is missing. New rows are
     rated in memory (unless ``rate`` is False) and written with their charges."""
-    with _gc_paused():
+    with _gc_paused(), _bulk_pragmas(session):
         return _ingest(session, path, rate=rate, chunk=chunk, check_first=check_first)
+
+
+# SQLite settings of the connection for a bulk run, put back after it. Neither
+# touches durability: a larger page cache (the external-id index is written
+# all over), and WAL checkpoints every ~40 MB of log rather than every ~4 MB.
+BULK_PRAGMAS = {"cache_size": -131072, "wal_autocheckpoint": 10000}
+
+
+@contextmanager
+def _bulk_pragmas(session: Session) -> Iterator[None]:
+    if session.get_bind().dialect.name == "postgresql":
+        yield
+        return
+    raw = session.connection().connection.dbapi_connection
+    before = {k: raw.execute(f"PRAGMA {k}").fetchone()[0] for k in BULK_PRAGMAS}
+    for k, v in BULK_PRAGMAS.items():
+        raw.execute(f"PRAGMA {k}={int(v)}")
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            raw.execute(f"PRAGMA {k}={int(v)}")
 
 
 @contextmanager
@@ -949,6 +1302,91 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _blocks(path: str | Path, size: int) -> Iterator[tuple[list[str], list[tuple[int, list[str]]]]]:
+    """The file in chunks of ``size`` rows: (column names, [(row number, cells)]),
+    one cell per name. CSV straight from ``read_csv_lists``; a workbook or JSONL
+    file from ``read_rows`` (names: the keys the chunk's rows have)."""
+    lists = read_lists(path)
+    if lists is not None:
+        names, rows = lists
+        for block in _chunks(rows, size):
+            yield names, block
+        return
+    for block in _chunks(read_rows(path), size):
+        names = list(dict.fromkeys(chain.from_iterable(raw for _n, raw in block)))
+        yield names, [(n, [raw.get(k, "") for k in names]) for n, raw in block]
+
+
+def _parse_block(names: list[str], block: list[tuple[int, list[str]]], refs: _Refs, where: str) -> dict[str, list[Any]]:
+    """The chunk's EDR columns: ``parse_columns``, else row by row through
+    ``parse_row``, which raises InvalidInput naming each bad row and field."""
+    cols = parse_columns(names, [cells for _n, cells in block], refs)
+    if cols is not None:
+        return cols
+    problems: list[Problem] = []
+    named = [(i, name) for i, name in enumerate(names) if name]
+    rows = []
+    for n, cells in block:
+        r = parse_row(n, {name: cells[i] for i, name in named}, refs, problems)
+        if r is not None:
+            rows.append(r)
+    exts = [r["external_id"] for r in rows]
+    if len(set(exts)) != len(exts):
+        dup = next(e for e in exts if exts.count(e) > 1)
+        problems.append(Problem("external_id", f"{dup!r} appears twice in the file"))
+    if problems:
+        raise InvalidInput.from_problems(problems[:50], where)
+    return {c: [r[c] for r in rows] for c in PARSED_COLUMNS}
+
+
+def _events(ids: Sequence[int], cols: dict[str, list[Any]], memo: dict[Any, Any]) -> list[en.Event]:
+    """The engine's events of parsed EDR columns (as ``_event`` builds one from a row)."""
+    senders = cols["sender"]
+    kinds = _memo_map(senders, _sender_type, memo)
+    keys = list(zip(cols["channel"], cols["direction"], cols["mcc"], cols["mnc"], cols["country"], kinds, strict=True))
+    queries = _memo_map(keys, _query_of)
+    delivered, seen = cols["delivered_at"], cols["seen_at"]
+    if seen.count(None) != len(seen):
+        delivered = [d or s for d, s in zip(delivered, seen, strict=True)]
+    final = list(map(FINAL_STATUSES.__contains__, cols["status"]))
+    return list(
+        map(en.Event, ids, cols["event_at"], queries, cols["segments"], senders, cols["submitted_at"], delivered, final)
+    )
+
+
+_DECIDED = attrgetter(
+    "state", "reason", "note", "path", "service_id", "billing_rule", "unit_price", "quantity", "amount", "currency",
+    "pack_id", "pack_units",
+)  # fmt: skip
+
+
+def _short(values: list[str | None]) -> list[str | None]:
+    """``(v or "")[:300] or None`` per value."""
+    distinct = set(values)
+    if "" in distinct or any(len(v) > 300 for v in distinct if v is not None):
+        return [(v or "")[:300] or None for v in values]
+    return values
+
+
+def _result_columns(decisions: list[en.Decision | None], now: datetime) -> dict[str, list[Any]]:
+    """``RESULT_COLUMNS`` → one list each: ``_result_values`` per decision (UNRATED for None)."""
+    m = len(decisions)
+    if not m:
+        return {c: [] for c in RESULT_COLUMNS}
+    if type(None) in set(map(type, decisions)):
+        rows = [UNRATED if d is None else _result_values(d, now) for d in decisions]
+        return {c: list(v) for c, v in zip(RESULT_COLUMNS, zip(*rows, strict=True), strict=True)}
+    state, reason, note, path, svc, rule, price, qty, amount, cur, pack, units = map(
+        list, zip(*map(_DECIDED, decisions), strict=True)
+    )
+    if set(state) != {en.RATED}:
+        amount = [a if st == en.RATED else None for st, a in zip(state, amount, strict=True)]
+    if 0 in set(units):
+        units = [u or None for u in units]
+    values = (state, reason, _short(note), _short(path), svc, rule, price, qty, amount, cur, pack, units, [now] * m)
+    return dict(zip(RESULT_COLUMNS, values, strict=True))
+
+
 def _ingest(session: Session, path: str | Path, *, rate: bool, chunk: int, check_first: bool) -> dict[str, int]:
     if check_first:
         validate_file(session, path)
@@ -956,75 +1394,66 @@ def _ingest(session: Session, path: str | Path, *, rate: bool, chunk: int, check
     plans = Plans(session)
     out = {"read": 0, "inserted": 0, "skipped": 0, "rated": 0, "rejected": 0, "pending": 0}
     now = clock.now()
-    parsed = itemgetter(*PARSED_COLUMNS)
-    cols = ["id", *PARSED_COLUMNS, *RESULT_COLUMNS, "ingested_at"]
-    for block in _chunks(read_rows(path), chunk):
-        # T read
-        problems: list[Problem] = []
-        rows = [r for n, raw in block if (r := parse_row(n, raw, refs, problems)) is not None]
-        exts = [r["external_id"] for r in rows]
-        if len(set(exts)) != len(exts):
-            dup = next(e for e in exts if exts.count(e) > 1)
-            problems.append(Problem("external_id", f"{dup!r} appears twice in the file"))
-        if problems:
+    for names, block in _blocks(path, chunk):
+        try:
+            cols = _parse_block(names, block, refs, f"{path} (rows stored before this chunk: {out['inserted']})")
+        except InvalidInput:
             session.rollback()
-            raise InvalidInput.from_problems(
-                problems[:50], f"{path} (rows stored before this chunk: {out['inserted']})"
-            )
+            raise
         out["read"] += len(block)
-        # T parse
+        exts = cols["external_id"]
         _write_lock(session)
         have = _stored_external_ids(session, exts)
-        if have:
-            rows = [r for r in rows if r["external_id"] not in have]
-        out["skipped"] += len(block) - len(rows)
-        # T dedupe
-        if not rows:
+        keep = [i for i, e in enumerate(exts) if e not in have] if have else list(range(len(exts)))
+        out["skipped"] += len(block) - len(keep)
+        if not keep:
             session.commit()
             continue
-        rows.sort(key=itemgetter("event_at"))
-        for r, i in zip(rows, _reserve_ids(session, len(rows)), strict=True):
-            r["id"] = i
-        # T ids
+        order = sorted(keep, key=cols["event_at"].__getitem__)
+        if len(order) != len(exts) or order != keep:
+            cols = {c: list(map(v.__getitem__, order)) for c, v in cols.items()}
+        m = len(order)
+        ids = _reserve_ids(session, m)
         charges: list[tuple] = []
         if rate:
-            decisions, charges = Rater(session, plans, now=now).decide(rows)
-            # T rate
-            data = [
-                (r["id"], *parsed(r), *(UNRATED if d is None else _result_values(d, now)), now)
-                for r, d in zip(rows, decisions, strict=True)
-            ]
-            for d in decisions:
-                out["pending" if d is None else d.state] += 1
+            events = _events(ids, cols, refs.memo["sender_type"])
+            decisions, charges = Rater(session, plans, now=now).decide_events(cols["agreement_id"], events)
+            result = _result_columns(decisions, now)
         else:
-            data = [(r["id"], *parsed(r), *UNRATED, now) for r in rows]
-            out["pending"] += len(rows)
-        # T tuples
-        insert_values(session, EDR, cols, data)
-        out["inserted"] += len(rows)
-        # T edr_insert
+            result = {c: [v] * m for c, v in zip(RESULT_COLUMNS, UNRATED, strict=True)}
+        for state, k in Counter(result["rating_state"]).items():
+            out["pending" if state == "unrated" else state] += k
+        times = _TimeText()
+        insert_columns(session, EDR, {"id": ids, **cols, **result, "ingested_at": [now] * m}, times=times)
+        out["inserted"] += m
         if charges:
-            _post_bulk(session, charges)
-        # T charges
-        audit.record(session, action="ingest", object_type="edr", new={"file": str(path), "rows": len(rows)})
+            _post_bulk(session, charges, times=times)
+        audit.record(session, action="ingest", object_type="edr", new={"file": str(path), "rows": m})
         session.commit()
-        # T commit
     return out
 
 
-def _post_bulk(session: Session, charges: list[tuple]) -> None:
+def _post_bulk(session: Session, charges: list[tuple], *, times: _TimeText | None = None) -> None:
     """Like ledger.post without the credit check (done under the lock), via
-    insert_values; ``charges`` are tuples as ``Rater.decide`` gives them."""
+    insert_columns; ``charges`` are tuples as ``Rater.decide`` gives them."""
+    if not charges:
+        return
+    cols = list(zip(*charges, strict=True))
+    ags, amounts = cols[0], cols[3]
     by_ag: dict[int, int] = defaultdict(int)
-    for c in charges:
-        by_ag[c[0]] += c[3]
+    if len(set(ags)) == 1:
+        by_ag[ags[0]] = sum(amounts)
+    else:
+        for a, amount in zip(ags, amounts, strict=True):
+            by_ag[a] += amount
     ledger.ensure_rows(session, by_ag)
     for ag_id, amount in sorted(by_ag.items()):
         session.execute(
             sa.update(ledger.BAL).where(ledger.BAL.c.agreement_id == ag_id).values(spent=ledger.BAL.c.spent + amount)
         )
-    now = (clock.now(),)
-    insert_values(session, ledger.CHG, [*CHARGE_COLUMNS, "created_at"], [c[:-1] + now for c in charges])
+    columns = dict(zip(CHARGE_COLUMNS, cols, strict=False))
+    columns["created_at"] = [clock.now()] * len(charges)
+    insert_columns(session, ledger.CHG, columns, times=times)
 
 
 # ----------------------------------------------------------------- browse

@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
+from typing import IO
 
 from cpaas_cli.errors import InvalidInput
 
@@ -61,9 +62,17 @@ def _header(names: list[str], path: Path) -> list[str]:
     return cleaned
 
 
-def read_csv(path: Path) -> Iterator[Row]:
+def read_csv_lists(path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+    """The header and the rows of a CSV file as lists: ``(names, rows)``.
+
+    Every row is a list of ``len(names)`` stripped strings (a short row padded
+    with "", cells past the header dropped); empty rows are skipped; numbers as
+    in :func:`read_csv`, which is this with each list turned into a dict. For
+    bulk readers that map the header once and read cells by position. The
+    header is read (and checked) before this returns."""
     encoding = detect_encoding(path)
-    with path.open("r", encoding=encoding, newline="") as fh:
+    fh = path.open("r", encoding=encoding, newline="")
+    try:
         sample = fh.read(64 * 1024)
         fh.seek(0)
         delimiter = "\t" if path.suffix.lower() == ".tsv" else sniff_delimiter(sample)
@@ -71,19 +80,38 @@ def read_csv(path: Path) -> Iterator[Row]:
         try:
             names = _header(next(reader), path)
         except StopIteration:
-            return
-        width = len(names)
-        fast = all(names)  # every column named: a full row is a plain zip
+            fh.close()
+            return [], iter(())
+    except BaseException:
+        fh.close()
+        raise
+    return names, _csv_lists(fh, reader, len(names))
+
+
+def _csv_lists(fh: IO[str], reader: Iterator[list[str]], width: int) -> Iterator[tuple[int, list[str]]]:
+    strip, join = str.strip, "".join
+    with fh:
         for number, values in enumerate(reader, start=2):
-            if not "".join(values).strip():
+            if not join(values).strip():
                 continue
-            if fast and len(values) >= width:
-                yield number, dict(zip(names, map(str.strip, values), strict=False))
-            else:
-                yield (
-                    number,
-                    {name: (values[i].strip() if i < len(values) else "") for i, name in enumerate(names) if name},
-                )
+            values = list(map(strip, values))
+            if len(values) != width:
+                if len(values) > width:
+                    del values[width:]
+                else:
+                    values.extend([""] * (width - len(values)))
+            yield number, values
+
+
+def read_csv(path: Path) -> Iterator[Row]:
+    names, rows = read_csv_lists(path)
+    if all(names):  # every column named: a row is a plain zip
+        for number, values in rows:
+            yield number, dict(zip(names, values, strict=True))
+    else:
+        named = [(i, n) for i, n in enumerate(names) if n]
+        for number, values in rows:
+            yield number, {n: values[i] for i, n in named}
 
 
 def _cell(value: object) -> str:
@@ -192,12 +220,7 @@ def read_rows(path: str | Path, *, sheet: str | int | None = None, max_bytes: in
     ``sheet`` picks an XLSX sheet by name or 0-based index (default the first);
     ``max_bytes`` refuses larger files before reading a byte of them.
     """
-    p = Path(path)
-    if not p.exists():
-        raise InvalidInput(f"file {str(path)!r} does not exist")
-    if p.is_dir():
-        raise InvalidInput(f"{str(path)!r} is a directory, not a file")
-    check_size(p, max_bytes)
+    p = _existing(path, max_bytes)
     suffix = p.suffix.lower()
     if suffix in XLSX_SUFFIXES:
         return read_xlsx(p, 0 if sheet is None else sheet)
@@ -208,3 +231,25 @@ def read_rows(path: str | Path, *, sheet: str | int | None = None, max_bytes: in
     if suffix in CSV_SUFFIXES or suffix == "":
         return read_csv(p)
     raise InvalidInput(f"{p.name}: unsupported file type {suffix!r} (use .csv, .tsv, .xlsx or .jsonl)")
+
+
+def _existing(path: str | Path, max_bytes: int | None) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise InvalidInput(f"file {str(path)!r} does not exist")
+    if p.is_dir():
+        raise InvalidInput(f"{str(path)!r} is a directory, not a file")
+    check_size(p, max_bytes)
+    return p
+
+
+def read_lists(
+    path: str | Path, *, max_bytes: int | None = None
+) -> tuple[list[str], Iterator[tuple[int, list[str]]]] | None:
+    """A CSV file (as :func:`read_rows` picks readers) as ``read_csv_lists`` gives
+    it; None for a workbook or JSONL file (read those with :func:`read_rows`)."""
+    p = _existing(path, max_bytes)
+    suffix = p.suffix.lower()
+    if suffix in CSV_SUFFIXES or suffix == "":
+        return read_csv_lists(p)
+    return None
