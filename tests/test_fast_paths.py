@@ -499,17 +499,24 @@ def test_copy_text_loads_what_psycopg_rows_load(db_url):
         [t, None, t.astimezone(timezone(timedelta(hours=5, minutes=30))), t, None],
         [json.dumps({"p": "a\tb", "q": None}), "{}", None, "[1]", '"s"'],
         [None, 7, None, None, 0],
+        ["same\tone"] * 5,
+        [9] * 5,
+        [t] * 5,
     ]
+    cols.append(cols[3])  # a column of instants met already (the memo)
     assert edrs.copy_text([[True], [1]]) is None and edrs.copy_text([[datetime(2026, 3, 1)]]) is None
     text = edrs.copy_text(cols)
     with engine.connect() as conn:
         raw = conn.connection.dbapi_connection
         with raw.cursor() as cur:
             for name in ("fast", "rows"):
-                cur.execute(f"CREATE TEMP TABLE {name} (i bigint, a text, b text, t timestamptz, j json, k int)")
-            with cur.copy("COPY fast (i, a, b, t, j, k) FROM STDIN") as cp:
+                cur.execute(
+                    f"CREATE TEMP TABLE {name} (i bigint, a text, b text, t timestamptz, j json, k int, "
+                    "c text, d int, e timestamptz, f timestamptz)"
+                )
+            with cur.copy("COPY fast (i, a, b, t, j, k, c, d, e, f) FROM STDIN") as cp:
                 cp.write(text)
-            with cur.copy("COPY rows (i, a, b, t, j, k) FROM STDIN") as cp:
+            with cur.copy("COPY rows (i, a, b, t, j, k, c, d, e, f) FROM STDIN") as cp:
                 for r in zip(*cols, strict=True):
                     cp.write_row(r)
         got = [

@@ -1145,7 +1145,7 @@ def insert_columns(
         names.append(c)
         values_of.append(values)
     if not sqlite_:
-        _copy(session, table.name, names, values_of)
+        _copy(session, table.name, names, values_of, times)
         return
     if mixed and "id" in names:
         # Rows with their own ids may go in any order: rows by which columns are NULL,
@@ -1167,11 +1167,11 @@ def insert_columns(
     _run_statements(session, table.name, names, values_of, sqlite_)
 
 
-def _copy(session: Session, table: str, names: list[str], values_of: list[Sequence[Any]]) -> None:
+def _copy(session: Session, table: str, names: list[str], values_of: list[Sequence[Any]], times: dict) -> None:
     """PostgreSQL: the rows through one COPY, as COPY text built column by column
     (``copy_text``), else row by row with psycopg's ``write_row``."""
     raw = session.connection().connection.dbapi_connection
-    text = copy_text(values_of)
+    text = copy_text(values_of, times)
     with raw.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN") as cp:
         if text is not None:
             cp.write(text)
@@ -1185,13 +1185,20 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\
 _COPY_NULL = "\\N"
 
 
-def copy_text(values_of: list[Sequence[Any]]) -> str | None:
+def copy_text(values_of: list[Sequence[Any]], times: dict | None = None) -> str | None:
     """The rows (given column by column) in COPY's text format: one line per
     row, tab between fields, ``\\N`` for NULL, backslash escapes in text.
     Columns of str, int or aware datetime values (and None) only; None when a
-    column holds anything else (the caller then lets psycopg write the rows)."""
+    column holds anything else (the caller then lets psycopg write the rows).
+    ``times`` keeps the text of each instant for the caller's next tables."""
     fields: list[Sequence[str]] = []
+    times = {} if times is None else times
     for values in values_of:
+        n = len(values)
+        if n > 1 and values[0] is values[-1] and type(values[0]) in (str, int) and values.count(values[0]) == n:
+            text = copy_text([[values[0]]])
+            fields.append([text[:-1]] * n)  # one value in every row
+            continue
         kinds = set(map(type, values))
         nulls = type(None) in kinds
         kinds.discard(type(None))
@@ -1208,7 +1215,14 @@ def copy_text(values_of: list[Sequence[Any]]) -> str | None:
         elif kinds == {datetime}:
             if None in set(map(_TZINFO, present)):
                 return None  # naive times: leave them to psycopg
-            present = list(map(datetime.isoformat, present))
+            if present[0] in times and present[-1] in times:
+                present = list(map(times.__getitem__, present))  # the same instants as another column
+            elif present[0] is present[-1] and present.count(present[0]) == len(present):
+                present = [present[0].isoformat()] * len(present)
+            else:
+                texts = list(map(datetime.isoformat, present))
+                times.update(zip(present, texts, strict=True))
+                present = texts
         elif kinds:
             return None
         if nulls:
