@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from cpaas_cli.db.engine import dispose_all, get_engine
@@ -205,6 +206,21 @@ def test_bad_rows_write_nothing(cli, tmp_path):
     run = cli("edr", "ingest", str(edr_file(tmp_path / "b.jsonl", rows)), "-o", "json", expect=4)
     assert "row 2" in run.stderr or "row" in run.stderr
     assert cli.json("edr", "list") == []
+
+
+@pytest.mark.parametrize("field", ["segments", "campaign_id"])
+def test_superscript_digit_is_a_bad_cell_not_a_crash(cli, tmp_path, field):
+    """'²' passes str.isdigit() but int() refuses it: a row problem (exit 4), never a traceback."""
+    setup(cli)
+    rows = [row(0), row(1, **{field: "²"})]
+    run = cli(
+        "edr", "ingest", str(edr_file(tmp_path / "s.jsonl", rows)), "-o", "json", expect=4 if field == "segments" else 0
+    )
+    if field == "segments":
+        assert "segments" in run.stderr and "row 2" in run.stderr
+        assert cli.json("edr", "list") == []
+    else:  # not a campaign id: stored without one
+        assert [e["campaign_id"] for e in cli.json("edr", "list")] == [None, None]
 
 
 def test_two_processes_never_overspend(cli, tmp_path, db_url):

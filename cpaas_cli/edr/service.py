@@ -224,7 +224,7 @@ def _network(mccmnc: str, mcc: str, mnc: str, problems: list[Problem], n: int | 
     """(mcc, mnc) from the mccmnc cell, else the mcc and mnc cells ("" when not given)."""
     text = mccmnc or (mcc + mnc if mcc else "")
     if text:
-        if text.isdigit() and len(text) in (5, 6):
+        if text.isdecimal() and len(text) in (5, 6):
             mcc, mnc = text[:3], text[3:]
         else:
             try:
@@ -237,7 +237,7 @@ def _network(mccmnc: str, mcc: str, mnc: str, problems: list[Problem], n: int | 
 
 def _segments(text: str, problems: list[Problem], n: int | None) -> int:
     seg = text or "1"
-    segments = int(seg) if seg.isdigit() else 0
+    segments = int(seg) if seg.isdecimal() else 0
     if segments < 1:
         problems.append(Problem("segments", f"a whole number of 1 or more, got {seg!r}", n))
     return segments
@@ -297,7 +297,7 @@ def parse_row(n: int, raw: dict[str, str], refs: _Refs, problems: list[Problem])
         "vendor_message_id": g("vendor_message_id") or None,
         "company_id": co_id,
         "agreement_id": ag_id,
-        "campaign_id": int(g("campaign_id")) if (g("campaign_id") or "").isdigit() else None,
+        "campaign_id": int(g("campaign_id")) if (g("campaign_id") or "").isdecimal() else None,
         "sender": sender,
         "channel": (g("channel") or "sms").lower(),
         "direction": direction,
@@ -497,7 +497,7 @@ def _status(text: str) -> str | None:
 
 
 def _campaign_id(text: str) -> int | None:
-    return int(text) if text.isdigit() else None
+    return int(text) if text.isdecimal() else None
 
 
 def _channel(text: str) -> str:
@@ -1486,9 +1486,9 @@ def edr_dict(r: dict[str, Any]) -> dict[str, Any]:
 
 def get(session: Session, ref: str) -> dict[str, Any]:
     q = sa.select(EDR)
-    q = q.where(EDR.c.id == int(ref)) if ref.isdigit() else q.where(EDR.c.external_id == ref)
+    q = q.where(EDR.c.id == int(ref)) if ref.isdecimal() else q.where(EDR.c.external_id == ref)
     row = session.execute(q).mappings().first()
-    if row is None and ref.isdigit():
+    if row is None and ref.isdecimal():
         row = session.execute(sa.select(EDR).where(EDR.c.external_id == ref)).mappings().first()
     if row is None:
         raise NotFound(f"EDR {ref!r} not found")
