@@ -128,6 +128,31 @@ def test_newly_no_rate_reported_and_refunded(cli, tmp_path):
     assert (again["updated"], again["unchanged"], again["failed"], again["report"]["state_changed"]) == (0, 1, 1, 0)
 
 
+def test_many_small_chunks_give_the_result_of_one(cli, tmp_path, monkeypatch):
+    """Chunks of two EDRs: on PostgreSQL each chunk's writes overlap the rating
+    of the next one. Money-only updates (the French tier) and full ones (Spain
+    newly without a rate) alternate within the chunks."""
+    setup(cli)
+    apply(cli, tmp_path, tree(TIER_A))
+    rows = [french(i) if i % 2 == 0 else row(i) for i in range(7)]  # FR 0, 2, 4, 6; ES 1, 3, 5 (2 segments)
+    cli.json("edr", "ingest", str(edr_file(tmp_path / "e.jsonl", rows)))
+    assert cli.json("balance", "show", "AG-1")["charges"] == "0.42"  # FR 3 × 0.05 + 0.03; ES 3 × 0.08
+    doc = tree(TIER_B)
+    doc["tree"]["sms"]["children"]["sms_message"]["children"]["mt"]["children"]["ES"] = {"price_type": "not_included"}
+    apply(cli, tmp_path, doc)
+    monkeypatch.setattr(rerate, "CHUNK", 2)
+    done = cli.json("rerate", "run", str(create(cli)["id"]))
+    assert (done["processed"], done["updated"], done["unchanged"], done["failed"]) == (7, 4, 0, 3)
+    costs = {f"x-{i}": cli.json("edr", "show", f"x-{i}") for i in range(7)}
+    assert [costs[f"x-{i}"]["cost"] for i in (0, 2, 4, 6)] == ["0.10", "0.10", "0.02", "0.02"]
+    assert {costs[f"x-{i}"]["rating_state"] for i in (1, 3, 5)} == {"rejected"}
+    assert cli.json("balance", "show", "AG-1")["charges"] == "0.24"
+    assert ledger_sum(cli) == (240_000, 240_000)
+    again = cli.json("rerate", "run", str(create(cli)["id"]))
+    assert (again["updated"], again["unchanged"], again["failed"]) == (0, 4, 3)
+    assert ledger_sum(cli) == (240_000, 240_000)
+
+
 def test_pack_exhausted_earlier(cli, tmp_path):
     setup(cli)
     apply(cli, tmp_path, tree(TIER_A))
