@@ -38,11 +38,18 @@ class Charge(SQLModel, table=True):
 
     __tablename__ = "charge"
     __table_args__ = (
-        # revision: 0 for the first rating; a rerate row carries its task id.
-        sa.UniqueConstraint("kind", "edr_id", "revision"),
-        sa.UniqueConstraint("enabled_service_id"),
+        # revision: 0 for the first rating; a rerate row carries its task id. edr_id first:
+        # the same index serves the lookups of an EDR's charges.
+        sa.UniqueConstraint("edr_id", "kind", "revision"),
+        # One purchase per enabled pack; partial: the per-EDR rows (NULL here) are not in it.
+        sa.Index(
+            "uq_charge_enabled_service_id",
+            "enabled_service_id",
+            unique=True,
+            sqlite_where=sa.text("enabled_service_id IS NOT NULL"),
+            postgresql_where=sa.text("enabled_service_id IS NOT NULL"),
+        ),
         sa.Index("ix_charge_agreement_at", "agreement_id", "at"),
-        sa.Index("ix_charge_edr_id", "edr_id"),
         sa.CheckConstraint(
             "kind IN ('edr', 'scale_adjustment', 'pack_purchase', 'fee', 'rerate', 'refund')", name="kind"
         ),
