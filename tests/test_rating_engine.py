@@ -197,3 +197,42 @@ def test_sub_cent_prices_stay_exact_per_event():
     scaled = plan(payg(snap({"scale": {"type": "tier", "steps": [[2, "0.0055"], [None, "0.0045"]]}})))
     ds, _ = run(scaled, [ev(i) for i in range(3)])
     assert money(ds) == 5500 + 5500 + 4500
+
+
+def test_memoised_routes_follow_scope_and_entry_boundaries():
+    """One plan rates a stream of events across the instants where a scope
+    ends and the next starts, a pack ends and a second tree starts (events at
+    those very instants included); each decision equals the one a new plan,
+    with nothing memoised, gives for the same event and state."""
+    t1, t2, t3 = T0 + timedelta(seconds=40), T0 + timedelta(seconds=80), T0 + timedelta(seconds=120)
+    old, new = snap({"price": "0.04"}, scope_id=1), snap({"price": "0.05"}, scope_id=2)
+    pack_tree = snap({"price_type": "included"}, scope_id=3)
+    other = snap({"price_type": "not_included"}, scope_id=4)
+    entries = (
+        en.Entry(7, en.PACK, "unit-pack", T0, t2, ((T0, None, pack_tree),), 25),
+        en.Entry(10, en.PAYG, "payg", t3, None, ((t3, None, other),)),
+        en.Entry(
+            11, en.PAYG, "payg", T0 - timedelta(days=1), None, ((T0 - timedelta(days=1), t1, old), (t1, None, new))
+        ),
+    )
+
+    def fresh() -> en.Plan:
+        return en.Plan(1, "EUR", entries, lambda at: P0 if at >= P0 else None)
+
+    shared, state = fresh(), en.State()
+    events = [
+        ev(i, country=c, segments=1 + i % 2, direction="mo" if i % 17 == 0 else "mt")
+        for i in range(-5, 160)
+        for c in ("ES", "FR", "DE")
+    ]
+    seen = set()
+    for e in events:
+        want = en.rate(e, fresh(), state)
+        got = en.rate(e, shared, state)
+        assert got == want, (e.at, e.query)
+        en.apply(state, got)
+        seen.add((got.source, got.scope_id, got.reason, got.unit_price))
+    # the stream met each answer: pack, both scopes of the price tree, blocked, no period before P0
+    assert {(en.PACK, 3), (en.PAYG, 1), (en.PAYG, 2)} <= {(s, sc) for s, sc, _r, _p in seen}
+    assert {"blocked", "no_agreement"} <= {r for _s, _sc, r, _p in seen}
+    assert len(shared._routes) > 3

@@ -28,6 +28,7 @@ Every amount is rounded once, by ``money.round_event``.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -71,12 +72,35 @@ class Entry:
 @dataclass(slots=True)
 class Plan:
     """What rates one agreement: its entries (packs first, in association order,
-    then pay-as-you-go) and a pure ``period_of(instant) -> period start``."""
+    then pay-as-you-go) and a pure ``period_of(instant) -> period start``.
+
+    A plan is read-only once built; ``_routes`` memoises what its trees answer
+    (see ``_route``) and is filled as events are rated."""
 
     agreement_id: int
     currency: str
     entries: tuple[Entry, ...]
     period_of: Callable[[datetime], datetime | None]
+    _bounds: list[datetime] | None = field(default=None, repr=False, compare=False)
+    _routes: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def window(self, at: datetime) -> int:
+        """Which stretch of time ``at`` falls in, between the instants where an
+        entry or one of its scopes starts or ends: within one stretch every
+        entry has the same current snapshot (or none)."""
+        bounds = self._bounds
+        if bounds is None:
+            edges = set()
+            for e in self.entries:
+                edges.add(e.valid_from)
+                if e.valid_till is not None:
+                    edges.add(e.valid_till)
+                for start, till, _snap in e.scopes:
+                    edges.add(start)
+                    if till is not None:
+                        edges.add(till)
+            bounds = self._bounds = sorted(edges)
+        return bisect_right(bounds, at)
 
 
 @dataclass(slots=True)
@@ -272,20 +296,27 @@ def _price(
     return d
 
 
-def rate(event: Event, plan: Plan, state: State) -> Decision:
-    """Decide the charge of one event. Pure: ``state`` is read, not changed."""
-    at = event.at
-    q = event.query
-    qk = tuple(q.items())
+def _route(plan: Plan, at: datetime, q: dict[str, Any], qk: tuple) -> tuple:
+    """What the plan's trees answer for a query at ``at``: (the packs whose tree
+    includes it, the pay-as-you-go answer that settles it and its path text,
+    the last ``not_included`` answer and its path text, whether any entry has
+    a current scope). Pure; memoised on the plan per (stretch of time, query),
+    as neither the snapshots current in a stretch nor their answers change."""
+    key = (plan.window(at), qk)
+    got = plan._routes.get(key)
+    if got is not None:
+        return got
     packs: list[tuple[Entry, lk.Result, str]] = []
     payg: lk.Result | None = None
     payg_text = ""
     last: lk.Result | None = None
     last_text = ""
+    current = False
     for e in plan.entries:
         snap = e.snapshot_at(at)
         if snap is None:
             continue
+        current = True
         res, text = _lookup(snap, q, qk)
         if e.kind == PACK:
             if res.status == lk.INCLUDED:
@@ -296,6 +327,17 @@ def rate(event: Event, plan: Plan, state: State) -> Decision:
             continue
         payg, payg_text = res, text
         break
+    got = (tuple(packs), payg, payg_text, last, last_text, current)
+    if len(plan._routes) < _MEMO_MAX:
+        plan._routes[key] = got
+    return got
+
+
+def rate(event: Event, plan: Plan, state: State) -> Decision:
+    """Decide the charge of one event. Pure: ``state`` is read, not changed."""
+    at = event.at
+    q = event.query
+    packs, payg, payg_text, last, last_text, current = _route(plan, at, q, tuple(q.items()))
 
     # Unit packs, earliest first.
     for e, res, text in packs:
@@ -334,7 +376,7 @@ def rate(event: Event, plan: Plan, state: State) -> Decision:
     if payg is None:
         if last is not None:
             return _reject("no_rate", "not included in any enabled service", last, text=last_text)
-        if not any(e.snapshot_at(at) is not None for e in plan.entries):
+        if not current:
             return _reject("no_rate", "no service with a current scope is enabled on the agreement")
         return _reject("no_rate", "no enabled service prices this event")
     if payg.status == lk.BLOCKED:
