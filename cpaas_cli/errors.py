@@ -56,12 +56,16 @@ class InvalidInput(CpaasError):
     exit_code = ExitCode.INVALID_INPUT
 
     @classmethod
-    def from_problems(cls, problems: list[Problem], what: str = "input") -> InvalidInput:
+    def from_problems(
+        cls, problems: list[Problem], what: str = "input", *, outcome: str = "nothing was written"
+    ) -> InvalidInput:
+        """One message for the problems; ``outcome`` says what was (not) written
+        (a chunked import names the chunks committed before the bad one)."""
         n = len(problems)
         first = str(problems[0]) if problems else ""
-        msg = f"{n} invalid value{'s' if n != 1 else ''} in {what}; nothing was written"
+        msg = f"{n} invalid value{'s' if n != 1 else ''} in {what}; {outcome}"
         if n == 1:
-            msg = f"{first}; nothing was written"
+            msg = f"{first}; {outcome}"
         return cls(msg, problems=problems)
 
 

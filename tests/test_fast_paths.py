@@ -548,10 +548,12 @@ def test_a_bad_row_stops_the_run_at_its_chunk_and_is_named(cli, tmp_path):
         return p
 
     run = cli("edr", "ingest", str(write(True)), "--chunk", "100", "--check-first", expect=4)
-    assert "152" in run.stderr and "mccmnc" in run.stderr
+    assert "152" in run.stderr and "mccmnc" in run.stderr and "nothing was written" in run.stderr
     assert cli.json("edr", "list", "--limit", "1000") == []
     run = cli("edr", "ingest", str(write(True)), "--chunk", "100", expect=4)
     assert "row 152" in run.stderr and "mccmnc" in run.stderr
+    assert "nothing was written" not in run.stderr
+    assert "the chunk from row 102 on was not written; the 100 rows before it were (100 stored" in run.stderr
     assert len(cli.json("edr", "list", "--limit", "1000")) == 100
     got = cli.json("edr", "ingest", str(write(False)), "--chunk", "100")
     assert (got["inserted"], got["skipped"], got["rated"]) == (150, 100, 150)

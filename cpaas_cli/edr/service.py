@@ -1331,9 +1331,16 @@ def _blocks(path: str | Path, size: int) -> Iterator[tuple[list[str], list[tuple
         yield names, [(n, [raw.get(k, "") for k in names]) for n, raw in block]
 
 
-def _parse_block(names: list[str], block: list[tuple[int, list[str]]], refs: _Refs, where: str) -> dict[str, list[Any]]:
+def _parse_block(
+    names: list[str],
+    block: list[tuple[int, list[str]]],
+    refs: _Refs,
+    where: str,
+    outcome: str = "nothing was written",
+) -> dict[str, list[Any]]:
     """The chunk's EDR columns: ``parse_columns``, else row by row through
-    ``parse_row``, which raises InvalidInput naming each bad row and field."""
+    ``parse_row``, which raises InvalidInput naming each bad row and field
+    (``outcome``: what the message says was written)."""
     cols = parse_columns(names, [cells for _n, cells in block], refs)
     if cols is not None:
         return cols
@@ -1349,7 +1356,7 @@ def _parse_block(names: list[str], block: list[tuple[int, list[str]]], refs: _Re
         dup = next(e for e in exts if exts.count(e) > 1)
         problems.append(Problem("external_id", f"{dup!r} appears twice in the file"))
     if problems:
-        raise InvalidInput.from_problems(problems[:50], where)
+        raise InvalidInput.from_problems(problems[:50], where, outcome=outcome)
     return {c: [r[c] for r in rows] for c in PARSED_COLUMNS}
 
 
@@ -1409,8 +1416,16 @@ def _ingest(session: Session, path: str | Path, *, rate: bool, chunk: int, check
     out = {"read": 0, "inserted": 0, "skipped": 0, "rated": 0, "rejected": 0, "pending": 0}
     now = clock.now()
     for names, block in _blocks(path, chunk):
+        if out["read"]:  # earlier chunks are committed
+            first = block[0][0] if block else 0
+            outcome = (
+                f"the chunk from row {first} on was not written; the {out['read']:,} rows before it were "
+                f"({out['inserted']:,} stored, {out['skipped']:,} stored already)"
+            )
+        else:
+            outcome = "nothing was written"
         try:
-            cols = _parse_block(names, block, refs, f"{path} (rows stored before this chunk: {out['inserted']})")
+            cols = _parse_block(names, block, refs, str(path), outcome)
         except InvalidInput:
             session.rollback()
             raise
