@@ -128,10 +128,16 @@ def test_newly_no_rate_reported_and_refunded(cli, tmp_path):
     assert (again["updated"], again["unchanged"], again["failed"], again["report"]["state_changed"]) == (0, 1, 1, 0)
 
 
-def test_many_small_chunks_give_the_result_of_one(cli, tmp_path, monkeypatch):
+@pytest.mark.parametrize(("chunk", "per_statement"), [(2, 100), (2, 1), (1000, 2)])
+def test_many_small_chunks_give_the_result_of_one(cli, tmp_path, monkeypatch, chunk, per_statement):
     """Chunks of two EDRs: on PostgreSQL each chunk's writes overlap the rating
     of the next one. Money-only updates (the French tier) and full ones (Spain
-    newly without a rate) alternate within the chunks."""
+    newly without a rate) alternate within the chunks. On SQLite the ledger rows
+    and price updates go ``per_statement`` rows per INSERT (whole statements
+    and a shorter last one)."""
+    from cpaas_cli.edr import service as edrs
+
+    monkeypatch.setattr(edrs, "ROWS_PER_STATEMENT", per_statement)
     setup(cli)
     apply(cli, tmp_path, tree(TIER_A))
     rows = [french(i) if i % 2 == 0 else row(i) for i in range(7)]  # FR 0, 2, 4, 6; ES 1, 3, 5 (2 segments)
@@ -140,7 +146,7 @@ def test_many_small_chunks_give_the_result_of_one(cli, tmp_path, monkeypatch):
     doc = tree(TIER_B)
     doc["tree"]["sms"]["children"]["sms_message"]["children"]["mt"]["children"]["ES"] = {"price_type": "not_included"}
     apply(cli, tmp_path, doc)
-    monkeypatch.setattr(rerate, "CHUNK", 2)
+    monkeypatch.setattr(rerate, "CHUNK", chunk)
     done = cli.json("rerate", "run", str(create(cli)["id"]))
     assert (done["processed"], done["updated"], done["unchanged"], done["failed"]) == (7, 4, 0, 3)
     costs = {f"x-{i}": cli.json("edr", "show", f"x-{i}") for i in range(7)}
