@@ -219,12 +219,15 @@ def test_memoised_routes_follow_scope_and_entry_boundaries():
     def fresh() -> en.Plan:
         return en.Plan(1, "EUR", entries, lambda at: P0 if at >= P0 else None)
 
-    shared, state = fresh(), en.State()
     events = [
         ev(i, country=c, segments=1 + i % 2, direction="mo" if i % 17 == 0 else "mt")
         for i in range(-5, 160)
         for c in ("ES", "FR", "DE")
     ]
+    queries: dict[tuple, dict] = {}
+    for e in events[: len(events) // 2]:  # the first half shares its query dicts, as edr ingest does
+        e.query = queries.setdefault(tuple(e.query.items()), e.query)
+    shared, state = fresh(), en.State()
     seen = set()
     for e in events:
         want = en.rate(e, fresh(), state)
@@ -235,4 +238,6 @@ def test_memoised_routes_follow_scope_and_entry_boundaries():
     # the stream met each answer: pack, both scopes of the price tree, blocked, no period before P0
     assert {(en.PACK, 3), (en.PAYG, 1), (en.PAYG, 2)} <= {(s, sc) for s, sc, _r, _p in seen}
     assert {"blocked", "no_agreement"} <= {r for _s, _sc, r, _p in seen}
-    assert len(shared._routes) > 3
+    # one route per (stretch, query); identity entries only for the dicts that first asked
+    assert 3 < len(shared._routes) < len(events) / 3
+    assert 0 < len(shared._by_query) <= len(shared._routes)
