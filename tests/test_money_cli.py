@@ -268,3 +268,23 @@ def test_balance_at_a_past_time_counts_payments_as_they_stood_then(cli):
     )
     cli.json("payment", "delete", str(p["id"]), "--yes")
     assert bal("2026-03-05") == "0.00"
+
+
+def test_two_processes_ingesting_the_same_file_store_each_edr_once(cli, tmp_path, db_url):
+    """Two real OS processes ingest the same file at once, in chunks of 100: both
+    succeed, every EDR is stored and charged once, and between them each row was
+    inserted by one and skipped by the other."""
+    setup(cli)
+    path = edr_file(tmp_path / "e.jsonl", [row(i, segments=1) for i in range(1500)])
+    dispose_all()
+    cmd = [sys.executable, "-m", "cpaas_cli", "--db", db_url, "-o", "json", "edr", "ingest", str(path)]
+    cmd += ["--chunk", "100"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    done = [json.loads(o[0]) for o in outs]
+    assert sum(d["inserted"] for d in done) == 1500 and sum(d["skipped"] for d in done) == 1500
+    with get_engine(db_url).connect() as conn:
+        edrs = conn.execute(sa.text("SELECT COUNT(*), COUNT(DISTINCT external_id) FROM edr")).one()
+        charges = conn.execute(sa.text("SELECT COUNT(*), COUNT(DISTINCT edr_id) FROM charge WHERE kind = 'edr'")).one()
+    assert tuple(edrs) == (1500, 1500) and tuple(charges) == (1500, 1500)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import json
 import sqlite3
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -1028,6 +1029,22 @@ def _write_lock(session: Session) -> None:
         session.connection().exec_driver_sql("UPDATE agreement_balance SET spent = spent WHERE 0 = 1")
 
 
+# PostgreSQL advisory lock of `edr ingest` (the scheme of scheduler/serve.py's job locks).
+INGEST_LOCK_KEY = zlib.crc32(b"cpaas-lock:edr-ingest") & 0x7FFFFFFF
+
+
+def _ingest_lock(session: Session) -> None:
+    """Serialise ingest chunks until the transaction ends, so that the check of
+    which external ids are stored already and the insert of the others are one
+    step: SQLite's write lock; on PostgreSQL an advisory lock (otherwise two
+    runs of overlapping files both find an id missing and the second insert
+    fails on the unique key)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection().exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (INGEST_LOCK_KEY,))
+    else:
+        _write_lock(session)
+
+
 def _sqlite_time(v: datetime | None) -> str | None:
     if v is None:
         return None
@@ -1431,7 +1448,7 @@ def _ingest(session: Session, path: str | Path, *, rate: bool, chunk: int, check
             raise
         out["read"] += len(block)
         exts = cols["external_id"]
-        _write_lock(session)
+        _ingest_lock(session)
         have = _stored_external_ids(session, exts)
         keep = [i for i, e in enumerate(exts) if e not in have] if have else list(range(len(exts)))
         out["skipped"] += len(block) - len(keep)
