@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
+import pytest
 from typer.testing import CliRunner
 
 from cpaas_cli import __version__
@@ -116,3 +117,28 @@ def test_database_without_tables_says_run_upgrade(tmp_path):
     assert result.exit_code == 1
     assert "cpaas db upgrade" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("driver", "kind", "code", "prefix"),
+    [
+        ("sqlite3", "IntegrityError", 5, "conflict: "),
+        ("sqlite3", "OperationalError", 1, "database error: "),
+        ("psycopg", "IntegrityError", 5, "conflict: "),
+        ("psycopg", "OperationalError", 1, "database error: "),
+    ],
+)
+def test_a_driver_error_outside_sqlalchemy_is_one_line_and_an_exit_code(capsys, driver, kind, code, prefix):
+    """Bulk paths (COPY, raw cursors) raise the driver's own errors: they become
+    one line on stderr and the exit code of their kind, like SQLAlchemy's."""
+    import importlib
+
+    import typer
+
+    from cpaas_cli.cli.app import _db_error
+
+    exc = getattr(importlib.import_module(driver), kind)("duplicate key value\nDETAIL: more")
+    with pytest.raises(typer.Exit) as got:
+        _db_error(exc)
+    assert got.value.exit_code == code
+    assert capsys.readouterr().err == f"error: {prefix}duplicate key value\n"

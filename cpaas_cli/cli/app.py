@@ -116,8 +116,23 @@ def _fail(message: str, problems=None, code: int = ExitCode.ERROR) -> None:
     raise typer.Exit(int(code))
 
 
+def _driver_error(exc: Exception) -> None:
+    """One line for an error raised by the driver itself: bulk paths (COPY, raw
+    cursors) talk to psycopg or sqlite3 without SQLAlchemy's wrapping."""
+    for name in ("psycopg", "sqlite3"):
+        mod = sys.modules.get(name)
+        if mod is None or not isinstance(exc, mod.Error):
+            continue
+        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if isinstance(exc, mod.IntegrityError):
+            _fail(f"conflict: {text}", code=ExitCode.CONFLICT)
+        if isinstance(exc, mod.OperationalError | mod.ProgrammingError):
+            _fail(f"database error: {text}")
+
+
 def _db_error(exc: Exception) -> None:
     """One line for a database error (SQLAlchemy is imported only by the commands that use it)."""
+    _driver_error(exc)
     sa_exc = sys.modules.get("sqlalchemy.exc")
     if sa_exc is None or not isinstance(exc, sa_exc.OperationalError | sa_exc.ProgrammingError | sa_exc.IntegrityError):
         return
