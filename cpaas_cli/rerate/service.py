@@ -72,7 +72,6 @@ from cpaas_cli.audit import service as audit
 from cpaas_cli.billing import ledger
 from cpaas_cli.billing.models import Charge, PackUsage, ScaleCounter
 from cpaas_cli.billing.periods import Period, VersionTerms, period_containing, periods
-from cpaas_cli.catalog import lookup as lk
 from cpaas_cli.edr import service as edrs
 from cpaas_cli.edr.models import FINAL_STATUSES, Edr
 from cpaas_cli.errors import Conflict, InvalidInput, NotFound
@@ -535,16 +534,11 @@ def _unpacked(v: str | tuple) -> tuple:
 
 
 def _attributes(key: str | tuple) -> tuple[dict[str, Any], str | None, tuple[str, str]]:
-    """(lookup query as edr.service._event builds it, sender, report key) of a row's key."""
+    """(lookup query as edr.service._event builds it, sender, report key) of a row's key.
+    The query is edr.service's shared dict for its attributes: the engine's route
+    memo is probed by that dict's identity (EDRs of many senders share it)."""
     channel, direction, mcc, mnc, country, network, sender = _unpacked(key)
-    q = lk.query(
-        channel=channel or "sms",
-        direction=direction or "mt",
-        mccmnc=(mcc + mnc) if mcc and mnc else None,
-        mcc=mcc,
-        country=country,
-        sender_type=edrs._sender_type(sender),
-    )
+    q = edrs._query_of((channel or "sms", direction or "mt", mcc, mnc, country, edrs._sender_type(sender)))
     return q, sender, (country or "", network or "")
 
 
