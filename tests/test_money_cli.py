@@ -223,17 +223,22 @@ def test_superscript_digit_is_a_bad_cell_not_a_crash(cli, tmp_path, field):
         assert [e["campaign_id"] for e in cli.json("edr", "list")] == [None, None]
 
 
+def _twice_at_once(db_url: str, *args: str) -> list[dict]:
+    """``cpaas -o json ARGS`` in two real OS processes at once; both must exit 0: their JSON outputs."""
+    dispose_all()
+    cmd = [sys.executable, "-m", "cpaas_cli", "--db", db_url, "-o", "json", *args]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    return [json.loads(o[0]) for o in outs]
+
+
 def test_two_processes_never_overspend(cli, tmp_path, db_url):
     """Two real OS processes rate the same agreement at once: the credit limit holds."""
     setup(cli, credit_limit="1")
     rows = [row(i, segments=1) for i in range(200)]  # 200 × 0.04 = 8.00 wanted, 1.00 allowed
     cli.json("edr", "ingest", str(edr_file(tmp_path / "e.jsonl", rows)), "--no-rate")
-    dispose_all()
-    cmd = [sys.executable, "-m", "cpaas_cli", "--db", db_url, "edr", "rate", "--chunk", "7", "-o", "json"]
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    outs = [p.communicate(timeout=300) for p in procs]
-    assert all(p.returncode == 0 for p in procs), outs
-    done = [json.loads(o[0]) for o in outs]
+    done = _twice_at_once(db_url, "edr", "rate", "--chunk", "7")
     assert sum(d["rated"] for d in done) == 25 and sum(d["rejected"] for d in done) == 175
     with get_engine(db_url).connect() as conn:
         charged = conn.execute(sa.text("SELECT SUM(amount), COUNT(*) FROM charge")).one()
@@ -276,13 +281,7 @@ def test_two_processes_ingesting_the_same_file_store_each_edr_once(cli, tmp_path
     inserted by one and skipped by the other."""
     setup(cli)
     path = edr_file(tmp_path / "e.jsonl", [row(i, segments=1) for i in range(1500)])
-    dispose_all()
-    cmd = [sys.executable, "-m", "cpaas_cli", "--db", db_url, "-o", "json", "edr", "ingest", str(path)]
-    cmd += ["--chunk", "100"]
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    outs = [p.communicate(timeout=300) for p in procs]
-    assert all(p.returncode == 0 for p in procs), outs
-    done = [json.loads(o[0]) for o in outs]
+    done = _twice_at_once(db_url, "edr", "ingest", str(path), "--chunk", "100")
     assert sum(d["inserted"] for d in done) == 1500 and sum(d["skipped"] for d in done) == 1500
     with get_engine(db_url).connect() as conn:
         edrs = conn.execute(sa.text("SELECT COUNT(*), COUNT(DISTINCT external_id) FROM edr")).one()
