@@ -1254,20 +1254,35 @@ def copy_text(values_of: list[Sequence[Any]], times: dict | None = None) -> str 
 def _run_statements(
     session: Session, table: str, names: list[str], values_of: list[Sequence[Any]], sqlite_: bool
 ) -> None:
-    n = len(values_of[0])
+    conn = session.connection()
     rows = zip(*values_of, strict=True)
+    for sql, params in values_statements(
+        table, names, rows, len(values_of[0]), _max_params(session, sqlite_), "?" if sqlite_ else "%s"
+    ):
+        conn.exec_driver_sql(sql, params)
+
+
+def values_statements(
+    table: str, names: Sequence[str], rows: Iterator[tuple], n: int, max_params: int, ph: str = "?"
+) -> list[tuple[str, Any]]:
+    """The INSERTs of ``n`` rows (an iterator of tuples in ``names`` order) with
+    up to ``ROWS_PER_STATEMENT`` rows per statement under ``max_params``
+    parameters (multi-row VALUES: far fewer statement steps than one row per
+    execute): (sql, a list of parameter tuples) for the full statements, then
+    (sql, one parameter tuple) for the rest."""
     width = len(names)
-    ph = "?" if sqlite_ else "%s"
     one = f"({', '.join([ph] * width)})"
     head = f"INSERT INTO {table} ({', '.join(names)}) VALUES "
-    per = max(1, min(ROWS_PER_STATEMENT, _max_params(session, sqlite_) // width))
+    per = max(1, min(ROWS_PER_STATEMENT, max_params // width))
     full, rest = divmod(n, per)
-    conn = session.connection()
+    out: list[tuple[str, Any]] = []
     if full:
-        params = [tuple(chain.from_iterable(islice(rows, per))) for _ in range(full)]
-        conn.exec_driver_sql(head + ", ".join([one] * per), params)
+        out.append(
+            (head + ", ".join([one] * per), [tuple(chain.from_iterable(islice(rows, per))) for _ in range(full)])
+        )
     if rest:
-        conn.exec_driver_sql(head + ", ".join([one] * rest), tuple(chain.from_iterable(rows)))
+        out.append((head + ", ".join([one] * rest), tuple(chain.from_iterable(rows))))
+    return out
 
 
 def _stored_external_ids(session: Session, exts: list[str]) -> set[str]:

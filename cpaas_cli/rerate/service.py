@@ -58,7 +58,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from itertools import chain, islice
 from operator import itemgetter
 from typing import Any
 
@@ -435,28 +434,19 @@ class _Raw:
             cur.close()
 
     def insert(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
-        """INSERT rows: COPY on PostgreSQL; on SQLite ``edrs.ROWS_PER_STATEMENT``
-        rows per statement (multi-row VALUES: far fewer statement steps)."""
+        """INSERT rows: COPY on PostgreSQL; on SQLite ``edrs.values_statements``."""
         if not rows:
             return
         if self.pg:
             self.copy(table, columns, rows)
             return
-        width = len(columns)
-        per = max(1, min(edrs.ROWS_PER_STATEMENT, 999 // width))
-        head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
-        one = f"({', '.join('?' * width)})"
-        full = len(rows) - len(rows) % per
         cur = self.conn.cursor()
         try:
-            if full:
-                it = iter(rows[:full])
-                cur.executemany(
-                    head + ", ".join([one] * per),
-                    [tuple(chain.from_iterable(islice(it, per))) for _ in range(full // per)],
-                )
-            if full < len(rows):
-                cur.execute(head + ", ".join([one] * (len(rows) - full)), tuple(chain.from_iterable(rows[full:])))
+            for sql, params in edrs.values_statements(table, columns, iter(rows), len(rows), 999):
+                if type(params) is list:
+                    cur.executemany(sql, params)
+                else:
+                    cur.execute(sql, params)
         finally:
             cur.close()
 
