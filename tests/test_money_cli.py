@@ -90,6 +90,25 @@ def test_ingest_rate_balance_idempotent(cli, tmp_path):
     cli("agreement", "update", "AG-1", "--currency", "USD", expect=5)
 
 
+def test_ingest_of_an_overlapping_file_stores_only_the_new_rows(cli, tmp_path):
+    """The second file repeats one EDR of the first in the middle of a chunk (not
+    among the ids looked up before a SQLite chunk is trusted to be new): it is
+    skipped, every other row is stored and charged once, the balance moves once."""
+    setup(cli)
+    first = cli.json("edr", "ingest", str(edr_file(tmp_path / "a.jsonl", [row(i) for i in range(100)])))
+    assert (first["inserted"], first["skipped"]) == (100, 0)
+    rows = [row(i) for i in range(100, 150)] + [row(42)] + [row(i) for i in range(150, 200)]
+    got = cli.json("edr", "ingest", str(edr_file(tmp_path / "b.jsonl", rows)))
+    assert (got["read"], got["inserted"], got["skipped"], got["rated"]) == (101, 100, 1, 100)
+    with get_engine(cli.url).connect() as conn:
+        edrs = conn.execute(sa.text("SELECT COUNT(*), COUNT(DISTINCT external_id) FROM edr")).one()
+        charges = conn.execute(sa.text("SELECT COUNT(*), COUNT(DISTINCT edr_id) FROM charge WHERE kind = 'edr'")).one()
+    assert tuple(edrs) == (200, 200) and tuple(charges) == (200, 200)
+    assert len(cli.json("edr", "show", "x-42")["charges"]) == 1
+    # 200 EDRs of 2 segments at 0.04
+    assert cli.json("balance", "show", "AG-1")["charges"] == "16.00"
+
+
 def test_rejections_and_credit_limit(cli, tmp_path):
     setup(cli, credit_limit="0.10")
     rows = [row(i) for i in range(3)] + [row(3, agreement="", company="Client A")]

@@ -1124,8 +1124,13 @@ def insert_values(session: Session, table: sa.Table, cols: list[str], data: list
 
 
 def insert_columns(
-    session: Session, table: sa.Table, columns: dict[str, Sequence[Any]], *, times: _TimeText | None = None
-) -> None:
+    session: Session,
+    table: sa.Table,
+    columns: dict[str, Sequence[Any]],
+    *,
+    times: _TimeText | None = None,
+    unless_stored: str | None = None,
+) -> int:
     """INSERT rows given column by column (``columns[name][i]`` is row i's value) through the driver.
 
     Converted column by column (C-level ``map``/``zip``): JSON to text, and on
@@ -1135,11 +1140,18 @@ def insert_columns(
     on SQLite, rows that carry their ids go in groups by which columns are
     NULL, each group without those. SQLite: rows go ``ROWS_PER_STATEMENT`` per
     INSERT (multi-row VALUES: far fewer statement steps than one row per
-    execute), the rest in one more; PostgreSQL: one COPY."""
+    execute), the rest in one more; PostgreSQL: one COPY.
+
+    Returns how many rows were stored. ``unless_stored`` (SQLite only), a
+    column with a unique key: rows whose value there is stored already are
+    left out (``ON CONFLICT … DO NOTHING``) and not counted."""
     n = len(next(iter(columns.values()), ()))
     if not n:
-        return
+        return 0
     sqlite_ = session.get_bind().dialect.name != "postgresql"
+    if unless_stored and not sqlite_:
+        raise ValueError("unless_stored: SQLite only (COPY has no ON CONFLICT)")
+    tail = f" ON CONFLICT ({unless_stored}) DO NOTHING" if unless_stored else ""
     times = _TimeText() if times is None else times
     names: list[str] = []
     values_of: list[Sequence[Any]] = []
@@ -1163,25 +1175,27 @@ def insert_columns(
         values_of.append(values)
     if not sqlite_:
         _copy(session, table.name, names, values_of, times)
-        return
+        return n
     if mixed and "id" in names:
         # Rows with their own ids may go in any order: rows by which columns are NULL,
         # each group without those columns (the driver binds a None far slower than a value).
         groups: dict[tuple[bool, ...], list[int]] = defaultdict(list)
         for i, key in enumerate(zip(*(map(is_, values_of[j], repeat(None)) for j in mixed), strict=True)):
             groups[key].append(i)
+        stored = 0
         for key, rows in groups.items():
             drop = {j for j, null in zip(mixed, key, strict=True) if null}
             keep = [j for j in range(len(names)) if j not in drop]
-            _run_statements(
+            stored += _run_statements(
                 session,
                 table.name,
                 [names[j] for j in keep],
                 [list(map(values_of[j].__getitem__, rows)) for j in keep],
                 sqlite_,
+                tail,
             )
-        return
-    _run_statements(session, table.name, names, values_of, sqlite_)
+        return stored
+    return _run_statements(session, table.name, names, values_of, sqlite_, tail)
 
 
 def _copy(session: Session, table: str, names: list[str], values_of: list[Sequence[Any]], times: dict) -> None:
@@ -1252,14 +1266,17 @@ def copy_text(values_of: list[Sequence[Any]], times: dict | None = None) -> str 
 
 
 def _run_statements(
-    session: Session, table: str, names: list[str], values_of: list[Sequence[Any]], sqlite_: bool
-) -> None:
+    session: Session, table: str, names: list[str], values_of: list[Sequence[Any]], sqlite_: bool, tail: str = ""
+) -> int:
+    """Run the INSERTs of ``values_statements`` (each followed by ``tail``); how many rows they stored."""
     conn = session.connection()
     rows = zip(*values_of, strict=True)
+    stored = 0
     for sql, params in values_statements(
         table, names, rows, len(values_of[0]), _max_params(session, sqlite_), "?" if sqlite_ else "%s"
     ):
-        conn.exec_driver_sql(sql, params)
+        stored += conn.exec_driver_sql(sql + tail, params).rowcount
+    return stored
 
 
 def values_statements(
@@ -1447,6 +1464,7 @@ def _ingest(session: Session, path: str | Path, *, rate: bool, chunk: int, check
     plans = Plans(session)
     out = {"read": 0, "inserted": 0, "skipped": 0, "rated": 0, "rejected": 0, "pending": 0}
     now = clock.now()
+    sqlite_ = session.get_bind().dialect.name != "postgresql"
     for names, block in _blocks(path, chunk):
         if out["read"]:  # earlier chunks are committed
             first = block[0][0] if block else 0
@@ -1461,37 +1479,96 @@ def _ingest(session: Session, path: str | Path, *, rate: bool, chunk: int, check
         except InvalidInput:
             session.rollback()
             raise
-        out["read"] += len(block)
         exts = cols["external_id"]
         _ingest_lock(session)
-        have = _stored_external_ids(session, exts)
-        keep = [i for i, e in enumerate(exts) if e not in have] if have else list(range(len(exts)))
-        out["skipped"] += len(block) - len(keep)
-        if not keep:
-            session.commit()
-            continue
-        order = sorted(keep, key=cols["event_at"].__getitem__)
-        if len(order) != len(exts) or order != keep:
-            cols = {c: list(map(v.__getitem__, order)) for c, v in cols.items()}
-        m = len(order)
-        ids = _reserve_ids(session, m)
-        charges: list[tuple] = []
-        if rate:
-            events = _events(ids, cols, refs.memo["sender_type"])
-            decisions, charges = Rater(session, plans, now=now).decide_events(cols["agreement_id"], events)
-            result = _result_columns(decisions, now)
-        else:
-            result = {c: [v] * m for c, v in zip(RESULT_COLUMNS, UNRATED, strict=True)}
-        for state, k in Counter(result["rating_state"]).items():
-            out["pending" if state == "unrated" else state] += k
-        times = _TimeText()
-        insert_columns(session, EDR, {"id": ids, **cols, **result, "ingested_at": [now] * m}, times=times)
-        out["inserted"] += m
-        if charges:
-            _post_bulk(session, charges, times=times)
-        audit.record(session, action="ingest", object_type="edr", new={"file": str(path), "rows": m})
+        # SQLite: when none of a sample of the chunk's ids is stored, the chunk goes in
+        # without asking for each id first: the EDR insert skips a stored id itself
+        # (the unique key is probed by the insert anyway), and if it skipped any, the
+        # chunk is rolled back and done again knowing which ids are stored. (On
+        # PostgreSQL COPY has no ON CONFLICT: every id is looked up first.)
+        trusting = sqlite_ and not _stored_external_ids(session, _sample(exts))
+        try:
+            got = _write_chunk(
+                session, path, cols, set() if trusting else _stored_external_ids(session, exts), refs, plans, now,
+                rate=rate, trusting=trusting,
+            )  # fmt: skip
+        except _StoredAlready:
+            session.rollback()
+            _ingest_lock(session)
+            got = _write_chunk(
+                session, path, cols, _stored_external_ids(session, exts), refs, plans, now, rate=rate, trusting=False
+            )
         session.commit()
+        out["read"] += len(block)
+        for k, v in got.items():
+            out[k] += v
     return out
+
+
+SAMPLE_EVERY = 1_000  # which ids of a chunk `edr ingest` looks up before trusting the rest are new
+
+
+def _sample(exts: list[str]) -> list[str]:
+    """The first and last of ``exts`` and every ``SAMPLE_EVERY``-th: a chunk of a
+    re-run, or the stored head or tail of an overlapping file, shows in it."""
+    return [*exts[::SAMPLE_EVERY], *exts[-1:]]
+
+
+class _StoredAlready(Exception):
+    """The trusting insert of a chunk met ids stored already (see ``_ingest``)."""
+
+
+def _write_chunk(
+    session: Session,
+    path: str | Path,
+    cols: dict[str, list[Any]],
+    have: set[str],
+    refs: _Refs,
+    plans: Plans,
+    now: datetime,
+    *,
+    rate: bool,
+    trusting: bool,
+) -> dict[str, int]:
+    """Rate and store a parsed chunk but for the ids in ``have``, under the ingest
+    lock the caller holds; its counts. ``trusting``: ``have`` was not looked up,
+    and _StoredAlready is raised (the transaction to be rolled back) when the
+    insert finds an id stored."""
+    exts = cols["external_id"]
+    got = {"inserted": 0, "skipped": 0, "rated": 0, "rejected": 0, "pending": 0}
+    keep = [i for i, e in enumerate(exts) if e not in have] if have else list(range(len(exts)))
+    got["skipped"] = len(exts) - len(keep)
+    if not keep:
+        return got
+    order = sorted(keep, key=cols["event_at"].__getitem__)
+    if len(order) != len(exts) or order != keep:
+        cols = {c: list(map(v.__getitem__, order)) for c, v in cols.items()}
+    m = len(order)
+    ids = _reserve_ids(session, m)
+    charges: list[tuple] = []
+    if rate:
+        events = _events(ids, cols, refs.memo["sender_type"])
+        decisions, charges = Rater(session, plans, now=now).decide_events(cols["agreement_id"], events)
+        result = _result_columns(decisions, now)
+    else:
+        result = {c: [v] * m for c, v in zip(RESULT_COLUMNS, UNRATED, strict=True)}
+    for state, k in Counter(result["rating_state"]).items():
+        got["pending" if state == "unrated" else state] += k
+    times = _TimeText()
+    stored = insert_columns(
+        session,
+        EDR,
+        {"id": ids, **cols, **result, "ingested_at": [now] * m},
+        times=times,
+        unless_stored="external_id" if trusting else None,
+    )
+    if trusting and stored != m:
+        raise _StoredAlready
+    got["inserted"] = m
+    if charges:
+        _post_bulk(session, charges, times=times)
+    audit.record(session, action="ingest", object_type="edr", new={"file": str(path), "rows": m})
+    return got
 
 
 def _post_bulk(session: Session, charges: list[tuple], *, times: _TimeText | None = None) -> None:
