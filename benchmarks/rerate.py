@@ -27,6 +27,7 @@ import json
 import sys
 import tempfile
 import time
+from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -37,12 +38,13 @@ from cpaas_cli.db.engine import dispose_all, get_engine, session_scope  # noqa: 
 from cpaas_cli.rerate import service as rerate  # noqa: E402
 
 
-def raise_prices(node: object) -> None:
+def raise_prices(node: object, percent: int = 10) -> None:
+    """Every price in the tree document up by ``percent`` % (exact decimals, to the micro-unit)."""
     if isinstance(node, dict):
         if "price" in node:
-            node["price"] = f"{float(node['price']) * 1.1:.6f}"
+            node["price"] = str((Decimal(node["price"]) * (100 + percent) / 100).quantize(Decimal("0.000001")))
         for v in node.values():
-            raise_prices(v)
+            raise_prices(v, percent)
 
 
 def timed_run(url: str, label: str) -> dict:
@@ -73,14 +75,23 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--db", default=None)
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="the --db of an earlier run: no ingest; prices --rise %% above the base tree, then the two timed runs",
+    )
+    ap.add_argument("--rise", type=int, default=10, help="price rise in %% over the base tree (default 10)")
     a = ap.parse_args()
+    if a.reuse and not a.db:
+        ap.error("--reuse needs --db")
     nets = networks()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         url = a.db or f"sqlite:///{work / 'bench.db'}"
-        bench_ingest(url, a.rows, nets, work)
+        if not a.reuse:
+            bench_ingest(url, a.rows, nets, work)
         doc = tree_doc(nets)
-        raise_prices(doc)
+        raise_prices(doc, a.rise)
         (work / "tree2.json").write_text(json.dumps(doc))
         cpaas(url, "service", "tree", "apply", "SMS", str(work / "tree2.json"))
         dispose_all()

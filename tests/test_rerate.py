@@ -417,3 +417,37 @@ def test_sigkill_mid_run_then_rerun_equals_an_uninterrupted_run(cli, tmp_path):
         dispose_all()
         if PG_URL:
             _pg_exec(f'DROP DATABASE IF EXISTS "{sa.engine.make_url(clean_url).database}" WITH (FORCE)')
+
+
+@pytest.mark.skipif(not PG_URL, reason="PostgreSQL's HOT updates and storage parameters")
+def test_rerate_on_postgresql_updates_edrs_in_their_pages(cli, tmp_path):
+    """A rerate changes only columns no index holds; with the EDR table's pages
+    half full (migration 0018) PostgreSQL makes those updates HOT: no new entry
+    in any of the table's indexes. 900 EDRs fill ~30 pages, so with full pages
+    nearly every update would have to move its row."""
+    setup(cli)
+    rows = [row(i) for i in range(900)]  # 2 segments each, Spain at 0.04
+    cli.json("edr", "ingest", str(edr_file(tmp_path / "e.jsonl", rows)))
+    apply(cli, tmp_path, tree(TIER_A, es_price="0.05"))
+    eng = get_engine(cli.url)
+
+    def hot() -> tuple[int, int]:
+        dispose_all()  # the CLI's server processes end and report their counts
+        with eng.connect() as c:
+            for _ in range(50):
+                c.execute(sa.text("SELECT pg_stat_clear_snapshot()"))
+                got = c.execute(sa.text(
+                    "SELECT n_tup_upd, n_tup_hot_upd, (SELECT numbackends FROM pg_stat_database"
+                    " WHERE datname = current_database()) FROM pg_stat_user_tables WHERE relname = 'edr'")).one()  # fmt: skip
+                if got[2] == 1:  # only this connection: every other backend has exited and flushed
+                    return int(got[0]), int(got[1])
+                time.sleep(0.1)
+        raise AssertionError("the CLI's database sessions did not end")
+
+    upd0, hot0 = hot()
+    done = cli.json("rerate", "run", str(create(cli, till="2026-03-02T00:00:00Z")["id"]))
+    assert (done["processed"], done["updated"]) == (900, 900)
+    upd, hot_ = hot()
+    assert upd - upd0 == 900
+    assert hot_ - hot0 >= 0.95 * 900, f"{hot_ - hot0} of 900 updates HOT"
+    assert cli.json("balance", "show", "AG-1")["charges"] == "90.00"  # 900 × 2 segments × 0.05
