@@ -94,7 +94,8 @@ def test_receipts_by_text_with_hex_submit_and_decimal_receipt_ids():
         gw.open()
         for i in range(8):
             gw.submit(message(i))
-        events = drive(gw, lambda ev: count(ev, DeliveryReceipt) == 8)
+        # Both counts: the SMSC may send a receipt before its submit_sm_resp reaches us.
+        events = drive(gw, lambda ev: count(ev, SubmitAccepted) == 8 and count(ev, DeliveryReceipt) == 8)
         gw.close()
     accepted = {e.message_id for e in events if isinstance(e, SubmitAccepted)}
     receipts = [e for e in events if isinstance(e, DeliveryReceipt)]
