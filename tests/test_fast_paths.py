@@ -557,3 +557,45 @@ def test_a_bad_row_stops_the_run_at_its_chunk_and_is_named(cli, tmp_path):
     assert len(cli.json("edr", "list", "--limit", "1000")) == 100
     got = cli.json("edr", "ingest", str(write(False)), "--chunk", "100")
     assert (got["inserted"], got["skipped"], got["rated"]) == (150, 100, 150)
+
+
+def test_a_chunk_commit_that_fails_stops_the_ingest_with_its_error(cli, tmp_path, db_url, monkeypatch):
+    """A chunk's commit runs in a thread while the next chunk is parsed: when it
+    fails, the ingest raises that error (not lost with the thread), the chunks
+    committed before it stay whole with their charges, nothing after it is
+    written, and the rerun stores the rest."""
+    from decimal import Decimal
+
+    import sqlalchemy as sa
+    from sqlalchemy.orm import Session
+
+    from cpaas_cli.db.engine import get_engine, make_session
+    from cpaas_cli.edr import service as edrs
+    from tests.test_money_cli import edr_file, row, setup
+
+    setup(cli)
+    path = edr_file(tmp_path / "e.jsonl", [row(i, segments=1) for i in range(250)])
+    real, calls = Session.commit, []
+
+    def commit(self):
+        calls.append(1)
+        if len(calls) == 2:
+            raise sa.exc.OperationalError("COMMIT", {}, RuntimeError("disk I/O error"))
+        return real(self)
+
+    monkeypatch.setattr(Session, "commit", commit)
+    s = make_session(get_engine(db_url))
+    try:
+        with pytest.raises(sa.exc.OperationalError, match="disk I/O error"):
+            edrs.ingest(s, path, chunk=100)
+        s.rollback()
+    finally:
+        s.close()
+    monkeypatch.undo()
+    assert len(calls) == 2  # the third chunk was parsed, never written
+    stored = cli.json("edr", "list", "--limit", "1000")
+    assert sorted(int(e["external_id"][2:]) for e in stored) == list(range(100))
+    charged = sum(Decimal(e["cost"]) for e in stored)
+    assert charged > 0 and Decimal(cli.json("balance", "show", "AG-1")["charges"]) == charged
+    got = cli.json("edr", "ingest", str(path), "--chunk", "100")
+    assert (got["inserted"], got["skipped"]) == (150, 100)

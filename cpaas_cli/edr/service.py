@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import json
 import sqlite3
+import threading
 import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -145,15 +146,23 @@ def _sender_type(sender: str | None) -> str | None:
     return "short_code" if len(sender) <= 8 else "long_code"
 
 
+def _nothing() -> None:
+    pass
+
+
 class _Refs:
     def __init__(self, session: Session):
         self.session = session
         self.ags: dict[str, tuple[int, int] | None] = {}
         self.cos: dict[str, int | None] = {}
         self.memo: defaultdict[str, dict[Any, Any]] = defaultdict(dict)  # parse_columns' answers for the run
+        # Called before a reference is looked up in the database (`edr ingest`: waits
+        # for the commit of the previous chunk, which may be running in a thread).
+        self.before_query: Callable[[], None] = _nothing
 
     def agreement(self, ref: str) -> tuple[int, int] | None:
         if ref not in self.ags:
+            self.before_query()
             try:
                 ag = agreements.get(self.session, ref)
                 self.ags[ref] = (ag.id, ag.company_id)
@@ -165,6 +174,7 @@ class _Refs:
         if ref not in self.cos:
             from cpaas_cli.refs import by_ref
 
+            self.before_query()
             try:
                 self.cos[ref] = by_ref(self.session, Company, ref, what="company").id
             except NotFound:
@@ -1465,44 +1475,91 @@ def _ingest(session: Session, path: str | Path, *, rate: bool, chunk: int, check
     out = {"read": 0, "inserted": 0, "skipped": 0, "rated": 0, "rejected": 0, "pending": 0}
     now = clock.now()
     sqlite_ = session.get_bind().dialect.name != "postgresql"
-    for names, block in _blocks(path, chunk):
-        if out["read"]:  # earlier chunks are committed
-            first = block[0][0] if block else 0
-            outcome = (
-                f"the chunk from row {first} on was not written; the {out['read']:,} rows before it were "
-                f"({out['inserted']:,} stored, {out['skipped']:,} stored already)"
-            )
-        else:
-            outcome = "nothing was written"
-        try:
-            cols = _parse_block(names, block, refs, str(path), outcome)
-        except InvalidInput:
-            session.rollback()
-            raise
-        exts = cols["external_id"]
-        _ingest_lock(session)
-        # SQLite: when none of a sample of the chunk's ids is stored, the chunk goes in
-        # without asking for each id first: the EDR insert skips a stored id itself
-        # (the unique key is probed by the insert anyway), and if it skipped any, the
-        # chunk is rolled back and done again knowing which ids are stored. (On
-        # PostgreSQL COPY has no ON CONFLICT: every id is looked up first.)
-        trusting = sqlite_ and not _stored_external_ids(session, _sample(exts))
-        try:
-            got = _write_chunk(
-                session, path, cols, set() if trusting else _stored_external_ids(session, exts), refs, plans, now,
-                rate=rate, trusting=trusting,
-            )  # fmt: skip
-        except _StoredAlready:
-            session.rollback()
+    # A chunk's commit runs in a thread while the next chunk is read and parsed
+    # (see _Commit); nothing else touches the session before ``settle``.
+    pending: list[_Commit] = []
+
+    def settle() -> None:
+        while pending:
+            pending.pop().wait()
+
+    refs.before_query = settle
+    try:
+        for names, block in _blocks(path, chunk):
+            if out["read"]:  # the chunks before are committed (or their commit is under way)
+                first = block[0][0] if block else 0
+                outcome = (
+                    f"the chunk from row {first} on was not written; the {out['read']:,} rows before it were "
+                    f"({out['inserted']:,} stored, {out['skipped']:,} stored already)"
+                )
+            else:
+                outcome = "nothing was written"
+            try:
+                cols = _parse_block(names, block, refs, str(path), outcome)
+            except InvalidInput:
+                settle()  # what the message says was written is
+                session.rollback()
+                raise
+            times = _TimeText()
+            if sqlite_:  # the SQLite text of the chunk's times, while the commit runs
+                for c in ("event_at", *TIME_COLUMNS):
+                    _time_values(cols[c], times)
+            settle()
+            exts = cols["external_id"]
             _ingest_lock(session)
-            got = _write_chunk(
-                session, path, cols, _stored_external_ids(session, exts), refs, plans, now, rate=rate, trusting=False
-            )
-        session.commit()
-        out["read"] += len(block)
-        for k, v in got.items():
-            out[k] += v
+            # SQLite: when none of a sample of the chunk's ids is stored, the chunk goes in
+            # without asking for each id first: the EDR insert skips a stored id itself
+            # (the unique key is probed by the insert anyway), and if it skipped any, the
+            # chunk is rolled back and done again knowing which ids are stored. (On
+            # PostgreSQL COPY has no ON CONFLICT: every id is looked up first.)
+            trusting = sqlite_ and not _stored_external_ids(session, _sample(exts))
+            try:
+                got = _write_chunk(
+                    session, path, cols, set() if trusting else _stored_external_ids(session, exts), refs, plans,
+                    now, times, rate=rate, trusting=trusting,
+                )  # fmt: skip
+            except _StoredAlready:
+                session.rollback()
+                _ingest_lock(session)
+                got = _write_chunk(
+                    session, path, cols, _stored_external_ids(session, exts), refs, plans, now, times, rate=rate,
+                    trusting=False,
+                )  # fmt: skip
+            pending.append(_Commit(session))
+            out["read"] += len(block)
+            for k, v in got.items():
+                out[k] += v
+        settle()
+    finally:
+        # On any error the commit under way ends before the caller rolls back.
+        while pending:
+            pending.pop().join()
     return out
+
+
+class _Commit(threading.Thread):
+    """``session.commit()`` in a thread. SQLite (and psycopg) release the GIL
+    while the database writes the transaction out (on SQLite its WAL frames and
+    the checkpoints, a tenth of the ingest time), so `edr ingest` reads and
+    parses the next chunk meanwhile. Until ``wait`` returns, the caller touches
+    neither the session nor its connection."""
+
+    def __init__(self, session: Session):
+        super().__init__(name="edr-ingest-commit", daemon=True)
+        self.session = session
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.session.commit()
+        except BaseException as exc:  # handed to the waiting thread
+            self.error = exc
+
+    def wait(self) -> None:
+        self.join()
+        if self.error is not None:
+            raise self.error
 
 
 SAMPLE_EVERY = 1_000  # which ids of a chunk `edr ingest` looks up before trusting the rest are new
@@ -1526,6 +1583,7 @@ def _write_chunk(
     refs: _Refs,
     plans: Plans,
     now: datetime,
+    times: _TimeText,
     *,
     rate: bool,
     trusting: bool,
@@ -1554,7 +1612,6 @@ def _write_chunk(
         result = {c: [v] * m for c, v in zip(RESULT_COLUMNS, UNRATED, strict=True)}
     for state, k in Counter(result["rating_state"]).items():
         got["pending" if state == "unrated" else state] += k
-    times = _TimeText()
     stored = insert_columns(
         session,
         EDR,
