@@ -377,10 +377,13 @@ def _stored(session, agreement_id):
     return edrs, charges, counters, spent
 
 
-def test_ingest_stores_what_the_general_path_stores(cli, tmp_path, db_url):
+@pytest.mark.parametrize("chunk", [7, 500])
+def test_ingest_stores_what_the_general_path_stores(cli, tmp_path, db_url, chunk):
     """The same rows for three twin agreements: the general path (AG-1), the
-    CSV fast path (AG-2) and JSONL through the same columns (AG-3), in chunks of 7,
-    with a re-ingest in between: identical EDRs, charges, counters, balances."""
+    CSV fast path (AG-2) and JSONL through the same columns (AG-3), in chunks of
+    7 or 500 (on SQLite, 240 rows in one INSERT batch: the values all rows share
+    go in as SQL literals), with a re-ingest in between: identical EDRs,
+    charges, counters, balances."""
     import csv
     import random
 
@@ -398,7 +401,7 @@ def test_ingest_stores_what_the_general_path_stores(cli, tmp_path, db_url):
     names = ["external_id", "agreement", "sender", "destination", "mccmnc", "segments", "direction", "status",
              "prepared_at", "submitted_at", "delivered_at", "seen_at"]  # fmt: skip
     rows = []
-    for i in range(150):
+    for i in range(300):
         sub = f"2026-03-{1 + rng.randrange(3):02d}T{rng.randrange(24):02d}:{rng.randrange(60):02d}:00+01:00"
         status = rng.choice(["submitted", "delivered", "prepared", "seen", ""])
         rows.append({
@@ -431,14 +434,14 @@ def test_ingest_stores_what_the_general_path_stores(cli, tmp_path, db_url):
     s = make_session(get_engine(db_url))
     try:
         for part in (rows[:60], rows):  # the second run skips the first 60
-            _reference_ingest(s, write("AG-1", "r-", ".jsonl", part), 7)
-            got = [edrs.ingest(s, write("AG-2", "c-", ".csv", part), chunk=7)]
-            got.append(edrs.ingest(s, write("AG-3", "j-", ".jsonl", part), chunk=7))
+            _reference_ingest(s, write("AG-1", "r-", ".jsonl", part), chunk)
+            got = [edrs.ingest(s, write("AG-2", "c-", ".csv", part), chunk=chunk)]
+            got.append(edrs.ingest(s, write("AG-3", "j-", ".jsonl", part), chunk=chunk))
             s.commit()
             assert got[0] == got[1] and got[0]["inserted"] == len(part) - (60 if len(part) > 60 else 0)
         ids = {code: cli.json("agreement", "show", code)["id"] for code in ("AG-1", "AG-2", "AG-3")}
         want = _stored(s, ids["AG-1"])
-        assert len(want[0]) == 150 and len(want[1]) > 20 and want[2]
+        assert len(want[0]) == 300 and len(want[1]) > 20 and want[2]
         states = {r["rating_state"] for r in want[0].values()}
         reasons = {r["rating_reason"] for r in want[0].values()}
         assert states == {"rated", "rejected", "unrated"} and "insufficient_credit" in reasons
@@ -599,3 +602,43 @@ def test_a_chunk_commit_that_fails_stops_the_ingest_with_its_error(cli, tmp_path
     assert charged > 0 and Decimal(cli.json("balance", "show", "AG-1")["charges"]) == charged
     got = cli.json("edr", "ingest", str(path), "--chunk", "100")
     assert (got["inserted"], got["skipped"]) == (150, 100)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["O'Brien ''quoted''", "", "ünïcode € 📨", "a\x00b", "x" * 101, "7", 0, -(2**63), 2**63 - 1, True, None],
+)
+def test_a_value_all_rows_share_is_stored_as_the_bound_value_is(tmp_path, value):
+    """insert_columns on SQLite writes a value every row of a bulk insert shares
+    as a SQL literal (quotes doubled; NUL-bearing or long text, bools and other
+    types stay parameters): the stored value and its storage class are those of
+    a plain parameterised INSERT of the same rows."""
+    import sqlalchemy as sa
+
+    from cpaas_cli.db.engine import get_engine, make_session
+    from cpaas_cli.edr import service as edrs
+
+    md = sa.MetaData()
+    fast, plain = (
+        sa.Table(
+            name,
+            md,
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("t", sa.Text),
+            sa.Column("i", sa.BigInteger),
+            sa.Column("n", sa.Integer),
+        )
+        for name in ("fast", "plain")
+    )
+    s = make_session(get_engine(f"sqlite:///{tmp_path / 'lit.db'}"))
+    try:
+        md.create_all(s.connection())
+        n = edrs.SHARED_LITERAL_ROWS + 30
+        rows = {"id": list(range(1, n + 1)), "t": [value] * n, "i": [value] * n, "n": list(range(n))}
+        assert edrs.insert_columns(s, fast, rows) == n
+        s.execute(sa.insert(plain), [dict(zip(rows, r, strict=True)) for r in zip(*rows.values(), strict=True)])
+        q = "SELECT id, t, typeof(t), i, typeof(i), n FROM {} ORDER BY id"
+        got = [s.connection().exec_driver_sql(q.format(t)).all() for t in ("fast", "plain")]
+        assert got[0] == got[1] and len(got[0]) == n
+    finally:
+        s.close()

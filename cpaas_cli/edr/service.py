@@ -1148,7 +1148,8 @@ def insert_columns(
     tables); a column that is NULL in every row and has no server default is
     left out of the statement (the database stores NULL for it all the same);
     on SQLite, rows that carry their ids go in groups by which columns are
-    NULL, each group without those. SQLite: rows go ``ROWS_PER_STATEMENT`` per
+    NULL, each group without those; in a bulk insert a value every row shares
+    goes into the SQL as a literal. SQLite: rows go ``ROWS_PER_STATEMENT`` per
     INSERT (multi-row VALUES: far fewer statement steps than one row per
     execute), the rest in one more; PostgreSQL: one COPY.
 
@@ -1166,6 +1167,7 @@ def insert_columns(
     names: list[str] = []
     values_of: list[Sequence[Any]] = []
     mixed: list[int] = []  # positions of columns NULL in some rows, without a server default
+    shared: dict[str, str] = {}  # SQLite: column → the SQL literal of the value every row has
     for c, values in columns.items():
         if len(values) != n:
             raise ValueError(f"column {c}: {len(values)} values for {n} rows")
@@ -1181,6 +1183,9 @@ def insert_columns(
             values = _json_values(values)
         elif sqlite_ and "UTCDateTime" in type(t).__name__:
             values = _time_values(values, times)
+        if sqlite_ and n >= SHARED_LITERAL_ROWS and (lit := _shared_literal(values)) is not None:
+            shared[c] = lit
+            continue
         names.append(c)
         values_of.append(values)
     if not sqlite_:
@@ -1203,9 +1208,37 @@ def insert_columns(
                 [list(map(values_of[j].__getitem__, rows)) for j in keep],
                 sqlite_,
                 tail,
+                shared,
             )
         return stored
-    return _run_statements(session, table.name, names, values_of, sqlite_, tail)
+    return _run_statements(session, table.name, names, values_of, sqlite_, tail, shared, n)
+
+
+# `insert_columns` on SQLite: in a statement of at least this many rows, a value all
+# rows share (a chunk's agreement, currency, rating time, …) is written into the SQL
+# once per row as a literal instead of being bound as a parameter per row.
+SHARED_LITERAL_ROWS = 100
+_INT64 = range(-(1 << 63), 1 << 63)
+
+
+def _shared_literal(values: Sequence[Any]) -> str | None:
+    """The SQLite literal of the one int or str every one of ``values`` is (None
+    when they differ, or for other types, long text or text with a NUL)."""
+    v = values[0]
+    if type(v) is int:
+        if v not in _INT64:
+            return None
+        lit = str(v)
+    elif type(v) is str:
+        if len(v) > 100 or "\x00" in v:
+            return None
+        lit = "'" + v.replace("'", "''") + "'"
+    else:
+        return None
+    last = values[-1]
+    if (last is not v and last != v) or values.count(v) != len(values) or set(map(type, values)) != {type(v)}:
+        return None
+    return lit
 
 
 def _copy(session: Session, table: str, names: list[str], values_of: list[Sequence[Any]], times: dict) -> None:
@@ -1276,31 +1309,49 @@ def copy_text(values_of: list[Sequence[Any]], times: dict | None = None) -> str 
 
 
 def _run_statements(
-    session: Session, table: str, names: list[str], values_of: list[Sequence[Any]], sqlite_: bool, tail: str = ""
+    session: Session,
+    table: str,
+    names: list[str],
+    values_of: list[Sequence[Any]],
+    sqlite_: bool,
+    tail: str = "",
+    shared: dict[str, str] | None = None,
+    n: int | None = None,
 ) -> int:
-    """Run the INSERTs of ``values_statements`` (each followed by ``tail``); how many rows they stored."""
+    """Run the INSERTs of ``values_statements`` (each followed by ``tail``); how
+    many rows they stored. ``shared``: columns whose value every row has, as SQL
+    literals; ``n``: the number of rows (needed when every column is shared)."""
     conn = session.connection()
     rows = zip(*values_of, strict=True)
+    n = len(values_of[0]) if n is None else n
     stored = 0
     for sql, params in values_statements(
-        table, names, rows, len(values_of[0]), _max_params(session, sqlite_), "?" if sqlite_ else "%s"
+        table, names, rows, n, _max_params(session, sqlite_), "?" if sqlite_ else "%s", shared
     ):
         stored += conn.exec_driver_sql(sql + tail, params).rowcount
     return stored
 
 
 def values_statements(
-    table: str, names: Sequence[str], rows: Iterator[tuple], n: int, max_params: int, ph: str = "?"
+    table: str,
+    names: Sequence[str],
+    rows: Iterator[tuple],
+    n: int,
+    max_params: int,
+    ph: str = "?",
+    shared: dict[str, str] | None = None,
 ) -> list[tuple[str, Any]]:
     """The INSERTs of ``n`` rows (an iterator of tuples in ``names`` order) with
     up to ``ROWS_PER_STATEMENT`` rows per statement under ``max_params``
     parameters (multi-row VALUES: far fewer statement steps than one row per
     execute): (sql, a list of parameter tuples) for the full statements, then
-    (sql, one parameter tuple) for the rest."""
+    (sql, one parameter tuple) for the rest. ``shared`` columns (name → SQL
+    literal) follow ``names`` in every row, with no parameter."""
+    shared = shared or {}
     width = len(names)
-    one = f"({', '.join([ph] * width)})"
-    head = f"INSERT INTO {table} ({', '.join(names)}) VALUES "
-    per = max(1, min(ROWS_PER_STATEMENT, max_params // width))
+    one = f"({', '.join([ph] * width + list(shared.values()))})"
+    head = f"INSERT INTO {table} ({', '.join([*names, *shared])}) VALUES "
+    per = max(1, min(ROWS_PER_STATEMENT, max_params // max(width, 1)))
     full, rest = divmod(n, per)
     out: list[tuple[str, Any]] = []
     if full:
