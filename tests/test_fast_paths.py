@@ -642,3 +642,42 @@ def test_a_value_all_rows_share_is_stored_as_the_bound_value_is(tmp_path, value)
         assert got[0] == got[1] and len(got[0]) == n
     finally:
         s.close()
+
+
+def test_a_reference_first_met_while_a_commit_runs_is_looked_up_after_it(cli, tmp_path, db_url, monkeypatch):
+    """The second chunk names an agreement the first did not, while the first
+    chunk's commit (made slow here) is still running in its thread: the lookup
+    waits for that commit instead of using the session beside it, and every row
+    is stored under the right agreement."""
+    import time
+
+    from sqlalchemy.engine.default import DefaultDialect
+
+    from cpaas_cli.db.engine import get_engine, make_session
+    from cpaas_cli.edr import service as edrs
+    from tests.test_money_cli import edr_file, row, setup
+
+    setup(cli)
+    cli.json("agreement", "create", "AG-2", "--company", "Client A", "--currency", "EUR", "--from", "2026-01-01")
+    cli.json("agreement", "enable", "SMS service", "--agreement", "AG-2", "--from", "2026-01-01")
+    rows = [row(i, segments=1, agreement="AG-1" if i < 150 else "AG-2") for i in range(250)]
+    path = edr_file(tmp_path / "e.jsonl", rows)
+    real = DefaultDialect.do_commit
+
+    def slow_commit(self, dbapi_connection):
+        time.sleep(0.3)
+        return real(self, dbapi_connection)
+
+    monkeypatch.setattr(DefaultDialect, "do_commit", slow_commit)
+    s = make_session(get_engine(db_url))
+    try:
+        got = edrs.ingest(s, path, chunk=100)
+        s.commit()
+    finally:
+        s.close()
+    monkeypatch.undo()
+    assert (got["inserted"], got["rated"]) == (250, 250)
+    for code, want in (("AG-1", range(150)), ("AG-2", range(150, 250))):
+        ag = cli.json("agreement", "show", code)["id"]
+        stored = [e for e in cli.json("edr", "list", "--limit", "1000") if e["agreement_id"] == ag]
+        assert sorted(int(e["external_id"][2:]) for e in stored) == list(want)
