@@ -681,3 +681,39 @@ def test_a_reference_first_met_while_a_commit_runs_is_looked_up_after_it(cli, tm
         ag = cli.json("agreement", "show", code)["id"]
         stored = [e for e in cli.json("edr", "list", "--limit", "1000") if e["agreement_id"] == ag]
         assert sorted(int(e["external_id"][2:]) for e in stored) == list(want)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_text_longer_than_its_column_is_refused_naming_row_and_field(cli, tmp_path, suffix):
+    """A cell longer than its EDR column (destination: 32 characters, country: 2)
+    stops the ingest with the row and field named, on SQLite (which would store
+    it) as on PostgreSQL (whose COPY would fail the chunk without naming a row);
+    nothing is written, and the file with the cells at their limits goes in."""
+    import csv
+
+    from tests.test_money_cli import row, setup
+
+    setup(cli)
+
+    def write(destination, country):
+        rows = [row(i, segments=1, country="ES") for i in range(120)]
+        rows[40]["destination"], rows[70]["country"] = destination, country
+        p = tmp_path / f"e{len(destination)}{suffix}"
+        if suffix == ".csv":
+            with p.open("w", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+                w.writeheader()
+                w.writerows(rows)
+        else:
+            p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return p
+
+    first = 2 if suffix == ".csv" else 1  # the row number of rows[0]
+    run = cli("edr", "ingest", str(write("3" * 33, "ESP")), expect=4)
+    for n, field, most in ((first + 40, "destination", 32), (first + 70, "country", 2)):
+        assert f"row {n}" in run.stderr and f"{field}: longer than {most} characters" in run.stderr
+    assert "nothing was written" in run.stderr
+    assert cli.json("edr", "list", "--limit", "1000") == []
+    got = cli.json("edr", "ingest", str(write("3" * 32, "PT")))
+    assert got["inserted"] == 120
+    assert cli.json("edr", "show", "x-40")["destination"] == "3" * 32

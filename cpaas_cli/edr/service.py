@@ -207,6 +207,15 @@ PARSED_COLUMNS = (
     "vendor_error",
 )
 _LATEST_FIRST = tuple((f"{s}_at", s) for s in reversed(STATUSES))
+# Text cells stored as given, and the most characters each column holds (the EDR
+# table's lengths: PostgreSQL would refuse longer text, SQLite would keep it).
+TEXT_LIMITS = {
+    c: EDR.c[c].type.length
+    for c in (
+        "vendor_message_id", "sender", "channel", "source", "destination", "country", "network", "encoding",
+        "vendor_error",
+    )
+}  # fmt: skip
 _fromisoformat = datetime.fromisoformat
 
 
@@ -291,6 +300,9 @@ def parse_row(n: int, raw: dict[str, str], refs: _Refs, problems: list[Problem])
         times[c] = v
         if first is None:
             first = v
+    for c, most in TEXT_LIMITS.items():
+        if len(g(c) or "") > most:
+            problems.append(Problem(c, f"longer than {most} characters", n))
     status = (g("status") or "").lower()
     if status and status not in STATUSES:
         problems.append(Problem("status", f"must be one of {', '.join(STATUSES)}", n))
@@ -423,6 +435,8 @@ def parse_columns(names: Sequence[str], rows: Sequence[Sequence[str]], refs: _Re
     try:
         ext = get("external_id")
         if ext is None or not all(ext) or max(map(len, ext)) > 100 or len(set(ext)) != n:
+            return None
+        if any(c in at and max(map(len, get(c))) > most for c, most in TEXT_LIMITS.items()):
             return None
         ags, cos = get("agreement"), get("company")
         if cos is None:
