@@ -717,3 +717,47 @@ def test_text_longer_than_its_column_is_refused_naming_row_and_field(cli, tmp_pa
     got = cli.json("edr", "ingest", str(write("3" * 32, "PT")))
     assert got["inserted"] == 120
     assert cli.json("edr", "show", "x-40")["destination"] == "3" * 32
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_segments_and_campaign_ids_out_of_range_are_named(cli, tmp_path, suffix):
+    """Segments above 255 (a concatenated SMS numbers its parts in one byte) and
+    a campaign id past the 32-bit column are problems naming row and field, not
+    a database error (PostgreSQL) or a stored oddity (SQLite)."""
+    import csv
+
+    from tests.test_money_cli import row, setup
+
+    setup(cli)
+    rows = [row(i, segments=1, campaign_id="") for i in range(120)]
+    rows[10]["segments"], rows[90]["campaign_id"] = "256", str(2**31)
+    rows[11]["segments"], rows[91]["campaign_id"] = "255", str(2**31 - 1)
+    p = tmp_path / f"e{suffix}"
+    if suffix == ".csv":
+        with p.open("w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    else:
+        p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    first = 2 if suffix == ".csv" else 1
+    run = cli("edr", "ingest", str(p), expect=4)
+    assert f"row {first + 10}: segments: a whole number from 1 to 255, got '256'" in run.stderr
+    assert f"row {first + 90}: campaign_id: larger than 2147483647" in run.stderr
+    assert f"row {first + 11}:" not in run.stderr and f"row {first + 91}:" not in run.stderr
+    assert cli.json("edr", "list", "--limit", "1000") == []
+
+
+def test_a_value_a_column_cannot_hold_is_one_line_and_exit_4(capsys):
+    """A driver's data error (too long, out of range) that reaches the CLI is one
+    line on stderr and the invalid-input exit code, not a traceback."""
+    import sqlalchemy as sa
+    import typer
+
+    from cpaas_cli.cli.app import _db_error
+
+    orig = Exception("value too long for type character varying(32)\nCONTEXT: COPY edr, line 5")
+    with pytest.raises(typer.Exit) as got:
+        _db_error(sa.exc.DataError("COPY edr", {}, orig))
+    assert got.value.exit_code == 4
+    assert capsys.readouterr().err == "error: invalid data: value too long for type character varying(32)\n"

@@ -126,6 +126,8 @@ def _driver_error(exc: Exception) -> None:
         text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         if isinstance(exc, mod.IntegrityError):
             _fail(f"conflict: {text}", code=ExitCode.CONFLICT)
+        if isinstance(exc, mod.DataError):  # a value the column cannot hold (too long, out of range)
+            _fail(f"invalid data: {text}", code=ExitCode.INVALID_INPUT)
         if isinstance(exc, mod.OperationalError | mod.ProgrammingError):
             _fail(f"database error: {text}")
 
@@ -134,9 +136,13 @@ def _db_error(exc: Exception) -> None:
     """One line for a database error (SQLAlchemy is imported only by the commands that use it)."""
     _driver_error(exc)
     sa_exc = sys.modules.get("sqlalchemy.exc")
-    if sa_exc is None or not isinstance(exc, sa_exc.OperationalError | sa_exc.ProgrammingError | sa_exc.IntegrityError):
+    if sa_exc is None or not isinstance(
+        exc, sa_exc.OperationalError | sa_exc.ProgrammingError | sa_exc.IntegrityError | sa_exc.DataError
+    ):
         return
     text = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    if isinstance(exc, sa_exc.DataError):
+        _fail(f"invalid data: {text}", code=ExitCode.INVALID_INPUT)
     if isinstance(exc, sa_exc.OperationalError):
         hint = " (run `cpaas db upgrade`)" if "no such table" in text or "does not exist" in text else ""
         _fail(f"database error: {text}{hint}")

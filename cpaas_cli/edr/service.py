@@ -255,12 +255,26 @@ def _network(mccmnc: str, mcc: str, mnc: str, problems: list[Problem], n: int | 
     return mcc, mnc
 
 
+MAX_SEGMENTS = 255  # a concatenated SMS numbers its parts in one byte
+MAX_CAMPAIGN_ID = 2**31 - 1  # the column is a 32-bit integer on PostgreSQL
+
+
 def _segments(text: str, problems: list[Problem], n: int | None) -> int:
     seg = text or "1"
     segments = int(seg) if seg.isdecimal() else 0
-    if segments < 1:
-        problems.append(Problem("segments", f"a whole number of 1 or more, got {seg!r}", n))
+    if not 1 <= segments <= MAX_SEGMENTS:
+        problems.append(Problem("segments", f"a whole number from 1 to {MAX_SEGMENTS}, got {seg!r}", n))
     return segments
+
+
+def _campaign_ref(text: str, problems: list[Problem], n: int | None) -> int | None:
+    """A campaign id given as a whole number (other text names no campaign: None)."""
+    if not text.isdecimal():
+        return None
+    if int(text) > MAX_CAMPAIGN_ID:
+        problems.append(Problem("campaign_id", f"larger than {MAX_CAMPAIGN_ID}, got {text!r}", n))
+        return None
+    return int(text)
 
 
 def parse_row(n: int, raw: dict[str, str], refs: _Refs, problems: list[Problem]) -> dict[str, Any] | None:
@@ -303,6 +317,7 @@ def parse_row(n: int, raw: dict[str, str], refs: _Refs, problems: list[Problem])
     for c, most in TEXT_LIMITS.items():
         if len(g(c) or "") > most:
             problems.append(Problem(c, f"longer than {most} characters", n))
+    campaign = _campaign_ref(g("campaign_id") or "", problems, n)
     status = (g("status") or "").lower()
     if status and status not in STATUSES:
         problems.append(Problem("status", f"must be one of {', '.join(STATUSES)}", n))
@@ -320,7 +335,7 @@ def parse_row(n: int, raw: dict[str, str], refs: _Refs, problems: list[Problem])
         "vendor_message_id": g("vendor_message_id") or None,
         "company_id": co_id,
         "agreement_id": ag_id,
-        "campaign_id": int(g("campaign_id")) if (g("campaign_id") or "").isdecimal() else None,
+        "campaign_id": campaign,
         "sender": sender,
         "channel": (g("channel") or "sms").lower(),
         "direction": direction,
@@ -458,6 +473,8 @@ def parse_columns(names: Sequence[str], rows: Sequence[Sequence[str]], refs: _Re
         else:
             where = [(None, None, None)] * n
         segments = _memo_map(get("segments") or empty, _checked(_segments), memo["segments"])
+        campaign = get("campaign_id")
+        campaign_ids = [None] * n if campaign is None else _memo_map(campaign, _campaign_id, memo["campaign_id"])
         times: dict[str, list[Any]] = {}
         for c in TIME_COLUMNS:
             texts = get(c)
@@ -482,7 +499,6 @@ def parse_columns(names: Sequence[str], rows: Sequence[Sequence[str]], refs: _Re
         status = [st or next((s for ts, s in latest if ts[i] is not None), "") for i, st in enumerate(status)]
     sender = _or_none(get("sender"), n)
     source = get("source")
-    campaign = get("campaign_id")
     channel = get("channel")
     mcc, mnc, country = (list(c) for c in zip(*where, strict=True))
     return {
@@ -490,7 +506,7 @@ def parse_columns(names: Sequence[str], rows: Sequence[Sequence[str]], refs: _Re
         "vendor_message_id": _or_none(get("vendor_message_id"), n),
         "company_id": [p[1] for p in party],
         "agreement_id": [p[0] for p in party],
-        "campaign_id": [None] * n if campaign is None else _memo_map(campaign, _campaign_id, memo["campaign_id"]),
+        "campaign_id": campaign_ids,
         "sender": sender,
         "channel": ["sms"] * n if channel is None else _memo_map(channel, _channel, memo["channel"]),
         "direction": direction,
@@ -521,8 +537,7 @@ def _status(text: str) -> str | None:
     return None if s and s not in STATUSES else s
 
 
-def _campaign_id(text: str) -> int | None:
-    return int(text) if text.isdecimal() else None
+_campaign_id = _checked(_campaign_ref)
 
 
 def _channel(text: str) -> str:
