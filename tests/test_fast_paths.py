@@ -683,14 +683,26 @@ def test_a_reference_first_met_while_a_commit_runs_is_looked_up_after_it(cli, tm
         assert sorted(int(e["external_id"][2:]) for e in stored) == list(want)
 
 
+def _write_rows(path, rows):
+    """EDR rows (dicts with the same keys) as a CSV file or JSONL, by the path's suffix."""
+    import csv
+
+    if path.suffix == ".csv":
+        with path.open("w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    else:
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
 def test_text_longer_than_its_column_is_refused_naming_row_and_field(cli, tmp_path, suffix):
     """A cell longer than its EDR column (destination: 32 characters, country: 2)
     stops the ingest with the row and field named, on SQLite (which would store
     it) as on PostgreSQL (whose COPY would fail the chunk without naming a row);
     nothing is written, and the file with the cells at their limits goes in."""
-    import csv
-
     from tests.test_money_cli import row, setup
 
     setup(cli)
@@ -698,15 +710,7 @@ def test_text_longer_than_its_column_is_refused_naming_row_and_field(cli, tmp_pa
     def write(destination, country):
         rows = [row(i, segments=1, country="ES") for i in range(120)]
         rows[40]["destination"], rows[70]["country"] = destination, country
-        p = tmp_path / f"e{len(destination)}{suffix}"
-        if suffix == ".csv":
-            with p.open("w", newline="") as fh:
-                w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-                w.writeheader()
-                w.writerows(rows)
-        else:
-            p.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        return p
+        return _write_rows(tmp_path / f"e{len(destination)}{suffix}", rows)
 
     first = 2 if suffix == ".csv" else 1  # the row number of rows[0]
     run = cli("edr", "ingest", str(write("3" * 33, "ESP")), expect=4)
@@ -724,22 +728,13 @@ def test_segments_and_campaign_ids_out_of_range_are_named(cli, tmp_path, suffix)
     """Segments above 255 (a concatenated SMS numbers its parts in one byte) and
     a campaign id past the 32-bit column are problems naming row and field, not
     a database error (PostgreSQL) or a stored oddity (SQLite)."""
-    import csv
-
     from tests.test_money_cli import row, setup
 
     setup(cli)
     rows = [row(i, segments=1, campaign_id="") for i in range(120)]
     rows[10]["segments"], rows[90]["campaign_id"] = "256", str(2**31)
     rows[11]["segments"], rows[91]["campaign_id"] = "255", str(2**31 - 1)
-    p = tmp_path / f"e{suffix}"
-    if suffix == ".csv":
-        with p.open("w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
-    else:
-        p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    p = _write_rows(tmp_path / f"e{suffix}", rows)
     first = 2 if suffix == ".csv" else 1
     run = cli("edr", "ingest", str(p), expect=4)
     assert f"row {first + 10}: segments: a whole number from 1 to 255, got '256'" in run.stderr
