@@ -1202,7 +1202,7 @@ def insert_columns(
             raise ValueError(f"column {c}: {len(values)} values for {n} rows")
         col = table.c[c]
         if col.server_default is None:
-            nulls = values.count(None)
+            nulls = 0 if all(values) else values.count(None)  # all(): no None, found faster than by count
             if nulls == n:
                 continue
             if nulls:
@@ -1226,21 +1226,21 @@ def insert_columns(
         groups: dict[tuple[bool, ...], list[int]] = defaultdict(list)
         for i, key in enumerate(zip(*(map(is_, values_of[j], repeat(None)) for j in mixed), strict=True)):
             groups[key].append(i)
+        table_rows = list(zip(*values_of, strict=True)) if len(groups) > 1 else None
         stored = 0
         for key, rows in groups.items():
             drop = {j for j, null in zip(mixed, key, strict=True) if null}
             keep = [j for j in range(len(names)) if j not in drop]
+            if table_rows is None:  # one group: its columns as they are
+                picked = zip(*(values_of[j] for j in keep), strict=True)
+            else:
+                pick = itemgetter(*keep) if len(keep) > 1 else lambda r, j=keep[0]: (r[j],)
+                picked = map(pick, map(table_rows.__getitem__, rows))
             stored += _run_statements(
-                session,
-                table.name,
-                [names[j] for j in keep],
-                [list(map(values_of[j].__getitem__, rows)) for j in keep],
-                sqlite_,
-                tail,
-                shared,
+                session, table.name, [names[j] for j in keep], picked, len(rows), sqlite_, tail, shared
             )
         return stored
-    return _run_statements(session, table.name, names, values_of, sqlite_, tail, shared, n)
+    return _run_statements(session, table.name, names, zip(*values_of, strict=True), n, sqlite_, tail, shared)
 
 
 # `insert_columns` on SQLite: in a statement of at least this many rows, a value all
@@ -1265,7 +1265,9 @@ def _shared_literal(values: Sequence[Any]) -> str | None:
     else:
         return None
     last = values[-1]
-    if (last is not v and last != v) or values.count(v) != len(values) or set(map(type, values)) != {type(v)}:
+    if (last is not v and last != v) or values.count(v) != len(values):
+        return None
+    if type(v) is int and set(map(type, values)) != {int}:  # True or 1.0 equal 1 but are not ints
         return None
     return lit
 
@@ -1341,18 +1343,16 @@ def _run_statements(
     session: Session,
     table: str,
     names: list[str],
-    values_of: list[Sequence[Any]],
+    rows: Iterator[tuple],
+    n: int,
     sqlite_: bool,
     tail: str = "",
     shared: dict[str, str] | None = None,
-    n: int | None = None,
 ) -> int:
-    """Run the INSERTs of ``values_statements`` (each followed by ``tail``); how
-    many rows they stored. ``shared``: columns whose value every row has, as SQL
-    literals; ``n``: the number of rows (needed when every column is shared)."""
+    """Run the INSERTs of ``values_statements`` for ``n`` rows (tuples in
+    ``names`` order), each followed by ``tail``; how many rows they stored.
+    ``shared``: columns whose value every row has, as SQL literals."""
     conn = session.connection()
-    rows = zip(*values_of, strict=True)
-    n = len(values_of[0]) if n is None else n
     stored = 0
     for sql, params in values_statements(
         table, names, rows, n, _max_params(session, sqlite_), "?" if sqlite_ else "%s", shared
