@@ -1608,7 +1608,10 @@ def _ingest(session: Session, path: str | Path, *, rate: bool, chunk: int, check
                     session, path, cols, _stored_external_ids(session, exts), refs, plans, now, times, rate=rate,
                     trusting=False,
                 )  # fmt: skip
-            pending.append(_Commit(session))
+            if got["inserted"]:
+                pending.append(_Commit(session))
+            else:  # nothing written (a re-run): a thread would gain nothing
+                session.commit()
             out["read"] += len(block)
             for k, v in got.items():
                 out[k] += v
