@@ -51,10 +51,10 @@ def ingest(
     segments (1-255), status, prepared_at, billed_at, submitted_at, delivered_at,
     undelivered_at, failed_at, seen_at (ISO 8601, UTC unless an offset is
     given), vendor_error. Text longer than its column (destination 32
-    characters, country 2, ...) is refused. Each chunk is validated whole before it is written and
-    commits on its own; a bad row stops the run at its chunk (use --check-first
-    to validate the whole file before any write). A re-run skips what is
-    stored already.
+    characters, country 2, ...) is refused. Each chunk is validated whole
+    before it is written and commits on its own; a bad row stops the run at
+    its chunk (use --check-first to validate the whole file before any write).
+    A re-run skips what is stored already.
     """
     with session(ctx) as s:
         result = edrs.ingest(s, file, rate=rate, chunk=chunk, check_first=check_first)

@@ -1564,7 +1564,6 @@ def _ingest(session: Session, path: str | Path, *, rate: bool, chunk: int, check
             pending.pop().wait()
 
     refs.before_query = settle
-    got: dict[str, int] = {"inserted": 0}
     try:
         for names, block in _blocks(path, chunk):
             if out["read"]:  # the chunks before are committed (or their commit is under way)
@@ -1582,9 +1581,7 @@ def _ingest(session: Session, path: str | Path, *, rate: bool, chunk: int, check
                 session.rollback()
                 raise
             times = _TimeText()
-            if sqlite_ and pending and got["inserted"]:
-                # The SQLite text of the chunk's times while the previous chunk's rows are
-                # committed (not worth it when they were all stored already: a re-run).
+            if sqlite_ and pending:  # the SQLite text of the chunk's times while the previous chunk commits
                 for c in ("event_at", *TIME_COLUMNS):
                     _time_values(cols[c], times)
             settle()
