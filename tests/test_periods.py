@@ -316,6 +316,25 @@ def is_grid_date(d: date, kind: str, day: int | None) -> bool:
     return d.day == min(day, calendar.monthrange(d.year, d.month)[1])
 
 
+def stretch(versions, i) -> tuple[datetime, datetime | None, list[int]]:
+    """Start, end and member indexes of the run of back-to-back versions with the
+    same billing terms that holds version ``i`` (one grid of periods)."""
+    order = sorted(range(len(versions)), key=lambda k: versions[k].effective_from)
+    runs: list[list[int]] = []
+    for k in order:
+        prev = versions[runs[-1][-1]] if runs else None
+        if (
+            prev is not None
+            and prev.effective_till == versions[k].effective_from
+            and prev.billing() == versions[k].billing()
+        ):
+            runs[-1].append(k)
+        else:
+            runs.append([k])
+    run = next(r for r in runs if i in r)
+    return versions[run[0]].effective_from, versions[run[-1]].effective_till, run
+
+
 def covered(versions, ws, we) -> list[tuple[datetime, datetime]]:
     out: list[list[datetime]] = []
     for x in sorted(versions, key=lambda x: x.effective_from):
@@ -368,14 +387,18 @@ def test_periods_tile_the_window_and_respect_the_rules(scenario):
         x = versions[p.version]
         tz = x.billing_tz
         assert p.version_id == x.id
-        # Inside one version.
-        assert x.effective_from <= p.start and (x.effective_till is None or p.end <= x.effective_till)
+        # Inside one stretch of equal billing terms, attributed to the version in force at its end.
+        x_from, x_till, _run = stretch(versions, p.version)
+        assert x_from <= p.start and (x_till is None or p.end <= x_till)
+        nat = period_containing(versions, p.start)  # the whole period: its end picks the version
+        assert nat is not None and x.effective_from < nat.end
+        assert x.effective_till is None or nat.end <= x.effective_till
         # The start is a window start, a version start, a billing boundary or (split) a month start.
         before, at = wall(p.start - timedelta(microseconds=1), tz), wall(p.start, tz)
         crossed = [before.date() + timedelta(days=k + 1) for k in range((at.date() - before.date()).days)]
         boundary = any(is_grid_date(c, x.billing_period, x.billing_day) for c in crossed)
         month = x.split_by_month and any(c.day == 1 for c in crossed)
-        assert p.start in (ws, x.effective_from) or boundary or month
+        assert p.start in (ws, x_from) or boundary or month
         # No billing boundary inside a period, nor a month start when split.
         for c in _dates_between(p.start, p.end, tz):
             assert not is_grid_date(c, x.billing_period, x.billing_day) or _midnight(tz, c) in (p.start, p.end)
@@ -383,7 +406,7 @@ def test_periods_tile_the_window_and_respect_the_rules(scenario):
                 assert c.day != 1 or _midnight(tz, c) in (p.start, p.end)
         # Sane length; a period that is not cut short is a full one.
         assert p.end - p.start <= MAX_LEN[x.billing_period]
-        cut = p.clipped or p.split or p.start == x.effective_from or p.end == x.effective_till
+        cut = p.clipped or p.split or p.start == x_from or p.end == x_till
         if not cut:
             assert p.end - p.start >= MIN_FULL[x.billing_period] or _skipped_day(p, tz)
         assert p.local_start_date == wall(p.start, tz).date()
@@ -392,10 +415,13 @@ def test_periods_tile_the_window_and_respect_the_rules(scenario):
         assert whole is not None and whole.version == p.version
         assert p.clipped == ((whole.start, whole.end) != (p.start, p.end))
 
-    # Count, per version: about one period per grid step (two when split), plus cuts at the edges.
+    # Count, per stretch: about one period per grid step (two when split), plus cuts at the edges.
     for i, x in enumerate(versions):
-        s, e = max(x.effective_from, ws), we if x.effective_till is None else min(x.effective_till, we)
-        n = sum(1 for p in ps if p.version == i)
+        x_from, x_till, run = stretch(versions, i)
+        if i != run[0]:
+            continue
+        s, e = max(x_from, ws), we if x_till is None else min(x_till, we)
+        n = sum(1 for p in ps if p.version in run)
         if s >= e:
             assert n == 0
             continue
@@ -510,3 +536,69 @@ def test_cli_agreement_periods(cli):
     bad = cli("agreement", "periods", "AG-P", "--from", "2025-10-03", "--till", "2025-10-02", expect=4)
     assert "--till" in bad.stderr
     assert cli("agreement", "periods", "AG-P", "--from", "yesterday-ish", expect=4).exit_code == 4
+
+
+# ------------------------------------------- which version changes cut a period
+
+
+def test_a_change_of_credit_limit_emails_or_days_for_payment_does_not_cut_a_period():
+    """Back-to-back versions with the same billing terms are one grid: March is
+    one period, owned by the version in force at its end; a tax-rate or zone
+    change still cuts."""
+    change = utc(2025, 3, 12, 15, 30)
+    same = [v("monthly", 1, start=utc(2025, 1, 1), till=change, id=10), v("monthly", 1, start=change, id=11)]
+    ps = periods(same, utc(2025, 2, 1), utc(2025, 5, 1))
+    assert [(p.start, p.end, p.version_id, p.version) for p in ps] == [
+        (utc(2025, 2, 1), utc(2025, 3, 1), 10, 0),
+        (utc(2025, 3, 1), utc(2025, 4, 1), 11, 1),
+        (utc(2025, 4, 1), utc(2025, 5, 1), 11, 1),
+    ]
+    assert period_containing(same, utc(2025, 3, 2)) == ps[1]
+    assert [p.start for p in closed_periods(same, utc(2025, 4, 1))][-1] == utc(2025, 3, 1)
+    clipped = periods(same, utc(2025, 3, 5), utc(2025, 3, 6))
+    assert [(p.start, p.end, p.version_id, p.clipped) for p in clipped] == [
+        (utc(2025, 3, 5), utc(2025, 3, 6), 11, True)
+    ]
+    taxed = [same[0], VersionTerms(change, None, "monthly", 1, id=11, tax_rate=20_000_000)]
+    zoned = [same[0], v("monthly", 1, MAD, start=change, id=11)]
+    for cut in (taxed, zoned):
+        assert [p.end for p in periods(cut, utc(2025, 3, 1), utc(2025, 3, 20))][0] == change
+
+
+def test_cli_credit_limit_version_keeps_the_tier_counter_and_one_invoice(cli, tmp_path):
+    """Tier 10 × 0.05 then 0.035: 8 messages before and 8 after a version that only
+    raises the credit limit and the days for payment cost 10 × 0.05 + 6 × 0.035 =
+    0.71 (not 16 × 0.05 = 0.80), on one March invoice whose due date follows the
+    version in force at the end of March (45 days)."""
+    import yaml
+
+    from tests.test_money_cli import edr_file, row
+    from tests.test_money_cli import setup as money_setup
+
+    money_setup(cli)
+    leaf = {"scale": {"type": "tier", "steps": [[10, "0.05"], [None, "0.035"]]}}
+    doc = {"tree": {"sms": {"children": {"sms_message": {
+        "depends_on": "country", "billing_rule": "submitted", "quantity_rule": "messages",
+        "children": {"ES": leaf, "others": {"price_type": "blocked"}},
+    }}}}}  # fmt: skip
+    (tmp_path / "tier.yaml").write_text(yaml.safe_dump(doc))
+    cli("service", "tree", "apply", "SMS service", str(tmp_path / "tier.yaml"))
+    cli.json(
+        "agreement", "version", "add", "AG-1", "--from", "2026-03-15", "--credit-limit", "1000",
+        "--days-for-payment", "45", "--email", "invoice=billing@example.com",
+    )  # fmt: skip
+    stamp = lambda d, i: f"2026-03-{d}T10:00:{i:02d}Z"  # noqa: E731
+    rows = [row(i, segments=1, prepared_at=stamp(10, i), submitted_at=stamp(10, i)) for i in range(8)]
+    rows += [row(i, segments=1, prepared_at=stamp(20, i), submitted_at=stamp(20, i)) for i in range(8, 16)]
+    got = cli.json("edr", "ingest", str(edr_file(tmp_path / "e.jsonl", rows)))
+    assert (got["rated"], got["rejected"]) == (16, 0)
+    assert cli.json("balance", "show", "AG-1")["charges"] == "0.71"
+    assert [cli.json("edr", "show", f"x-{i}")["cost"] for i in (9, 10, 15)] == ["0.05", "0.035", "0.035"]
+    march = [
+        (i["local_start_date"], i["local_end_date"], i["net"], i["due_date"])
+        for i in cli.json("invoice", "run", "--as-of", "2026-04-01T00:00:00Z")
+        if i["local_start_date"].startswith("2026-03")
+    ]
+    assert march == [("2026-03-01", "2026-03-31", "0.71", "2026-05-16")]
+    listed = cli.json("agreement", "periods", "AG-1", "--from", "2026-03-01", "--till", "2026-04-01")
+    assert [(p["start"], p["end"]) for p in listed] == [("2026-03-01T00:00:00Z", "2026-04-01T00:00:00Z")]

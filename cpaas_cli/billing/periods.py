@@ -19,10 +19,18 @@ Rules
   - ``quarterly``: the same, in the first month of each calendar quarter
     (January, April, July, October).
 
-* **Version changes.** Each version has its own grid. A period that would run
-  over the end of a version is cut there, and the next version starts a new
-  period at its own start, which then runs to the next boundary of the new
-  version's grid. Time not covered by any version has no period.
+* **Version changes.** Only a change of the *billing terms* cuts a period:
+  billing period, billing day, billing zone, split by month, or tax rate (an
+  invoice carries one tax rate). Back-to-back versions with the same billing
+  terms (one that changes only the credit limit, the e-mails or the days for
+  payment) are one stretch: its periods run across the change as if there
+  were one version. Each stretch has its own grid. A period that would run
+  over the end of a stretch is cut there, and the next stretch starts a new
+  period at its own start, which then runs to the next boundary of its grid
+  (so scale counters restart there, and each piece is invoiced on its own).
+  Time not covered by any version has no period. A period's ``version`` /
+  ``version_id`` is the version in force at its last instant (the one whose
+  days for payment and e-mails its invoice uses).
 
 * **Split by month** (daily and weekly only): a period that would cross the
   start of a local month is cut at that month start, so the weekly period
@@ -81,6 +89,7 @@ class VersionTerms:
     split_by_month: bool = False
     billing_tz: str = "UTC"
     id: int | None = None
+    tax_rate: int = 0
 
     @classmethod
     def of(cls, version: Any) -> VersionTerms:
@@ -93,7 +102,12 @@ class VersionTerms:
             split_by_month=bool(version.split_by_month),
             billing_tz=version.billing_tz,
             id=getattr(version, "id", None),
+            tax_rate=getattr(version, "tax_rate", 0) or 0,
         )
+
+    def billing(self) -> tuple:
+        """The terms whose change cuts a period."""
+        return (self.billing_period, self.billing_day, self.split_by_month, self.billing_tz, self.tax_rate)
 
 
 @dataclass(frozen=True)
@@ -280,22 +294,51 @@ def _check(versions: Sequence[VersionTerms]) -> list[tuple[int, VersionTerms]]:
 # ------------------------------------------------------------- generation
 
 
-def _make(idx: int, v: VersionTerms, start: datetime, end: datetime, split: bool, clipped: bool = False) -> Period:
+@dataclass(frozen=True)
+class _Stretch:
+    """Back-to-back versions with the same billing terms: one grid of periods.
+    ``terms`` runs from the first member's start to the last one's end."""
+
+    terms: VersionTerms
+    members: tuple[tuple[int, VersionTerms], ...]  # (index given, version), in time order
+
+    def owner(self, end: datetime) -> tuple[int, VersionTerms]:
+        """The member in force at the last instant before ``end``."""
+        return next(m for m in reversed(self.members) if m[1].effective_from < end)
+
+
+def _stretches(items: list[tuple[int, VersionTerms]]) -> list[_Stretch]:
+    out: list[_Stretch] = []
+    for idx, v in items:
+        last = out[-1] if out else None
+        if last is not None and last.terms.effective_till == v.effective_from and last.terms.billing() == v.billing():
+            out[-1] = _Stretch(replace(last.terms, effective_till=v.effective_till), (*last.members, (idx, v)))
+        else:
+            out.append(_Stretch(v, ((idx, v),)))
+    return out
+
+
+def _make(st: _Stretch, start: datetime, end: datetime, split: bool, *, owner_end: datetime | None = None) -> Period:
+    """A period of a stretch; ``owner_end`` (default ``end``) picks its version,
+    the natural end for a period clipped by a window."""
+    idx, v = st.owner(owner_end or end)
+    tz = st.terms.billing_tz
     return Period(
         start=start,
         end=end,
         version=idx,
         version_id=v.id,
-        local_start_date=_local_date(start, v.billing_tz),
-        local_end_date=_local_date(end - _TINY, v.billing_tz),
+        local_start_date=_local_date(start, tz),
+        local_end_date=_local_date(end - _TINY, tz),
         split=split,
-        clipped=clipped,
+        clipped=owner_end is not None,
     )
 
 
-def _version_periods(idx: int, v: VersionTerms, lo: datetime, until: datetime) -> Iterator[Period]:
-    """Natural periods of one version that end after ``lo``, in order,
+def _version_periods(st: _Stretch, lo: datetime, until: datetime) -> Iterator[Period]:
+    """Natural periods of one stretch that end after ``lo``, in order,
     stopping before the first one that starts at or after ``until``."""
+    v = st.terms
     vs, ve = v.effective_from, v.effective_till
     lo = max(lo, vs)
     tz = v.billing_tz
@@ -311,7 +354,7 @@ def _version_periods(idx: int, v: VersionTerms, lo: datetime, until: datetime) -
             # Split only when a month-start cut (not also a billing or version
             # boundary) made the period shorter.
             split = (prev_split and prev_at > vs) or (month_only and (ve is None or at < ve))
-            yield _make(idx, v, start, end, split)
+            yield _make(st, start, end, split)
         prev_at, prev_split = at, month_only
 
 
@@ -331,13 +374,14 @@ def periods(versions: Sequence[VersionTerms], start: datetime, end: datetime) ->
     if end <= start:
         raise InvalidInput("the window end must be later than its start")
     out: list[Period] = []
-    for idx, v in _check(versions):
+    for st in _stretches(_check(versions)):
+        v = st.terms
         if v.effective_from >= end or (v.effective_till is not None and v.effective_till <= start):
             continue
-        for p in _version_periods(idx, v, start, end):
+        for p in _version_periods(st, start, end):
             s, e = max(p.start, start), min(p.end, end)
             if (s, e) != (p.start, p.end):
-                p = _make(idx, v, s, e, p.split, clipped=True)
+                p = _make(st, s, e, p.split, owner_end=p.end)
             out.append(p)
     return out
 
@@ -345,9 +389,10 @@ def periods(versions: Sequence[VersionTerms], start: datetime, end: datetime) ->
 def period_containing(versions: Sequence[VersionTerms], instant: datetime) -> Period | None:
     """The whole period that holds ``instant``; None when no version covers it."""
     at = _utc(instant, "instant")
-    for idx, v in _check(versions):
+    for st in _stretches(_check(versions)):
+        v = st.terms
         if v.effective_from <= at and (v.effective_till is None or at < v.effective_till):
-            for p in _version_periods(idx, v, at, at + _TINY):
+            for p in _version_periods(st, at, at + _TINY):
                 if p.start <= at < p.end:
                     return p
     return None
@@ -362,10 +407,11 @@ def closed_periods(versions: Sequence[VersionTerms], as_of: datetime, *, since: 
     as_of = _utc(as_of, "as_of")
     lo = _utc(since, "since") if since is not None else None
     out: list[Period] = []
-    for idx, v in _check(versions):
+    for st in _stretches(_check(versions)):
+        v = st.terms
         if v.effective_from >= as_of or (lo is not None and v.effective_till is not None and v.effective_till <= lo):
             continue
-        for p in _version_periods(idx, v, lo or v.effective_from, as_of):
+        for p in _version_periods(st, lo or v.effective_from, as_of):
             if p.end > as_of:
                 break
             if lo is None or p.start >= lo:
