@@ -46,6 +46,12 @@ class CpaasError(Exception):
         self.problems: list[Problem] = list(problems or [])
 
 
+class UsageError(CpaasError):
+    """A required option is missing or options do not go together (exit 2)."""
+
+    exit_code = ExitCode.USAGE
+
+
 class NotFound(CpaasError):
     exit_code = ExitCode.NOT_FOUND
 

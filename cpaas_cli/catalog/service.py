@@ -17,13 +17,20 @@ from cpaas_cli.agreements.models import Agreement
 from cpaas_cli.catalog import lookup as lk
 from cpaas_cli.catalog import tree as tr
 from cpaas_cli.catalog.models import SERVICE_TYPES, EnabledService, RateImport, RateNode, Service, ServiceScope
-from cpaas_cli.errors import Conflict, InvalidInput, NotFound, Problem, require
+from cpaas_cli.errors import Conflict, InvalidInput, NotFound, Problem, UsageError, require
 from cpaas_cli.money import MoneyError, check_currency, format_micros, to_micros
 from cpaas_cli.refs import by_ref
 from cpaas_cli.timeutil import iso
 
 PACK_TYPES = ("unit-pack", "monetary-pack", "bundle-pack", "bundle-initiator")
 SIZED_TYPES = ("unit-pack", "monetary-pack", "bundle-pack")
+# Where a pay-as-you-go tree prices a pack: service_purchase/<resource>/<pack name>.
+# A monetary pack priced under unit_pack (before monetary_pack was read) is still found.
+PACK_PRICE_RESOURCES = {
+    "unit-pack": ("unit_pack",),
+    "monetary-pack": ("monetary_pack", "unit_pack"),
+    "bundle-pack": ("bundle_pack",),
+}
 
 
 # ----------------------------------------------------------------- services
@@ -333,31 +340,33 @@ def _overlaps(a_from: datetime, a_till: datetime | None, b_from: datetime, b_til
 
 def pack_price(session: Session, agreement: Agreement, pack: Service, at: datetime) -> tuple[int, Service] | None:
     """The price of ``pack`` from a pay-as-you-go price service enabled on the
-    agreement in its currency (SRV-15/16), effective at ``at``."""
-    resource = "bundle_pack" if pack.type == "bundle-pack" else "unit_pack"
+    agreement in its currency (SRV-15/16), effective at ``at``: the leaf
+    ``service_purchase/<unit_pack|monetary_pack|bundle_pack>/<pack name>``."""
     for _e, svc in enabled(session, agreement, at=at):
         if svc.type != "payg" or svc.currency != agreement.currency or svc.archived_at is not None:
             continue
         sc = current_scope(session, svc, at)
         if sc is None:
             continue
-        res = lk.resolve(
-            snapshot(session, svc, sc), {"domain": "service_purchase", "resource": resource, "pack": pack.name}
-        )
-        if res.status == lk.RATE and res.price is not None and not any(p["others"] for p in res.path[2:]):
-            return res.price, svc
+        snap = snapshot(session, svc, sc)
+        for resource in PACK_PRICE_RESOURCES.get(pack.type, ()):
+            res = lk.resolve(snap, {"domain": "service_purchase", "resource": resource, "pack": pack.name})
+            if res.status == lk.RATE and res.price is not None and not any(p["others"] for p in res.path[2:]):
+                return res.price, svc
     return None
 
 
 def enabled(
     session: Session, agreement: Agreement, *, at: datetime | None = None
 ) -> list[tuple[EnabledService, Service]]:
-    """Entries of the agreement (effective at ``at`` when given), oldest association first."""
+    """Entries of the agreement (effective at ``at`` when given), oldest
+    association first: in the order they were enabled, whatever their start
+    (ENS-05: of two packs, the one associated earlier is used first)."""
     q = (
         select(EnabledService, Service)
         .join(Service, col(Service.id) == col(EnabledService.service_id))
         .where(EnabledService.agreement_id == agreement.id)
-        .order_by(col(EnabledService.effective_from), col(EnabledService.id))
+        .order_by(col(EnabledService.id))
     )
     out = []
     for e, svc in session.exec(q):
@@ -388,9 +397,11 @@ def enable(
         problems.append(
             Problem("service", f"{svc.name!r} is in {svc.currency}, agreement {ag.code!r} in {ag.currency}")
         )
-    if charge is not None and svc.type not in ("unit-pack", "monetary-pack", "bundle-pack"):
+    if charge is not None and svc.type not in SIZED_TYPES:
         problems.append(Problem("charge", "--charge/--free apply to packs only"))
     require(problems, "the enabled service")
+    if charge is None and svc.type in SIZED_TYPES:
+        raise UsageError(f"{svc.name!r} is a {svc.type}: give its billing, --charge or --free")
     if svc.type == "payg":
         mine = channels(session, svc) - {"service_purchase"}
         for e, other in enabled(session, ag):
@@ -420,6 +431,10 @@ def enable(
         )
     session.add(row)
     session.flush()
+    if is_charged and effective_from <= clock.now():
+        from cpaas_cli.billing import packs  # billing builds on the catalog, not the other way round
+
+        packs.charge_due(session, agreement_ids=[ag.id])  # ENS-06: written off on its start
     return row
 
 
@@ -442,6 +457,9 @@ def disable(session: Session, entry_id: int, *, at: datetime | None = None) -> t
 
 
 def enabled_dict(session: Session, e: EnabledService, svc: Service, ag: Agreement) -> dict[str, Any]:
+    """One entry; ``purchase`` is a charged pack's purchase charge once written."""
+    from cpaas_cli.billing import packs
+
     now = clock.now()
     if svc.archived_at is not None:
         status = f"missed option {svc.name}"
@@ -468,6 +486,7 @@ def enabled_dict(session: Session, e: EnabledService, svc: Service, ag: Agreemen
         "cost": cost,
         "currency": ag.currency,
         "status": status,
+        "purchase": packs.purchase(session, e.id) if e.charge else None,
     }
 
 

@@ -47,6 +47,7 @@ from cpaas_cli.catalog.vocab import (
     LEVELS,
     MESSAGE_RESOURCES,
     OTHERS,
+    PURCHASE_RESOURCES,
     ValueError_,
     normalise_value,
     slug,
@@ -239,9 +240,24 @@ def parse_document(doc: Any) -> list[Node]:
         node = _parse_node("domain", key, raw, str(key), problems)
         if node is not None:
             roots.append(node)
+    for node in roots:
+        if node.value == "service_purchase":
+            _check_purchases(node, problems)
     if problems:
         raise InvalidInput.from_problems(problems, "the tree file")
     return roots
+
+
+def _check_purchases(domain: Node, problems: list[Problem]) -> None:
+    """Pack prices are read at service_purchase/<resource>/<pack name> only."""
+    for res in domain.children:
+        where = f"service_purchase/{res.value}"
+        if res.value not in PURCHASE_RESOURCES:
+            problems.append(
+                Problem(where, f"pack prices go under {', '.join(PURCHASE_RESOURCES)}; {res.value!r} is never read")
+            )
+        elif res.depends_on not in (None, "pack"):
+            problems.append(Problem(where, "a pack price depends on pack (the pack's name)"))
 
 
 # ---------------------------------------------------------------- exporting

@@ -43,6 +43,10 @@ MESSAGE_RESOURCES = {
     "push_partner_message",
 }
 
+# Resources of the service_purchase domain: a pack's price, by pack name
+# (catalog.service.pack_price reads them; anything else there is never read).
+PURCHASE_RESOURCES = ("unit_pack", "monetary_pack", "bundle_pack")
+
 # Attribute levels a node can depend on.
 LEVELS = (
     "resource",

@@ -32,7 +32,7 @@ from cpaas_cli import clock
 from cpaas_cli.agreements import service as agreements
 from cpaas_cli.agreements.models import Agreement
 from cpaas_cli.audit import service as audit
-from cpaas_cli.billing import ledger
+from cpaas_cli.billing import ledger, packs
 from cpaas_cli.billing.models import Charge, PackUsage, ScaleCounter
 from cpaas_cli.billing.periods import VersionTerms, period_containing
 from cpaas_cli.catalog import lookup as lk
@@ -64,7 +64,6 @@ class Plans:
         self.session = session
         self.plans: dict[int, en.Plan | None] = {}
         self.snaps: dict[int, lk.Snapshot] = {}
-        self.packs: dict[int, list[tuple[int, Any]]] = {}
 
     def get(self, agreement_id: int) -> en.Plan | None:
         if agreement_id not in self.plans:
@@ -76,7 +75,7 @@ class Plans:
         ag = s.get(Agreement, agreement_id)
         if ag is None:
             return None
-        packs, payg, charged = [], [], []
+        packs, payg = [], []
         for e, svc in catalog.enabled(s, ag):
             if svc.archived_at is not None:
                 continue  # ENS-10: traffic stops
@@ -84,8 +83,6 @@ class Plans:
                 kind = en.PAYG
             elif svc.type in ("unit-pack", "monetary-pack"):
                 kind = en.PACK
-                if e.charge:
-                    charged.append((e.id, e))
             else:
                 continue  # bundles are not rated here yet
             scopes = []
@@ -99,7 +96,6 @@ class Plans:
                 scopes.append((sc.effective_from, sc.effective_till, self.snaps[sc.id]))
             entry = en.Entry(e.id, kind, svc.type, e.effective_from, e.effective_till, tuple(scopes), svc.size)
             (packs if kind == en.PACK else payg).append(entry)
-        self.packs[agreement_id] = charged
         terms = [VersionTerms.of(v) for v in agreements.versions(s, ag)]
         return en.Plan(ag.id, ag.currency, tuple(packs + payg), _period_of(terms))
 
@@ -803,44 +799,9 @@ class Rater:
             if pn:
                 self.s.execute(sa.insert(PCK), pn)
 
-    def purchase_packs(self, ag_ids: Iterable[int]) -> None:
+    def purchase_packs(self, ag_ids: Sequence[int]) -> None:
         """Write the purchase charge of every charged pack whose effective-from has come (ENS-06)."""
-        for ag_id in ag_ids:
-            self.plans.get(ag_id)
-            entries = self.plans.packs.get(ag_id) or []
-            due = [e for _i, e in entries if e.effective_from <= self.now]
-            if not due:
-                continue
-            done = set(
-                self.s.execute(
-                    sa.select(ledger.CHG.c.enabled_service_id).where(
-                        ledger.CHG.c.enabled_service_id.in_([e.id for e in due])
-                    )
-                ).scalars()
-            )
-            ag = self.s.get(Agreement, ag_id)
-            out = []
-            for e in due:
-                if e.id in done:
-                    continue
-                from cpaas_cli.catalog.models import Service
-
-                svc = self.s.get(Service, e.service_id)
-                found = catalog.pack_price(self.s, ag, svc, e.effective_from)
-                if found is None:
-                    continue
-                out.append(
-                    {
-                        "agreement_id": ag_id,
-                        "kind": "pack_purchase",
-                        "enabled_service_id": e.id,
-                        "amount": found[0],
-                        "currency": ag.currency,
-                        "at": e.effective_from,
-                        "details": {"pack": svc.name, "price_service_id": found[1].id},
-                    }
-                )
-            ledger.post(self.s, out, check_credit=False)
+        packs.charge_due(self.s, now=self.now, agreement_ids=ag_ids)
 
 
 RESULT_COLUMNS = (
@@ -1775,11 +1736,15 @@ def show(session: Session, ref: str) -> dict[str, Any]:
         }
         for c in ch
     ]
-    out["explanation"] = explain(r, out["charges"])
+    pid = r["pack_enabled_id"]
+    took = packs.usage_text(session, pid, r["pack_units"], r["currency"]) if pid else None
+    out["explanation"] = explain(r, out["charges"], took)
     return out
 
 
-def explain(r: dict[str, Any], charges: list[dict[str, Any]]) -> str:
+def explain(r: dict[str, Any], charges: list[dict[str, Any]], pack: str | None = None) -> str:
+    """One line on how an EDR was rated; ``pack`` says what it took from a pack
+    (``billing.packs.usage_text``)."""
     st = r["rating_state"]
     if st == "unrated":
         return "not rated yet" + (f" ({r['rating_note']})" if r.get("rating_note") else "")
@@ -1789,10 +1754,10 @@ def explain(r: dict[str, Any], charges: list[dict[str, Any]]) -> str:
     if r.get("billing_rule"):
         parts.append(f"billed when {r['billing_rule']}")
     if r.get("pack_enabled_id"):
-        parts.append(f"{r['pack_units']} taken from pack #{r['pack_enabled_id']}")
+        parts.append(pack or f"taken from pack #{r['pack_enabled_id']}")
     if r.get("unit_price") is not None:
         parts.append(f"{r['quantity']} × {format_micros(r['unit_price'])} → {format_micros(r['cost'])} {r['currency']}")
-    if r.get("rating_note"):
+    if r.get("rating_note") and r["rating_note"] not in (pack or ""):
         parts.append(r["rating_note"])
     for c in charges:
         if c["kind"] == "scale_adjustment":

@@ -39,6 +39,7 @@ from cpaas_cli import clock
 from cpaas_cli.agreements import service as agreements
 from cpaas_cli.agreements.models import Agreement, AgreementVersion
 from cpaas_cli.audit import service as audit
+from cpaas_cli.billing import packs
 from cpaas_cli.billing.models import Charge
 from cpaas_cli.billing.periods import Period, VersionTerms, closed_periods
 from cpaas_cli.catalog.models import Service
@@ -106,6 +107,7 @@ def run(
     live = _live(session, ids if agreement_ref is not None else None)
     gens = _generations(session, ids if agreement_ref is not None else None)
     nested = session.begin_nested() if dry_run else None
+    packs.charge_due(session, now=min(as_of, clock.now()), agreement_ids=ids if agreement_ref else None)  # ENS-06
     out: list[dict[str, Any]] = []
     counts = {"created": 0, "recalculated": 0, "unchanged": 0}
     # Two passes: every missing draft first, then the claims. Claiming in period

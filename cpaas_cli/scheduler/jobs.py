@@ -23,6 +23,7 @@ class Job:
 
 def all_jobs() -> list[Job]:
     """Every periodic job. Imports happen here so domain modules stay independent."""
+    from cpaas_cli.billing import packs
     from cpaas_cli.edr import tasks as edr_tasks
     from cpaas_cli.invoices import service as invoices
     from cpaas_cli.recurring import service as recurring
@@ -32,5 +33,6 @@ def all_jobs() -> list[Job]:
         Job("edr-export-tasks", edr_tasks.process_waiting, every_seconds=30),
         Job("fees-run", recurring.run_job, every_seconds=300),
         Job("invoice-run", invoices.run_job, every_seconds=3600),
+        Job("pack-purchases", packs.run_job, every_seconds=60),
         Job("rerate-run", rerate.run_job, every_seconds=60),
     ]
