@@ -384,7 +384,11 @@ def enable(
     tz: Annotated[str, typer.Option("--tz", help="IANA zone of --from/--till.")] = "UTC",
     hidden: Annotated[bool, typer.Option("--hidden", help="Do not show it to the client.")] = False,
     charge: Annotated[
-        bool | None, typer.Option("--charge/--free", help="Packs: charge the pack price, or give it free of charge.")
+        bool | None,
+        typer.Option(
+            "--charge/--free",
+            help="Packs (required for them): charge the pack price, written off on --from, or give it free.",
+        ),
     ] = None,
     output: OutputOpt = None,
 ) -> None:

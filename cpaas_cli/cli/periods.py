@@ -53,7 +53,8 @@ def periods_cmd(
     """List the billing periods of an agreement in a window, from its versions.
 
     Boundaries fall at local midnight in each version's billing zone on the
-    billing day; a version change starts a new period; split-by-month cuts
+    billing day; a version that changes the billing terms (period, day, zone,
+    split, tax rate) starts a new period, other changes do not; split-by-month cuts
     daily/weekly periods at month starts. Periods cut by the window are marked
     clipped (--closed lists whole periods only).
     """
