@@ -181,7 +181,7 @@ def bench_ingest(url: str, rows: int, nets, work: Path) -> None:
     cpaas(url, "service", "create", "ES pack", "--type", "unit-pack", "--size", "50000")
     cpaas(url, "service", "scope", "add", "ES pack", "--from", "2026-01-01")
     cpaas(url, "service", "tree", "apply", "ES pack", str(work / "pack.json"))
-    cpaas(url, "agreement", "enable", "ES pack", "--agreement", "AG-1", "--from", "2026-01-01")
+    cpaas(url, "agreement", "enable", "ES pack", "--agreement", "AG-1", "--from", "2026-01-01", "--free")
     cpaas(url, "agreement", "enable", "SMS", "--agreement", "AG-1", "--from", "2026-01-01")
     cpaas(
         url,
