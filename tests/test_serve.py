@@ -166,8 +166,8 @@ def test_mo_opt_out_and_opt_in(cli, db_url, tmp_path):
         assert [(b["phone"], b["sender"]) for b in blocks] == [("34600000001", "ACME")]
         mo = cli.json("inbound", "list", "--kind", "mo")
         assert [(m["text"], m["action"], m["source"]) for m in mo] == [
-            ("Hello there", None, "+34600000001"),
-            ("stop please", "opt_out", "+34600000001"),
+            ("Hello there", None, "34600000001"),  # stored as E.164 digits
+            ("stop please", "opt_out", "34600000001"),
         ]
         # The next campaign leaves the number out (stop list).
         f = tmp_path / "again.csv"

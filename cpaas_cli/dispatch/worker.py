@@ -599,6 +599,8 @@ class Worker:
                 text=m.text,
                 data_coding=m.data_coding,
                 connection_id=self.connection_id,
+                source_ton=m.source_ton,
+                default_country=self._default_country,
                 stop_words=self.o.stop_words,
                 start_words=self.o.start_words,
                 now=now,
