@@ -204,8 +204,9 @@ class ReceiptMatcher:
         batch = self.pending + [_Held(r, mono) for r in receipts if r.status != ENROUTE]
         self.pending = []
         readings = {id(h): self._readings(h.receipt) for h in batch}
-        memory_only = self.learn is None or self.learn.fixed is not None
-        need = {k for rs in readings.values() for k, _ in rs if not (memory_only and k in self.awaiting)}
+        # One reading: the database only for ids not waiting here. Two readings: every
+        # message either names counts, wherever it is (another worker, an earlier run).
+        need = {k for rs in readings.values() for k, _ in rs if len(rs) > 1 or k not in self.awaiting}
         stored = self._stored(s, need) if need else {}
 
         def hits(key: str) -> set[int]:
