@@ -74,3 +74,10 @@ def test_a_learned_relation_is_kept_and_used_by_the_next_run(cli, db_url, tmp_pa
     # Declaring a format again starts over: nothing learned is kept.
     upd = cli.json("connection", "update", "sim", "--message-id-format", "auto")
     assert upd["message_id_learned"] is None
+
+
+def test_dev_smsc_refuses_an_unknown_receipt_mode(cli):
+    r = cli("dev", "smsc", "--receipt-pdu", "submit_sm", expect=4)
+    assert r.stderr.strip() == "error: --receipt-pdu: 'submit_sm' is not deliver_sm or data_sm"
+    r = cli("dev", "smsc", "--receipt-id-format", "oct", expect=4)
+    assert "--receipt-id-format" in r.stderr

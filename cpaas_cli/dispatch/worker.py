@@ -14,11 +14,12 @@ session. Its loop:
    EDRs. The transaction commits, then the messages go to the gateway (long
    texts as UDH parts from our own splitter, one EDR per message).
 2. **Poll** the gateway: accepted submits store the vendor message id (EDR and
-   queue row), rejected ones fail the EDR, receipts (matched in memory, then by
-   the EDR's vendor message id in the database) move the EDR to delivered or
+   queue row), rejected ones fail the EDR, receipts (``receipt_match``: by
+   vendor message id, in memory, then among the messages of this connection in
+   the database) move the EDR to delivered or
    undelivered and rate the ``delivered`` event; a message the SMSC refused
    gets its submitted-rule charge back (``billing/refunds.py``); MO messages are stored and
-   handle opt-out keywords. Writes are buffered and committed in small batches.
+   handle opt-out keywords (``inbound``). Writes are buffered and committed in small batches.
 
 Crash safety: a row is ``claimed`` from the commit that created its EDR until
 its submit_sm_resp is stored. :func:`recover` puts the claimed rows of dead

@@ -22,9 +22,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("vendor_connection", schema=None) as batch_op:
         batch_op.add_column(sa.Column("default_country", sqlmodel.sql.sqltypes.AutoString(length=2), nullable=True))
-        batch_op.add_column(
-            sa.Column("message_id_learned", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True)
-        )
+        batch_op.add_column(sa.Column("message_id_learned", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True))
     with op.batch_alter_table("inbound_message", schema=None) as batch_op:
         batch_op.add_column(sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True))
 
