@@ -133,3 +133,18 @@ def test_a_stop_to_a_shared_sender_name_is_for_the_company_that_messaged_the_han
     assert bb["recipients"] == 2 and bb["excluded"]["stop_list"] == 0
     (mo,) = cli.json("inbound", "list", "--kind", "mo")
     assert mo["company_id"] == cli.json("campaign", "show", str(a["id"]))["company_id"]
+
+
+def test_a_stop_to_a_long_number_written_nationally_finds_its_sender(cli, tmp_path):
+    """The MO's destination is Client A's long number without its country code."""
+    with smsc() as sim:
+        setup(cli, sim.port)
+        cli.json("connection", "update", "sim", "--default-country", "ES")
+        cli.json(
+            "sender", "add", "+34 911 234 567", "--type", "long_code", "--company", "Client A",
+            "--agreement", "AG-1", "--active", "--connection", "sim",
+        )  # fmt: skip
+        campaign(cli, tmp_path, [HANDSET], "Hi", "c1")
+        out = serve_with_mo(cli, sim, [("600000001", "911234567", "STOP", 2)])
+    assert out["opt_outs"] == 1, out
+    assert stoplist(cli, "Client A") == [(HANDSET, "34911234567")]
