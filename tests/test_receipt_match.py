@@ -95,3 +95,11 @@ def test_a_learned_relation_comes_back_fixed():
     assert IdRelation("converted").readings("10", False) == [("a", CONVERTED)]
     assert IdRelation("same").readings("10", False) == [("10", SAME)]
     assert IdRelation().readings("10", False) == [("10", SAME), ("a", CONVERTED)]
+
+
+def test_a_second_receipt_for_one_message_is_kept_not_applied_twice(session):
+    m = ReceiptMatcher(None, learn=IdRelation("same"))
+    m.expect(101, 1, 1, ["abc"])
+    out = m.match(session, [receipt("abc"), receipt("abc", "UNDELIV")], clock.now())  # keys, as the gateway folds them
+    assert out == {1: (101, "delivered", None)} and m.pending == []
+    assert stored(session) == [("abc", "a second receipt for message id abc")]

@@ -231,6 +231,7 @@ class ReceiptMatcher:
 
         out: Finals = {}
         lost: list[tuple[gw.DeliveryReceipt, str]] = []
+        done: set[str] = set()  # keys whose message this batch completed or counted
         for h in batch:
             r, rs = h.receipt, readings[id(h)]
             expired = final or mono - h.since >= self.GRACE
@@ -239,6 +240,9 @@ class ReceiptMatcher:
                 continue
             by_rel = {rel: (k, hits(k)) for k, rel in rs}
             edrs = set().union(*(e for _k, e in by_rel.values()))
+            if not edrs and any(k in done for k, _ in rs):
+                lost.append((r, f"a second receipt for message id {r.message_id}"))
+                continue
             if not edrs:
                 if expired:
                     lost.append((r, f"no message with id {r.message_id} was sent over this connection"))
@@ -257,7 +261,8 @@ class ReceiptMatcher:
                 )
                 lost.append((r, f"ambiguous id {r.message_id}: {names}"))
                 continue
-            (rel,) = [rel for rel, (_k, e) in by_rel.items() if e]
+            rels = [rel for rel, (_k, e) in by_rel.items() if e]
+            rel = SAME if SAME in rels else rels[0]  # one message either way: as written
             if rel == CONVERTED and self.learn is not None and self.learn.fixed is None and not expired:
                 self.pending.append(h)  # its own message may not be acknowledged yet
                 continue
@@ -265,6 +270,7 @@ class ReceiptMatcher:
             (edr_id,) = edrs
             status = "delivered" if r.status == DELIVERED else "undelivered"
             w = self.awaiting.get(key)
+            done.add(key)
             if w is not None and w.edr_id == edr_id:
                 del self.awaiting[key]
                 w.seen += 1
