@@ -14,11 +14,15 @@ from cpaas_cli.errors import InvalidInput
 @pytest.mark.parametrize(
     ("value", "fmt", "expected"),
     [
-        ("1A2B", "auto", str(0x1A2B)),
-        ("1a2b", "auto", str(0x1A2B)),
-        ("00001A2B", "auto", str(0x1A2B)),
-        (b"1a2b\x00", "auto", str(0x1A2B)),
+        # auto: the id as written, case and leading zeros folded, never read in another base
+        ("1A2B", "auto", "1a2b"),
+        ("1a2b", "auto", "1a2b"),
+        ("00001A2B", "auto", "1a2b"),
+        (b"1a2b\x00", "auto", "1a2b"),
         ("000123", "auto", "123"),
+        ("0000000A", "auto", "a"),
+        ("00000010", "auto", "10"),
+        ("0000", "auto", "0"),
         ("123", "dec", "123"),
         ("0123", "hex", str(0x123)),
         ("ff", "hex", "255"),
@@ -40,8 +44,19 @@ def test_normalise_message_id(value, fmt, expected):
 def test_hex_submit_and_decimal_receipt_meet_with_explicit_formats():
     submit, receipt = parse_id_formats("hex:dec")
     assert normalise_message_id("0000FF", submit) == normalise_message_id("255", receipt)
-    # Without the explicit formats the classic mismatch happens.
+    # Without the explicit formats the ids stay as written (the relation is learned per connection).
     assert normalise_message_id("1234", "auto") != normalise_message_id(str(0x1234), "auto")
+
+
+def test_auto_never_maps_two_vendor_ids_to_one_key():
+    """The old auto read digits-only ids as decimal and the others as hex:
+    0000000A and 00000010 both became 10."""
+    ids = [f"{n:08X}" for n in range(1, 5000)] + [f"{n:08d}" for n in range(1, 5000)]
+    keys = {}
+    for raw in ids:
+        keys.setdefault(normalise_message_id(raw, "auto"), set()).add(raw.lstrip("0").lower())
+    assert all(len(v) == 1 for v in keys.values())
+    assert normalise_message_id("0000000A", "auto") != normalise_message_id("00000010", "auto")
 
 
 def test_parse_id_formats():

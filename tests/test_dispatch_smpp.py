@@ -224,3 +224,37 @@ def test_peer_killed_mid_stream_reconnects_and_requeues_unacknowledged():
     accepted = [e.ticket for e in events if isinstance(e, SubmitAccepted)]
     assert sorted(accepted) == sorted(tickets)  # each exactly once
     assert any(isinstance(e, LinkChanged) and e.up for e in events)
+
+
+def test_receipts_in_data_sm_are_read_and_answered_with_data_sm_resp():
+    """Some vendors send receipts as data_sm: each is answered with
+    data_sm_resp (not deliver_sm_resp) and read like a deliver_sm receipt."""
+    with SimSmsc(SmscOptions(port=free_port(), id_width=8, receipt_pdu="data_sm", lifetime=60)) as sim:
+        gw = SmppGateway(settings(sim.port))
+        gw.open()
+        for i in range(20):
+            gw.submit(message(i))
+        events = drive(gw, lambda ev: count(ev, SubmitAccepted) == 20 and count(ev, DeliveryReceipt) == 20)
+        end = time.monotonic() + DEADLINE
+        while sim.counters.data_sm_resp + sim.counters.wrong_resp < 20:  # the last responses are on their way
+            assert time.monotonic() < end
+            gw.poll(0.05)
+        gw.close()
+    accepted = {e.message_id for e in events if isinstance(e, SubmitAccepted)}
+    receipts = [e for e in events if isinstance(e, DeliveryReceipt)]
+    assert {r.message_id for r in receipts} == accepted and all(r.status == "delivered" for r in receipts)
+    assert (sim.counters.data_sm, sim.counters.data_sm_resp, sim.counters.wrong_resp) == (20, 20, 0)
+
+
+def test_an_mo_says_the_type_of_number_of_its_source(smsc):
+    gw = SmppGateway(settings(smsc.port))
+    gw.open()
+    assert smsc.wait_bound()
+    smsc.inject_mo("600000001", "CPAAS", "STOP", source_ton=2)
+    smsc.inject_mo("34600000001", "CPAAS", "STOP", source_ton=1)
+    events = drive(gw, lambda ev: count(ev, MobileOriginated) == 2)
+    gw.close()
+    assert sorted((m.source, m.source_ton) for m in events if isinstance(m, MobileOriginated)) == [
+        ("34600000001", 1),
+        ("600000001", 2),
+    ]

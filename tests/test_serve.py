@@ -29,7 +29,7 @@ def smsc():
     sim.stop()
 
 
-def setup(cli, port: int, *, credit: str | None = None, window: int = 20) -> None:
+def setup(cli, port: int, *, credit: str | None = None, window: int = 20, id_format: str | None = "hex") -> None:
     owner_le(cli)
     client(cli)
     args = ["agreement", "create", "AG-1", "--company", "Client A", "--currency", "EUR", "--from", "2026-01-01"]
@@ -42,7 +42,8 @@ def setup(cli, port: int, *, credit: str | None = None, window: int = 20) -> Non
     cli.json("agreement", "enable", "SMS service", "--agreement", "AG-1", "--from", "2026-01-01")
     cli.json(
         "connection", "add-smpp", "sim", "--host", "127.0.0.1", "--port", str(port), "--system-id", "cpaas",
-        "--password-env", "SIM_PW", "--window", str(window), "--message-id-format", "hex",
+        "--password-env", "SIM_PW", "--window", str(window),
+        *(["--message-id-format", id_format] if id_format else []),
     )  # fmt: skip
     cli.json("sender", "add", "ACME", "--company", "Client A", "--agreement", "AG-1", "--active", "--connection", "sim")
 
@@ -165,8 +166,8 @@ def test_mo_opt_out_and_opt_in(cli, db_url, tmp_path):
         assert [(b["phone"], b["sender"]) for b in blocks] == [("34600000001", "ACME")]
         mo = cli.json("inbound", "list", "--kind", "mo")
         assert [(m["text"], m["action"], m["source"]) for m in mo] == [
-            ("Hello there", None, "+34600000001"),
-            ("stop please", "opt_out", "+34600000001"),
+            ("Hello there", None, "34600000001"),  # stored as E.164 digits
+            ("stop please", "opt_out", "34600000001"),
         ]
         # The next campaign leaves the number out (stop list).
         f = tmp_path / "again.csv"

@@ -50,7 +50,16 @@ IdFormatOpt = Annotated[
     str | None,
     typer.Option(
         "--message-id-format",
-        help="How the vendor writes message ids: auto, dec, hex, text, or SUBMIT:RECEIPT such as hex:dec.",
+        help="How the vendor writes message ids: auto (as written; whether receipt texts write them in the "
+        "other base is learned per connection), dec, hex, text, or SUBMIT:RECEIPT such as hex:dec.",
+    ),
+]
+DefaultCountryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--default-country",
+        help="Country (ES, FR, ...) of MO numbers in national format (TON 2, or no country code): "
+        "they are stored and opted out as E.164. '' clears it.",
     ),
 ]
 DescriptionOpt = Annotated[str | None, typer.Option("--description", help="Free text.")]
@@ -79,6 +88,7 @@ def add_smpp(
     window: WindowOpt = None,
     status_map: StatusMapOpt = None,
     message_id_format: IdFormatOpt = None,
+    default_country: DefaultCountryOpt = None,
     description: DescriptionOpt = None,
     output: OutputOpt = None,
 ) -> None:
@@ -95,6 +105,7 @@ def add_smpp(
         window=window,
         message_id_format=message_id_format,
         status_map=_status_map(status_map),
+        default_country=default_country,
         description=description,
     )
     if password_env is None:
@@ -152,6 +163,7 @@ def update(
     window: WindowOpt = None,
     status_map: StatusMapOpt = None,
     message_id_format: IdFormatOpt = None,
+    default_country: DefaultCountryOpt = None,
     description: DescriptionOpt = None,
     output: OutputOpt = None,
 ) -> None:
@@ -167,6 +179,7 @@ def update(
         window=window,
         message_id_format=message_id_format,
         status_map=_status_map(status_map),
+        default_country=default_country,
         description=description,
     )
     if no_rps_limit:

@@ -20,6 +20,21 @@ def smsc(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     id_format: Annotated[str, typer.Option("--id-format", help="Message ids in hex or dec.")] = "hex",
     id_width: Annotated[int, typer.Option("--id-width", help="Zero-pad message ids to this width.")] = 0,
+    id_upper: Annotated[bool, typer.Option("--id-upper/--id-lower", help="Hex ids in upper or lower case.")] = True,
+    first_id: Annotated[int, typer.Option("--first-id", help="The first message id (a number).")] = 1,
+    receipt_id_format: Annotated[
+        str | None,
+        typer.Option("--receipt-id-format", help="Write receipt ids in this base (hex or dec) whatever --id-format."),
+    ] = None,
+    receipt_tlv: Annotated[
+        bool,
+        typer.Option(
+            "--receipt-tlv/--receipt-text-only", help="Receipts with the receipted_message_id TLV or text only."
+        ),
+    ] = True,
+    receipt_pdu: Annotated[
+        str, typer.Option("--receipt-pdu", help="Send receipts as deliver_sm or data_sm.")
+    ] = "deliver_sm",
     receipts: Annotated[bool, typer.Option("--receipts/--no-receipts", help="Send delivery receipts.")] = True,
     receipt_delay: Annotated[
         float, typer.Option("--receipt-delay", help="Seconds between accepting and the receipt.")
@@ -42,6 +57,12 @@ def smsc(
         raise InvalidInput(f"the simulated SMSC needs the dev extra (pip install 'cpaas-cli[dev]'): {exc}") from exc
     if id_format not in ("hex", "dec"):
         raise InvalidInput(f"--id-format: {id_format!r} is not hex or dec")
+    if receipt_id_format not in (None, "hex", "dec"):
+        raise InvalidInput(f"--receipt-id-format: {receipt_id_format!r} is not hex or dec")
+    if receipt_pdu not in ("deliver_sm", "data_sm"):
+        raise InvalidInput(f"--receipt-pdu: {receipt_pdu!r} is not deliver_sm or data_sm")
+    if first_id < 0:
+        raise InvalidInput("--first-id: must not be negative")
     try:
         mix = parse_stat_mix(stat_mix)
     except ValueError as exc:
@@ -51,6 +72,11 @@ def smsc(
         port=port,
         id_format=id_format,
         id_width=id_width,
+        id_upper=id_upper,
+        first_id=first_id,
+        receipt_id_format=receipt_id_format,
+        receipt_tlv=receipt_tlv,
+        receipt_pdu=receipt_pdu,
         receipts=receipts,
         receipt_delay=receipt_delay,
         stat_mix=mix,

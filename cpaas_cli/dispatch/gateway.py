@@ -77,6 +77,7 @@ class DeliveryReceipt:
     status: str = "unknown"  # ours, through the connection's status map
     source: str = ""
     destination: str = ""
+    id_from_tlv: bool = False  # the id came from receipted_message_id (the submit_sm_resp id, by the spec)
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class MobileOriginated:
     text: str
     data_coding: int = 0
     raw: bytes = b""
+    source_ton: int = 0  # 1 international, 2 national (needs the connection's default country), 0 unknown
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,32 @@
 """Inbound (MO) messages: store them, and turn opt-out / opt-in keywords into
-stop-list changes for (the handset, the sender ID it answered).
+stop-list changes for one company.
 
-The keyword is the first word of the text, case-insensitive. The sender ID is
-found by the MO's destination address (the sender the handset replied to); when
-several companies use the same sender text, each of them gets the block.
+The handset's number is stored and opted out as E.164: a national-format
+source (TON 2, or no country code) is read with the connection's default
+country (``connection add-smpp --default-country``); one that cannot be read
+so is stored as received, with the reason, and changes nothing.
+
+The keyword is the first word of the text, case-insensitive. Whose opt-out it
+is follows from the MO's destination (what the handset replied to), matched
+against the sender IDs (numbers compared as E.164 digits):
+
+- an active SMS sender ID: the block is (handset, that sender) for the company
+  that owns it;
+- a number a company owns that is not a sender in use (a draft or disabled
+  sender ID, another channel's number): the block is (handset, ALL) for that
+  company: the handset wrote to the company, not to one of its senders;
+- a sender text several companies use: the ones whose sender routes over the
+  connection the MO came in on, then the one that last sent the handset a
+  message from it (within ``REPLY_WINDOW``); never all of them. When that still
+  leaves no single company, nothing changes and the MO is stored with the reason.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,11 +36,15 @@ from cpaas_cli import clock
 from cpaas_cli.audit.service import record
 from cpaas_cli.campaigns.models import SenderId
 from cpaas_cli.contacts import service as contacts
+from cpaas_cli.contacts.models import ALL_SENDERS
+from cpaas_cli.contacts.phones import PhoneError, normalise
 from cpaas_cli.dispatch.models import InboundMessage
+from cpaas_cli.edr.models import Edr
 from cpaas_cli.tenancy.models import Company
 from cpaas_cli.timeutil import iso
 
 _WORD = re.compile(r"[A-Za-z]+")
+REPLY_WINDOW = timedelta(days=7)  # how far back a shared sender's last message to the handset is looked for
 
 
 def keyword(text: str) -> str:
@@ -36,6 +56,95 @@ def _digits(addr: str) -> str:
     return re.sub(r"\D", "", addr or "")
 
 
+def mo_number(source: str, ton: int = 0, default_country: str | None = None) -> tuple[str | None, str | None]:
+    """(E.164 digits, None) for an MO's source address, or (None, why not).
+
+    TON 1 is international; TON 2 national (read with the default country);
+    any other TON: with the default country when there is one and the number
+    reads so, else as international."""
+    text = (source or "").strip()
+    if not _digits(text):
+        return None, f"source {text!r} is not a phone number"
+    try:
+        if ton == 1 or text.startswith(("+", "00")):
+            return normalise(text if text.startswith(("+", "00")) else "+" + text), None
+        if ton == 2:
+            if not default_country:
+                return None, f"national source {text!r} (TON 2) and the connection has no default country"
+            return normalise(text, default_country), None
+        if default_country:
+            try:
+                return normalise(text, default_country), None
+            except PhoneError:
+                pass
+        return normalise("+" + _digits(text)), None
+    except PhoneError as exc:
+        return None, f"source {text!r} {exc}"
+
+
+def _owners(session: Session, dest: str, default_country: str | None) -> list[SenderId]:
+    """Sender ID rows for an MO's destination: the text, or the number as E.164 digits."""
+    text = dest.strip()
+    keys = {text}
+    digits = _digits(text)
+    if digits and digits == text.lstrip("+"):
+        keys.add(digits)
+        for form, country in (("+" + digits, None), (digits, default_country)):
+            with contextlib.suppress(PhoneError):
+                keys.add(normalise(form, country))
+    rows = list(session.exec(select(SenderId).where(col(SenderId.sender).in_(keys))))
+    return [r for r in rows if r.sender == text or r.kind != "alphanumeric"]
+
+
+def _last_sender_company(session: Session, phone: str, rows: list[SenderId], now: datetime) -> int | None:
+    """The company among ``rows`` that last sent ``phone`` a message from one of their senders."""
+    e = Edr.__table__
+    return session.execute(
+        sa.select(e.c.company_id)
+        .where(
+            e.c.company_id.in_(sorted({r.company_id for r in rows})),
+            e.c.event_at >= now - REPLY_WINDOW,
+            e.c.destination == phone,
+            e.c.direction == "mt",
+            e.c.sender.in_(sorted({r.sender for r in rows})),
+        )
+        .order_by(e.c.event_at.desc(), e.c.id.desc())
+        .limit(1)
+    ).scalar()
+
+
+def resolve_owner(
+    session: Session,
+    *,
+    phone: str | None,
+    dest: str,
+    connection_id: int | None,
+    default_country: str | None = None,
+    now: datetime,
+) -> tuple[int | None, str | None, str | None]:
+    """(company id, sender to block or ALL, reason when none) for an MO's destination."""
+    rows = _owners(session, dest, default_country)
+    if not rows:
+        return None, None, f"no company owns {dest.strip()!r} (no sender ID has it)"
+    companies = {r.company_id for r in rows}
+    if len(companies) > 1:
+        routed = [r for r in rows if r.connection_id is not None and r.connection_id == connection_id]
+        if routed and len({r.company_id for r in routed}) < len(companies):
+            rows = routed
+            companies = {r.company_id for r in rows}
+    if len(companies) > 1 and phone:
+        last = _last_sender_company(session, phone, rows, now)
+        if last is not None:
+            rows = [r for r in rows if r.company_id == last]
+            companies = {last}
+    if len(companies) > 1:
+        ids = ", ".join(f"#{c}" for c in sorted(companies))
+        return None, None, f"{dest.strip()!r} belongs to companies {ids} and none of them messaged this number lately"
+    (company_id,) = companies
+    active = [r for r in rows if r.channel == "sms" and r.status == "active"]
+    return company_id, (active[0].sender if active else ALL_SENDERS), None
+
+
 def handle_mo(
     session: Session,
     *,
@@ -44,6 +153,8 @@ def handle_mo(
     text: str,
     data_coding: int = 0,
     connection_id: int | None = None,
+    source_ton: int = 0,
+    default_country: str | None = None,
     stop_words: Iterable[str],
     start_words: Iterable[str],
     now: datetime | None = None,
@@ -54,25 +165,27 @@ def handle_mo(
     stops = {w.upper() for w in stop_words}
     starts = {w.upper() for w in start_words}
     action = "opt_out" if word in stops else "opt_in" if word in starts else None
-    senders = list(session.exec(select(SenderId).where(SenderId.sender == dest.strip())))
-    phone = _digits(source)
-    company_id = senders[0].company_id if len(senders) == 1 else None
+    phone, reason = mo_number(source, source_ton, default_country)
+    company_id, sender, why = resolve_owner(
+        session, phone=phone, dest=dest, connection_id=connection_id, default_country=default_country, now=now
+    )
     applied = None
-    if action and phone and senders:
-        for sid in senders:
-            company = session.get(Company, sid.company_id)
-            if action == "opt_out":
-                contacts.block(session, company, phones=[phone], sender_list=[sid.sender])
-            else:
-                contacts.unblock(session, company, phones=[phone], sender_list=[sid.sender])
-            record(
-                session,
-                action=action,
-                object_type="stop_list_entry",
-                company_id=sid.company_id,
-                new={"phone": phone, "sender": sid.sender, "keyword": word, "via": "mo"},
-            )
+    if action and phone and company_id is not None:
+        company = session.get(Company, company_id)
+        if action == "opt_out":
+            contacts.block(session, company, phones=[phone], sender_list=[sender])
+        else:
+            contacts.unblock(session, company, phones=[phone], sender_list=[sender])
+        record(
+            session,
+            action=action,
+            object_type="stop_list_entry",
+            company_id=company_id,
+            new={"phone": phone, "sender": sender, "keyword": word, "via": "mo", "to": dest.strip()},
+        )
         applied = action
+    elif action:
+        reason = reason or why
     session.execute(
         sa.insert(InboundMessage.__table__),
         [
@@ -80,11 +193,12 @@ def handle_mo(
                 "kind": "mo",
                 "connection_id": connection_id,
                 "company_id": company_id,
-                "source": source[:32],
+                "source": (phone or source)[:32],
                 "destination": dest[:32],
                 "text": text,
                 "data_coding": data_coding,
                 "action": applied,
+                "reason": (reason or None) and reason[:300],
                 "received_at": now,
             }
         ],
@@ -114,6 +228,7 @@ def inbound_dict(r: InboundMessage) -> dict[str, Any]:
         "destination": r.destination,
         "text": r.text,
         "action": r.action,
+        "reason": r.reason,
         "message_id": r.message_id,
         "status": r.status,
         "company_id": r.company_id,

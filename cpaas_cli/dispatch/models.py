@@ -41,6 +41,10 @@ class VendorConnection(Timestamped, table=True):
     rps: int | None = None  # submit_sm per second; None = unlimited
     window_size: int = 10  # unacknowledged submit_sm at most ("window" is reserved in PostgreSQL)
     message_id_format: str = Field(default="auto", max_length=16)
+    # auto: how receipt ids relate to submit_sm_resp ids once learned ("same" or
+    # "converted": the other base), then fixed; None while learning.
+    message_id_learned: str | None = Field(default=None, max_length=16)
+    default_country: str | None = Field(default=None, max_length=2)  # MO numbers without a country code
     status_map: dict = Field(default_factory=dict, sa_type=sa.JSON)
     enabled: bool = True
     description: str | None = None
@@ -52,7 +56,8 @@ INBOUND_KINDS = ("mo", "receipt")
 class InboundMessage(SQLModel, table=True):
     """What an SMSC sent us that is not a receipt we could match: MO messages
     (with the opt-out/opt-in action they caused) and receipts for message ids
-    we do not know (kept, not dropped)."""
+    we do not know or cannot attribute to one message (kept, not dropped, with
+    the reason)."""
 
     __tablename__ = "inbound_message"
     __table_args__ = (
@@ -71,4 +76,5 @@ class InboundMessage(SQLModel, table=True):
     message_id: str | None = Field(default=None, max_length=100)  # receipts: the id we could not match
     status: str | None = Field(default=None, max_length=16)  # receipts: our status from the status map
     action: str | None = Field(default=None, max_length=16)  # opt_out | opt_in | None
+    reason: str | None = Field(default=None, max_length=300)  # why a receipt or opt-out was not applied
     received_at: datetime = utc_field(default_now=True)

@@ -63,17 +63,35 @@ ID_FORMATS = ("auto", "text", "dec", "hex")
 _HEX = re.compile(r"[0-9a-f]+")
 
 
+def fold_message_id(value: str | bytes | None) -> str | None:
+    """An id as the vendor wrote it, with case and leading zeros folded
+    (``0000000A`` -> ``a``, ``00000010`` -> ``10``): never read in another base,
+    so two distinct ids of one vendor never fold to one key."""
+    if value is None:
+        return None
+    if isinstance(value, bytes | bytearray):
+        value = bytes(value).decode("latin-1")
+    text = value.replace("\x00", "").strip().lower()
+    if not text:
+        return None
+    return text.lstrip("0") or "0"
+
+
 def normalise_message_id(value: str | bytes | None, fmt: str = "auto") -> str | None:
     """One canonical key for a vendor message id, so that the id in the
     submit_sm_resp and the id in the receipt compare equal.
 
-    ``fmt`` says how the vendor writes the id: ``dec`` or ``hex`` (numbers:
-    the key is the decimal value, so case and leading zeros do not matter),
-    ``text`` (opaque: trimmed and lower-cased), or ``auto`` (digits only ->
-    decimal, hex digits only -> hexadecimal, anything else -> text). A vendor
-    that writes hex in one place and decimal in the other needs an explicit
-    format on each side (see :func:`parse_id_formats`).
+    ``fmt`` says how the vendor writes the id, declared per connection: ``dec``
+    or ``hex`` (numbers: the key is the decimal value, so case and leading
+    zeros do not matter), ``text`` (opaque: trimmed and lower-cased), or
+    ``auto`` (:func:`fold_message_id`: the id as written, case and leading
+    zeros folded; whether a vendor's receipts write the id in another base is
+    learned per connection, see ``dispatch/idmatch.py``). A vendor that writes
+    hex in one place and decimal in the other is declared with
+    ``SUBMIT:RECEIPT`` (see :func:`parse_id_formats`).
     """
+    if fmt == "auto":
+        return fold_message_id(value)
     if value is None:
         return None
     if isinstance(value, bytes | bytearray):
@@ -83,9 +101,9 @@ def normalise_message_id(value: str | bytes | None, fmt: str = "auto") -> str | 
         return None
     if fmt == "text":
         return text
-    if fmt == "dec" or (fmt == "auto" and text.isdigit()):
+    if fmt == "dec":
         return str(int(text)) if text.isdigit() else text
-    if fmt in ("hex", "auto") and _HEX.fullmatch(text):
+    if fmt == "hex" and _HEX.fullmatch(text):
         return str(int(text, 16))
     return text
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import phonenumbers
 from sqlmodel import Session, col, select
 
 from cpaas_cli.dispatch.models import BIND_MODES, VendorConnection
@@ -43,6 +44,7 @@ class SmppInput:
     window: int | None = None
     message_id_format: str | None = None
     status_map: Mapping[str, Any] | None = None
+    default_country: str | None = None  # "" clears it
     description: str | None = None
 
 
@@ -71,6 +73,8 @@ def _validate(data: SmppInput, problems: list[Problem]) -> None:
             parse_id_formats(data.message_id_format)
         except InvalidInput as exc:
             problems.extend(exc.problems)
+    if data.default_country and data.default_country.strip().upper() not in phonenumbers.SUPPORTED_REGIONS:
+        problems.append(Problem("--default-country", f"{data.default_country!r} is not a country code (ES, FR, ...)"))
     if data.status_map is not None:
         try:
             StatusMap.from_dict(data.status_map)
@@ -116,6 +120,7 @@ def add_smpp(session: Session, *, name: str, data: SmppInput) -> VendorConnectio
         rps=None if data.rps is _UNSET else data.rps,
         window_size=data.window or 10,
         message_id_format=(data.message_id_format or "auto").lower(),
+        default_country=(data.default_country or "").strip().upper() or None,
         status_map=StatusMap.from_dict(data.status_map).as_dict() if data.status_map else {},
         description=data.description,
     )
@@ -145,6 +150,9 @@ def update_smpp(
         row.window_size = data.window
     if data.message_id_format is not None:
         row.message_id_format = data.message_id_format.lower()
+        row.message_id_learned = None  # declared again: an auto connection learns anew
+    if data.default_country is not None:
+        row.default_country = data.default_country.strip().upper() or None
     if data.status_map is not None:
         row.status_map = StatusMap.from_dict(data.status_map).as_dict() if data.status_map else {}
     # One source of the password at a time.
@@ -191,6 +199,8 @@ def connection_dict(row: VendorConnection) -> dict[str, Any]:
         "rps": row.rps,
         "window": row.window_size,
         "message_id_format": row.message_id_format,
+        "message_id_learned": row.message_id_learned,
+        "default_country": row.default_country,
         "status_map": row.status_map or {},
         "enabled": row.enabled,
         "description": row.description,

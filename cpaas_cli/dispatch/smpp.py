@@ -13,8 +13,10 @@ PDUs and a socket, nothing more, so this module adds what a vendor link needs:
   part again;
 - reconnect with exponential back-off; the submits that were in flight when the
   link dropped are put back at the front of the queue (``stats.requeued``);
-- receipts (``esm_class & 0x04``) matched by the receipted_message_id TLV, then
-  by the receipt text, message ids normalised, stat/err through the status map.
+- receipts (``esm_class & 0x04``, in deliver_sm or data_sm, each answered with
+  its own response PDU) carry the receipted_message_id TLV, else the id of the
+  receipt text, as a key (``receipts.normalise_message_id``), stat/err through
+  the status map; the worker matches them (``receipt_match``).
 """
 
 from __future__ import annotations
@@ -433,7 +435,8 @@ class SmppGateway:
             self._open_parts[ticket] = left
 
     def _deliver(self, pdu) -> None:
-        resp = smpplib.smpp.make_pdu("deliver_sm_resp", client=self._client)
+        """deliver_sm or data_sm: a receipt or an MO, answered with its own response PDU."""
+        resp = smpplib.smpp.make_pdu(f"{pdu.command}_resp", client=self._client)
         resp.sequence = pdu.sequence
         self._write(resp)
         esm_class = int(getattr(pdu, "esm_class", 0) or 0)
@@ -451,7 +454,10 @@ class SmppGateway:
         if esm_class & 0x40 and payload:
             payload = payload[1 + payload[0] :]
         self.stats.mo += 1
-        self._events.append(MobileOriginated(source, dest, _decode(payload, data_coding), data_coding, bytes(body)))
+        ton = int(getattr(pdu, "source_addr_ton", 0) or 0)
+        self._events.append(
+            MobileOriginated(source, dest, _decode(payload, data_coding), data_coding, bytes(body), source_ton=ton)
+        )
 
     def _receipt(self, pdu, body: bytes, source: str, dest: str) -> DeliveryReceipt:
         raw = body.decode("latin-1")
@@ -459,6 +465,8 @@ class SmppGateway:
         fmt = self.settings.id_formats[1]
         tlv_id = getattr(pdu, "receipted_message_id", None)
         message_id = normalise_message_id(tlv_id, fmt) if tlv_id else None
+        if message_id is None:
+            tlv_id = None
         if message_id is None and parsed is not None:
             message_id = normalise_message_id(parsed.message_id, fmt)
         stat = parsed.stat if parsed and parsed.stat else None
@@ -471,6 +479,7 @@ class SmppGateway:
             net = net if isinstance(net, bytes) else str(net).encode("latin-1")
             err = str(int.from_bytes(net[1:3], "big")) if len(net) >= 3 else None
         return DeliveryReceipt(
+            id_from_tlv=bool(tlv_id) and message_id is not None,
             message_id=message_id,
             stat=stat,
             err=err,

@@ -4,8 +4,10 @@ It runs in its own thread with its own asyncio loop, on 127.0.0.1 by default,
 for a bounded lifetime. It accepts every bind (smpp34 checks no credentials),
 answers submit_sm with generated message ids (hex or decimal, optionally
 zero-padded and upper-case, to exercise id normalisation), sends delivery
-receipts after a delay with a deterministic mix of final states, can inject
-MO messages, can answer the next N submits with an error (ESME_RTHROTTLED,
+receipts after a delay with a deterministic mix of final states (by TLV and
+text, or text only; with the ids in the other base; as deliver_sm or, through
+``smsc_relay``, as data_sm), can inject MO messages (with a national-format
+source: TON 2), can answer the next N submits with an error (ESME_RTHROTTLED,
 ESME_RMSGQFUL, ...), and can stop answering after a number of submits (to
 leave submits unacknowledged when the process is killed).
 
@@ -69,6 +71,7 @@ class SmscOptions:
     receipt_delay: float = 0.0
     receipt_tlv: bool = True  # receipted_message_id + message_state TLVs (else text only)
     receipt_id_format: str | None = None  # write receipt ids in another base (hex/dec) than submit ids
+    receipt_pdu: str = "deliver_sm"  # or "data_sm" (through a relay: smpp34 only sends deliver_sm)
     stat_mix: list[tuple[str, int]] = field(default_factory=lambda: [("DELIVRD", 1)])
     hold_after: int | None = None  # leave every submit after this many unanswered
     lifetime: float = 300.0
@@ -85,6 +88,9 @@ class SmscCounters:
     held: int = 0
     receipts: int = 0
     mo: int = 0
+    data_sm: int = 0  # receipts sent as data_sm
+    data_sm_resp: int = 0  # ... answered with data_sm_resp
+    wrong_resp: int = 0  # ... answered with another response (deliver_sm_resp)
 
 
 class SimSmsc:
@@ -95,6 +101,7 @@ class SimSmsc:
         self.options = options or SmscOptions(**kw)
         self.counters = SmscCounters()
         self.submitted: list[tuple[str, str, bytes, int, int]] = []  # (id, dest, body, esm_class, data_coding)
+        self.receipted: list[tuple[str, str, str]] = []  # (submit id, dest, stat) per receipt sent
         self._ids = itertools.count(self.options.first_id)
         self._seq = itertools.count()
         self._fail: list[tuple[int, int]] = []  # [(count, status)]
@@ -146,12 +153,13 @@ class SimSmsc:
         with self._lock:
             self._fail.append((count, status))
 
-    def inject_mo(self, source: str, dest: str, text: str) -> concurrent.futures.Future:
-        """Send an MO deliver_sm to the first bound session that can receive.
+    def inject_mo(self, source: str, dest: str, text: str, *, source_ton: int = 0) -> concurrent.futures.Future:
+        """Send an MO deliver_sm to the first bound session that can receive;
+        ``source_ton`` 2 sends a national-format number (1 international, 0 unknown).
 
         Returns at once: the deliver_sm_resp only comes when the client reads,
         so waiting here from the client's own thread would deadlock."""
-        return asyncio.run_coroutine_threadsafe(self._mo(source, dest, text), self._loop)
+        return asyncio.run_coroutine_threadsafe(self._mo(source, dest, text, source_ton), self._loop)
 
     def wait_bound(self, timeout: float = 5.0) -> bool:
         deadline = time.monotonic() + timeout
@@ -177,8 +185,17 @@ class SimSmsc:
     async def _main(self) -> None:
         o = self.options
         self._stop = asyncio.Event()
-        server = smpp34.Server(host=o.host, port=o.port, system_id=o.system_id, inbound_capacity=o.inbound_capacity)
+        relay = None
+        port = o.port
+        if o.receipt_pdu == "data_sm":
+            from cpaas_cli.dispatch.smsc_relay import DataSmRelay
+
+            port = free_port(o.host)
+            relay = DataSmRelay(o.host, o.port, port, self.counters)
+        server = smpp34.Server(host=o.host, port=port, system_id=o.system_id, inbound_capacity=o.inbound_capacity)
         await server.start()
+        if relay is not None:
+            await relay.start()
         self._ready.set()
         stop_task = asyncio.ensure_future(self._stop.wait())
         try:
@@ -200,6 +217,8 @@ class SimSmsc:
             self._held.clear()
             if self._record is not None:
                 self._record.close()
+            if relay is not None:
+                await relay.stop()
             await server.stop()
 
     def _spawn(self, coro) -> None:
@@ -284,7 +303,7 @@ class SimSmsc:
         if o.receipt_delay:
             await asyncio.sleep(o.receipt_delay)
         stamp = datetime.now(UTC).strftime("%y%m%d%H%M")
-        mid = self._receipt_id(mid)
+        submit_id, mid = mid, self._receipt_id(mid)
         err = "000" if stat == "DELIVRD" else "001"
         text = (
             f"id:{mid} sub:001 dlvrd:{'001' if stat == 'DELIVRD' else '000'} "
@@ -302,17 +321,25 @@ class SimSmsc:
                 destination_addr=source, source_addr=dest, esm_class=0x04, short_message=text.encode(), tlvs=tlvs
             )
             self.counters.receipts += 1
+            self.receipted.append((submit_id, dest, stat))
         except Exception:  # the session went away; a real SMSC would retry later
             pass
 
-    async def _mo(self, source: str, dest: str, text: str) -> None:
+    async def _mo(self, source: str, dest: str, text: str, source_ton: int = 0) -> None:
         for esme in list(self._esmes.values()):
             if esme.can_receive:
                 try:
                     body, dc = text.encode("latin-1"), 0x03
                 except UnicodeEncodeError:
                     body, dc = text.encode("utf-16-be"), 0x08
-                await esme.deliver_sm(destination_addr=dest, source_addr=source, short_message=body, data_coding=dc)
+                await esme.deliver_sm(
+                    destination_addr=dest,
+                    source_addr=source,
+                    source_addr_ton=source_ton,
+                    source_addr_npi=1 if source_ton in (1, 2) else 0,
+                    short_message=body,
+                    data_coding=dc,
+                )
                 self.counters.mo += 1
                 return
         raise RuntimeError("no bound session can receive an MO")

@@ -14,11 +14,12 @@ session. Its loop:
    EDRs. The transaction commits, then the messages go to the gateway (long
    texts as UDH parts from our own splitter, one EDR per message).
 2. **Poll** the gateway: accepted submits store the vendor message id (EDR and
-   queue row), rejected ones fail the EDR, receipts (matched in memory, then by
-   the EDR's vendor message id in the database) move the EDR to delivered or
+   queue row), rejected ones fail the EDR, receipts (``receipt_match``: by
+   vendor message id, in memory, then among the messages of this connection in
+   the database) move the EDR to delivered or
    undelivered and rate the ``delivered`` event; a message the SMSC refused
    gets its submitted-rule charge back (``billing/refunds.py``); MO messages are stored and
-   handle opt-out keywords. Writes are buffered and committed in small batches.
+   handle opt-out keywords (``inbound``). Writes are buffered and committed in small batches.
 
 Crash safety: a row is ``claimed`` from the commit that created its EDR until
 its submit_sm_resp is stored. :func:`recover` puts the claimed rows of dead
@@ -51,8 +52,9 @@ from cpaas_cli.campaigns.models import Campaign
 from cpaas_cli.campaigns.models import OutboundMessage as QueueRow
 from cpaas_cli.db.engine import make_session
 from cpaas_cli.dispatch import gateway as gw
-from cpaas_cli.dispatch.models import InboundMessage, VendorConnection
-from cpaas_cli.dispatch.receipts import DELIVERED, ENROUTE
+from cpaas_cli.dispatch.models import VendorConnection
+from cpaas_cli.dispatch.receipt_match import IdRelation, ReceiptMatcher
+from cpaas_cli.dispatch.receipts import parse_id_formats
 from cpaas_cli.edr import service as edrs
 from cpaas_cli.edr.models import Edr
 from cpaas_cli.errors import Upstream
@@ -63,7 +65,6 @@ log = logging.getLogger("cpaas.serve")
 Q = QueueRow.__table__
 E = Edr.__table__
 C = Campaign.__table__
-IN = InboundMessage.__table__
 FINAL = ("delivered", "undelivered", "failed", "seen")
 
 DEFAULT_STOP_WORDS = ("STOP", "UNSUBSCRIBE", "STOPALL", "CANCEL", "END", "QUIT", "OPTOUT", "BAJA")
@@ -107,7 +108,8 @@ class WorkerStats:
     no_credit: int = 0  # messages not sent for lack of credit
     not_rated: int = 0  # messages not sent because rating rejected them (no rate, blocked, ...)
     receipts: int = 0  # receipts matched to an EDR
-    receipts_unmatched: int = 0
+    receipts_unmatched: int = 0  # stored in inbound_message with the reason (ambiguous ones included)
+    receipts_ambiguous: int = 0  # ids that could name more than one message: never applied
     mo: int = 0
     opt_outs: int = 0
     opt_ins: int = 0
@@ -128,18 +130,6 @@ class _Inflight:
     accepted: list[str | None]
     failed: str | None = None
     answered: int = 0
-
-
-@dataclass
-class _Awaiting:
-    """A submitted message waiting for its receipts (one per part)."""
-
-    queue_id: int
-    edr_id: int
-    parts: int
-    seen: int = 0
-    worst: str = DELIVERED
-    err: str | None = None
 
 
 class Worker:
@@ -167,18 +157,31 @@ class Worker:
         self.error: BaseException | None = None
         self._refs = RefAllocator()
         self._tickets: dict[int, _Inflight] = {}
-        self._awaiting: dict[str, _Awaiting] = {}  # vendor message id (normalised) -> message
+        fmt = getattr(connection, "message_id_format", None) or "auto"
+        learn = (
+            IdRelation(getattr(connection, "message_id_learned", None)) if parse_id_formats(fmt)[1] == "auto" else None
+        )
+        self._matcher = ReceiptMatcher(connection.id, default_route=self.o.default_route, learn=learn)
+        self._default_country = getattr(connection, "default_country", None)
         self._accepted: list[tuple[int, int, str]] = []  # (queue id, edr id, vendor id)
         self._failed: list[tuple[int, int, str, str]] = []  # (queue id, edr id, vendor error, reason)
         self._receipts: list[gw.DeliveryReceipt] = []
-        # Receipts that came before their submit_sm_resp was read (some SMSCs write
-        # the receipt first): matched again at the next flushes, for a grace period.
-        self._early: list[tuple[gw.DeliveryReceipt, float]] = []
         self._mo: list[gw.MobileOriginated] = []
         self._plans_cache: edrs.Plans | None = None
         self._plans_at = 0.0
         self._campaigns: dict[int, tuple[int, int | None, str]] = {}
         self._session: Session | None = None
+
+    @property
+    def _awaiting(self) -> dict:
+        """Vendor message id (key) -> a submitted message waiting for receipts."""
+        return self._matcher.awaiting
+
+    @property
+    def _early(self) -> list:
+        """Receipts held for a while: before their submit_sm_resp was read (some
+        SMSCs write the receipt first), or until the id relation is learned."""
+        return self._matcher.pending
 
     # ------------------------------------------------------------ thread entry
 
@@ -502,14 +505,9 @@ class Worker:
         ids = [m or "" for m in inf.accepted]
         self._accepted.append((inf.queue_id, inf.edr_id, ids[0]))
         self.stats.submitted += 1
-        waiting = _Awaiting(inf.queue_id, inf.edr_id, inf.parts)
-        for mid in ids:
-            if mid:
-                self._awaiting[mid] = waiting
+        self._matcher.expect(inf.queue_id, inf.edr_id, inf.parts, ids)
 
     # ------------------------------------------------------------ writing
-
-    RECEIPT_GRACE = 10.0  # seconds a receipt may wait for its submit_sm_resp
 
     def _flush(self, final: bool = False) -> None:
         if not (self._accepted or self._failed or self._receipts or self._mo or self._early):
@@ -551,67 +549,14 @@ class Worker:
     def _match_receipts(
         self, s: Session, receipts: list[gw.DeliveryReceipt], now: datetime, final: bool = False
     ) -> dict[int, tuple[int, str, str | None]]:
-        out: dict[int, tuple[int, str, str | None]] = {}
-        unknown: list[gw.DeliveryReceipt] = []
-        mono = time.monotonic()
-        early, self._early = self._early, []
-        first_seen = {id(r): t for r, t in early}
-        for r in [r for r, _t in early] + receipts:
-            if r.status == ENROUTE:
-                continue
-            w = self._awaiting.pop(r.message_id, None) if r.message_id else None
-            if w is None:
-                unknown.append(r)
-                continue
-            w.seen += 1
-            if r.status != DELIVERED:
-                w.worst, w.err = "undelivered", r.err
-            if w.seen >= w.parts:
-                out[w.edr_id] = (w.queue_id, w.worst, w.err)
-        if unknown:
-            ids = [r.message_id for r in unknown if r.message_id]
-            found = {}
-            if ids:
-                for eid, vid, ext in s.execute(
-                    sa.select(E.c.id, E.c.vendor_message_id, E.c.external_id).where(
-                        E.c.vendor_message_id.in_(ids), E.c.direction == "mt"
-                    )
-                ):
-                    qid = int(ext[3:]) if ext and ext.startswith("om:") else None
-                    found[vid] = (eid, qid)
-            lost = []
-            for r in unknown:
-                hit = found.get(r.message_id)
-                if hit is None or hit[0] in out:
-                    seen = first_seen.get(id(r), mono)
-                    if hit is None and not final and mono - seen < self.RECEIPT_GRACE:
-                        self._early.append((r, seen))
-                    else:
-                        lost.append(r)
-                    continue
-                out[hit[0]] = (hit[1], "delivered" if r.status == DELIVERED else "undelivered", r.err)
-            if lost:
-                self.stats.receipts_unmatched += len(lost)
-                s.execute(
-                    sa.insert(IN),
-                    [
-                        {
-                            "kind": "receipt",
-                            "connection_id": self.connection_id,
-                            "source": r.source[:32],
-                            "destination": r.destination[:32],
-                            "text": r.raw,
-                            "data_coding": 0,
-                            "message_id": (r.message_id or "")[:100] or None,
-                            "status": r.status[:16],
-                            "received_at": now,
-                        }
-                        for r in lost
-                    ],
-                )
-        for _q, st, _err in out.values():
-            self.stats.statuses[st] += 1
-        self.stats.receipts += len(out)
+        """Receipts to final EDR statuses (``receipt_match``); the rest is stored with its reason."""
+        m = self._matcher
+        before = (m.matched, m.unmatched, m.ambiguous, Counter(m.statuses))
+        out = m.match(s, receipts, now, final)
+        self.stats.receipts += m.matched - before[0]
+        self.stats.receipts_unmatched += m.unmatched - before[1]
+        self.stats.receipts_ambiguous += m.ambiguous - before[2]
+        self.stats.statuses.update(m.statuses - before[3])
         return out
 
     def _finalise(self, s: Session, finals: dict[int, tuple[int, str, str | None]], now: datetime) -> None:
@@ -655,6 +600,8 @@ class Worker:
                 text=m.text,
                 data_coding=m.data_coding,
                 connection_id=self.connection_id,
+                source_ton=m.source_ton,
+                default_country=self._default_country,
                 stop_words=self.o.stop_words,
                 start_words=self.o.start_words,
                 now=now,
