@@ -21,6 +21,12 @@ class Bind(str, Enum):
     tx = "tx"
 
 
+class MultipartFinal(str, Enum):
+    all = "all"
+    any = "any"
+    last = "last"
+
+
 NameArg = Annotated[str, typer.Argument(help="Connection name (or id).")]
 HostOpt = Annotated[str | None, typer.Option("--host", help="SMSC host name or address.")]
 PortOpt = Annotated[int | None, typer.Option("--port", help="SMSC TCP port.")]
@@ -53,6 +59,15 @@ IdFormatOpt = Annotated[
         help="How the vendor writes message ids: auto, dec, hex, text, or SUBMIT:RECEIPT such as hex:dec.",
     ),
 ]
+MultipartFinalOpt = Annotated[
+    MultipartFinal | None,
+    typer.Option(
+        "--multipart-final",
+        help="When a long (multi-part) message is final: all = every part asks for a receipt and all must "
+        "come (default); any = every part asks, the first receipt decides; last = only the last part asks, "
+        "and its receipt decides (vendors that send one receipt per message).",
+    ),
+]
 DescriptionOpt = Annotated[str | None, typer.Option("--description", help="Free text.")]
 
 
@@ -79,6 +94,7 @@ def add_smpp(
     window: WindowOpt = None,
     status_map: StatusMapOpt = None,
     message_id_format: IdFormatOpt = None,
+    multipart_final: MultipartFinalOpt = None,
     description: DescriptionOpt = None,
     output: OutputOpt = None,
 ) -> None:
@@ -95,6 +111,7 @@ def add_smpp(
         window=window,
         message_id_format=message_id_format,
         status_map=_status_map(status_map),
+        multipart_final=multipart_final.value if multipart_final else None,
         description=description,
     )
     if password_env is None:
@@ -152,6 +169,7 @@ def update(
     window: WindowOpt = None,
     status_map: StatusMapOpt = None,
     message_id_format: IdFormatOpt = None,
+    multipart_final: MultipartFinalOpt = None,
     description: DescriptionOpt = None,
     output: OutputOpt = None,
 ) -> None:
@@ -167,6 +185,7 @@ def update(
         window=window,
         message_id_format=message_id_format,
         status_map=_status_map(status_map),
+        multipart_final=multipart_final.value if multipart_final else None,
         description=description,
     )
     if no_rps_limit:

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from cpaas_cli.dispatch.models import BIND_MODES, VendorConnection
+from cpaas_cli.dispatch.models import BIND_MODES, MULTIPART_FINAL, VendorConnection
 from cpaas_cli.dispatch.receipts import StatusMap, parse_id_formats
 from cpaas_cli.errors import Conflict, InvalidInput, Problem, require
 from cpaas_cli.refs import by_ref
@@ -43,6 +43,7 @@ class SmppInput:
     window: int | None = None
     message_id_format: str | None = None
     status_map: Mapping[str, Any] | None = None
+    multipart_final: str | None = None
     description: str | None = None
 
 
@@ -66,6 +67,10 @@ def _validate(data: SmppInput, problems: list[Problem]) -> None:
         problems.append(Problem("--rps", "must be positive (leave it out for no limit)"))
     if data.window is not None and not 1 <= data.window <= 10000:
         problems.append(Problem("--window", "must be 1 to 10000"))
+    if data.multipart_final is not None and data.multipart_final not in MULTIPART_FINAL:
+        problems.append(
+            Problem("--multipart-final", f"{data.multipart_final!r} is not one of {', '.join(MULTIPART_FINAL)}")
+        )
     if data.message_id_format is not None:
         try:
             parse_id_formats(data.message_id_format)
@@ -117,6 +122,7 @@ def add_smpp(session: Session, *, name: str, data: SmppInput) -> VendorConnectio
         window_size=data.window or 10,
         message_id_format=(data.message_id_format or "auto").lower(),
         status_map=StatusMap.from_dict(data.status_map).as_dict() if data.status_map else {},
+        multipart_final=data.multipart_final or "all",
         description=data.description,
     )
     session.add(row)
@@ -135,7 +141,7 @@ def update_smpp(
     if name is not None and name != row.name:
         _unique(session, name, exclude_id=row.id)
         row.name = name
-    for field in ("host", "port", "system_id", "system_type", "tls", "bind_mode", "description"):
+    for field in ("host", "port", "system_id", "system_type", "tls", "bind_mode", "multipart_final", "description"):
         value = getattr(data, field)
         if value is not None:
             setattr(row, field, value)
@@ -192,6 +198,7 @@ def connection_dict(row: VendorConnection) -> dict[str, Any]:
         "window": row.window_size,
         "message_id_format": row.message_id_format,
         "status_map": row.status_map or {},
+        "multipart_final": row.multipart_final,
         "enabled": row.enabled,
         "description": row.description,
         "created_at": iso(row.created_at),
