@@ -29,8 +29,11 @@ and was charged already (billing rule submitted), it is priced again for the
 parts sent, in the state it was first priced in (the scale counter where its
 units started, from its charge details), and the difference comes back as
 one ``refund`` row (exact micro-units), the refused units leave the scale
-counter and the pack they were taken from. Billed per message, nothing comes
-back (the message was sent). Not rated yet (billing rule delivered): only the
+counter and the pack they were taken from. (With a back-to-first scale the
+fewer units can leave the period below a step its charge had crossed; the
+row then charges the difference instead, so that the ledger holds the exact
+price of what was sent.) Billed per message, nothing comes back (the message
+was sent). Not rated yet (billing rule delivered): only the
 segments change, and the receipt rates the parts sent.
 """
 
@@ -167,7 +170,12 @@ def refund_refused_parts(
             if got is not None:
                 back, changed = got
                 values.update(changed)
-                note += f"; refund of {format_micros(back)} {r['currency']}" if back else ""
+                if back > 0:
+                    note += f"; refund of {format_micros(back)} {r['currency']}"
+                elif back < 0:
+                    note += (
+                        f"; {format_micros(-back)} {r['currency']} more: fewer units, a back-to-first step not reached"
+                    )
                 if back:
                     refunds.append(
                         {
@@ -202,7 +210,8 @@ def _reprice(
 ) -> tuple[int, dict[str, Any]] | None:
     """Price the EDR again for ``sent`` segments where its units started; give the
     refused units back to the counter and pack. Returns (money to give back, EDR
-    columns), or None when its plan no longer prices it (then nothing changes)."""
+    columns), or None when its plan no longer prices it (then nothing changes).
+    The money is negative only when a back-to-first step is no longer reached."""
     ag_id = r["agreement_id"]
     plan = plans.get(ag_id) if ag_id else None
     if plan is None:
@@ -238,7 +247,7 @@ def _reprice(
     if pack is not None:  # a monetary pack paid the price: the difference goes back to it
         _pack_back(session, pack.enabled_id, (r["pack_units"] or 0) - new)
         return 0, {**cols, "pack_units": new}
-    return max(0, charged - new), cols
+    return charged - new, cols
 
 
 def _counter(ag_id: int, key: tuple, stmt: Any) -> Any:
