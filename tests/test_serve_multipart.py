@@ -165,7 +165,8 @@ def test_a_partly_refused_long_message_pays_for_the_parts_sent(cli, db_url, smsc
     ] * 3
     assert [r["cost"] for r in rows] == [100_000, 100_000, 80_000]
     assert all(r["submitted_at"] and r["delivered_at"] for r in rows)
-    assert "2 of 3 parts sent" in rows[0]["rating_note"] and "refund of 0.05 EUR" in rows[0]["rating_note"]
+    assert rows[0]["rating_note"].startswith(f"2 of 3 parts sent; part {refused_part} refused by the SMSC: 0x45 ")
+    assert rows[0]["rating_note"].endswith("; refund of 0.05 EUR")
     assert "refund of 0.04 EUR" in rows[2]["rating_note"]
     kinds, by_edr = ledger(db_url)
     assert kinds == {"edr": 3, "refund": 3}
@@ -275,6 +276,10 @@ def test_settle_and_count_receipts():
         ("0x45", "submit failed"),
     )
     assert got.awaiting.ids == ("a", "c") and got.awaiting.needed == 2
+    assert (got.summary(), got.why()) == (
+        "1 of 3 parts refused: 0x45 submit failed",
+        "part 2 refused by the SMSC: 0x45 submit failed",
+    )
     assert not got.awaiting.count("undelivered", "001") and got.awaiting.count("delivered", None)
     assert (got.awaiting.worst, got.awaiting.err) == ("undelivered", "001")
     anyone = mp.settle("any", a).awaiting

@@ -162,7 +162,7 @@ def refund_refused_parts(
         sent, refused, why = parts[r["id"]]
         out["edrs"] += 1
         values: dict[str, Any] = {"segments": sent, "segments_refused": refused}
-        note = f"{sent} of {sent + refused} parts sent ({why})"
+        note = f"{sent} of {sent + refused} parts sent; {why}"
         billed = r["rating_state"] == "rated" and r["submitted_at"] is not None and r["id"] not in done
         if billed and refused and r["quantity"] == sent + refused:
             total, at, period = sums.get(r["id"], (0, None, None))

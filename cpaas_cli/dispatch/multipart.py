@@ -122,9 +122,18 @@ class Settled:
     def partial(self) -> bool:
         return 0 < self.sent < self.parts
 
+    refused: tuple[int, ...] = ()  # the refused parts, numbered from 1
+
     def summary(self) -> str:
+        """For the queue row: how many parts were refused, and the first refusal."""
         code, reason = self.error or ("", "")
         return f"{self.parts - self.sent} of {self.parts} parts refused: {code} {reason}".strip()
+
+    def why(self) -> str:
+        """For the EDR's note: which parts the SMSC refused, and the first refusal."""
+        code, reason = self.error or ("", "")
+        which = ", ".join(map(str, self.refused))
+        return f"part{'s' if len(self.refused) > 1 else ''} {which} refused by the SMSC: {code} {reason}".strip()
 
 
 def settle(mode: str, a: Answers) -> Settled:
@@ -134,15 +143,16 @@ def settle(mode: str, a: Answers) -> Settled:
     error = a.refused[min(a.refused)] if a.refused else None
     if not sent:
         return Settled(a.queue_id, a.edr_id, a.parts, 0, error, "", None)
+    refused = tuple(i + 1 for i in sorted(a.refused))
     flags = receipt_flags(mode, a.parts)
     asking = [m for i, m in sent_ids if flags[i]]
     if not asking:  # under `last`, the last part was refused
-        return Settled(a.queue_id, a.edr_id, a.parts, sent, error, sent_ids[0][1] or "", None, closed=True)
+        return Settled(a.queue_id, a.edr_id, a.parts, sent, error, sent_ids[0][1] or "", None, True, refused)
     ids = tuple(m for m in asking if m)
     key = asking[-1] if mode == "last" else asking[0]
     needed = 1 if mode in ("any", "last") else len(ids)
     waiting = Awaiting(a.queue_id, a.edr_id, ids, needed) if ids else None
-    return Settled(a.queue_id, a.edr_id, a.parts, sent, error, key or "", waiting)
+    return Settled(a.queue_id, a.edr_id, a.parts, sent, error, key or "", waiting, False, refused)
 
 
 class Finished:
@@ -184,6 +194,6 @@ def record_partial(
         [{"b_q": p.queue_id, "b_err": p.summary()[:200]} for p in partial],
     )
     refunds.refund_refused_parts(
-        session, {p.edr_id: (p.sent, p.parts - p.sent, p.summary()) for p in partial}, plans, now=now
+        session, {p.edr_id: (p.sent, p.parts - p.sent, p.why()) for p in partial}, plans, now=now
     )
     return {p.edr_id: (p.queue_id, "undelivered", (p.error or ("",))[0]) for p in partial if p.closed}
