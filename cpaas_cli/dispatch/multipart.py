@@ -113,6 +113,7 @@ class Settled:
     key_id: str  # the vendor message id stored on the EDR and the queue row
     awaiting: Awaiting | None  # None: failed, or no receipt can come
     closed: bool = False  # sent, but the part that asked for the receipt was refused
+    refused: tuple[int, ...] = ()  # the refused parts, numbered from 1
 
     @property
     def failed(self) -> bool:
@@ -121,8 +122,6 @@ class Settled:
     @property
     def partial(self) -> bool:
         return 0 < self.sent < self.parts
-
-    refused: tuple[int, ...] = ()  # the refused parts, numbered from 1
 
     def summary(self) -> str:
         """For the queue row: how many parts were refused, and the first refusal."""
@@ -171,7 +170,11 @@ class Finished:
             self._ids.popitem(last=False)
 
     def take(self, message_id: str | None) -> bool:
-        return message_id is not None and self._ids.pop(message_id, 1) is None
+        """True (once) for the id of a part of a message final already."""
+        if message_id is None or message_id not in self._ids:
+            return False
+        del self._ids[message_id]
+        return True
 
 
 def close(awaiting: dict[str, Awaiting], finished: Finished, w: Awaiting, message_id: str) -> None:
