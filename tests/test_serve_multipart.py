@@ -127,6 +127,19 @@ def test_one_receipt_per_long_message_makes_it_final(cli, db_url, tmp_path, vend
     assert {r["vendor_message_id"] for r in rows} == stored
 
 
+def test_under_any_the_other_parts_receipts_are_extra_not_unmatched(cli, db_url, smsc, tmp_path):
+    """A vendor that does report every part, on an ``any`` connection: the first
+    receipt decides, the other parts' receipts are counted as extra (not stored
+    as unknown receipts)."""
+    setup(cli, smsc.port, multipart_final="any")
+    campaign(cli, tmp_path, [f"3361234{i:04d}" for i in range(3)], THREE_PARTS, "long")
+    out = serve_once(cli)
+    assert smsc.counters.receipts == 9
+    assert out["receipts"] == 3 and out["receipts_extra"] == 6 and out["receipts_unmatched"] == 0, out
+    assert [r["status"] for r in edrs(db_url)] == ["delivered"] * 3
+    assert cli.json("inbound", "list", "--kind", "receipt") == []
+
+
 def test_multipart_final_is_checked_and_kept(cli, db_url):
     setup(cli, free_port())
     assert cli.json("connection", "show", "sim")["multipart_final"] == "all"
