@@ -32,7 +32,7 @@ tree:
       sms_message:
         depends_on: direction
         billing_rule: {rule}
-        quantity_rule: segments
+        quantity_rule: {quantity}
         children:
           mo: {{price_type: free}}
           mt:
@@ -66,9 +66,9 @@ def setup(cli, port: int, *, tree=EXAMPLE1, multipart_final: str | None = None) 
     cli.json("sender", "add", "ACME", "--company", "Client A", "--agreement", "AG-1", "--active", "--connection", "sim")
 
 
-def tree_file(tmp_path, rule: str, leaf: str):
-    f = tmp_path / f"tree-{rule}.yaml"
-    f.write_text(TREE.format(rule=rule, leaf=leaf))
+def tree_file(tmp_path, rule: str, leaf: str, quantity: str = "segments"):
+    f = tmp_path / f"tree-{rule}-{quantity}.yaml"
+    f.write_text(TREE.format(rule=rule, leaf=leaf, quantity=quantity))
     return f
 
 
@@ -241,6 +241,36 @@ def test_delivered_rule_charges_the_parts_sent_at_delivery(cli, db_url, smsc, tm
     assert (r["billing_rule"], r["quantity"], r["cost"]) == ("delivered", 2, 100_000)
     kinds, by_edr = ledger(db_url)
     assert kinds == {"edr": 1} and by_edr[r["id"]] == 100_000
+
+
+def test_billed_per_message_a_partly_sent_message_keeps_its_charge(cli, db_url, smsc, tmp_path):
+    smsc.options.refuse_part = 3
+    setup(cli, smsc.port, tree=tree_file(tmp_path, "submitted", '{price: "0.05"}', quantity="messages"))
+    campaign(cli, tmp_path, ["33612340001"], THREE_PARTS, "long")
+    out = serve_once(cli)
+    assert out["submitted"] == 1 and out["partly_refused"] == 1 and out["receipts"] == 1, out
+    (r,) = edrs(db_url)
+    assert (r["status"], r["segments"], r["segments_refused"], r["quantity"], r["cost"]) == (
+        "delivered",
+        2,
+        1,
+        1,
+        50_000,
+    )
+    assert r["rating_note"].endswith("; billed per message")
+    assert ledger(db_url)[0] == {"edr": 1}
+
+
+def test_every_part_refused_fails_and_refunds_the_whole_message(cli, db_url, smsc, tmp_path):
+    smsc.fail_next(3, 0x0B)
+    setup(cli, smsc.port)
+    campaign(cli, tmp_path, ["33612340001"], THREE_PARTS, "long")
+    out = serve_once(cli)
+    assert out["submitted"] == 0 and out["rejected"] == 1 and out["refunded"] == 1 and out["partly_refused"] == 0
+    (r,) = edrs(db_url)
+    assert (r["status"], r["segments"], r["segments_refused"], r["cost"]) == ("failed", 3, None, 0)
+    assert ledger(db_url)[0] == {"edr": 1, "refund": 1}
+    assert cli.json("balance", "show", "AG-1")["charges"] == "0.00"
 
 
 def test_back_to_first_is_priced_again_for_the_parts_sent(cli, db_url, smsc, tmp_path):
