@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from cpaas_cli import clock
 from cpaas_cli.dispatch.gateway import DeliveryReceipt
 from cpaas_cli.dispatch.models import InboundMessage
+from cpaas_cli.dispatch.multipart import Awaiting
 from cpaas_cli.dispatch.receipt_match import CONVERTED, SAME, IdRelation, ReceiptMatcher, other_base
 
 
@@ -31,8 +32,8 @@ def test_an_id_naming_two_messages_is_stored_with_the_reason_never_applied(sessi
     """Hex ids a (EDR 1) and 10 (EDR 2); the receipt text says 10, which is 10 as
     written or a written in decimal. Nothing learned: not applied to either."""
     m = ReceiptMatcher(None, learn=IdRelation())
-    m.expect(101, 1, 1, ["a"])
-    m.expect(102, 2, 1, ["10"])
+    m.expect(Awaiting(101, 1, ("a",), 1))
+    m.expect(Awaiting(102, 2, ("10",), 1))
     out = m.match(session, [receipt("10", "UNDELIV")], clock.now(), final=True)
     assert out == {} and m.ambiguous == 1 and m.unmatched == 1
     ((mid, reason),) = stored(session)
@@ -43,8 +44,8 @@ def test_an_id_naming_two_messages_is_stored_with_the_reason_never_applied(sessi
 
 def test_the_receipted_message_id_tlv_is_read_as_written(session):
     m = ReceiptMatcher(None, learn=IdRelation())
-    m.expect(101, 1, 1, ["a"])
-    m.expect(102, 2, 1, ["10"])
+    m.expect(Awaiting(101, 1, ("a",), 1))
+    m.expect(Awaiting(102, 2, ("10",), 1))
     out = m.match(session, [receipt("10", tlv=True)], clock.now(), final=True)
     assert out == {2: (102, "delivered", None)} and stored(session) == []
 
@@ -52,8 +53,8 @@ def test_the_receipted_message_id_tlv_is_read_as_written(session):
 def test_a_receipt_id_with_a_hex_letter_fixes_same_for_hex_vendors(session):
     learn = IdRelation()
     m = ReceiptMatcher(None, learn=learn)
-    m.expect(101, 1, 1, ["a"])
-    m.expect(102, 2, 1, ["10"])
+    m.expect(Awaiting(101, 1, ("a",), 1))
+    m.expect(Awaiting(102, 2, ("10",), 1))
     out = m.match(session, [receipt("a")], clock.now())
     assert out == {1: (101, "delivered", None)} and learn.fixed == SAME
     # Fixed: "10" is now read as written only.
@@ -69,7 +70,7 @@ def test_converted_readings_wait_until_learned_then_apply(session):
     learn = IdRelation()
     m = ReceiptMatcher(None, learn=learn)
     for edr, key in enumerate(["a", "b", "c", "10"], start=1):
-        m.expect(100 + edr, edr, 1, [key])
+        m.expect(Awaiting(100 + edr, edr, (key,), 1))
     now = clock.now()
     assert m.match(session, [receipt("11")], now) == {}  # b, or 11 (unknown): waits
     assert learn.fixed is None and len(m.pending) == 1
@@ -99,7 +100,7 @@ def test_a_learned_relation_comes_back_fixed():
 
 def test_a_second_receipt_for_one_message_is_kept_not_applied_twice(session):
     m = ReceiptMatcher(None, learn=IdRelation("same"))
-    m.expect(101, 1, 1, ["abc"])
+    m.expect(Awaiting(101, 1, ("abc",), 1))
     out = m.match(session, [receipt("abc"), receipt("abc", "UNDELIV")], clock.now())  # keys, as the gateway folds them
     assert out == {1: (101, "delivered", None)} and m.pending == []
     assert stored(session) == [("abc", "a second receipt for message id abc")]

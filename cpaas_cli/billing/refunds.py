@@ -21,11 +21,25 @@ Idempotent: an EDR is handled only while it still has a ``submitted_at`` and
 no ``refund`` row, and the (kind, edr_id, revision) key allows one refund.
 Events rated between the charge and its refund keep the prices they got with
 the refused units counted (a rerate of the period re-prices them exactly).
+
+A long message only some of whose parts the SMSC refused was submitted, with
+fewer parts (:func:`refund_refused_parts`): its EDR's ``segments`` becomes the
+parts sent and ``segments_refused`` the others; when it is billed per segment
+and was charged already (billing rule submitted), it is priced again for the
+parts sent, in the state it was first priced in (the scale counter where its
+units started, from its charge details), and the difference comes back as
+one ``refund`` row (exact micro-units), the refused units leave the scale
+counter and the pack they were taken from. (With a back-to-first scale the
+fewer units can leave the period below a step its charge had crossed; the
+row then charges the difference instead, so that the ledger holds the exact
+price of what was sent.) Billed per message, nothing comes back (the message
+was sent). Not rated yet (billing rule delivered): only the
+segments change, and the receipt rates the parts sent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -51,7 +65,7 @@ def refund_unsent(
     """Refund the EDRs in ``edr_ids`` that were charged for a submit that did not
     happen (see the module docstring). ``plans`` is an ``edr.service.Plans``.
     Returns counts; no commit (the caller's transaction)."""
-    from cpaas_cli.edr.service import _event  # the same event the Rater built
+    from cpaas_cli.edr.service import event_of  # the same event the Rater built
 
     out = {"edrs": 0, "refunded": 0, "amount": 0}
     if not edr_ids:
@@ -69,14 +83,7 @@ def refund_unsent(
     ids = [r["id"] for r in rows]
     ledger.lock(session, {r["agreement_id"] for r in rows if r["agreement_id"]})
     done = set(session.execute(sa.select(CHG.c.edr_id).where(CHG.c.edr_id.in_(ids), CHG.c.kind == REFUND)).scalars())
-    sums = {
-        e: (int(total or 0), at, period)
-        for e, total, at, period in session.execute(
-            sa.select(CHG.c.edr_id, sa.func.sum(CHG.c.amount), sa.func.min(CHG.c.at), sa.func.min(CHG.c.period_start))
-            .where(CHG.c.edr_id.in_(ids), CHG.c.kind != REFUND)
-            .group_by(CHG.c.edr_id)
-        )
-    }
+    sums = _charged(session, ids)
     refunds: list[dict[str, Any]] = []
     for r in rows:
         if r["id"] in done:
@@ -98,7 +105,7 @@ def refund_unsent(
             )
             out["refunded"] += 1
             out["amount"] += total
-        _give_back_units(session, r, plans, _event)
+        _give_back_units(session, r, plans, event_of)
         note = f"not charged: {why}" + (f" (refund of {format_micros(total)} {r['currency']})" if total else "")
         session.execute(
             sa.update(EDR)
@@ -107,6 +114,156 @@ def refund_unsent(
         )
     ledger.post(session, refunds, check_credit=False)
     return out
+
+
+def _charged(session: Session, ids: list[int]) -> dict[int, tuple[int, Any, Any]]:
+    """EDR id -> (Σ of its ledger rows but refunds, time and period of its first row)."""
+    return {
+        e: (int(total or 0), at, period)
+        for e, total, at, period in session.execute(
+            sa.select(CHG.c.edr_id, sa.func.sum(CHG.c.amount), sa.func.min(CHG.c.at), sa.func.min(CHG.c.period_start))
+            .where(CHG.c.edr_id.in_(ids), CHG.c.kind != REFUND)
+            .group_by(CHG.c.edr_id)
+        )
+    }
+
+
+def refund_refused_parts(
+    session: Session, parts: Mapping[int, tuple[int, int, str]], plans: Any, *, now: datetime
+) -> dict[str, int]:
+    """EDR id -> (parts sent, parts refused, why): record the parts sent on the EDR and
+    give back what the refused ones were charged (see the module docstring).
+    Returns counts; no commit. Idempotent: an EDR with ``segments_refused`` set
+    is left alone."""
+    from cpaas_cli.edr.service import event_of
+
+    out = {"edrs": 0, "refunded": 0, "amount": 0}
+    rows = [
+        dict(m)
+        for m in session.execute(
+            sa.select(EDR).where(EDR.c.id.in_(list(parts)), EDR.c.segments_refused.is_(None))
+        ).mappings()
+    ]
+    if not rows:
+        return out
+    ids = [r["id"] for r in rows]
+    ledger.lock(session, {r["agreement_id"] for r in rows if r["agreement_id"]})
+    done = set(session.execute(sa.select(CHG.c.edr_id).where(CHG.c.edr_id.in_(ids), CHG.c.kind == REFUND)).scalars())
+    sums = _charged(session, ids)
+    started: dict[int, int | None] = {}  # where the EDR's units started on its scale counter
+    for e, details in session.execute(
+        sa.select(CHG.c.edr_id, CHG.c.details).where(CHG.c.edr_id.in_(ids), CHG.c.kind == "edr")
+    ):
+        scale = details.get("scale") if isinstance(details, dict) else None
+        if scale:
+            started[e] = scale.get("before")
+    refunds: list[dict[str, Any]] = []
+    for r in rows:
+        sent, refused, why = parts[r["id"]]
+        out["edrs"] += 1
+        values: dict[str, Any] = {"segments": sent, "segments_refused": refused}
+        note = f"{sent} of {sent + refused} parts sent; {why}"
+        billed = r["rating_state"] == "rated" and r["submitted_at"] is not None and r["id"] not in done
+        if billed and refused and r["quantity"] == sent + refused:
+            total, at, period = sums.get(r["id"], (0, None, None))
+            got = _reprice(session, r, sent, plans, started.get(r["id"]), total, event_of)
+            if got is not None:
+                back, changed = got
+                values.update(changed)
+                if back > 0:
+                    note += f"; refund of {format_micros(back)} {r['currency']}"
+                elif back < 0:
+                    note += (
+                        f"; {format_micros(-back)} {r['currency']} more: fewer units, a back-to-first step not reached"
+                    )
+                if back:
+                    refunds.append(
+                        {
+                            "agreement_id": r["agreement_id"],
+                            "kind": REFUND,
+                            "edr_id": r["id"],
+                            "amount": -back,
+                            "currency": r["currency"],
+                            "at": at,
+                            "period_start": period,
+                            "details": {
+                                "reason": f"parts not sent: {why}",
+                                "parts": sent + refused,
+                                "parts_refused": refused,
+                                "refunded": back,
+                            },
+                        }
+                    )
+                    out["refunded"] += 1
+                    out["amount"] += back
+        elif billed and r["quantity"] == 1 and sent + refused > 1:
+            note += "; billed per message"
+        if r["rating_state"] == "rated":
+            values["rating_note"] = note[:300]
+        session.execute(sa.update(EDR).where(EDR.c.id == r["id"]).values(values))
+    ledger.post(session, refunds, check_credit=False)
+    return out
+
+
+def _reprice(
+    session: Session, r: dict[str, Any], sent: int, plans: Any, before: int | None, charged: int, event_of: Any
+) -> tuple[int, dict[str, Any]] | None:
+    """Price the EDR again for ``sent`` segments where its units started; give the
+    refused units back to the counter and pack. Returns (money to give back, EDR
+    columns), or None when its plan no longer prices it (then nothing changes).
+    The money is negative only when a back-to-first step is no longer reached."""
+    ag_id = r["agreement_id"]
+    plan = plans.get(ag_id) if ag_id else None
+    if plan is None:
+        return None
+    by_id = {e.enabled_id: e for e in plan.entries}
+    pack = by_id.get(r["pack_enabled_id"]) if r["pack_enabled_id"] is not None else None
+    if pack is not None and pack.service_type != "monetary-pack":  # a unit pack took it: units back
+        _pack_back(session, pack.enabled_id, (r["pack_units"] or 0) - sent)
+        return 0, {"quantity": sent, "pack_units": sent}
+    full = {e.enabled_id: (e.size or 0) + 1 for e in plan.entries if e.kind == en.PACK}
+    first = en.rate(event_of(r), plan, en.State(pack_used=dict(full)))
+    if first.state != en.RATED:
+        return None
+    state = en.State(pack_used=dict(full))
+    key = first.counter_key
+    if key is not None:
+        if before is None:  # no charge row (a monetary pack paid): where the counter stands, less these units
+            now_at = session.execute(_counter(ag_id, key, sa.select(CNT.c.quantity))).scalar() or 0
+            before = max(0, now_at - r["quantity"])
+        state.counters[key] = before
+    d = en.rate(event_of({**r, "segments": sent}), plan, state)
+    if d.state != en.RATED:
+        return None
+    if key is not None:
+        less = r["quantity"] - d.quantity
+        session.execute(
+            _counter(ag_id, key, sa.update(CNT)).values(
+                quantity=sa.case((CNT.c.quantity >= less, CNT.c.quantity - less), else_=0)
+            )
+        )
+    new = d.amount + d.adjustment
+    cols = {"quantity": d.quantity, "cost": d.amount, "unit_price": d.unit_price}
+    if pack is not None:  # a monetary pack paid the price: the difference goes back to it
+        _pack_back(session, pack.enabled_id, (r["pack_units"] or 0) - new)
+        return 0, {**cols, "pack_units": new}
+    return charged - new, cols
+
+
+def _counter(ag_id: int, key: tuple, stmt: Any) -> Any:
+    node, group, period = key
+    return stmt.where(
+        CNT.c.agreement_id == ag_id, CNT.c.node_key == node, CNT.c.group_value == group, CNT.c.period_start == period
+    )
+
+
+def _pack_back(session: Session, pack_id: int, units: int) -> None:
+    if units > 0:
+        session.execute(
+            sa.update(PCK)
+            .where(PCK.c.enabled_service_id == pack_id)
+            .values(used=sa.case((PCK.c.used >= units, PCK.c.used - units), else_=0))
+        )
 
 
 def _give_back_units(session: Session, r: dict[str, Any], plans: Any, event_of: Any) -> None:

@@ -21,6 +21,12 @@ class Bind(str, Enum):
     tx = "tx"
 
 
+class MultipartFinal(str, Enum):
+    all = "all"
+    any = "any"
+    last = "last"
+
+
 NameArg = Annotated[str, typer.Argument(help="Connection name (or id).")]
 HostOpt = Annotated[str | None, typer.Option("--host", help="SMSC host name or address.")]
 PortOpt = Annotated[int | None, typer.Option("--port", help="SMSC TCP port.")]
@@ -62,6 +68,15 @@ DefaultCountryOpt = Annotated[
         "they are stored and opted out as E.164. '' clears it.",
     ),
 ]
+MultipartFinalOpt = Annotated[
+    MultipartFinal | None,
+    typer.Option(
+        "--multipart-final",
+        help="When a long (multi-part) message is final: all = every part asks for a receipt and all must "
+        "come (default); any = every part asks, the first receipt decides; last = only the last part asks, "
+        "and its receipt decides (vendors that send one receipt per message).",
+    ),
+]
 DescriptionOpt = Annotated[str | None, typer.Option("--description", help="Free text.")]
 
 
@@ -89,6 +104,7 @@ def add_smpp(
     status_map: StatusMapOpt = None,
     message_id_format: IdFormatOpt = None,
     default_country: DefaultCountryOpt = None,
+    multipart_final: MultipartFinalOpt = None,
     description: DescriptionOpt = None,
     output: OutputOpt = None,
 ) -> None:
@@ -106,6 +122,7 @@ def add_smpp(
         message_id_format=message_id_format,
         status_map=_status_map(status_map),
         default_country=default_country,
+        multipart_final=multipart_final.value if multipart_final else None,
         description=description,
     )
     if password_env is None:
@@ -164,6 +181,7 @@ def update(
     status_map: StatusMapOpt = None,
     message_id_format: IdFormatOpt = None,
     default_country: DefaultCountryOpt = None,
+    multipart_final: MultipartFinalOpt = None,
     description: DescriptionOpt = None,
     output: OutputOpt = None,
 ) -> None:
@@ -180,6 +198,7 @@ def update(
         message_id_format=message_id_format,
         status_map=_status_map(status_map),
         default_country=default_country,
+        multipart_final=multipart_final.value if multipart_final else None,
         description=description,
     )
     if no_rps_limit:

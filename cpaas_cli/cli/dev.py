@@ -45,6 +45,17 @@ def smsc(
     hold_after: Annotated[
         int | None, typer.Option("--hold-after", help="Leave every submit after this many unanswered.")
     ] = None,
+    receipt_parts: Annotated[
+        str,
+        typer.Option(
+            "--receipt-parts",
+            help="Long messages: a receipt for every part (all), or one per message, for its first or last part.",
+        ),
+    ] = "all",
+    refuse_part: Annotated[
+        int | None,
+        typer.Option("--refuse-part", help="Refuse part N (from 1) of every long message (ESME_RSUBMITFAIL)."),
+    ] = None,
     lifetime: Annotated[float, typer.Option("--lifetime", help="Stop after this many seconds.")] = 3600.0,
     record: Annotated[
         str | None, typer.Option("--record", help="Append 'message_id destination' per accepted submit to this file.")
@@ -52,7 +63,7 @@ def smsc(
 ) -> None:
     """Run the simulated SMSC (the smpp34 server) in the foreground until Ctrl-C or --lifetime."""
     try:
-        from cpaas_cli.dispatch.smsc import SimSmsc, SmscOptions, parse_stat_mix
+        from cpaas_cli.dispatch.smsc import RECEIPT_PARTS, SimSmsc, SmscOptions, parse_stat_mix
     except ImportError as exc:  # smpp34 is a dev extra
         raise InvalidInput(f"the simulated SMSC needs the dev extra (pip install 'cpaas-cli[dev]'): {exc}") from exc
     if id_format not in ("hex", "dec"):
@@ -63,6 +74,10 @@ def smsc(
         raise InvalidInput(f"--receipt-pdu: {receipt_pdu!r} is not deliver_sm or data_sm")
     if first_id < 0:
         raise InvalidInput("--first-id: must not be negative")
+    if receipt_parts not in RECEIPT_PARTS:
+        raise InvalidInput(f"--receipt-parts: {receipt_parts!r} is not one of {', '.join(RECEIPT_PARTS)}")
+    if refuse_part is not None and refuse_part < 1:
+        raise InvalidInput(f"--refuse-part: {refuse_part} is not a part number (1 or more)")
     try:
         mix = parse_stat_mix(stat_mix)
     except ValueError as exc:
@@ -83,6 +98,8 @@ def smsc(
         hold_after=hold_after,
         lifetime=lifetime,
         record_path=record,
+        receipt_parts=receipt_parts,
+        refuse_part=refuse_part,
     )
     sim = SimSmsc(options)
     try:

@@ -20,11 +20,14 @@ Ticket = int
 @dataclass(frozen=True)
 class Part:
     """One submit_sm worth of message: the UDH (empty for a single part), the
-    encoded payload and its data_coding."""
+    encoded payload and its data_coding. ``registered_delivery`` asks for this
+    part's receipt; None follows the message's flag (a connection whose vendor
+    sends one receipt per long message asks on the last part only)."""
 
     payload: bytes
     udh: bytes = b""
     data_coding: int = 0
+    registered_delivery: bool | None = None
 
 
 @dataclass(frozen=True)

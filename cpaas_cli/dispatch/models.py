@@ -12,6 +12,8 @@ from cpaas_cli.db.types import BigIntPK
 
 CONNECTION_KINDS = ("smpp", "http")
 BIND_MODES = ("trx", "tx")
+# How a multi-part message becomes final from its parts' receipts (see dispatch/multipart.py).
+MULTIPART_FINAL = ("all", "any", "last")
 
 
 class VendorConnection(Timestamped, table=True):
@@ -23,6 +25,7 @@ class VendorConnection(Timestamped, table=True):
         sa.CheckConstraint("port BETWEEN 1 AND 65535", name="port"),
         sa.CheckConstraint("window_size BETWEEN 1 AND 10000", name="window_size"),
         sa.CheckConstraint("rps IS NULL OR rps > 0", name="rps"),
+        sa.CheckConstraint("multipart_final IN ('all', 'any', 'last')", name="multipart_final"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -46,6 +49,9 @@ class VendorConnection(Timestamped, table=True):
     message_id_learned: str | None = Field(default=None, max_length=16)
     default_country: str | None = Field(default=None, max_length=2)  # MO numbers without a country code
     status_map: dict = Field(default_factory=dict, sa_type=sa.JSON)
+    # all: every part asks for a receipt and all must come; any: every part asks, the first
+    # receipt decides; last: only the last part asks, and its receipt decides.
+    multipart_final: str = Field(default="all", max_length=4, sa_column_kwargs={"server_default": "all"})
     enabled: bool = True
     description: str | None = None
 

@@ -38,6 +38,7 @@ from sqlmodel import Session
 from cpaas_cli.campaigns.models import OutboundMessage as QueueRow
 from cpaas_cli.dispatch import gateway as gw
 from cpaas_cli.dispatch.models import InboundMessage, VendorConnection
+from cpaas_cli.dispatch.multipart import Awaiting, Finished, close
 from cpaas_cli.dispatch.receipts import DELIVERED, ENROUTE
 from cpaas_cli.edr.models import Edr
 
@@ -121,18 +122,6 @@ class IdRelation:
 
 
 @dataclass
-class Awaiting:
-    """A submitted message waiting for its receipts (one per part)."""
-
-    queue_id: int
-    edr_id: int
-    parts: int
-    seen: int = 0
-    worst: str = DELIVERED
-    err: str | None = None
-
-
-@dataclass
 class _Held:
     receipt: gw.DeliveryReceipt
     since: float
@@ -152,16 +141,18 @@ class ReceiptMatcher:
         self.default_route = default_route
         self.learn = learn
         self.awaiting: dict[str, Awaiting] = {}
+        self.finished = Finished()  # part ids of messages final already (their receipts may still come)
         self.pending: list[_Held] = []
         self.matched = 0
         self.unmatched = 0
         self.ambiguous = 0
+        self.extra = 0  # receipts of other parts of a message already final (multipart_final any)
         self.statuses: Counter = Counter()
 
-    def expect(self, queue_id: int, edr_id: int, parts: int, keys: list[str]) -> None:
-        """A message accepted by the SMSC: its parts' keys wait for receipts."""
-        waiting = Awaiting(queue_id, edr_id, parts)
-        for key in keys:
+    def expect(self, waiting: Awaiting) -> None:
+        """A message accepted by the SMSC: the keys of its parts that asked for a
+        receipt wait for one (``multipart.settle`` says which, and how many make it final)."""
+        for key in waiting.ids:
             if key:
                 self.awaiting[key] = waiting
                 if self.learn is not None:
@@ -240,6 +231,9 @@ class ReceiptMatcher:
                 continue
             by_rel = {rel: (k, hits(k)) for k, rel in rs}
             edrs = set().union(*(e for _k, e in by_rel.values()))
+            if not edrs and any(self.finished.take(k) for k, _ in rs):
+                self.extra += 1
+                continue
             if not edrs and any(k in done for k, _ in rs):
                 lost.append((r, f"a second receipt for message id {r.message_id}"))
                 continue
@@ -273,11 +267,9 @@ class ReceiptMatcher:
             done.add(key)
             if w is not None and w.edr_id == edr_id:
                 del self.awaiting[key]
-                w.seen += 1
-                if r.status != DELIVERED:
-                    w.worst, w.err = "undelivered", r.err
-                if w.seen >= w.parts:
+                if w.count(r.status, r.err):
                     out[edr_id] = (w.queue_id, w.worst, w.err)
+                    close(self.awaiting, self.finished, w, key)
                 continue
             if edr_id in out:
                 lost.append((r, f"a second receipt for message id {r.message_id}"))

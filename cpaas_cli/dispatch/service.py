@@ -17,7 +17,7 @@ from typing import Any
 import phonenumbers
 from sqlmodel import Session, col, select
 
-from cpaas_cli.dispatch.models import BIND_MODES, VendorConnection
+from cpaas_cli.dispatch.models import BIND_MODES, MULTIPART_FINAL, VendorConnection
 from cpaas_cli.dispatch.receipts import StatusMap, parse_id_formats
 from cpaas_cli.errors import Conflict, InvalidInput, Problem, require
 from cpaas_cli.refs import by_ref
@@ -45,6 +45,7 @@ class SmppInput:
     message_id_format: str | None = None
     status_map: Mapping[str, Any] | None = None
     default_country: str | None = None  # "" clears it
+    multipart_final: str | None = None
     description: str | None = None
 
 
@@ -68,6 +69,10 @@ def _validate(data: SmppInput, problems: list[Problem]) -> None:
         problems.append(Problem("--rps", "must be positive (leave it out for no limit)"))
     if data.window is not None and not 1 <= data.window <= 10000:
         problems.append(Problem("--window", "must be 1 to 10000"))
+    if data.multipart_final is not None and data.multipart_final not in MULTIPART_FINAL:
+        problems.append(
+            Problem("--multipart-final", f"{data.multipart_final!r} is not one of {', '.join(MULTIPART_FINAL)}")
+        )
     if data.message_id_format is not None:
         try:
             parse_id_formats(data.message_id_format)
@@ -122,6 +127,7 @@ def add_smpp(session: Session, *, name: str, data: SmppInput) -> VendorConnectio
         message_id_format=(data.message_id_format or "auto").lower(),
         default_country=(data.default_country or "").strip().upper() or None,
         status_map=StatusMap.from_dict(data.status_map).as_dict() if data.status_map else {},
+        multipart_final=data.multipart_final or "all",
         description=data.description,
     )
     session.add(row)
@@ -140,7 +146,7 @@ def update_smpp(
     if name is not None and name != row.name:
         _unique(session, name, exclude_id=row.id)
         row.name = name
-    for field in ("host", "port", "system_id", "system_type", "tls", "bind_mode", "description"):
+    for field in ("host", "port", "system_id", "system_type", "tls", "bind_mode", "multipart_final", "description"):
         value = getattr(data, field)
         if value is not None:
             setattr(row, field, value)
@@ -202,6 +208,7 @@ def connection_dict(row: VendorConnection) -> dict[str, Any]:
         "message_id_learned": row.message_id_learned,
         "default_country": row.default_country,
         "status_map": row.status_map or {},
+        "multipart_final": row.multipart_final,
         "enabled": row.enabled,
         "description": row.description,
         "created_at": iso(row.created_at),

@@ -257,6 +257,7 @@ class SmppGateway:
             msg = item.message
             part = msg.parts[item.index]
             esm_class = 0x40 if part.udh else 0x00
+            receipt = msg.registered_delivery if part.registered_delivery is None else part.registered_delivery
             pdu = smpplib.smpp.make_pdu(
                 "submit_sm",
                 client=client,
@@ -269,7 +270,7 @@ class SmppGateway:
                 destination_addr=msg.destination,
                 esm_class=esm_class,
                 data_coding=part.data_coding,
-                registered_delivery=1 if msg.registered_delivery else 0,
+                registered_delivery=1 if receipt else 0,
                 short_message=part.udh + part.payload,
             )
             item.sent_at = now

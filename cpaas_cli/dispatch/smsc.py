@@ -11,6 +11,13 @@ source: TON 2), can answer the next N submits with an error (ESME_RTHROTTLED,
 ESME_RMSGQFUL, ...), and can stop answering after a number of submits (to
 leave submits unacknowledged when the process is killed).
 
+Long messages (parts told by a UDH concatenation header, 8- or 16-bit
+reference, or by SAR TLVs): ``receipt_parts`` ``first`` or ``last`` sends one
+receipt per long message, for that part only (as vendors that report a long
+message once do), when that part asked for one; ``refuse_part`` N refuses
+part N of every long message (``refuse_status``, ESME_RSUBMITFAIL by default)
+and accepts the others.
+
 smpp34 quirks worth knowing: it never answers unbind with unbind_resp (it
 closes the socket), and when the Python side does not drain its inbound queue
 fast enough it answers ESME_RMSGQFUL by itself, so a client without its own
@@ -32,6 +39,8 @@ import smpp34
 
 ESME_RMSGQFUL = 0x14
 ESME_RTHROTTLED = 0x58
+ESME_RSUBMITFAIL = 0x45
+RECEIPT_PARTS = ("all", "first", "last")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -77,6 +86,9 @@ class SmscOptions:
     lifetime: float = 300.0
     inbound_capacity: int = 4096
     record_path: str | None = None  # append "message_id destination" per accepted submit (crash tests)
+    receipt_parts: str = "all"  # long messages: a receipt for every part, or for the first / last part only
+    refuse_part: int | None = None  # refuse this part (1-based) of every long message
+    refuse_status: int = ESME_RSUBMITFAIL
 
 
 @dataclass
@@ -102,6 +114,7 @@ class SimSmsc:
         self.counters = SmscCounters()
         self.submitted: list[tuple[str, str, bytes, int, int]] = []  # (id, dest, body, esm_class, data_coding)
         self.receipted: list[tuple[str, str, str]] = []  # (submit id, dest, stat) per receipt sent
+        self.registered: dict[str, int] = {}  # accepted message id -> the registered_delivery it asked for
         self._ids = itertools.count(self.options.first_id)
         self._seq = itertools.count()
         self._fail: list[tuple[int, int]] = []  # [(count, status)]
@@ -266,6 +279,9 @@ class SimSmsc:
         o = self.options
         self.counters.submits += 1
         status = self._next_failure()
+        concat = concatenation(ev.esm_class, ev.short_message, ev.tlvs)
+        if status is None and concat is not None and concat[2] == o.refuse_part:
+            status = o.refuse_status
         if status is not None:
             ev.reject(status)
             self.counters.rejected += 1
@@ -278,15 +294,23 @@ class SimSmsc:
         ev.accept(mid)
         self.counters.accepted += 1
         self.submitted.append((mid, ev.destination_addr, ev.short_message, ev.esm_class, ev.data_coding))
+        self.registered[mid] = ev.registered_delivery
         if o.record_path:
             if self._record is None:
                 self._record = open(o.record_path, "a", buffering=1)  # noqa: SIM115 (closed in _main)
             self._record.write(f"{mid} {ev.destination_addr}\n")
-        if o.receipts and ev.registered_delivery & 0x01:
+        if o.receipts and ev.registered_delivery & 0x01 and self._reports(concat):
             esme = self._esmes.get(ev.session_id)
             if esme is not None:
                 stat = self._stat()
                 self._spawn(self._receipt(esme, mid, ev.source_addr, ev.destination_addr, stat))
+
+    def _reports(self, concat: tuple[int, int, int] | None) -> bool:
+        """Whether this part gets a receipt under ``receipt_parts``."""
+        if concat is None or self.options.receipt_parts == "all":
+            return True
+        _ref, total, seq = concat
+        return seq == (1 if self.options.receipt_parts == "first" else total)
 
     def _stat(self) -> str:
         mix = self.options.stat_mix
@@ -343,3 +367,23 @@ class SimSmsc:
                 self.counters.mo += 1
                 return
         raise RuntimeError("no bound session can receive an MO")
+
+
+def concatenation(esm_class: int, body: bytes, tlvs=()) -> tuple[int, int, int] | None:
+    """(reference, parts, part number from 1) of one part of a long message, from its
+    UDH (IEI 0x00 or 0x08) or its SAR TLVs; None for a message in one part."""
+    if esm_class & 0x40 and body:
+        udh, i = body[1 : 1 + body[0]], 0
+        while i + 2 <= len(udh):
+            iei, n = udh[i], udh[i + 1]
+            ie = udh[i + 2 : i + 2 + n]
+            if iei == 0x00 and n == 3:
+                return ie[0], ie[1], ie[2]
+            if iei == 0x08 and n == 4:
+                return int.from_bytes(ie[:2], "big"), ie[2], ie[3]
+            i += 2 + n
+    sar = {t.tag: t.value for t in tlvs or ()}
+    if smpp34.TLV_SAR_SEGMENT_SEQNUM in sar and smpp34.TLV_SAR_TOTAL_SEGMENTS in sar:
+        ref = int.from_bytes(sar.get(smpp34.TLV_SAR_MSG_REF_NUM, b"\0"), "big")
+        return ref, sar[smpp34.TLV_SAR_TOTAL_SEGMENTS][0], sar[smpp34.TLV_SAR_SEGMENT_SEQNUM][0]
+    return None

@@ -12,11 +12,13 @@ session. Its loop:
    dead worker) reuses it and is never charged again. Insufficient credit fails
    the message and the campaign; its remaining queued messages get rejected
    EDRs. The transaction commits, then the messages go to the gateway (long
-   texts as UDH parts from our own splitter, one EDR per message).
+   texts as UDH parts from our own splitter, one EDR per message; which parts
+   ask for a receipt follows the connection's ``multipart_final``).
 2. **Poll** the gateway: accepted submits store the vendor message id (EDR and
-   queue row), rejected ones fail the EDR, receipts (``receipt_match``: by
-   vendor message id, in memory, then among the messages of this connection in
-   the database) move the EDR to delivered or
+   queue row), rejected ones fail the EDR (a long message some of whose parts
+   went is submitted with fewer parts and pays for those: ``multipart.py``),
+   receipts (``receipt_match``: by vendor message id, in memory, then among the
+   messages of this connection in the database) move the EDR to delivered or
    undelivered and rate the ``delivered`` event; a message the SMSC refused
    gets its submitted-rule charge back (``billing/refunds.py``); MO messages are stored and
    handle opt-out keywords (``inbound``). Writes are buffered and committed in small batches.
@@ -52,6 +54,7 @@ from cpaas_cli.campaigns.models import Campaign
 from cpaas_cli.campaigns.models import OutboundMessage as QueueRow
 from cpaas_cli.db.engine import make_session
 from cpaas_cli.dispatch import gateway as gw
+from cpaas_cli.dispatch import multipart as mp
 from cpaas_cli.dispatch.models import VendorConnection
 from cpaas_cli.dispatch.receipt_match import IdRelation, ReceiptMatcher
 from cpaas_cli.dispatch.receipts import parse_id_formats
@@ -105,11 +108,13 @@ class WorkerStats:
     submitted: int = 0  # messages accepted by the SMSC (all parts)
     rejected: int = 0  # messages refused by the SMSC
     refunded: int = 0  # refused messages whose submitted-rule charge was given back
+    partly_refused: int = 0  # long messages sent with some parts refused (counted in submitted)
     no_credit: int = 0  # messages not sent for lack of credit
     not_rated: int = 0  # messages not sent because rating rejected them (no rate, blocked, ...)
     receipts: int = 0  # receipts matched to an EDR
     receipts_unmatched: int = 0  # stored in inbound_message with the reason (ambiguous ones included)
     receipts_ambiguous: int = 0  # ids that could name more than one message: never applied
+    receipts_extra: int = 0  # receipts of parts of a message already final (multipart_final any)
     mo: int = 0
     opt_outs: int = 0
     opt_ins: int = 0
@@ -120,16 +125,6 @@ class WorkerStats:
         d = {k: v for k, v in self.__dict__.items() if k != "statuses"}
         d["receipt_statuses"] = dict(self.statuses)
         return d
-
-
-@dataclass
-class _Inflight:
-    queue_id: int
-    edr_id: int
-    parts: int
-    accepted: list[str | None]
-    failed: str | None = None
-    answered: int = 0
 
 
 class Worker:
@@ -156,7 +151,9 @@ class Worker:
         self.stats = WorkerStats()
         self.error: BaseException | None = None
         self._refs = RefAllocator()
-        self._tickets: dict[int, _Inflight] = {}
+        self.multipart_final = getattr(connection, "multipart_final", None) or "all"
+        self._tickets: dict[int, mp.Answers] = {}
+        self._partial: list[mp.Settled] = []  # sent with some parts refused, to store
         fmt = getattr(connection, "message_id_format", None) or "auto"
         learn = (
             IdRelation(getattr(connection, "message_id_learned", None)) if parse_id_formats(fmt)[1] == "auto" else None
@@ -372,16 +369,17 @@ class Worker:
         for r, eid in send:
             qid, _cid, phone, _country, sender, text = r[:6]
             parts = split(text, ref=self._refs)
+            asks = mp.receipt_flags(self.multipart_final, len(parts))
             msg = gw.OutboundMessage(
                 source=sender,
                 destination=phone,
-                parts=tuple(gw.Part(p.payload, p.udh, p.data_coding) for p in parts),
+                parts=tuple(gw.Part(p.payload, p.udh, p.data_coding, a) for p, a in zip(parts, asks, strict=True)),
                 ref=qid,
                 source_ton=1 if sender.isdigit() else 5,
                 source_npi=1 if sender.isdigit() else 0,
             )
             ticket = gateway.submit(msg)
-            self._tickets[ticket] = _Inflight(qid, eid, len(parts), [None] * len(parts))
+            self._tickets[ticket] = mp.Answers(qid, eid, len(parts))
         return len(rows)
 
     def _charge(self, s: Session, recs: list[dict], now: datetime) -> None:
@@ -466,19 +464,11 @@ class Worker:
         for ev in events:
             if isinstance(ev, gw.SubmitAccepted):
                 inf = self._tickets.get(ev.ticket)
-                if inf is None:
-                    continue
-                inf.accepted[ev.part] = ev.message_id
-                inf.answered += 1
-                if inf.answered >= inf.parts:
+                if inf is not None and inf.accept(ev.part, ev.message_id):
                     self._finish_ticket(ev.ticket, inf)
             elif isinstance(ev, gw.SubmitRejected):
                 inf = self._tickets.get(ev.ticket)
-                if inf is None:
-                    continue
-                inf.failed = inf.failed or f"0x{ev.status:02X}:{ev.reason}"
-                inf.answered += 1
-                if inf.answered >= inf.parts:
+                if inf is not None and inf.refuse(ev.part, ev.status, ev.reason):
                     self._finish_ticket(ev.ticket, inf)
             elif isinstance(ev, gw.DeliveryReceipt):
                 self._receipts.append(ev)
@@ -495,17 +485,21 @@ class Worker:
                     ev.requeued,
                 )
 
-    def _finish_ticket(self, ticket: int, inf: _Inflight) -> None:
+    def _finish_ticket(self, ticket: int, inf: mp.Answers) -> None:
         del self._tickets[ticket]
-        if inf.failed:
-            code, _, reason = inf.failed.partition(":")
+        got = mp.settle(self.multipart_final, inf)
+        if got.failed:
+            code, reason = got.error
             self._failed.append((inf.queue_id, inf.edr_id, code, reason))
             self.stats.rejected += 1
             return
-        ids = [m or "" for m in inf.accepted]
-        self._accepted.append((inf.queue_id, inf.edr_id, ids[0]))
+        self._accepted.append((inf.queue_id, inf.edr_id, got.key_id))
         self.stats.submitted += 1
-        self._matcher.expect(inf.queue_id, inf.edr_id, inf.parts, ids)
+        if got.partial:
+            self._partial.append(got)
+            self.stats.partly_refused += 1
+        if got.awaiting is not None:
+            self._matcher.expect(got.awaiting)
 
     # ------------------------------------------------------------ writing
 
@@ -515,6 +509,7 @@ class Worker:
         s = self._session
         now = clock.now()
         accepted, self._accepted = self._accepted, []
+        partial, self._partial = self._partial, []
         failed, self._failed = self._failed, []
         receipts, self._receipts = self._receipts, []
         mos, self._mo = self._mo, []
@@ -532,6 +527,8 @@ class Worker:
                 [{"b_e": e, "b_v": v[:100]} for _q, e, v in accepted],
             )
         finals: dict[int, tuple[int, str, str | None]] = {}  # edr id -> (queue id, status, vendor error)
+        if partial:  # after their vendor ids, before any receipt rates them
+            finals.update(mp.record_partial(s, partial, self._plans, now=now))
         for q, e, code, reason in failed:
             finals[e] = (q, "failed", code)
             s.execute(sa.update(Q).where(Q.c.id == q).values(state="failed", error=reason[:200], updated_at=now))
@@ -551,12 +548,13 @@ class Worker:
     ) -> dict[int, tuple[int, str, str | None]]:
         """Receipts to final EDR statuses (``receipt_match``); the rest is stored with its reason."""
         m = self._matcher
-        before = (m.matched, m.unmatched, m.ambiguous, Counter(m.statuses))
+        before = (m.matched, m.unmatched, m.ambiguous, m.extra, Counter(m.statuses))
         out = m.match(s, receipts, now, final)
         self.stats.receipts += m.matched - before[0]
         self.stats.receipts_unmatched += m.unmatched - before[1]
         self.stats.receipts_ambiguous += m.ambiguous - before[2]
-        self.stats.statuses.update(m.statuses - before[3])
+        self.stats.receipts_extra += m.extra - before[3]
+        self.stats.statuses.update(m.statuses - before[4])
         return out
 
     def _finalise(self, s: Session, finals: dict[int, tuple[int, str, str | None]], now: datetime) -> None:

@@ -78,6 +78,9 @@ class Edr(SQLModel, table=True):
     network: str | None = Field(default=None, max_length=120)
     encoding: str | None = Field(default=None, max_length=8)
     segments: int = 1
+    # Parts of a long message the SMSC refused while the others went (dispatch): ``segments``
+    # then counts the parts sent (what is billed). None: nothing refused, or not dispatched here.
+    segments_refused: int | None = None
     status: str = Field(default="prepared", max_length=12)
     event_at: datetime = utc_field()
     prepared_at: datetime | None = utc_field(nullable=True)

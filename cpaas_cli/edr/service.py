@@ -591,6 +591,9 @@ def _event(row: dict[str, Any]) -> en.Event:
     )
 
 
+event_of = _event  # public: billing.refunds rates a stored EDR again
+
+
 class Rater:
     """Rates rows of one transaction; writes results, charges and state."""
 
