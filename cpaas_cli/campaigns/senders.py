@@ -19,6 +19,7 @@ from cpaas_cli.campaigns.models import CHANNELS, SENDER_KINDS, SenderId
 from cpaas_cli.contacts.phones import PhoneError, normalise
 from cpaas_cli.contacts.service import client_company
 from cpaas_cli.dispatch import service as connections
+from cpaas_cli.dispatch.outbound import require_gateway
 from cpaas_cli.errors import Conflict, InvalidInput, Problem, require
 from cpaas_cli.refs import by_ref
 from cpaas_cli.timeutil import iso
@@ -88,6 +89,7 @@ def add(
             problems.append(problem)
     conn_id = connections.connection(session, connection).id if connection is not None else None
     require(problems)
+    require_gateway(channel)  # exit 5 until a gateway serves the channel
     clash = session.exec(
         select(SenderId.id).where(SenderId.company_id == comp.id, SenderId.channel == channel, SenderId.sender == value)
     ).first()

@@ -20,11 +20,13 @@ Ticket = int
 @dataclass(frozen=True)
 class Part:
     """One submit_sm worth of message: the UDH (empty for a single part), the
-    encoded payload and its data_coding."""
+    encoded payload and its data_coding; ``sar`` (reference, total, sequence)
+    when the parts are tied by the sar_* TLVs instead of a UDH."""
 
     payload: bytes
     udh: bytes = b""
     data_coding: int = 0
+    sar: tuple[int, int, int] | None = None
 
 
 @dataclass(frozen=True)

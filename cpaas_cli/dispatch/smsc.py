@@ -7,7 +7,10 @@ zero-padded and upper-case, to exercise id normalisation), sends delivery
 receipts after a delay with a deterministic mix of final states, can inject
 MO messages, can answer the next N submits with an error (ESME_RTHROTTLED,
 ESME_RMSGQFUL, ...), and can stop answering after a number of submits (to
-leave submits unacknowledged when the process is killed).
+leave submits unacknowledged when the process is killed). Every accepted
+submit_sm is recorded with its addressing and coding fields (``submit_log``).
+With a ``password``, a gate in front of the smpp34 server answers a bind with
+another password ESME_RINVPASWD and closes (``counters.binds_refused``).
 
 smpp34 quirks worth knowing: it never answers unbind with unbind_resp (it
 closes the socket), and when the Python side does not drain its inbound queue
@@ -21,6 +24,7 @@ import asyncio
 import concurrent.futures
 import itertools
 import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -30,6 +34,8 @@ import smpp34
 
 ESME_RMSGQFUL = 0x14
 ESME_RTHROTTLED = 0x58
+ESME_RINVPASWD = 0x0E
+BIND_COMMANDS = (0x00000001, 0x00000002, 0x00000009)  # bind_receiver, bind_transmitter, bind_transceiver
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -74,6 +80,7 @@ class SmscOptions:
     lifetime: float = 300.0
     inbound_capacity: int = 4096
     record_path: str | None = None  # append "message_id destination" per accepted submit (crash tests)
+    password: str | None = None  # refuse binds with another password (ESME_RINVPASWD); None accepts all
 
 
 @dataclass
@@ -85,6 +92,26 @@ class SmscCounters:
     held: int = 0
     receipts: int = 0
     mo: int = 0
+    binds_refused: int = 0
+
+
+@dataclass(frozen=True)
+class SubmitRecord:
+    """What an accepted submit_sm carried (tests check addressing and coding)."""
+
+    at: float  # time.monotonic() when the SMSC read it
+    message_id: str
+    source: str
+    source_ton: int
+    source_npi: int
+    destination: str
+    dest_ton: int
+    dest_npi: int
+    esm_class: int
+    data_coding: int
+    registered_delivery: int
+    short_message: bytes
+    tlvs: dict[int, bytes]
 
 
 class SimSmsc:
@@ -95,6 +122,7 @@ class SimSmsc:
         self.options = options or SmscOptions(**kw)
         self.counters = SmscCounters()
         self.submitted: list[tuple[str, str, bytes, int, int]] = []  # (id, dest, body, esm_class, data_coding)
+        self.submit_log: list[SubmitRecord] = []
         self._ids = itertools.count(self.options.first_id)
         self._seq = itertools.count()
         self._fail: list[tuple[int, int]] = []  # [(count, status)]
@@ -109,6 +137,7 @@ class SimSmsc:
         self._stop: asyncio.Event | None = None
         self._lock = threading.Lock()
         self._record = None
+        self._inner_port: int | None = None
 
     # ------------------------------------------------------------ control (any thread)
 
@@ -177,7 +206,13 @@ class SimSmsc:
     async def _main(self) -> None:
         o = self.options
         self._stop = asyncio.Event()
-        server = smpp34.Server(host=o.host, port=o.port, system_id=o.system_id, inbound_capacity=o.inbound_capacity)
+        gate = None
+        port = o.port
+        if o.password is not None:  # the gate listens on the port; smpp34 behind it
+            port = free_port(o.host)
+            self._inner_port = port
+            gate = await asyncio.start_server(self._gate, o.host, o.port)
+        server = smpp34.Server(host=o.host, port=port, system_id=o.system_id, inbound_capacity=o.inbound_capacity)
         await server.start()
         self._ready.set()
         stop_task = asyncio.ensure_future(self._stop.wait())
@@ -200,7 +235,41 @@ class SimSmsc:
             self._held.clear()
             if self._record is not None:
                 self._record.close()
+            if gate is not None:
+                gate.close()
             await server.stop()
+
+    async def _gate(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Check the password of the first PDU (a bind); refuse it, or pipe the
+        session to the smpp34 server unchanged."""
+        try:
+            head = await reader.readexactly(16)
+            length, command, _status, seq = struct.unpack(">IIII", head)
+            body = await reader.readexactly(length - 16)
+            fields = body.split(b"\0")
+            password = fields[1].decode("latin-1") if len(fields) > 1 else ""
+            if command in BIND_COMMANDS and password != self.options.password:
+                self.counters.binds_refused += 1
+                resp = b"CPAASSIM\0"
+                writer.write(struct.pack(">IIII", 16 + len(resp), command | 0x80000000, ESME_RINVPASWD, seq) + resp)
+                await writer.drain()
+                return
+            up_reader, up_writer = await asyncio.open_connection(self.options.host, self._inner_port)
+            up_writer.write(head + body)
+
+            async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+                try:
+                    while data := await src.read(65536):
+                        dst.write(data)
+                        await dst.drain()
+                finally:
+                    dst.close()
+
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
 
     def _spawn(self, coro) -> None:
         task = asyncio.ensure_future(coro)
@@ -259,6 +328,23 @@ class SimSmsc:
         ev.accept(mid)
         self.counters.accepted += 1
         self.submitted.append((mid, ev.destination_addr, ev.short_message, ev.esm_class, ev.data_coding))
+        self.submit_log.append(
+            SubmitRecord(
+                at=time.monotonic(),
+                message_id=mid,
+                source=ev.source_addr,
+                source_ton=ev.source_addr_ton,
+                source_npi=ev.source_addr_npi,
+                destination=ev.destination_addr,
+                dest_ton=ev.dest_addr_ton,
+                dest_npi=ev.dest_addr_npi,
+                esm_class=ev.esm_class,
+                data_coding=ev.data_coding,
+                registered_delivery=ev.registered_delivery,
+                short_message=bytes(ev.short_message),
+                tlvs={t.tag: bytes(t.value) for t in (ev.tlvs or [])},
+            )
+        )
         if o.record_path:
             if self._record is None:
                 self._record = open(o.record_path, "a", buffering=1)  # noqa: SIM115 (closed in _main)

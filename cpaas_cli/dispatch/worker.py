@@ -52,11 +52,12 @@ from cpaas_cli.campaigns.models import OutboundMessage as QueueRow
 from cpaas_cli.db.engine import make_session
 from cpaas_cli.dispatch import gateway as gw
 from cpaas_cli.dispatch.models import InboundMessage, VendorConnection
+from cpaas_cli.dispatch.outbound import GATEWAY_CHANNELS, OutboundBuilder
 from cpaas_cli.dispatch.receipts import DELIVERED, ENROUTE
 from cpaas_cli.edr import service as edrs
 from cpaas_cli.edr.models import Edr
 from cpaas_cli.errors import Upstream
-from cpaas_cli.messaging.segments import RefAllocator, split
+from cpaas_cli.messaging.segments import RefAllocator
 
 log = logging.getLogger("cpaas.serve")
 
@@ -166,6 +167,7 @@ class Worker:
         self.stats = WorkerStats()
         self.error: BaseException | None = None
         self._refs = RefAllocator()
+        self._outbound = OutboundBuilder(connection)  # TON/NPI, coding, concatenation, flash
         self._tickets: dict[int, _Inflight] = {}
         self._awaiting: dict[str, _Awaiting] = {}  # vendor message id (normalised) -> message
         self._accepted: list[tuple[int, int, str]] = []  # (queue id, edr id, vendor id)
@@ -261,7 +263,7 @@ class Worker:
         route = Q.c.connection_id == self.connection_id
         if self.o.default_route:
             route = sa.or_(route, Q.c.connection_id.is_(None))
-        running = sa.select(C.c.id).where(C.c.state == "in_progress")
+        running = sa.select(C.c.id).where(C.c.state == "in_progress", C.c.channel.in_(GATEWAY_CHANNELS))
         pick = (
             sa.select(Q.c.id)
             .where(Q.c.state == "queued", route, Q.c.campaign_id.in_(running))
@@ -365,20 +367,13 @@ class Worker:
             send.append((r, eid))
         for cid in sorted(failed_campaigns):
             self._fail_campaign(s, cid, now)
+        self._outbound.prepare(s, [r[1] for r, _eid in send])
         s.commit()
         for r, eid in send:
-            qid, _cid, phone, _country, sender, text = r[:6]
-            parts = split(text, ref=self._refs)
-            msg = gw.OutboundMessage(
-                source=sender,
-                destination=phone,
-                parts=tuple(gw.Part(p.payload, p.udh, p.data_coding) for p in parts),
-                ref=qid,
-                source_ton=1 if sender.isdigit() else 5,
-                source_npi=1 if sender.isdigit() else 0,
-            )
+            msg = self._outbound.build(s, r, self._refs)
             ticket = gateway.submit(msg)
-            self._tickets[ticket] = _Inflight(qid, eid, len(parts), [None] * len(parts))
+            n = len(msg.parts)
+            self._tickets[ticket] = _Inflight(r[0], eid, n, [None] * n)
         return len(rows)
 
     def _charge(self, s: Session, recs: list[dict], now: datetime) -> None:
