@@ -55,12 +55,16 @@ class OutboundBuilder:
     """Builds :class:`gateway.OutboundMessage` values for one connection."""
 
     def __init__(self, connection: VendorConnection):
-        self.source_ton = connection.source_ton
-        self.source_npi = connection.source_npi
-        self.dest_ton = 1 if connection.dest_ton is None else connection.dest_ton
-        self.dest_npi = 1 if connection.dest_npi is None else connection.dest_npi
-        self.gsm7_coding = connection.gsm7_coding or "gsm7"
-        self.concat = Concat(connection.concat or "udh8")
+        # getattr: a connection-like object without these settings gets the defaults.
+        source_ton, source_npi, dest_ton, dest_npi, coding, concat = (
+            getattr(connection, name, None)
+            for name in ("source_ton", "source_npi", "dest_ton", "dest_npi", "gsm7_coding", "concat")
+        )
+        self.source_ton, self.source_npi = source_ton, source_npi
+        self.dest_ton = 1 if dest_ton is None else dest_ton
+        self.dest_npi = 1 if dest_npi is None else dest_npi
+        self.gsm7_coding = coding or "gsm7"
+        self.concat = Concat(concat or "udh8")
         self._campaigns: dict[int, tuple[str | None, bool]] = {}  # campaign id -> (sender kind, flash)
 
     def prepare(self, session: Session, campaign_ids) -> None:
