@@ -329,7 +329,7 @@ def test_channels_without_a_gateway_are_refused(cli, db_url, smsc, tmp_path):
     with engine.begin() as conn:
         conn.execute(sa.update(Campaign.__table__).where(Campaign.__table__.c.id == running).values(channel="viber"))
     out = serve_once(cli)
-    assert out["submitted"] == 0 and smsc.submit_log == []
+    assert out["claimed"] == 0 and out["submitted"] == 0 and smsc.submit_log == []  # held, not charged
 
 
 # ---------------------------------------------------------------- throttling
