@@ -28,7 +28,7 @@ from cpaas_cli.dispatch.throttle import Backoff, SenderLimits
 from cpaas_cli.errors import Upstream
 from cpaas_cli.messaging import gsm
 from tests.test_dispatch_pure import FakeClock
-from tests.test_serve import campaign, serve_once, setup
+from tests.test_serve import campaign, edrs, serve_once, setup
 
 SAR_REF, SAR_TOTAL, SAR_SEQ = 0x020C, 0x020E, 0x020F
 
@@ -383,3 +383,22 @@ def test_serve_with_two_workers_keeps_the_connection_rps(cli, db_url, smsc, tmp_
     # Lower bound only: at 20/s (one token of burst) 60 submits span at least
     # 59/20 s; two workers with a limit each would need half of that.
     assert times[-1] - times[0] >= (n - 2) / rps * 0.8
+
+
+def test_the_edr_counts_the_parts_the_connection_sends(cli, db_url, smsc, tmp_path):
+    """A 16-bit UDH leaves 152 GSM-7 characters a part: 306 characters are 3
+    parts, not the standard 2, and 3 parts are charged; a text a Latin-1
+    connection cannot hold goes (and is charged) as UCS-2."""
+    setup(cli, smsc.port)
+    cli.json("connection", "update", "sim", "--concat", "udh16", "--gsm7-coding", "latin1")
+    send_from(cli, tmp_path, "ACME", "33612345678", "x" * 306)
+    send_from(cli, tmp_path, "ACME", "33612345679", "5€ " * 30)  # 90 GSM-7 characters, 30 of them ESC pairs
+    out = serve_once(cli)
+    assert out["submitted"] == 2 and out["errors"] == [], out
+    got = by_dest(smsc)
+    assert len(got["33612345678"]) == 3 and {r.data_coding for r in got["33612345678"]} == {0x03}
+    assert len(got["33612345679"]) == 2 and {r.data_coding for r in got["33612345679"]} == {0x08}
+    rows = {r["destination"]: r for r in edrs(db_url)}
+    assert (rows["33612345678"]["encoding"], rows["33612345678"]["segments"]) == ("GSM7", 3)
+    assert (rows["33612345679"]["encoding"], rows["33612345679"]["segments"]) == ("UCS2", 2)
+    assert rows["33612345678"]["cost"] == 3 * 50_000 and rows["33612345679"]["cost"] == 2 * 50_000  # 0.05 a part

@@ -10,6 +10,10 @@ The connection decides the wire form of a message (``vendor_connection``):
   the chosen charset cannot hold (e.g. ``€`` in Latin-1) goes as UCS-2;
 - how long messages are tied together: 8-bit UDH, 16-bit UDH or sar_* TLVs.
 
+The EDR of a message carries the encoding and segments as sent (``as_sent``):
+a 16-bit UDH holds 152 GSM-7 characters a part, not 153, and a text that goes
+as UCS-2 for its charset has UCS-2 parts.
+
 A flash campaign goes as message class 0: data_coding 0x10 (GSM-7) or 0x18
 (UCS-2), whatever the charset option (class 0 exists only with the default
 alphabet and UCS-2).
@@ -27,7 +31,7 @@ from cpaas_cli.campaigns.models import Campaign, SenderId
 from cpaas_cli.dispatch import gateway as gw
 from cpaas_cli.dispatch.models import VendorConnection
 from cpaas_cli.errors import Conflict
-from cpaas_cli.messaging.segments import GSM7, UCS2, Concat, RefAllocator, choose_encoding, split
+from cpaas_cli.messaging.segments import GSM7, UCS2, Concat, RefAllocator, analyse, choose_encoding, split
 
 GATEWAY_CHANNELS = ("sms",)
 
@@ -98,21 +102,39 @@ class OutboundBuilder:
             dest_npi=self.dest_npi,
         )
 
-    def parts(self, text: str, refs: RefAllocator | int | None, *, flash: bool = False) -> tuple[gw.Part, ...]:
+    def as_sent(self, session: Session, row, edr: dict) -> dict:
+        """An EDR of a queue row with the encoding and segments this connection
+        sends (its concatenation and charset may need more parts than the
+        campaign's standard count): what is charged is what goes out."""
+        if self.concat is Concat.udh8 and self.gsm7_coding not in CHARSETS:
+            return edr  # the queue row's count is already this one (the campaign's standard count)
+        cid, text = row[1], row[5]
+        self.prepare(session, [cid])
+        enc, _charset = self._encoding(text, self._campaigns.get(cid, (None, False))[1])
+        edr["encoding"], edr["segments"] = enc, analyse(text, encoding=enc, concat=self.concat).segments
+        return edr
+
+    def _encoding(self, text: str, flash: bool) -> tuple[str, tuple[str, int] | None]:
+        """The alphabet a text goes in, and the (charset, data_coding) for GSM-7 texts
+        written in Latin-1 or IA5; a text the charset cannot hold goes as UCS-2."""
         enc = choose_encoding(text)
-        charset = None
         if enc == GSM7 and not flash and self.gsm7_coding in CHARSETS:
-            charset, coding = CHARSETS[self.gsm7_coding]
+            charset = CHARSETS[self.gsm7_coding]
             try:
-                text.encode(charset)
+                text.encode(charset[0])
             except UnicodeEncodeError:
-                charset, enc = None, UCS2
+                return UCS2, None
+            return enc, charset
+        return enc, None
+
+    def parts(self, text: str, refs: RefAllocator | int | None, *, flash: bool = False) -> tuple[gw.Part, ...]:
+        enc, charset = self._encoding(text, flash)
         packed = self.gsm7_coding == "gsm7-packed" and enc == GSM7 and charset is None
         pieces = split(text, ref=refs, encoding=enc, concat=self.concat, packed=packed)
         out = []
         for p in pieces:
             if charset is not None:
-                payload, dc = p.text.encode(charset), coding
+                payload, dc = p.text.encode(charset[0]), charset[1]
             else:
                 payload, dc = p.payload, (FLASH_CODING if flash else DEFAULT_CODING)[p.encoding]
             sar = (p.ref, p.total, p.seq) if self.concat is Concat.sar and p.total > 1 else None
