@@ -326,7 +326,7 @@ class Worker:
             recs = []
             for r, i in zip(new, ids, strict=True):
                 company_id, agreement_id, channel = self._campaign(s, r[1])
-                recs.append(_edr_row(i, r, company_id, agreement_id, channel, now))
+                recs.append(self._outbound.as_sent(s, r, _edr_row(i, r, company_id, agreement_id, channel, now)))
                 edr_of[r[0]] = i
             self._charge(s, recs, now)
         # What rating refused (credit, no rate, blocked) is not sent.
