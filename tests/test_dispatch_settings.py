@@ -402,3 +402,36 @@ def test_the_edr_counts_the_parts_the_connection_sends(cli, db_url, smsc, tmp_pa
     assert (rows["33612345678"]["encoding"], rows["33612345678"]["segments"]) == ("GSM7", 3)
     assert (rows["33612345679"]["encoding"], rows["33612345679"]["segments"]) == ("UCS2", 2)
     assert rows["33612345678"]["cost"] == 3 * 50_000 and rows["33612345679"]["cost"] == 2 * 50_000  # 0.05 a part
+
+
+# ---------------------------------------------------------------- transmitter + receiver binds
+
+
+def test_tx_plus_rx_binds_send_on_one_and_receive_on_the_other(cli, db_url, tmp_path):
+    import threading
+
+    opts = SmscOptions(port=free_port(), lifetime=60, receipt_delay=0.5)
+    with SimSmsc(opts) as sim:
+        setup(cli, sim.port)
+        upd = cli.json("connection", "update", "sim", "--bind", "tx+rx")
+        assert upd["bind"] == "tx+rx"
+        campaign(cli, tmp_path, [f"3460{i:07d}" for i in range(20)], "Hi", "pair")
+
+        def inject():
+            end = time.monotonic() + 20
+            while sim.counters.binds < 2 and time.monotonic() < end:
+                time.sleep(0.01)
+            # Not awaited: smpp34 does not take the deliver_sm_resp on a receiver
+            # session (its quirk), so its future only ends with the session.
+            sim.inject_mo("+34600000001", "ACME", "STOP")
+
+        t = threading.Thread(target=inject)
+        t.start()
+        out = serve_once(cli)
+        t.join()
+        # Two binds (a transmitter and a receiver); the receipts and the MO came on the receiver.
+        assert sim.counters.binds == 2 and len(sim.submit_log) == 20
+        assert out["submitted"] == 20 and out["receipts"] == 20 and out["mo"] == 1 and out["opt_outs"] == 1, out
+        assert out["errors"] == []
+        probe = cli.json("connection", "test", "sim", env={"SIM_PW": "pw"})
+        assert probe["ok"] and probe["bind"] == "tx+rx" and probe["rx_bind_ms"] >= 0

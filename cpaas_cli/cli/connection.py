@@ -19,6 +19,7 @@ LIST_COLUMNS = ["id", "name", "kind", "host", "port", "system_id", "bind", "tls"
 class Bind(str, Enum):
     trx = "trx"
     tx = "tx"
+    txrx = "tx+rx"
 
 
 NameArg = Annotated[str, typer.Argument(help="Connection name (or id).")]
@@ -35,7 +36,14 @@ PasswordEnvOpt = Annotated[
 ]
 SystemTypeOpt = Annotated[str | None, typer.Option("--system-type", help="SMPP system_type, if the vendor wants one.")]
 TlsOpt = Annotated[bool | None, typer.Option("--tls/--no-tls", help="Wrap the bind in TLS.")]
-BindOpt = Annotated[Bind | None, typer.Option("--bind", help="trx (transceiver) or tx (transmitter).")]
+BindOpt = Annotated[
+    Bind | None,
+    typer.Option(
+        "--bind",
+        help="trx (transceiver), tx (transmitter: no receipts or MO), or tx+rx "
+        "(a transmitter bind for submits and a receiver bind for receipts and MO).",
+    ),
+]
 RpsOpt = Annotated[int | None, typer.Option("--rps", help="Submits per second at most (default: no limit).")]
 WindowOpt = Annotated[int | None, typer.Option("--window", help="Unacknowledged submits at most (default 10).")]
 StatusMapOpt = Annotated[

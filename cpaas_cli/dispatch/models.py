@@ -11,7 +11,7 @@ from cpaas_cli.db.base import Timestamped, utc_field
 from cpaas_cli.db.types import BigIntPK
 
 CONNECTION_KINDS = ("smpp", "http")
-BIND_MODES = ("trx", "tx")
+BIND_MODES = ("trx", "tx", "tx+rx")  # tx+rx: a transmitter bind and a receiver bind (dispatch/txrx.py)
 # How GSM-7 text is written in short_message (data_coding): unpacked septets
 # (0x00), packed septets (0x00), Latin-1 (0x03) or IA5/ASCII (0x01).
 GSM7_CODINGS = ("gsm7", "gsm7-packed", "latin1", "ia5")
@@ -23,7 +23,7 @@ class VendorConnection(Timestamped, table=True):
     __table_args__ = (
         sa.UniqueConstraint("name"),
         sa.CheckConstraint("kind IN ('smpp', 'http')", name="kind"),
-        sa.CheckConstraint("bind_mode IN ('trx', 'tx')", name="bind_mode"),
+        sa.CheckConstraint("bind_mode IN ('trx', 'tx', 'tx+rx')", name="bind_mode"),
         sa.CheckConstraint("port BETWEEN 1 AND 65535", name="port"),
         sa.CheckConstraint("window_size BETWEEN 1 AND 10000", name="window_size"),
         sa.CheckConstraint("rps IS NULL OR rps > 0", name="rps"),
@@ -44,7 +44,7 @@ class VendorConnection(Timestamped, table=True):
     password: str | None = Field(default=None, max_length=64)
     system_type: str = Field(default="", max_length=13)
     tls: bool = False
-    bind_mode: str = Field(default="trx", max_length=4)
+    bind_mode: str = Field(default="trx", max_length=8)
     rps: int | None = None  # submit_sm per second; None = unlimited
     window_size: int = 10  # unacknowledged submit_sm at most ("window" is reserved in PostgreSQL)
     message_id_format: str = Field(default="auto", max_length=16)

@@ -311,8 +311,8 @@ def smpp_settings(row: VendorConnection, environ: Mapping[str, str] | None = Non
 
 def test_connection(row: VendorConnection, *, timeout: float = 5.0, environ: Mapping[str, str] | None = None) -> dict:
     """Bind, enquire_link, unbind; raises Upstream with the reason on failure."""
-    from cpaas_cli.dispatch.smpp import SmppGateway
+    from cpaas_cli.dispatch.txrx import make_gateway
 
     settings = smpp_settings(row, environ, connect_timeout=timeout, response_timeout=timeout)
-    times = SmppGateway(settings).probe()
+    times = make_gateway(settings).probe()
     return {"name": row.name, "host": row.host, "port": row.port, "bind": row.bind_mode, "ok": True, **times}

@@ -80,7 +80,7 @@ class SmppSettings:
     password: str = field(repr=False)
     system_type: str = ""
     tls: bool = False
-    bind_mode: str = "trx"  # trx (transceiver) or tx (transmitter)
+    bind_mode: str = "trx"  # trx (transceiver), tx (transmitter) or rx (receiver); tx+rx: see txrx.py
     rps: float | None = None
     window: int = 10
     status_map: StatusMap = field(default_factory=StatusMap)
@@ -184,7 +184,8 @@ class SmppGateway:
         try:
             client.connect()
             client._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            bind = client.bind_transceiver if s.bind_mode == "trx" else client.bind_transmitter
+            binds = {"trx": client.bind_transceiver, "tx": client.bind_transmitter, "rx": client.bind_receiver}
+            bind = binds[s.bind_mode]
             bind(system_id=s.system_id, password=s.password, system_type=s.system_type)
         except smpplib.exceptions.PDUError as exc:
             self._disconnect_client(client)

@@ -4,7 +4,8 @@ It runs in its own thread with its own asyncio loop, on 127.0.0.1 by default,
 for a bounded lifetime. It accepts every bind (smpp34 checks no credentials),
 answers submit_sm with generated message ids (hex or decimal, optionally
 zero-padded and upper-case, to exercise id normalisation), sends delivery
-receipts after a delay with a deterministic mix of final states, can inject
+receipts after a delay (on the submitting session, or for a transmitter on a
+receiver bound with the same system_id) with a deterministic mix of final states, can inject
 MO messages, can answer the next N submits with an error (ESME_RTHROTTLED,
 ESME_RMSGQFUL, ...), and can stop answering after a number of submits (to
 leave submits unacknowledged when the process is killed). Every accepted
@@ -350,10 +351,18 @@ class SimSmsc:
                 self._record = open(o.record_path, "a", buffering=1)  # noqa: SIM115 (closed in _main)
             self._record.write(f"{mid} {ev.destination_addr}\n")
         if o.receipts and ev.registered_delivery & 0x01:
-            esme = self._esmes.get(ev.session_id)
+            esme = self._receiver(ev.session_id)
             if esme is not None:
                 stat = self._stat()
                 self._spawn(self._receipt(esme, mid, ev.source_addr, ev.destination_addr, stat))
+
+    def _receiver(self, session_id: str) -> smpp34.Esme | None:
+        """Where the receipt of a submit goes: its own session when that can
+        receive (transceiver), else a receiver bound with the same system_id."""
+        own = self._esmes.get(session_id)
+        if own is None or own.can_receive:
+            return own
+        return next((e for e in self._esmes.values() if e.can_receive and e.system_id == own.system_id), None)
 
     def _stat(self) -> str:
         mix = self.options.stat_mix

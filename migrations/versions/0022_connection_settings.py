@@ -1,5 +1,6 @@
 """dispatch: per-connection SMPP settings (TON/NPI, GSM-7 data coding,
-concatenation, enquire_link and response timers, back-off after a refused bind)
+concatenation, enquire_link and response timers, back-off after a refused bind,
+separate transmitter + receiver binds)
 
 Revision ID: 0022
 Revises: 0018
@@ -35,11 +36,28 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("bind_retry_after", sa.Float(), server_default="300", nullable=False))
         batch_op.create_check_constraint("gsm7_coding", "gsm7_coding IN ('gsm7', 'gsm7-packed', 'latin1', 'ia5')")
         batch_op.create_check_constraint("concat", "concat IN ('udh8', 'udh16', 'sar')")
+        batch_op.alter_column(
+            "bind_mode",
+            existing_type=sqlmodel.sql.sqltypes.AutoString(length=4),
+            type_=sqlmodel.sql.sqltypes.AutoString(length=8),
+            existing_nullable=False,
+        )
+        batch_op.drop_constraint(batch_op.f("ck_vendor_connection_bind_mode"), type_="check")
+        batch_op.create_check_constraint("bind_mode", "bind_mode IN ('trx', 'tx', 'tx+rx')")
         batch_op.create_check_constraint("timers", "enquire_link > 0 AND response_timeout > 0 AND bind_retry_after > 0")
 
 
 def downgrade() -> None:
+    op.execute("UPDATE vendor_connection SET bind_mode = 'trx' WHERE bind_mode = 'tx+rx'")
     with op.batch_alter_table("vendor_connection", schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f("ck_vendor_connection_bind_mode"), type_="check")
+        batch_op.create_check_constraint("bind_mode", "bind_mode IN ('trx', 'tx')")
+        batch_op.alter_column(
+            "bind_mode",
+            existing_type=sqlmodel.sql.sqltypes.AutoString(length=8),
+            type_=sqlmodel.sql.sqltypes.AutoString(length=4),
+            existing_nullable=False,
+        )
         batch_op.drop_constraint(batch_op.f("ck_vendor_connection_timers"), type_="check")
         batch_op.drop_constraint(batch_op.f("ck_vendor_connection_concat"), type_="check")
         batch_op.drop_constraint(batch_op.f("ck_vendor_connection_gsm7_coding"), type_="check")
