@@ -435,3 +435,12 @@ def test_tx_plus_rx_binds_send_on_one_and_receive_on_the_other(cli, db_url, tmp_
         assert out["errors"] == []
         probe = cli.json("connection", "test", "sim", env={"SIM_PW": "pw"})
         assert probe["ok"] and probe["bind"] == "tx+rx" and probe["rx_bind_ms"] >= 0
+
+
+def test_serve_once_reports_refused_credentials(cli, db_url, tmp_path):
+    with SimSmsc(SmscOptions(port=free_port(), lifetime=60, password="right")) as sim:
+        setup(cli, sim.port)
+        campaign(cli, tmp_path, ["34600000001"], "Hi", "locked")
+        run = cli("serve", "--once", "--receipt-timeout", "1", env={"SIM_PW": "wrong"}, expect=6)
+        assert "connection 'sim'" in run.stderr and "Invalid Password" in run.stderr
+        assert sim.counters.binds_refused == 1 and sim.submit_log == []
