@@ -181,6 +181,7 @@ class SmppGateway:
             logger_name=f"cpaas.smpp.{s.name}",
         )
         where = f"{s.host}:{s.port}"
+        self._auth_failed = None  # set again below when this bind is refused for its credentials
         try:
             client.connect()
             client._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -205,7 +206,6 @@ class SmppGateway:
                 reason = "connection closed during bind"
             raise Upstream(f"connection {s.name!r}: cannot bind to {where}: {reason}") from exc
         client._socket.settimeout(s.response_timeout)
-        self._auth_failed = None
         self._client = client
         self._last_rx = self._clock()
         self._enquire_sent = None
