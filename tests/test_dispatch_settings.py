@@ -444,3 +444,13 @@ def test_serve_once_reports_refused_credentials(cli, db_url, tmp_path):
         run = cli("serve", "--once", "--receipt-timeout", "1", env={"SIM_PW": "wrong"}, expect=6)
         assert "connection 'sim'" in run.stderr and "Invalid Password" in run.stderr
         assert sim.counters.binds_refused == 1 and sim.submit_log == []
+
+
+def test_the_pair_is_a_gateway():
+    from cpaas_cli.dispatch.gateway import Gateway
+    from cpaas_cli.dispatch.txrx import TxRxGateway, make_gateway
+
+    pair = make_gateway(gw_settings(2775, bind_mode="tx+rx"))
+    assert isinstance(pair, TxRxGateway) and isinstance(pair, Gateway)
+    assert (pair.tx.settings.bind_mode, pair.rx.settings.bind_mode) == ("tx", "rx")
+    assert isinstance(make_gateway(gw_settings(2775)), SmppGateway)
