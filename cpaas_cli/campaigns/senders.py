@@ -138,7 +138,8 @@ def list_senders(
 
 
 def usable(session: Session, ref: str | int, *, company_id: int, channel: str | None = None) -> SenderId:
-    """The active sender ID of this company (and channel) that a campaign or template may use."""
+    """The active sender ID of this company (and channel) that a campaign or template may use;
+    Conflict (exit 5) when no gateway serves its channel."""
     row = get(session, ref, company_id=company_id)
     if channel is not None and row.channel != channel:
         problem = Problem("sender", f"{row.sender!r} is a {row.channel} sender ID, not {channel}")
@@ -146,6 +147,7 @@ def usable(session: Session, ref: str | int, *, company_id: int, channel: str | 
     if row.status != "active":
         problem = Problem("sender", f"sender ID {row.sender!r} is {row.status}; only an active one can be used")
         raise InvalidInput(str(problem), problems=[problem])
+    require_gateway(row.channel)  # a sender ID added before channels without a gateway were refused
     return row
 
 

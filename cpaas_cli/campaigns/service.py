@@ -57,7 +57,6 @@ from cpaas_cli.contacts.models import ALL_SENDERS, Contact, ContactField, Contac
 from cpaas_cli.contacts.phones import PhoneError, normalise
 from cpaas_cli.contacts.service import BASE_COLUMNS, client_company
 from cpaas_cli.contacts.service import group as group_by_ref
-from cpaas_cli.dispatch.outbound import require_gateway
 from cpaas_cli.errors import Conflict, InvalidInput, Problem, require
 from cpaas_cli.imports.readers import read_rows
 from cpaas_cli.messaging import templates as tpl
@@ -288,8 +287,7 @@ def create(
 ) -> Campaign:
     """A draft campaign with its recipients (bulk-inserted)."""
     comp = client_company(session, company)
-    sid = senders.usable(session, sender, company_id=comp.id)
-    require_gateway(sid.channel)  # exit 5: sent as SMS otherwise
+    sid = senders.usable(session, sender, company_id=comp.id)  # exit 5 for a channel no gateway serves
     ag = session.get(Agreement, sid.agreement_id)
     assert ag is not None
     files = list(files)
@@ -632,7 +630,7 @@ def _start(session: Session, c: Campaign, now: datetime) -> StartOutcome:
     """Materialise the queue and run, or mark the campaign failed for lack of credit."""
     sid = session.get(SenderId, c.sender_id)
     assert sid is not None
-    require_gateway(c.channel)  # also a draft made before channels without a gateway were refused
+    senders.require_gateway(c.channel)  # also a draft made before channels without a gateway were refused
     if sid.status != "active":
         raise Conflict(f"sender ID {sid.sender!r} is {sid.status}; the campaign cannot start")
     if c.from_template and c.template_id is None:
