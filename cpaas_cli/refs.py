@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from cpaas_cli.errors import InvalidInput, NotFound
@@ -33,7 +34,7 @@ def by_ref(
         if obj is None:
             raise NotFound(f"{label} #{text} not found")
         return obj
-    if text.isdigit():
+    if text.isdigit() and _fits_id(model, int(text)):  # e.g. a long-code sender is digits beyond any id
         obj = session.get(model, int(text))
         if obj is not None and all(_matches(session, model, obj, c) for c in conds):
             return obj
@@ -49,3 +50,9 @@ def by_ref(
 def _matches(session: Session, model: Any, obj: Any, cond: Any) -> bool:
     found = session.exec(select(model.id).where(model.id == obj.id, cond)).first()
     return found is not None
+
+
+def _fits_id(model: Any, n: int) -> bool:
+    """Whether ``n`` fits the id column (PostgreSQL refuses an out-of-range integer)."""
+    column = model.__table__.c.get("id")  # type: ignore[attr-defined]
+    return column is None or n < (2**63 if isinstance(column.type, sa.BigInteger) else 2**31)

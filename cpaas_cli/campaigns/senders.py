@@ -19,6 +19,7 @@ from cpaas_cli.campaigns.models import CHANNELS, SENDER_KINDS, SenderId
 from cpaas_cli.contacts.phones import PhoneError, normalise
 from cpaas_cli.contacts.service import client_company
 from cpaas_cli.dispatch import service as connections
+from cpaas_cli.dispatch.outbound import require_gateway
 from cpaas_cli.errors import Conflict, InvalidInput, Problem, require
 from cpaas_cli.refs import by_ref
 from cpaas_cli.timeutil import iso
@@ -88,6 +89,7 @@ def add(
             problems.append(problem)
     conn_id = connections.connection(session, connection).id if connection is not None else None
     require(problems)
+    require_gateway(channel)  # exit 5 until a gateway serves the channel
     clash = session.exec(
         select(SenderId.id).where(SenderId.company_id == comp.id, SenderId.channel == channel, SenderId.sender == value)
     ).first()
@@ -136,7 +138,8 @@ def list_senders(
 
 
 def usable(session: Session, ref: str | int, *, company_id: int, channel: str | None = None) -> SenderId:
-    """The active sender ID of this company (and channel) that a campaign or template may use."""
+    """The active sender ID of this company (and channel) that a campaign or template may use;
+    Conflict (exit 5) when no gateway serves its channel."""
     row = get(session, ref, company_id=company_id)
     if channel is not None and row.channel != channel:
         problem = Problem("sender", f"{row.sender!r} is a {row.channel} sender ID, not {channel}")
@@ -144,6 +147,7 @@ def usable(session: Session, ref: str | int, *, company_id: int, channel: str | 
     if row.status != "active":
         problem = Problem("sender", f"sender ID {row.sender!r} is {row.status}; only an active one can be used")
         raise InvalidInput(str(problem), problems=[problem])
+    require_gateway(row.channel)  # a sender ID added before channels without a gateway were refused
     return row
 
 

@@ -287,7 +287,7 @@ def create(
 ) -> Campaign:
     """A draft campaign with its recipients (bulk-inserted)."""
     comp = client_company(session, company)
-    sid = senders.usable(session, sender, company_id=comp.id)
+    sid = senders.usable(session, sender, company_id=comp.id)  # exit 5 for a channel no gateway serves
     ag = session.get(Agreement, sid.agreement_id)
     assert ag is not None
     files = list(files)
@@ -630,6 +630,7 @@ def _start(session: Session, c: Campaign, now: datetime) -> StartOutcome:
     """Materialise the queue and run, or mark the campaign failed for lack of credit."""
     sid = session.get(SenderId, c.sender_id)
     assert sid is not None
+    senders.require_gateway(c.channel)  # also a draft made before channels without a gateway were refused
     if sid.status != "active":
         raise Conflict(f"sender ID {sid.sender!r} is {sid.status}; the campaign cannot start")
     if c.from_template and c.template_id is None:

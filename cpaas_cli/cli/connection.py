@@ -19,6 +19,7 @@ LIST_COLUMNS = ["id", "name", "kind", "host", "port", "system_id", "bind", "tls"
 class Bind(str, Enum):
     trx = "trx"
     tx = "tx"
+    txrx = "tx+rx"
 
 
 class MultipartFinal(str, Enum):
@@ -41,7 +42,14 @@ PasswordEnvOpt = Annotated[
 ]
 SystemTypeOpt = Annotated[str | None, typer.Option("--system-type", help="SMPP system_type, if the vendor wants one.")]
 TlsOpt = Annotated[bool | None, typer.Option("--tls/--no-tls", help="Wrap the bind in TLS.")]
-BindOpt = Annotated[Bind | None, typer.Option("--bind", help="trx (transceiver) or tx (transmitter).")]
+BindOpt = Annotated[
+    Bind | None,
+    typer.Option(
+        "--bind",
+        help="trx (transceiver), tx (transmitter: no receipts or MO), or tx+rx "
+        "(a transmitter bind for submits and a receiver bind for receipts and MO).",
+    ),
+]
 RpsOpt = Annotated[int | None, typer.Option("--rps", help="Submits per second at most (default: no limit).")]
 WindowOpt = Annotated[int | None, typer.Option("--window", help="Unacknowledged submits at most (default 10).")]
 StatusMapOpt = Annotated[
@@ -78,6 +86,60 @@ MultipartFinalOpt = Annotated[
     ),
 ]
 DescriptionOpt = Annotated[str | None, typer.Option("--description", help="Free text.")]
+SourceTonOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--source-ton",
+        help="Source address TON, or auto (by the sender ID: alphanumeric 5, short code 3, long number 1).",
+    ),
+]
+SourceNpiOpt = Annotated[
+    str | None,
+    typer.Option("--source-npi", help="Source address NPI, or auto (alphanumeric 0, short code 0, long number 1)."),
+]
+DestTonOpt = Annotated[int | None, typer.Option("--dest-ton", help="Destination address TON (default 1).")]
+DestNpiOpt = Annotated[int | None, typer.Option("--dest-npi", help="Destination address NPI (default 1).")]
+
+
+class Gsm7Coding(str, Enum):
+    gsm7 = "gsm7"
+    gsm7_packed = "gsm7-packed"
+    latin1 = "latin1"
+    ia5 = "ia5"
+
+
+class ConcatChoice(str, Enum):
+    udh8 = "udh8"
+    udh16 = "udh16"
+    sar = "sar"
+
+
+Gsm7CodingOpt = Annotated[
+    Gsm7Coding | None,
+    typer.Option(
+        "--gsm7-coding",
+        help="How GSM-7 texts are written: gsm7 (data_coding 0, one septet a byte; default), gsm7-packed, "
+        "latin1 (data_coding 3) or ia5 (data_coding 1). A text the charset cannot hold goes as UCS-2.",
+    ),
+]
+ConcatOpt = Annotated[
+    ConcatChoice | None,
+    typer.Option("--concat", help="Long messages: udh8 (default), udh16 or sar (sar_* TLVs, no UDH)."),
+]
+EnquireOpt = Annotated[
+    float | None, typer.Option("--enquire-link", help="Seconds of silence before an enquire_link (default 30).")
+]
+ResponseTimeoutOpt = Annotated[
+    float | None,
+    typer.Option("--response-timeout", help="Seconds an unanswered request may wait before the link counts as dead."),
+]
+BindRetryOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--bind-retry-after",
+        help="Seconds between binds after the SMSC refused the credentials (default 300; vendors lock accounts).",
+    ),
+]
 
 
 def _ask_password() -> str:
@@ -86,6 +148,17 @@ def _ask_password() -> str:
 
 def _status_map(path: str | None) -> dict | None:
     return None if path is None else StatusMap.load(path).as_dict()
+
+
+def _settings(source_ton, source_npi, dest_ton, dest_npi, gsm7_coding, concat) -> dict:
+    out: dict = {"dest_ton": dest_ton, "dest_npi": dest_npi}
+    if source_ton is not None:
+        out["source_ton"] = connections.parse_address_code(source_ton, "--source-ton")
+    if source_npi is not None:
+        out["source_npi"] = connections.parse_address_code(source_npi, "--source-npi")
+    out["gsm7_coding"] = gsm7_coding.value if gsm7_coding else None
+    out["concat"] = concat.value if concat else None
+    return out
 
 
 @app.command("add-smpp")
@@ -106,6 +179,15 @@ def add_smpp(
     default_country: DefaultCountryOpt = None,
     multipart_final: MultipartFinalOpt = None,
     description: DescriptionOpt = None,
+    source_ton: SourceTonOpt = None,
+    source_npi: SourceNpiOpt = None,
+    dest_ton: DestTonOpt = None,
+    dest_npi: DestNpiOpt = None,
+    gsm7_coding: Gsm7CodingOpt = None,
+    concat: ConcatOpt = None,
+    enquire_link: EnquireOpt = None,
+    response_timeout: ResponseTimeoutOpt = None,
+    bind_retry_after: BindRetryOpt = None,
     output: OutputOpt = None,
 ) -> None:
     """Add an SMPP vendor connection."""
@@ -124,6 +206,10 @@ def add_smpp(
         default_country=default_country,
         multipart_final=multipart_final.value if multipart_final else None,
         description=description,
+        **_settings(source_ton, source_npi, dest_ton, dest_npi, gsm7_coding, concat),
+        enquire_link=enquire_link,
+        response_timeout=response_timeout,
+        bind_retry_after=bind_retry_after,
     )
     if password_env is None:
         data.password = _ask_password()
@@ -183,6 +269,15 @@ def update(
     default_country: DefaultCountryOpt = None,
     multipart_final: MultipartFinalOpt = None,
     description: DescriptionOpt = None,
+    source_ton: SourceTonOpt = None,
+    source_npi: SourceNpiOpt = None,
+    dest_ton: DestTonOpt = None,
+    dest_npi: DestNpiOpt = None,
+    gsm7_coding: Gsm7CodingOpt = None,
+    concat: ConcatOpt = None,
+    enquire_link: EnquireOpt = None,
+    response_timeout: ResponseTimeoutOpt = None,
+    bind_retry_after: BindRetryOpt = None,
     output: OutputOpt = None,
 ) -> None:
     """Change a connection; options not given stay as they are."""
@@ -200,6 +295,10 @@ def update(
         default_country=default_country,
         multipart_final=multipart_final.value if multipart_final else None,
         description=description,
+        **_settings(source_ton, source_npi, dest_ton, dest_npi, gsm7_coding, concat),
+        enquire_link=enquire_link,
+        response_timeout=response_timeout,
+        bind_retry_after=bind_retry_after,
     )
     if no_rps_limit:
         data.rps = None

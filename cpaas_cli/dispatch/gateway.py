@@ -22,12 +22,15 @@ class Part:
     """One submit_sm worth of message: the UDH (empty for a single part), the
     encoded payload and its data_coding. ``registered_delivery`` asks for this
     part's receipt; None follows the message's flag (a connection whose vendor
-    sends one receipt per long message asks on the last part only)."""
+    sends one receipt per long message asks on the last part only). ``sar``
+    (reference, total, sequence) when the parts are tied by the sar_* TLVs
+    instead of a UDH."""
 
     payload: bytes
     udh: bytes = b""
     data_coding: int = 0
     registered_delivery: bool | None = None
+    sar: tuple[int, int, int] | None = None
 
 
 @dataclass(frozen=True)

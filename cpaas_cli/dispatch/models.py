@@ -11,9 +11,13 @@ from cpaas_cli.db.base import Timestamped, utc_field
 from cpaas_cli.db.types import BigIntPK
 
 CONNECTION_KINDS = ("smpp", "http")
-BIND_MODES = ("trx", "tx")
 # How a multi-part message becomes final from its parts' receipts (see dispatch/multipart.py).
 MULTIPART_FINAL = ("all", "any", "last")
+BIND_MODES = ("trx", "tx", "tx+rx")  # tx+rx: a transmitter bind and a receiver bind (dispatch/txrx.py)
+# How GSM-7 text is written in short_message (data_coding): unpacked septets
+# (0x00), packed septets (0x00), Latin-1 (0x03) or IA5/ASCII (0x01).
+GSM7_CODINGS = ("gsm7", "gsm7-packed", "latin1", "ia5")
+CONCATS = ("udh8", "udh16", "sar")  # how the parts of a long message are tied together
 
 
 class VendorConnection(Timestamped, table=True):
@@ -21,11 +25,14 @@ class VendorConnection(Timestamped, table=True):
     __table_args__ = (
         sa.UniqueConstraint("name"),
         sa.CheckConstraint("kind IN ('smpp', 'http')", name="kind"),
-        sa.CheckConstraint("bind_mode IN ('trx', 'tx')", name="bind_mode"),
+        sa.CheckConstraint("bind_mode IN ('trx', 'tx', 'tx+rx')", name="bind_mode"),
         sa.CheckConstraint("port BETWEEN 1 AND 65535", name="port"),
         sa.CheckConstraint("window_size BETWEEN 1 AND 10000", name="window_size"),
         sa.CheckConstraint("rps IS NULL OR rps > 0", name="rps"),
         sa.CheckConstraint("multipart_final IN ('all', 'any', 'last')", name="multipart_final"),
+        sa.CheckConstraint("gsm7_coding IN ('gsm7', 'gsm7-packed', 'latin1', 'ia5')", name="gsm7_coding"),
+        sa.CheckConstraint("concat IN ('udh8', 'udh16', 'sar')", name="concat"),
+        sa.CheckConstraint("enquire_link > 0 AND response_timeout > 0 AND bind_retry_after > 0", name="timers"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -40,7 +47,7 @@ class VendorConnection(Timestamped, table=True):
     password: str | None = Field(default=None, max_length=64)
     system_type: str = Field(default="", max_length=13)
     tls: bool = False
-    bind_mode: str = Field(default="trx", max_length=4)
+    bind_mode: str = Field(default="trx", max_length=8)
     rps: int | None = None  # submit_sm per second; None = unlimited
     window_size: int = 10  # unacknowledged submit_sm at most ("window" is reserved in PostgreSQL)
     message_id_format: str = Field(default="auto", max_length=16)
@@ -52,6 +59,18 @@ class VendorConnection(Timestamped, table=True):
     # all: every part asks for a receipt and all must come; any: every part asks, the first
     # receipt decides; last: only the last part asks, and its receipt decides.
     multipart_final: str = Field(default="all", max_length=4, sa_column_kwargs={"server_default": "all"})
+    # Address TON/NPI of submit_sm: the source's None = by the sender ID's kind
+    # (alphanumeric 5/0, short code 3/0, long number 1/1); the destination's 1/1.
+    source_ton: int | None = None
+    source_npi: int | None = None
+    dest_ton: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    dest_npi: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    gsm7_coding: str = Field(default="gsm7", max_length=12, sa_column_kwargs={"server_default": "gsm7"})
+    concat: str = Field(default="udh8", max_length=8, sa_column_kwargs={"server_default": "udh8"})
+    enquire_link: float = Field(default=30.0, sa_column_kwargs={"server_default": "30"})  # seconds of silence
+    response_timeout: float = Field(default=10.0, sa_column_kwargs={"server_default": "10"})  # seconds
+    # Seconds between binds after the SMSC refused our credentials (vendors lock accounts).
+    bind_retry_after: float = Field(default=300.0, sa_column_kwargs={"server_default": "300"})
     enabled: bool = True
     description: str | None = None
 

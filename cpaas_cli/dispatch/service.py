@@ -17,7 +17,7 @@ from typing import Any
 import phonenumbers
 from sqlmodel import Session, col, select
 
-from cpaas_cli.dispatch.models import BIND_MODES, MULTIPART_FINAL, VendorConnection
+from cpaas_cli.dispatch.models import BIND_MODES, CONCATS, GSM7_CODINGS, MULTIPART_FINAL, VendorConnection
 from cpaas_cli.dispatch.receipts import StatusMap, parse_id_formats
 from cpaas_cli.errors import Conflict, InvalidInput, Problem, require
 from cpaas_cli.refs import by_ref
@@ -26,6 +26,8 @@ from cpaas_cli.timeutil import iso
 MASK = "***"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _UNSET: Any = object()
+TONS = range(7)  # SMPP 3.4 §5.2.5: 0 unknown ... 6 abbreviated
+NPIS = (0, 1, 3, 4, 6, 8, 9, 10, 14, 18)  # SMPP 3.4 §5.2.6
 
 
 @dataclass
@@ -47,6 +49,27 @@ class SmppInput:
     default_country: str | None = None  # "" clears it
     multipart_final: str | None = None
     description: str | None = None
+    source_ton: int | None = _UNSET  # None: by the sender ID's kind
+    source_npi: int | None = _UNSET
+    dest_ton: int | None = None
+    dest_npi: int | None = None
+    gsm7_coding: str | None = None
+    concat: str | None = None
+    enquire_link: float | None = None
+    response_timeout: float | None = None
+    bind_retry_after: float | None = None
+
+
+def parse_address_code(text: str | None, flag: str) -> int | None:
+    """``auto`` (None: by the sender ID's kind) or a number; InvalidInput otherwise."""
+    if text is None or text.strip().lower() == "auto":
+        return None
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise InvalidInput(
+            f"{flag}: {text!r} is not a number or auto", problems=[Problem(flag, "a number or auto")]
+        ) from None
 
 
 def _validate(data: SmppInput, problems: list[Problem]) -> None:
@@ -73,6 +96,26 @@ def _validate(data: SmppInput, problems: list[Problem]) -> None:
         problems.append(
             Problem("--multipart-final", f"{data.multipart_final!r} is not one of {', '.join(MULTIPART_FINAL)}")
         )
+    for value, flag, allowed in (
+        (data.source_ton, "--source-ton", TONS),
+        (data.dest_ton, "--dest-ton", TONS),
+        (data.source_npi, "--source-npi", NPIS),
+        (data.dest_npi, "--dest-npi", NPIS),
+    ):
+        if value is not _UNSET and value is not None and value not in allowed:
+            kind = "TON" if "ton" in flag else "NPI"
+            problems.append(Problem(flag, f"{value} is not an SMPP {kind} ({', '.join(map(str, allowed))})"))
+    if data.gsm7_coding is not None and data.gsm7_coding not in GSM7_CODINGS:
+        problems.append(Problem("--gsm7-coding", f"{data.gsm7_coding!r} is not one of {', '.join(GSM7_CODINGS)}"))
+    if data.concat is not None and data.concat not in CONCATS:
+        problems.append(Problem("--concat", f"{data.concat!r} is not one of {', '.join(CONCATS)}"))
+    for value, flag, low, high in (
+        (data.enquire_link, "--enquire-link", 0.1, 3600),
+        (data.response_timeout, "--response-timeout", 0.1, 600),
+        (data.bind_retry_after, "--bind-retry-after", 1, 86400),
+    ):
+        if value is not None and not low <= value <= high:
+            problems.append(Problem(flag, f"must be {low:g} to {high:g} seconds"))
     if data.message_id_format is not None:
         try:
             parse_id_formats(data.message_id_format)
@@ -129,6 +172,15 @@ def add_smpp(session: Session, *, name: str, data: SmppInput) -> VendorConnectio
         status_map=StatusMap.from_dict(data.status_map).as_dict() if data.status_map else {},
         multipart_final=data.multipart_final or "all",
         description=data.description,
+        source_ton=None if data.source_ton is _UNSET else data.source_ton,
+        source_npi=None if data.source_npi is _UNSET else data.source_npi,
+        dest_ton=1 if data.dest_ton is None else data.dest_ton,
+        dest_npi=1 if data.dest_npi is None else data.dest_npi,
+        gsm7_coding=data.gsm7_coding or "gsm7",
+        concat=data.concat or "udh8",
+        enquire_link=30.0 if data.enquire_link is None else data.enquire_link,
+        response_timeout=10.0 if data.response_timeout is None else data.response_timeout,
+        bind_retry_after=300.0 if data.bind_retry_after is None else data.bind_retry_after,
     )
     session.add(row)
     session.flush()
@@ -146,10 +198,16 @@ def update_smpp(
     if name is not None and name != row.name:
         _unique(session, name, exclude_id=row.id)
         row.name = name
-    for field in ("host", "port", "system_id", "system_type", "tls", "bind_mode", "multipart_final", "description"):
+    for field in (
+        *("host", "port", "system_id", "system_type", "tls", "bind_mode", "multipart_final", "description"),
+        *("dest_ton", "dest_npi", "gsm7_coding", "concat", "enquire_link", "response_timeout", "bind_retry_after"),
+    ):
         value = getattr(data, field)
         if value is not None:
             setattr(row, field, value)
+    for field in ("source_ton", "source_npi"):
+        if getattr(data, field) is not _UNSET:
+            setattr(row, field, getattr(data, field))
     if data.rps is not _UNSET:
         row.rps = data.rps
     if data.window is not None:
@@ -209,6 +267,15 @@ def connection_dict(row: VendorConnection) -> dict[str, Any]:
         "default_country": row.default_country,
         "status_map": row.status_map or {},
         "multipart_final": row.multipart_final,
+        "source_ton": "auto" if row.source_ton is None else row.source_ton,
+        "source_npi": "auto" if row.source_npi is None else row.source_npi,
+        "dest_ton": row.dest_ton,
+        "dest_npi": row.dest_npi,
+        "gsm7_coding": row.gsm7_coding,
+        "concat": row.concat,
+        "enquire_link": row.enquire_link,
+        "response_timeout": row.response_timeout,
+        "bind_retry_after": row.bind_retry_after,
         "enabled": row.enabled,
         "description": row.description,
         "created_at": iso(row.created_at),
@@ -251,6 +318,9 @@ def smpp_settings(row: VendorConnection, environ: Mapping[str, str] | None = Non
         "window": row.window_size,
         "status_map": StatusMap.from_dict(row.status_map),
         "id_formats": parse_id_formats(row.message_id_format),
+        "enquire_every": row.enquire_link,
+        "response_timeout": row.response_timeout,
+        "auth_retry_after": row.bind_retry_after,
     }
     kwargs.update(overrides)
     return SmppSettings(**kwargs)
@@ -258,8 +328,8 @@ def smpp_settings(row: VendorConnection, environ: Mapping[str, str] | None = Non
 
 def test_connection(row: VendorConnection, *, timeout: float = 5.0, environ: Mapping[str, str] | None = None) -> dict:
     """Bind, enquire_link, unbind; raises Upstream with the reason on failure."""
-    from cpaas_cli.dispatch.smpp import SmppGateway
+    from cpaas_cli.dispatch.txrx import make_gateway
 
     settings = smpp_settings(row, environ, connect_timeout=timeout, response_timeout=timeout)
-    times = SmppGateway(settings).probe()
+    times = make_gateway(settings).probe()
     return {"name": row.name, "host": row.host, "port": row.port, "bind": row.bind_mode, "ok": True, **times}

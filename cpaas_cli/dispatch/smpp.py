@@ -5,7 +5,8 @@ One :class:`SmppGateway` is one bind, owned by one thread: that thread calls
 PDUs and a socket, nothing more, so this module adds what a vendor link needs:
 
 - a sliding window of unacknowledged submit_sm, correlated by sequence number;
-- a token-bucket RPS limit (``throttle.TokenBucket``);
+- the RPS limit per connection × sender ID, shared by the binds of a process
+  (``throttle.PROCESS_LIMITS``);
 - TCP_NODELAY (smpplib leaves Nagle on, which caps a window at a few hundred/s);
 - enquire_link when the link has been idle, and a dead link detected by
   unanswered requests;
@@ -13,6 +14,8 @@ PDUs and a socket, nothing more, so this module adds what a vendor link needs:
   part again;
 - reconnect with exponential back-off; the submits that were in flight when the
   link dropped are put back at the front of the queue (``stats.requeued``);
+  a bind the SMSC refused for its credentials is tried again only after
+  ``auth_retry_after`` seconds, with an ERROR line (vendors lock accounts);
 - receipts (``esm_class & 0x04``, in deliver_sm or data_sm, each answered with
   its own response PDU) carry the receipted_message_id TLV, else the id of the
   receipt text, as a key (``receipts.normalise_message_id``), stat/err through
@@ -22,6 +25,7 @@ PDUs and a socket, nothing more, so this module adds what a vendor link needs:
 from __future__ import annotations
 
 import itertools
+import logging
 import select
 import socket
 import ssl
@@ -46,14 +50,18 @@ from cpaas_cli.dispatch.gateway import (
     Ticket,
 )
 from cpaas_cli.dispatch.receipts import MESSAGE_STATES, StatusMap, normalise_message_id, parse_receipt_text
-from cpaas_cli.dispatch.throttle import Backoff, Clock, TokenBucket
+from cpaas_cli.dispatch.throttle import PROCESS_LIMITS, Backoff, Clock, SenderLimits, TokenBucket
 from cpaas_cli.errors import Upstream
+
+log = logging.getLogger("cpaas.smpp")
 
 ESME_ROK = 0x00
 ESME_RMSGQFUL = 0x14
 ESME_RTHROTTLED = 0x58
 ESME_RSYSERR = 0x08
 BACK_OFF_STATUSES = frozenset({ESME_RTHROTTLED, ESME_RMSGQFUL})
+# bind_resp statuses that mean "wrong credentials": ESME_RBINDFAIL, ESME_RINVPASWD, ESME_RINVSYSID.
+AUTH_STATUSES = frozenset({0x0D, 0x0E, 0x0F})
 # Answers worth trying again later (another time or another route), not now.
 RETRYABLE_STATUSES = frozenset({ESME_RTHROTTLED, ESME_RMSGQFUL, ESME_RSYSERR})
 
@@ -74,7 +82,7 @@ class SmppSettings:
     password: str = field(repr=False)
     system_type: str = ""
     tls: bool = False
-    bind_mode: str = "trx"  # trx (transceiver) or tx (transmitter)
+    bind_mode: str = "trx"  # trx (transceiver), tx (transmitter) or rx (receiver); tx+rx: see txrx.py
     rps: float | None = None
     window: int = 10
     status_map: StatusMap = field(default_factory=StatusMap)
@@ -83,6 +91,8 @@ class SmppSettings:
     response_timeout: float = 10.0  # a request unanswered this long means a dead link
     enquire_every: float = 30.0  # enquire_link after this much silence
     reconnect: Backoff | None = None  # default: 0.1 s doubling to 30 s
+    auth_retry_after: float = 300.0  # next bind after the SMSC refused the credentials
+    limits: SenderLimits | None = None  # default: shared by the process (PROCESS_LIMITS), or own with a test clock
     throttle_initial: float = 0.05  # first pause after ESME_RTHROTTLED / ESME_RMSGQFUL
     throttle_max: float = 2.0
     max_retries: int = 50  # back-off answers for one part before it is given back as retryable
@@ -110,7 +120,10 @@ class SmppGateway:
         self._inflight: OrderedDict[int, _Item] = OrderedDict()
         self._open_parts: dict[Ticket, int] = {}
         self._tickets = itertools.count(1)
-        self._bucket = TokenBucket(settings.rps, clock=clock)
+        limits = settings.limits or (PROCESS_LIMITS if clock is time.monotonic else SenderLimits(clock))
+        self._limits = limits
+        self._buckets: dict[str, TokenBucket | None] = {}  # sender -> its shared bucket
+        self._auth_failed: str | None = None  # why the last bind was refused for its credentials
         self._reconnect = settings.reconnect or Backoff(0.1, 2.0, 30.0)
         self._throttle = Backoff(settings.throttle_initial, 2.0, settings.throttle_max)
         self._pause_until = 0.0
@@ -135,7 +148,7 @@ class SmppGateway:
         try:
             self._connect()
         except Upstream:
-            self._next_connect = self._clock() + self._reconnect.next()
+            self._next_connect = self._clock() + self._bind_delay()
             raise
 
     def close(self) -> None:
@@ -170,13 +183,23 @@ class SmppGateway:
             logger_name=f"cpaas.smpp.{s.name}",
         )
         where = f"{s.host}:{s.port}"
+        self._auth_failed = None  # set again below when this bind is refused for its credentials
         try:
             client.connect()
             client._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            bind = client.bind_transceiver if s.bind_mode == "trx" else client.bind_transmitter
+            binds = {"trx": client.bind_transceiver, "tx": client.bind_transmitter, "rx": client.bind_receiver}
+            bind = binds[s.bind_mode]
             bind(system_id=s.system_id, password=s.password, system_type=s.system_type)
         except smpplib.exceptions.PDUError as exc:
             self._disconnect_client(client)
+            status = exc.args[1] if len(exc.args) > 1 else None
+            if status in AUTH_STATUSES:
+                self._auth_failed = status_name(status)
+                self.stats.extra["auth_failures"] = self.stats.extra.get("auth_failures", 0) + 1
+                raise Upstream(
+                    f"connection {s.name!r}: bind refused by {where}: {status_name(status)}; "
+                    f"next bind in {s.auth_retry_after:g}s (check system_id and password)"
+                ) from exc
             raise Upstream(f"connection {s.name!r}: bind refused by {where}: {exc.args[0]}") from exc
         except (TimeoutError, *_LINK_ERRORS) as exc:
             self._disconnect_client(client)
@@ -191,6 +214,29 @@ class SmppGateway:
         self._enquire_seq = None
         self._reconnect.reset()
         self.stats.connects += 1
+
+    def _bind_delay(self) -> float:
+        """Seconds until the next bind: the network back-off, or the long pause
+        after refused credentials (a vendor locks an account that keeps trying)."""
+        if self._auth_failed is None:
+            return self._reconnect.next()
+        s = self.settings
+        log.error(
+            "connection %r: the SMSC refused the credentials (%s); next bind in %gs",
+            s.name,
+            self._auth_failed,
+            s.auth_retry_after,
+        )
+        return s.auth_retry_after
+
+    def _bucket(self, sender: str) -> TokenBucket | None:
+        if sender not in self._buckets:
+            self._buckets[sender] = self._limits.bucket(self.settings.name, sender, self.settings.rps)
+        return self._buckets[sender]
+
+    def _take(self, item: _Item) -> bool:
+        bucket = self._bucket(item.message.source)
+        return bucket is None or bucket.take()
 
     @staticmethod
     def _disconnect_client(client: smpplib.client.Client) -> None:
@@ -252,12 +298,16 @@ class SmppGateway:
         now = self._clock()
         if now < self._pause_until:
             return
-        while self._queue and len(self._inflight) < window and self._bucket.take():
+        while self._queue and len(self._inflight) < window and self._take(self._queue[0]):
             item = self._queue.popleft()
             msg = item.message
             part = msg.parts[item.index]
             esm_class = 0x40 if part.udh else 0x00
             receipt = msg.registered_delivery if part.registered_delivery is None else part.registered_delivery
+            sar = {}
+            if part.sar is not None:
+                ref, total, seq = part.sar
+                sar = {"sar_msg_ref_num": ref, "sar_total_segments": total, "sar_segment_seqnum": seq}
             pdu = smpplib.smpp.make_pdu(
                 "submit_sm",
                 client=client,
@@ -272,6 +322,7 @@ class SmppGateway:
                 data_coding=part.data_coding,
                 registered_delivery=1 if receipt else 0,
                 short_message=part.udh + part.payload,
+                **sar,
             )
             item.sent_at = now
             self._inflight[pdu.sequence] = item
@@ -293,7 +344,7 @@ class SmppGateway:
                         self._connect()
                         self._events.append(LinkChanged(up=True, detail="bound"))
                     except Upstream as exc:
-                        self._next_connect = self._clock() + self._reconnect.next()
+                        self._next_connect = self._clock() + self._bind_delay()
                         self._events.append(LinkChanged(up=False, detail=exc.message))
                 if self._client is None:
                     if self._events or now >= deadline or not self._wanted:
@@ -337,7 +388,8 @@ class SmppGateway:
             if now < self._pause_until:
                 wait = min(wait, self._pause_until - now)
             elif len(self._inflight) < max(1, self.settings.window):
-                wait = min(wait, self._bucket.delay())
+                bucket = self._bucket(self._queue[0].message.source)
+                wait = min(wait, bucket.delay() if bucket is not None else 0.0)
         return max(0.0, wait)
 
     def _read(self, wait: float) -> None:

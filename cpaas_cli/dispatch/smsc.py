@@ -4,12 +4,17 @@ It runs in its own thread with its own asyncio loop, on 127.0.0.1 by default,
 for a bounded lifetime. It accepts every bind (smpp34 checks no credentials),
 answers submit_sm with generated message ids (hex or decimal, optionally
 zero-padded and upper-case, to exercise id normalisation), sends delivery
-receipts after a delay with a deterministic mix of final states (by TLV and
-text, or text only; with the ids in the other base; as deliver_sm or, through
-``smsc_relay``, as data_sm), can inject MO messages (with a national-format
-source: TON 2), can answer the next N submits with an error (ESME_RTHROTTLED,
+receipts after a delay (on the submitting session, or for a transmitter on a
+receiver bound with the same system_id) with a deterministic mix of final
+states (by TLV and text, or text only; with the ids in the other base; as
+deliver_sm or, through ``smsc_relay``, as data_sm), can inject MO messages
+(with a national-format source: TON 2), can answer the next N submits with an
+error (ESME_RTHROTTLED,
 ESME_RMSGQFUL, ...), and can stop answering after a number of submits (to
-leave submits unacknowledged when the process is killed).
+leave submits unacknowledged when the process is killed). Every accepted
+submit_sm is recorded with its addressing and coding fields (``submit_log``).
+With a ``password``, a gate in front of the smpp34 server answers a bind with
+another password ESME_RINVPASWD and closes (``counters.binds_refused``).
 
 Long messages (parts told by a UDH concatenation header, 8- or 16-bit
 reference, or by SAR TLVs): ``receipt_parts`` ``first`` or ``last`` sends one
@@ -30,6 +35,7 @@ import asyncio
 import concurrent.futures
 import itertools
 import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -41,6 +47,8 @@ ESME_RMSGQFUL = 0x14
 ESME_RTHROTTLED = 0x58
 ESME_RSUBMITFAIL = 0x45
 RECEIPT_PARTS = ("all", "first", "last")
+ESME_RINVPASWD = 0x0E
+BIND_COMMANDS = (0x00000001, 0x00000002, 0x00000009)  # bind_receiver, bind_transmitter, bind_transceiver
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -89,6 +97,7 @@ class SmscOptions:
     receipt_parts: str = "all"  # long messages: a receipt for every part, or for the first / last part only
     refuse_part: int | None = None  # refuse this part (1-based) of every long message
     refuse_status: int = ESME_RSUBMITFAIL
+    password: str | None = None  # refuse binds with another password (ESME_RINVPASWD); None accepts all
 
 
 @dataclass
@@ -103,6 +112,26 @@ class SmscCounters:
     data_sm: int = 0  # receipts sent as data_sm
     data_sm_resp: int = 0  # ... answered with data_sm_resp
     wrong_resp: int = 0  # ... answered with another response (deliver_sm_resp)
+    binds_refused: int = 0
+
+
+@dataclass(frozen=True)
+class SubmitRecord:
+    """What an accepted submit_sm carried (tests check addressing and coding)."""
+
+    at: float  # time.monotonic() when the SMSC read it
+    message_id: str
+    source: str
+    source_ton: int
+    source_npi: int
+    destination: str
+    dest_ton: int
+    dest_npi: int
+    esm_class: int
+    data_coding: int
+    registered_delivery: int
+    short_message: bytes
+    tlvs: dict[int, bytes]
 
 
 class SimSmsc:
@@ -115,6 +144,7 @@ class SimSmsc:
         self.submitted: list[tuple[str, str, bytes, int, int]] = []  # (id, dest, body, esm_class, data_coding)
         self.receipted: list[tuple[str, str, str]] = []  # (submit id, dest, stat) per receipt sent
         self.registered: dict[str, int] = {}  # accepted message id -> the registered_delivery it asked for
+        self.submit_log: list[SubmitRecord] = []
         self._ids = itertools.count(self.options.first_id)
         self._seq = itertools.count()
         self._fail: list[tuple[int, int]] = []  # [(count, status)]
@@ -129,6 +159,7 @@ class SimSmsc:
         self._stop: asyncio.Event | None = None
         self._lock = threading.Lock()
         self._record = None
+        self._inner_port: int | None = None
 
     # ------------------------------------------------------------ control (any thread)
 
@@ -205,6 +236,13 @@ class SimSmsc:
 
             port = free_port(o.host)
             relay = DataSmRelay(o.host, o.port, port, self.counters)
+        gate = None
+        if o.password is not None and relay is not None:
+            raise ValueError("the simulated SMSC cannot check passwords and send data_sm receipts at once")
+        if o.password is not None:  # the gate listens on the port; smpp34 behind it
+            port = free_port(o.host)
+            self._inner_port = port
+            gate = await asyncio.start_server(self._gate, o.host, o.port)
         server = smpp34.Server(host=o.host, port=port, system_id=o.system_id, inbound_capacity=o.inbound_capacity)
         await server.start()
         if relay is not None:
@@ -232,7 +270,41 @@ class SimSmsc:
                 self._record.close()
             if relay is not None:
                 await relay.stop()
+            if gate is not None:
+                gate.close()
             await server.stop()
+
+    async def _gate(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Check the password of the first PDU (a bind); refuse it, or pipe the
+        session to the smpp34 server unchanged."""
+        try:
+            head = await reader.readexactly(16)
+            length, command, _status, seq = struct.unpack(">IIII", head)
+            body = await reader.readexactly(length - 16)
+            fields = body.split(b"\0")
+            password = fields[1].decode("latin-1") if len(fields) > 1 else ""
+            if command in BIND_COMMANDS and password != self.options.password:
+                self.counters.binds_refused += 1
+                resp = b"CPAASSIM\0"
+                writer.write(struct.pack(">IIII", 16 + len(resp), command | 0x80000000, ESME_RINVPASWD, seq) + resp)
+                await writer.drain()
+                return
+            up_reader, up_writer = await asyncio.open_connection(self.options.host, self._inner_port)
+            up_writer.write(head + body)
+
+            async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+                try:
+                    while data := await src.read(65536):
+                        dst.write(data)
+                        await dst.drain()
+                finally:
+                    dst.close()
+
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
 
     def _spawn(self, coro) -> None:
         task = asyncio.ensure_future(coro)
@@ -295,12 +367,29 @@ class SimSmsc:
         self.counters.accepted += 1
         self.submitted.append((mid, ev.destination_addr, ev.short_message, ev.esm_class, ev.data_coding))
         self.registered[mid] = ev.registered_delivery
+        self.submit_log.append(
+            SubmitRecord(
+                at=time.monotonic(),
+                message_id=mid,
+                source=ev.source_addr,
+                source_ton=ev.source_addr_ton,
+                source_npi=ev.source_addr_npi,
+                destination=ev.destination_addr,
+                dest_ton=ev.dest_addr_ton,
+                dest_npi=ev.dest_addr_npi,
+                esm_class=ev.esm_class,
+                data_coding=ev.data_coding,
+                registered_delivery=ev.registered_delivery,
+                short_message=bytes(ev.short_message),
+                tlvs={t.tag: bytes(t.value) for t in (ev.tlvs or [])},
+            )
+        )
         if o.record_path:
             if self._record is None:
                 self._record = open(o.record_path, "a", buffering=1)  # noqa: SIM115 (closed in _main)
             self._record.write(f"{mid} {ev.destination_addr}\n")
         if o.receipts and ev.registered_delivery & 0x01 and self._reports(concat):
-            esme = self._esmes.get(ev.session_id)
+            esme = self._receiver(ev.session_id)
             if esme is not None:
                 stat = self._stat()
                 self._spawn(self._receipt(esme, mid, ev.source_addr, ev.destination_addr, stat))
@@ -311,6 +400,14 @@ class SimSmsc:
             return True
         _ref, total, seq = concat
         return seq == (1 if self.options.receipt_parts == "first" else total)
+
+    def _receiver(self, session_id: str) -> smpp34.Esme | None:
+        """Where the receipt of a submit goes: its own session when that can
+        receive (transceiver), else a receiver bound with the same system_id."""
+        own = self._esmes.get(session_id)
+        if own is None or own.can_receive:
+            return own
+        return next((e for e in self._esmes.values() if e.can_receive and e.system_id == own.system_id), None)
 
     def _stat(self) -> str:
         mix = self.options.stat_mix

@@ -1,10 +1,12 @@
-"""Pacing helpers for vendor connections: a token-bucket rate limiter and an
-exponential back-off. Both are pure (no I/O, no sleeping) and take an injectable
+"""Pacing helpers for vendor connections: a token-bucket rate limiter, the
+per connection × sender ID limits shared by every worker of a process, and an
+exponential back-off. All are pure (no I/O, no sleeping) and take an injectable
 clock, so they are tested with a fake one.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -25,6 +27,7 @@ class TokenBucket:
         self._clock = clock
         self._tokens = self.burst
         self._at = clock()
+        self._lock = threading.Lock()  # shared by the workers of a connection (SenderLimits)
 
     def _refill(self) -> None:
         now = self._clock()
@@ -36,19 +39,47 @@ class TokenBucket:
         """Take ``n`` tokens if they are there; never waits."""
         if self.rate is None:
             return True
-        self._refill()
-        if self._tokens >= n:
-            self._tokens -= n
-            return True
-        return False
+        with self._lock:
+            self._refill()
+            if self._tokens >= n:
+                self._tokens -= n
+                return True
+            return False
 
     def delay(self, n: float = 1.0) -> float:
         """Seconds until ``n`` tokens will be available (0 when they are now)."""
         if self.rate is None:
             return 0.0
-        self._refill()
-        missing = n - self._tokens
+        with self._lock:
+            self._refill()
+            missing = n - self._tokens
         return 0.0 if missing <= 0 else missing / self.rate
+
+
+class SenderLimits:
+    """The RPS limit of DSP-02: per connection × sender ID, whatever the number
+    of workers (binds) that send for that pair. Every gateway of a process asks
+    the same instance (:data:`PROCESS_LIMITS`) and so takes from the same bucket;
+    separate processes have separate buckets (see the README)."""
+
+    def __init__(self, clock: Clock = time.monotonic):
+        self._clock = clock
+        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+        self._lock = threading.Lock()
+
+    def bucket(self, connection: str, sender: str, rate: float | None) -> TokenBucket | None:
+        """The shared bucket of (connection, sender) at ``rate`` per second; None when unlimited."""
+        if not rate:
+            return None
+        key = (connection, sender)
+        with self._lock:
+            got = self._buckets.get(key)
+            if got is None or got.rate != float(rate):  # a changed limit starts a new bucket
+                got = self._buckets[key] = TokenBucket(rate, clock=self._clock)
+            return got
+
+
+PROCESS_LIMITS = SenderLimits()
 
 
 class Backoff:

@@ -56,12 +56,13 @@ from cpaas_cli.db.engine import make_session
 from cpaas_cli.dispatch import gateway as gw
 from cpaas_cli.dispatch import multipart as mp
 from cpaas_cli.dispatch.models import VendorConnection
+from cpaas_cli.dispatch.outbound import GATEWAY_CHANNELS, OutboundBuilder
 from cpaas_cli.dispatch.receipt_match import IdRelation, ReceiptMatcher
 from cpaas_cli.dispatch.receipts import parse_id_formats
 from cpaas_cli.edr import service as edrs
 from cpaas_cli.edr.models import Edr
 from cpaas_cli.errors import Upstream
-from cpaas_cli.messaging.segments import RefAllocator, split
+from cpaas_cli.messaging.segments import RefAllocator
 
 log = logging.getLogger("cpaas.serve")
 
@@ -160,6 +161,7 @@ class Worker:
         )
         self._matcher = ReceiptMatcher(connection.id, default_route=self.o.default_route, learn=learn)
         self._default_country = getattr(connection, "default_country", None)
+        self._outbound = OutboundBuilder(connection)  # TON/NPI, coding, concatenation, flash, receipts per part
         self._accepted: list[tuple[int, int, str]] = []  # (queue id, edr id, vendor id)
         self._failed: list[tuple[int, int, str, str]] = []  # (queue id, edr id, vendor error, reason)
         self._receipts: list[gw.DeliveryReceipt] = []
@@ -261,7 +263,7 @@ class Worker:
         route = Q.c.connection_id == self.connection_id
         if self.o.default_route:
             route = sa.or_(route, Q.c.connection_id.is_(None))
-        running = sa.select(C.c.id).where(C.c.state == "in_progress")
+        running = sa.select(C.c.id).where(C.c.state == "in_progress", C.c.channel.in_(GATEWAY_CHANNELS))
         pick = (
             sa.select(Q.c.id)
             .where(Q.c.state == "queued", route, Q.c.campaign_id.in_(running))
@@ -324,7 +326,7 @@ class Worker:
             recs = []
             for r, i in zip(new, ids, strict=True):
                 company_id, agreement_id, channel = self._campaign(s, r[1])
-                recs.append(_edr_row(i, r, company_id, agreement_id, channel, now))
+                recs.append(self._outbound.as_sent(s, r, _edr_row(i, r, company_id, agreement_id, channel, now)))
                 edr_of[r[0]] = i
             self._charge(s, recs, now)
         # What rating refused (credit, no rate, blocked) is not sent.
@@ -365,21 +367,12 @@ class Worker:
             send.append((r, eid))
         for cid in sorted(failed_campaigns):
             self._fail_campaign(s, cid, now)
+        self._outbound.prepare(s, [r[1] for r, _eid in send])
         s.commit()
         for r, eid in send:
-            qid, _cid, phone, _country, sender, text = r[:6]
-            parts = split(text, ref=self._refs)
-            asks = mp.receipt_flags(self.multipart_final, len(parts))
-            msg = gw.OutboundMessage(
-                source=sender,
-                destination=phone,
-                parts=tuple(gw.Part(p.payload, p.udh, p.data_coding, a) for p, a in zip(parts, asks, strict=True)),
-                ref=qid,
-                source_ton=1 if sender.isdigit() else 5,
-                source_npi=1 if sender.isdigit() else 0,
-            )
+            msg = self._outbound.build(s, r, self._refs)
             ticket = gateway.submit(msg)
-            self._tickets[ticket] = mp.Answers(qid, eid, len(parts))
+            self._tickets[ticket] = mp.Answers(r[0], eid, len(msg.parts))
         return len(rows)
 
     def _charge(self, s: Session, recs: list[dict], now: datetime) -> None:

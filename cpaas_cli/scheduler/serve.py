@@ -200,9 +200,9 @@ def _gateway_factory(options: ServeOptions, row: VendorConnection) -> Callable[[
     settings = connections.smpp_settings(row)  # resolves the password now: fail early
 
     def make():
-        from cpaas_cli.dispatch.smpp import SmppGateway
+        from cpaas_cli.dispatch.txrx import make_gateway
 
-        return SmppGateway(settings)
+        return make_gateway(settings)
 
     return make
 
