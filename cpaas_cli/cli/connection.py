@@ -21,6 +21,11 @@ class Bind(str, Enum):
     tx = "tx"
 
 
+class AfterCrash(str, Enum):
+    resend = "resend"
+    hold = "hold"
+
+
 NameArg = Annotated[str, typer.Argument(help="Connection name (or id).")]
 HostOpt = Annotated[str | None, typer.Option("--host", help="SMSC host name or address.")]
 PortOpt = Annotated[int | None, typer.Option("--port", help="SMSC TCP port.")]
@@ -54,6 +59,15 @@ IdFormatOpt = Annotated[
     ),
 ]
 DescriptionOpt = Annotated[str | None, typer.Option("--description", help="Free text.")]
+AfterCrashOpt = Annotated[
+    AfterCrash | None,
+    typer.Option(
+        "--after-crash",
+        help="Messages that may have been sent when serve died without storing their submit_sm_resp: "
+        "resend (at least once, the default) or hold (state unknown until `campaign release-unknown` or "
+        "`campaign fail-unknown`).",
+    ),
+]
 
 
 def _ask_password() -> str:
@@ -79,6 +93,7 @@ def add_smpp(
     window: WindowOpt = None,
     status_map: StatusMapOpt = None,
     message_id_format: IdFormatOpt = None,
+    after_crash: AfterCrashOpt = None,
     description: DescriptionOpt = None,
     output: OutputOpt = None,
 ) -> None:
@@ -96,6 +111,7 @@ def add_smpp(
         message_id_format=message_id_format,
         status_map=_status_map(status_map),
         description=description,
+        after_crash=after_crash.value if after_crash else None,
     )
     if password_env is None:
         data.password = _ask_password()
@@ -152,6 +168,7 @@ def update(
     window: WindowOpt = None,
     status_map: StatusMapOpt = None,
     message_id_format: IdFormatOpt = None,
+    after_crash: AfterCrashOpt = None,
     description: DescriptionOpt = None,
     output: OutputOpt = None,
 ) -> None:
@@ -168,6 +185,7 @@ def update(
         message_id_format=message_id_format,
         status_map=_status_map(status_map),
         description=description,
+        after_crash=after_crash.value if after_crash else None,
     )
     if no_rps_limit:
         data.rps = None

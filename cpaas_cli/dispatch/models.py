@@ -12,6 +12,7 @@ from cpaas_cli.db.types import BigIntPK
 
 CONNECTION_KINDS = ("smpp", "http")
 BIND_MODES = ("trx", "tx")
+AFTER_CRASH = ("resend", "hold")
 
 
 class VendorConnection(Timestamped, table=True):
@@ -23,6 +24,7 @@ class VendorConnection(Timestamped, table=True):
         sa.CheckConstraint("port BETWEEN 1 AND 65535", name="port"),
         sa.CheckConstraint("window_size BETWEEN 1 AND 10000", name="window_size"),
         sa.CheckConstraint("rps IS NULL OR rps > 0", name="rps"),
+        sa.CheckConstraint("after_crash IN ('resend', 'hold')", name="after_crash"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -42,6 +44,9 @@ class VendorConnection(Timestamped, table=True):
     window_size: int = 10  # unacknowledged submit_sm at most ("window" is reserved in PostgreSQL)
     message_id_format: str = Field(default="auto", max_length=16)
     status_map: dict = Field(default_factory=dict, sa_type=sa.JSON)
+    # Messages whose submit may have left without its submit_sm_resp stored when
+    # serve died: "resend" (at least once) or "hold" (state unknown, the operator decides).
+    after_crash: str = Field(default="resend", max_length=8, sa_column_kwargs={"server_default": "resend"})
     enabled: bool = True
     description: str | None = None
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from cpaas_cli.dispatch.models import BIND_MODES, VendorConnection
+from cpaas_cli.dispatch.models import AFTER_CRASH, BIND_MODES, VendorConnection
 from cpaas_cli.dispatch.receipts import StatusMap, parse_id_formats
 from cpaas_cli.errors import Conflict, InvalidInput, Problem, require
 from cpaas_cli.refs import by_ref
@@ -44,6 +44,7 @@ class SmppInput:
     message_id_format: str | None = None
     status_map: Mapping[str, Any] | None = None
     description: str | None = None
+    after_crash: str | None = None  # resend | hold
 
 
 def _validate(data: SmppInput, problems: list[Problem]) -> None:
@@ -66,6 +67,8 @@ def _validate(data: SmppInput, problems: list[Problem]) -> None:
         problems.append(Problem("--rps", "must be positive (leave it out for no limit)"))
     if data.window is not None and not 1 <= data.window <= 10000:
         problems.append(Problem("--window", "must be 1 to 10000"))
+    if data.after_crash is not None and data.after_crash not in AFTER_CRASH:
+        problems.append(Problem("--after-crash", f"{data.after_crash!r} is not one of {', '.join(AFTER_CRASH)}"))
     if data.message_id_format is not None:
         try:
             parse_id_formats(data.message_id_format)
@@ -117,6 +120,7 @@ def add_smpp(session: Session, *, name: str, data: SmppInput) -> VendorConnectio
         window_size=data.window or 10,
         message_id_format=(data.message_id_format or "auto").lower(),
         status_map=StatusMap.from_dict(data.status_map).as_dict() if data.status_map else {},
+        after_crash=data.after_crash or "resend",
         description=data.description,
     )
     session.add(row)
@@ -135,7 +139,7 @@ def update_smpp(
     if name is not None and name != row.name:
         _unique(session, name, exclude_id=row.id)
         row.name = name
-    for field in ("host", "port", "system_id", "system_type", "tls", "bind_mode", "description"):
+    for field in ("host", "port", "system_id", "system_type", "tls", "bind_mode", "after_crash", "description"):
         value = getattr(data, field)
         if value is not None:
             setattr(row, field, value)
@@ -192,6 +196,7 @@ def connection_dict(row: VendorConnection) -> dict[str, Any]:
         "window": row.window_size,
         "message_id_format": row.message_id_format,
         "status_map": row.status_map or {},
+        "after_crash": row.after_crash,
         "enabled": row.enabled,
         "description": row.description,
         "created_at": iso(row.created_at),
