@@ -20,7 +20,10 @@ A dead worker's queue rows are in one of two states (see ``flow.py``):
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+import os
+import socket
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,6 +41,12 @@ E = Edr.__table__
 VC = VendorConnection.__table__
 FINAL = ("delivered", "undelivered", "failed", "seen")
 CHUNK = 5000
+
+log = logging.getLogger("cpaas.serve")
+
+
+def host_id() -> str:
+    return socket.gethostname()[:60]
 
 
 def _modes(session: Session) -> tuple[dict[int, str], str]:
@@ -79,6 +88,51 @@ def settle(session: Session, dead: list[int], now: datetime) -> dict[str, int]:
             out[key] += got
             out["recovered"] += got
     return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover(session: Session, *, stale_after: float = 600.0, now: datetime | None = None) -> dict[str, int]:
+    """Take back the rows of dead workers: those of this host whose process is
+    gone, and any claim older than ``stale_after`` seconds; :func:`settle`
+    requeues them or holds them (per connection). Returns counts: ``unsent``
+    (claimed, never sent), ``unacknowledged`` (sent again without a stored
+    submit_sm_resp: possible duplicates), ``held`` (state unknown). No commit."""
+    now = now or clock.now()
+    me = host_id()
+    rows = session.execute(
+        sa.select(Q.c.id, Q.c.claimed_by, Q.c.claimed_at).where(Q.c.state.in_(["claimed", "sending"]))
+    ).all()
+    dead = []
+    for qid, who, at in rows:
+        host, _, rest = (who or "").partition(":")
+        pid = rest.partition(":")[0]
+        if host == me and pid.isdigit() and int(pid) == os.getpid():
+            continue
+        if (host == me and pid.isdigit() and not _alive(int(pid))) or (
+            at is not None and at < now - timedelta(seconds=stale_after)
+        ):
+            dead.append(qid)
+    got = settle(session, dead, now)
+    if not dead:
+        return got
+    record(session, action="recover", object_type="outbound_message", new={"rows": len(dead), **got})
+    log.warning(
+        "recovered %d messages of dead workers: %d never sent, %d sent again without submit_sm_resp, %d held as unknown",
+        got["recovered"],
+        got["unsent"],
+        got["unacknowledged"],
+        got["held"],
+    )
+    return got
 
 
 def _unknown(session: Session, campaign_id: int) -> list[int]:

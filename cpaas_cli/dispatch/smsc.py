@@ -79,6 +79,7 @@ class SmscOptions:
     receipt_delay: float = 0.0
     receipt_tlv: bool = True  # receipted_message_id + message_state TLVs (else text only)
     receipt_id_format: str | None = None  # write receipt ids in another base (hex/dec) than submit ids
+    receipt_copies: int = 1  # send each receipt this many times (vendors that deliver again)
     stat_mix: list[tuple[str, int]] = field(default_factory=lambda: [("DELIVRD", 1)])
     hold_after: int | None = None  # leave every submit after this many unanswered
     lifetime: float = 300.0
@@ -293,7 +294,8 @@ class SimSmsc:
             esme = self._esmes.get(ev.session_id)
             if esme is not None:
                 stat = self._stat()
-                self._spawn(self._receipt(esme, mid, ev.source_addr, ev.destination_addr, stat))
+                for _ in range(max(1, o.receipt_copies)):
+                    self._spawn(self._receipt(esme, mid, ev.source_addr, ev.destination_addr, stat))
 
     def _stat(self) -> str:
         mix = self.options.stat_mix

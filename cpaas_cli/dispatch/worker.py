@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 import time
 from collections import Counter
@@ -56,6 +55,7 @@ from cpaas_cli.campaigns.models import OutboundMessage as QueueRow
 from cpaas_cli.db.engine import make_session
 from cpaas_cli.dispatch import aftercrash
 from cpaas_cli.dispatch import gateway as gw
+from cpaas_cli.dispatch.aftercrash import host_id
 from cpaas_cli.dispatch.flow import Flow
 from cpaas_cli.dispatch.models import InboundMessage, VendorConnection
 from cpaas_cli.dispatch.receipts import DELIVERED, ENROUTE
@@ -78,10 +78,6 @@ DEFAULT_START_WORDS = ("START", "SUBSCRIBE", "UNSTOP", "ALTA")
 
 def external_id(queue_id: int) -> str:
     return f"om:{queue_id}"
-
-
-def host_id() -> str:
-    return socket.gethostname()[:60]
 
 
 def worker_name(n: int) -> str:
@@ -761,49 +757,8 @@ def _edr_row(edr_id: int, r, company_id: int, agreement_id: int | None, channel:
 # ---------------------------------------------------------------- housekeeping
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def recover(session: Session, *, stale_after: float = 600.0, now: datetime | None = None) -> dict[str, int]:
-    """Take back the rows of dead workers: those of this host whose process is
-    gone, and any claim older than ``stale_after`` seconds; ``aftercrash.settle``
-    requeues them or holds them (per connection). Returns counts: ``unsent``
-    (claimed, never sent), ``unacknowledged`` (sent again without a stored
-    submit_sm_resp: possible duplicates), ``held`` (state unknown). No commit."""
-    now = now or clock.now()
-    me = host_id()
-    rows = session.execute(
-        sa.select(Q.c.id, Q.c.claimed_by, Q.c.claimed_at).where(Q.c.state.in_(["claimed", "sending"]))
-    ).all()
-    dead = []
-    for qid, who, at in rows:
-        host, _, rest = (who or "").partition(":")
-        pid = rest.partition(":")[0]
-        if host == me and pid.isdigit() and int(pid) == os.getpid():
-            continue
-        if (host == me and pid.isdigit() and not _alive(int(pid))) or (
-            at is not None and at < now - timedelta(seconds=stale_after)
-        ):
-            dead.append(qid)
-    got = aftercrash.settle(session, dead, now)
-    if not dead:
-        return got
-    record(session, action="recover", object_type="outbound_message", new={"rows": len(dead), **got})
-    log.warning(
-        "recovered %d messages of dead workers: %d never sent, %d sent again without submit_sm_resp, %d held as unknown",
-        got["recovered"],
-        got["unsent"],
-        got["unacknowledged"],
-        got["held"],
-    )
-    return got
+# recover() lives in aftercrash.py (what happens to a dead worker's messages).
+recover = aftercrash.recover
 
 
 def expire_receipts(session: Session, *, older_than: float, now: datetime | None = None) -> int:
