@@ -50,7 +50,7 @@ class Flow:
 
     def due(self, now: float, inflight: int, inbound: int) -> bool:
         """Whether the worker should commit now: half the window is waiting for
-        a commit, or nothing else is in flight to wait for, or a result or inbound
+        a commit, or no submit is in flight to wait for, or a result or inbound
         message has waited ``hold_for`` seconds. (Grouping keeps commits to a few
         per window; waiting longer would only stall the window and the answers.)"""
         if not (self.answered_parts or inbound):
@@ -60,7 +60,7 @@ class Flow:
             self.waiting_since = now
         return (
             2 * self.answered_parts >= self.window
-            or (self.answered_parts and not inflight)
+            or not inflight  # nothing else to wait for
             or inbound >= 256
             or now - self.waiting_since >= self.hold_for
         )

@@ -31,6 +31,7 @@ import itertools
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -351,8 +352,11 @@ class SimSmsc:
             self.counters.mo += 1
         if self.options.kill_on_ack:
             path, self.options.kill_on_ack = self.options.kill_on_ack, None
-            with open(path) as f:
-                os.kill(int(f.read().strip()), signal.SIGKILL)
+            try:
+                with open(path) as f:
+                    os.kill(int(f.read().strip()), signal.SIGKILL)
+            except (OSError, ValueError) as exc:
+                print(f"smsc: --kill-on-ack {path}: {exc}", file=sys.stderr)
         if self.options.record_acks:
             if self._acks is None:
                 self._acks = open(self.options.record_acks, "a", buffering=1)  # noqa: SIM115 (closed in _main)
