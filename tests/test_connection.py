@@ -199,3 +199,15 @@ def test_connection_test_without_the_password_variable_is_invalid_input(cli):
     add(cli, "envless", "--password-env", "CPAAS_TEST_SURELY_UNSET")
     r = cli("connection", "test", "envless", env={"CPAAS_TEST_SURELY_UNSET": None}, expect=4)
     assert "CPAAS_TEST_SURELY_UNSET is not set" in r.stderr
+
+
+def test_after_crash_is_stored_shown_and_changed(cli):
+    row = add(cli, "acme", "--password-env", "ACME_PW")
+    assert row["after_crash"] == "resend"  # at least once unless told otherwise
+    assert add(cli, "promo", "--password-env", "P", "--after-crash", "hold")["after_crash"] == "hold"
+    assert cli.json("connection", "update", "acme", "--after-crash", "hold")["after_crash"] == "hold"
+    assert cli.json("connection", "show", "acme")["after_crash"] == "hold"
+    assert cli.json("connection", "update", "acme", "--window", "5")["after_crash"] == "hold"  # kept
+    r = cli("connection", "update", "acme", "--after-crash", "drop", expect=2)
+    assert "--after-crash" in r.stderr
+    assert cli.json("connection", "show", "acme")["after_crash"] == "hold"

@@ -258,3 +258,33 @@ def test_an_mo_says_the_type_of_number_of_its_source(smsc):
         ("34600000001", 1),
         ("600000001", 2),
     ]
+
+
+def test_deferred_answers_wait_for_ack_and_unanswered_ones_come_again_after_a_rebind(smsc):
+    """defer_acks: a deliver_sm is answered only by ack(); a link that drops
+    before it leaves it unanswered, and the SMSC sends it again on the next bind.
+    An ack never answers on a later link than the PDU's."""
+    gw = SmppGateway(settings(smsc.port, defer_acks=True))
+    gw.open()
+    assert smsc.wait_bound()
+    smsc.inject_mo("33600000001", "CPAAS", "STOP")
+    (first,) = [e for e in drive(gw, lambda ev: count(ev, MobileOriginated) == 1) if isinstance(e, MobileOriginated)]
+    assert first.ack is not None and first.ack.command == "deliver_sm"
+    end = time.monotonic() + 0.3
+    while time.monotonic() < end:  # polling alone never answers it
+        gw.poll(0.05)
+    assert smsc.counters.mo == 0 and gw.stats.acked == 0
+
+    gw.close()  # as if serve died before storing it
+    gw.open()
+    (again,) = [e for e in drive(gw, lambda ev: count(ev, MobileOriginated) == 1) if isinstance(e, MobileOriginated)]
+    assert (again.source, again.text) == (first.source, first.text)
+    assert smsc.counters.unanswered == 1 and smsc.counters.redelivered == 1
+    assert gw.ack([first]) == 0  # the first link's sequence number means nothing now
+    assert gw.ack([again]) == 1
+    end = time.monotonic() + DEADLINE
+    while smsc.counters.mo < 1:
+        assert time.monotonic() < end, "the SMSC never got the answer"
+        gw.poll(0.05)
+    gw.close()
+    assert smsc.counters.mo == 1 and smsc.counters.unanswered == 1

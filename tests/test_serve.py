@@ -293,3 +293,39 @@ def test_a_worker_reloads_rate_plans_after_their_ttl():
     assert w._plans is first
     time.sleep(0.25)
     assert w._plans is not first and w._plans.session is w._session
+
+
+def test_a_receipt_delivered_twice_is_applied_and_rated_once(cli, db_url, tmp_path):
+    """An SMSC that delivers a receipt again (after a lost answer, or by habit):
+    the EDR keeps its first final state and a delivered-rule price is charged once."""
+    tree = tmp_path / "delivered.yaml"
+    tree.write_text(EXAMPLE1.read_text().replace("billing_rule: submitted", "billing_rule: delivered"))
+    opts = SmscOptions(port=free_port(), id_width=10, lifetime=60, receipt_copies=2)
+    opts.stat_mix = parse_stat_mix("DELIVRD=1,UNDELIV=1")
+    with SimSmsc(opts) as sim:
+        owner_le(cli)
+        client(cli)
+        cli.json("agreement", "create", "AG-1", "--company", "Client A", "--currency", "EUR", "--from", "2026-01-01")
+        cli.json("service", "create", "SMS service", "--type", "payg", "--currency", "EUR")
+        cli.json("service", "scope", "add", "SMS service", "--from", "2026-01-01")
+        cli("service", "tree", "apply", "SMS service", str(tree))
+        cli.json("agreement", "enable", "SMS service", "--agreement", "AG-1", "--from", "2026-01-01")
+        cli.json(
+            "connection", "add-smpp", "sim", "--host", "127.0.0.1", "--port", str(sim.port), "--system-id", "cpaas",
+            "--password-env", "SIM_PW", "--message-id-format", "hex",
+        )  # fmt: skip
+        cli.json(
+            "sender", "add", "ACME", "--company", "Client A", "--agreement", "AG-1", "--active", "--connection", "sim"
+        )
+        phones = [f"3460{i:07d}" for i in range(40)]
+        campaign(cli, tmp_path, phones, "Twice", "twice")
+        serve_once(cli)
+        assert sim.counters.receipts == 80  # every receipt sent twice, and each answered
+    rows = edrs(db_url)
+    assert Counter(r["status"] for r in rows) == {"delivered": 20, "undelivered": 20}
+    c = Charge.__table__
+    with get_engine(db_url).connect() as conn:
+        charges = Counter(conn.execute(sa.select(c.c.edr_id).where(c.c.kind == "edr")).scalars())
+    delivered = {r["id"] for r in rows if r["status"] == "delivered"}
+    assert set(charges) == delivered and max(charges.values()) == 1
+    assert sum(r["cost"] or 0 for r in rows) == 20 * 40_000

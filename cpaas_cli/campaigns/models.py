@@ -32,7 +32,10 @@ CAMPAIGN_STATES = (
     "failed",
     "canceled",
 )
-QUEUE_STATES = ("queued", "claimed", "submitted", "done", "failed")
+# claimed: an EDR exists, nothing sent; sending: recorded before the submit leaves
+# (its submit_sm_resp not stored yet); unknown: a "sending" row of a crashed
+# worker on a connection with after_crash=hold, for the operator to release or fail.
+QUEUE_STATES = ("queued", "claimed", "sending", "submitted", "unknown", "done", "failed")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:

@@ -872,7 +872,9 @@ def complete_finished(session: Session, *, now: datetime | None = None) -> list[
     """Mark completed every running campaign with no message left to send (for dispatch)."""
     now = now or clock.now()
     o = OutboundMessage.__table__
-    pending = sa.select(o.c.id).where(o.c.campaign_id == Campaign.id, o.c.state.in_(["queued", "claimed", "submitted"]))
+    pending = sa.select(o.c.id).where(
+        o.c.campaign_id == Campaign.id, o.c.state.in_(["queued", "claimed", "sending", "submitted", "unknown"])
+    )
     done = session.exec(select(Campaign).where(Campaign.state == "in_progress", ~sa.exists(pending))).all()
     for c in done:
         c.state = "completed"

@@ -242,6 +242,33 @@ def cancel(ctx: typer.Context, campaign: CampaignArg, output: OutputOpt = None) 
     _simple(ctx, campaign, "cancel", output)
 
 
+def _held(ctx: typer.Context, campaign: str, action: str, output) -> None:
+    from cpaas_cli.dispatch import aftercrash
+
+    with session(ctx) as s:
+        row = campaigns.get(s, campaign)
+        data = getattr(aftercrash, action)(s, row.id)
+        data["queue"] = campaigns.progress(s, [row.id]).get(row.id, {})
+    done = data.get("released", data.get("failed"))
+    say(ctx, f"campaign #{row.id}: {done} held message(s) {'released' if action == 'release_unknown' else 'failed'}")
+    emit(ctx, data, output=output)
+
+
+@app.command("release-unknown")
+def release_unknown(ctx: typer.Context, campaign: CampaignArg, output: OutputOpt = None) -> None:
+    """Send again the messages held as unknown after a crash (connection --after-crash hold).
+
+    They may have reached the handset already: a release accepts possible duplicates. Not charged again.
+    """
+    _held(ctx, campaign, "release_unknown", output)
+
+
+@app.command("fail-unknown")
+def fail_unknown(ctx: typer.Context, campaign: CampaignArg, output: OutputOpt = None) -> None:
+    """Fail the messages held as unknown after a crash: never sent again, their charge given back."""
+    _held(ctx, campaign, "fail_unknown", output)
+
+
 @app.command("repeat")
 def repeat(
     ctx: typer.Context,

@@ -28,6 +28,11 @@ class MultipartFinal(str, Enum):
     last = "last"
 
 
+class AfterCrash(str, Enum):
+    resend = "resend"
+    hold = "hold"
+
+
 NameArg = Annotated[str, typer.Argument(help="Connection name (or id).")]
 HostOpt = Annotated[str | None, typer.Option("--host", help="SMSC host name or address.")]
 PortOpt = Annotated[int | None, typer.Option("--port", help="SMSC TCP port.")]
@@ -140,6 +145,15 @@ BindRetryOpt = Annotated[
         help="Seconds between binds after the SMSC refused the credentials (default 300; vendors lock accounts).",
     ),
 ]
+AfterCrashOpt = Annotated[
+    AfterCrash | None,
+    typer.Option(
+        "--after-crash",
+        help="Messages that may have been sent when serve died without storing their submit_sm_resp: "
+        "resend (at least once, the default) or hold (state unknown until `campaign release-unknown` or "
+        "`campaign fail-unknown`).",
+    ),
+]
 
 
 def _ask_password() -> str:
@@ -178,6 +192,7 @@ def add_smpp(
     message_id_format: IdFormatOpt = None,
     default_country: DefaultCountryOpt = None,
     multipart_final: MultipartFinalOpt = None,
+    after_crash: AfterCrashOpt = None,
     description: DescriptionOpt = None,
     source_ton: SourceTonOpt = None,
     source_npi: SourceNpiOpt = None,
@@ -210,6 +225,7 @@ def add_smpp(
         enquire_link=enquire_link,
         response_timeout=response_timeout,
         bind_retry_after=bind_retry_after,
+        after_crash=after_crash.value if after_crash else None,
     )
     if password_env is None:
         data.password = _ask_password()
@@ -268,6 +284,7 @@ def update(
     message_id_format: IdFormatOpt = None,
     default_country: DefaultCountryOpt = None,
     multipart_final: MultipartFinalOpt = None,
+    after_crash: AfterCrashOpt = None,
     description: DescriptionOpt = None,
     source_ton: SourceTonOpt = None,
     source_npi: SourceNpiOpt = None,
@@ -299,6 +316,7 @@ def update(
         enquire_link=enquire_link,
         response_timeout=response_timeout,
         bind_retry_after=bind_retry_after,
+        after_crash=after_crash.value if after_crash else None,
     )
     if no_rps_limit:
         data.rps = None

@@ -60,6 +60,25 @@ def smsc(
     record: Annotated[
         str | None, typer.Option("--record", help="Append 'message_id destination' per accepted submit to this file.")
     ] = None,
+    record_acks: Annotated[
+        str | None,
+        typer.Option(
+            "--record-acks",
+            help="Append 'receipt MESSAGE_ID' or 'mo SOURCE' per deliver_sm the client answered to this file.",
+        ),
+    ] = None,
+    kill_on_ack: Annotated[
+        str | None,
+        typer.Option(
+            "--kill-on-ack",
+            help="Crash point for tests: SIGKILL the process whose pid is in this file when it answers "
+            "its first deliver_sm.",
+        ),
+    ] = None,
+    mo: Annotated[
+        list[str] | None,
+        typer.Option("--mo", help="SOURCE:DEST:TEXT, an MO sent after the first bind (repeatable, in order)."),
+    ] = None,
 ) -> None:
     """Run the simulated SMSC (the smpp34 server) in the foreground until Ctrl-C or --lifetime."""
     try:
@@ -82,6 +101,13 @@ def smsc(
         mix = parse_stat_mix(stat_mix)
     except ValueError as exc:
         raise InvalidInput(f"--stat-mix: {exc}") from exc
+    mos = []
+    for item in mo or []:
+        source, _, rest = item.partition(":")
+        dest, sep, text = rest.partition(":")
+        if not sep or not source or not dest:
+            raise InvalidInput(f"--mo: {item[:60]!r} is not SOURCE:DEST:TEXT")
+        mos.append((source, dest, text))
     options = SmscOptions(
         host=host,
         port=port,
@@ -100,6 +126,9 @@ def smsc(
         record_path=record,
         receipt_parts=receipt_parts,
         refuse_part=refuse_part,
+        record_acks=record_acks,
+        kill_on_ack=kill_on_ack,
+        mo=mos,
     )
     sim = SimSmsc(options)
     try:
@@ -115,4 +144,8 @@ def smsc(
     finally:
         sim.stop()
         c = sim.counters
-        say(ctx, f"SMSC stopped: {c.binds} binds, {c.accepted} accepted, {c.rejected} rejected, {c.receipts} receipts")
+        say(
+            ctx,
+            f"SMSC stopped: {c.binds} binds, {c.accepted} accepted, {c.rejected} rejected, {c.receipts} receipts, "
+            f"{c.mo} MO, {c.unanswered} deliver_sm unanswered ({c.redelivered} sent again)",
+        )

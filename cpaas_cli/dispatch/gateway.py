@@ -6,6 +6,11 @@ happened. ``submit`` never blocks on the network: it queues the message and
 sends it as soon as the window and the rate limit allow. Encoding and
 splitting happen before the gateway: an :class:`OutboundMessage` carries parts
 that are ready to send.
+
+Inbound messages (receipts, MO) carry an :class:`InboundAck` when the gateway
+defers its answer: the owner stores them, commits, and only then calls
+``ack`` with them, so a crash between receiving and storing leaves them
+unanswered and the vendor delivers them again (nothing received is lost).
 """
 
 from __future__ import annotations
@@ -55,6 +60,17 @@ class OutboundMessage:
 
 
 @dataclass(frozen=True)
+class InboundAck:
+    """What answering one inbound PDU needs: the link it came on (an answer
+    never goes to a later link, where the sequence number means nothing), its
+    sequence number and its command (deliver_sm or data_sm)."""
+
+    link: int
+    sequence: int
+    command: str = "deliver_sm"
+
+
+@dataclass(frozen=True)
 class SubmitAccepted:
     ticket: Ticket
     message_id: str  # normalised (see receipts.normalise_message_id)
@@ -84,6 +100,7 @@ class DeliveryReceipt:
     source: str = ""
     destination: str = ""
     id_from_tlv: bool = False  # the id came from receipted_message_id (the submit_sm_resp id, by the spec)
+    ack: InboundAck | None = field(default=None, compare=False)  # None: answered already
 
 
 @dataclass(frozen=True)
@@ -94,6 +111,7 @@ class MobileOriginated:
     data_coding: int = 0
     raw: bytes = b""
     source_ton: int = 0  # 1 international, 2 national (needs the connection's default country), 0 unknown
+    ack: InboundAck | None = field(default=None, compare=False)  # None: answered already
 
 
 @dataclass(frozen=True)
@@ -118,6 +136,7 @@ class GatewayStats:
     requeued: int = 0  # unacknowledged submits put back after a lost connection
     receipts: int = 0
     mo: int = 0
+    acked: int = 0  # inbound PDUs answered through ack() (after they were stored)
     connects: int = 0
     disconnects: int = 0
     enquire_links: int = 0
@@ -155,3 +174,8 @@ class Gateway(Protocol):
 
     def inflight(self) -> int:
         """Parts sent and not yet answered."""
+
+    def ack(self, events: list[Event]) -> int:
+        """Answer the inbound events (their ``ack``) once they are stored; those
+        of a link that has dropped since are left to the vendor to deliver again.
+        Returns how many answers were written."""

@@ -18,6 +18,7 @@ BIND_MODES = ("trx", "tx", "tx+rx")  # tx+rx: a transmitter bind and a receiver 
 # (0x00), packed septets (0x00), Latin-1 (0x03) or IA5/ASCII (0x01).
 GSM7_CODINGS = ("gsm7", "gsm7-packed", "latin1", "ia5")
 CONCATS = ("udh8", "udh16", "sar")  # how the parts of a long message are tied together
+AFTER_CRASH = ("resend", "hold")
 
 
 class VendorConnection(Timestamped, table=True):
@@ -33,6 +34,7 @@ class VendorConnection(Timestamped, table=True):
         sa.CheckConstraint("gsm7_coding IN ('gsm7', 'gsm7-packed', 'latin1', 'ia5')", name="gsm7_coding"),
         sa.CheckConstraint("concat IN ('udh8', 'udh16', 'sar')", name="concat"),
         sa.CheckConstraint("enquire_link > 0 AND response_timeout > 0 AND bind_retry_after > 0", name="timers"),
+        sa.CheckConstraint("after_crash IN ('resend', 'hold')", name="after_crash"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -71,6 +73,9 @@ class VendorConnection(Timestamped, table=True):
     response_timeout: float = Field(default=10.0, sa_column_kwargs={"server_default": "10"})  # seconds
     # Seconds between binds after the SMSC refused our credentials (vendors lock accounts).
     bind_retry_after: float = Field(default=300.0, sa_column_kwargs={"server_default": "300"})
+    # Messages whose submit may have left without its submit_sm_resp stored when
+    # serve died: "resend" (at least once) or "hold" (state unknown, the operator decides).
+    after_crash: str = Field(default="resend", max_length=8, sa_column_kwargs={"server_default": "resend"})
     enabled: bool = True
     description: str | None = None
 

@@ -17,7 +17,14 @@ from typing import Any
 import phonenumbers
 from sqlmodel import Session, col, select
 
-from cpaas_cli.dispatch.models import BIND_MODES, CONCATS, GSM7_CODINGS, MULTIPART_FINAL, VendorConnection
+from cpaas_cli.dispatch.models import (
+    AFTER_CRASH,
+    BIND_MODES,
+    CONCATS,
+    GSM7_CODINGS,
+    MULTIPART_FINAL,
+    VendorConnection,
+)
 from cpaas_cli.dispatch.receipts import StatusMap, parse_id_formats
 from cpaas_cli.errors import Conflict, InvalidInput, Problem, require
 from cpaas_cli.refs import by_ref
@@ -58,6 +65,7 @@ class SmppInput:
     enquire_link: float | None = None
     response_timeout: float | None = None
     bind_retry_after: float | None = None
+    after_crash: str | None = None  # resend | hold
 
 
 def parse_address_code(text: str | None, flag: str) -> int | None:
@@ -116,6 +124,8 @@ def _validate(data: SmppInput, problems: list[Problem]) -> None:
     ):
         if value is not None and not low <= value <= high:
             problems.append(Problem(flag, f"must be {low:g} to {high:g} seconds"))
+    if data.after_crash is not None and data.after_crash not in AFTER_CRASH:
+        problems.append(Problem("--after-crash", f"{data.after_crash!r} is not one of {', '.join(AFTER_CRASH)}"))
     if data.message_id_format is not None:
         try:
             parse_id_formats(data.message_id_format)
@@ -171,6 +181,7 @@ def add_smpp(session: Session, *, name: str, data: SmppInput) -> VendorConnectio
         default_country=(data.default_country or "").strip().upper() or None,
         status_map=StatusMap.from_dict(data.status_map).as_dict() if data.status_map else {},
         multipart_final=data.multipart_final or "all",
+        after_crash=data.after_crash or "resend",
         description=data.description,
         source_ton=None if data.source_ton is _UNSET else data.source_ton,
         source_npi=None if data.source_npi is _UNSET else data.source_npi,
@@ -199,7 +210,17 @@ def update_smpp(
         _unique(session, name, exclude_id=row.id)
         row.name = name
     for field in (
-        *("host", "port", "system_id", "system_type", "tls", "bind_mode", "multipart_final", "description"),
+        *(
+            "host",
+            "port",
+            "system_id",
+            "system_type",
+            "tls",
+            "bind_mode",
+            "multipart_final",
+            "after_crash",
+            "description",
+        ),
         *("dest_ton", "dest_npi", "gsm7_coding", "concat", "enquire_link", "response_timeout", "bind_retry_after"),
     ):
         value = getattr(data, field)
@@ -276,6 +297,7 @@ def connection_dict(row: VendorConnection) -> dict[str, Any]:
         "enquire_link": row.enquire_link,
         "response_timeout": row.response_timeout,
         "bind_retry_after": row.bind_retry_after,
+        "after_crash": row.after_crash,
         "enabled": row.enabled,
         "description": row.description,
         "created_at": iso(row.created_at),

@@ -20,15 +20,20 @@ PDUs and a socket, nothing more, so this module adds what a vendor link needs:
   its own response PDU) carry the receipted_message_id TLV, else the id of the
   receipt text, as a key (``receipts.normalise_message_id``), stat/err through
   the status map; the worker matches them (``receipt_match``).
+- with ``defer_acks``, deliver_sm / data_sm are not answered when read: the
+  events carry an ``InboundAck`` and ``ack`` answers them once the owner has
+  stored them (an answer is never written on a later link than the PDU's).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import select
 import socket
 import ssl
+import struct
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
@@ -42,6 +47,7 @@ from cpaas_cli.dispatch.gateway import (
     DeliveryReceipt,
     Event,
     GatewayStats,
+    InboundAck,
     LinkChanged,
     MobileOriginated,
     OutboundMessage,
@@ -64,6 +70,9 @@ BACK_OFF_STATUSES = frozenset({ESME_RTHROTTLED, ESME_RMSGQFUL})
 AUTH_STATUSES = frozenset({0x0D, 0x0E, 0x0F})
 # Answers worth trying again later (another time or another route), not now.
 RETRYABLE_STATUSES = frozenset({ESME_RTHROTTLED, ESME_RMSGQFUL, ESME_RSYSERR})
+
+_RESP_HEADER = struct.Struct(">IIII")  # command_length, command_id, command_status, sequence_number
+_RESP_IDS = {"deliver_sm": 0x80000005, "data_sm": 0x80000103}
 
 # smpplib's ConnectionError is its own class (it shadows the builtin).
 _LINK_ERRORS = (smpplib.exceptions.ConnectionError, OSError, ConnectionError)
@@ -96,6 +105,7 @@ class SmppSettings:
     throttle_initial: float = 0.05  # first pause after ESME_RTHROTTLED / ESME_RMSGQFUL
     throttle_max: float = 2.0
     max_retries: int = 50  # back-off answers for one part before it is given back as retryable
+    defer_acks: bool = False  # answer deliver_sm / data_sm only through ack(), after they are stored
 
 
 @dataclass
@@ -134,6 +144,7 @@ class SmppGateway:
         self._enquire_seq: int | None = None
         self._events: list[Event] = []
         self._out: list[bytes] = []  # PDUs written in one sendall per turn (fewer syscalls)
+        self._link = 0  # counts binds: an InboundAck answers only on the link it came from
 
     # ------------------------------------------------------------ lifecycle
 
@@ -209,6 +220,7 @@ class SmppGateway:
             raise Upstream(f"connection {s.name!r}: cannot bind to {where}: {reason}") from exc
         client._socket.settimeout(s.response_timeout)
         self._client = client
+        self._link += 1
         self._last_rx = self._clock()
         self._enquire_sent = None
         self._enquire_seq = None
@@ -276,11 +288,7 @@ class SmppGateway:
         for i in range(len(message.parts)):
             self._queue.append(_Item(ticket, i, message))
         if self._client is not None:
-            try:
-                self._send_ready()
-                self._flush()
-            except _LINK_ERRORS as exc:
-                self._drop(f"send failed: {exc or type(exc).__name__}")
+            self._send_ready()  # written at the next poll, with the other PDUs of the turn
         return ticket
 
     def pending(self) -> list[Ticket]:
@@ -487,11 +495,36 @@ class SmppGateway:
         else:
             self._open_parts[ticket] = left
 
+    def ack(self, events: list[Event]) -> int:
+        """Answer the stored inbound events of the current link (see ``defer_acks``);
+        returns how many answers were written."""
+        if self._client is None:
+            return 0
+        n = 0
+        for ev in events:
+            a = getattr(ev, "ack", None)
+            if a is None or a.link != self._link:
+                continue
+            # deliver_sm_resp / data_sm_resp: header and an empty message_id.
+            self._out.append(_RESP_HEADER.pack(17, _RESP_IDS[a.command], ESME_ROK, a.sequence) + b"\0")
+            n += 1
+        try:
+            self._flush()
+        except _LINK_ERRORS as exc:
+            self._drop(f"link lost: {exc or type(exc).__name__}")
+        self.stats.acked += n
+        return n
+
     def _deliver(self, pdu) -> None:
-        """deliver_sm or data_sm: a receipt or an MO, answered with its own response PDU."""
-        resp = smpplib.smpp.make_pdu(f"{pdu.command}_resp", client=self._client)
-        resp.sequence = pdu.sequence
-        self._write(resp)
+        """deliver_sm or data_sm: a receipt or an MO, answered with its own response PDU
+        (at once, or with ``defer_acks`` by :meth:`ack` once the owner stored it)."""
+        if self.settings.defer_acks:
+            ack = InboundAck(self._link, pdu.sequence, pdu.command)
+        else:
+            ack = None
+            resp = smpplib.smpp.make_pdu(f"{pdu.command}_resp", client=self._client)
+            resp.sequence = pdu.sequence
+            self._write(resp)
         esm_class = int(getattr(pdu, "esm_class", 0) or 0)
         body = getattr(pdu, "short_message", None) or getattr(pdu, "message_payload", None) or b""
         if isinstance(body, str):
@@ -499,7 +532,7 @@ class SmppGateway:
         source = _text(getattr(pdu, "source_addr", ""))
         dest = _text(getattr(pdu, "destination_addr", ""))
         if esm_class & 0x3C in (0x04, 0x08, 0x10, 0x20):
-            self._events.append(self._receipt(pdu, body, source, dest))
+            self._events.append(dataclasses.replace(self._receipt(pdu, body, source, dest), ack=ack))
             self.stats.receipts += 1
             return
         data_coding = int(getattr(pdu, "data_coding", 0) or 0)
@@ -509,7 +542,9 @@ class SmppGateway:
         self.stats.mo += 1
         ton = int(getattr(pdu, "source_addr_ton", 0) or 0)
         self._events.append(
-            MobileOriginated(source, dest, _decode(payload, data_coding), data_coding, bytes(body), source_ton=ton)
+            MobileOriginated(
+                source, dest, _decode(payload, data_coding), data_coding, bytes(body), source_ton=ton, ack=ack
+            )
         )
 
     def _receipt(self, pdu, body: bytes, source: str, dest: str) -> DeliveryReceipt:

@@ -23,6 +23,14 @@ message once do), when that part asked for one; ``refuse_part`` N refuses
 part N of every long message (``refuse_status``, ESME_RSUBMITFAIL by default)
 and accepts the others.
 
+Like a real SMSC it keeps every deliver_sm (receipt or MO) until its
+deliver_sm_resp comes: one whose session ends unanswered is sent again when
+an ESME binds next (``counters.redelivered``). ``record_acks`` appends a line
+per deliver_sm answered, and ``kill_on_ack`` is a crash point for tests: at
+the first deliver_sm_resp, the SMSC SIGKILLs the process whose pid is in that
+file, so whatever the client had not stored before answering is lost (and
+what it stores before answering is not).
+
 smpp34 quirks worth knowing: it never answers unbind with unbind_resp (it
 closes the socket), and when the Python side does not drain its inbound queue
 fast enough it answers ESME_RMSGQFUL by itself, so a client without its own
@@ -34,8 +42,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import itertools
+import os
+import signal
 import socket
 import struct
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -89,6 +100,7 @@ class SmscOptions:
     receipt_tlv: bool = True  # receipted_message_id + message_state TLVs (else text only)
     receipt_id_format: str | None = None  # write receipt ids in another base (hex/dec) than submit ids
     receipt_pdu: str = "deliver_sm"  # or "data_sm" (through a relay: smpp34 only sends deliver_sm)
+    receipt_copies: int = 1  # send each receipt this many times (vendors that deliver again)
     stat_mix: list[tuple[str, int]] = field(default_factory=lambda: [("DELIVRD", 1)])
     hold_after: int | None = None  # leave every submit after this many unanswered
     lifetime: float = 300.0
@@ -98,6 +110,9 @@ class SmscOptions:
     refuse_part: int | None = None  # refuse this part (1-based) of every long message
     refuse_status: int = ESME_RSUBMITFAIL
     password: str | None = None  # refuse binds with another password (ESME_RINVPASWD); None accepts all
+    record_acks: str | None = None  # append "receipt MESSAGE_ID" / "mo SOURCE" per deliver_sm answered
+    kill_on_ack: str | None = None  # tests: a file with a pid to SIGKILL at the first deliver_sm_resp
+    mo: list[tuple[str, str, str]] = field(default_factory=list)  # (source, dest, text) sent after the first bind
 
 
 @dataclass
@@ -113,6 +128,8 @@ class SmscCounters:
     data_sm_resp: int = 0  # ... answered with data_sm_resp
     wrong_resp: int = 0  # ... answered with another response (deliver_sm_resp)
     binds_refused: int = 0
+    unanswered: int = 0  # deliver_sm whose session ended before its deliver_sm_resp
+    redelivered: int = 0  # of those, sent again after a new bind
 
 
 @dataclass(frozen=True)
@@ -160,6 +177,9 @@ class SimSmsc:
         self._lock = threading.Lock()
         self._record = None
         self._inner_port: int | None = None
+        self._acks = None
+        self._undelivered: list[tuple[str, str, dict]] = []  # (kind, key, deliver_sm kwargs) to send again
+        self._mo_pending = list(self.options.mo)
 
     # ------------------------------------------------------------ control (any thread)
 
@@ -272,6 +292,8 @@ class SimSmsc:
                 await relay.stop()
             if gate is not None:
                 gate.close()
+            if self._acks is not None:
+                self._acks.close()
             await server.stop()
 
     async def _gate(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -315,6 +337,12 @@ class SimSmsc:
         if isinstance(ev, smpp34.Esme):
             self._esmes[ev.session_id] = ev
             self.counters.binds += 1
+            if ev.can_receive:
+                again, self._undelivered = self._undelivered, []
+                self.counters.redelivered += len(again)
+                mos, self._mo_pending = self._mo_pending, []
+                if again or mos:
+                    self._spawn(self._send_all(ev, again, mos))
         elif isinstance(ev, smpp34.Unbound):
             self._esmes.pop(ev.session_id, None)
         elif isinstance(ev, smpp34.SubmitSmEvent):
@@ -392,7 +420,8 @@ class SimSmsc:
             esme = self._receiver(ev.session_id)
             if esme is not None:
                 stat = self._stat()
-                self._spawn(self._receipt(esme, mid, ev.source_addr, ev.destination_addr, stat))
+                for _ in range(max(1, o.receipt_copies)):
+                    self._spawn(self._receipt(esme, mid, ev.source_addr, ev.destination_addr, stat))
 
     def _reports(self, concat: tuple[int, int, int] | None) -> bool:
         """Whether this part gets a receipt under ``receipt_parts``."""
@@ -437,31 +466,69 @@ class SimSmsc:
                 smpp34.Tlv(smpp34.TLV_RECEIPTED_MESSAGE_ID, mid.encode() + b"\0"),
                 smpp34.Tlv(smpp34.TLV_MESSAGE_STATE, bytes([states.get(stat, 7)])),
             ]
-        try:
-            await esme.deliver_sm(
-                destination_addr=source, source_addr=dest, esm_class=0x04, short_message=text.encode(), tlvs=tlvs
-            )
-            self.counters.receipts += 1
-            self.receipted.append((submit_id, dest, stat))
-        except Exception:  # the session went away; a real SMSC would retry later
-            pass
+        pdu = {"destination_addr": source, "source_addr": dest, "esm_class": 0x04, "short_message": text.encode()}
+        self.receipted.append((submit_id, dest, stat))  # when sent: its answer may come after serve exits
+        await self._deliver(esme, "receipt", submit_id, {**pdu, "tlvs": tlvs})
 
-    async def _mo(self, source: str, dest: str, text: str, source_ton: int = 0) -> None:
-        for esme in list(self._esmes.values()):
+    async def _deliver(self, esme: smpp34.Esme, kind: str, key: str, pdu: dict) -> bool:
+        """One deliver_sm; kept to be sent again after the next bind when the
+        session ends before its deliver_sm_resp (as real SMSCs do)."""
+        try:
+            await esme.deliver_sm(**pdu)
+        except Exception:  # the session went away unanswered (or answered with an error)
+            self.counters.unanswered += 1
+            if self._esmes.get(esme.session_id) is esme and not self._stop.is_set():
+                self._esmes.pop(esme.session_id, None)  # smpp34 may report the Unbound later
+            self._undelivered.append((kind, key, pdu))
+            for other in list(self._esmes.values()):
+                if other.can_receive:  # another session is bound already: no re-bind will come
+                    again, self._undelivered = self._undelivered, []
+                    self.counters.redelivered += len(again)
+                    self._spawn(self._send_all(other, again, []))
+                    break
+            return False
+        if kind == "receipt":
+            self.counters.receipts += 1
+        else:
+            self.counters.mo += 1
+        if self.options.kill_on_ack:
+            path, self.options.kill_on_ack = self.options.kill_on_ack, None
+            try:
+                with open(path) as f:
+                    os.kill(int(f.read().strip()), signal.SIGKILL)
+            except (OSError, ValueError) as exc:
+                print(f"smsc: --kill-on-ack {path}: {exc}", file=sys.stderr)
+        if self.options.record_acks:
+            if self._acks is None:
+                self._acks = open(self.options.record_acks, "a", buffering=1)  # noqa: SIM115 (closed in _main)
+            self._acks.write(f"{kind} {key}\n")
+        return True
+
+    async def _send_all(self, esme: smpp34.Esme, again: list[tuple[str, str, dict]], mos) -> None:
+        for kind, key, pdu in again:
+            self._spawn(self._deliver(esme, kind, key, pdu))
+        for source, dest, text in mos:
+            self._spawn(self._mo(source, dest, text, to=esme))
+
+    @staticmethod
+    def _mo_pdu(source: str, dest: str, text: str, source_ton: int = 0) -> dict:
+        try:
+            body, dc = text.encode("latin-1"), 0x03
+        except UnicodeEncodeError:
+            body, dc = text.encode("utf-16-be"), 0x08
+        return {
+            "destination_addr": dest,
+            "source_addr": source,
+            "source_addr_ton": source_ton,
+            "source_addr_npi": 1 if source_ton in (1, 2) else 0,
+            "short_message": body,
+            "data_coding": dc,
+        }
+
+    async def _mo(self, source: str, dest: str, text: str, source_ton: int = 0, to: smpp34.Esme | None = None) -> None:
+        for esme in [to] if to is not None else list(self._esmes.values()):
             if esme.can_receive:
-                try:
-                    body, dc = text.encode("latin-1"), 0x03
-                except UnicodeEncodeError:
-                    body, dc = text.encode("utf-16-be"), 0x08
-                await esme.deliver_sm(
-                    destination_addr=dest,
-                    source_addr=source,
-                    source_addr_ton=source_ton,
-                    source_addr_npi=1 if source_ton in (1, 2) else 0,
-                    short_message=body,
-                    data_coding=dc,
-                )
-                self.counters.mo += 1
+                await self._deliver(esme, "mo", source, self._mo_pdu(source, dest, text, source_ton))
                 return
         raise RuntimeError("no bound session can receive an MO")
 

@@ -86,6 +86,11 @@ class TxRxGateway:
         events += self.rx.poll(0.0)
         return events
 
+    def ack(self, events: list[Event]) -> int:
+        """Answer stored receipts and MO: they come on the receiver bind (a
+        transmitter bind is never sent deliver_sm or data_sm)."""
+        return self.rx.ack(events)
+
     def pending(self) -> list[Ticket]:
         return self.tx.pending()
 

@@ -11,9 +11,11 @@ session. Its loop:
    credit check. A message whose EDR exists already (a claim recovered from a
    dead worker) reuses it and is never charged again. Insufficient credit fails
    the message and the campaign; its remaining queued messages get rejected
-   EDRs. The transaction commits, then the messages go to the gateway (long
-   texts as UDH parts from our own splitter, one EDR per message; which parts
-   ask for a receipt follows the connection's ``multipart_final``).
+   EDRs. The transaction commits; the messages wait to be released
+   (``flow.py``): a commit moves them to ``sending`` while the window allows,
+   then they go to the gateway (long texts as UDH parts from our own splitter,
+   one EDR per message; which parts ask for a receipt follows the connection's
+   ``multipart_final``).
 2. **Poll** the gateway: accepted submits store the vendor message id (EDR and
    queue row), rejected ones fail the EDR (a long message some of whose parts
    went is submitted with fewer parts and pays for those: ``multipart.py``),
@@ -21,20 +23,21 @@ session. Its loop:
    messages of this connection in the database) move the EDR to delivered or
    undelivered and rate the ``delivered`` event; a message the SMSC refused
    gets its submitted-rule charge back (``billing/refunds.py``); MO messages are stored and
-   handle opt-out keywords (``inbound``). Writes are buffered and committed in small batches.
+   handle opt-out keywords (``inbound``). Results and inbound messages are committed
+   as they come, in small groups; receipts and MO are answered after that commit.
 
-Crash safety: a row is ``claimed`` from the commit that created its EDR until
-its submit_sm_resp is stored. :func:`recover` puts the claimed rows of dead
-workers back in the queue; when such a row's EDR has no vendor message id the
-submit may or may not have reached the SMSC, so it is sent again (counted as a
-possible duplicate), never charged again.
+Crash safety: a row is ``claimed`` from the commit that created its EDR (not
+sent), ``sending`` from the commit that released it to the gateway until its
+submit_sm_resp is stored. :func:`recover` puts the claimed rows of dead
+workers back in the queue; a ``sending`` row may or may not have reached the
+SMSC: it is sent again (a possible duplicate, never charged again) or held as
+``unknown``, as its connection's ``after_crash`` says (``aftercrash.py``).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 import time
 from collections import Counter
@@ -53,8 +56,11 @@ from cpaas_cli.billing import refunds
 from cpaas_cli.campaigns.models import Campaign
 from cpaas_cli.campaigns.models import OutboundMessage as QueueRow
 from cpaas_cli.db.engine import make_session
+from cpaas_cli.dispatch import aftercrash
 from cpaas_cli.dispatch import gateway as gw
 from cpaas_cli.dispatch import multipart as mp
+from cpaas_cli.dispatch.aftercrash import host_id
+from cpaas_cli.dispatch.flow import Flow
 from cpaas_cli.dispatch.models import VendorConnection
 from cpaas_cli.dispatch.outbound import GATEWAY_CHANNELS, OutboundBuilder
 from cpaas_cli.dispatch.receipt_match import IdRelation, ReceiptMatcher
@@ -79,10 +85,6 @@ def external_id(queue_id: int) -> str:
     return f"om:{queue_id}"
 
 
-def host_id() -> str:
-    return socket.gethostname()[:60]
-
-
 def worker_name(n: int) -> str:
     return f"{host_id()}:{os.getpid()}:{n}"
 
@@ -90,7 +92,7 @@ def worker_name(n: int) -> str:
 @dataclass
 class WorkerOptions:
     batch: int = 200  # queue rows claimed per transaction
-    flush_every: float = 0.2  # seconds between commits of submit results / receipts
+    flush_every: float = 0.2  # seconds between commits of early receipts (results and inbound commit as they come)
     once: bool = False  # stop when nothing is left to claim and receipts are in (or timed out)
     receipt_timeout: float = 30.0  # --once: seconds to wait for receipts after the last submit
     idle_sleep: float = 1.0  # long-running mode: pause when the queue is empty
@@ -105,7 +107,6 @@ class WorkerStats:
     claimed: int = 0
     charged: int = 0  # new EDRs rated at submit time
     reused_edrs: int = 0  # recovered claims: EDR (and charge) reused
-    possible_duplicates: int = 0  # recovered claims sent again without a stored submit_sm_resp
     submitted: int = 0  # messages accepted by the SMSC (all parts)
     rejected: int = 0  # messages refused by the SMSC
     refunded: int = 0  # refused messages whose submitted-rule charge was given back
@@ -170,6 +171,8 @@ class Worker:
         self._plans_at = 0.0
         self._campaigns: dict[int, tuple[int, int | None, str]] = {}
         self._session: Session | None = None
+        self._flow = Flow(window=max(1, getattr(connection, "window_size", None) or 10))
+        self._gateway: gw.Gateway | None = None
 
     @property
     def _awaiting(self) -> dict:
@@ -193,7 +196,7 @@ class Worker:
 
     def _run(self) -> None:
         self._session = make_session(self.engine, actor="serve", command=f"serve worker {self.name}")
-        gateway = self.make_gateway()
+        gateway = self._gateway = self.make_gateway()
         try:
             gateway.open()
             log.info("worker %s bound to %s", self.name, self.connection_name)
@@ -210,7 +213,7 @@ class Worker:
             while True:
                 stopping = self.stop.is_set()
                 up = gateway.connected
-                if not stopping and up and gateway.backlog() < self.o.batch:
+                if not stopping and up and len(self._flow.ready) < self.o.batch:
                     got = self._claim(gateway)
                     exhausted = got == 0
                     if got:
@@ -220,20 +223,26 @@ class Worker:
                     last_activity = time.monotonic()
                     self._handle(events)
                 now = time.monotonic()
-                if now - last_flush >= self.o.flush_every:
+                # Results and inbound messages commit as they come, in small groups:
+                # that frees the window (flow.py) and lets receipts and MO be answered.
+                inbound = len(self._receipts) + len(self._mo)
+                if self._flow.due(now, gateway.inflight(), inbound) or now - last_flush >= self.o.flush_every:
                     self._flush()
                     last_flush = now
                 idle = not gateway.pending() and not self._tickets and not self._early
                 if stopping and idle:
                     break
                 receipts_done = not self._awaiting or now - last_activity >= self.o.receipt_timeout
-                if self.o.once and exhausted and idle and receipts_done:
+                if self.o.once and exhausted and idle and not self._flow.ready and receipts_done:
                     break
                 if not self.o.once and exhausted and idle and not events:
                     self.stop.wait(min(self.o.idle_sleep, 0.05 if self._awaiting else self.o.idle_sleep))
         finally:
-            self._flush()
-            self._flush(final=True)
+            self._flush(release=False)
+            self._flush(final=True, release=False)
+            if self._flow.ready:
+                self._flow.give_back(self._session, clock.now())
+                self._session.commit()
             gateway.close()
             self._session.close()
             log.info("worker %s done: %s", self.name, self.stats.as_dict())
@@ -320,7 +329,6 @@ class Worker:
                 skip[qid] = "submitted"  # its submit_sm_resp was stored: never send again
             else:
                 self.stats.reused_edrs += 1
-                self.stats.possible_duplicates += 1
         if new:
             ids = edrs._reserve_ids(s, len(new))
             recs = []
@@ -368,12 +376,18 @@ class Worker:
         for cid in sorted(failed_campaigns):
             self._fail_campaign(s, cid, now)
         self._outbound.prepare(s, [r[1] for r, _eid in send])
-        s.commit()
         for r, eid in send:
-            msg = self._outbound.build(s, r, self._refs)
+            self._flow.add(r, eid, self._outbound.build(s, r, self._refs))
+        released = self._flow.release(s, now, results=False)
+        s.commit()
+        self._send(gateway, released)
+        return len(rows)
+
+    def _send(self, gateway: gw.Gateway, released: list[tuple]) -> None:
+        """Hand released messages (their rows committed as ``sending``) to the gateway."""
+        for r, eid, msg in released:
             ticket = gateway.submit(msg)
             self._tickets[ticket] = mp.Answers(r[0], eid, len(msg.parts))
-        return len(rows)
 
     def _charge(self, s: Session, recs: list[dict], now: datetime) -> None:
         """The submitted event and rating of new EDRs (the ledger's credit check
@@ -480,6 +494,7 @@ class Worker:
 
     def _finish_ticket(self, ticket: int, inf: mp.Answers) -> None:
         del self._tickets[ticket]
+        self._flow.answered(inf.parts)
         got = mp.settle(self.multipart_final, inf)
         if got.failed:
             code, reason = got.error
@@ -496,9 +511,10 @@ class Worker:
 
     # ------------------------------------------------------------ writing
 
-    def _flush(self, final: bool = False) -> None:
+    def _flush(self, final: bool = False, release: bool = True) -> None:
         if not (self._accepted or self._failed or self._receipts or self._mo or self._early):
             return
+        inbound = self._receipts + self._mo + [h.receipt for h in self._early]
         s = self._session
         now = clock.now()
         accepted, self._accepted = self._accepted, []
@@ -511,7 +527,7 @@ class Worker:
         if accepted:
             s.execute(
                 sa.update(Q)
-                .where(Q.c.id == sa.bindparam("b_q"), Q.c.state == "claimed")
+                .where(Q.c.id == sa.bindparam("b_q"), sa.or_(Q.c.state == "claimed", Q.c.state == "sending"))
                 .values(state="submitted", vendor_message_id=sa.bindparam("b_v"), updated_at=now),
                 [{"b_q": q, "b_v": v[:100]} for q, _e, v in accepted],
             )
@@ -534,7 +550,16 @@ class Worker:
             self.stats.refunded += got["refunded"]
         if mos:
             self._store_mo(s, mos, now)
+        released = self._flow.release(s, now, results=True) if release and not self.stop.is_set() else []
         s.commit()
+        self._flow.committed()
+        gateway = self._gateway
+        if gateway is not None:
+            # Answer what this commit stored: not the receipts still waiting for
+            # their submit_sm_resp (kept in memory only).
+            waiting = {id(h.receipt) for h in self._early}
+            gateway.ack([ev for ev in inbound if id(ev) not in waiting])
+            self._send(gateway, released)
 
     def _match_receipts(
         self, s: Session, receipts: list[gw.DeliveryReceipt], now: datetime, final: bool = False
@@ -669,59 +694,8 @@ def _edr_row(edr_id: int, r, company_id: int, agreement_id: int | None, channel:
 # ---------------------------------------------------------------- housekeeping
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def recover(session: Session, *, stale_after: float = 600.0, now: datetime | None = None) -> dict[str, int]:
-    """Put back in the queue the claims of dead workers: those of this host whose
-    process is gone, and any claim older than ``stale_after`` seconds. Returns
-    counts, including claims whose submit_sm_resp was never stored (they will be
-    sent again: possible duplicates). No commit."""
-    now = now or clock.now()
-    me = host_id()
-    rows = session.execute(sa.select(Q.c.id, Q.c.claimed_by, Q.c.claimed_at).where(Q.c.state == "claimed")).all()
-    dead = []
-    for qid, who, at in rows:
-        host, _, rest = (who or "").partition(":")
-        pid = rest.partition(":")[0]
-        if host == me and pid.isdigit() and int(pid) == os.getpid():
-            continue
-        if (host == me and pid.isdigit() and not _alive(int(pid))) or (
-            at is not None and at < now - timedelta(seconds=stale_after)
-        ):
-            dead.append(qid)
-    if not dead:
-        return {"recovered": 0, "unacknowledged": 0}
-    unacked = 0
-    for start in range(0, len(dead), 5000):
-        chunk = dead[start : start + 5000]
-        unacked += (
-            session.execute(
-                sa.select(sa.func.count())
-                .select_from(E)
-                .where(
-                    E.c.external_id.in_([external_id(q) for q in chunk]),
-                    E.c.vendor_message_id.is_(None),
-                    E.c.status.notin_(FINAL),
-                )
-            ).scalar()
-            or 0
-        )
-        session.execute(
-            sa.update(Q).where(Q.c.id.in_(chunk), Q.c.state == "claimed").values(state="queued", claimed_by=None)
-        )
-    record(
-        session, action="recover", object_type="outbound_message", new={"rows": len(dead), "unacknowledged": unacked}
-    )
-    log.warning("recovered %d claimed messages of dead workers (%d without submit_sm_resp)", len(dead), unacked)
-    return {"recovered": len(dead), "unacknowledged": unacked}
+# recover() lives in aftercrash.py (what happens to a dead worker's messages).
+recover = aftercrash.recover
 
 
 def expire_receipts(session: Session, *, older_than: float, now: datetime | None = None) -> int:

@@ -197,7 +197,9 @@ def _connections(engine: Engine, once: bool) -> tuple[list[VendorConnection], in
 def _gateway_factory(options: ServeOptions, row: VendorConnection) -> Callable[[], Any]:
     if options.gateway_factory is not None:
         return lambda: options.gateway_factory(row)
-    settings = connections.smpp_settings(row)  # resolves the password now: fail early
+    # Resolves the password now (fail early). Receipts and MO are answered only
+    # after the worker has committed them (the worker calls gateway.ack).
+    settings = connections.smpp_settings(row, defer_acks=True)
 
     def make():
         from cpaas_cli.dispatch.txrx import make_gateway
@@ -292,6 +294,8 @@ def run(url: str, options: ServeOptions) -> dict[str, Any]:
     summary["workers"] = len(workers)
     summary["connections"] = [r.name for r in rows] if workers else []
     summary.update(totals)
+    # Sent again without a stored submit_sm_resp (after_crash=resend): at most a window per dead worker.
+    summary["possible_duplicates"] = summary["recovery"].get("unacknowledged", 0)
     summary["seconds"] = round(time.monotonic() - started, 3)
     errors = [w.error for w in workers if w.error is not None]
     summary["errors"] = [str(getattr(e, "message", e)) for e in errors]
