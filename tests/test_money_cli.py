@@ -306,3 +306,27 @@ def test_two_processes_ingesting_the_same_file_store_each_edr_once(cli, tmp_path
         edrs = conn.execute(sa.text("SELECT COUNT(*), COUNT(DISTINCT external_id) FROM edr")).one()
         charges = conn.execute(sa.text("SELECT COUNT(*), COUNT(DISTINCT edr_id) FROM charge WHERE kind = 'edr'")).one()
     assert tuple(edrs) == (1500, 1500) and tuple(charges) == (1500, 1500)
+
+
+def _fresh(db_url: str, *args: str) -> tuple[int, str, str]:
+    """``cpaas -o json ARGS`` in a new OS process (only the modules its command imports are loaded)."""
+    dispose_all()
+    cmd = [sys.executable, "-m", "cpaas_cli", "--db", db_url, "-o", "json", *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_currency_of_an_agreement_with_charges_is_fixed_in_a_fresh_process(cli, tmp_path, db_url):
+    """AMB-14 in a new process: `agreement update --currency` loads no billing
+    module, and still sees the charges (and, on another agreement, a payment)."""
+    setup(cli)
+    cli.json("edr", "ingest", str(edr_file(tmp_path / "e.jsonl", [row(0)])))
+    code, out, err = _fresh(db_url, "agreement", "update", "AG-1", "--currency", "USD")
+    assert (code, out) == (5, "") and err == "error: agreement 'AG-1' has charges; its currency can no longer change\n"
+    cli.json("agreement", "create", "AG-2", "--company", "Client A", "--currency", "EUR", "--from", "2026-01-01")
+    cli.json("payment", "add", "--agreement", "AG-2", "--reference", "P-1", "--amount", "5", "--confirmed")
+    code, _out, err = _fresh(db_url, "agreement", "update", "AG-2", "--currency", "USD")
+    assert (code, err) == (5, "error: agreement 'AG-2' has charges; its currency can no longer change\n")
+    # a description still changes; the currency stayed
+    code, out, _err = _fresh(db_url, "agreement", "update", "AG-1", "--description", "renewed")
+    assert code == 0 and (json.loads(out)["currency"], json.loads(out)["description"]) == ("EUR", "renewed")
