@@ -330,3 +330,47 @@ def test_currency_of_an_agreement_with_charges_is_fixed_in_a_fresh_process(cli, 
     # a description still changes; the currency stayed
     code, out, _err = _fresh(db_url, "agreement", "update", "AG-1", "--description", "renewed")
     assert code == 0 and (json.loads(out)["currency"], json.loads(out)["description"]) == ("EUR", "renewed")
+
+
+SENDER_TYPE_TREE = """
+service: SMS service
+tree:
+  sms:
+    depends_on: resource
+    children:
+      sms_message:
+        depends_on: direction
+        billing_rule: submitted
+        quantity_rule: segments
+        children:
+          mt:
+            depends_on: sender_type
+            children:
+              short_code: {price: "0.01"}
+              long_code: {price: "0.02"}
+              alphanumeric: {price: "0.03"}
+"""
+
+
+@pytest.mark.parametrize(
+    ("sender", "kind", "cost"),
+    [
+        ("12345", "short_code", "0.01"),
+        ("1234567", "short_code", "0.01"),  # rates lookup said long_code (≤ 6), rating short_code (≤ 8)
+        ("12345678", "short_code", "0.01"),
+        ("123456789", "long_code", "0.02"),
+        ("+34600000001", "long_code", "0.02"),  # rating said alphanumeric: the '+' was not a digit
+        ("ACME", "alphanumeric", "0.03"),
+    ],
+)
+def test_sender_type_is_one_rule_for_lookup_and_rating(cli, tmp_path, sender, kind, cost):
+    """`rates lookup --sender` and the rating of an EDR derive the sender type
+    with the same rule: digits only (a leading + aside), at most 8 → short code."""
+    setup(cli)
+    (tmp_path / "t.yaml").write_text(SENDER_TYPE_TREE)
+    cli("service", "tree", "apply", "SMS service", str(tmp_path / "t.yaml"))
+    looked = cli.json("rates", "lookup", "--agreement", "AG-1", "--mccmnc", "21401", "--sender", sender)
+    assert (looked["price"], looked["matched"]) == (cost, f"sms/sms_message/mt/{kind}")
+    cli.json("edr", "ingest", str(edr_file(tmp_path / "e.jsonl", [row(0, sender=sender, segments=1)])))
+    rated = cli.json("edr", "show", "x-0")
+    assert (rated["cost"], rated["rate_path"]) == (cost, f"sms/sms_message/mt/{kind}")
