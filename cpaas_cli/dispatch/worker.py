@@ -47,6 +47,7 @@ from sqlmodel import Session
 from cpaas_cli import clock
 from cpaas_cli.audit.service import record
 from cpaas_cli.billing import refunds
+from cpaas_cli.campaigns import holds
 from cpaas_cli.campaigns.models import Campaign
 from cpaas_cli.campaigns.models import OutboundMessage as QueueRow
 from cpaas_cli.db.engine import make_session
@@ -261,7 +262,7 @@ class Worker:
         route = Q.c.connection_id == self.connection_id
         if self.o.default_route:
             route = sa.or_(route, Q.c.connection_id.is_(None))
-        running = sa.select(C.c.id).where(C.c.state == "in_progress")
+        running = holds.sendable_campaigns()  # running, and not of a disabled company (held)
         pick = (
             sa.select(Q.c.id)
             .where(Q.c.state == "queued", route, Q.c.campaign_id.in_(running))
