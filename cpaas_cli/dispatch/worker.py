@@ -56,7 +56,7 @@ from cpaas_cli.dispatch.models import InboundMessage, VendorConnection
 from cpaas_cli.dispatch.receipts import DELIVERED, ENROUTE
 from cpaas_cli.edr import service as edrs
 from cpaas_cli.edr.models import Edr
-from cpaas_cli.errors import Upstream
+from cpaas_cli.errors import CpaasError, Upstream
 from cpaas_cli.messaging.segments import RefAllocator, split
 
 log = logging.getLogger("cpaas.serve")
@@ -186,6 +186,9 @@ class Worker:
     def run(self) -> None:
         try:
             self._run()
+        except CpaasError as exc:  # expected (bind refused, …): the runner reports it as the one-line error
+            self.error = exc
+            log.info("worker %s stopped: %s", self.name, exc.message)
         except BaseException as exc:  # reported by the runner
             self.error = exc
             log.exception("worker %s stopped on an error", self.name)

@@ -6,7 +6,9 @@ Long-running mode runs until SIGTERM/SIGINT, then stops claiming, lets the
 in-flight windows finish (their submit_sm_resp are stored), commits and exits.
 ``once`` mode does what is due, sends every queued message of running
 campaigns, waits for the receipts (up to ``receipt_timeout`` seconds of
-silence) and returns a summary.
+silence) and returns a summary (``awaiting_receipts``: submitted messages
+whose receipt has still not come; ``held``: queued messages of disabled
+companies).
 
 Several processes may share one PostgreSQL database: the queue is claimed with
 ``FOR UPDATE SKIP LOCKED`` and each job run takes a transaction-level advisory
@@ -171,6 +173,13 @@ def held_now(engine: Engine, *, quiet: bool = False) -> list[dict[str, Any]]:
     return held
 
 
+def awaiting_receipts(engine: Engine) -> int:
+    """Messages submitted whose receipt has not come yet (any run's)."""
+    q = QueueRow.__table__
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).where(q.c.state == "submitted")).scalar_one()
+
+
 def _connections(engine: Engine, once: bool) -> tuple[list[VendorConnection], int | None]:
     """Enabled SMPP connections (with --once: only those with messages that may
     go, not held ones), and the default route (the only enabled connection, for senders with none)."""
@@ -294,6 +303,13 @@ def run(url: str, options: ServeOptions) -> dict[str, Any]:
         summary["expired_without_receipt"] = expire_job(engine, options.receipt_expiry).get("closed", 0)
     summary["completed_campaigns"] = complete_job(engine).get("completed", 0)
     summary["held"] = held_now(engine, quiet=True)
+    summary["awaiting_receipts"] = awaiting_receipts(engine)
+    if summary["awaiting_receipts"]:
+        log.info(
+            "%d submitted message(s) still wait for their receipt (closed as undelivered after %gs)",
+            summary["awaiting_receipts"],
+            options.receipt_expiry,
+        )
     totals: dict[str, Any] = wk.WorkerStats().as_dict()
     for w in workers:
         for k, v in w.stats.as_dict().items():
