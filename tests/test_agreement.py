@@ -247,13 +247,12 @@ def test_update_and_immutable_after_charge(world, session, pinned):
         "2027-01-01T00:00:00Z",
     )
     assert changed["versions"][-1]["effective_till"] == "2027-01-01T00:00:00Z"
-    agreements.CHARGE_CHECKS.append(lambda s, agreement_id: agreement_id == ag["id"])
-    try:
-        run = cli("agreement", "update", "U", "--currency", "EUR", expect=5)
-        assert "has charges" in run.stderr
-        assert cli.json("agreement", "update", "U", "--description", "still editable")["currency"] == "USD"
-    finally:
-        agreements.CHARGE_CHECKS.pop()
+    assert not agreements.has_charges(session, ag["id"])
+    cli.json("payment", "add", "--agreement", "U", "--reference", "P-1", "--amount", "1", "--confirmed")
+    assert agreements.has_charges(session, ag["id"])
+    run = cli("agreement", "update", "U", "--currency", "EUR", expect=5)
+    assert "has charges" in run.stderr
+    assert cli.json("agreement", "update", "U", "--description", "still editable")["currency"] == "USD"
 
 
 def test_list_formats_include_current_terms(world):

@@ -64,3 +64,30 @@ def test_secrets_are_masked():
         "nested": {"client_secret": MASK},
         "token": None,
     }
+
+
+def test_a_session_of_a_fresh_process_is_audited(cli, db_url):
+    """The flush hooks do not depend on which modules a process imported: a
+    session made with only the engine and one model module loaded still writes
+    the audit row and moves ``updated_at``."""
+    import subprocess
+    import sys
+
+    from cpaas_cli.db.engine import dispose_all
+
+    owner_le(cli)
+    c = client(cli, "Fresh")
+    dispose_all()
+    code = (
+        "import sys\n"
+        "from cpaas_cli.db.engine import get_engine, session_scope\n"
+        "from cpaas_cli.tenancy.models import Company\n"
+        "with session_scope(get_engine(sys.argv[1]), actor='script', command='fix') as s:\n"
+        f"    s.get(Company, {c['id']}).description = 'from a script'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, db_url], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = cli.json("audit", "list", "--object", "company", "--object-id", str(c["id"]))
+    assert (rows[0]["actor"], rows[0]["command"], rows[0]["new"]) == ("script", "fix", {"description": "from a script"})
+    shown = cli.json("tenant", "show", "Fresh")
+    assert shown["updated_at"] != c["updated_at"]

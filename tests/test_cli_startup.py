@@ -46,6 +46,14 @@ def test_groups_that_other_modules_extend_keep_those_commands():
     assert {"export", "export-task"} <= set(load("edr").commands)
 
 
+@pytest.mark.parametrize(("group", "command"), [("agreement", "periods"), ("edr", "export"), ("edr", "export-task")])
+def test_commands_other_modules_add_exist_in_a_fresh_process(group, command):
+    """The registration happens on import: `ENTRIES` must import those modules with the group."""
+    run = _fresh(group, command, "--help")
+    assert run.returncode == 0, run.stderr
+    assert f" {group} {command} [OPTIONS]" in run.stdout.splitlines()[0]
+
+
 def test_help_and_version_import_no_group_and_no_database_code():
     code = (
         "import sys; from cpaas_cli.cli.app import main\n"

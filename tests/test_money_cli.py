@@ -306,3 +306,71 @@ def test_two_processes_ingesting_the_same_file_store_each_edr_once(cli, tmp_path
         edrs = conn.execute(sa.text("SELECT COUNT(*), COUNT(DISTINCT external_id) FROM edr")).one()
         charges = conn.execute(sa.text("SELECT COUNT(*), COUNT(DISTINCT edr_id) FROM charge WHERE kind = 'edr'")).one()
     assert tuple(edrs) == (1500, 1500) and tuple(charges) == (1500, 1500)
+
+
+def _fresh(db_url: str, *args: str) -> tuple[int, str, str]:
+    """``cpaas -o json ARGS`` in a new OS process (only the modules its command imports are loaded)."""
+    dispose_all()
+    cmd = [sys.executable, "-m", "cpaas_cli", "--db", db_url, "-o", "json", *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_currency_of_an_agreement_with_charges_is_fixed_in_a_fresh_process(cli, tmp_path, db_url):
+    """AMB-14 in a new process: `agreement update --currency` loads no billing
+    module, and still sees the charges (and, on another agreement, a payment)."""
+    setup(cli)
+    cli.json("edr", "ingest", str(edr_file(tmp_path / "e.jsonl", [row(0)])))
+    code, out, err = _fresh(db_url, "agreement", "update", "AG-1", "--currency", "USD")
+    assert (code, out) == (5, "") and err == "error: agreement 'AG-1' has charges; its currency can no longer change\n"
+    cli.json("agreement", "create", "AG-2", "--company", "Client A", "--currency", "EUR", "--from", "2026-01-01")
+    cli.json("payment", "add", "--agreement", "AG-2", "--reference", "P-1", "--amount", "5", "--confirmed")
+    code, _out, err = _fresh(db_url, "agreement", "update", "AG-2", "--currency", "USD")
+    assert (code, err) == (5, "error: agreement 'AG-2' has charges; its currency can no longer change\n")
+    # a description still changes; the currency stayed
+    code, out, _err = _fresh(db_url, "agreement", "update", "AG-1", "--description", "renewed")
+    assert code == 0 and (json.loads(out)["currency"], json.loads(out)["description"]) == ("EUR", "renewed")
+
+
+SENDER_TYPE_TREE = """
+service: SMS service
+tree:
+  sms:
+    depends_on: resource
+    children:
+      sms_message:
+        depends_on: direction
+        billing_rule: submitted
+        quantity_rule: segments
+        children:
+          mt:
+            depends_on: sender_type
+            children:
+              short_code: {price: "0.01"}
+              long_code: {price: "0.02"}
+              alphanumeric: {price: "0.03"}
+"""
+
+
+@pytest.mark.parametrize(
+    ("sender", "kind", "cost"),
+    [
+        ("12345", "short_code", "0.01"),
+        ("1234567", "short_code", "0.01"),  # rates lookup said long_code (≤ 6), rating short_code (≤ 8)
+        ("12345678", "short_code", "0.01"),
+        ("123456789", "long_code", "0.02"),
+        ("+34600000001", "long_code", "0.02"),  # rating said alphanumeric: the '+' was not a digit
+        ("ACME", "alphanumeric", "0.03"),
+    ],
+)
+def test_sender_type_is_one_rule_for_lookup_and_rating(cli, tmp_path, sender, kind, cost):
+    """`rates lookup --sender` and the rating of an EDR derive the sender type
+    with the same rule: digits only (a leading + aside), at most 8 → short code."""
+    setup(cli)
+    (tmp_path / "t.yaml").write_text(SENDER_TYPE_TREE)
+    cli("service", "tree", "apply", "SMS service", str(tmp_path / "t.yaml"))
+    looked = cli.json("rates", "lookup", "--agreement", "AG-1", "--mccmnc", "21401", "--sender", sender)
+    assert (looked["price"], looked["matched"]) == (cost, f"sms/sms_message/mt/{kind}")
+    cli.json("edr", "ingest", str(edr_file(tmp_path / "e.jsonl", [row(0, sender=sender, segments=1)])))
+    rated = cli.json("edr", "show", "x-0")
+    assert (rated["cost"], rated["rate_path"]) == (cost, f"sms/sms_message/mt/{kind}")

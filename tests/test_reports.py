@@ -206,3 +206,21 @@ def test_summary_by_local_day_across_a_dst_night(cli, db_url):
     utc = cli.json("report", "summary", "--from", "2026-03-29", "--till", "2026-03-30", "--by", "day")
     assert [(r["day"], r["messages"]) for r in utc] == [("2026-03-29", 3)]
     assert cli.json("report", "summary", "--from", "2026-05-01", "--till", "2026-06-01", "--by", "day") == []
+
+
+def test_identifier_allow_list_is_the_whole_schema_in_a_fresh_process(cli, db_url, tmp_path):
+    """`report run` in a new process loads only a few model modules: a column of
+    another table (campaign.recipients) is still a name of the schema."""
+    import json
+    import subprocess
+    import sys
+
+    from cpaas_cli.db.engine import dispose_all
+
+    _define(cli, tmp_path, "by_ident", "SELECT :x_col AS v FROM campaign", "x_col:ident:id")
+    dispose_all()
+    cmd = [sys.executable, "-m", "cpaas_cli", "--db", db_url, "-o", "json", "report", "run", "by_ident"]
+    done = subprocess.run([*cmd, "--param", "x_col=recipients"], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, json.loads(done.stdout or "null")) == (0, []), done.stderr
+    bad = subprocess.run([*cmd, "--param", "x_col=no_such_column"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 4 and "not a table or column name of the schema" in bad.stderr

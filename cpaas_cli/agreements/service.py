@@ -8,7 +8,6 @@ over time (credit limit, invoicing); versions of one agreement never overlap.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
@@ -32,14 +31,14 @@ from cpaas_cli.timeutil import TimeError, check_zone, in_zone, iso, zone
 
 EMAIL_RE = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
 
-# Tables that hold charges against an agreement. Later modules (rating,
-# payments, invoices) register a check here; while any says "yes", the
-# company, currency and direction of the agreement stay fixed (AMB-14).
-CHARGE_CHECKS: list[Callable[[Session, int], bool]] = []
-
 
 def has_charges(session: Session, agreement_id: int) -> bool:
-    return any(check(session, agreement_id) for check in CHARGE_CHECKS)
+    """Whether the agreement has a charge or a payment: then its company,
+    currency and direction stay fixed (AMB-14). Asked of the tables directly,
+    so the answer does not depend on which modules a process has imported."""
+    from cpaas_cli.billing import ledger  # billing builds on this module: imported on use
+
+    return ledger.has_charges(session, agreement_id)
 
 
 # ------------------------------------------------------------------ terms

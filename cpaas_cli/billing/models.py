@@ -133,19 +133,3 @@ class PaymentState(SQLModel, table=True):
     since: datetime = utc_field()
     confirmed: bool = False
     confirm_before: datetime | None = utc_field(nullable=True)
-
-
-def _has_charges(session, agreement_id: int) -> bool:
-    from cpaas_cli.billing.ledger import has_charges
-
-    return has_charges(session, agreement_id)
-
-
-def _register_charge_check() -> None:
-    from cpaas_cli.agreements import service as agreements
-
-    if _has_charges not in agreements.CHARGE_CHECKS:
-        agreements.CHARGE_CHECKS.append(_has_charges)
-
-
-_register_charge_check()  # AMB-14: an agreement with charges or payments keeps its currency

@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from cpaas_cli.agreements import service as agreements
 from cpaas_cli.campaigns.models import CHANNELS, SENDER_KINDS, SenderId
+from cpaas_cli.catalog.vocab import SHORT_CODE_DIGITS, is_short_code
 from cpaas_cli.contacts.phones import PhoneError, normalise
 from cpaas_cli.contacts.service import client_company
 from cpaas_cli.dispatch import service as connections
@@ -26,7 +27,6 @@ from cpaas_cli.timeutil import iso
 
 _ALPHA = re.compile(r"^[A-Za-z0-9 ._&+\-]{1,11}$")
 _GENERIC = re.compile(r"^[A-Za-z0-9 ._&+\-@]{1,32}$")
-_SHORT = re.compile(r"^[0-9]{3,8}$")
 
 # Which status changes each command makes.
 TRANSITIONS = {"activate": ("draft", "disabled"), "disable": ("draft", "active")}
@@ -43,8 +43,10 @@ def check_sender(channel: str, kind: str, text: str) -> tuple[str | None, Proble
                 )
             return value, None
         if kind == "short_code":
-            if not _SHORT.match(value):
-                return None, Problem("sender", f"{text!r}: a short code has 3-8 digits")
+            if not is_short_code(value):
+                return None, Problem(
+                    "sender", f"{text!r}: a short code has {SHORT_CODE_DIGITS[0]}-{SHORT_CODE_DIGITS[1]} digits"
+                )
             return value, None
         try:
             return normalise(value), None

@@ -41,7 +41,7 @@ from cpaas_cli import clock
 from cpaas_cli.agreements.models import Agreement
 from cpaas_cli.audit.service import record
 from cpaas_cli.campaigns import estimate as est
-from cpaas_cli.campaigns import funds, senders
+from cpaas_cli.campaigns import funds, holds, senders
 from cpaas_cli.campaigns import templates as saved
 from cpaas_cli.campaigns.destinations import NETWORK_NOTE, destination
 from cpaas_cli.campaigns.models import (
@@ -88,6 +88,7 @@ def check_action(c: Campaign, action: str) -> None:
     if c.state not in allowed:
         shown = ", ".join(s for s in CAMPAIGN_STATES if s in allowed)
         raise Conflict(f"campaign #{c.id} is {c.state}; {action} is allowed only when it is {shown}")
+    holds.check_campaign_action(c, action)
 
 
 def get(session: Session, ref: str | int) -> Campaign:
@@ -287,6 +288,7 @@ def create(
 ) -> Campaign:
     """A draft campaign with its recipients (bulk-inserted)."""
     comp = client_company(session, company)
+    holds.refuse_if_held(session, comp.id, "create")
     sid = senders.usable(session, sender, company_id=comp.id)  # exit 5 for a channel no gateway serves
     ag = session.get(Agreement, sid.agreement_id)
     assert ag is not None
@@ -861,6 +863,7 @@ def start_due(session: Session, *, now: datetime | None = None) -> list[StartOut
     out = []
     for c in due:
         try:
+            holds.refuse_if_held(session, c.company_id, "start")
             out.append(_start(session, c, now))
         except Conflict as exc:
             _fail(session, c, exc.message, now)
@@ -932,6 +935,7 @@ def campaign_dict(session: Session, c: Campaign, counts: dict[str, int] | None =
         "segments": c.segments,
         "progress": round(100 * finished / c.messages, 1) if c.messages else 0.0,
         "queue": counts,
+        "held": holds.held(session, c, counts),
         "currency": c.currency,
         "estimated_cost": format_micros(c.estimated_cost) if c.estimated_cost is not None else None,
         "cost": format_micros(spent) if spent is not None else None,

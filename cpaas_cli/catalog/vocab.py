@@ -74,6 +74,10 @@ CLOSED_VALUES = {
     "pricing_type": ("regular", "free_customer_service", "free_entry_point"),
 }
 
+# A short code has this many digits (a registered short-code sender, and the
+# sender type derived from a sender text for rating and `rates lookup`).
+SHORT_CODE_DIGITS = (3, 8)
+
 # Levels matched against the MCCMNC of a message (with the MCC row as fallback).
 MCCMNC_LEVELS = {"network", "mno", "mccmnc"}
 
@@ -131,3 +135,22 @@ def normalise_value(level: str, value: object) -> str:
     if not key or not _SLUG.match(key):
         raise ValueError_(f"not a valid {level} value: {text!r}")
     return key
+
+
+def is_short_code(text: str) -> bool:
+    """Whether ``text`` has the form of a short code: ASCII digits only, as many as ``SHORT_CODE_DIGITS`` allows."""
+    return text.isdigit() and text.isascii() and SHORT_CODE_DIGITS[0] <= len(text) <= SHORT_CODE_DIGITS[1]
+
+
+def sender_type_of(sender: str | None) -> str | None:
+    """The ``sender_type`` of a sender text, the one rule for rating and lookups:
+    digits only (a leading ``+`` aside) are a short code up to
+    ``SHORT_CODE_DIGITS[1]`` digits and a long code (a phone number) beyond;
+    anything else is alphanumeric; no sender, no type."""
+    text = (sender or "").strip()
+    if not text:
+        return None
+    digits = text[1:] if text.startswith("+") else text
+    if digits.isdigit() and digits.isascii():
+        return "short_code" if len(digits) <= SHORT_CODE_DIGITS[1] else "long_code"
+    return "alphanumeric"

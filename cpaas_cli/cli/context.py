@@ -53,10 +53,9 @@ def session(ctx: typer.Context) -> Iterator[Session]:
     """A session whose transaction commits when the command succeeds.
 
     Imported here, not at the top, so that `cpaas --help` loads no database
-    code; the audit module's flush hooks (audit rows, ``updated_at``) must be
-    registered before any session of a command flushes, whichever group it is.
+    code; the session registers the audit module's flush hooks (audit rows,
+    ``updated_at``) before it can flush, whichever group the command is in.
     """
-    import cpaas_cli.audit.service  # noqa: F401
     from cpaas_cli.db.engine import get_engine, session_scope
 
     st = state(ctx)

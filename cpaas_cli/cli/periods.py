@@ -1,7 +1,7 @@
 """`cpaas agreement periods …`: the billing periods of an agreement.
 
 Kept apart from `cli/agreement.py`; importing this module adds the command
-to the `agreement` group (done from `cli/app.py::_register`).
+to the `agreement` group (`cli/app.py` ``ENTRIES`` imports it with the group).
 """
 
 from __future__ import annotations

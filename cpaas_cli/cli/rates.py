@@ -14,6 +14,7 @@ from cpaas_cli.catalog import dictionary as dic
 from cpaas_cli.catalog import importer
 from cpaas_cli.catalog import lookup as lk
 from cpaas_cli.catalog import service as catalog
+from cpaas_cli.catalog.vocab import sender_type_of
 from cpaas_cli.cli.context import OutputOpt, emit, say, session, state, when
 from cpaas_cli.cli.output import Fmt
 from cpaas_cli.errors import ExitCode, InvalidInput, Problem
@@ -141,15 +142,6 @@ def import_history(
     emit(ctx, data, output=output, columns=HISTORY_COLUMNS)
 
 
-def sender_type(sender: str | None) -> str | None:
-    if not sender:
-        return None
-    text = sender.strip().lstrip("+")
-    if text.isdigit():
-        return "short_code" if len(text) <= 6 else "long_code"
-    return "alphanumeric"
-
-
 @app.command("lookup")
 def lookup(
     ctx: typer.Context,
@@ -179,7 +171,7 @@ def lookup(
         mccmnc=m.key if m.mnc else None,
         mcc=m.mcc,
         country=dic.mcc_country(m.mcc),
-        sender_type=sender_type(sender),
+        sender_type=sender_type_of(sender),
     )
     kind, res = catalog.resolve_for_agreement(snaps, q)
     data = catalog.result_dict(kind, res)

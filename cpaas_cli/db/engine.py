@@ -65,6 +65,11 @@ def dispose_all() -> None:
 
 
 def make_session(engine: Engine, *, actor: str = "unknown", command: str = "") -> Session:
+    """A session of ``engine``. Every session gets the audit module's flush
+    hooks (audit rows, ``updated_at``): they are registered here, whatever
+    else the process has imported (the CLI, `serve`'s jobs, library use)."""
+    import cpaas_cli.audit.service  # noqa: F401  (registers the hooks on first import)
+
     factory = sessionmaker(bind=engine, class_=Session, expire_on_commit=False)
     session = factory()
     session.info["actor"] = actor

@@ -55,6 +55,7 @@ from cpaas_cli.dispatch.gateway import (
     SubmitRejected,
     Ticket,
 )
+from cpaas_cli.dispatch.linkerrors import link_reason
 from cpaas_cli.dispatch.receipts import MESSAGE_STATES, StatusMap, normalise_message_id, parse_receipt_text
 from cpaas_cli.dispatch.throttle import PROCESS_LIMITS, Backoff, Clock, SenderLimits, TokenBucket
 from cpaas_cli.errors import Upstream
@@ -214,10 +215,7 @@ class SmppGateway:
             raise Upstream(f"connection {s.name!r}: bind refused by {where}: {exc.args[0]}") from exc
         except (TimeoutError, *_LINK_ERRORS) as exc:
             self._disconnect_client(client)
-            reason = str(exc) or type(exc).__name__
-            if isinstance(exc, smpplib.exceptions.ConnectionError) and not str(exc):
-                reason = "connection closed during bind"
-            raise Upstream(f"connection {s.name!r}: cannot bind to {where}: {reason}") from exc
+            raise Upstream(f"connection {s.name!r}: cannot bind to {where}: {link_reason(exc)}") from exc
         client._socket.settimeout(s.response_timeout)
         self._client = client
         self._link += 1
@@ -366,7 +364,7 @@ class SmppGateway:
                 self._keepalive()
                 self._flush()
             except _LINK_ERRORS as exc:
-                self._drop(f"link lost: {exc or type(exc).__name__}")
+                self._drop(f"link lost: {link_reason(exc)}")
             except TimeoutError:
                 self._drop("link lost: read timed out mid-PDU")
             if self._events or self._clock() >= deadline:
@@ -511,7 +509,7 @@ class SmppGateway:
         try:
             self._flush()
         except _LINK_ERRORS as exc:
-            self._drop(f"link lost: {exc or type(exc).__name__}")
+            self._drop(f"link lost: {link_reason(exc)}")
         self.stats.acked += n
         return n
 
@@ -598,7 +596,7 @@ class SmppGateway:
         except (TimeoutError, *_LINK_ERRORS) as exc:
             self._drop("enquire_link failed")
             self._wanted = False
-            raise Upstream(f"connection {self.name!r}: enquire_link failed: {exc or type(exc).__name__}") from exc
+            raise Upstream(f"connection {self.name!r}: enquire_link failed: {link_reason(exc)}") from exc
         finally:
             self._events.clear()
         self.close()

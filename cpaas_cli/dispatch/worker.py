@@ -53,6 +53,7 @@ from sqlmodel import Session
 from cpaas_cli import clock
 from cpaas_cli.audit.service import record
 from cpaas_cli.billing import refunds
+from cpaas_cli.campaigns import holds
 from cpaas_cli.campaigns.models import Campaign
 from cpaas_cli.campaigns.models import OutboundMessage as QueueRow
 from cpaas_cli.db.engine import make_session
@@ -67,7 +68,7 @@ from cpaas_cli.dispatch.receipt_match import IdRelation, ReceiptMatcher
 from cpaas_cli.dispatch.receipts import parse_id_formats
 from cpaas_cli.edr import service as edrs
 from cpaas_cli.edr.models import Edr
-from cpaas_cli.errors import Upstream
+from cpaas_cli.errors import CpaasError, Upstream
 from cpaas_cli.messaging.segments import RefAllocator
 
 log = logging.getLogger("cpaas.serve")
@@ -190,6 +191,9 @@ class Worker:
     def run(self) -> None:
         try:
             self._run()
+        except CpaasError as exc:  # expected (bind refused, …): the runner reports it as the one-line error
+            self.error = exc
+            log.info("worker %s stopped: %s", self.name, exc.message)
         except BaseException as exc:  # reported by the runner
             self.error = exc
             log.exception("worker %s stopped on an error", self.name)
@@ -272,7 +276,8 @@ class Worker:
         route = Q.c.connection_id == self.connection_id
         if self.o.default_route:
             route = sa.or_(route, Q.c.connection_id.is_(None))
-        running = sa.select(C.c.id).where(C.c.state == "in_progress", C.c.channel.in_(GATEWAY_CHANNELS))
+        # running, not of a disabled company (held), on a channel a gateway serves
+        running = holds.sendable_campaigns().where(C.c.channel.in_(GATEWAY_CHANNELS))
         pick = (
             sa.select(Q.c.id)
             .where(Q.c.state == "queued", route, Q.c.campaign_id.in_(running))

@@ -39,6 +39,7 @@ from cpaas_cli.catalog import lookup as lk
 from cpaas_cli.catalog import service as catalog
 from cpaas_cli.catalog import tree as tr
 from cpaas_cli.catalog.dictionary import MccmncError, mcc_country, normalise_mccmnc
+from cpaas_cli.catalog.vocab import sender_type_of
 from cpaas_cli.edr.models import DIRECTIONS, FINAL_STATUSES, STATUSES, Edr
 from cpaas_cli.errors import InvalidInput, NotFound, Problem
 from cpaas_cli.imports.readers import read_lists, read_rows
@@ -132,14 +133,6 @@ def _time(text: str, field: str, problems: list[Problem], n: int) -> datetime | 
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
-
-
-def _sender_type(sender: str | None) -> str | None:
-    if not sender:
-        return None
-    if not sender.isdigit():
-        return "alphanumeric"
-    return "short_code" if len(sender) <= 8 else "long_code"
 
 
 def _nothing() -> None:
@@ -555,7 +548,7 @@ _QUERIES: dict[tuple, dict[str, Any]] = {}
 def _query(channel: str, direction: str, mcc: str | None, mnc: str | None, country: str | None, sender: str | None):
     """``lk.query`` of an EDR, memoised: events with equal attributes share one
     read-only dict (the engine only reads it)."""
-    return _query_of((channel, direction, mcc, mnc, country, _sender_type(sender)))
+    return _query_of((channel, direction, mcc, mnc, country, sender_type_of(sender)))
 
 
 def _query_of(key: tuple[str, str, str | None, str | None, str | None, str | None]) -> dict[str, Any]:
@@ -1466,7 +1459,7 @@ def _parse_block(
 def _events(ids: Sequence[int], cols: dict[str, list[Any]], memo: dict[Any, Any]) -> list[en.Event]:
     """The engine's events of parsed EDR columns (as ``_event`` builds one from a row)."""
     senders = cols["sender"]
-    kinds = _memo_map(senders, _sender_type, memo)
+    kinds = _memo_map(senders, sender_type_of, memo)
     keys = list(zip(cols["channel"], cols["direction"], cols["mcc"], cols["mnc"], cols["country"], kinds, strict=True))
     queries = _memo_map(keys, _query_of)
     delivered, seen = cols["delivered_at"], cols["seen_at"]

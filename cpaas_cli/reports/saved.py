@@ -135,6 +135,11 @@ def parse_param_spec(spec: str) -> dict[str, Any]:
 
 
 def allowed_identifiers() -> set[str]:
+    """Every table and column name of the schema. The shared metadata holds only
+    the tables whose model modules a process has imported, so all are imported
+    here first (a `report run` process loads few of them)."""
+    import cpaas_cli.models  # noqa: F401  (fills the metadata with every table)
+
     names = set(metadata.tables)
     for t in metadata.tables.values():
         names.update(c.name for c in t.columns)

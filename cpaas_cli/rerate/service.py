@@ -71,6 +71,7 @@ from cpaas_cli.audit import service as audit
 from cpaas_cli.billing import ledger
 from cpaas_cli.billing.models import Charge, PackUsage, ScaleCounter
 from cpaas_cli.billing.periods import Period, VersionTerms, period_containing, periods
+from cpaas_cli.catalog.vocab import sender_type_of
 from cpaas_cli.edr import service as edrs
 from cpaas_cli.edr.models import FINAL_STATUSES, Edr
 from cpaas_cli.errors import Conflict, InvalidInput, NotFound
@@ -528,7 +529,7 @@ def _attributes(key: str | tuple) -> tuple[dict[str, Any], str | None, tuple[str
     The query is edr.service's shared dict for its attributes: the engine's route
     memo is probed by that dict's identity (EDRs of many senders share it)."""
     channel, direction, mcc, mnc, country, network, sender = _unpacked(key)
-    q = edrs._query_of((channel or "sms", direction or "mt", mcc, mnc, country, edrs._sender_type(sender)))
+    q = edrs._query_of((channel or "sms", direction or "mt", mcc, mnc, country, sender_type_of(sender)))
     return q, sender, (country or "", network or "")
 
 

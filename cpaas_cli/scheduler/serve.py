@@ -6,7 +6,9 @@ Long-running mode runs until SIGTERM/SIGINT, then stops claiming, lets the
 in-flight windows finish (their submit_sm_resp are stored), commits and exits.
 ``once`` mode does what is due, sends every queued message of running
 campaigns, waits for the receipts (up to ``receipt_timeout`` seconds of
-silence) and returns a summary.
+silence) and returns a summary (``awaiting_receipts``: submitted messages
+whose receipt has still not come; ``held``: queued messages of disabled
+companies).
 
 Several processes may share one PostgreSQL database: the queue is claimed with
 ``FOR UPDATE SKIP LOCKED`` and each job run takes a transaction-level advisory
@@ -29,8 +31,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from cpaas_cli import clock
+from cpaas_cli.campaigns import holds
 from cpaas_cli.campaigns import service as campaigns
-from cpaas_cli.campaigns.models import Campaign
 from cpaas_cli.campaigns.models import OutboundMessage as QueueRow
 from cpaas_cli.db.engine import get_engine, make_session
 from cpaas_cli.dispatch import service as connections
@@ -159,9 +161,28 @@ def make_scheduler(url: str, jobs: list[Job]):
 # ---------------------------------------------------------------- workers
 
 
+def held_now(engine: Engine, *, quiet: bool = False) -> list[dict[str, Any]]:
+    """Queued messages held because their company is disabled (logged at the start, in the summary at the end)."""
+    s = make_session(engine, actor="serve")
+    try:
+        held = holds.held_summary(s)
+    finally:
+        s.close()
+    for h in [] if quiet else held:
+        log.warning("holding %s queued message(s) of %s campaign(s): %s", h["messages"], h["campaigns"], h["reason"])
+    return held
+
+
+def awaiting_receipts(engine: Engine) -> int:
+    """Messages submitted whose receipt has not come yet (any run's)."""
+    q = QueueRow.__table__
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).where(q.c.state == "submitted")).scalar_one()
+
+
 def _connections(engine: Engine, once: bool) -> tuple[list[VendorConnection], int | None]:
-    """Enabled SMPP connections (with --once: only those with queued messages),
-    and the default route (the only enabled connection, for senders with none)."""
+    """Enabled SMPP connections (with --once: only those with messages that may
+    go, not held ones), and the default route (the only enabled connection, for senders with none)."""
     s = make_session(engine, actor="serve")
     try:
         rows = list(
@@ -173,13 +194,13 @@ def _connections(engine: Engine, once: bool) -> tuple[list[VendorConnection], in
         )
         default = rows[0].id if len(rows) == 1 else None
         if once:
-            q, c = QueueRow.__table__, Campaign.__table__
+            q = QueueRow.__table__
             wanted = set(
                 s.execute(
                     sa.select(q.c.connection_id)
                     .where(
                         q.c.state.in_(["queued", "claimed"]),
-                        q.c.campaign_id.in_(sa.select(c.c.id).where(c.c.state == "in_progress")),
+                        q.c.campaign_id.in_(holds.sendable_campaigns()),
                     )
                     .distinct()
                 ).scalars()
@@ -224,6 +245,7 @@ def run(url: str, options: ServeOptions) -> dict[str, Any]:
     finally:
         s.close()
     summary["started_campaigns"] = start_due_job(engine).get("started", 0)
+    held_now(engine)
 
     scheduler = None
     if not options.once:
@@ -282,6 +304,14 @@ def run(url: str, options: ServeOptions) -> dict[str, Any]:
     if options.once:
         summary["expired_without_receipt"] = expire_job(engine, options.receipt_expiry).get("closed", 0)
     summary["completed_campaigns"] = complete_job(engine).get("completed", 0)
+    summary["held"] = held_now(engine, quiet=True)
+    summary["awaiting_receipts"] = awaiting_receipts(engine)
+    if summary["awaiting_receipts"]:
+        log.info(
+            "%d submitted message(s) still wait for their receipt (closed as undelivered after %gs)",
+            summary["awaiting_receipts"],
+            options.receipt_expiry,
+        )
     totals: dict[str, Any] = wk.WorkerStats().as_dict()
     for w in workers:
         for k, v in w.stats.as_dict().items():
