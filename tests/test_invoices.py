@@ -239,6 +239,7 @@ def test_pdf_csv_xlsx_exports(cli, tmp_path):
     text = "\n".join(p.extract_text() for p in PdfReader(tmp_path / "i.pdf").pages)
     assert "Invoice INV-1" in text and "Hub SL S.L." in text and "Client A Legal" in text
     assert "0.24 EUR" in text and "SMS service" in text
+    assert "Unit price" in text and "0.04" in text and "rounded once" in text  # 3 × 2 segments × 0.04
     with open(tmp_path / "i-charges.csv", newline="") as fh:
         charges = list(csv.DictReader(fh))
     assert len(charges) == 3 and {c["external_id"] for c in charges} == {"x-0", "x-1", "x-2"}
@@ -249,7 +250,8 @@ def test_pdf_csv_xlsx_exports(cli, tmp_path):
     sheet = openpyxl.load_workbook(tmp_path / "i-charges.xlsx").active
     assert sheet.max_row == 4
     lines = openpyxl.load_workbook(tmp_path / "i.xlsx").active
-    assert [c.value for c in lines[1]][:3] == ["position", "description", "count"]
+    assert [c.value for c in lines[1]][:5] == ["position", "description", "count", "volume", "unit_price"]
+    assert [c.value for c in lines[2]][2:5] == [3, 6, "0.04"]
 
 
 def test_confirm_and_send_to_loopback_smtp(cli, smtp_server, tmp_path):  # noqa: F811

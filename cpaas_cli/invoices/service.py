@@ -12,8 +12,12 @@ charge id, so a charge is covered by one live invoice at most):
   invoice for it): late or re-rated charges of a confirmed period go to the
   next invoice, never into the confirmed one.
 
+A closed period gets a draft only when it holds an unclaimed charge (all of
+them with ``--include-empty``); the agreement's latest closed period is also
+tried as the carrier of correction lines and dropped if it claims nothing.
 A draft is recalculated by claiming what arrived since and rebuilding its
-lines from everything it covers, so it is exact however late charges come.
+lines from everything it covers (``rebuild.py``, rules in ``lines.py``), so
+it is exact however late charges come.
 A confirmed invoice never changes. Voiding an invoice releases its charges;
 the next run invoices that period again (``generation`` + 1).
 
@@ -41,6 +45,7 @@ from cpaas_cli.agreements.models import Agreement, AgreementVersion
 from cpaas_cli.audit import service as audit
 from cpaas_cli.billing.models import Charge
 from cpaas_cli.billing.periods import Period, VersionTerms, closed_periods
+from cpaas_cli.db.types import UTCDateTime
 from cpaas_cli.edr.models import Edr
 from cpaas_cli.errors import Conflict, InvalidInput, NotFound
 from cpaas_cli.invoices import lines as invoice_lines
@@ -115,13 +120,12 @@ def run(
     # PostgreSQL plans the foreign-key checks of invoice_charge against the
     # full invoice table (a plan made while it held a few rows is a sequential
     # scan per claimed charge, kept for the whole run).
-    todo: list[tuple[Agreement, Invoice, str]] = []  # what: draft, new, or carrier (kept only if it claims)
+    plans: list[tuple[Agreement, dict[int, AgreementVersion], list[Period], list, list[Period]]] = []
     for ag in ags:
         vs = by_ag.get(ag.id, [])
         if not vs:
             continue
-        vmap = {v.id: v for v in vs}
-        mine: list[tuple[Agreement, Invoice, str]] = []
+        mine: list[tuple[Agreement, Invoice, str]] = []  # what: draft, new, or carrier (kept only if it claims)
         missing: list[Period] = []
         periods = closed_periods([VersionTerms.of(v) for v in vs], as_of)
         for p in periods:
@@ -132,12 +136,18 @@ def run(
                 mine.append((ag, inv, "draft"))
             else:
                 counts["unchanged"] += 1
-        busy = set(range(len(missing))) if include_empty else _holding_charges(session, ag.id, missing)
-        for i, p in enumerate(missing):
-            if i in busy or p is periods[-1]:
+        plans.append((ag, {v.id: v for v in vs}, periods, mine, missing))
+    probe = [(ag.id, p) for ag, _v, _ps, _m, missing in plans for p in missing]
+    busy = set(range(len(probe))) if include_empty else _holding_charges(session, probe)
+    todo: list[tuple[Agreement, Invoice, str]] = []
+    k = 0
+    for ag, vmap, periods, mine, missing in plans:
+        for p in missing:
+            if k in busy or p is periods[-1]:
                 inv = _create(session, ag, p, vmap[p.version_id], as_of, gens.get((ag.id, p.start), -1) + 1,
                               line_decimals)  # fmt: skip
-                mine.append((ag, inv, "new" if i in busy else "carrier"))
+                mine.append((ag, inv, "new" if k in busy else "carrier"))
+            k += 1
         todo += sorted(mine, key=lambda t: t[1].period_start)
     for ag, inv, what in todo:
         claimed = _attach(session, inv)
@@ -167,24 +177,34 @@ def run(
     return {"as_of": iso(as_of), "dry_run": dry_run, **counts, "invoices": out}
 
 
-def _holding_charges(session: Session, agreement_id: int, periods: Sequence[Period]) -> set[int]:
-    """Indexes of the ``periods`` that hold an unclaimed charge of the agreement
-    (an index range probe each, 200 to a statement)."""
+def _holding_charges(session: Session, pairs: Sequence[tuple[int, Period]]) -> set[int]:
+    """Indexes of the (agreement id, period) ``pairs`` whose period holds an
+    unclaimed charge of the agreement: an index range probe each, 500 pairs
+    to a statement (a VALUES list in a CTE: SQLite names no columns of a
+    VALUES subquery)."""
     found: set[int] = set()
-    for lo in range(0, len(periods), 200):
-        parts = [
-            sa.select(sa.literal_column(str(i))).where(
-                sa.exists().where(
-                    CHG.c.agreement_id == agreement_id,
-                    CHG.c.at >= p.start,
-                    CHG.c.at < p.end,
-                    ~sa.exists().where(IC.c.charge_id == CHG.c.id),
-                )
+    for lo in range(0, len(pairs), 500):
+        chunk = pairs[lo : lo + 500]
+        v = (
+            sa.values(
+                sa.column("i", sa.Integer),
+                sa.column("ag", sa.Integer),
+                sa.column("s", UTCDateTime()),
+                sa.column("e", UTCDateTime()),
+                name="probe",
             )
-            for i, p in enumerate(periods[lo : lo + 200], lo)
-        ]
-        q = parts[0] if len(parts) == 1 else sa.union_all(*parts)
-        found.update(int(i) for i in session.execute(q).scalars())
+            .data([(i, ag_id, p.start, p.end) for i, (ag_id, p) in enumerate(chunk, lo)])
+            .cte("probe")
+        )
+        q = sa.select(v.c.i).where(
+            sa.exists().where(
+                CHG.c.agreement_id == v.c.ag,
+                CHG.c.at >= v.c.s,
+                CHG.c.at < v.c.e,
+                ~sa.exists().where(IC.c.charge_id == CHG.c.id),
+            )
+        )
+        found.update(session.execute(q).scalars())
     return found
 
 
