@@ -73,6 +73,24 @@ def test_back_to_first_11_messages_one_line_net_rounded_once(cli, tmp_path):
     again = cli.json("--config", str(cfg), "invoice", "recalculate", str(inv["id"]))
     assert usage(again["lines"]) == [("usage", "FR", 11, 11, "0.0111", "0.1221", "0.12")]
     assert (again["net"], again["line_decimals"], again["lines"][0]["rounding"]) == ("0.12", 2, "-0.0021")
+    # The next run without the setting rebuilds the draft with the default; then nothing changes.
+    (rerun,) = cli.json("invoice", "run", "--as-of", "2026-04-01T00:00:00Z")
+    assert (rerun["action"], rerun["line_decimals"], rerun["net"]) == ("recalculated", 4, "0.12")
+    assert cli.json("invoice", "run", "--as-of", "2026-04-01T00:00:00Z") == []
+
+
+def test_the_serve_job_uses_the_configured_line_decimals(cli, tmp_path, monkeypatch):
+    owner_le(cli)
+    c = client(cli)
+    cli.json("agreement", "create", "AG-1", "--company", c["name"], "--currency", "EUR", "--from", "2026-01-01")
+    cli.json("fee", "add", "--agreement", "AG-1", "--amount", "0.005", "--at", "2026-01-10T00:00:00Z")
+    cfg = tmp_path / "job.toml"
+    cfg.write_text("[invoice]\nline_decimals = 2\n")
+    monkeypatch.setenv("CPAAS_CONFIG", str(cfg))
+    assert invoices.run_job(get_engine(cli.url))["created"] == 1
+    (inv,) = cli.json("invoice", "list")
+    got = cli.json("invoice", "show", str(inv["id"]))
+    assert (got["line_decimals"], got["net"], [ln["net"] for ln in got["lines"]]) == (2, "0.01", ["0.01"])
 
 
 def test_back_to_first_final_price_for_the_whole_volume_per_destination(cli, tmp_path):
