@@ -1,15 +1,15 @@
 """Money: integer micro-units in storage, Decimal in Python, never float.
 
 Rounding happens in two named places only (see DESIGN.md), both half-up (a tie
-goes away from zero): ``round_event`` per rated event, and ``round_half_up`` in
-``invoices/lines.py``, where an invoice rounds its lines to ``[invoice]
-line_decimals`` and its net and tax once to the currency's minor units
-(SPEC AMB-25; the rule is in that module's docstring).
+goes away from zero): ``round_event`` per rated event, and ``round_half_up``
+for invoices, which ``invoices/lines.py`` uses to round the lines to
+``[invoice] line_decimals`` and the net and tax once to the currency's minor
+units (SPEC AMB-25; the rule is in that module's docstring).
 
 Decision: a rated event is kept exact to the micro-unit, not rounded to the
 currency's minor units. A2P prices are routinely below one cent (0.004 EUR a
 message); rounding each event to cents would make such messages free or double
-their price. Invoice lines are where amounts meet the currency's minor units.
+their price. The invoice is where amounts meet the currency's minor units.
 """
 
 from __future__ import annotations

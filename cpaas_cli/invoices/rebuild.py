@@ -94,7 +94,7 @@ def rebuild(session: Session, inv: Invoice) -> None:
                 int(r["amt"] or 0),
                 r["last_at"],
                 bool(r["rerated"]),
-            )  # fmt: skip
+            )
         )
     out = invoice_lines.usage_lines(groups)
     ids = {ln.service_id for ln in out if ln.service_id is not None}
@@ -139,7 +139,7 @@ def rebuild(session: Session, inv: Invoice) -> None:
                     "total": ln.total,
                 }
                 for pos, ln in enumerate(out, 1)
-            ],  # fmt: skip
+            ],
         )
     inv.charge_count = charges
     inv.charges_total, inv.net, inv.rounding = t.charges_total, t.net, t.rounding
