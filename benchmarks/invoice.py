@@ -124,7 +124,7 @@ def main() -> None:
         populate(url, a.agreements, a.edrs)
         print(f"backend {get_engine(url).dialect.name}: {a.agreements} agreements, {a.edrs} EDR charges "
               f"(setup {time.perf_counter() - t:.1f} s)")  # fmt: skip
-        res = timed(url, "invoice run (3 periods per agreement, March with charges)")
+        res = timed(url, "invoice run (3 closed periods per agreement, only March with charges)")
         timed(url, "second run (nothing new)")
         eng = get_engine(url)
         now = datetime.now(UTC)

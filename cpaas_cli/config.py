@@ -13,6 +13,7 @@ from cpaas_cli.errors import InvalidInput
 
 DEFAULT_DB_URL = "sqlite:///./cpaas.db"
 DEFAULT_CONFIG = "./cpaas.toml"
+INVOICE_LINE_DECIMALS = 4
 
 
 @dataclass
@@ -50,3 +51,12 @@ def load_settings(*, config: str | None = None, db: str | None = None, actor: st
     url = db or os.environ.get("CPAAS_DATABASE_URL") or file_db or DEFAULT_DB_URL
     who = actor or os.environ.get("CPAAS_ACTOR") or raw.get("actor") or _os_user()
     return Settings(database_url=url, actor=str(who), config_path=path if path.exists() else None, raw=raw)
+
+
+def invoice_line_decimals(settings: Settings) -> int:
+    """``[invoice] line_decimals``: the decimals of invoice lines, 0..6 (default 4; SPEC AMB-25)."""
+    raw = settings.section("invoice").get("line_decimals", INVOICE_LINE_DECIMALS)
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw <= 6:
+        where = f"config file {settings.config_path}" if settings.config_path else "config"
+        raise InvalidInput(f"{where}: [invoice] line_decimals must be a whole number from 0 to 6, got {raw!r}")
+    return raw

@@ -1,17 +1,21 @@
 """Money: integer micro-units in storage, Decimal in Python, never float.
 
-Rounding happens in two named places only (see DESIGN.md): ``round_event`` per
-rated event and ``round_line`` per invoice line, both half-up.
+Rounding happens in two named places only (see DESIGN.md), both half-up (a tie
+goes away from zero): ``round_event`` per rated event, and ``round_half_up``
+for invoices, which ``invoices/lines.py`` uses to round the lines to
+``[invoice] line_decimals`` and the net and tax once to the currency's minor
+units (SPEC AMB-25; the rule is in that module's docstring).
 
 Decision: a rated event is kept exact to the micro-unit, not rounded to the
 currency's minor units. A2P prices are routinely below one cent (0.004 EUR a
 message); rounding each event to cents would make such messages free or double
-their price. Invoice lines are where amounts meet the currency's minor units.
+their price. The invoice is where amounts meet the currency's minor units.
 """
 
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from fractions import Fraction
 
 import pycountry
 
@@ -57,8 +61,10 @@ def from_micros(micros: int | None) -> Decimal | None:
     return (Decimal(micros) / MICROS).quantize(_MICRO)
 
 
-def format_micros(micros: int | None) -> str | None:
-    """Canonical text form used in JSON output: plain decimal, 6 places trimmed to minor units."""
+def format_micros(micros: int | None, min_decimals: int = 2) -> str | None:
+    """Canonical text form used in JSON output: plain decimal, 6 places with
+    trailing zeros trimmed down to ``min_decimals`` (2 unless a caller passes a
+    currency's minor units: "1" yen, "0.120" dinar)."""
     if micros is None:
         return None
     value = Decimal(micros) / MICROS
@@ -66,9 +72,9 @@ def format_micros(micros: int | None) -> str | None:
     if "." in text:
         text = text.rstrip("0")
         whole, _, frac = text.partition(".")
-        if len(frac) < 2:
-            frac = frac.ljust(2, "0")
-        text = f"{whole}.{frac}"
+        if len(frac) < min_decimals:
+            frac = frac.ljust(min_decimals, "0")
+        text = f"{whole}.{frac}" if frac else whole
     return text
 
 
@@ -108,12 +114,6 @@ _MINOR = {
 }
 
 
-def _round(micros: int, currency: str) -> int:
-    step = Decimal(1).scaleb(-minor_units(currency))
-    value = (Decimal(micros) / MICROS).quantize(step, rounding=ROUND_HALF_UP)
-    return int(value * MICROS)
-
-
 def round_event(micros: int | Decimal, currency: str) -> int:
     """Rounding point 1: the charge of one rated event, to whole micro-units (half-up).
 
@@ -125,9 +125,23 @@ def round_event(micros: int | Decimal, currency: str) -> int:
     return int(Decimal(micros).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
-def round_line(micros: int, currency: str) -> int:
-    """Rounding point 2: one invoice line."""
-    return _round(micros, currency)
+def round_half_up(micros: int | Fraction, decimals: int) -> int:
+    """Rounding point 2 (invoices): micro-units, or an exact fraction of them,
+    to ``decimals`` decimals (0..6), half-up with ties away from zero
+    (0.125 → 0.13, −0.125 → −0.13); returns whole micro-units. Exact integer
+    arithmetic, so a tax of a huge net rounds right too."""
+    if not 0 <= decimals <= 6:
+        raise MoneyError(f"decimals must be 0..6, got {decimals}")
+    unit = 10 ** (6 - decimals)
+    value = Fraction(micros)
+    num, den = abs(value.numerator), value.denominator * unit
+    steps = (2 * num + den) // (2 * den)
+    return (steps if value >= 0 else -steps) * unit
+
+
+def round_minor(micros: int | Fraction, currency: str) -> int:
+    """Micro-units to the currency's minor units (half-up): an invoice's net and tax."""
+    return round_half_up(micros, minor_units(currency))
 
 
 def check_currency(code: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import random
 from decimal import Decimal
+from fractions import Fraction
 
 import sqlalchemy as sa
 from pypdf import PdfReader
@@ -13,7 +14,7 @@ from pypdf import PdfReader
 from cpaas_cli.billing.models import Charge
 from cpaas_cli.db.engine import get_engine
 from cpaas_cli.invoices.models import Invoice, InvoiceCharge, InvoiceLine
-from cpaas_cli.money import MICROS, round_line, to_micros
+from cpaas_cli.money import MICROS, minor_units, round_half_up, round_minor, to_micros
 from tests.helpers import client, owner_le
 from tests.smtp import smtp_server  # noqa: F401
 from tests.test_money_cli import edr_file, row
@@ -42,9 +43,11 @@ def fee(cli, at, amount, code="AG-1", desc=None):
 
 
 def invariant(db_url):
-    """Every live invoice: charges_total = Σ its charges = Σ line.exact; net = Σ rounded
-    lines = charges_total + Σ rounding; total = net + tax = Σ line.total; each line's
-    rounding is at most half a cent."""
+    """Every live invoice: charges_total = Σ its charges = Σ line.exact, charge_count = how
+    many; the invoice rounds once (SPEC AMB-25): net = charges_total rounded half-up to the
+    currency's minor units, rounding = net − charges_total (at most half a minor unit), tax
+    = net × rate rounded once, total = net + tax. Lines carry max(line_decimals, minor units)
+    decimals, total = net + tax each; with the currency's decimals they add up to net and tax."""
     eng = get_engine(db_url)
     with eng.connect() as c:
         for inv in c.execute(sa.select(INV).where(INV.c.status != "void")).mappings():
@@ -54,16 +57,21 @@ def invariant(db_url):
                 .where(IC.c.invoice_id == inv["id"])
             ).one()
             lines = c.execute(sa.select(LINE).where(LINE.c.invoice_id == inv["id"])).mappings().all()
+            cur, m = inv["currency"], minor_units(inv["currency"])
             assert inv["charges_total"] == linked[0] == sum(ln["exact"] for ln in lines)
-            assert inv["charge_count"] == linked[1] == sum(ln["count"] for ln in lines)
-            assert inv["net"] == sum(ln["net"] for ln in lines) == inv["charges_total"] + inv["rounding"]
-            assert inv["rounding"] == sum(ln["rounding"] for ln in lines)
-            assert inv["tax"] == sum(ln["tax"] for ln in lines)
-            assert inv["total"] == inv["net"] + inv["tax"] == sum(ln["total"] for ln in lines)
+            assert inv["charge_count"] == linked[1]
+            assert inv["net"] == round_minor(inv["charges_total"], cur) == inv["charges_total"] + inv["rounding"]
+            assert 2 * abs(inv["rounding"]) <= 10 ** (6 - m)
+            assert inv["tax"] == round_minor(Fraction(inv["net"] * inv["tax_rate"], 100 * MICROS), cur)
+            assert inv["total"] == inv["net"] + inv["tax"]
+            e = max(inv["line_decimals"], m)
             for ln in lines:
-                assert ln["net"] == round_line(ln["exact"], "EUR") and ln["net"] % 10_000 == 0
-                assert abs(ln["rounding"]) <= 5_000
-                assert ln["total"] == ln["net"] + ln["tax"]
+                assert ln["net"] % 10 ** (6 - e) == 0 and ln["total"] == ln["net"] + ln["tax"]
+                assert ln["rounding"] == ln["net"] - ln["exact"]
+                if e > m:
+                    assert ln["net"] == round_half_up(ln["exact"], e)
+            if e == m:
+                assert sum(ln["net"] for ln in lines) == inv["net"] and sum(ln["tax"] for ln in lines) == inv["tax"]
 
 
 def test_run_lines_idempotent_late_charge_and_correction(cli, db_url, tmp_path):
@@ -74,25 +82,22 @@ def test_run_lines_idempotent_late_charge_and_correction(cli, db_url, tmp_path):
     assert got["rated"] == 6
     fee(cli, "2026-03-10T00:00:00Z", "12.345", desc="Onboarding")
     res = cli.json("invoice", "run", "--as-of", "2026-04-01T00:00:00Z")
-    # Jan (version 1), Feb and Mar (version 2, cut at its start): three closed periods.
-    assert [(i["local_start_date"], i["action"]) for i in res] == [
-        ("2026-01-01", "created"),
-        ("2026-02-01", "created"),
-        ("2026-03-01", "created"),
-    ]
-    march = cli.json("invoice", "show", str(res[2]["id"]))
-    # 5 × 2 × 0.04 = 0.40 (ES), 1 × 0.10 (others) = 0.10, fee 12.345 → 12.35 (rounding +0.005)
+    # Jan (version 1), Feb and Mar (version 2, cut at its start) have closed; only March has charges.
+    assert [(i["local_start_date"], i["action"]) for i in res] == [("2026-03-01", "created")]
+    march = cli.json("invoice", "show", str(res[0]["id"]))
+    # 5 × 2 × 0.04 = 0.40 (ES), 1 × 0.10 (others) = 0.10, fee 12.345: net 12.845 → 12.85 once (+0.005)
     assert (march["tax_rate"], march["charges_total"], march["net"]) == ("20", "12.845", "12.85")
     assert (march["tax"], march["total"], march["rounding"]) == ("2.57", "15.42", "0.005")
     descs = [(ln["description"], ln["count"], ln["volume"], ln["net"]) for ln in march["lines"]]
-    assert descs[-1] == ("Additional fee: Onboarding", 1, 1, "12.35")
+    assert descs[-1] == ("Additional fee: Onboarding", 1, 1, "12.345")
     usage = [d for d in descs if d[0].startswith("SMS service")]
     assert sorted((c, v) for _d, c, v, _n in usage) == [(1, 2), (5, 10)]
     assert march["due_date"] == "2026-05-01" and march["issue_date"] == "2026-04-01"
     assert cli.json("invoice", "run", "--as-of", "2026-04-01T00:00:00Z") == []
-    # Dry run shows, writes nothing.
-    assert len(cli.json("invoice", "run", "--as-of", "2026-05-01T00:00:00Z", "--dry-run")) == 1
-    assert len(cli.json("invoice", "list")) == 3
+    # Dry run shows, writes nothing (April has no charges: only with --include-empty).
+    assert cli.json("invoice", "run", "--as-of", "2026-05-01T00:00:00Z", "--dry-run") == []
+    assert len(cli.json("invoice", "run", "--as-of", "2026-05-01T00:00:00Z", "--dry-run", "--include-empty")) == 3
+    assert len(cli.json("invoice", "list")) == 1
     # A late charge of March: the draft is recalculated by the next run.
     fee(cli, "2026-03-31T23:00:00Z", "1")
     again = cli.json("invoice", "run", "--as-of", "2026-04-01T00:00:00Z")
@@ -168,7 +173,7 @@ def test_split_by_month_weekly(cli):
     )
     fee(cli, "2026-01-30T12:00:00Z", "5")
     fee(cli, "2026-02-01T12:00:00Z", "7")
-    got = cli.json("invoice", "run", "--as-of", "2026-02-10T00:00:00Z")
+    got = cli.json("invoice", "run", "--as-of", "2026-02-10T00:00:00Z", "--include-empty")
     spans = [(i["local_start_date"], i["local_end_date"], i["net"]) for i in got]
     # 2026-01-01 is a Thursday: Thu-Sun, then weeks; the week of 26 Jan is cut at 1 Feb.
     assert spans == [
@@ -188,8 +193,8 @@ def test_monthly_day_31_in_february(cli):
     fee(cli, "2026-02-27T23:00:00Z", "2")  # 28 Feb 00:00 Madrid: period from 28 Feb
     got = cli.json("invoice", "run", "--as-of", "2026-05-01T00:00:00Z")
     spans = [(i["local_start_date"], i["local_end_date"], i["net"]) for i in got]
-    assert spans[1:3] == [("2026-01-31", "2026-02-27", "1.00"), ("2026-02-28", "2026-03-30", "2.00")]
-    assert got[1]["period_start"] == "2026-01-30T23:00:00Z"
+    assert spans == [("2026-01-31", "2026-02-27", "1.00"), ("2026-02-28", "2026-03-30", "2.00")]
+    assert got[0]["period_start"] == "2026-01-30T23:00:00Z"
 
 
 def test_quarterly_across_year_end(cli):
@@ -218,8 +223,7 @@ def test_version_change_mid_period(cli):
     fee(cli, "2026-02-10T00:00:00Z", "10")
     got = cli.json("invoice", "run", "--as-of", "2026-03-01T00:00:00Z")
     spans = [(i["local_start_date"], i["local_end_date"], i["tax_rate"], i["tax"], i["due_date"]) for i in got]
-    assert spans == [
-        ("2026-01-01", "2026-01-31", "0", "0.00", "2026-03-11"),
+    assert spans == [  # January has no charges: no invoice
         ("2026-02-01", "2026-02-09", "0", "0.00", "2026-03-11"),
         ("2026-02-10", "2026-02-28", "7.5", "0.75", "2026-04-15"),
     ]
@@ -235,6 +239,7 @@ def test_pdf_csv_xlsx_exports(cli, tmp_path):
     text = "\n".join(p.extract_text() for p in PdfReader(tmp_path / "i.pdf").pages)
     assert "Invoice INV-1" in text and "Hub SL S.L." in text and "Client A Legal" in text
     assert "0.24 EUR" in text and "SMS service" in text
+    assert "Unit price" in text and "0.04" in text and "rounded once" in text  # 3 × 2 segments × 0.04
     with open(tmp_path / "i-charges.csv", newline="") as fh:
         charges = list(csv.DictReader(fh))
     assert len(charges) == 3 and {c["external_id"] for c in charges} == {"x-0", "x-1", "x-2"}
@@ -245,7 +250,8 @@ def test_pdf_csv_xlsx_exports(cli, tmp_path):
     sheet = openpyxl.load_workbook(tmp_path / "i-charges.xlsx").active
     assert sheet.max_row == 4
     lines = openpyxl.load_workbook(tmp_path / "i.xlsx").active
-    assert [c.value for c in lines[1]][:3] == ["position", "description", "count"]
+    assert [c.value for c in lines[1]][:5] == ["position", "description", "count", "volume", "unit_price"]
+    assert [c.value for c in lines[2]][2:5] == [3, 6, "0.04"]
 
 
 def test_confirm_and_send_to_loopback_smtp(cli, smtp_server, tmp_path):  # noqa: F811
@@ -266,7 +272,7 @@ def test_confirm_and_send_to_loopback_smtp(cli, smtp_server, tmp_path):  # noqa:
 
 def test_send_without_invoice_email_is_invalid(cli, smtp_server):  # noqa: F811
     agreement(cli)
-    (inv,) = cli.json("invoice", "run", "--as-of", "2026-02-01T00:00:00Z")
+    (inv,) = cli.json("invoice", "run", "--as-of", "2026-02-01T00:00:00Z", "--include-empty")
     assert cli("invoice", "send", str(inv["id"]), expect=4).exit_code == 4
     cli.json("invoice", "confirm", str(inv["id"]), "--at", "2026-02-01T08:00:00Z")
     assert cli("invoice", "send", "INV-1", expect=4).exit_code == 4
@@ -321,9 +327,5 @@ def test_invariant_random_sub_cent_charges(cli, db_url):
                 )
             ).scalar()
             assert inv["charges_total"] == in_period
-            assert (
-                abs(inv["net"] - in_period)
-                <= 5_000
-                * c.execute(sa.select(sa.func.count()).select_from(LINE).where(LINE.c.invoice_id == inv["id"])).scalar()
-            )
+            assert abs(inv["net"] - in_period) <= 5_000  # rounded once, however many lines
     assert to_micros("0.01") == MICROS // 100

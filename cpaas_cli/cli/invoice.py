@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from cpaas_cli.cli.context import OutputOpt, confirm, emit, say, session, state, when
+from cpaas_cli.config import invoice_line_decimals
 from cpaas_cli.errors import InvalidInput
 from cpaas_cli.invoices import service as invoices
 
@@ -29,7 +30,7 @@ LIST_COLUMNS = [
     "issue_date",
     "due_date",
 ]
-LINE_COLUMNS = ["position", "description", "count", "volume", "exact", "net", "rounding", "tax", "total"]
+LINE_COLUMNS = ["position", "description", "count", "volume", "unit_price", "exact", "net", "rounding", "tax", "total"]
 RefArg = Annotated[str, typer.Argument(help="Invoice id or reference (INV-n).")]
 
 
@@ -47,12 +48,23 @@ def run(
     ] = None,
     agreement: Annotated[str | None, typer.Option("--agreement", help="Only this agreement (code or id).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be created; write nothing.")] = False,
+    include_empty: Annotated[
+        bool, typer.Option("--include-empty", help="Also make 0.00 drafts for periods without charges.")
+    ] = False,
     output: OutputOpt = None,
 ) -> None:
-    """Create one draft invoice per agreement and closed billing period, and
-    recalculate drafts that got late charges. Safe to run again (cron)."""
+    """Create one draft invoice per agreement and closed billing period that has
+    charges, and recalculate drafts that got late charges. Safe to run again (cron)."""
+    decimals = invoice_line_decimals(state(ctx).settings)
     with session(ctx) as s:
-        res = invoices.run(s, as_of=when(as_of, "--as-of"), agreement_ref=agreement, dry_run=dry_run)
+        res = invoices.run(
+            s,
+            as_of=when(as_of, "--as-of"),
+            agreement_ref=agreement,
+            dry_run=dry_run,
+            include_empty=include_empty,
+            line_decimals=decimals,
+        )
     say(
         ctx,
         f"{'would create' if dry_run else 'created'} {res['created']}, recalculated {res['recalculated']}, "
@@ -85,9 +97,11 @@ def show(ctx: typer.Context, ref: RefArg, output: OutputOpt = None) -> None:
 
 @app.command("recalculate")
 def recalculate(ctx: typer.Context, ref: RefArg, output: OutputOpt = None) -> None:
-    """Take in late or re-rated charges and rebuild the lines of a draft."""
+    """Take in late or re-rated charges and rebuild the lines of a draft
+    (with the configured [invoice] line_decimals)."""
+    decimals = invoice_line_decimals(state(ctx).settings)
     with session(ctx) as s:
-        invoices.recalculate(s, ref)
+        invoices.recalculate(s, ref, line_decimals=decimals)
         data = invoices.show(s, ref)
     emit(ctx, data, output=output)
 
@@ -134,8 +148,9 @@ def confirm_(
     output: OutputOpt = None,
 ) -> None:
     """Confirm a draft: it gets the next number of its own legal entity and never changes again."""
+    decimals = invoice_line_decimals(state(ctx).settings)
     with session(ctx) as s:
-        inv = invoices.confirm(s, ref, at=when(at, "--at"))
+        inv = invoices.confirm(s, ref, at=when(at, "--at"), line_decimals=decimals)
         inv_id = inv.id
         data = invoices.show(s, inv_id)
     say(ctx, f"confirmed invoice #{inv_id} as {data['reference']}")

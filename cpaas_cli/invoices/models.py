@@ -4,13 +4,20 @@ How an invoice relates to its charges (the invariant the tests check exactly):
 
 * ``invoice_charge`` links each charge to at most one live invoice (the
   primary key is the charge id). ``charges_total`` = Σ amount of the linked
-  charges, exact to the micro-unit.
-* Lines group the linked charges. ``line.exact`` = Σ amount of its charges;
-  ``line.net = money.round_line(line.exact)`` (rounding point 2, half-up to
-  the currency's minor units) and ``line.rounding = line.net − line.exact``.
-* ``line.tax = round_line(line.net × tax_rate / 100)``; ``line.total = net + tax``.
-* ``invoice.net = Σ line.net = charges_total + Σ line.rounding``;
-  ``invoice.tax = Σ line.tax``; ``invoice.total = Σ line.total``.
+  charges, exact to the micro-unit; ``charge_count`` = how many.
+* Lines group the linked charges (``invoices/lines.py``: one usage line per
+  service × destination × unit price with scale adjustments, rerates and
+  refunds folded in; one line per pack or fee description).
+  ``Σ line.exact = charges_total``; ``line.count`` is messages billed,
+  ``line.volume`` the units billed, ``line.unit_price`` the price shown.
+* The invoice rounds once (SPEC AMB-25): ``net`` = ``charges_total`` rounded
+  half-up to the currency's minor units, ``rounding = net − charges_total``,
+  ``tax`` = net × tax_rate rounded half-up, ``total = net + tax``. Lines
+  carry ``max(line_decimals, minor units)`` decimals (``line.net``,
+  ``line.tax``, ``line.total = net + tax``); with as many decimals as the
+  currency, they are allocated by largest remainder and add up to the
+  invoice's net and tax exactly. ``line_decimals`` NULL: built before this
+  rule (each line rounded to minor units, tax per line).
 
 ``tax_rate`` is a percentage × 1,000,000 (20 % = 20,000,000), so any rate
 with up to six decimals is stored exactly.
@@ -53,6 +60,7 @@ class Invoice(Timestamped, table=True):
     local_end_date: date
     currency: str = Field(max_length=3)
     tax_rate: int = Field(default=0, sa_type=sa.BigInteger)
+    line_decimals: int | None = None  # [invoice] line_decimals when the lines were built
     days_for_payment: int = 30
     issue_date: date
     due_date: date
@@ -76,7 +84,7 @@ class InvoiceLine(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     invoice_id: int = Field(foreign_key="invoice.id", index=True)
     position: int
-    kind: str = Field(max_length=20)  # a charge kind
+    kind: str = Field(max_length=20)  # usage (rated charges folded), pack_purchase or fee
     correction: bool = False  # charges of earlier, already confirmed periods
     service_id: int | None = None
     resource: str | None = Field(default=None, max_length=40)
@@ -85,6 +93,7 @@ class InvoiceLine(SQLModel, table=True):
     description: str = Field(max_length=300)
     count: int = Field(default=0, sa_type=sa.BigInteger)
     volume: int = Field(default=0, sa_type=sa.BigInteger)
+    unit_price: int | None = Field(default=None, sa_type=sa.BigInteger, nullable=True)
     exact: int = Field(default=0, sa_type=sa.BigInteger)
     net: int = Field(default=0, sa_type=sa.BigInteger)
     rounding: int = Field(default=0, sa_type=sa.BigInteger)

@@ -1,5 +1,6 @@
 """The printable invoice (PDF, fpdf2): both legal entities, addresses, bank
-account, the lines and the totals.
+account, the lines (count, volume, unit price, amount), the totals and how
+they were rounded (SPEC AMB-25).
 
 Uses fpdf2's core Helvetica font, which covers Latin-1; other characters are
 replaced by '?' (a Unicode TTF font can be plugged in later with printable forms).
@@ -61,15 +62,15 @@ def render(data: dict[str, Any], path: str | Path) -> Path:
             pdf.set_x(col_x)
             pdf.cell(95, 4.5, _t(line), new_x="LEFT", new_y="NEXT")
     pdf.set_y(y0 + 4.5 * max(len(seller), len(buyer)) + 4)
-    widths = (82, 16, 18, 24, 22, 28)
-    heads = ("Description", "Count", "Volume", "Net", "Tax", "Total")
+    widths = (94, 16, 20, 28, 32)
+    heads = ("Description", "Count", "Volume", "Unit price", "Amount")
     pdf.set_font("Helvetica", "B", 8)
     for w, h in zip(widths, heads, strict=True):
         pdf.cell(w, 6, h, border=1, align="L" if h == "Description" else "R")
     pdf.ln()
     pdf.set_font("Helvetica", size=8)
     for ln in data["lines"]:
-        cells = (ln["description"], ln["count"], ln["volume"], ln["net"], ln["tax"], ln["total"])
+        cells = (ln["description"], ln["count"], ln["volume"], ln.get("unit_price") or "", ln["net"])
         for i, (w, v) in enumerate(zip(widths, cells, strict=True)):
             text = _t(v)
             if i == 0 and pdf.get_string_width(text) > w - 2:
@@ -80,17 +81,20 @@ def render(data: dict[str, Any], path: str | Path) -> Path:
         pdf.ln()
     pdf.ln(2)
     pdf.set_font("Helvetica", "B", 9)
-    for label, key in (("Net", "net"), ("Tax", "tax"), ("Total due", "total")):
-        pdf.cell(162, 6, _t(label), align="R")
-        pdf.cell(28, 6, _t(f"{data[key]} {data['currency']}"), align="R", new_x="LMARGIN", new_y="NEXT")
+    for label, key in (("Net", "net"), (f"Tax {data['tax_rate']} %", "tax"), ("Total due", "total")):
+        pdf.cell(158, 6, _t(label), align="R")
+        pdf.cell(32, 6, _t(f"{data[key]} {data['currency']}"), align="R", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", size=7)
     pdf.ln(2)
+    decimals = data.get("line_decimals")
+    shown = f"Line amounts have up to {decimals} decimals" if decimals is not None else "Line amounts as built"
     pdf.multi_cell(
         0,
         4,
         _t(
-            f"{data['charge_count']} charges, {data['charges_total']} {data['currency']} before rounding; "
-            f"lines are rounded to the currency's minor units (difference {data['rounding']})."
+            f"{shown}. The net is the exact sum of the {data['charge_count']} charges, "
+            f"{data['charges_total']} {data['currency']}, rounded once, half-up, to the currency's minor units "
+            f"(difference {data['rounding']}); the tax is {data['tax_rate']} % of the net, rounded the same way."
         ),
     )
     out = Path(path)

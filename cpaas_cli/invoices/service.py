@@ -12,8 +12,12 @@ charge id, so a charge is covered by one live invoice at most):
   invoice for it): late or re-rated charges of a confirmed period go to the
   next invoice, never into the confirmed one.
 
+A closed period gets a draft only when it holds an unclaimed charge (all of
+them with ``--include-empty``); the agreement's latest closed period is also
+tried as the carrier of correction lines and dropped if it claims nothing.
 A draft is recalculated by claiming what arrived since and rebuilding its
-lines from everything it covers, so it is exact however late charges come.
+lines from everything it covers (``rebuild.py``, rules in ``lines.py``), so
+it is exact however late charges come.
 A confirmed invoice never changes. Voiding an invoice releases its charges;
 the next run invoices that period again (``generation`` + 1).
 
@@ -42,11 +46,13 @@ from cpaas_cli.audit import service as audit
 from cpaas_cli.billing import packs
 from cpaas_cli.billing.models import Charge
 from cpaas_cli.billing.periods import Period, VersionTerms, closed_periods
-from cpaas_cli.catalog.models import Service
+from cpaas_cli.db.types import UTCDateTime
 from cpaas_cli.edr.models import Edr
 from cpaas_cli.errors import Conflict, InvalidInput, NotFound
+from cpaas_cli.invoices import lines as invoice_lines
 from cpaas_cli.invoices.models import Invoice, InvoiceCharge, InvoiceCounter, InvoiceLine
-from cpaas_cli.money import format_micros, round_line
+from cpaas_cli.invoices.rebuild import rebuild
+from cpaas_cli.money import format_micros, minor_units
 from cpaas_cli.tenancy.models import Bank, BankAccount, Company, LegalEntity
 from cpaas_cli.timeutil import iso, zone
 
@@ -56,15 +62,6 @@ IC = InvoiceCharge.__table__
 CNT = InvoiceCounter.__table__
 CHG = Charge.__table__
 EDR = Edr.__table__
-
-TAX_SCALE = 100 * 1_000_000  # tax_rate is percent × 1,000,000
-LINE_ORDER = {"edr": 0, "scale_adjustment": 1, "rerate": 2, "refund": 3, "pack_purchase": 4, "fee": 5}
-RATED_KINDS = ("edr", "scale_adjustment", "rerate", "refund")  # charges of one EDR, grouped by destination
-
-
-def tax_of(net: int, tax_rate: int, currency: str) -> int:
-    """Tax of one line: its rounded net × rate, rounded to minor units (half-up)."""
-    return round_line(Decimal(net) * tax_rate / TAX_SCALE, currency)  # type: ignore[arg-type]
 
 
 def format_rate(tax_rate: int) -> str:
@@ -88,10 +85,20 @@ def run(
     as_of: datetime | None = None,
     agreement_ref: str | None = None,
     dry_run: bool = False,
+    include_empty: bool = False,
+    line_decimals: int | None = None,
 ) -> dict[str, Any]:
-    """One draft per agreement and closed period; drafts with new charges are
-    recalculated. Idempotent: a second run with nothing new changes nothing.
-    With ``dry_run`` everything is computed in a savepoint and rolled back."""
+    """One draft per agreement and closed period that holds charges; drafts
+    with new charges are recalculated. Idempotent: a second run with nothing
+    new changes nothing. With ``dry_run`` everything is computed in a
+    savepoint and rolled back.
+
+    A closed period without charges gets no draft (a 0.00 invoice) unless
+    ``include_empty``; its agreement's latest closed period is still tried,
+    and kept only if it takes late charges of confirmed periods (correction
+    lines), so those are never left out. ``line_decimals`` (the
+    ``[invoice] line_decimals`` setting) is stored on new drafts, and a draft
+    built with other decimals is rebuilt; None keeps each draft's own."""
     as_of = as_of or clock.now()
     if agreement_ref is not None:
         ags = [agreements.get(session, agreement_ref)]
@@ -115,30 +122,51 @@ def run(
     # PostgreSQL plans the foreign-key checks of invoice_charge against the
     # full invoice table (a plan made while it held a few rows is a sequential
     # scan per claimed charge, kept for the whole run).
-    todo: list[tuple[Agreement, Invoice, bool]] = []
+    plans: list[tuple[Agreement, dict[int, AgreementVersion], list[Period], list, list[Period]]] = []
     for ag in ags:
         vs = by_ag.get(ag.id, [])
         if not vs:
             continue
-        vmap = {v.id: v for v in vs}
-        for p in closed_periods([VersionTerms.of(v) for v in vs], as_of):
+        mine: list[tuple[Agreement, Invoice, str]] = []  # what: draft, new, or carrier (kept only if it claims)
+        missing: list[Period] = []
+        periods = closed_periods([VersionTerms.of(v) for v in vs], as_of)
+        for p in periods:
             inv = live.get((ag.id, p.start))
             if inv is None:
-                inv = _create(session, ag, p, vmap[p.version_id], as_of, gens.get((ag.id, p.start), -1) + 1)
-                todo.append((ag, inv, True))
+                missing.append(p)
             elif inv.status == "draft":
-                todo.append((ag, inv, False))
+                mine.append((ag, inv, "draft"))
             else:
                 counts["unchanged"] += 1
-    for ag, inv, new in todo:
-        if _attach(session, inv) or new:
-            _rebuild(session, inv)
-            what = "created" if new else "recalculated"
-        else:
+        plans.append((ag, {v.id: v for v in vs}, periods, mine, missing))
+    probe = [(ag.id, p) for ag, _v, _ps, _m, missing in plans for p in missing]
+    busy = set(range(len(probe))) if include_empty else _holding_charges(session, probe)
+    todo: list[tuple[Agreement, Invoice, str]] = []
+    k = 0
+    for ag, vmap, periods, mine, missing in plans:
+        for p in missing:
+            if k in busy or p is periods[-1]:
+                inv = _create(session, ag, p, vmap[p.version_id], as_of, gens.get((ag.id, p.start), -1) + 1,
+                              line_decimals)  # fmt: skip
+                mine.append((ag, inv, "new" if k in busy else "carrier"))
+            k += 1
+        todo += sorted(mine, key=lambda t: t[1].period_start)
+    for ag, inv, what in todo:
+        claimed = _attach(session, inv)
+        if what == "carrier" and not claimed:
+            session.delete(inv)
+            session.flush()
+            continue
+        stale = line_decimals is not None and inv.line_decimals != line_decimals
+        if not (claimed or stale or what != "draft"):
             counts["unchanged"] += 1
             continue
-        counts[what] += 1
-        out.append({**summary(inv, agreement=ag.code), "action": what})
+        if line_decimals is not None:
+            inv.line_decimals = line_decimals
+        rebuild(session, inv)
+        action = "recalculated" if what == "draft" else "created"
+        counts[action] += 1
+        out.append({**summary(inv, agreement=ag.code), "action": action})
     if nested is not None:
         nested.rollback()
     elif counts["created"] or counts["recalculated"]:
@@ -151,6 +179,37 @@ def run(
     return {"as_of": iso(as_of), "dry_run": dry_run, **counts, "invoices": out}
 
 
+def _holding_charges(session: Session, pairs: Sequence[tuple[int, Period]]) -> set[int]:
+    """Indexes of the (agreement id, period) ``pairs`` whose period holds an
+    unclaimed charge of the agreement: an index range probe each, 500 pairs
+    to a statement (a VALUES list in a CTE: SQLite names no columns of a
+    VALUES subquery)."""
+    found: set[int] = set()
+    for lo in range(0, len(pairs), 500):
+        chunk = pairs[lo : lo + 500]
+        v = (
+            sa.values(
+                sa.column("i", sa.Integer),
+                sa.column("ag", sa.Integer),
+                sa.column("s", UTCDateTime()),
+                sa.column("e", UTCDateTime()),
+                name="probe",
+            )
+            .data([(i, ag_id, p.start, p.end) for i, (ag_id, p) in enumerate(chunk, lo)])
+            .cte("probe")
+        )
+        q = sa.select(v.c.i).where(
+            sa.exists().where(
+                CHG.c.agreement_id == v.c.ag,
+                CHG.c.at >= v.c.s,
+                CHG.c.at < v.c.e,
+                ~sa.exists().where(IC.c.charge_id == CHG.c.id),
+            )
+        )
+        found.update(session.execute(q).scalars())
+    return found
+
+
 def _generations(session: Session, ids: Sequence[int] | None) -> dict[tuple[int, datetime], int]:
     q = sa.select(INV.c.agreement_id, INV.c.period_start, sa.func.max(INV.c.generation)).group_by(
         INV.c.agreement_id, INV.c.period_start
@@ -161,7 +220,13 @@ def _generations(session: Session, ids: Sequence[int] | None) -> dict[tuple[int,
 
 
 def _create(
-    session: Session, ag: Agreement, p: Period, v: AgreementVersion, as_of: datetime, generation: int
+    session: Session,
+    ag: Agreement,
+    p: Period,
+    v: AgreementVersion,
+    as_of: datetime,
+    generation: int,
+    line_decimals: int | None,
 ) -> Invoice:
     issue = as_of.astimezone(zone(v.billing_tz)).date()
     inv = Invoice(
@@ -181,6 +246,7 @@ def _create(
         days_for_payment=v.days_for_payment,
         issue_date=issue,
         due_date=issue + timedelta(days=v.days_for_payment),
+        line_decimals=invoice_lines.DEFAULT_LINE_DECIMALS if line_decimals is None else line_decimals,
     )
     session.add(inv)
     session.flush()
@@ -228,133 +294,6 @@ def _attach(session: Session, inv: Invoice) -> int:
     return len(res.fetchall())
 
 
-_CORR = (CHG.c.at < sa.bindparam("p_start")).label("corr")
-_RATED = (
-    sa.select(
-        CHG.c.kind,
-        _CORR,
-        EDR.c.service_id,
-        EDR.c.channel,
-        EDR.c.direction,
-        EDR.c.country,
-        EDR.c.network,
-        sa.func.count().label("n"),
-        sa.func.sum(sa.case((CHG.c.kind == "edr", EDR.c.segments), else_=0)).label("vol"),
-        sa.func.sum(CHG.c.amount).label("amt"),
-    )
-    .select_from(IC.join(CHG, CHG.c.id == IC.c.charge_id).outerjoin(EDR, EDR.c.id == CHG.c.edr_id))
-    .where(IC.c.invoice_id == sa.bindparam("inv_id"), CHG.c.kind.in_(RATED_KINDS))
-    .group_by(CHG.c.kind, _CORR, EDR.c.service_id, EDR.c.channel, EDR.c.direction, EDR.c.country, EDR.c.network)
-)
-_OTHERS = (
-    sa.select(CHG.c.kind, CHG.c.amount, CHG.c.at, CHG.c.details)
-    .select_from(IC.join(CHG, CHG.c.id == IC.c.charge_id))
-    .where(IC.c.invoice_id == sa.bindparam("inv_id"), CHG.c.kind.not_in(RATED_KINDS))
-)
-
-
-def _line_values(kind: str, correction: bool, exact: int, inv: Invoice) -> dict[str, Any]:
-    net = round_line(exact, inv.currency)
-    tax = tax_of(net, inv.tax_rate, inv.currency)
-    return {"kind": kind, "correction": correction, "exact": exact, "net": net, "rounding": net - exact, "tax": tax,
-            "total": net + tax}  # fmt: skip
-
-
-def _rebuild(session: Session, inv: Invoice) -> None:
-    """Rebuild the lines from every charge the invoice covers (set-based GROUP BY)."""
-    session.execute(sa.delete(LINE).where(LINE.c.invoice_id == inv.id))
-    lines: list[dict[str, Any]] = []
-    service_ids: set[int] = set()
-    for r in session.execute(_RATED, {"inv_id": inv.id, "p_start": inv.period_start}).mappings():
-        resource = "/".join(x for x in (r["channel"], r["direction"]) if x) or None
-        if r["service_id"] is not None:
-            service_ids.add(r["service_id"])
-        lines.append(
-            {
-                **_line_values(r["kind"], bool(r["corr"]), int(r["amt"] or 0), inv),
-                "service_id": r["service_id"],
-                "resource": resource,
-                "country": r["country"],
-                "network": r["network"],
-                "count": int(r["n"]),
-                "volume": int(r["vol"] or 0),
-            }
-        )
-    # Pack purchases and fees: few rows, grouped by their description.
-    groups: dict[tuple[str, bool, str], list[int]] = defaultdict(lambda: [0, 0, 0])
-    for r in session.execute(_OTHERS, {"inv_id": inv.id}).mappings():
-        d = r["details"] or {}
-        desc = _describe_other(r["kind"], d)
-        g = groups[(r["kind"], r["at"] < inv.period_start, desc)]
-        g[0] += 1
-        g[1] += int(d.get("volume") or 1)
-        g[2] += int(r["amount"])
-    names = dict(session.execute(sa.select(Service.id, Service.name).where(Service.id.in_(service_ids))).all())
-    for ln in lines:
-        ln["description"] = _describe_rated(ln, names)
-    for (kind, corr, desc), (n, vol, amt) in groups.items():
-        lines.append(
-            {**_line_values(kind, corr, amt, inv), "service_id": None, "resource": None, "country": None,
-             "network": None, "count": n, "volume": vol, "description": desc[:300]}
-        )  # fmt: skip
-    lines.sort(
-        key=lambda x: (
-            x["correction"],
-            LINE_ORDER.get(x["kind"], 9),
-            x["description"],
-            x["country"] or "",
-            x["network"] or "",
-        )
-    )
-    for pos, ln in enumerate(lines, 1):
-        ln["invoice_id"] = inv.id
-        ln["position"] = pos
-    if lines:
-        session.execute(sa.insert(LINE), lines)
-    inv.charge_count = sum(x["count"] for x in lines)
-    inv.charges_total = sum(x["exact"] for x in lines)
-    inv.net = sum(x["net"] for x in lines)
-    inv.rounding = sum(x["rounding"] for x in lines)
-    inv.tax = sum(x["tax"] for x in lines)
-    inv.total = sum(x["total"] for x in lines)
-    inv.calculated_at = clock.now()
-    session.flush()
-
-
-def _describe_rated(ln: dict[str, Any], names: dict[int, str]) -> str:
-    parts = [names.get(ln["service_id"], "Usage") if ln["service_id"] else "Usage"]
-    if ln["kind"] == "scale_adjustment":
-        parts.append("scale adjustment")
-    elif ln["kind"] == "rerate":
-        parts.append("re-rating")
-    elif ln["kind"] == "refund":
-        parts.append("refund of messages not sent")
-    if ln["resource"]:
-        parts.append(ln["resource"].upper())
-    dest = " ".join(x for x in (ln["country"], ln["network"]) if x)
-    if dest:
-        parts.append(dest)
-    if ln["correction"]:
-        parts.append("(correction for earlier periods)")
-    return " · ".join(parts)[:300]
-
-
-def _describe_other(kind: str, d: dict[str, Any]) -> str:
-    if kind == "pack_purchase":
-        return f"Pack {d.get('pack') or ''}".strip()
-    if d.get("fee_rule_id") is not None:
-        what = "setup fee" if d.get("fee_kind") == "setup" else "usage fee"
-        if d.get("subject_kind") == "sender_id" and d.get("subject_name"):
-            text = " ".join(x for x in ("Sender ID", d["subject_name"], what, d.get("period")) if x)
-        else:
-            subject = f"{d.get('subject_kind', '')} {d.get('subject_ref', '')}".strip().replace("_", " ")
-            text = f"{subject} {what}"
-        if d.get("description"):
-            text += f": {d['description']}"
-        return text
-    return f"Additional fee{': ' + d['description'] if d.get('description') else ''}"
-
-
 # ----------------------------------------------------------- one invoice
 
 
@@ -373,7 +312,8 @@ def get(session: Session, ref: str | int) -> Invoice:
     return inv
 
 
-def recalculate(session: Session, ref: str | int) -> Invoice:
+def recalculate(session: Session, ref: str | int, *, line_decimals: int | None = None) -> Invoice:
+    """Claim late charges and rebuild a draft (with ``line_decimals`` when given)."""
     inv = get(session, ref)
     if inv.status != "draft":
         raise Conflict(
@@ -381,11 +321,15 @@ def recalculate(session: Session, ref: str | int) -> Invoice:
             "(later charges go to the next invoice as correction lines)"
         )
     _attach(session, inv)
-    _rebuild(session, inv)
+    if line_decimals is not None:
+        inv.line_decimals = line_decimals
+    rebuild(session, inv)
     return inv
 
 
-def confirm(session: Session, ref: str | int, *, at: datetime | None = None) -> Invoice:
+def confirm(
+    session: Session, ref: str | int, *, at: datetime | None = None, line_decimals: int | None = None
+) -> Invoice:
     """Recalculate, then freeze: the next number of the own legal entity, issue and due dates."""
     at = at or clock.now()
     inv = get(session, ref)
@@ -394,7 +338,9 @@ def confirm(session: Session, ref: str | int, *, at: datetime | None = None) -> 
     if at < inv.period_end:
         raise InvalidInput(f"the period of invoice {inv.id} ends at {iso(inv.period_end)}; confirm after that")
     _attach(session, inv)
-    _rebuild(session, inv)
+    if line_decimals is not None:
+        inv.line_decimals = line_decimals
+    rebuild(session, inv)
     ins = (postgresql if session.get_bind().dialect.name == "postgresql" else sqlite).insert(CNT)
     session.execute(ins.values(legal_entity_id=inv.own_legal_entity_id, last_number=0).on_conflict_do_nothing())
     number = session.execute(
@@ -444,6 +390,7 @@ def list_invoices(
 
 
 def summary(inv: Invoice, *, agreement: str | None = None) -> dict[str, Any]:
+    m = minor_units(inv.currency)
     return {
         "id": inv.id,
         "reference": inv.reference,
@@ -462,10 +409,11 @@ def summary(inv: Invoice, *, agreement: str | None = None) -> dict[str, Any]:
         "due_date": inv.due_date.isoformat(),
         "charge_count": inv.charge_count,
         "charges_total": format_micros(inv.charges_total),
-        "net": format_micros(inv.net),
+        "net": format_micros(inv.net, m),
         "rounding": format_micros(inv.rounding),
-        "tax": format_micros(inv.tax),
-        "total": format_micros(inv.total),
+        "tax": format_micros(inv.tax, m),
+        "total": format_micros(inv.total, m),
+        "line_decimals": inv.line_decimals,
         "generation": inv.generation,
         "sent_at": iso(inv.sent_at),
     }
@@ -473,11 +421,14 @@ def summary(inv: Invoice, *, agreement: str | None = None) -> dict[str, Any]:
 
 def lines(session: Session, inv: Invoice) -> list[dict[str, Any]]:
     q = sa.select(LINE).where(LINE.c.invoice_id == inv.id).order_by(LINE.c.position)
+    m = minor_units(inv.currency)
     out = []
     for r in session.execute(q).mappings():
         d = dict(r)
-        for k in ("exact", "net", "rounding", "tax", "total"):
+        for k in ("exact", "rounding"):
             d[k] = format_micros(d[k])
+        for k in ("unit_price", "net", "tax", "total"):
+            d[k] = format_micros(d[k], m)
         d.pop("invoice_id")
         out.append(d)
     return out
@@ -603,11 +554,14 @@ def local_date(at: datetime, tz: str) -> date:
 
 
 def run_job(engine) -> dict[str, Any]:
-    """Scheduler job: invoice every period that has closed by now."""
+    """Scheduler job: invoice every period that has closed by now (line
+    decimals from the config file of the environment, as ``invoice run``)."""
+    from cpaas_cli.config import invoice_line_decimals, load_settings
     from cpaas_cli.db.engine import session_scope
 
+    decimals = invoice_line_decimals(load_settings())
     with session_scope(engine, actor="scheduler", command="invoice run") as s:
-        res = run(s)
+        res = run(s, line_decimals=decimals)
     return {k: res[k] for k in ("created", "recalculated", "unchanged")}
 
 
@@ -619,6 +573,6 @@ def refresh_drafts(session: Session, agreement_id: int) -> int:
     q = select(Invoice).where(Invoice.agreement_id == agreement_id, Invoice.status == "draft")
     for inv in session.exec(q.order_by(col(Invoice.period_start))):
         if _attach(session, inv):
-            _rebuild(session, inv)
+            rebuild(session, inv)
             n += 1
     return n
