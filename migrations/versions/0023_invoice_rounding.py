@@ -1,7 +1,7 @@
 """Invoices round once (SPEC AMB-25): ``invoice.line_decimals``, ``invoice_line.unit_price``
 
-Revision ID: 0025
-Revises: 0018
+Revision ID: 0023
+Revises: 0022
 Create Date: 2026-12-07 03:40:00
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0025"
-down_revision = "0018"
+revision = "0023"
+down_revision = "0022"
 branch_labels = None
 depends_on = None
 
