@@ -1,11 +1,15 @@
-"""Pure parts of dispatch: message-id normalisation, receipt text, status map, token bucket."""
+"""Pure parts of dispatch: message-id normalisation, receipt text, status map, token bucket,
+reading a deliver_sm / data_sm into an event."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
 
+from cpaas_cli.dispatch.deliver_pdu import inbound_event
+from cpaas_cli.dispatch.gateway import DeliveryReceipt, InboundAck, MobileOriginated
 from cpaas_cli.dispatch.receipts import StatusMap, normalise_message_id, parse_id_formats, parse_receipt_text
 from cpaas_cli.dispatch.throttle import Backoff, TokenBucket
 from cpaas_cli.errors import InvalidInput
@@ -174,3 +178,45 @@ def test_backoff():
     assert [b.next() for _ in range(6)] == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
     b.reset()
     assert b.next() == 0.1
+
+
+def test_inbound_event_receipt_from_the_tlvs():
+    # No receipt text: the id from receipted_message_id, the stat from message_state,
+    # the err from network_error_code (type, then two bytes of code).
+    pdu = SimpleNamespace(
+        esm_class=0x04,
+        short_message=b"",
+        source_addr=b"34600000001",
+        destination_addr="SENDER",
+        receipted_message_id=b"00001A2B",
+        message_state=5,
+        network_error_code=b"\x03\x00\x22",
+    )
+    ack = InboundAck(1, 7, "data_sm")
+    r = inbound_event(pdu, id_format="auto", status_map=StatusMap(), ack=ack)
+    assert isinstance(r, DeliveryReceipt)
+    assert (r.message_id, r.id_from_tlv, r.stat, r.err, r.status) == ("1a2b", True, "UNDELIV", "34", "undelivered")
+    assert (r.source, r.destination, r.ack) == ("34600000001", "SENDER", ack)
+
+
+def test_inbound_event_receipt_from_the_text():
+    text = b"id:0123 sub:001 dlvrd:001 submit date:2401021530 done date:2401021531 stat:DELIVRD err:000 text:hi"
+    pdu = SimpleNamespace(esm_class=0x04, short_message=text, source_addr="", destination_addr="")
+    r = inbound_event(pdu, id_format="hex", status_map=StatusMap())
+    assert (r.message_id, r.id_from_tlv, r.stat, r.status, r.ack) == (str(0x123), False, "DELIVRD", "delivered", None)
+
+
+def test_inbound_event_mo_ucs2_behind_a_udh():
+    udh = b"\x05\x00\x03\x01\x02\x01"
+    pdu = SimpleNamespace(
+        esm_class=0x40,
+        data_coding=0x08,
+        short_message=None,
+        message_payload=udh + "¿Sí?".encode("utf-16-be"),
+        source_addr="600000001",
+        source_addr_ton=2,
+        destination_addr="34600000002",
+    )
+    m = inbound_event(pdu, id_format="auto", status_map=StatusMap())
+    assert isinstance(m, MobileOriginated)
+    assert (m.text, m.data_coding, m.source_ton, m.raw[:6]) == ("¿Sí?", 0x08, 2, udh)

@@ -16,10 +16,9 @@ PDUs and a socket, nothing more, so this module adds what a vendor link needs:
   link dropped are put back at the front of the queue (``stats.requeued``);
   a bind the SMSC refused for its credentials is tried again only after
   ``auth_retry_after`` seconds, with an ERROR line (vendors lock accounts);
-- receipts (``esm_class & 0x04``, in deliver_sm or data_sm, each answered with
-  its own response PDU) carry the receipted_message_id TLV, else the id of the
-  receipt text, as a key (``receipts.normalise_message_id``), stat/err through
-  the status map; the worker matches them (``receipt_match``).
+- deliver_sm and data_sm, each answered with its own response PDU, read into
+  receipts or MO (``deliver_pdu``: the receipt's key, stat/err through the
+  status map); the worker matches receipts to messages (``receipt_match``).
 - with ``defer_acks``, deliver_sm / data_sm are not answered when read: the
   events carry an ``InboundAck`` and ``ack`` answers them once the owner has
   stored them (an answer is never written on a later link than the PDU's).
@@ -27,7 +26,6 @@ PDUs and a socket, nothing more, so this module adds what a vendor link needs:
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import logging
 import select
@@ -43,20 +41,20 @@ import smpplib.consts
 import smpplib.exceptions
 import smpplib.smpp
 
+from cpaas_cli.dispatch.deliver_pdu import inbound_event
 from cpaas_cli.dispatch.gateway import (
     DeliveryReceipt,
     Event,
     GatewayStats,
     InboundAck,
     LinkChanged,
-    MobileOriginated,
     OutboundMessage,
     SubmitAccepted,
     SubmitRejected,
     Ticket,
 )
 from cpaas_cli.dispatch.linkerrors import link_reason
-from cpaas_cli.dispatch.receipts import MESSAGE_STATES, StatusMap, normalise_message_id, parse_receipt_text
+from cpaas_cli.dispatch.receipts import StatusMap, normalise_message_id
 from cpaas_cli.dispatch.throttle import PROCESS_LIMITS, Backoff, Clock, SenderLimits, TokenBucket
 from cpaas_cli.errors import Upstream
 
@@ -514,8 +512,8 @@ class SmppGateway:
         return n
 
     def _deliver(self, pdu) -> None:
-        """deliver_sm or data_sm: a receipt or an MO, answered with its own response PDU
-        (at once, or with ``defer_acks`` by :meth:`ack` once the owner stored it)."""
+        """deliver_sm or data_sm: a receipt or an MO (``deliver_pdu``), answered with its
+        own response PDU (at once, or with ``defer_acks`` by :meth:`ack` once the owner stored it)."""
         if self.settings.defer_acks:
             ack = InboundAck(self._link, pdu.sequence, pdu.command)
         else:
@@ -523,58 +521,13 @@ class SmppGateway:
             resp = smpplib.smpp.make_pdu(f"{pdu.command}_resp", client=self._client)
             resp.sequence = pdu.sequence
             self._write(resp)
-        esm_class = int(getattr(pdu, "esm_class", 0) or 0)
-        body = getattr(pdu, "short_message", None) or getattr(pdu, "message_payload", None) or b""
-        if isinstance(body, str):
-            body = body.encode("latin-1")
-        source = _text(getattr(pdu, "source_addr", ""))
-        dest = _text(getattr(pdu, "destination_addr", ""))
-        if esm_class & 0x3C in (0x04, 0x08, 0x10, 0x20):
-            self._events.append(dataclasses.replace(self._receipt(pdu, body, source, dest), ack=ack))
+        s = self.settings
+        event = inbound_event(pdu, id_format=s.id_formats[1], status_map=s.status_map, ack=ack)
+        if isinstance(event, DeliveryReceipt):
             self.stats.receipts += 1
-            return
-        data_coding = int(getattr(pdu, "data_coding", 0) or 0)
-        payload = body
-        if esm_class & 0x40 and payload:
-            payload = payload[1 + payload[0] :]
-        self.stats.mo += 1
-        ton = int(getattr(pdu, "source_addr_ton", 0) or 0)
-        self._events.append(
-            MobileOriginated(
-                source, dest, _decode(payload, data_coding), data_coding, bytes(body), source_ton=ton, ack=ack
-            )
-        )
-
-    def _receipt(self, pdu, body: bytes, source: str, dest: str) -> DeliveryReceipt:
-        raw = body.decode("latin-1")
-        parsed = parse_receipt_text(raw)
-        fmt = self.settings.id_formats[1]
-        tlv_id = getattr(pdu, "receipted_message_id", None)
-        message_id = normalise_message_id(tlv_id, fmt) if tlv_id else None
-        if message_id is None:
-            tlv_id = None
-        if message_id is None and parsed is not None:
-            message_id = normalise_message_id(parsed.message_id, fmt)
-        stat = parsed.stat if parsed and parsed.stat else None
-        state = getattr(pdu, "message_state", None)
-        if stat is None and state is not None:
-            stat = MESSAGE_STATES.get(int(state))
-        err = parsed.err if parsed and parsed.err else None
-        net = getattr(pdu, "network_error_code", None)
-        if err is None and net:
-            net = net if isinstance(net, bytes) else str(net).encode("latin-1")
-            err = str(int.from_bytes(net[1:3], "big")) if len(net) >= 3 else None
-        return DeliveryReceipt(
-            id_from_tlv=bool(tlv_id) and message_id is not None,
-            message_id=message_id,
-            stat=stat,
-            err=err,
-            done_at=parsed.done_at if parsed else None,
-            raw=raw,
-            status=self.settings.status_map.status(stat, err),
-            source=source,
-            destination=dest,
-        )
+        else:
+            self.stats.mo += 1
+        self._events.append(event)
 
     # ------------------------------------------------------------ probing
 
@@ -601,16 +554,3 @@ class SmppGateway:
             self._events.clear()
         self.close()
         return {"bind_ms": round((t1 - t0) * 1000, 3), "enquire_link_ms": round((t2 - t1) * 1000, 3)}
-
-
-def _text(value) -> str:
-    if isinstance(value, bytes):
-        return value.decode("latin-1")
-    return str(value or "")
-
-
-def _decode(payload: bytes, data_coding: int) -> str:
-    """Best-effort text of an MO: UCS-2 for 0x08, else byte-per-character."""
-    if data_coding == 0x08:
-        return payload.decode("utf-16-be", errors="replace")
-    return payload.decode("latin-1")
