@@ -37,10 +37,8 @@ from sqlmodel import Session
 
 from cpaas_cli.billing import refunds
 from cpaas_cli.campaigns.models import OutboundMessage as QueueRow
-from cpaas_cli.dispatch.models import MULTIPART_FINAL
 from cpaas_cli.dispatch.receipts import DELIVERED
 
-MODES = MULTIPART_FINAL
 Q = QueueRow.__table__
 
 

@@ -28,10 +28,10 @@ session. Its loop:
 
 Crash safety: a row is ``claimed`` from the commit that created its EDR (not
 sent), ``sending`` from the commit that released it to the gateway until its
-submit_sm_resp is stored. :func:`recover` puts the claimed rows of dead
+submit_sm_resp is stored. ``aftercrash.recover`` puts the claimed rows of dead
 workers back in the queue; a ``sending`` row may or may not have reached the
 SMSC: it is sent again (a possible duplicate, never charged again) or held as
-``unknown``, as its connection's ``after_crash`` says (``aftercrash.py``).
+``unknown``, as its connection's ``after_crash`` says.
 """
 
 from __future__ import annotations
@@ -57,10 +57,9 @@ from cpaas_cli.campaigns import holds
 from cpaas_cli.campaigns.models import Campaign
 from cpaas_cli.campaigns.models import OutboundMessage as QueueRow
 from cpaas_cli.db.engine import make_session
-from cpaas_cli.dispatch import aftercrash
 from cpaas_cli.dispatch import gateway as gw
 from cpaas_cli.dispatch import multipart as mp
-from cpaas_cli.dispatch.aftercrash import host_id
+from cpaas_cli.dispatch.aftercrash import FINAL, host_id
 from cpaas_cli.dispatch.flow import Flow
 from cpaas_cli.dispatch.models import VendorConnection
 from cpaas_cli.dispatch.outbound import GATEWAY_CHANNELS, OutboundBuilder
@@ -76,7 +75,6 @@ log = logging.getLogger("cpaas.serve")
 Q = QueueRow.__table__
 E = Edr.__table__
 C = Campaign.__table__
-FINAL = ("delivered", "undelivered", "failed", "seen")
 
 DEFAULT_STOP_WORDS = ("STOP", "UNSUBSCRIBE", "STOPALL", "CANCEL", "END", "QUIT", "OPTOUT", "BAJA")
 DEFAULT_START_WORDS = ("START", "SUBSCRIBE", "UNSTOP", "ALTA")
@@ -93,7 +91,7 @@ def worker_name(n: int) -> str:
 @dataclass
 class WorkerOptions:
     batch: int = 200  # queue rows claimed per transaction
-    flush_every: float = 0.2  # seconds between commits of early receipts (results and inbound commit as they come)
+    flush_every: float = 0.2  # at most this long between commits (held receipts are matched again at each)
     once: bool = False  # stop when nothing is left to claim and receipts are in (or timed out)
     receipt_timeout: float = 30.0  # --once: seconds to wait for receipts after the last submit
     idle_sleep: float = 1.0  # long-running mode: pause when the queue is empty
@@ -697,10 +695,6 @@ def _edr_row(edr_id: int, r, company_id: int, agreement_id: int | None, channel:
 
 
 # ---------------------------------------------------------------- housekeeping
-
-
-# recover() lives in aftercrash.py (what happens to a dead worker's messages).
-recover = aftercrash.recover
 
 
 def expire_receipts(session: Session, *, older_than: float, now: datetime | None = None) -> int:

@@ -35,6 +35,7 @@ from cpaas_cli.campaigns import holds
 from cpaas_cli.campaigns import service as campaigns
 from cpaas_cli.campaigns.models import OutboundMessage as QueueRow
 from cpaas_cli.db.engine import get_engine, make_session
+from cpaas_cli.dispatch import aftercrash
 from cpaas_cli.dispatch import service as connections
 from cpaas_cli.dispatch import worker as wk
 from cpaas_cli.dispatch.models import VendorConnection
@@ -240,7 +241,7 @@ def run(url: str, options: ServeOptions) -> dict[str, Any]:
     # Recover dead workers' claims, then run what is due once.
     s = make_session(engine, actor="serve", command="serve recover")
     try:
-        summary["recovery"] = wk.recover(s, stale_after=options.stale_after)
+        summary["recovery"] = aftercrash.recover(s, stale_after=options.stale_after)
         s.commit()
     finally:
         s.close()
