@@ -13,8 +13,7 @@ import smpplib.exceptions
 
 from cpaas_cli.db.engine import dispose_all
 from cpaas_cli.dispatch.gateway import LinkChanged, SubmitAccepted
-from cpaas_cli.dispatch.linkerrors import link_reason
-from cpaas_cli.dispatch.smpp import SmppGateway
+from cpaas_cli.dispatch.smpp import SmppGateway, link_reason
 from cpaas_cli.dispatch.smsc import SimSmsc, SmscOptions, free_port
 from tests.test_dispatch_smpp import _dev_smsc, count, drive, message, settings
 from tests.test_serve import campaign, queue_states, serve_once, setup

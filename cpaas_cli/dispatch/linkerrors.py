@@ -3,15 +3,14 @@
 smpplib raises its own ``ConnectionError`` with no message both when the SMSC
 closes the socket (``recv`` returns nothing) and when a socket call fails (the
 ``OSError`` is then only in the exception's context), so ``str(exc)`` is often
-empty: :func:`link_reason` looks at the exception and its cause or context and
-names what happened.
+empty: :func:`why` looks at the exception and its cause or context and names
+what happened. The library's class is passed in (``smpp.link_reason``): only
+``smpp.py`` imports smpplib.
 """
 
 from __future__ import annotations
 
 import errno
-
-import smpplib.exceptions
 
 _BY_ERRNO = {
     errno.ECONNRESET: "connection reset by the SMSC",
@@ -35,17 +34,19 @@ def _os_reason(exc: OSError) -> str:
     return text[:1].lower() + text[1:] if text else type(exc).__name__
 
 
-def link_reason(exc: BaseException) -> str:
-    """Why the link failed, in a few words (never empty)."""
+def why(exc: BaseException, library_error: type[BaseException]) -> str:
+    """Why the link failed, in a few words (never empty). ``library_error`` is the
+    SMPP library's own connection error (its message, often empty, says less
+    than the socket error behind it)."""
     seen: set[int] = set()
     cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen:
         seen.add(id(cur))
         if isinstance(cur, OSError):  # TimeoutError, ConnectionResetError, …
             return _os_reason(cur)
-        if not isinstance(cur, smpplib.exceptions.ConnectionError) and str(cur):
+        if not isinstance(cur, library_error) and str(cur):
             return str(cur)
         cur = cur.__cause__ or cur.__context__
-    if isinstance(exc, smpplib.exceptions.ConnectionError):
+    if isinstance(exc, library_error):
         return str(exc) or "connection closed by the SMSC"
     return str(exc) or type(exc).__name__

@@ -53,7 +53,7 @@ from cpaas_cli.dispatch.gateway import (
     SubmitRejected,
     Ticket,
 )
-from cpaas_cli.dispatch.linkerrors import link_reason
+from cpaas_cli.dispatch.linkerrors import why
 from cpaas_cli.dispatch.receipts import StatusMap, normalise_message_id
 from cpaas_cli.dispatch.throttle import PROCESS_LIMITS, Backoff, Clock, SenderLimits, TokenBucket
 from cpaas_cli.errors import Upstream
@@ -79,6 +79,11 @@ _LINK_ERRORS = (smpplib.exceptions.ConnectionError, OSError, ConnectionError)
 
 def status_name(status: int) -> str:
     return smpplib.consts.DESCRIPTIONS.get(status, "unknown status")
+
+
+def link_reason(exc: BaseException) -> str:
+    """Why the link failed, in a few words (``linkerrors.why``)."""
+    return why(exc, smpplib.exceptions.ConnectionError)
 
 
 @dataclass(frozen=True)
