@@ -70,20 +70,11 @@ def refund_unsent(
     out = {"edrs": 0, "refunded": 0, "amount": 0}
     if not edr_ids:
         return out
-    rows = [
-        dict(m)
-        for m in session.execute(
-            sa.select(EDR).where(
-                EDR.c.id.in_(list(edr_ids)), EDR.c.submitted_at.isnot(None), EDR.c.rating_state == "rated"
-            )
-        ).mappings()
-    ]
+    rows, done, sums = _edrs(
+        session, EDR.c.id.in_(list(edr_ids)), EDR.c.submitted_at.isnot(None), EDR.c.rating_state == "rated"
+    )
     if not rows:
         return out
-    ids = [r["id"] for r in rows]
-    ledger.lock(session, {r["agreement_id"] for r in rows if r["agreement_id"]})
-    done = set(session.execute(sa.select(CHG.c.edr_id).where(CHG.c.edr_id.in_(ids), CHG.c.kind == REFUND)).scalars())
-    sums = _charged(session, ids)
     refunds: list[dict[str, Any]] = []
     for r in rows:
         if r["id"] in done:
@@ -116,6 +107,18 @@ def refund_unsent(
     return out
 
 
+def _edrs(session: Session, *where: Any) -> tuple[list[dict[str, Any]], set[int], dict[int, tuple[int, Any, Any]]]:
+    """The EDRs ``where`` selects, with their agreements' ledgers locked; of those,
+    the ids refunded already and what each was charged (:func:`_charged`)."""
+    rows = [dict(m) for m in session.execute(sa.select(EDR).where(*where)).mappings()]
+    if not rows:
+        return rows, set(), {}
+    ids = [r["id"] for r in rows]
+    ledger.lock(session, {r["agreement_id"] for r in rows if r["agreement_id"]})
+    done = set(session.execute(sa.select(CHG.c.edr_id).where(CHG.c.edr_id.in_(ids), CHG.c.kind == REFUND)).scalars())
+    return rows, done, _charged(session, ids)
+
+
 def _charged(session: Session, ids: list[int]) -> dict[int, tuple[int, Any, Any]]:
     """EDR id -> (Σ of its ledger rows but refunds, time and period of its first row)."""
     return {
@@ -138,18 +141,10 @@ def refund_refused_parts(
     from cpaas_cli.edr.service import event_of
 
     out = {"edrs": 0, "refunded": 0, "amount": 0}
-    rows = [
-        dict(m)
-        for m in session.execute(
-            sa.select(EDR).where(EDR.c.id.in_(list(parts)), EDR.c.segments_refused.is_(None))
-        ).mappings()
-    ]
+    rows, done, sums = _edrs(session, EDR.c.id.in_(list(parts)), EDR.c.segments_refused.is_(None))
     if not rows:
         return out
     ids = [r["id"] for r in rows]
-    ledger.lock(session, {r["agreement_id"] for r in rows if r["agreement_id"]})
-    done = set(session.execute(sa.select(CHG.c.edr_id).where(CHG.c.edr_id.in_(ids), CHG.c.kind == REFUND)).scalars())
-    sums = _charged(session, ids)
     started: dict[int, int | None] = {}  # where the EDR's units started on its scale counter
     for e, details in session.execute(
         sa.select(CHG.c.edr_id, CHG.c.details).where(CHG.c.edr_id.in_(ids), CHG.c.kind == "edr")
@@ -236,12 +231,7 @@ def _reprice(
     if d.state != en.RATED:
         return None
     if key is not None:
-        less = r["quantity"] - d.quantity
-        session.execute(
-            _counter(ag_id, key, sa.update(CNT)).values(
-                quantity=sa.case((CNT.c.quantity >= less, CNT.c.quantity - less), else_=0)
-            )
-        )
+        _counter_back(session, ag_id, key, r["quantity"] - d.quantity)
     new = d.amount + d.adjustment
     cols = {"quantity": d.quantity, "cost": d.amount, "unit_price": d.unit_price}
     if pack is not None:  # a monetary pack paid the price: the difference goes back to it
@@ -254,6 +244,15 @@ def _counter(ag_id: int, key: tuple, stmt: Any) -> Any:
     node, group, period = key
     return stmt.where(
         CNT.c.agreement_id == ag_id, CNT.c.node_key == node, CNT.c.group_value == group, CNT.c.period_start == period
+    )
+
+
+def _counter_back(session: Session, ag_id: int, key: tuple, units: int) -> None:
+    """Take ``units`` off a scale counter (not below 0)."""
+    session.execute(
+        _counter(ag_id, key, sa.update(CNT)).values(
+            quantity=sa.case((CNT.c.quantity >= units, CNT.c.quantity - units), else_=0)
+        )
     )
 
 
@@ -275,11 +274,7 @@ def _give_back_units(session: Session, r: dict[str, Any], plans: Any, event_of: 
     by_id = {e.enabled_id: e for e in plan.entries}
     pack = by_id.get(r["pack_enabled_id"]) if r["pack_enabled_id"] is not None else None
     if pack is not None and r["pack_units"]:
-        session.execute(
-            sa.update(PCK)
-            .where(PCK.c.enabled_service_id == pack.enabled_id)
-            .values(used=sa.case((PCK.c.used >= r["pack_units"], PCK.c.used - r["pack_units"]), else_=0))
-        )
+        _pack_back(session, pack.enabled_id, r["pack_units"])
         if pack.service_type != "monetary-pack":
             return  # a unit pack took the event: no scale counter moved
     if not r["quantity"]:
@@ -290,14 +285,4 @@ def _give_back_units(session: Session, r: dict[str, Any], plans: Any, event_of: 
     d = en.rate(event_of(r), plan, full)
     if d.state != en.RATED or d.counter_key is None:
         return
-    node, group, period = d.counter_key
-    session.execute(
-        sa.update(CNT)
-        .where(
-            CNT.c.agreement_id == ag_id,
-            CNT.c.node_key == node,
-            CNT.c.group_value == group,
-            CNT.c.period_start == period,
-        )
-        .values(quantity=sa.case((CNT.c.quantity >= r["quantity"], CNT.c.quantity - r["quantity"]), else_=0))
-    )
+    _counter_back(session, ag_id, d.counter_key, r["quantity"])
