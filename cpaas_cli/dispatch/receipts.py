@@ -63,16 +63,21 @@ ID_FORMATS = ("auto", "text", "dec", "hex")
 _HEX = re.compile(r"[0-9a-f]+")
 
 
-def fold_message_id(value: str | bytes | None) -> str | None:
-    """An id as the vendor wrote it, with case and leading zeros folded
-    (``0000000A`` -> ``a``, ``00000010`` -> ``10``): never read in another base,
-    so two distinct ids of one vendor never fold to one key."""
+def _id_text(value: str | bytes | None) -> str | None:
+    """An id's text without NULs and surrounding space, lower-cased; None when empty."""
     if value is None:
         return None
     if isinstance(value, bytes | bytearray):
         value = bytes(value).decode("latin-1")
-    text = value.replace("\x00", "").strip().lower()
-    if not text:
+    return value.replace("\x00", "").strip().lower() or None
+
+
+def fold_message_id(value: str | bytes | None) -> str | None:
+    """An id as the vendor wrote it, with case and leading zeros folded
+    (``0000000A`` -> ``a``, ``00000010`` -> ``10``): never read in another base,
+    so two distinct ids of one vendor never fold to one key."""
+    text = _id_text(value)
+    if text is None:
         return None
     return text.lstrip("0") or "0"
 
@@ -86,18 +91,14 @@ def normalise_message_id(value: str | bytes | None, fmt: str = "auto") -> str | 
     zeros do not matter), ``text`` (opaque: trimmed and lower-cased), or
     ``auto`` (:func:`fold_message_id`: the id as written, case and leading
     zeros folded; whether a vendor's receipts write the id in another base is
-    learned per connection, see ``dispatch/idmatch.py``). A vendor that writes
+    learned per connection, see ``receipt_match.IdRelation``). A vendor that writes
     hex in one place and decimal in the other is declared with
     ``SUBMIT:RECEIPT`` (see :func:`parse_id_formats`).
     """
     if fmt == "auto":
         return fold_message_id(value)
-    if value is None:
-        return None
-    if isinstance(value, bytes | bytearray):
-        value = bytes(value).decode("latin-1")
-    text = value.replace("\x00", "").strip().lower()
-    if not text:
+    text = _id_text(value)
+    if text is None:
         return None
     if fmt == "text":
         return text
