@@ -29,7 +29,18 @@ def smsc():
     sim.stop()
 
 
-def setup(cli, port: int, *, credit: str | None = None, window: int = 20, id_format: str | None = "hex") -> None:
+def setup(
+    cli,
+    port: int,
+    *,
+    credit: str | None = None,
+    window: int | None = 20,
+    id_format: str | None = "hex",
+    tree=EXAMPLE1,
+    multipart_final: str | None = None,
+) -> None:
+    """Client A with agreement AG-1 on ``tree``, connection ``sim`` to ``port`` (window None:
+    the connection's default), sender ACME over it."""
     owner_le(cli)
     client(cli)
     args = ["agreement", "create", "AG-1", "--company", "Client A", "--currency", "EUR", "--from", "2026-01-01"]
@@ -38,12 +49,13 @@ def setup(cli, port: int, *, credit: str | None = None, window: int = 20, id_for
     cli.json(*args)
     cli.json("service", "create", "SMS service", "--type", "payg", "--currency", "EUR")
     cli.json("service", "scope", "add", "SMS service", "--from", "2026-01-01")
-    cli("service", "tree", "apply", "SMS service", str(EXAMPLE1))
+    cli("service", "tree", "apply", "SMS service", str(tree))
     cli.json("agreement", "enable", "SMS service", "--agreement", "AG-1", "--from", "2026-01-01")
     cli.json(
         "connection", "add-smpp", "sim", "--host", "127.0.0.1", "--port", str(port), "--system-id", "cpaas",
-        "--password-env", "SIM_PW", "--window", str(window),
+        "--password-env", "SIM_PW", *(["--window", str(window)] if window is not None else []),
         *(["--message-id-format", id_format] if id_format else []),
+        *(["--multipart-final", multipart_final] if multipart_final else []),
     )  # fmt: skip
     cli.json("sender", "add", "ACME", "--company", "Client A", "--agreement", "AG-1", "--active", "--connection", "sim")
 
@@ -303,20 +315,7 @@ def test_a_receipt_delivered_twice_is_applied_and_rated_once(cli, db_url, tmp_pa
     opts = SmscOptions(port=free_port(), id_width=10, lifetime=60, receipt_copies=2)
     opts.stat_mix = parse_stat_mix("DELIVRD=1,UNDELIV=1")
     with SimSmsc(opts) as sim:
-        owner_le(cli)
-        client(cli)
-        cli.json("agreement", "create", "AG-1", "--company", "Client A", "--currency", "EUR", "--from", "2026-01-01")
-        cli.json("service", "create", "SMS service", "--type", "payg", "--currency", "EUR")
-        cli.json("service", "scope", "add", "SMS service", "--from", "2026-01-01")
-        cli("service", "tree", "apply", "SMS service", str(tree))
-        cli.json("agreement", "enable", "SMS service", "--agreement", "AG-1", "--from", "2026-01-01")
-        cli.json(
-            "connection", "add-smpp", "sim", "--host", "127.0.0.1", "--port", str(sim.port), "--system-id", "cpaas",
-            "--password-env", "SIM_PW", "--message-id-format", "hex",
-        )  # fmt: skip
-        cli.json(
-            "sender", "add", "ACME", "--company", "Client A", "--agreement", "AG-1", "--active", "--connection", "sim"
-        )
+        setup(cli, sim.port, tree=tree, window=None)
         phones = [f"3460{i:07d}" for i in range(40)]
         campaign(cli, tmp_path, phones, "Twice", "twice")
         serve_once(cli)

@@ -39,6 +39,16 @@ def cpaas(db_url: str, *args: str) -> list[str]:
     return [sys.executable, "-m", "cpaas_cli", "--db", db_url, *args]
 
 
+def fresh_serve_once(db_url: str, env: dict, *extra: str) -> dict:
+    """``serve --once`` in a new process: its JSON summary (exit 0 asserted)."""
+    got = subprocess.run(
+        cpaas(db_url, "serve", "--once", *extra, "-o", "json"),
+        env=env, capture_output=True, text=True, timeout=DEADLINE,
+    )  # fmt: skip
+    assert got.returncode == 0, got.stderr[-3000:]
+    return json.loads(got.stdout)
+
+
 def wait_port(port: int) -> None:
     end = time.monotonic() + 20
     while time.monotonic() < end:
@@ -98,12 +108,7 @@ def test_kill_9_mid_campaign_then_restart(cli, db_url, tmp_path):
         at = states(db_url)
         claimed_at_kill, sending_at_kill = at["claimed"], at["sending"]
 
-        second = subprocess.run(
-            cpaas(db_url, "serve", "--once", "--receipt-timeout", "5", "--receipt-expiry", "0", "-o", "json"),
-            env=env, capture_output=True, text=True, timeout=DEADLINE,
-        )  # fmt: skip
-        assert second.returncode == 0, second.stderr[-3000:]
-        out = json.loads(second.stdout)
+        out = fresh_serve_once(db_url, env, "--receipt-timeout", "5", "--receipt-expiry", "0")
     finally:
         smsc.send_signal(signal.SIGTERM)
         smsc.wait(30)
@@ -263,12 +268,7 @@ def _crash_with_held_messages(cli, db_url, tmp_path) -> tuple[int, Counter]:
     smsc = subprocess.Popen(cpaas(db_url, *smsc_args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(port)
-        second = subprocess.run(
-            cpaas(db_url, "serve", "--once", "--receipt-timeout", "5", "-o", "json"),
-            env=env, capture_output=True, text=True, timeout=DEADLINE,
-        )  # fmt: skip
-        assert second.returncode == 0, second.stderr[-3000:]
-        out = json.loads(second.stdout)
+        out = fresh_serve_once(db_url, env, "--receipt-timeout", "5")
     finally:
         smsc.send_signal(signal.SIGTERM)
         smsc.wait(30)

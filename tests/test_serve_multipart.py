@@ -16,9 +16,9 @@ from cpaas_cli.db.engine import get_engine
 from cpaas_cli.dispatch import multipart as mp
 from cpaas_cli.dispatch.receipts import normalise_message_id
 from cpaas_cli.dispatch.smsc import SimSmsc, SmscOptions, concatenation, free_port
-from tests.helpers import client, owner_le
 from tests.test_catalog import EXAMPLE1
 from tests.test_serve import campaign, edrs, serve_once
+from tests.test_serve import setup as serve_setup
 
 TWO_PARTS = "Long message. " * 15  # 210 GSM-7 characters
 THREE_PARTS = "Long message. " * 25  # 350 GSM-7 characters
@@ -51,19 +51,8 @@ def smsc():
 
 
 def setup(cli, port: int, *, tree=EXAMPLE1, multipart_final: str | None = None) -> None:
-    owner_le(cli)
-    client(cli)
-    cli.json("agreement", "create", "AG-1", "--company", "Client A", "--currency", "EUR", "--from", "2026-01-01")
-    cli.json("service", "create", "SMS service", "--type", "payg", "--currency", "EUR")
-    cli.json("service", "scope", "add", "SMS service", "--from", "2026-01-01")
-    cli("service", "tree", "apply", "SMS service", str(tree))
-    cli.json("agreement", "enable", "SMS service", "--agreement", "AG-1", "--from", "2026-01-01")
-    extra = ["--multipart-final", multipart_final] if multipart_final else []
-    cli.json(
-        "connection", "add-smpp", "sim", "--host", "127.0.0.1", "--port", str(port), "--system-id", "cpaas",
-        "--password-env", "SIM_PW", "--message-id-format", "hex", *extra,
-    )  # fmt: skip
-    cli.json("sender", "add", "ACME", "--company", "Client A", "--agreement", "AG-1", "--active", "--connection", "sim")
+    """test_serve's world with the connection's default window."""
+    serve_setup(cli, port, tree=tree, window=None, multipart_final=multipart_final)
 
 
 def tree_file(tmp_path, rule: str, leaf: str, quantity: str = "segments"):
