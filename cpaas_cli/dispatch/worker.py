@@ -152,7 +152,6 @@ class Worker:
         self.stats = WorkerStats()
         self.error: BaseException | None = None
         self._refs = RefAllocator()
-        self.multipart_final = getattr(connection, "multipart_final", None) or "all"
         self._tickets: dict[int, mp.Answers] = {}
         self._partial: list[mp.Settled] = []  # sent with some parts refused, to store
         fmt = getattr(connection, "message_id_format", None) or "auto"
@@ -498,7 +497,7 @@ class Worker:
     def _finish_ticket(self, ticket: int, inf: mp.Answers) -> None:
         del self._tickets[ticket]
         self._flow.answered(inf.parts)
-        got = mp.settle(self.multipart_final, inf)
+        got = mp.settle(self._outbound.multipart_final, inf)
         if got.failed:
             code, reason = got.error
             self._failed.append((inf.queue_id, inf.edr_id, code, reason))
