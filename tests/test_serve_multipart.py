@@ -5,6 +5,7 @@ refuses (per-part outcome: status, segments, charge and refund)."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 import pytest
@@ -123,10 +124,18 @@ def test_under_any_the_other_parts_receipts_are_extra_not_unmatched(cli, db_url,
     setup(cli, smsc.port, multipart_final="any")
     campaign(cli, tmp_path, [f"3361234{i:04d}" for i in range(3)], THREE_PARTS, "long")
     out = serve_once(cli)
-    assert smsc.counters.receipts == 9
-    assert out["receipts"] == 3 and out["receipts_extra"] == 6 and out["receipts_unmatched"] == 0, out
+    assert out["receipts"] == 3 and out["receipts_unmatched"] == 0, out
     assert [r["status"] for r in edrs(db_url)] == ["delivered"] * 3
     assert cli.json("inbound", "list", "--kind", "receipt") == []
+    # The first receipt of each message ends it, so `--once` may stop before the
+    # other parts' receipts come (they stay unanswered at the SMSC). Every receipt
+    # serve did answer (after storing what it made of it) was the deciding one or
+    # an extra: none was taken for an unknown one. The SMSC counts an answer when
+    # it reads it, which may be just after serve exits.
+    end = time.monotonic() + 10
+    while smsc.counters.receipts < out["receipts"] + out["receipts_extra"] and time.monotonic() < end:
+        time.sleep(0.02)
+    assert smsc.counters.receipts == out["receipts"] + out["receipts_extra"] <= 9, (smsc.counters, out)
 
 
 def test_multipart_final_is_checked_and_kept(cli, db_url):
