@@ -23,8 +23,21 @@ def run_migrations_online() -> None:
         return
     engine = get_engine(_url())
     with engine.connect() as conn:
-        _run(conn)
-        conn.commit()
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            # SQLite alters a table by rebuilding it (batch mode: copy, DROP, rename).
+            # With foreign keys enforced, the DROP of a table other rows refer to
+            # (vendor_connection, campaign, ...) fails. SQLite's own procedure for
+            # such changes: keys off outside the transaction, rebuild, check, keys on.
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        try:
+            _run(conn)
+            conn.commit()
+        finally:
+            if sqlite:
+                conn.rollback()
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                conn.commit()
 
 
 def _run(connection) -> None:
@@ -36,6 +49,14 @@ def _run(connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+        if connection.dialect.name == "sqlite":
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                table, rowid, parent, _fk = broken[0]
+                raise RuntimeError(
+                    f"migration left {len(broken)} rows whose foreign key names no {parent} row "
+                    f"(first: {table} rowid {rowid}); the upgrade stopped"
+                )
 
 
 if context.is_offline_mode():

@@ -50,6 +50,47 @@ def test_upgrade_downgrade_upgrade(empty_db_url):
     assert _diff(empty_db_url) == []
 
 
+def test_upgrade_keeps_rows_that_refer_to_a_rebuilt_table(empty_db_url):
+    """SQLite rebuilds a table to alter it (copy, DROP, rename): with foreign keys
+    enforced the DROP of vendor_connection failed while an inbound message or a
+    queue row referred to a connection. The upgrade keeps every row, and foreign
+    keys are enforced again afterwards."""
+    import sqlalchemy as sa
+
+    migrate.upgrade(empty_db_url, "0018")
+    t0 = "2026-01-01 00:00:00"
+    with get_engine(empty_db_url).begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO vendor_connection (name, kind, host, port, system_type, tls, bind_mode, window_size,"
+                " message_id_format, status_map, enabled, created_at, updated_at)"
+                " VALUES ('v', 'smpp', 'h', 2775, '', false, 'trx', 10, 'auto', '{}', true, :t, :t)"
+            ),
+            {"t": t0},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO inbound_message (kind, connection_id, source, destination, text, data_coding, received_at)"
+                " SELECT 'mo', id, '34600000001', 'CPAAS', 'STOP', 0, :t FROM vendor_connection"
+            ),
+            {"t": t0},
+        )
+    migrate.upgrade(empty_db_url, "head")
+    with get_engine(empty_db_url).begin() as conn:
+        assert (
+            conn.execute(sa.text("SELECT count(*) FROM inbound_message WHERE connection_id IS NOT NULL")).scalar() == 1
+        )
+        assert conn.execute(sa.text("SELECT name FROM vendor_connection")).scalars().all() == ["v"]
+    with pytest.raises(sa.exc.IntegrityError), get_engine(empty_db_url).begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO inbound_message (kind, connection_id, source, destination, text, data_coding, received_at)"
+                " VALUES ('mo', 999, 'a', 'b', 't', 0, :t)"
+            ),
+            {"t": t0},
+        )
+
+
 def test_downgrade_needs_yes_off_a_terminal(db_url):
     run = Cli(db_url)("db", "downgrade", "base", expect=4)
     assert "--yes" in run.stderr
