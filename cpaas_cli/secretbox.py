@@ -136,7 +136,7 @@ class Keyring:
         except (InvalidToken, UnicodeError):
             raise InvalidInput(
                 f"{what} does not decrypt with the secret key from {self.where} "
-                "(a different key? keep the old key until `cpaas secrets rotate` has moved every secret)"
+                "(stored with another key? after `cpaas secrets rotate`, name the new key)"
             ) from None
 
     def rotate(self, token: str, what: str) -> str:
