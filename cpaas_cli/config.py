@@ -22,6 +22,8 @@ class Settings:
     actor: str = "unknown"
     config_path: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    # --secret-key-file (beats CPAAS_SECRET_KEY and [secrets] key_file; see cpaas_cli/secretbox.py)
+    secret_key_file: str | None = None
 
     def section(self, name: str) -> dict[str, Any]:
         value = self.raw.get(name, {})
@@ -35,7 +37,9 @@ def _os_user() -> str:
         return "unknown"
 
 
-def load_settings(*, config: str | None = None, db: str | None = None, actor: str | None = None) -> Settings:
+def load_settings(
+    *, config: str | None = None, db: str | None = None, actor: str | None = None, secret_key_file: str | None = None
+) -> Settings:
     """Build Settings from (in order) flags, environment, config file, defaults."""
     explicit = config or os.environ.get("CPAAS_CONFIG")
     path = Path(explicit or DEFAULT_CONFIG)
@@ -50,7 +54,13 @@ def load_settings(*, config: str | None = None, db: str | None = None, actor: st
     file_db = raw.get("database", {}).get("url") if isinstance(raw.get("database"), dict) else None
     url = db or os.environ.get("CPAAS_DATABASE_URL") or file_db or DEFAULT_DB_URL
     who = actor or os.environ.get("CPAAS_ACTOR") or raw.get("actor") or _os_user()
-    return Settings(database_url=url, actor=str(who), config_path=path if path.exists() else None, raw=raw)
+    return Settings(
+        database_url=url,
+        actor=str(who),
+        config_path=path if path.exists() else None,
+        raw=raw,
+        secret_key_file=secret_key_file,
+    )
 
 
 def invoice_line_decimals(settings: Settings) -> int:

@@ -6,10 +6,12 @@ import json
 import time
 
 import pytest
+from cryptography.fernet import Fernet
 
 from cpaas_cli.dispatch.smsc import SimSmsc, SmscOptions, free_port
 
 SECRET = "s3cr3t!"
+KEY = {"CPAAS_SECRET_KEY": Fernet.generate_key().decode()}  # typed passwords are stored encrypted with it
 
 
 def add(cli, name="acme", *extra, **kw):
@@ -49,6 +51,7 @@ def test_prompted_password_is_never_shown_or_audited(cli):
         "-o",
         "json",
         input=f"{SECRET}\n",
+        env=KEY,
     )
     assert run.json["password"] == "***" and run.json["password_env"] is None
     assert SECRET not in run.stdout and SECRET not in run.stderr
@@ -63,7 +66,7 @@ def test_prompted_password_is_never_shown_or_audited(cli):
     change = cli.json("audit", "list", "--object", "vendor_connection")[0]
     assert change["old"] == {"password": "***", "password_env": None}
     assert change["new"] == {"password": None, "password_env": "***"}
-    again = cli("connection", "update", "vend", "--new-password", "-o", "json", input="other1\n").json
+    again = cli("connection", "update", "vend", "--new-password", "-o", "json", input="other1\n", env=KEY).json
     assert again["password"] == "***" and again["password_env"] is None
 
 
@@ -190,8 +193,9 @@ def test_connection_test_fails_with_exit_6_when_nothing_listens(cli):
         "-o",
         "json",
         input="pw\n",
+        env=KEY,
     )
-    r = cli("connection", "test", "dead", "--timeout", "2", expect=6)
+    r = cli("connection", "test", "dead", "--timeout", "2", expect=6, env=KEY)
     assert f"cannot bind to 127.0.0.1:{port}" in r.stderr and r.stdout == ""
 
 

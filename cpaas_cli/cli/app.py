@@ -61,6 +61,12 @@ ENTRIES: dict[str, tuple[str, tuple[str, ...], str, str]] = {
     "fees": ("group", ("fees",), "app", "Recurring and one-time fee rules (sender ID fees) and their runs."),
     "rerate": ("group", ("rerate",), "app", "Rerate tasks: create, preview, run, list, show, cancel."),
     "inbound": ("group", ("serve",), "inbound_app", "Inbound messages: MO and unmatched receipts."),
+    "secrets": (
+        "group",
+        ("secrets",),
+        "app",
+        "Secrets at rest: make a key, check it, rotate stored secrets to a new one.",
+    ),
 }
 
 _LOADED: dict[str, Any] = {}
@@ -216,11 +222,18 @@ def root(
     actor: Annotated[
         str | None, typer.Option("--actor", help="Who is acting, for the audit trail (env CPAAS_ACTOR).")
     ] = None,
+    secret_key_file: Annotated[
+        str | None,
+        typer.Option(
+            "--secret-key-file",
+            help="File with the key that encrypts stored passwords (env CPAAS_SECRET_KEY, config [secrets] key_file).",
+        ),
+    ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
-    ctx.obj = AppState(config=config, db=db, output=output, quiet=quiet, actor=actor)
+    ctx.obj = AppState(config=config, db=db, output=output, quiet=quiet, actor=actor, secret_key_file=secret_key_file)
 
 
 def main() -> None:

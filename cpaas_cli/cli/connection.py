@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from cpaas_cli.cli.context import OutputOpt, emit, say, session
+from cpaas_cli import secretbox
+from cpaas_cli.cli.context import OutputOpt, emit, say, session, state
 from cpaas_cli.dispatch import service as connections
 from cpaas_cli.dispatch.receipts import StatusMap
 
@@ -42,7 +43,8 @@ PasswordEnvOpt = Annotated[
     typer.Option(
         "--password-env",
         help="Name of the environment variable holding the password, read when binding. "
-        "Without it the password is asked at a prompt (never on the command line).",
+        "Without it the password is asked at a prompt (never on the command line) and stored "
+        "encrypted with the secret key (CPAAS_SECRET_KEY or [secrets] key_file).",
     ),
 ]
 SystemTypeOpt = Annotated[str | None, typer.Option("--system-type", help="SMPP system_type, if the vendor wants one.")]
@@ -160,6 +162,11 @@ def _ask_password() -> str:
     return typer.prompt("SMPP password", hide_input=True, err=True)
 
 
+def _keys_to_store(ctx: typer.Context, name: str) -> secretbox.Keyring:
+    """The keyring a typed password is encrypted with: checked before the prompt asks for it."""
+    return connections.require_keyring(secretbox.load_keyring(state(ctx).settings), name)
+
+
 def _status_map(path: str | None) -> dict | None:
     return None if path is None else StatusMap.load(path).as_dict()
 
@@ -227,10 +234,12 @@ def add_smpp(
         bind_retry_after=bind_retry_after,
         after_crash=after_crash.value if after_crash else None,
     )
+    keys = None
     if password_env is None:
+        keys = _keys_to_store(ctx, name)
         data.password = _ask_password()
     with session(ctx) as s:
-        row = connections.add_smpp(s, name=name, data=data)
+        row = connections.add_smpp(s, name=name, data=data, keys=keys)
         out = connections.connection_dict(row)
     say(ctx, f"added SMPP connection {out['name']!r} (#{out['id']}) to {out['host']}:{out['port']}")
     emit(ctx, out, output=output)
@@ -272,7 +281,10 @@ def update(
         typer.Option("--password-env", help="Read the password from this environment variable from now on."),
     ] = None,
     new_password: Annotated[
-        bool, typer.Option("--new-password", help="Type a new password at a prompt (clears --password-env).")
+        bool,
+        typer.Option(
+            "--new-password", help="Type a new password at a prompt, stored encrypted (clears --password-env)."
+        ),
     ] = False,
     system_type: SystemTypeOpt = None,
     tls: TlsOpt = None,
@@ -322,10 +334,12 @@ def update(
         data.rps = None
     elif rps is not None:
         data.rps = rps
+    keys = None
     if new_password and password_env is None:
+        keys = _keys_to_store(ctx, name)
         data.password = _ask_password()
     with session(ctx) as s:
-        row = connections.update_smpp(s, connections.connection(s, name), name=new_name, data=data)
+        row = connections.update_smpp(s, connections.connection(s, name), name=new_name, data=data, keys=keys)
         out = connections.connection_dict(row)
     say(ctx, f"updated connection {out['name']!r}")
     emit(ctx, out, output=output)
@@ -362,6 +376,7 @@ def test(
     with session(ctx) as s:
         row = connections.connection(s, name)
         s.expunge(row)
-    result = connections.test_connection(row, timeout=timeout)
+    keys = secretbox.load_keyring(state(ctx).settings) if row.password and not row.password_env else None
+    result = connections.test_connection(row, timeout=timeout, keys=keys)
     say(ctx, f"connection {row.name!r}: bound in {result['bind_ms']} ms, enquire_link {result['enquire_link_ms']} ms")
     emit(ctx, result, output=output)

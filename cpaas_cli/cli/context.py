@@ -27,12 +27,15 @@ class AppState:
     output: Fmt | None = None
     quiet: bool = False
     actor: str | None = None
+    secret_key_file: str | None = None
     _settings: Settings | None = None
 
     @property
     def settings(self) -> Settings:
         if self._settings is None:
-            self._settings = load_settings(config=self.config, db=self.db, actor=self.actor)
+            self._settings = load_settings(
+                config=self.config, db=self.db, actor=self.actor, secret_key_file=self.secret_key_file
+            )
         return self._settings
 
 

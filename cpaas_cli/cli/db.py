@@ -16,7 +16,7 @@ app = typer.Typer(no_args_is_help=True)
 def _upgrade(ctx: typer.Context, revision: str, owner: str | None) -> dict:
     url = state(ctx).settings.database_url
     before = migrate.current(url)
-    migrate.upgrade(url, revision)
+    migrate.upgrade(url, revision, secret_keys=_keys(ctx))
     after = migrate.current(url)
     result = {"database": _safe_url(url), "from": before, "to": after, "owner_created": False, "owner": None}
     if set(after) == set(migrate.heads(url)):
@@ -25,6 +25,13 @@ def _upgrade(ctx: typer.Context, revision: str, owner: str | None) -> dict:
             result["owner_created"] = created
             result["owner"] = {"id": row.id, "name": row.name}
     return result
+
+
+def _keys(ctx: typer.Context):
+    """Loads the secret keyring when a migration needs it (0025 encrypts stored passwords)."""
+    from cpaas_cli.secretbox import load_keyring
+
+    return lambda: load_keyring(state(ctx).settings)
 
 
 def _safe_url(url: str) -> str:
@@ -88,5 +95,5 @@ def downgrade(
     url = state(ctx).settings.database_url
     confirm(ctx, f"Downgrade {_safe_url(url)} to {revision}? Data in dropped tables is lost.", yes)
     before = migrate.current(url)
-    migrate.downgrade(url, revision)
+    migrate.downgrade(url, revision, secret_keys=_keys(ctx))
     emit(ctx, {"database": _safe_url(url), "from": before, "to": migrate.current(url)}, output=output)

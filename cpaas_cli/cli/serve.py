@@ -56,6 +56,7 @@ def serve(
     """
     from cpaas_cli.dispatch import worker as wk
     from cpaas_cli.scheduler import serve as runner
+    from cpaas_cli.secretbox import load_keyring
 
     st = state(ctx)
     logging.basicConfig(
@@ -75,6 +76,7 @@ def serve(
         receipt_expiry=receipt_expiry,
         max_seconds=max_seconds,
         worker=wopts,
+        keys=load_keyring(st.settings),
     )
     summary = runner.run(st.settings.database_url, options)
     emit(ctx, summary, output=output)

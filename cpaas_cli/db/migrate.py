@@ -6,7 +6,9 @@ folder; the wheel carries them as ``cpaas_cli/_migrations``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -24,19 +26,23 @@ def script_location() -> Path:
     raise RuntimeError("migration scripts not found (broken installation)")
 
 
-def alembic_config(url: str) -> Config:
+def alembic_config(url: str, secret_keys: Callable[[], Any] | None = None) -> Config:
+    """``secret_keys``: loads the secret keyring for migrations that encrypt or
+    decrypt stored secrets (called only when one needs it)."""
     cfg = Config()
     cfg.set_main_option("script_location", str(script_location()))
     cfg.attributes["url"] = url
+    if secret_keys is not None:
+        cfg.attributes["secret_keys"] = secret_keys
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(url), revision)
+def upgrade(url: str, revision: str = "head", *, secret_keys: Callable[[], Any] | None = None) -> None:
+    command.upgrade(alembic_config(url, secret_keys), revision)
 
 
-def downgrade(url: str, revision: str) -> None:
-    command.downgrade(alembic_config(url), revision)
+def downgrade(url: str, revision: str, *, secret_keys: Callable[[], Any] | None = None) -> None:
+    command.downgrade(alembic_config(url, secret_keys), revision)
 
 
 def current(url: str) -> list[str]:

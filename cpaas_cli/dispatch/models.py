@@ -45,8 +45,9 @@ class VendorConnection(Timestamped, table=True):
     system_id: str | None = Field(default=None, max_length=16)
     # The name of an environment variable holding the password, resolved at bind time.
     password_env: str | None = Field(default=None, max_length=128)
-    # Only when the operator typed it at a prompt; never printed or logged.
-    password: str | None = Field(default=None, max_length=64)
+    # Only when the operator typed it at a prompt: a Fernet token made with a key kept
+    # outside the database (cpaas_cli/secretbox.py), never the clear text; never printed or logged.
+    password: str | None = Field(default=None, max_length=512)
     system_type: str = Field(default="", max_length=13)
     tls: bool = False
     bind_mode: str = Field(default="trx", max_length=8)

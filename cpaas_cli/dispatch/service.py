@@ -1,9 +1,11 @@
 """Vendor connections: create, change, list, and turn one into gateway settings.
 
 Passwords: a connection names an environment variable (``password_env``,
-resolved when binding) or keeps a password typed at a prompt. Neither the
-password nor anything derived from it is ever returned by ``connection_dict``;
-the audit hook masks every column whose name contains "pass".
+resolved when binding) or keeps a password typed at a prompt, stored only as
+a Fernet token made with the secret key, which is never in the database
+(cpaas_cli/secretbox.py): storing one without a key configured is refused.
+Neither the password nor anything derived from it is ever returned by
+``connection_dict``; the audit hook masks every column whose name contains "pass".
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import phonenumbers
 from sqlmodel import Session, col, select
@@ -28,7 +30,11 @@ from cpaas_cli.dispatch.models import (
 from cpaas_cli.dispatch.receipts import StatusMap, parse_id_formats
 from cpaas_cli.errors import Conflict, InvalidInput, Problem, require
 from cpaas_cli.refs import by_ref
+from cpaas_cli.secretbox import HINT as KEY_HINT
 from cpaas_cli.timeutil import iso
+
+if TYPE_CHECKING:
+    from cpaas_cli.secretbox import Keyring
 
 MASK = "***"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -152,7 +158,18 @@ def _unique(session: Session, name: str, exclude_id: int | None = None) -> None:
         raise Conflict(f"connection {name!r} already exists")
 
 
-def add_smpp(session: Session, *, name: str, data: SmppInput) -> VendorConnection:
+def require_keyring(keys: Keyring | None, name: str) -> Keyring:
+    """The keyring that encrypts a typed password; InvalidInput when no key is configured."""
+    if keys is None:
+        raise InvalidInput(
+            f"connection {name!r}: no secret key to encrypt the password with: {KEY_HINT}; "
+            "or give --password-env VAR instead"
+        )
+    return keys
+
+
+def add_smpp(session: Session, *, name: str, data: SmppInput, keys: Keyring | None = None) -> VendorConnection:
+    """Add an SMPP connection; a typed password (``data.password``) is stored encrypted with ``keys``."""
     problems: list[Problem] = []
     if not name.strip():
         problems.append(Problem("NAME", "must not be empty"))
@@ -164,6 +181,7 @@ def add_smpp(session: Session, *, name: str, data: SmppInput) -> VendorConnectio
     _validate(data, problems)
     require(problems, "connection")
     _unique(session, name)
+    stored = None if data.password_env else require_keyring(keys, name).encrypt(data.password)
     row = VendorConnection(
         name=name,
         kind="smpp",
@@ -171,7 +189,7 @@ def add_smpp(session: Session, *, name: str, data: SmppInput) -> VendorConnectio
         port=data.port,
         system_id=data.system_id,
         password_env=data.password_env,
-        password=None if data.password_env else data.password,
+        password=stored,
         system_type=data.system_type or "",
         tls=bool(data.tls),
         bind_mode=data.bind_mode or "trx",
@@ -199,8 +217,14 @@ def add_smpp(session: Session, *, name: str, data: SmppInput) -> VendorConnectio
 
 
 def update_smpp(
-    session: Session, row: VendorConnection, *, name: str | None = None, data: SmppInput
+    session: Session,
+    row: VendorConnection,
+    *,
+    name: str | None = None,
+    data: SmppInput,
+    keys: Keyring | None = None,
 ) -> VendorConnection:
+    """Change a connection; a new typed password is stored encrypted with ``keys``."""
     problems: list[Problem] = []
     _validate(data, problems)
     if name is not None and not name.strip():
@@ -244,7 +268,7 @@ def update_smpp(
     if data.password_env is not None:
         row.password_env, row.password = data.password_env, None
     elif data.password is not None:
-        row.password_env, row.password = None, data.password
+        row.password_env, row.password = None, require_keyring(keys, row.name).encrypt(data.password)
     session.add(row)
     session.flush()
     return row
@@ -305,8 +329,10 @@ def connection_dict(row: VendorConnection) -> dict[str, Any]:
     }
 
 
-def resolve_password(row: VendorConnection, environ: Mapping[str, str] | None = None) -> str:
-    """The bind password: the named environment variable, else the stored one."""
+def resolve_password(
+    row: VendorConnection, environ: Mapping[str, str] | None = None, keys: Keyring | None = None
+) -> str:
+    """The bind password: the named environment variable, else the stored one decrypted with ``keys``."""
     env = os.environ if environ is None else environ
     if row.password_env:
         value = env.get(row.password_env)
@@ -318,11 +344,18 @@ def resolve_password(row: VendorConnection, environ: Mapping[str, str] | None = 
         return value
     if row.password is None:
         raise InvalidInput(f"connection {row.name!r} has no password (set --password-env or enter one)")
-    return row.password
+    if keys is None:
+        raise InvalidInput(
+            f"connection {row.name!r}: its password is stored encrypted and no secret key is set: {KEY_HINT}"
+        )
+    return keys.decrypt(row.password, f"connection {row.name!r}: the stored password")
 
 
-def smpp_settings(row: VendorConnection, environ: Mapping[str, str] | None = None, **overrides: Any):
-    """Gateway settings for an SMPP connection (imports the SMPP module lazily)."""
+def smpp_settings(
+    row: VendorConnection, environ: Mapping[str, str] | None = None, *, keys: Keyring | None = None, **overrides: Any
+):
+    """Gateway settings for an SMPP connection (imports the SMPP module lazily);
+    ``keys`` decrypt a stored password."""
     from cpaas_cli.dispatch.smpp import SmppSettings
 
     if row.kind != "smpp":
@@ -332,7 +365,7 @@ def smpp_settings(row: VendorConnection, environ: Mapping[str, str] | None = Non
         "host": row.host,
         "port": row.port,
         "system_id": row.system_id or "",
-        "password": resolve_password(row, environ),
+        "password": resolve_password(row, environ, keys),
         "system_type": row.system_type or "",
         "tls": row.tls,
         "bind_mode": row.bind_mode,
@@ -348,10 +381,16 @@ def smpp_settings(row: VendorConnection, environ: Mapping[str, str] | None = Non
     return SmppSettings(**kwargs)
 
 
-def test_connection(row: VendorConnection, *, timeout: float = 5.0, environ: Mapping[str, str] | None = None) -> dict:
+def test_connection(
+    row: VendorConnection,
+    *,
+    timeout: float = 5.0,
+    environ: Mapping[str, str] | None = None,
+    keys: Keyring | None = None,
+) -> dict:
     """Bind, enquire_link, unbind; raises Upstream with the reason on failure."""
     from cpaas_cli.dispatch.txrx import make_gateway
 
-    settings = smpp_settings(row, environ, connect_timeout=timeout, response_timeout=timeout)
+    settings = smpp_settings(row, environ, keys=keys, connect_timeout=timeout, response_timeout=timeout)
     times = make_gateway(settings).probe()
     return {"name": row.name, "host": row.host, "port": row.port, "bind": row.bind_mode, "ok": True, **times}

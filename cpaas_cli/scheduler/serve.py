@@ -41,6 +41,7 @@ from cpaas_cli.dispatch import worker as wk
 from cpaas_cli.dispatch.models import VendorConnection
 from cpaas_cli.errors import CpaasError, Upstream
 from cpaas_cli.scheduler.jobs import Job, all_jobs
+from cpaas_cli.secretbox import Keyring
 
 log = logging.getLogger("cpaas.serve")
 
@@ -56,6 +57,8 @@ class ServeOptions:
     worker: wk.WorkerOptions = field(default_factory=wk.WorkerOptions)
     # For tests and benchmarks: (connection) -> gateway; default builds an SmppGateway from the row.
     gateway_factory: Callable[[VendorConnection], Any] | None = None
+    # Decrypt the passwords stored encrypted (cpaas_cli/secretbox.py); None: no key configured.
+    keys: Keyring | None = None
 
 
 # ---------------------------------------------------------------- jobs
@@ -221,7 +224,7 @@ def _gateway_factory(options: ServeOptions, row: VendorConnection) -> Callable[[
         return lambda: options.gateway_factory(row)
     # Resolves the password now (fail early). Receipts and MO are answered only
     # after the worker has committed them (the worker calls gateway.ack).
-    settings = connections.smpp_settings(row, defer_acks=True)
+    settings = connections.smpp_settings(row, keys=options.keys, defer_acks=True)
 
     def make():
         from cpaas_cli.dispatch.txrx import make_gateway
