@@ -2,7 +2,7 @@
 token made with a key kept outside the database; it still binds (`connection
 test`, `serve`) against an SMSC that checks it; `secrets rotate` moves it to a
 new key; a wrong or missing key fails in one line naming the connection;
-migration 0025 encrypts the clear-text passwords stored before it."""
+migration 0024 encrypts the clear-text passwords stored before it."""
 
 from __future__ import annotations
 
@@ -218,14 +218,14 @@ def _insert_clear_connection(url: str, name: str, password: str, port: int) -> N
         )
 
 
-def test_migration_0025_encrypts_clear_text_passwords_or_refuses_without_a_key(empty_db_url, smsc, monkeypatch):
+def test_migration_0024_encrypts_clear_text_passwords_or_refuses_without_a_key(empty_db_url, smsc, monkeypatch):
     monkeypatch.delenv("CPAAS_SECRET_KEY", raising=False)
     cli = Cli(empty_db_url)
     cli.json("db", "upgrade", "0023")
     _insert_clear_connection(empty_db_url, "legacy", SECRET, smsc.port)
     dispose_all()
     refused = cli("db", "upgrade", expect=4)
-    assert refused.stderr.startswith("error: migration 0025 encrypts the stored SMPP passwords of 1 connection(s)")
+    assert refused.stderr.startswith("error: migration 0024 encrypts the stored SMPP passwords of 1 connection(s)")
     assert "'legacy'" in refused.stderr and "CPAAS_SECRET_KEY" in refused.stderr
     assert len(refused.stderr.splitlines()) == 1
     dispose_all()
@@ -240,7 +240,7 @@ def test_migration_0025_encrypts_clear_text_passwords_or_refuses_without_a_key(e
 
     # Downgrade puts the clear text back (what the schema before expects), with the key only.
     dispose_all()
-    assert cli("db", "downgrade", "0023", "--yes", expect=4).stderr.startswith("error: migration 0025 decrypts")
+    assert cli("db", "downgrade", "0023", "--yes", expect=4).stderr.startswith("error: migration 0024 decrypts")
     cli.json("db", "downgrade", "0023", "--yes", env=key_env(key))
     assert stored(empty_db_url) == {"legacy": SECRET}
 

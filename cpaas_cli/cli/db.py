@@ -28,7 +28,7 @@ def _upgrade(ctx: typer.Context, revision: str, owner: str | None) -> dict:
 
 
 def _keys(ctx: typer.Context):
-    """Loads the secret keyring when a migration needs it (0025 encrypts stored passwords)."""
+    """Loads the secret keyring when a migration needs it (0024 encrypts stored passwords)."""
     from cpaas_cli.secretbox import load_keyring
 
     return lambda: load_keyring(state(ctx).settings)

@@ -8,7 +8,7 @@ anything changes, with a message saying how to make and name a key.
 Downgrade decrypts them back into clear text (the schema before this one
 expects it), and likewise refuses without the key that opens them.
 
-Revision ID: 0025
+Revision ID: 0024
 Revises: 0023
 Create Date: 2026-12-07 04:30:00
 """
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 import sqlmodel  # noqa: F401
 from alembic import context, op
 
-revision = "0025"
+revision = "0024"
 down_revision = "0023"
 branch_labels = None
 depends_on = None
@@ -51,7 +51,7 @@ def _keyring(rows: list[tuple[int, str, str]], doing: str):
 
         names = ", ".join(repr(name) for _id, name, _pw in rows[:5]) + (", ..." if len(rows) > 5 else "")
         raise InvalidInput(
-            f"migration 0025 {doing} the stored SMPP passwords of {len(rows)} connection(s) ({names}) "
+            f"migration 0024 {doing} the stored SMPP passwords of {len(rows)} connection(s) ({names}) "
             f"and no secret key is configured: {HINT}; then run it again (this step changed nothing)"
         )
     return keys
