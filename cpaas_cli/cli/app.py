@@ -216,10 +216,21 @@ def root(
     actor: Annotated[
         str | None, typer.Option("--actor", help="Who is acting, for the audit trail (env CPAAS_ACTOR).")
     ] = None,
+    raw_cells: Annotated[
+        bool,
+        typer.Option(
+            "--raw-cells",
+            envvar="CPAAS_RAW_CELLS",
+            help="Write CSV/TSV cells as they are (no quote before = + - @: for programs, not spreadsheets).",
+        ),
+    ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
+    from cpaas_cli import files
+
+    files.set_formula_guard(not raw_cells)
     ctx.obj = AppState(config=config, db=db, output=output, quiet=quiet, actor=actor)
 
 
