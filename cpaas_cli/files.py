@@ -22,10 +22,9 @@ import contextlib
 import errno
 import os
 import re
+import secrets
 import stat
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
-from contextvars import ContextVar
 from pathlib import Path
 from typing import IO, Any
 
@@ -33,7 +32,9 @@ from cpaas_cli.errors import Conflict, CpaasError, InvalidInput
 
 FORMULA_START = frozenset("=+-@\t\r")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-_guard: ContextVar[bool] = ContextVar("cpaas_formula_guard", default=True)
+# Set once per invocation by the root command (``--raw-cells``); a plain
+# module value, so threads (the background export worker) see it too.
+_guard = {"on": True}
 
 
 # ------------------------------------------------------------------ formulas
@@ -41,11 +42,11 @@ _guard: ContextVar[bool] = ContextVar("cpaas_formula_guard", default=True)
 
 def set_formula_guard(on: bool) -> None:
     """Turn the spreadsheet-formula guard on (the default) or off (``--raw-cells``)."""
-    _guard.set(on)
+    _guard["on"] = bool(on)
 
 
 def formula_guard() -> bool:
-    return _guard.get()
+    return _guard["on"]
 
 
 def guard_cell(value: Any) -> Any:
@@ -168,25 +169,20 @@ def _direct(path: Path) -> bool:
     return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
-def _mode_for(path: Path) -> int:
-    try:
-        return stat.S_IMODE(path.stat().st_mode)
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
 def _begin(target: Path) -> Path | None:
     """A new temporary file next to ``target`` (None: write ``target`` in place)."""
     if _direct(target):
         return None
-    try:
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    except OSError as exc:
-        raise write_error(target, exc) from exc
-    os.close(fd)
-    return Path(name)
+    for _ in range(100):
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
+        try:  # mode 0666 less the umask, as a plain new file gets
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise write_error(target, exc) from exc
+        return tmp
+    raise CpaasError(f"could not write {target}: no free temporary name in {target.parent}")
 
 
 def _finish(target: Path, tmp: Path | None) -> None:
@@ -194,7 +190,8 @@ def _finish(target: Path, tmp: Path | None) -> None:
     if tmp is None:
         return
     try:
-        os.chmod(tmp, _mode_for(target))
+        with contextlib.suppress(FileNotFoundError):  # a replaced file keeps its permissions
+            os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)

@@ -8,7 +8,6 @@ import csv
 import errno
 import io
 import os
-import tempfile
 from pathlib import Path
 
 import openpyxl
@@ -161,10 +160,14 @@ def test_permission_denied_is_exit_4_and_keeps_the_old_file(acme, tmp_path, monk
     target = tmp_path / "x.csv"
     target.write_text("old")
 
-    def denied(*a, **kw):  # the tests run as root, where a read-only directory does not stop a write
-        raise PermissionError(errno.EACCES, "Permission denied")
+    real_open = os.open
 
-    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    def denied(path, *a, **kw):  # the tests run as root, where a read-only directory does not stop a write
+        if str(path).endswith(".part"):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_open(path, *a, **kw)
+
+    monkeypatch.setattr(os, "open", denied)
     run = cli("contacts", "export", str(target), "-c", "Acme", "--force", expect=None)
     line = one_line_error(run, 4)
     assert str(target) in line and "Permission denied" in line and "unchanged" in line
@@ -323,3 +326,48 @@ def test_invoice_charges_csv_neutralises_formulas(cli, tmp_path):
     rows = _read(tmp_path / "i-charges.csv")
     ids = sorted(r[rows[0].index("external_id")] for r in rows[1:])
     assert ids == sorted(['\'=HYPERLINK("http://x.test")', "'@SUM(1)", "ok"])
+
+
+def test_rates_and_tree_exports_need_force(cli, tmp_path):
+    money_setup(cli)
+    cases = [
+        ("rates", "export", "--agreement", "AG-1", "--file"),
+        ("service", "tree", "export", "SMS service", "--file"),
+    ]
+    for i, case in enumerate(cases):
+        target = tmp_path / f"t{i}.{'csv' if i == 0 else 'yaml'}"
+        target.write_text("old")
+        run = cli(*case, str(target), expect=None)
+        assert "--force" in one_line_error(run, 5), case
+        assert target.read_text() == "old"
+        cli(*case, str(target), "--force")
+        assert target.read_text() != "old"
+    no_part_files(tmp_path)
+
+
+def test_raw_cells_from_the_environment(acme, tmp_path):  # noqa: F811
+    cli = acme
+    _contacts_with_formulas(cli, tmp_path)
+    text = cli("contacts", "list", "-c", "Acme", "-o", "csv", env={"CPAAS_RAW_CELLS": "1"}).stdout
+    got = list(csv.reader(io.StringIO(text)))
+    col = got[0].index("first_name")
+    assert sorted(r[col] for r in got[1:]) == sorted(NAMES)
+    text = cli("contacts", "list", "-c", "Acme", "-o", "csv").stdout  # the next command guards again
+    assert sorted(r[col] for r in list(csv.reader(io.StringIO(text)))[1:]) == sorted(G_NAMES)
+
+
+def test_interrupted_write_leaves_the_old_file(tmp_path):
+    target = tmp_path / "x.csv"
+    target.write_text("old")
+    target.chmod(0o640)
+    with pytest.raises(KeyboardInterrupt), files.AtomicFile(target) as fh:
+        fh.write(b"new, half")
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), files.atomic_path(target) as tmp:
+        tmp.write_text("new, half")
+        raise KeyboardInterrupt
+    assert target.read_text() == "old"
+    no_part_files(tmp_path)
+    files.atomic_write_text(target, "new")
+    assert target.read_text() == "new" and (target.stat().st_mode & 0o777) == 0o640
+    no_part_files(tmp_path)
