@@ -3,7 +3,7 @@
 ``safe_target`` decides whether a path may be written at all: never the
 database file(s) (SQLite's file and its -wal/-shm/-journal), the config file
 or the command's input file; an existing file only with ``force``; the parent
-directory must exist. ``atomic_path`` / ``atomic_open`` write to a temporary
+directory must exist. ``atomic_path`` / ``AtomicFile`` write to a temporary
 file in the target's directory, fsync it and rename it over the target, so a
 failed write (disk full, Ctrl-C, an error half-way) leaves the old file as it
 was. A target that exists and is not a regular file (a terminal, a pipe,
