@@ -229,10 +229,21 @@ def root(
             help="File with the key that encrypts stored passwords (env CPAAS_SECRET_KEY, config [secrets] key_file).",
         ),
     ] = None,
+    raw_cells: Annotated[
+        bool,
+        typer.Option(
+            "--raw-cells",
+            envvar="CPAAS_RAW_CELLS",
+            help="Write CSV/TSV cells as they are (no quote before = + - @: for programs, not spreadsheets).",
+        ),
+    ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
+    from cpaas_cli import files
+
+    files.set_formula_guard(not raw_cells)
     ctx.obj = AppState(config=config, db=db, output=output, quiet=quiet, actor=actor, secret_key_file=secret_key_file)
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cpaas_cli.cli.context import OutputOpt, confirm, emit, say, session, state
+from cpaas_cli.cli.context import ForceOpt, OutputOpt, confirm, emit, out_target, say, session, state
 from cpaas_cli.contacts import importer
 from cpaas_cli.contacts import service as contacts
 from cpaas_cli.errors import InvalidInput
@@ -219,9 +219,11 @@ def export(
     field: Annotated[list[str] | None, typer.Option("--field", "-f", help="Custom field filter.")] = None,
     stoplist: Annotated[StopState | None, typer.Option(help="blocked, clear or all.")] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="csv, xlsx or jsonl (default: the file suffix).")] = None,
+    force: ForceOpt = False,
     output: OutputOpt = None,
 ) -> None:
     """Export contacts to a CSV, XLSX or JSONL file (phone as +E.164, custom fields as one column each)."""
+    out_target(ctx, file, force=force, option="file")
     with session(ctx) as s:
         owner = contacts.client_company(s, company)
         variables = [f.variable for f in contacts.fields(s, owner)]
@@ -302,6 +304,7 @@ def import_(
         bool, typer.Option("--skip-invalid", help="Import the valid rows and leave the bad ones out.")
     ] = False,
     rejects: Annotated[str | None, typer.Option(help="Write each bad row with its reason to this CSV file.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the --rejects file if it exists.")] = False,
     max_size: Annotated[
         float | None, typer.Option(help="Largest file accepted, in MB (default 100, config contacts.import_max_mb).")
     ] = None,
@@ -316,6 +319,8 @@ def import_(
     maps = importer.parse_mapping(mapping or [])
     limit_mb = max_size if max_size is not None else state(ctx).settings.section("contacts").get("import_max_mb")
     max_bytes = int(float(limit_mb) * 1024 * 1024) if limit_mb is not None else DEFAULT_MAX_BYTES
+    if rejects is not None:
+        out_target(ctx, rejects, force=force, inputs=(file,), option="--rejects")
     bar, callback = _progress(ctx)
     with session(ctx) as s:
         if bar is not None:

@@ -7,10 +7,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from cpaas_cli import files
 from cpaas_cli.cli.output import Fmt, render
 from cpaas_cli.config import Settings, load_settings
 from cpaas_cli.errors import InvalidInput, Problem
@@ -102,6 +104,23 @@ def confirm(ctx: typer.Context, question: str, yes: bool) -> None:
     if not typer.confirm(question, err=True):
         raise typer.Exit(1)
 
+
+def out_target(
+    ctx: typer.Context, path: str | Path, *, force: bool, inputs: tuple[str | Path, ...] = (), option: str = "--out"
+) -> Path:
+    """Check a file the command will write (see ``files.safe_target``): never the
+    database file(s), the config file or an input file; an existing file only with --force."""
+    st = state(ctx)
+    protect: list[tuple[str | Path, str]] = [
+        (f, "the database file") for f in files.database_files(st.settings.database_url)
+    ]
+    if st.settings.config_path is not None:
+        protect.append((st.settings.config_path, "the config file"))
+    protect += [(f, "the input file") for f in inputs]
+    return files.safe_target(path, force=force, protect=protect, option=option)
+
+
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace the output file if it exists.")]
 
 OutputOpt = Annotated[
     Fmt | None,

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from cpaas_cli.agreements import service as agreements
-from cpaas_cli.cli.context import OutputOpt, emit, say, session, state, when
+from cpaas_cli.cli.context import ForceOpt, OutputOpt, emit, out_target, say, session, state, when
 from cpaas_cli.cli.edr import app as edr_app
 from cpaas_cli.db.engine import get_engine
 from cpaas_cli.edr import export
@@ -58,6 +58,7 @@ def export_cmd(
     background: Annotated[
         bool, typer.Option("--background", help="Record an export task for `cpaas serve` instead of writing now.")
     ] = False,
+    force: ForceOpt = False,
     output: OutputOpt = None,
 ) -> None:
     """Export the chosen fields of the EDRs in a time window to CSV, TSV, JSONL or XLSX.
@@ -75,6 +76,8 @@ def export_cmd(
         fmt = export_fmt_from(out)
     gzip = gzip or (out or "").lower().endswith(".gz")
     fmt = export.check_format(fmt)
+    if out and not background:
+        out_target(ctx, out, force=force)
     with session(ctx) as s:
         flt = export.EdrFilter(
             since=when(from_, "--from", tz),
@@ -205,9 +208,11 @@ def task_fetch(
     ctx: typer.Context,
     task_id: Annotated[int, typer.Argument(help="Task id.")],
     out: Annotated[str, typer.Option("--out", help="Where to copy the task's file.")],
+    force: ForceOpt = False,
     output: OutputOpt = None,
 ) -> None:
     """Copy a ready (or sent) task's file to --out."""
+    out_target(ctx, out, force=force)
     with session(ctx) as s:
         data = export_tasks.fetch(s, task_id, out)
     emit(ctx, data, output=output)

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from cpaas_cli.cli.context import OutputOpt, confirm, emit, say, session, state, when
+from cpaas_cli.cli.context import ForceOpt, OutputOpt, confirm, emit, out_target, say, session, state, when
 from cpaas_cli.config import invoice_line_decimals
 from cpaas_cli.errors import InvalidInput
 from cpaas_cli.invoices import service as invoices
@@ -196,6 +196,7 @@ def export(
         bool,
         typer.Option("--with-charges", help="Also write every charge with its EDR fields (<file>-charges.csv/xlsx)."),
     ] = False,
+    force: ForceOpt = False,
     output: OutputOpt = None,
 ) -> None:
     """Export an invoice as PDF, or its lines as XLSX/CSV, optionally with the charge details."""
@@ -205,7 +206,11 @@ def export(
     with session(ctx) as s:
         inv = invoices.get(s, ref)
         data = invoices.show(s, inv.id)
-        target = out or Path(f"{inv.reference or 'invoice-' + str(inv.id)}.{fmt.value}")
+        target = out_target(ctx, out or Path(f"{inv.reference or 'invoice-' + str(inv.id)}.{fmt.value}"), force=force)
+        ctarget = None
+        if with_charges:
+            ext = "csv" if fmt is ExportFormat.pdf else fmt.value
+            ctarget = out_target(ctx, target.with_name(f"{target.stem}-charges.{ext}"), force=force)
         files = []
         if fmt is ExportFormat.pdf:
             pdf.render(data, target)
@@ -217,9 +222,7 @@ def export(
                 fmt.value,
             )
         files.append({"file": str(target), "content": "invoice" if fmt is ExportFormat.pdf else "lines"})
-        if with_charges:
-            ext = "csv" if fmt is ExportFormat.pdf else fmt.value
-            ctarget = target.with_name(f"{target.stem}-charges.{ext}")
+        if ctarget is not None:
             n = write_rows(ctarget, invoices.charge_rows(s, inv), invoices.CHARGE_COLUMNS, ext)
             files.append({"file": str(ctarget), "content": "charges", "rows": n})
     emit(ctx, files, output=output, columns=["file", "content", "rows"])

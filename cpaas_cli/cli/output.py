@@ -1,6 +1,7 @@
 """Rendering of command results: table, json, jsonl, csv, tsv.
 
-stdout carries data only; everything else goes to stderr.
+stdout carries data only; everything else goes to stderr. CSV/TSV cells a
+spreadsheet would run as formulas get a leading quote unless ``--raw-cells``.
 """
 
 from __future__ import annotations
@@ -54,8 +55,11 @@ def render(data: dict[str, Any] | list[dict[str, Any]], fmt: Fmt, *, columns: li
         cols = _columns(rows, columns)
         writer = csv.writer(out, delimiter="," if fmt is Fmt.csv else "\t", lineterminator="\n")
         writer.writerow(cols)
+        from cpaas_cli.files import formula_guard, guard_cell
+
+        guard = guard_cell if formula_guard() else str
         for row in rows:
-            writer.writerow([_scalar(row.get(c)) for c in cols])
+            writer.writerow([guard(_scalar(row.get(c))) for c in cols])
         return
     from rich.console import Console  # only tables need rich
     from rich.table import Table

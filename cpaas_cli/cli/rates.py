@@ -15,7 +15,7 @@ from cpaas_cli.catalog import importer
 from cpaas_cli.catalog import lookup as lk
 from cpaas_cli.catalog import service as catalog
 from cpaas_cli.catalog.vocab import sender_type_of
-from cpaas_cli.cli.context import OutputOpt, emit, say, session, state, when
+from cpaas_cli.cli.context import ForceOpt, OutputOpt, emit, out_target, say, session, state, when
 from cpaas_cli.cli.output import Fmt
 from cpaas_cli.errors import ExitCode, InvalidInput, Problem
 from cpaas_cli.imports.writers import write_table
@@ -190,9 +190,12 @@ def export(
     channel: Annotated[str, typer.Option("--channel", help="Service domain.")] = "sms",
     at: Annotated[str | None, typer.Option("--at", help="Prices in force at this time (default now).")] = None,
     tz: Annotated[str, typer.Option("--tz", help="IANA zone of --at.")] = "UTC",
+    force: ForceOpt = False,
     output: OutputOpt = None,
 ) -> None:
     """Coverage and price per destination (every MCC and known network) for an agreement."""
+    if file is not None:
+        out_target(ctx, file, force=force, option="--file")
     when_ = when(at, "--at", tz) or clock.now()
     with session(ctx) as s:
         ag = agreements.get(s, agreement)

@@ -11,7 +11,7 @@ import typer
 
 from cpaas_cli import clock
 from cpaas_cli.agreements import service as agreements
-from cpaas_cli.cli.context import OutputOpt, emit, say, session, state, when
+from cpaas_cli.cli.context import ForceOpt, OutputOpt, emit, out_target, say, session, state, when
 from cpaas_cli.db.engine import get_engine
 from cpaas_cli.edr.export import EdrFilter
 from cpaas_cli.errors import InvalidInput, NotFound
@@ -89,6 +89,7 @@ def chart_cmd(
         str | None, typer.Option("--out", help="Also write the chart to an image file (.png, .svg or .pdf).")
     ] = None,
     width: Annotated[int | None, typer.Option("--width", min=20, help="Terminal chart width in columns.")] = None,
+    force: ForceOpt = False,
 ) -> None:
     """Draw messages or cost over days (or another dimension) in the terminal, and optionally to a file.
 
@@ -99,6 +100,9 @@ def chart_cmd(
         raise InvalidInput("--by: one dimension for a chart")
     if metric not in charts.METRICS:
         raise InvalidInput(f"--metric: choose one of {', '.join(charts.METRICS)}")
+    if out:
+        charts.check_suffix(out)
+        out_target(ctx, out, force=force)
     with session(ctx) as s:
         flt = _filter(
             ctx,

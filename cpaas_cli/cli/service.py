@@ -11,9 +11,10 @@ from typing import Annotated
 import typer
 import yaml
 
+from cpaas_cli import files
 from cpaas_cli.catalog import service as catalog
 from cpaas_cli.catalog import tree as tr
-from cpaas_cli.cli.context import OutputOpt, emit, say, session, state, when
+from cpaas_cli.cli.context import ForceOpt, OutputOpt, emit, out_target, say, session, state, when
 from cpaas_cli.cli.output import Fmt
 from cpaas_cli.errors import InvalidInput
 
@@ -231,8 +232,11 @@ def tree_export(
         Path | None, typer.Option("--file", "-f", help="Write here (.yaml or .json); default stdout.")
     ] = None,
     json_: Annotated[bool, typer.Option("--json", help="JSON instead of YAML on stdout.")] = False,
+    force: ForceOpt = False,
 ) -> None:
     """Write a scope's tree in the format `tree apply` reads (export then apply changes nothing)."""
+    if file is not None:
+        out_target(ctx, file, force=force, option="--file")
     with session(ctx) as s:
         svc = catalog.get(s, service)
         sc = catalog.pick_scope(s, svc, scope)
@@ -246,7 +250,7 @@ def tree_export(
     if file is None:
         sys.stdout.write(text)
     else:
-        file.write_text(text, encoding="utf-8")
+        files.atomic_write_text(file, text)
         say(ctx, f"wrote {file}")
 
 

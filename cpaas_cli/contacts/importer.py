@@ -34,7 +34,6 @@ Stop-list policy (CON-09, AMB-01), applied to every number of the file:
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from collections.abc import Callable
@@ -45,7 +44,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from cpaas_cli import clock
+from cpaas_cli import clock, files
 from cpaas_cli.audit.service import record
 from cpaas_cli.contacts import service
 from cpaas_cli.contacts.models import ALL_SENDERS, ContactGroup, ContactImport
@@ -53,6 +52,7 @@ from cpaas_cli.contacts.phones import PhoneError, normalise
 from cpaas_cli.db.types import UTCDateTime
 from cpaas_cli.errors import InvalidInput, Problem
 from cpaas_cli.imports.readers import DEFAULT_MAX_BYTES, check_size, read_rows
+from cpaas_cli.imports.writers import RowWriter
 
 MODES = ("upsert", "new-only", "update-only")
 TARGETS = ("phone", *service.BASE_COLUMNS)
@@ -176,6 +176,8 @@ def run(
     if not p.exists():
         raise InvalidInput(f"file {str(path)!r} does not exist")
     size = check_size(p, max_bytes)
+    if rejects is not None:  # the CLI checked --force; the input file is never a target
+        files.safe_target(rejects, force=True, protect=[(p, "the input file")], option="--rejects")
 
     defs = {f.variable: f for f in service.fields(session, owner)}
     custom: list[tuple[str, str, str]] = []  # (variable, column, type)
@@ -345,11 +347,9 @@ def _write_rejects(path: Path, bad: list[tuple[int, str, str, dict]]) -> None:
     for _, _, _, data in bad:
         for k in data:
             columns.setdefault(k, None)
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["row", "field", "reason", *columns])
+    with RowWriter(path, ["row", "field", "reason", *columns], "csv") as w:
         for row, fld, msg, data in bad:
-            w.writerow([row, fld, msg, *(data.get(c, "") for c in columns)])
+            w.write([row, fld, msg, *(data.get(c, "") for c in columns)])
 
 
 def _write(session, company_id, group_id, mapping, custom, staged, mode, policy, result, dry_run, progress):

@@ -19,6 +19,7 @@ task; every worker must see that directory.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -28,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from cpaas_cli import clock
+from cpaas_cli import clock, files
 from cpaas_cli.audit import service as audit
 from cpaas_cli.config import Settings, load_settings
 from cpaas_cli.db.engine import make_session
@@ -152,7 +153,10 @@ def fetch(session: Session, task_id: int, out: str | Path) -> dict[str, Any]:
     src = Path(task.file)
     if not src.exists():
         raise NotFound(f"export task {task_id}: file {src} is gone")
-    shutil.copyfile(src, out)
+    if Path(out).exists() and os.path.samefile(src, out):
+        raise InvalidInput(f"--out {out}: that is the task's own file")
+    with files.atomic_path(out) as tmp:  # the old file stays if copying fails
+        shutil.copyfile(src, tmp)
     return {"id": task.id, "file": str(out), "rows": task.rows, "size_bytes": Path(out).stat().st_size}
 
 

@@ -6,6 +6,12 @@ joined by commas, a dict as JSON). Rows are streamed, so exports of millions of
 rows stay small in memory. An XLSX file whose rows pass one sheet's limit
 continues on a new sheet (with the header repeated); text formats can be
 gzip-compressed.
+
+A file is written through ``cpaas_cli.files``: to a temporary file next to
+it, renamed over it when complete, so a failed export leaves the old file as
+it was. CSV and TSV cells that a spreadsheet would run as formulas are
+neutralised (``files.guard_cell``) unless the guard is off (``--raw-cells``);
+XLSX cells are inline strings, which spreadsheets never run as formulas.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from cpaas_cli import files
 from cpaas_cli.errors import InvalidInput
 from cpaas_cli.imports.xlsx_stream import XlsxStreamWriter
 
@@ -53,7 +60,9 @@ class RowWriter:
 
     ``sheet_rows`` is the XLSX row limit per sheet (header included); past it
     the rows continue on ``<sheet>-2``, ``<sheet>-3``… Use as a context manager;
-    ``rows`` counts the data rows written.
+    ``rows`` counts the data rows written. A file target is replaced only when
+    the writer closes without an error. ``guard`` neutralises formula cells in
+    CSV/TSV (default: ``files.formula_guard()``, on unless ``--raw-cells``).
     """
 
     def __init__(
@@ -65,6 +74,7 @@ class RowWriter:
         gzip: bool = False,
         sheet: str = "rows",
         sheet_rows: int = XLSX_MAX_ROWS,
+        guard: bool | None = None,
     ):
         if fmt not in FORMATS:
             raise InvalidInput(f"unknown format {fmt!r} (choose {', '.join(FORMATS)})")
@@ -79,17 +89,19 @@ class RowWriter:
         self._target = target
         self._sheet_name = sheet
         self._sheet_rows = sheet_rows
-        self._own: IO[bytes] | None = None
+        self._guard = files.formula_guard() if guard is None else guard
+        self._own: files.AtomicFile | None = None
         self._raw: IO[bytes]
         if fmt == "xlsx":
             if not isinstance(target, str | Path):
                 raise InvalidInput("XLSX needs a file (--out)")
-            self._book = XlsxStreamWriter(target)
+            self._own = files.AtomicFile(target)
+            self._book = XlsxStreamWriter(self._own.fh)
             self._new_sheet()
             return
         if isinstance(target, str | Path):
-            self._own = open(target, "wb")  # noqa: SIM115 (closed in close())
-            self._raw = self._own
+            self._own = files.AtomicFile(target)
+            self._raw = self._own.fh
         else:
             self._raw = target
         self._gz = gz.GzipFile(fileobj=self._raw, mode="wb", compresslevel=6) if gzip else None
@@ -98,7 +110,9 @@ class RowWriter:
         if fmt == "jsonl":
             self.write = self._write_jsonl  # type: ignore[method-assign]
         else:
-            w = csv.writer(self._text, delimiter="," if fmt == "csv" else "\t", lineterminator="\n")
+            self._delimiter = "," if fmt == "csv" else "\t"
+            self._hint = files.formula_hint(self._delimiter)
+            w = csv.writer(self._text, delimiter=self._delimiter, lineterminator="\n")
             w.writerow(self.columns)
             self._csv = w
             self.write = self._write_csv  # type: ignore[method-assign]
@@ -128,13 +142,23 @@ class RowWriter:
 
     # -- text
     def _write_csv(self, row: Sequence[Any]) -> None:
-        self._csv.writerow([_flat(v) for v in row])
+        cells = [_flat(v) for v in row]
+        self._csv.writerow([files.guard_cell(v) for v in cells] if self._guard else cells)
         self.rows += 1
 
     def _write_jsonl(self, row: Sequence[Any]) -> None:
         self._text.write(json.dumps(dict(zip(self.columns, row, strict=True)), ensure_ascii=False, default=str))
         self._text.write("\n")
         self.rows += 1
+
+    def _guarded(self, rows: list) -> list:
+        """``rows`` with formula cells neutralised; a quick look at the chunk as
+        CSV text first, so a chunk without any such cell is passed on as it is."""
+        buf = io.StringIO()
+        csv.writer(buf, delimiter=self._delimiter, lineterminator="\n").writerows(rows)
+        if self._hint.search(buf.getvalue()) is None:
+            return rows
+        return files.guard_rows(rows)
 
     def write_many(self, rows: Iterable[Sequence[Any]], *, scalars: bool = False) -> None:
         """Write many rows at once. ``scalars``: the caller vouches that no value is
@@ -146,6 +170,8 @@ class RowWriter:
             else:
                 flat = _flat
                 out = [[flat(v) for v in row] for row in rows]
+            if self._guard:
+                out = self._guarded(out)
             self._csv.writerows(out)
             self.rows += len(out)
             return
@@ -156,23 +182,45 @@ class RowWriter:
             self.write(row)
 
     def close(self) -> None:
-        if self.fmt == "xlsx":
-            self._book.close()
-            return
-        self._text.flush()
-        self._text.detach()
-        if self._gz is not None:
-            self._gz.close()
+        """Finish the file; a file target replaces the old file only now."""
+        try:
+            if self.fmt == "xlsx":
+                self._book.close()
+            else:
+                self._text.flush()
+                self._text.detach()
+                if self._gz is not None:
+                    self._gz.close()
+                if self._own is None:
+                    self._raw.flush()
+        except OSError as exc:
+            self.abort()
+            if self._own is None:
+                raise
+            raise files.write_error(self._own.path, exc) from exc
+        except BaseException:
+            self.abort()
+            raise
         if self._own is not None:
-            self._own.close()
-        else:
-            self._raw.flush()
+            self._own.commit()
+
+    def abort(self) -> None:
+        """Drop a half-written file target (the old file stays as it was)."""
+        if self.fmt == "xlsx":
+            self._book.abandon()
+        if self._own is not None:
+            self._own.abort()
 
     def __enter__(self) -> RowWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc is None:
+            self.close()
+        elif self._own is not None:
+            self.abort()
+            if isinstance(exc, OSError):
+                raise files.write_error(self._own.path, exc) from exc
 
 
 def write_rows(path: str | Path, rows: Iterable[dict[str, Any]], columns: list[str], fmt: str | None = None) -> int:

@@ -268,6 +268,16 @@ class XlsxStreamWriter:
             self._out.close()
             self._out = None
 
+    def abandon(self) -> None:
+        """Give up a half-written file (after an error): close what is open, ignore errors."""
+        for part in (self._out, self._zip):
+            try:
+                if part is not None:
+                    part.close()
+            except (OSError, ValueError):
+                pass
+        self._out = None
+
     def close(self) -> None:
         self._end_sheet()
         if not self._sheets:

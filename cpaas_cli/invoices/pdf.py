@@ -13,6 +13,8 @@ from typing import Any
 
 from fpdf import FPDF
 
+from cpaas_cli import files
+
 
 def _t(value: Any) -> str:
     text = "" if value is None else str(value)
@@ -98,5 +100,6 @@ def render(data: dict[str, Any], path: str | Path) -> Path:
         ),
     )
     out = Path(path)
-    pdf.output(str(out))
+    with files.AtomicFile(out) as fh:  # the old file stays if writing fails
+        fh.write(bytes(pdf.output()))
     return out

@@ -73,11 +73,16 @@ def terminal(labels: list[str], data: dict[str, list[float]], *, heading: str, w
     return text.rstrip("\n") + "\n"
 
 
-def image(labels: list[str], data: dict[str, list[float]], path: str | Path, *, heading: str) -> Path:
-    """Write the chart to a PNG, SVG or PDF file (matplotlib, Agg backend)."""
+def check_suffix(path: str | Path) -> Path:
     p = Path(path)
     if p.suffix.lower() not in IMAGE_TYPES:
         raise InvalidInput(f"--out: choose a .png, .svg or .pdf file, not {p.name!r}")
+    return p
+
+
+def image(labels: list[str], data: dict[str, list[float]], path: str | Path, *, heading: str) -> Path:
+    """Write the chart to a PNG, SVG or PDF file (matplotlib, Agg backend)."""
+    p = check_suffix(path)
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -95,5 +100,8 @@ def image(labels: list[str], data: dict[str, list[float]], path: str | Path, *, 
     ax.set_title(heading)
     if len(names) > 1 or heading.startswith("Cost"):
         ax.legend()
-    fig.savefig(p)
+    from cpaas_cli import files
+
+    with files.AtomicFile(p) as fh:  # the old file stays if writing fails
+        fig.savefig(fh, format=p.suffix.lower().lstrip("."))
     return p
