@@ -19,9 +19,11 @@ database refuses what a report may not do.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -164,8 +166,7 @@ class SqliteGuard:
         conn.set_authorizer(self.authorize)
         conn.set_progress_handler(self.progress, 10_000)
 
-    @staticmethod
-    def remove(conn: sqlite3.Connection) -> None:
+    def remove(self, conn: sqlite3.Connection) -> None:
         conn.set_authorizer(None)
         conn.set_progress_handler(None, 0)
 
@@ -203,3 +204,30 @@ class SqliteGuard:
         except KeyboardInterrupt:
             self.stopped = "interrupt"
             return 1
+
+
+class PgGuard:
+    """A client-side deadline for one report on PostgreSQL: at ``deadline`` the
+    running statement is cancelled (``stopped = "timeout"``), whatever number of
+    fetches it takes; ``statement_timeout`` stays as the server's own bound.
+    Ctrl-C is psycopg's: it cancels the statement and raises KeyboardInterrupt."""
+
+    denied: str | None = None
+
+    def __init__(self) -> None:
+        self.stopped: str | None = None
+        self._timer: threading.Timer | None = None
+
+    def install(self, conn: Any, *, deadline: float) -> None:
+        def fire() -> None:
+            self.stopped = "timeout"
+            with contextlib.suppress(Exception):  # closed meanwhile: nothing left to stop
+                conn.cancel_safe()
+
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def remove(self, _conn: Any) -> None:
+        if self._timer is not None:
+            self._timer.cancel()

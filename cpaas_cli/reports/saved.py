@@ -343,7 +343,7 @@ def run(
         *[sa.bindparam(p["name"], type_=_SA_TYPES[p["type"]]) for p in report.params if p["name"] in values]
     )
     ro = _report_engine(report_url) if pg else _readonly_engine(engine)
-    guard = None if pg else sandbox.SqliteGuard()
+    guard: sandbox.PgGuard | sandbox.SqliteGuard = sandbox.PgGuard() if pg else sandbox.SqliteGuard()
     try:
         try:
             conn = ro.connect()
@@ -356,15 +356,14 @@ def run(
                 report_role.check(conn)
                 # a server-side cursor: DECLARE … CURSOR FOR <one SELECT>, always the extended protocol
                 conn = conn.execution_options(stream_results=True, max_row_buffer=limit + 1)
-            else:
-                guard.install(conn.connection.dbapi_connection, deadline=time.monotonic() + timeout)
+            raw = conn.connection.dbapi_connection
+            guard.install(raw, deadline=time.monotonic() + timeout)
             try:
                 result = conn.execute(stmt, values)
                 cols = list(result.keys())
                 got = result.fetchmany(limit + 1)
             finally:
-                if guard is not None:
-                    guard.remove(conn.connection.dbapi_connection)
+                guard.remove(raw)
             conn.rollback()
     except sa.exc.DBAPIError as exc:
         raise _failed(report, exc, guard, timeout) from exc
@@ -384,20 +383,20 @@ def _no_role(ro: Engine, exc: sa.exc.OperationalError) -> CpaasError:
 
 
 def _failed(
-    report: SavedReport, exc: sa.exc.DBAPIError, guard: sandbox.SqliteGuard | None, timeout: float
+    report: SavedReport, exc: sa.exc.DBAPIError, guard: sandbox.PgGuard | sandbox.SqliteGuard, timeout: float
 ) -> BaseException:
     """The one-line error for a report the database stopped (KeyboardInterrupt for a Ctrl-C)."""
     text = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
     low = text.lower()
     name = report.name
-    stopped = guard.stopped if guard is not None else None
-    if stopped == "interrupt" or (guard is not None and stopped is None and low == "interrupted"):
+    sqlite = isinstance(guard, sandbox.SqliteGuard)
+    if guard.stopped == "interrupt" or (sqlite and guard.stopped is None and low == "interrupted"):
         return KeyboardInterrupt()
-    if stopped == "timeout" or "statement timeout" in low:
+    if guard.stopped == "timeout" or "statement timeout" in low:
         return InvalidInput(
             f"report {name!r} stopped after {timeout:g} s (the report time limit: --timeout, [report] timeout)"
         )
-    if guard is not None and guard.denied:
+    if guard.denied:
         return InvalidInput(f"report {name!r} is not allowed: {guard.denied}")
     if "permission denied" in low:
         return InvalidInput(
