@@ -236,10 +236,35 @@ def test_report_role_grants_and_refresh(cli, db_url, tmp_path):
     assert "can read vendor_connection.password" in run.stderr
     cli.json("db", "report-role")
     assert cli.json("report", "run", "one") == [{"n": 0}]
+    # granted to PUBLIC, the role cannot be kept from it: both commands say so
+    with engine.begin() as conn:
+        conn.exec_driver_sql("GRANT SELECT ON vendor_connection TO PUBLIC")
+    assert "it can read vendor_connection.password" in cli("db", "report-role", expect=1).stderr
+    assert "can read vendor_connection.password" in cli("report", "run", "one", expect=1).stderr
+    with engine.begin() as conn:
+        conn.exec_driver_sql("REVOKE SELECT ON vendor_connection FROM PUBLIC")
     # a password comes from an environment variable, never from the command line, and is never shown
     assert "not set" in cli("db", "report-role", "--password-env", "CPAAS_TEST_NO_SUCH_VAR", expect=4).stderr
     run = cli("db", "report-role", "--password-env", "RPW", "-o", "json", env={"RPW": SECRET})
     assert json.loads(run.stdout)["password_set"] is True and SECRET not in run.stdout + run.stderr
+
+
+@pg_only
+def test_report_role_says_when_its_grants_do_not_take(cli, db_url):
+    """Run by a user that owns no table, GRANT/REVOKE are mere warnings: the command checks and fails."""
+    cli.json("db", "report-role")  # the role exists; here only the grants are at stake
+    plain = f"cpaas_plain_{uuid.uuid4().hex[:8]}"
+    engine = get_engine(db_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE ROLE {plain} LOGIN")
+    try:
+        url = sa.engine.make_url(db_url).set(username=plain).render_as_string(hide_password=False)
+        run = cli("--db", url, "db", "report-role", expect=1)
+        assert run.stderr.startswith("error: db report-role: ") and "own the tables" in run.stderr
+    finally:
+        dispose_all()
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP ROLE {plain}")
 
 
 @pytest.mark.skipif(BACKEND == "postgresql", reason="SQLite: the command refuses")

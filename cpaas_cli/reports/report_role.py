@@ -46,6 +46,19 @@ def ensure(engine: Engine, role: str, *, timeout: float, password: str | None) -
     """Create or refresh ``role`` and its grants in this database; return what was done."""
     if engine.dialect.name != "postgresql":
         raise InvalidInput(SQLITE_REFUSAL)
+    try:
+        return _ensure(engine, role, timeout=timeout, password=password)
+    except sa.exc.ProgrammingError as exc:
+        text = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        if "permission denied" not in text and "must be" not in text:
+            raise
+        raise CpaasError(
+            f"db report-role: {text}; the database user needs CREATEROLE and to own the tables "
+            "(or let an administrator run this command)"
+        ) from exc
+
+
+def _ensure(engine: Engine, role: str, *, timeout: float, password: str | None) -> dict[str, Any]:
     visible = visible_columns()
     timeout_ms = max(1, int(timeout * 1000))
     with engine.begin() as conn:
@@ -94,24 +107,28 @@ def ensure(engine: Engine, role: str, *, timeout: float, password: str | None) -
         conn.exec_driver_sql(f"GRANT CONNECT ON DATABASE {_q(conn, db)} TO {r}")
         conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {s} TO {r}")
         present = _columns(conn, schema)
-        tables = columns = 0
-        for table, cols in visible.items():
-            cols = [c for c in cols if (table, c) in present]
-            if not cols:
-                continue
+        wanted = {(t, c) for t, c in present if c in visible.get(t, ())}
+        for table in sorted({t for t, _ in wanted}):
+            cols = [c for c in visible[table] if (table, c) in wanted]
             conn.exec_driver_sql(
                 f"GRANT SELECT ({', '.join(_q(conn, c) for c in cols)}) ON {s}.{_q(conn, table)} TO {r}"
             )
-            tables += 1
-            columns += len(cols)
+        # a GRANT or REVOKE the user may not make is only a warning: check what the role can read now
+        got = _readable(conn, schema, role)
+        if got != wanted:  # raised inside the transaction: nothing of this run is kept
+            extra = sorted(got - wanted)
+            what = f"it can read {'.'.join(extra[0])}" if extra else f"{len(wanted - got)} columns were not granted"
+            raise CpaasError(
+                f"db report-role: {what}; the database user must own the tables (or let their owner run this command)"
+            )
     hidden = sorted(f"{t}.{c}" for t, c in present if c not in visible.get(t, ()))
     return {
         "role": role,
         "created": created,
         "database": db,
         "schema": schema,
-        "tables": tables,
-        "columns": columns,
+        "tables": len({t for t, _ in wanted}),
+        "columns": len(wanted),
         "hidden_columns": hidden,
         "read_only": True,
         "statement_timeout_ms": timeout_ms,
@@ -127,6 +144,19 @@ def _columns(conn: Connection, schema: str) -> set[tuple[str, str]]:
             "AND a.attnum > 0 AND NOT a.attisdropped"
         ),
         {"s": schema},
+    )
+    return {(t, c) for t, c in rows}
+
+
+def _readable(conn: Connection, schema: str, role: str) -> set[tuple[str, str]]:
+    rows = conn.execute(
+        sa.text(
+            "SELECT c.relname, a.attname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "JOIN pg_attribute a ON a.attrelid = c.oid WHERE n.nspname = :s AND a.attnum > 0 "
+            "AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f') "
+            "AND has_column_privilege(:r, c.oid, a.attnum, 'SELECT')"
+        ),
+        {"s": schema, "r": role},
     )
     return {(t, c) for t, c in rows}
 
