@@ -316,7 +316,9 @@ def _report_engine(report_url: str | None) -> Engine:
     """A separate engine logged in as the report role (PostgreSQL)."""
     if not report_url:
         raise InvalidInput("reports on PostgreSQL need the report role's URL")
-    return sa.create_engine(report_url, poolclass=NullPool)
+    # prepare_threshold=0: even a statement not sent through the server-side cursor is
+    # prepared first (extended protocol, one statement), never sent as a simple query
+    return sa.create_engine(report_url, poolclass=NullPool, connect_args={"prepare_threshold": 0})
 
 
 def run(
