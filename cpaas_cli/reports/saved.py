@@ -378,7 +378,7 @@ def run(
 def _no_role(ro: Engine, exc: sa.exc.OperationalError) -> CpaasError:
     text = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
     role = ro.url.username
-    if "does not exist" in text:
+    if f'role "{role}" does not exist' in text:
         hint = "create it with `cpaas db report-role`"
     else:
         hint = "check [report] url and CPAAS_REPORT_PASSWORD, or (re)create it with `cpaas db report-role`"
