@@ -10,7 +10,8 @@ database refuses what a report may not do.
   default, made by ``cpaas db report-role``, see ``report_role``): no
   superuser, no membership, SELECT on the visible columns only, read-only by
   default. A report is sent as one statement through the extended protocol (a
-  server-side cursor), under ``statement_timeout``.
+  server-side cursor); ``PgGuard`` cancels it at the deadline, and
+  ``statement_timeout`` bounds each of its statements on the server too.
 - SQLite: a ``mode=ro`` + ``query_only`` connection with an authorizer (reads of
   visible columns, SELECT and functions only) and a progress handler that stops
   the statement at its deadline or on Ctrl-C.
