@@ -63,23 +63,22 @@ def _ensure(engine: Engine, role: str, *, timeout: float, password: str | None) 
     timeout_ms = max(1, int(timeout * 1000))
     with engine.begin() as conn:
         r = _q(conn, role)
-        row = conn.execute(
-            sa.text(
-                "SELECT rolsuper, rolcreatedb, rolcreaterole, rolinherit, rolreplication, rolbypassrls, "
-                "rolcanlogin, coalesce(rolconfig, '{}') FROM pg_roles WHERE rolname = :r"
-            ),
-            {"r": role},
-        ).first()
+        attrs = sa.text(
+            "SELECT rolsuper, rolcreatedb, rolcreaterole, rolinherit, rolreplication, rolbypassrls, "
+            "rolcanlogin, coalesce(rolconfig, '{}') FROM pg_roles WHERE rolname = :r"
+        )
+        row = conn.execute(attrs, {"r": role}).first()
         created = row is None
         if created:
             try:
                 with conn.begin_nested():
                     conn.exec_driver_sql(f"CREATE ROLE {r} {_ATTRS}")
-            except sa.exc.DBAPIError as exc:  # made meanwhile by another process: go on with it
+            except sa.exc.DBAPIError as exc:  # made meanwhile by another process: go on with theirs
                 if "already exists" not in str(exc.orig) and "duplicate key" not in str(exc.orig):
                     raise
                 created = False
-        elif tuple(row[:7]) != (False, False, False, False, False, False, True):
+                row = conn.execute(attrs, {"r": role}).first()
+        if row is not None and tuple(row[:7]) != (False, False, False, False, False, False, True):
             conn.exec_driver_sql(f"ALTER ROLE {r} {_ATTRS}")
         config = set(row[7]) if row is not None else set()
         for name, value in (("default_transaction_read_only", "on"), ("statement_timeout", str(timeout_ms))):
