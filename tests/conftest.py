@@ -149,3 +149,10 @@ class Cli:
 @pytest.fixture
 def cli(db_url) -> Cli:
     return Cli(db_url)
+
+
+@pytest.fixture
+def report_role(cli) -> None:
+    """The read-only role saved reports run as on PostgreSQL (`cpaas db report-role`); nothing on SQLite."""
+    if PG_URL:
+        cli("db", "report-role")

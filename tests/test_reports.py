@@ -106,7 +106,7 @@ def _define(cli, tmp_path, name, sql, *params, expect=0):
     return cli(*args, expect=expect)
 
 
-def test_saved_report_binds_and_csv(cli, db_url, tmp_path):
+def test_saved_report_binds_and_csv(cli, db_url, tmp_path, report_role):
     add_edrs(db_url, 10)
     r = _define(cli, tmp_path, "traffic", TRAFFIC, "since!:datetime", "till:datetime:2026-04-01", "skip_status:text:x")
     assert [p["name"] for p in r["params"]] == ["since", "till", "skip_status"]
@@ -128,7 +128,7 @@ def test_saved_report_binds_and_csv(cli, db_url, tmp_path):
     assert cli("report", "show", "traffic", expect=3).exit_code == 3
 
 
-def test_identifier_params_only_from_allow_list(cli, db_url, tmp_path):
+def test_identifier_params_only_from_allow_list(cli, db_url, tmp_path, report_role):
     add_edrs(db_url, 4)
     _define(
         cli,
@@ -144,7 +144,7 @@ def test_identifier_params_only_from_allow_list(cli, db_url, tmp_path):
     _define(cli, tmp_path, "bad_ident", "SELECT :col FROM edr", "col:ident", expect=4)
 
 
-def test_write_refused_by_text_check(cli, tmp_path):
+def test_write_refused_by_text_check(cli, tmp_path, report_role):
     for sql in ("DELETE FROM edr", "SELECT 1; DELETE FROM edr", "UPDATE edr SET cost = 0", "PRAGMA query_only=OFF"):
         _define(cli, tmp_path, "w", sql, expect=4)
     _define(cli, tmp_path, "u", "SELECT * FROM edr WHERE id = :id", expect=4)  # undeclared bind
@@ -153,7 +153,7 @@ def test_write_refused_by_text_check(cli, tmp_path):
     assert cli.json("report", "run", _define(cli, tmp_path, "semi", "SELECT 'a;b' AS t")["name"]) == [{"t": "a;b"}]
 
 
-def test_write_refused_by_read_only_transaction(cli, db_url, tmp_path):
+def test_write_refused_by_read_only_transaction(cli, db_url, tmp_path, report_role):
     add_edrs(db_url, 3)
     engine = get_engine(db_url)
     if engine.dialect.name == "postgresql":
@@ -208,7 +208,7 @@ def test_summary_by_local_day_across_a_dst_night(cli, db_url):
     assert cli.json("report", "summary", "--from", "2026-05-01", "--till", "2026-06-01", "--by", "day") == []
 
 
-def test_identifier_allow_list_is_the_whole_schema_in_a_fresh_process(cli, db_url, tmp_path):
+def test_identifier_allow_list_is_the_whole_schema_in_a_fresh_process(cli, db_url, tmp_path, report_role):
     """`report run` in a new process loads only a few model modules: a column of
     another table (campaign.recipients) is still a name of the schema."""
     import json

@@ -33,7 +33,7 @@ ENTRIES: dict[str, tuple[str, tuple[str, ...], str, str]] = {
         "serve",
         "Run the dispatch workers and the scheduler until SIGTERM/SIGINT (or with --once, until done).",
     ),
-    "db": ("group", ("db",), "app", "Database schema: upgrade, current, history, downgrade."),
+    "db": ("group", ("db",), "app", "Database schema: upgrade, current, history, downgrade; the report role."),
     "tenant": ("group", ("tenant",), "app", "Companies (owner, resellers, clients), legal entities, banks."),
     # cli/periods.py adds `agreement periods` to the group when imported
     "agreement": ("group", ("agreement", "periods"), "app", "Agreements (one balance each) and their versions."),

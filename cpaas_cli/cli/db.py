@@ -97,3 +97,43 @@ def downgrade(
     before = migrate.current(url)
     migrate.downgrade(url, revision, secret_keys=_keys(ctx))
     emit(ctx, {"database": _safe_url(url), "from": before, "to": migrate.current(url)}, output=output)
+
+
+@app.command("report-role")
+def report_role_cmd(
+    ctx: typer.Context,
+    password_env: Annotated[
+        str | None,
+        typer.Option(
+            "--password-env",
+            help="Set the role's password from this environment variable (sent as a SCRAM verifier, never shown).",
+        ),
+    ] = None,
+    output: OutputOpt = None,
+) -> None:
+    """Create or refresh the read-only PostgreSQL role saved reports run as (PostgreSQL only).
+
+    The role (default cpaas_report, the user of [report] url) logs in on its own,
+    is no superuser and member of no role, is read-only by default, and may
+    SELECT only the report-visible columns of this database: never a secret
+    column. Run it again after `db upgrade` so new tables become visible.
+    """
+    import os
+
+    from cpaas_cli.db.engine import get_engine
+    from cpaas_cli.errors import InvalidInput
+    from cpaas_cli.reports import report_role, sandbox
+
+    settings = state(ctx).settings
+    engine = get_engine(settings.database_url)
+    if engine.dialect.name != "postgresql":
+        raise InvalidInput(report_role.SQLITE_REFUSAL)
+    password = None
+    if password_env is not None:
+        password = os.environ.get(password_env)
+        if not password:
+            raise InvalidInput(f"--password-env: the environment variable {password_env} is not set")
+    role = sandbox.report_role_name(settings)
+    result = report_role.ensure(engine, role, timeout=sandbox.limits(settings).timeout, password=password)
+    say(ctx, f"report role {role!r} {'created' if result['created'] else 'refreshed'} in {result['database']}")
+    emit(ctx, result, output=output)

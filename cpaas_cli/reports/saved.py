@@ -1,22 +1,23 @@
-"""Saved SQL reports: a named SELECT with typed parameters, run read-only.
+"""Saved SQL reports: a named SELECT with typed parameters, run in a sandbox.
 
-Safety has two layers. The text check accepts one statement that starts with
-SELECT or WITH (comments and string literals are understood, so a ``;`` in a
-literal is fine). The real guard is the database: the query runs in a
-read-only transaction on PostgreSQL (``SET TRANSACTION READ ONLY``) and on a
-separate read-only SQLite connection (``mode=ro`` plus ``PRAGMA
-query_only``), so a ``WITH … DELETE`` or a data-modifying CTE is refused by
-the engine itself.
+The text check (one statement starting with SELECT or WITH; comments and
+quoted literals understood) only gives an early, friendly error when a report
+is defined. It is not the guard: a report runs in the sandbox of
+``cpaas_cli.reports.sandbox``, where the database itself refuses anything but
+one read of the report-visible columns (a read-only login role and one
+extended-protocol statement on PostgreSQL; a read-only connection with an
+authorizer on SQLite), under a time limit and a row cap.
 
 Parameters are real bind parameters (``:name`` in the SQL), typed so the
 driver gets a proper value. Parameters whose name starts with ``x_`` are
-identifiers put into the text; their value must be a table or column name of
-the schema (the allow-list) and is quoted as an identifier.
+identifiers put into the text; their value must be a report-visible table or
+column name (the allow-list) and is quoted as an identifier.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -26,9 +27,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
-from cpaas_cli.db.base import metadata
 from cpaas_cli.db.types import UTCDateTime
-from cpaas_cli.errors import Conflict, InvalidInput, NotFound, Problem
+from cpaas_cli.errors import Conflict, CpaasError, InvalidInput, NotFound, Problem
+from cpaas_cli.reports import report_role, sandbox
 from cpaas_cli.reports.models import CATEGORIES, PARAM_TYPES, SavedReport
 from cpaas_cli.timeutil import TimeError, iso, parse_date, parse_time
 
@@ -135,14 +136,11 @@ def parse_param_spec(spec: str) -> dict[str, Any]:
 
 
 def allowed_identifiers() -> set[str]:
-    """Every table and column name of the schema. The shared metadata holds only
-    the tables whose model modules a process has imported, so all are imported
-    here first (a `report run` process loads few of them)."""
-    import cpaas_cli.models  # noqa: F401  (fills the metadata with every table)
-
-    names = set(metadata.tables)
-    for t in metadata.tables.values():
-        names.update(c.name for c in t.columns)
+    """Every report-visible table and column name (secret columns are left out)."""
+    visible = sandbox.visible_columns()
+    names = set(visible)
+    for cols in visible.values():
+        names.update(cols)
     return names
 
 
@@ -314,10 +312,27 @@ def _readonly_engine(engine: Engine) -> Engine:
     return sa.create_engine("sqlite://", creator=connect, poolclass=NullPool)
 
 
+def _report_engine(report_url: str | None) -> Engine:
+    """A separate engine logged in as the report role (PostgreSQL)."""
+    if not report_url:
+        raise InvalidInput("reports on PostgreSQL need the report role's URL")
+    # prepare_threshold=0: even a statement not sent through the server-side cursor is
+    # prepared first (extended protocol, one statement), never sent as a simple query
+    return sa.create_engine(report_url, poolclass=NullPool, connect_args={"prepare_threshold": 0})
+
+
 def run(
-    engine: Engine, report: SavedReport, given: dict[str, str], *, tz: str = "UTC", limit: int | None = None
-) -> tuple[list[str], list[dict[str, Any]]]:
-    """Run the report read-only; returns (columns, rows)."""
+    engine: Engine,
+    report: SavedReport,
+    given: dict[str, str],
+    *,
+    tz: str = "UTC",
+    limit: int = sandbox.DEFAULT_MAX_ROWS,
+    timeout: float = sandbox.DEFAULT_TIMEOUT,
+    report_url: str | None = None,
+) -> tuple[list[str], list[dict[str, Any]], bool]:
+    """Run the report in the sandbox (see ``cpaas_cli.reports.sandbox``); returns
+    (columns, at most ``limit`` rows, whether more rows were left out)."""
     check_sql(report.sql)
     values = bind_values(report, given, tz=tz)
     sql, _ = _scan(report.sql)
@@ -329,29 +344,73 @@ def run(
     stmt = sa.text(sql).bindparams(
         *[sa.bindparam(p["name"], type_=_SA_TYPES[p["type"]]) for p in report.params if p["name"] in values]
     )
-    ro = engine if pg else _readonly_engine(engine)
+    ro = _report_engine(report_url) if pg else _readonly_engine(engine)
+    guard: sandbox.PgGuard | sandbox.SqliteGuard = sandbox.PgGuard() if pg else sandbox.SqliteGuard()
     try:
-        with ro.connect() as conn:
+        try:
+            conn = ro.connect()
+        except sa.exc.OperationalError as exc:
+            raise _no_role(ro, exc) from exc
+        with conn:
             if pg:
                 conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-            result = conn.execute(stmt, values)
-            cols = list(result.keys())
-            rows = []
-            for r in result:
-                rows.append({k: _out(v) for k, v in zip(cols, r, strict=True)})
-                if limit is not None and len(rows) >= limit:
-                    break
+                conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, int(timeout * 1000))}")
+                report_role.check(conn)
+                # a server-side cursor: DECLARE … CURSOR FOR <one SELECT>, always the extended protocol
+                conn = conn.execution_options(stream_results=True, max_row_buffer=limit + 1)
+            raw = conn.connection.dbapi_connection
+            guard.install(raw, deadline=time.monotonic() + timeout)
+            try:
+                result = conn.execute(stmt, values)
+                cols = list(result.keys())
+                got = result.fetchmany(limit + 1)
+            finally:
+                guard.remove(raw)
             conn.rollback()
     except sa.exc.DBAPIError as exc:
-        text = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        low = text.lower()
-        if "read-only" in low or "readonly" in low or "query_only" in low:
-            raise InvalidInput(f"report {report.name!r} tries to write; reports are read-only ({text})") from exc
-        raise InvalidInput(f"report {report.name!r} failed: {text}") from exc
+        raise _failed(report, exc, guard, timeout) from exc
     finally:
-        if ro is not engine:
-            ro.dispose()
-    return cols, rows
+        ro.dispose()
+    rows = [{k: _out(v) for k, v in zip(cols, r, strict=True)} for r in got[:limit]]
+    return cols, rows, len(got) > limit
+
+
+def _no_role(ro: Engine, exc: sa.exc.OperationalError) -> CpaasError:
+    text = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    role = ro.url.username
+    if f'role "{role}" does not exist' in text:
+        hint = "create it with `cpaas db report-role`"
+    else:
+        hint = "check [report] url and CPAAS_REPORT_PASSWORD, or (re)create it with `cpaas db report-role`"
+    return CpaasError(
+        f"reports on PostgreSQL run as the read-only role {role!r}, which cannot connect ({text}); {hint}"
+    )
+
+
+def _failed(
+    report: SavedReport, exc: sa.exc.DBAPIError, guard: sandbox.PgGuard | sandbox.SqliteGuard, timeout: float
+) -> BaseException:
+    """The one-line error for a report the database stopped (KeyboardInterrupt for a Ctrl-C)."""
+    text = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    low = text.lower()
+    name = report.name
+    sqlite = isinstance(guard, sandbox.SqliteGuard)
+    if guard.stopped == "interrupt" or (sqlite and guard.stopped is None and low == "interrupted"):
+        return KeyboardInterrupt()
+    if guard.stopped == "timeout" or "statement timeout" in low:
+        return InvalidInput(
+            f"report {name!r} stopped after {timeout:g} s (the report time limit: --timeout, [report] timeout)"
+        )
+    if guard.denied:
+        return InvalidInput(f"report {name!r} is not allowed: {guard.denied}")
+    if "permission denied" in low:
+        return InvalidInput(
+            f"report {name!r} is not allowed: {text} (reports see only the report-visible tables and columns, "
+            "never secrets; after `cpaas db upgrade` run `cpaas db report-role` again for new tables)"
+        )
+    if "read-only" in low or "readonly" in low or "query_only" in low or "data-modifying" in low:
+        return InvalidInput(f"report {name!r} tries to write; reports are read-only ({text})")
+    return InvalidInput(f"report {name!r} failed: {text}")
 
 
 def _out(v: Any) -> Any:
