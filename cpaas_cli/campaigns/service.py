@@ -63,7 +63,7 @@ from cpaas_cli.messaging import templates as tpl
 from cpaas_cli.messaging.segments import GSM7, UCS2, encoding_segments
 from cpaas_cli.money import format_micros
 from cpaas_cli.refs import by_ref
-from cpaas_cli.timeutil import TimeError, iso, zone
+from cpaas_cli.timeutil import TimeError, iso, local_to_utc, zone
 
 PAGE = 20_000
 ANY = frozenset(CAMPAIGN_STATES)
@@ -101,8 +101,8 @@ def get(session: Session, ref: str | int) -> Campaign:
 def resolve_local(text: str, tz: str) -> datetime:
     """A wall-clock time in an IANA zone (or a time with its own offset) as aware UTC.
 
-    A local time that does not exist (skipped by a daylight-saving change) is
-    refused; one that happens twice (clocks go back) is the first of the two.
+    Local times follow :func:`cpaas_cli.timeutil.local_to_utc` (a time in a
+    daylight-saving gap is refused, naming the gap), like every ``--tz`` option.
     """
     try:
         zi = zone(tz)
@@ -115,14 +115,11 @@ def resolve_local(text: str, tz: str) -> datetime:
         raise InvalidInput(str(Problem("at", f"not a time (YYYY-MM-DD HH:MM): {text!r}"))) from exc
     if value.tzinfo is not None:
         return value.astimezone(UTC)
-    local = value.replace(tzinfo=zi)
-    back = local.astimezone(UTC).astimezone(zi)
-    if back.replace(tzinfo=None) != value:
-        problem = Problem(
-            "at", f"{raw} does not exist in {tz} (the clocks skip it for daylight saving time); pick another time"
-        )
-        raise InvalidInput(str(problem), problems=[problem])
-    return local.astimezone(UTC)
+    try:
+        return local_to_utc(value, zi)
+    except TimeError as exc:
+        problem = Problem("at", str(exc))
+        raise InvalidInput(str(problem), problems=[problem]) from exc
 
 
 # ---------------------------------------------------------------- creation
