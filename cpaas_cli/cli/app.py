@@ -20,7 +20,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from cpaas_cli import __version__
 from cpaas_cli.cli.context import AppState, state
-from cpaas_cli.cli.output import Fmt
+from cpaas_cli.cli.output import Fmt, terminal_safe
 from cpaas_cli.errors import CpaasError, ExitCode
 
 # name → (kind, modules under cpaas_cli.cli to import, attribute of the first one, help)
@@ -110,9 +110,9 @@ class _Commands(MutableMapping):
 
 
 def _fail(message: str, problems=None, code: int = ExitCode.ERROR) -> None:
-    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.write(f"error: {terminal_safe(message)}\n")  # one line, whatever the values in it
     for p in problems or []:
-        sys.stderr.write(f"  {p}\n")
+        sys.stderr.write(f"  {terminal_safe(str(p))}\n")
     raise typer.Exit(int(code))
 
 
