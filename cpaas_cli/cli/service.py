@@ -257,18 +257,28 @@ def tree_apply(
     file: Annotated[Path, typer.Argument(help="Tree file (.yaml, .yml or .json).")],
     scope: ScopeOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the changes, write nothing.")] = False,
+    allow_empty: Annotated[
+        bool,
+        typer.Option("--allow-empty", help="Apply a file that is empty, has no tree or looks cut short."),
+    ] = False,
     output: OutputOpt = None,
 ) -> None:
-    """Make a scope's tree equal to the file; prints the changes (idempotent)."""
+    """Make a scope's tree equal to the file; prints the changes (idempotent).
+
+    A file that parses to nothing, has no top-level `tree`, an empty tree or a
+    `children:` with nothing after it (a file cut short) is refused unless
+    --allow-empty: applying it would delete the nodes it does not name."""
     doc = _read_doc(file)
     with session(ctx) as s:
         svc = catalog.get(s, service)
         sc = catalog.pick_scope(s, svc, scope)
-        data = catalog.tree_apply(s, svc, sc, doc, dry_run=dry_run)
+        data = catalog.tree_apply(s, svc, sc, doc, dry_run=dry_run, allow_empty=allow_empty)
         if dry_run:
             s.rollback()
     n = len(data["changes"])
     say(ctx, f"{'would change' if dry_run else 'changed'} {n} node{'s' if n != 1 else ''}")
+    if data.get("refused"):
+        say(ctx, f"warning: {data['refused']}")
     for u in data["unusable"]:
         say(ctx, f"warning: {u['path']} is unusable: {u['reason']}")
     fmt = output or state(ctx).output or Fmt.table
