@@ -209,7 +209,7 @@ def task_fetch(
 ) -> None:
     """Copy a ready (or sent) task's file to --out."""
     with session(ctx) as s:
-        data = export_tasks.fetch(s, task_id, out)
+        data = export_tasks.fetch(s, task_id, out, state(ctx).settings)
     emit(ctx, data, output=output)
 
 
