@@ -57,6 +57,7 @@ from cpaas_cli.contacts.models import ALL_SENDERS, Contact, ContactField, Contac
 from cpaas_cli.contacts.phones import PhoneError, normalise
 from cpaas_cli.contacts.service import BASE_COLUMNS, client_company
 from cpaas_cli.contacts.service import group as group_by_ref
+from cpaas_cli.db.checks import first_text_problem
 from cpaas_cli.errors import Conflict, InvalidInput, Problem, require
 from cpaas_cli.imports.readers import read_rows
 from cpaas_cli.messaging import templates as tpl
@@ -248,6 +249,9 @@ def _collect(
                         problems.append(Problem(text_col, "empty message text", row_no))
                     continue
             values = {v: row.get(col_) or "" for v, col_ in named.items()} or None
+            if bad := first_text_problem({**(values or {}), **({text_col: text} if text_col else {})}):
+                problems.append(Problem(bad[0], bad[1], row_no))  # NUL, not UTF-8: PostgreSQL refuses it
+                continue
             add(row.get(phone_col) or "", values, text)
         if plan is None:
             problems.append(Problem("file", f"{src.path} has no rows"))

@@ -180,6 +180,8 @@ class CpaasGroup(TyperGroup):
         except CpaasError as exc:
             shown = exc.problems if len(exc.problems) > 1 else []
             _fail(exc.message, shown, exc.exit_code)
+        except UnicodeEncodeError as exc:  # bytes that are not UTF-8 (in an argument) reached a driver
+            _fail(f"invalid input: text that is not valid UTF-8 ({exc.reason})", code=ExitCode.INVALID_INPUT)
         except Exception as exc:
             _db_error(exc)
             raise
