@@ -54,3 +54,18 @@ def test_messages_on_stderr_are_escaped_too(cli):
     run = cli("tenant", "show", "no\x1b[2Jsuch", expect=3)
     _no_controls(run.stderr)
     assert len(run.stderr.splitlines()) == 1
+
+
+def test_tree_show_and_apply_lines_are_escaped(cli, tmp_path):
+    from tests.test_catalog import EXAMPLE1, sms_service
+
+    sms_service(cli, tree=None)
+    f = tmp_path / "t.yaml"
+    f.write_text(EXAMPLE1.read_text().replace("sms:\n", 'sms:\n    label: "S\\e[2JMS\\u202e"\n', 1))
+    applied = cli("service", "tree", "apply", "SMS service", str(f), "-o", "table")
+    _no_controls(applied.stdout)
+    assert "S\\u001b[2JMS\\u202e" in applied.stdout  # the JSON of the change, its bidi override escaped
+    shown = cli("service", "tree", "show", "SMS service", "-o", "table")
+    _no_controls(shown.stdout)
+    assert "S\\x1b[2JMS" in shown.stdout
+    assert cli.json("service", "tree", "show", "SMS service")["tree"]["sms"]["label"] == "S\x1b[2JMS\u202e"

@@ -14,7 +14,7 @@ import yaml
 from cpaas_cli.catalog import service as catalog
 from cpaas_cli.catalog import tree as tr
 from cpaas_cli.cli.context import OutputOpt, emit, say, session, state, when
-from cpaas_cli.cli.output import Fmt
+from cpaas_cli.cli.output import Fmt, terminal_safe
 from cpaas_cli.errors import InvalidInput
 
 app = typer.Typer(no_args_is_help=True)
@@ -215,7 +215,7 @@ def tree_show(ctx: typer.Context, service: ServiceArg, scope: ScopeOpt = None, o
         fmt = output or state(ctx).output or Fmt.table
         if fmt is Fmt.table:
             for line in tr.render_text(roots, svc.currency):
-                sys.stdout.write(line + "\n")
+                sys.stdout.write(terminal_safe(line) + "\n")
             return
         data = tr.document(roots, service=svc.name, scope=sc.id)
         data["unusable"] = tr.unusable(roots)
@@ -285,6 +285,7 @@ def tree_apply(
     if fmt is Fmt.table:
         for c in data["changes"]:
             sign = {"add": "+", "remove": "-", "change": "~"}[c["op"]]
-            sys.stdout.write(f"{sign} {c['path']} {json.dumps(c['changes'], ensure_ascii=False, default=str)}\n")
+            line = f"{sign} {c['path']} {json.dumps(c['changes'], ensure_ascii=False, default=str)}"
+            sys.stdout.write(terminal_safe(line) + "\n")
         return
     emit(ctx, data, output=output)
