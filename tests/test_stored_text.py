@@ -103,3 +103,16 @@ def test_nul_in_a_campaign_file(cli, tmp_path, column):
               "--map", "phone=phone", "--map", "text=msg", "--map", "code=code", expect=4)  # fmt: skip
     _one_line(run, "row 2", f"{'msg' if column == 'msg' else 'code'}: contains a NUL character")
     assert cli.json("campaign", "list") == []
+
+
+def test_an_mo_with_a_nul_is_stored_as_received_on_both_databases(cli, session):
+    """What a remote peer sends is stored, not refused: NUL becomes U+FFFD."""
+    from cpaas_cli.dispatch import inbound
+
+    owner_le(cli)
+    inbound.handle_mo(
+        session, source="34600000001", dest="12\x0034", text="Hi\x00there", stop_words=["STOP"], start_words=[]
+    )
+    session.commit()
+    got = cli.json("inbound", "list")
+    assert [(r["text"], r["destination"]) for r in got] == [("Hi\ufffdthere", "12\ufffd34")]

@@ -43,6 +43,15 @@ def text_problem(value: str, limit: int | None = None) -> str | None:
     return None
 
 
+def storable(text: str) -> str:
+    """``text`` as both databases can hold it: NUL and lone surrogates become
+    U+FFFD. For what arrives from a remote peer (an MO, a receipt), which is
+    stored as received rather than refused."""
+    if "\x00" in text or _SURROGATE.search(text):
+        return _SURROGATE.sub("\ufffd", text.replace("\x00", "\ufffd"))
+    return text
+
+
 def json_problem(value: Any) -> str | None:
     """What is wrong with a JSON value (every key and string in it), or None."""
     if isinstance(value, str):
