@@ -250,7 +250,8 @@ def _collect(
                     continue
             values = {v: row.get(col_) or "" for v, col_ in named.items()} or None
             if bad := first_text_problem({**(values or {}), **({text_col: text} if text_col else {})}):
-                problems.append(Problem(bad[0], bad[1], row_no))  # NUL, not UTF-8: PostgreSQL refuses it
+                if len(problems) < 50:  # NUL, not UTF-8: PostgreSQL refuses it
+                    problems.append(Problem(bad[0], bad[1], row_no))
                 continue
             add(row.get(phone_col) or "", values, text)
         if plan is None:
