@@ -60,8 +60,46 @@ def parse_time(text: str, tz: str = "UTC") -> datetime:
     except ValueError as exc:
         raise TimeError(f"not an ISO 8601 time: {text!r}") from exc
     if value.tzinfo is None:
-        value = value.replace(tzinfo=zi)
+        if len(raw) == 10:  # a bare date: the first instant of that local day
+            return value.replace(tzinfo=zi).astimezone(UTC)
+        return local_to_utc(value, zi)
     return value.astimezone(UTC)
+
+
+def local_to_utc(value: datetime, zi: ZoneInfo) -> datetime:
+    """A naive wall-clock time in ``zi`` as aware UTC: the one rule for local times.
+
+    A time that does not exist (skipped when the clocks go forward) is refused
+    with TimeError naming the gap; one that happens twice (clocks go back) is
+    the first of the two.
+    """
+    before = value.replace(tzinfo=zi, fold=0)
+    result = before.astimezone(UTC)
+    if result.astimezone(zi).replace(tzinfo=None) == value:
+        return result
+    start, end = _gap(value, zi)
+    shown = value.isoformat(sep=" ", timespec="seconds" if value.second else "minutes")
+    till = f"{end:%H:%M}" if end.date() == start.date() else f"{end:%Y-%m-%d %H:%M}"
+    raise TimeError(
+        f"{shown} does not exist in {zi.key}: the clocks skip from {start:%Y-%m-%d %H:%M} to {till}; pick another time"
+    )
+
+
+def _gap(value: datetime, zi: ZoneInfo) -> tuple[datetime, datetime]:
+    """The wall-clock start and end of the gap that ``value`` falls in."""
+    off_before = value.replace(tzinfo=zi, fold=0).utcoffset() or timedelta(0)
+    off_after = value.replace(tzinfo=zi, fold=1).utcoffset() or timedelta(0)
+    naive = value.replace(tzinfo=None)
+    lo = int((naive - off_after).replace(tzinfo=UTC).timestamp())  # before the transition
+    hi = int((naive - off_before).replace(tzinfo=UTC).timestamp())  # at or after it
+    while hi - lo > 1:  # the transition is the first second with the later offset
+        mid = (lo + hi) // 2
+        if datetime.fromtimestamp(mid, UTC).astimezone(zi).utcoffset() == off_before:
+            lo = mid
+        else:
+            hi = mid
+    transition = datetime.fromtimestamp(hi, UTC).replace(tzinfo=None)
+    return transition + off_before, transition + off_after
 
 
 def parse_date(text: str) -> date:

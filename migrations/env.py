@@ -18,9 +18,10 @@ def _url() -> str:
 
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
-    if connection is not None:
+    if connection is not None:  # cpaas db upgrade|downgrade: one transaction, foreign keys off (db/migrate.py)
         _run(connection)
         return
+    # Alembic used directly: the same, on a connection of the application's engine.
     engine = get_engine(_url())
     with engine.connect() as conn:
         sqlite = conn.dialect.name == "sqlite"
@@ -32,6 +33,10 @@ def run_migrations_online() -> None:
             conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
         try:
             _run(conn)
+            if sqlite:
+                broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"the migration left rows in {broken[0][0]} pointing to rows that are gone")
             conn.commit()
         finally:
             if sqlite:
@@ -49,14 +54,6 @@ def _run(connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
-        if connection.dialect.name == "sqlite":
-            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
-            if broken:
-                table, rowid, parent, _fk = broken[0]
-                raise RuntimeError(
-                    f"migration left {len(broken)} rows whose foreign key names no {parent} row "
-                    f"(first: {table} rowid {rowid}); the upgrade stopped"
-                )
 
 
 if context.is_offline_mode():

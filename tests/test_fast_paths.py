@@ -715,7 +715,7 @@ def test_text_longer_than_its_column_is_refused_naming_row_and_field(cli, tmp_pa
     first = 2 if suffix == ".csv" else 1  # the row number of rows[0]
     run = cli("edr", "ingest", str(write("3" * 33, "ESP")), expect=4)
     for n, field, most in ((first + 40, "destination", 32), (first + 70, "country", 2)):
-        assert f"row {n}" in run.stderr and f"{field}: longer than {most} characters" in run.stderr
+        assert f"row {n}" in run.stderr and f"{field}: is longer than {most} characters" in run.stderr
     assert "nothing was written" in run.stderr
     assert cli.json("edr", "list", "--limit", "1000") == []
     got = cli.json("edr", "ingest", str(write("3" * 32, "PT")))

@@ -57,13 +57,14 @@ from cpaas_cli.contacts.models import ALL_SENDERS, Contact, ContactField, Contac
 from cpaas_cli.contacts.phones import PhoneError, normalise
 from cpaas_cli.contacts.service import BASE_COLUMNS, client_company
 from cpaas_cli.contacts.service import group as group_by_ref
+from cpaas_cli.db.checks import first_text_problem
 from cpaas_cli.errors import Conflict, InvalidInput, Problem, require
 from cpaas_cli.imports.readers import read_rows
 from cpaas_cli.messaging import templates as tpl
 from cpaas_cli.messaging.segments import GSM7, UCS2, encoding_segments
 from cpaas_cli.money import format_micros
 from cpaas_cli.refs import by_ref
-from cpaas_cli.timeutil import TimeError, iso, zone
+from cpaas_cli.timeutil import TimeError, iso, local_to_utc, zone
 
 PAGE = 20_000
 ANY = frozenset(CAMPAIGN_STATES)
@@ -101,8 +102,8 @@ def get(session: Session, ref: str | int) -> Campaign:
 def resolve_local(text: str, tz: str) -> datetime:
     """A wall-clock time in an IANA zone (or a time with its own offset) as aware UTC.
 
-    A local time that does not exist (skipped by a daylight-saving change) is
-    refused; one that happens twice (clocks go back) is the first of the two.
+    Local times follow :func:`cpaas_cli.timeutil.local_to_utc` (a time in a
+    daylight-saving gap is refused, naming the gap), like every ``--tz`` option.
     """
     try:
         zi = zone(tz)
@@ -115,14 +116,11 @@ def resolve_local(text: str, tz: str) -> datetime:
         raise InvalidInput(str(Problem("at", f"not a time (YYYY-MM-DD HH:MM): {text!r}"))) from exc
     if value.tzinfo is not None:
         return value.astimezone(UTC)
-    local = value.replace(tzinfo=zi)
-    back = local.astimezone(UTC).astimezone(zi)
-    if back.replace(tzinfo=None) != value:
-        problem = Problem(
-            "at", f"{raw} does not exist in {tz} (the clocks skip it for daylight saving time); pick another time"
-        )
-        raise InvalidInput(str(problem), problems=[problem])
-    return local.astimezone(UTC)
+    try:
+        return local_to_utc(value, zi)
+    except TimeError as exc:
+        problem = Problem("at", str(exc))
+        raise InvalidInput(str(problem), problems=[problem]) from exc
 
 
 # ---------------------------------------------------------------- creation
@@ -251,6 +249,10 @@ def _collect(
                         problems.append(Problem(text_col, "empty message text", row_no))
                     continue
             values = {v: row.get(col_) or "" for v, col_ in named.items()} or None
+            if bad := first_text_problem({**(values or {}), **({text_col: text} if text_col else {})}):
+                if len(problems) < 50:  # NUL, not UTF-8: PostgreSQL refuses it
+                    problems.append(Problem(bad[0], bad[1], row_no))
+                continue
             add(row.get(phone_col) or "", values, text)
         if plan is None:
             problems.append(Problem("file", f"{src.path} has no rows"))

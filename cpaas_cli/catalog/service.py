@@ -16,6 +16,7 @@ from cpaas_cli.agreements import service as agreements
 from cpaas_cli.agreements.models import Agreement
 from cpaas_cli.catalog import lookup as lk
 from cpaas_cli.catalog import tree as tr
+from cpaas_cli.catalog import tree_guard
 from cpaas_cli.catalog.models import SERVICE_TYPES, EnabledService, RateImport, RateNode, Service, ServiceScope
 from cpaas_cli.errors import Conflict, InvalidInput, NotFound, Problem, UsageError, require
 from cpaas_cli.money import MoneyError, check_currency, format_micros, to_micros
@@ -318,17 +319,26 @@ def snapshot(session: Session, s: Service, sc: ServiceScope) -> lk.Snapshot:
     return lk.Snapshot.of(tr.load(session, sc.id), service_id=s.id, service=s.name, scope_id=sc.id, currency=s.currency)
 
 
-def tree_apply(session: Session, s: Service, sc: ServiceScope, doc: Any, *, dry_run: bool = False) -> dict[str, Any]:
-    new = tr.parse_document(doc)
+def tree_apply(
+    session: Session, s: Service, sc: ServiceScope, doc: Any, *, dry_run: bool = False, allow_empty: bool = False
+) -> dict[str, Any]:
+    """Make the scope's tree equal to ``doc``. A document that is empty or looks
+    cut short (see ``tree_guard``) and would remove nodes is refused unless
+    ``allow_empty``; a dry run shows its changes with the reason in ``refused``."""
+    empty = tree_guard.looks_empty(doc)
+    new = tr.parse_document(tree_guard.as_document(doc))
     old = tr.load(session, sc.id)
+    removed = sum(1 for c in tr.diff(old, new) if c["op"] == "remove") if empty else 0
+    if removed and not allow_empty and not dry_run:
+        raise InvalidInput(
+            f"{empty}: applying it would remove {removed} node{'s' if removed != 1 else ''} of the tree of "
+            f"scope {sc.id}; nothing was written (see --dry-run; pass --allow-empty if that is meant)"
+        )
     changes = tr.diff(old, new) if dry_run else tr.save(session, sc.id, new)
-    return {
-        "service": s.name,
-        "scope": sc.id,
-        "dry_run": dry_run,
-        "changes": changes,
-        "unusable": tr.unusable(new),
-    }
+    data = {"service": s.name, "scope": sc.id, "dry_run": dry_run, "changes": changes, "unusable": tr.unusable(new)}
+    if removed and not allow_empty:  # a dry run: say that the real apply would be refused
+        data["refused"] = f"{empty}; without --allow-empty the apply is refused"
+    return data
 
 
 # ------------------------------------------------------------ enabled services

@@ -20,7 +20,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from cpaas_cli import __version__
 from cpaas_cli.cli.context import AppState, state
-from cpaas_cli.cli.output import Fmt
+from cpaas_cli.cli.output import Fmt, terminal_safe
 from cpaas_cli.errors import CpaasError, ExitCode
 
 # name → (kind, modules under cpaas_cli.cli to import, attribute of the first one, help)
@@ -116,9 +116,9 @@ class _Commands(MutableMapping):
 
 
 def _fail(message: str, problems=None, code: int = ExitCode.ERROR) -> None:
-    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.write(f"error: {terminal_safe(message)}\n")  # one line, whatever the values in it
     for p in problems or []:
-        sys.stderr.write(f"  {p}\n")
+        sys.stderr.write(f"  {terminal_safe(str(p))}\n")
     raise typer.Exit(int(code))
 
 
@@ -186,6 +186,8 @@ class CpaasGroup(TyperGroup):
         except CpaasError as exc:
             shown = exc.problems if len(exc.problems) > 1 else []
             _fail(exc.message, shown, exc.exit_code)
+        except UnicodeEncodeError as exc:  # bytes that are not UTF-8 (in an argument) reached a driver
+            _fail(f"invalid input: text that is not valid UTF-8 ({exc.reason})", code=ExitCode.INVALID_INPUT)
         except Exception as exc:
             _db_error(exc)
             raise

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cpaas_cli import files
-from cpaas_cli.cli.output import Fmt, render
+from cpaas_cli.cli.output import Fmt, render, terminal_safe
 from cpaas_cli.config import Settings, load_settings
 from cpaas_cli.errors import InvalidInput, Problem
 from cpaas_cli.timeutil import TimeError, parse_time
@@ -83,7 +83,8 @@ def emit(
 def say(ctx: typer.Context, message: str) -> None:
     """A message for the operator (stderr), silenced by --quiet."""
     if not state(ctx).quiet:
-        sys.stderr.write(message.rstrip("\n") + "\n")
+        lines = message.rstrip("\n").split("\n")  # a message may have lines; the values in them are escaped
+        sys.stderr.write("\n".join(terminal_safe(line) for line in lines) + "\n")
 
 
 def when(text: str | None, field: str, tz: str = "UTC") -> datetime | None:

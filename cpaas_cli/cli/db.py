@@ -91,7 +91,9 @@ def downgrade(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask; data in dropped tables is lost.")] = False,
     output: OutputOpt = None,
 ) -> None:
-    """Revert migrations down to REVISION (drops tables and their data)."""
+    """Revert migrations down to REVISION (drops tables and their data).
+
+    Runs in one transaction: it reaches REVISION or changes nothing."""
     url = state(ctx).settings.database_url
     confirm(ctx, f"Downgrade {_safe_url(url)} to {revision}? Data in dropped tables is lost.", yes)
     before = migrate.current(url)

@@ -214,7 +214,7 @@ def task_fetch(
     """Copy a ready (or sent) task's file to --out."""
     out_target(ctx, out, force=force)
     with session(ctx) as s:
-        data = export_tasks.fetch(s, task_id, out)
+        data = export_tasks.fetch(s, task_id, out, state(ctx).settings)
     emit(ctx, data, output=output)
 
 

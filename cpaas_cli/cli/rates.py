@@ -16,7 +16,7 @@ from cpaas_cli.catalog import lookup as lk
 from cpaas_cli.catalog import service as catalog
 from cpaas_cli.catalog.vocab import sender_type_of
 from cpaas_cli.cli.context import ForceOpt, OutputOpt, emit, out_target, say, session, state, when
-from cpaas_cli.cli.output import Fmt
+from cpaas_cli.cli.output import Fmt, terminal_safe
 from cpaas_cli.errors import ExitCode, InvalidInput, Problem
 from cpaas_cli.imports.writers import write_table
 from cpaas_cli.timeutil import iso
@@ -100,7 +100,7 @@ def import_(
     fmt = output or state(ctx).output or Fmt.table
     if fmt is Fmt.table:
         for line in result.preview:
-            sys.stdout.write(line + "\n")
+            sys.stdout.write(terminal_safe(line) + "\n")
     else:
         emit(ctx, data, output=output)
     for e in result.errors:

@@ -12,6 +12,7 @@ import typer
 from cpaas_cli import clock
 from cpaas_cli.agreements import service as agreements
 from cpaas_cli.cli.context import ForceOpt, OutputOpt, emit, out_target, say, session, state, when
+from cpaas_cli.cli.output import terminal_safe
 from cpaas_cli.db.engine import get_engine
 from cpaas_cli.edr.export import EdrFilter
 from cpaas_cli.errors import InvalidInput, NotFound
@@ -124,7 +125,8 @@ def chart_cmd(
         rows = sm.summary(s.connection(), flt, by=dims, tz=tz)
     labels, data = charts.series(rows, by=dims[0], metric=metric)
     heading = charts.title(metric, dims[0])
-    sys.stdout.write(charts.terminal(labels, data, heading=heading, width=width))
+    chart = charts.terminal(labels, data, heading=heading, width=width)
+    sys.stdout.write("\n".join(terminal_safe(line) for line in chart.split("\n")))
     if out:
         charts.image(labels, data, out, heading=heading)
         say(ctx, f"chart written to {out}")

@@ -15,7 +15,7 @@ from cpaas_cli import files
 from cpaas_cli.catalog import service as catalog
 from cpaas_cli.catalog import tree as tr
 from cpaas_cli.cli.context import ForceOpt, OutputOpt, emit, out_target, say, session, state, when
-from cpaas_cli.cli.output import Fmt
+from cpaas_cli.cli.output import Fmt, terminal_safe
 from cpaas_cli.errors import InvalidInput
 
 app = typer.Typer(no_args_is_help=True)
@@ -216,7 +216,7 @@ def tree_show(ctx: typer.Context, service: ServiceArg, scope: ScopeOpt = None, o
         fmt = output or state(ctx).output or Fmt.table
         if fmt is Fmt.table:
             for line in tr.render_text(roots, svc.currency):
-                sys.stdout.write(line + "\n")
+                sys.stdout.write(terminal_safe(line) + "\n")
             return
         data = tr.document(roots, service=svc.name, scope=sc.id)
         data["unusable"] = tr.unusable(roots)
@@ -261,24 +261,35 @@ def tree_apply(
     file: Annotated[Path, typer.Argument(help="Tree file (.yaml, .yml or .json).")],
     scope: ScopeOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the changes, write nothing.")] = False,
+    allow_empty: Annotated[
+        bool,
+        typer.Option("--allow-empty", help="Apply a file that is empty, has no tree or looks cut short."),
+    ] = False,
     output: OutputOpt = None,
 ) -> None:
-    """Make a scope's tree equal to the file; prints the changes (idempotent)."""
+    """Make a scope's tree equal to the file; prints the changes (idempotent).
+
+    A file that parses to nothing, has no top-level `tree`, an empty tree or a
+    `children:` with nothing after it (a file cut short) is refused unless
+    --allow-empty: applying it would delete the nodes it does not name."""
     doc = _read_doc(file)
     with session(ctx) as s:
         svc = catalog.get(s, service)
         sc = catalog.pick_scope(s, svc, scope)
-        data = catalog.tree_apply(s, svc, sc, doc, dry_run=dry_run)
+        data = catalog.tree_apply(s, svc, sc, doc, dry_run=dry_run, allow_empty=allow_empty)
         if dry_run:
             s.rollback()
     n = len(data["changes"])
     say(ctx, f"{'would change' if dry_run else 'changed'} {n} node{'s' if n != 1 else ''}")
+    if data.get("refused"):
+        say(ctx, f"warning: {data['refused']}")
     for u in data["unusable"]:
         say(ctx, f"warning: {u['path']} is unusable: {u['reason']}")
     fmt = output or state(ctx).output or Fmt.table
     if fmt is Fmt.table:
         for c in data["changes"]:
             sign = {"add": "+", "remove": "-", "change": "~"}[c["op"]]
-            sys.stdout.write(f"{sign} {c['path']} {json.dumps(c['changes'], ensure_ascii=False, default=str)}\n")
+            line = f"{sign} {c['path']} {json.dumps(c['changes'], ensure_ascii=False, default=str)}"
+            sys.stdout.write(terminal_safe(line) + "\n")
         return
     emit(ctx, data, output=output)

@@ -47,8 +47,9 @@ from sqlmodel import Session
 from cpaas_cli import clock, files
 from cpaas_cli.audit.service import record
 from cpaas_cli.contacts import service
-from cpaas_cli.contacts.models import ALL_SENDERS, ContactGroup, ContactImport
+from cpaas_cli.contacts.models import ALL_SENDERS, Contact, ContactGroup, ContactImport
 from cpaas_cli.contacts.phones import PhoneError, normalise
+from cpaas_cli.db.checks import limits, text_problem
 from cpaas_cli.db.types import UTCDateTime
 from cpaas_cli.errors import InvalidInput, Problem
 from cpaas_cli.imports.readers import DEFAULT_MAX_BYTES, check_size, read_rows
@@ -268,6 +269,7 @@ def _validate(p, mapping, custom, required_vars, default_country, sheet, max_byt
     phone_col = mapping["phone"]
     base = [(t, mapping[t]) for t in service.BASE_COLUMNS if t in mapping]
     parsers = {"birthday": lambda t: service.parse_birthday(t).isoformat(), "gender": service.parse_gender}
+    sizes = limits(Contact.__table__)
     staged: dict[str, tuple] = {}
     bad: list[tuple[int, str, str, dict]] = []
     columns_checked = False
@@ -300,6 +302,9 @@ def _validate(p, mapping, custom, required_vars, default_country, sheet, max_byt
                 continue
             parser = parsers.get(target)
             if parser is None:
+                if bad_text := text_problem(text, sizes[target][1]):  # what PostgreSQL would refuse
+                    problem = (target, bad_text)
+                    break
                 values.append(text)
                 continue
             try:
@@ -318,6 +323,9 @@ def _validate(p, mapping, custom, required_vars, default_country, sheet, max_byt
                         break
                     continue
                 if data_type == "text":
+                    if bad_text := text_problem(text):
+                        problem = (f"field:{var}", bad_text)
+                        break
                     found[var] = text
                     continue
                 try:

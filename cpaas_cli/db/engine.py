@@ -66,9 +66,17 @@ def dispose_all() -> None:
 
 def make_session(engine: Engine, *, actor: str = "unknown", command: str = "") -> Session:
     """A session of ``engine``. Every session gets the audit module's flush
-    hooks (audit rows, ``updated_at``): they are registered here, whatever
-    else the process has imported (the CLI, `serve`'s jobs, library use)."""
+    hooks (audit rows, ``updated_at``) and the text check of ``db/checks.py``:
+    they are registered here, whatever else the process has imported (the
+    CLI, `serve`'s jobs, library use). An actor the audit trail cannot store
+    is refused."""
     import cpaas_cli.audit.service  # noqa: F401  (registers the hooks on first import)
+    from cpaas_cli.audit.models import AuditLog
+    from cpaas_cli.db import checks  # registers the text check on first import
+
+    problem = checks.text_problem(actor, checks.limits(AuditLog.__table__)["actor"][1])
+    if problem:
+        raise InvalidInput(f"actor (--actor, CPAAS_ACTOR): {problem}")
 
     factory = sessionmaker(bind=engine, class_=Session, expire_on_commit=False)
     session = factory()

@@ -38,6 +38,7 @@ from cpaas_cli.campaigns.models import SenderId
 from cpaas_cli.contacts import service as contacts
 from cpaas_cli.contacts.models import ALL_SENDERS
 from cpaas_cli.contacts.phones import PhoneError, normalise
+from cpaas_cli.db.checks import storable
 from cpaas_cli.dispatch.models import InboundMessage
 from cpaas_cli.edr.models import Edr
 from cpaas_cli.tenancy.models import Company
@@ -161,6 +162,8 @@ def handle_mo(
 ) -> str | None:
     """Store one MO; apply an opt-out/opt-in. Returns the action taken (or None). No commit."""
     now = now or clock.now()
+    # as received, but what neither database can hold (NUL, lone surrogates) as U+FFFD
+    source, dest, text = storable(source), storable(dest), storable(text)
     word = keyword(text)
     stops = {w.upper() for w in stop_words}
     starts = {w.upper() for w in start_words}

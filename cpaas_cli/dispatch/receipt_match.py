@@ -36,6 +36,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from cpaas_cli.campaigns.models import OutboundMessage as QueueRow
+from cpaas_cli.db.checks import storable
 from cpaas_cli.dispatch import gateway as gw
 from cpaas_cli.dispatch.models import InboundMessage, VendorConnection
 from cpaas_cli.dispatch.multipart import Awaiting, Finished, close
@@ -292,12 +293,12 @@ class ReceiptMatcher:
                 {
                     "kind": "receipt",
                     "connection_id": self.connection_id,
-                    "source": r.source[:32],
-                    "destination": r.destination[:32],
-                    "text": r.raw,
+                    "source": storable(r.source[:32]),
+                    "destination": storable(r.destination[:32]),
+                    "text": storable(r.raw),  # as received, NUL aside (PostgreSQL refuses it)
                     "data_coding": 0,
-                    "message_id": (r.message_id or "")[:100] or None,
-                    "status": r.status[:16],
+                    "message_id": storable((r.message_id or "")[:100]) or None,
+                    "status": storable(r.status[:16]),
                     "reason": reason[:300],
                     "received_at": now,
                 }

@@ -40,6 +40,7 @@ from cpaas_cli.catalog import service as catalog
 from cpaas_cli.catalog import tree as tr
 from cpaas_cli.catalog.dictionary import MccmncError, mcc_country, normalise_mccmnc
 from cpaas_cli.catalog.vocab import sender_type_of
+from cpaas_cli.db.checks import text_problem
 from cpaas_cli.edr.models import DIRECTIONS, FINAL_STATUSES, STATUSES, Edr
 from cpaas_cli.errors import InvalidInput, NotFound, Problem
 from cpaas_cli.imports.readers import read_lists, read_rows
@@ -277,8 +278,8 @@ def parse_row(n: int, raw: dict[str, str], refs: _Refs, problems: list[Problem])
     ext = g("external_id", "")
     if not ext:
         problems.append(Problem("external_id", "required (it makes a re-ingest idempotent)", n))
-    elif len(ext) > 100:
-        problems.append(Problem("external_id", "longer than 100 characters", n))
+    elif bad := text_problem(ext, 100):
+        problems.append(Problem("external_id", bad, n))
     ag_id, co_id = _party(g("agreement", ""), g("company", ""), refs, problems, n)
     direction = (g("direction") or "mt").lower()
     if direction not in DIRECTIONS:
@@ -304,8 +305,8 @@ def parse_row(n: int, raw: dict[str, str], refs: _Refs, problems: list[Problem])
         if first is None:
             first = v
     for c, most in TEXT_LIMITS.items():
-        if len(g(c) or "") > most:
-            problems.append(Problem(c, f"longer than {most} characters", n))
+        if bad := text_problem(g(c) or "", most):  # the rule of db/checks.py: length, NUL, UTF-8
+            problems.append(Problem(c, bad, n))
     campaign = _campaign_ref(g("campaign_id") or "", problems, n)
     status = (g("status") or "").lower()
     if status and status not in STATUSES:
@@ -438,10 +439,12 @@ def parse_columns(names: Sequence[str], rows: Sequence[Sequence[str]], refs: _Re
     memo = refs.memo
     try:
         ext = get("external_id")
-        if ext is None or not all(ext) or max(map(len, ext)) > 100 or len(set(ext)) != n:
+        if ext is None or not all(ext) or max(map(len, ext)) > 100 or len(set(ext)) != n or "\0" in "".join(ext):
             return None
-        if any(c in at and max(map(len, get(c))) > most for c, most in TEXT_LIMITS.items()):
-            return None
+        if any(
+            c in at and (max(map(len, get(c))) > most or "\0" in "".join(get(c))) for c, most in TEXT_LIMITS.items()
+        ):
+            return None  # too long or a NUL: the row path names the row and field
         ags, cos = get("agreement"), get("company")
         if cos is None:
             party = _memo_map(ags or empty, lambda ref: _checked(_party)(ref, "", refs), memo["agreement"])

@@ -12,8 +12,10 @@ PostgreSQL), so two workers never build the same file; a claim older than
 ``STALE_CLAIM`` (a crashed worker) is taken over. A task canceled while its
 file is being built ends canceled and its file is removed.
 
-Files are written under ``[export] dir`` (default ``./exports``), one per
-task; every worker must see that directory.
+Files are written under ``[export] dir`` (default ``./exports``, relative to
+the worker's working directory), one per task; every worker must see that
+directory. A task stores its file's absolute path, so `export-task fetch`
+finds it from any directory.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ DEFAULT_DIR = "./exports"
 
 
 def export_dir(settings: Settings) -> Path:
-    return Path(str(settings.section("export").get("dir") or DEFAULT_DIR))
+    """The configured export folder, as an absolute path."""
+    return Path(str(settings.section("export").get("dir") or DEFAULT_DIR)).expanduser().absolute()
 
 
 def sheet_rows(settings: Settings) -> int:
@@ -146,11 +149,21 @@ def restart(session: Session, task_id: int) -> dict[str, Any]:
     return as_dict(task)
 
 
-def fetch(session: Session, task_id: int, out: str | Path) -> dict[str, Any]:
+def stored_file(task: EdrExportTask, settings: Settings) -> Path:
+    """The task's file on disk. Tasks built before paths were stored absolute
+    hold a path relative to the worker's directory: those are looked up by
+    name in the configured export folder."""
+    src = Path(task.file or "")
+    if src.is_absolute() or src.exists():
+        return src
+    return export_dir(settings) / src.name
+
+
+def fetch(session: Session, task_id: int, out: str | Path, settings: Settings | None = None) -> dict[str, Any]:
     task = get(session, task_id)
     if task.state not in ("ready", "sent") or not task.file:
         raise Conflict(f"export task {task_id} is {task.state}; its file is not ready")
-    src = Path(task.file)
+    src = stored_file(task, settings or load_settings())
     if not src.exists():
         raise NotFound(f"export task {task_id}: file {src} is gone")
     if Path(out).exists() and os.path.samefile(src, out):
