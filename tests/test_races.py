@@ -11,13 +11,18 @@ traceback, a raw constraint or "database is locked".
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import psycopg
+import pytest
 import sqlalchemy as sa
+import typer
 
+from cpaas_cli.cli import app as app_module
 from cpaas_cli.db.engine import dispose_all, get_engine
 from tests.helpers import client, owner_le
 from tests.test_campaigns import setup as campaign_setup
@@ -250,3 +255,22 @@ def test_concurrent_imports_into_one_new_group(cli, db_url, tmp_path):
             g=group,
         )
         assert members[0][0] == 400 * len(ok)
+
+
+# ------------------------------------------------------------------ lock waits that run out
+
+
+def test_a_lock_wait_that_runs_out_is_a_conflict_in_one_line(db_url, capsys):
+    """SQLite's busy timeout (another command kept the write lock over 30 s) or a
+    PostgreSQL deadlock: exit 5 with one line, not "database is locked" or a driver text."""
+    if get_engine(db_url).dialect.name == "postgresql":
+        orig: Exception = psycopg.errors.DeadlockDetected("deadlock detected\nDETAIL: Process 1 waits for ShareLock")
+    else:
+        orig = sqlite3.OperationalError("database is locked")
+    for raised in (sa.exc.OperationalError("UPDATE campaign SET state = ?", {}, orig), orig):
+        with pytest.raises(typer.Exit) as got:
+            app_module._db_error(raised)
+        assert got.value.exit_code == 5
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and "try again" in err
+        assert not any(b in err for b in BAD), err
