@@ -257,6 +257,33 @@ def test_concurrent_imports_into_one_new_group(cli, db_url, tmp_path):
         assert members[0][0] == 400 * len(ok)
 
 
+# ------------------------------------------------------------------ payments and sender IDs
+
+
+def test_two_confirms_of_one_payment_one_wins(cli, db_url, tmp_path):
+    campaign_setup(cli)
+    for n in range(2):
+        p = cli.json(
+            "payment", "add", "--agreement", "AG-1", "--reference", f"W-{n}", "--amount", "7",
+            "--confirm-before", "2030-01-01",
+        )  # fmt: skip
+        res = at_once(db_url, tmp_path, [["payment", "confirm", str(p["id"])]] * 2)
+        assert codes(res) == [0, 5], res
+        assert "is confirmed already" in next(r[2] for r in res if r[0] == 5)
+        states = query(db_url, "SELECT COUNT(*) FROM payment_state WHERE payment_id = :p", p=p["id"])
+        assert states[0][0] == 2  # added, confirmed once
+
+
+def test_two_disables_of_one_sender_id_one_wins(cli, db_url, tmp_path):
+    campaign_setup(cli)
+    for n in range(8):  # a short window: several tries
+        name = f"S{n}"
+        cli.json("sender", "add", name, "--company", "Client A", "--agreement", "AG-1", "--active")
+        res = at_once(db_url, tmp_path, [["sender", "disable", name]] * 2)
+        assert codes(res) == [0, 5], res
+        assert "is disabled" in next(r[2] for r in res if r[0] == 5)
+
+
 # ------------------------------------------------------------------ lock waits that run out
 
 
