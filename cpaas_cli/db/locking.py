@@ -89,6 +89,7 @@ def _sqlite_lock_fd(engine: Engine) -> int | None:
 @contextmanager
 def run_lock(engine: Engine, name: str, *, busy: str) -> Iterator[None]:
     """Hold ``name`` while the block runs; Conflict(``busy``) if another command holds it."""
+    engine = getattr(engine, "engine", engine)  # a Connection's engine
     key = _key("run", name)
     mine = (str(engine.url), key)
     with _held_guard:

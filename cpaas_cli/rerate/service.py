@@ -934,6 +934,8 @@ def _run(
             if not dry_run and (ag_id, p.start) in done:
                 continue
             ag = session.get(Agreement, ag_id)
+            if not dry_run:  # the invoicing lock before the money lock, in the order `invoice run` takes them
+                locking.serialise(session, invoices.INVOICING)
             got = _unit(session, task, ag, p, plans, rep, write=not dry_run)
             for k, v in got.items():
                 totals[k] += v
