@@ -20,6 +20,7 @@ from cpaas_cli.agreements import service as agreements
 from cpaas_cli.agreements.models import Agreement
 from cpaas_cli.billing import ledger
 from cpaas_cli.billing.models import PAYMENT_DIRECTIONS, Payment, PaymentState
+from cpaas_cli.db import locking
 from cpaas_cli.errors import Conflict, NotFound, Problem, require
 from cpaas_cli.money import MoneyError, check_currency, format_micros, to_micros
 from cpaas_cli.timeutil import iso
@@ -128,9 +129,10 @@ def get(session: Session, payment_id: int) -> Payment:
 
 
 def confirm(session: Session, p: Payment) -> Payment:
+    ledger.lock(session, [p.agreement_id])
+    locking.lock_row(session, p)  # of two racing confirms, the second sees the first's
     if p.confirmed:
         raise Conflict(f"payment #{p.id} is confirmed already")
-    ledger.lock(session, [p.agreement_id])
     p.confirmed, p.confirm_before = True, None
     session.add(p)
     session.flush()
@@ -143,6 +145,9 @@ def unconfirm(session: Session, p: Payment, *, confirm_before: datetime | None) 
         raise Conflict(f"payment #{p.id} is not confirmed")
     require([Problem("confirm_before", "required when confirmation is withdrawn")] if confirm_before is None else [])
     ledger.lock(session, [p.agreement_id])
+    locking.lock_row(session, p)
+    if not p.confirmed:
+        raise Conflict(f"payment #{p.id} is not confirmed")
     p.confirmed, p.confirm_before = False, confirm_before
     session.add(p)
     session.flush()

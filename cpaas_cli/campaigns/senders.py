@@ -19,6 +19,7 @@ from cpaas_cli.campaigns.models import CHANNELS, SENDER_KINDS, SenderId
 from cpaas_cli.catalog.vocab import SHORT_CODE_DIGITS, is_short_code
 from cpaas_cli.contacts.phones import PhoneError, normalise
 from cpaas_cli.contacts.service import client_company
+from cpaas_cli.db import locking
 from cpaas_cli.dispatch import service as connections
 from cpaas_cli.dispatch.outbound import require_gateway
 from cpaas_cli.errors import Conflict, InvalidInput, Problem, require
@@ -114,6 +115,7 @@ def add(
 
 
 def set_status(session: Session, row: SenderId, action: str) -> SenderId:
+    locking.lock_row(session, row)  # of two racing changes, the second sees the first's
     allowed = TRANSITIONS[action]
     if row.status not in allowed:
         raise Conflict(f"sender ID {row.sender!r} is {row.status}; {action} needs {' or '.join(allowed)}")

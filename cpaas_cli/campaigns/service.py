@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import object_session
 from sqlmodel import Session, col, select
 
 from cpaas_cli import clock
@@ -57,6 +58,7 @@ from cpaas_cli.contacts.models import ALL_SENDERS, Contact, ContactField, Contac
 from cpaas_cli.contacts.phones import PhoneError, normalise
 from cpaas_cli.contacts.service import BASE_COLUMNS, client_company
 from cpaas_cli.contacts.service import group as group_by_ref
+from cpaas_cli.db import locking
 from cpaas_cli.db.checks import first_text_problem
 from cpaas_cli.errors import Conflict, InvalidInput, Problem, require
 from cpaas_cli.imports.readers import read_rows
@@ -84,7 +86,15 @@ _VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TEMPLATE_MARKS = ("{{", "{%", "{#")
 
 
-def check_action(c: Campaign, action: str) -> None:
+def check_action(c: Campaign, action: str, *, lock: bool = True) -> None:
+    """Refuse ``action`` unless the campaign's state allows it. With ``lock``
+    (the transitions) the campaign is re-read under a row lock first, so of two
+    racing commands one waits and then sees the other's state (DESIGN.md,
+    Safety rules); without, a check before asking the user (no lock is held
+    while a prompt waits)."""
+    session = object_session(c)
+    if lock and session is not None:
+        locking.lock_row(session, c)
     allowed = ACTIONS[action]
     if c.state not in allowed:
         shown = ", ".join(s for s in CAMPAIGN_STATES if s in allowed)
@@ -864,6 +874,9 @@ def start_due(session: Session, *, now: datetime | None = None) -> list[StartOut
     ).all()
     out = []
     for c in due:
+        locking.lock_row(session, c)
+        if c.state != "scheduled":  # started or canceled by a command meanwhile
+            continue
         try:
             holds.refuse_if_held(session, c.company_id, "start")
             out.append(_start(session, c, now))

@@ -122,6 +122,23 @@ def _fail(message: str, problems=None, code: int = ExitCode.ERROR) -> None:
     raise typer.Exit(int(code))
 
 
+def _busy(text: str) -> None:
+    """A lock wait that ran out, or a deadlock between two commands: a
+    conflict with a concurrent command (exit 5), in words, not the driver's."""
+    low = text.lower()
+    if "database is locked" in low or "database table is locked" in low:
+        _fail(
+            "the database is busy: another command held its write lock longer than the 30 s wait; "
+            "this command's open transaction was rolled back, try again",
+            code=ExitCode.CONFLICT,
+        )
+    if "deadlock detected" in low or "could not serialize" in low or "lock timeout" in low:
+        _fail(
+            "a concurrent command changed the same rows; this command's open transaction was rolled back, try again",
+            code=ExitCode.CONFLICT,
+        )
+
+
 def _driver_error(exc: Exception) -> None:
     """One line for an error raised by the driver itself: bulk paths (COPY, raw
     cursors) talk to psycopg or sqlite3 without SQLAlchemy's wrapping."""
@@ -135,6 +152,7 @@ def _driver_error(exc: Exception) -> None:
         if isinstance(exc, mod.DataError):  # a value the column cannot hold (too long, out of range)
             _fail(f"invalid data: {text}", code=ExitCode.INVALID_INPUT)
         if isinstance(exc, mod.OperationalError | mod.ProgrammingError):
+            _busy(text)
             _fail(f"database error: {text}")
 
 
@@ -150,6 +168,7 @@ def _db_error(exc: Exception) -> None:
     if isinstance(exc, sa_exc.DataError):
         _fail(f"invalid data: {text}", code=ExitCode.INVALID_INPUT)
     if isinstance(exc, sa_exc.OperationalError):
+        _busy(text)
         hint = " (run `cpaas db upgrade`)" if "no such table" in text or "does not exist" in text else ""
         _fail(f"database error: {text}{hint}")
     if isinstance(exc, sa_exc.ProgrammingError):

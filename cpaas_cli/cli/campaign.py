@@ -294,7 +294,7 @@ def delete(
     """Delete a campaign that is not running, with its recipients and queued messages."""
     with session(ctx) as s:
         row = campaigns.get(s, campaign)
-        campaigns.check_action(row, "delete")
+        campaigns.check_action(row, "delete", lock=False)
         confirm(ctx, f"Delete campaign #{row.id} {row.name!r}?", yes)
         cid = row.id
         data = {"id": cid, "deleted": True, **campaigns.delete(s, row)}

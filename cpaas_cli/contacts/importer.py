@@ -18,6 +18,9 @@ transaction, so an import is all-or-nothing (a crash or an error leaves the
 database as it was). We chose this over chunked commits: validation has
 already removed every foreseeable failure, SQLite and PostgreSQL both handle a
 million-row transaction comfortably, and nothing needs to be restartable.
+Two imports for one company write one after the other: the second waits at
+the start of its write phase (``locking.serialise``), then sees the group and
+contacts the first one wrote.
 
 Update semantics: only mapped columns are written; an empty cell leaves the
 stored value unchanged; custom field values are merged key by key.
@@ -34,6 +37,7 @@ Stop-list policy (CON-09, AMB-01), applied to every number of the file:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Callable
@@ -49,9 +53,10 @@ from cpaas_cli.audit.service import record
 from cpaas_cli.contacts import service
 from cpaas_cli.contacts.models import ALL_SENDERS, Contact, ContactGroup, ContactImport
 from cpaas_cli.contacts.phones import PhoneError, normalise
+from cpaas_cli.db import locking
 from cpaas_cli.db.checks import limits, text_problem
 from cpaas_cli.db.types import UTCDateTime
-from cpaas_cli.errors import InvalidInput, Problem
+from cpaas_cli.errors import InvalidInput, NotFound, Problem
 from cpaas_cli.imports.readers import DEFAULT_MAX_BYTES, check_size, read_rows
 from cpaas_cli.imports.writers import RowWriter
 
@@ -211,6 +216,13 @@ def run(
     if rejects is not None:
         result.rejects_file = str(rejects)
         _write_rejects(Path(rejects), bad)
+    if not dry_run:
+        # One import writes a company's contacts at a time: a racing import
+        # waits here, then finds the group and contacts the other one wrote.
+        locking.serialise(session, f"contacts-import:{owner.id}")
+        if group_row is None:
+            with contextlib.suppress(NotFound):  # created by an import that ran meanwhile
+                group_row = service.group(session, owner, group)
     if group_row is None:
         if dry_run:
             result.group_created = True

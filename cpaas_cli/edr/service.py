@@ -40,6 +40,7 @@ from cpaas_cli.catalog import service as catalog
 from cpaas_cli.catalog import tree as tr
 from cpaas_cli.catalog.dictionary import MccmncError, mcc_country, normalise_mccmnc
 from cpaas_cli.catalog.vocab import sender_type_of
+from cpaas_cli.db import locking
 from cpaas_cli.db.checks import text_problem
 from cpaas_cli.edr.models import DIRECTIONS, FINAL_STATUSES, STATUSES, Edr
 from cpaas_cli.errors import InvalidInput, NotFound, Problem
@@ -1023,9 +1024,9 @@ def _reserve_ids(session: Session, n: int) -> list[int]:
 
 
 def _write_lock(session: Session) -> None:
-    """SQLite: take the database write lock now (a no-op write); PostgreSQL: nothing."""
-    if session.get_bind().dialect.name != "postgresql":
-        session.connection().exec_driver_sql("UPDATE agreement_balance SET spent = spent WHERE 0 = 1")
+    """SQLite: take the database write lock now (a no-op write); PostgreSQL: nothing.
+    (New code outside this package calls ``cpaas_cli.db.locking.write_lock``.)"""
+    locking.write_lock(session)
 
 
 # PostgreSQL advisory lock of `edr ingest` (the scheme of scheduler/serve.py's job locks).

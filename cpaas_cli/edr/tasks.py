@@ -34,6 +34,7 @@ from sqlmodel import Session
 from cpaas_cli import clock, files
 from cpaas_cli.audit import service as audit
 from cpaas_cli.config import Settings, load_settings
+from cpaas_cli.db import locking
 from cpaas_cli.db.engine import make_session
 from cpaas_cli.edr import export
 from cpaas_cli.edr.models import EXPORT_STATES, EdrExportTask
@@ -127,6 +128,7 @@ def list_tasks(session: Session, *, state: str | None = None, limit: int = 150) 
 
 def cancel(session: Session, task_id: int) -> dict[str, Any]:
     task = get(session, task_id)
+    locking.lock_row(session, task)
     if task.state != "waiting":
         raise Conflict(f"export task {task_id} is {task.state}; only a waiting task can be canceled")
     task.state = "canceled"
@@ -138,6 +140,7 @@ def cancel(session: Session, task_id: int) -> dict[str, Any]:
 
 def restart(session: Session, task_id: int) -> dict[str, Any]:
     task = get(session, task_id)
+    locking.lock_row(session, task)
     if task.state not in ("canceled", "failed"):
         raise Conflict(f"export task {task_id} is {task.state}; only a canceled or failed task can be restarted")
     task.state = "waiting"
@@ -196,6 +199,17 @@ def _claim(engine: Engine, task_id: int | None) -> int | None:
             if won:
                 return found
     return None
+
+
+def _not_claimable(engine: Engine, task_id: int) -> None:
+    """Say why ``task_id`` could not be claimed."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(T.c.state, T.c.started_at).where(T.c.id == task_id)).one_or_none()
+    if row is None:
+        raise NotFound(f"export task {task_id} not found")
+    if row.state == "waiting":
+        raise Conflict(f"export task {task_id} is being built by another worker (claimed at {iso(row.started_at)})")
+    raise Conflict(f"export task {task_id} is {row.state}; only a waiting task can be run")
 
 
 def _finish(engine: Engine, task_id: int, values: dict[str, Any], *, from_state: str = "waiting") -> bool:
@@ -274,11 +288,15 @@ def process_one(engine: Engine, task_id: int, settings: Settings) -> str:
 def process_waiting(
     engine: Engine, *, task_id: int | None = None, settings: Settings | None = None, limit: int | None = None
 ) -> dict[str, Any]:
-    """Process waiting export tasks (all of them, or just ``task_id``); returns counts by final state."""
+    """Process waiting export tasks (all of them, or just ``task_id``); returns counts by final state.
+    A given task that cannot be claimed (not waiting, or being built by
+    another worker) is a Conflict: of two runs of one task, one builds it."""
     settings = settings or load_settings()
     counts: dict[str, Any] = {"processed": 0, "ready": 0, "sent": 0, "failed": 0, "canceled": 0}
     while limit is None or counts["processed"] < limit:
         claimed = _claim(engine, task_id)
+        if claimed is None and task_id is not None:
+            _not_claimable(engine, task_id)
         if claimed is None:
             break
         state = process_one(engine, claimed, settings)

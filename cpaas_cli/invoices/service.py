@@ -25,6 +25,11 @@ The money relation of an invoice to its charges is in ``invoices/models.py``.
 Numbers are given at confirm from a per-own-legal-entity counter row, bumped
 by an UPDATE inside the confirm transaction (gapless: a rolled-back confirm
 rolls the counter back too; concurrent confirms queue on the row lock).
+
+Racing commands: run, confirm, void, recalculate and the re-rating refresh
+of drafts take one named lock (``INVOICING``, until their transaction ends),
+so one waits for the other and then sees its result; a confirm or void that
+finds the invoice in a state it cannot leave is a Conflict (exit 5).
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from cpaas_cli.audit import service as audit
 from cpaas_cli.billing import packs
 from cpaas_cli.billing.models import Charge
 from cpaas_cli.billing.periods import Period, VersionTerms, closed_periods
+from cpaas_cli.db import locking
 from cpaas_cli.db.types import UTCDateTime
 from cpaas_cli.edr.models import Edr
 from cpaas_cli.errors import Conflict, InvalidInput, NotFound
@@ -62,6 +68,7 @@ IC = InvoiceCharge.__table__
 CNT = InvoiceCounter.__table__
 CHG = Charge.__table__
 EDR = Edr.__table__
+INVOICING = "invoicing"
 
 
 def format_rate(tax_rate: int) -> str:
@@ -100,6 +107,7 @@ def run(
     ``[invoice] line_decimals`` setting) is stored on new drafts, and a draft
     built with other decimals is rebuilt; None keeps each draft's own."""
     as_of = as_of or clock.now()
+    locking.serialise(session, INVOICING)  # a racing run waits, then finds this run's drafts
     if agreement_ref is not None:
         ags = [agreements.get(session, agreement_ref)]
     else:
@@ -312,9 +320,20 @@ def get(session: Session, ref: str | int) -> Invoice:
     return inv
 
 
+def _locked(session: Session, ref: str | int) -> Invoice:
+    """The invoice, re-read after taking the invoicing lock: of two racing
+    confirms (or a confirm and a void) one waits and then sees the other's
+    result, so a number is never drawn twice or burnt, and a void is never
+    overwritten by a confirm that read the draft before it."""
+    locking.serialise(session, INVOICING)
+    inv = get(session, ref)
+    locking.lock_row(session, inv)
+    return inv
+
+
 def recalculate(session: Session, ref: str | int, *, line_decimals: int | None = None) -> Invoice:
     """Claim late charges and rebuild a draft (with ``line_decimals`` when given)."""
-    inv = get(session, ref)
+    inv = _locked(session, ref)
     if inv.status != "draft":
         raise Conflict(
             f"invoice {inv.reference or inv.id} is {inv.status}; a confirmed invoice never changes "
@@ -332,7 +351,7 @@ def confirm(
 ) -> Invoice:
     """Recalculate, then freeze: the next number of the own legal entity, issue and due dates."""
     at = at or clock.now()
-    inv = get(session, ref)
+    inv = _locked(session, ref)
     if inv.status != "draft":
         raise Conflict(f"invoice {inv.reference or inv.id} is {inv.status}; only a draft can be confirmed")
     if at < inv.period_end:
@@ -361,7 +380,7 @@ def confirm(
 
 def void(session: Session, ref: str | int) -> Invoice:
     """Cancel an invoice (draft or confirmed); its number stays used, its charges are released."""
-    inv = get(session, ref)
+    inv = _locked(session, ref)
     if inv.status == "void":
         raise Conflict(f"invoice {inv.reference or inv.id} is already void")
     session.execute(sa.delete(IC).where(IC.c.invoice_id == inv.id))
@@ -570,6 +589,7 @@ def refresh_drafts(session: Session, agreement_id: int) -> int:
     rebuild those that got some; confirmed invoices are left alone (their late
     charges become correction lines of the next invoice). Returns how many."""
     n = 0
+    locking.serialise(session, INVOICING)  # not while a confirm or void of these drafts is under way
     q = select(Invoice).where(Invoice.agreement_id == agreement_id, Invoice.status == "draft")
     for inv in session.exec(q.order_by(col(Invoice.period_start))):
         if _attach(session, inv):

@@ -72,6 +72,7 @@ from cpaas_cli.billing import ledger
 from cpaas_cli.billing.models import Charge, PackUsage, ScaleCounter
 from cpaas_cli.billing.periods import Period, VersionTerms, period_containing, periods
 from cpaas_cli.catalog.vocab import sender_type_of
+from cpaas_cli.db import locking
 from cpaas_cli.edr import service as edrs
 from cpaas_cli.edr.models import FINAL_STATUSES, Edr
 from cpaas_cli.errors import Conflict, InvalidInput, NotFound
@@ -251,6 +252,7 @@ def list_tasks(session: Session, *, status: str | None = None) -> list[dict[str,
 
 def cancel(session: Session, task_id: int | str) -> RerateTask:
     t = get(session, task_id)
+    locking.lock_row(session, t)
     if t.status not in ("draft", "scheduled", "failed"):
         raise Conflict(f"a {t.status} rerate task cannot be canceled")
     t.status = "canceled"
@@ -893,10 +895,27 @@ def run(
 ) -> dict[str, Any]:
     """Run a task now. Commits once per unit (restartable; see the module
     docstring). With ``dry_run`` nothing but the task's stored report is
-    written and the status does not change. Returns the task with its report."""
+    written and the status does not change. Returns the task with its report.
+
+    A run holds the task's run lock until it ends (or its process dies): a
+    second run of the same task meanwhile is a Conflict, not a second pass."""
+    if dry_run:
+        return _run(session, task_id, dry_run=True, after_unit=after_unit)
+    tid = get(session, task_id).id
+    with locking.run_lock(
+        session.get_bind(), f"rerate-task:{tid}", busy=f"rerate task {tid} is being run by another process"
+    ):
+        return _run(session, tid, dry_run=False, after_unit=after_unit)
+
+
+def _run(
+    session: Session, task_id: int | str, *, dry_run: bool, after_unit: Callable[[int], None] | None
+) -> dict[str, Any]:
     from cpaas_cli.invoices import service as invoices
 
     task = get(session, task_id)
+    if not dry_run:
+        locking.lock_row(session, task)  # the state another command (cancel, a run just ended) left
     if task.status in ("completed", "canceled") and not dry_run:
         raise Conflict(f"rerate task {task.id} is {task.status}")
     if not dry_run:
@@ -915,6 +934,8 @@ def run(
             if not dry_run and (ag_id, p.start) in done:
                 continue
             ag = session.get(Agreement, ag_id)
+            if not dry_run:  # the invoicing lock before the money lock, in the order `invoice run` takes them
+                locking.serialise(session, invoices.INVOICING)
             got = _unit(session, task, ag, p, plans, rep, write=not dry_run)
             for k, v in got.items():
                 totals[k] += v
