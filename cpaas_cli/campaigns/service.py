@@ -63,7 +63,7 @@ from cpaas_cli.messaging import templates as tpl
 from cpaas_cli.messaging.segments import GSM7, UCS2, encoding_segments
 from cpaas_cli.money import format_micros
 from cpaas_cli.refs import by_ref
-from cpaas_cli.timeutil import TimeError, iso, zone
+from cpaas_cli.timeutil import TimeError, iso, to_utc, zone
 
 PAGE = 20_000
 ANY = frozenset(CAMPAIGN_STATES)
@@ -113,10 +113,13 @@ def resolve_local(text: str, tz: str) -> datetime:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "T", 1))
     except ValueError as exc:
         raise InvalidInput(str(Problem("at", f"not a time (YYYY-MM-DD HH:MM): {text!r}"))) from exc
-    if value.tzinfo is not None:
-        return value.astimezone(UTC)
-    local = value.replace(tzinfo=zi)
-    back = local.astimezone(UTC).astimezone(zi)
+    try:
+        if value.tzinfo is not None:
+            return to_utc(value, raw)
+        local = value.replace(tzinfo=zi)
+        back = to_utc(local, raw).astimezone(zi)
+    except TimeError as exc:
+        raise InvalidInput(str(Problem("at", str(exc))), problems=[Problem("at", str(exc))]) from exc
     if back.replace(tzinfo=None) != value:
         problem = Problem(
             "at", f"{raw} does not exist in {tz} (the clocks skip it for daylight saving time); pick another time"
