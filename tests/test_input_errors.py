@@ -5,13 +5,19 @@ and the documented exit code, never a traceback."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
+import sqlalchemy as sa
 
 from cpaas_cli.campaigns.service import resolve_local
 from cpaas_cli.errors import InvalidInput
 from cpaas_cli.imports.readers import CSV_READ_LIMIT, MAX_FIELD_CHARS
 from cpaas_cli.money import MAX_AMOUNT, MAX_MICROS, MoneyError, to_micros
 from cpaas_cli.timeutil import TimeError, parse_date, parse_time
+from tests.conftest import PG_URL
 from tests.helpers import client, owner_le
 
 MAX_TEXT = "9,223,372,036,854.775807"
@@ -229,3 +235,29 @@ def test_bad_tz_is_reported_against_tz(cli):
     assert one_line(cli(*base, "--tz", "Mars/Base", expect=4)) == "error: --tz: not an IANA time zone: 'Mars/Base'"
     line = one_line(cli(*base, "--till", "2027-01-01", "--till-tz", "Mars/Base", expect=4))
     assert line == "error: --till-tz: not an IANA time zone: 'Mars/Base'"
+
+
+# ---------------------------------------------------------------- database URLs (fresh processes)
+
+
+def _fresh(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("CPAAS_DATABASE_URL", "CPAAS_CONFIG")}
+    return subprocess.run([sys.executable, "-m", "cpaas_cli", *args], capture_output=True, text=True, env=env)
+
+
+@pytest.mark.parametrize("port", ["abc", "99999", "0"])
+@pytest.mark.parametrize("command", [("tenant", "list"), ("db", "upgrade")])
+def test_db_url_with_a_bad_port_is_exit_1_one_line(port, command):
+    run = _fresh("--db", f"postgresql://someone:s3cret@127.0.0.1:{port}/cpaas", *command)
+    assert run.returncode == 1, run.stderr
+    assert run.stderr == "error: database URL is not valid: the port must be a number from 1 to 65535\n"
+    assert "s3cret" not in run.stderr
+
+
+@pytest.mark.skipif(not PG_URL, reason="needs the PostgreSQL server (CPAAS_TEST_PG_URL)")
+@pytest.mark.parametrize("command", [("tenant", "list"), ("db", "upgrade"), ("serve", "--once")])
+def test_missing_postgresql_role_says_cannot_connect(command):
+    url = sa.engine.make_url(PG_URL).set(username="cpaas_no_such_role", password=None)
+    run = _fresh("--db", url.render_as_string(hide_password=False), *command)
+    assert run.returncode == 1, run.stderr
+    assert run.stderr == 'error: cannot connect: role "cpaas_no_such_role" does not exist\n'

@@ -116,6 +116,17 @@ def _fail(message: str, problems=None, code: int = ExitCode.ERROR) -> None:
     raise typer.Exit(int(code))
 
 
+def _cannot_connect(text: str) -> None:
+    """One line for a connection the server refused (no role, no database, bad
+    password, nothing listening): never the "run db upgrade" hint."""
+    if not text.startswith(("connection failed:", "connection is bad:")):
+        return
+    reason = text.split(":", 1)[1].strip()
+    if "FATAL:" in reason:
+        reason = reason.rsplit("FATAL:", 1)[1].strip()
+    _fail(f"cannot connect: {reason}")
+
+
 def _driver_error(exc: Exception) -> None:
     """One line for an error raised by the driver itself: bulk paths (COPY, raw
     cursors) talk to psycopg or sqlite3 without SQLAlchemy's wrapping."""
@@ -129,6 +140,7 @@ def _driver_error(exc: Exception) -> None:
         if isinstance(exc, mod.DataError):  # a value the column cannot hold (too long, out of range)
             _fail(f"invalid data: {text}", code=ExitCode.INVALID_INPUT)
         if isinstance(exc, mod.OperationalError | mod.ProgrammingError):
+            _cannot_connect(text)
             _fail(f"database error: {text}")
 
 
@@ -144,6 +156,7 @@ def _db_error(exc: Exception) -> None:
     if isinstance(exc, sa_exc.DataError):
         _fail(f"invalid data: {text}", code=ExitCode.INVALID_INPUT)
     if isinstance(exc, sa_exc.OperationalError):
+        _cannot_connect(text)
         hint = " (run `cpaas db upgrade`)" if "no such table" in text or "does not exist" in text else ""
         _fail(f"database error: {text}{hint}")
     if isinstance(exc, sa_exc.ProgrammingError):
