@@ -261,3 +261,24 @@ def test_missing_postgresql_role_says_cannot_connect(command):
     run = _fresh("--db", url.render_as_string(hide_password=False), *command)
     assert run.returncode == 1, run.stderr
     assert run.stderr == 'error: cannot connect: role "cpaas_no_such_role" does not exist\n'
+
+
+# ---------------------------------------------------------------- tenant delete
+
+
+def test_tenant_delete_names_what_blocks_it(cli, tmp_path):
+    owner_le(cli)
+    client(cli, "Busy")
+    f = tmp_path / "c.csv"
+    f.write_text("phone\n+34600000001\n+34600000002\n", encoding="utf-8")
+    cli.json("contacts", "import", str(f), "-c", "Busy", "-g", "G", "--create-group", "-m", "phone=phone")
+    for args in (("tenant", "delete", "Busy", "--yes"), ("tenant", "delete", "Busy", "--dry-run")):
+        line = one_line(cli(*args, expect=5))
+        assert line.startswith("error: 'Busy' still has ")
+        for what in ("contacts (2)", "contact groups (1)", "contact imports (1)"):
+            assert what in line
+        assert "FOREIGN KEY" not in line and "foreign key" not in line
+    assert "Busy" in [c["name"] for c in cli.json("tenant", "list")]
+    client(cli, "Idle")
+    cli.json("tenant", "delete", "Idle", "--yes")
+    assert "Idle" not in [c["name"] for c in cli.json("tenant", "list")]
