@@ -40,6 +40,7 @@ from cpaas_cli.catalog import service as catalog
 from cpaas_cli.catalog import tree as tr
 from cpaas_cli.catalog.dictionary import MccmncError, mcc_country, normalise_mccmnc
 from cpaas_cli.catalog.vocab import sender_type_of
+from cpaas_cli.edr.interrupt import StopRequest
 from cpaas_cli.edr.models import DIRECTIONS, FINAL_STATUSES, STATUSES, Edr
 from cpaas_cli.errors import InvalidInput, NotFound, Problem
 from cpaas_cli.imports.readers import read_lists, read_rows
@@ -1364,16 +1365,23 @@ def _stored_external_ids(session: Session, exts: list[str]) -> set[str]:
 
 
 def ingest(
-    session: Session, path: str | Path, *, rate: bool = True, chunk: int = INGEST_CHUNK, check_first: bool = False
+    session: Session,
+    path: str | Path,
+    *,
+    rate: bool = True,
+    chunk: int = INGEST_CHUNK,
+    check_first: bool = False,
+    stop: StopRequest | None = None,
 ) -> dict[str, int]:
     """Ingest an EDR file (CSV, XLSX or JSONL). Commits per chunk; a chunk is
     validated whole before anything of it is written, and a bad row stops the
     run there (with ``check_first`` the whole file is validated before the
     first write). Rows whose external id is stored already are skipped, so a
     re-run after a fix or a crash inserts only what is missing. New rows are
-    rated in memory (unless ``rate`` is False) and written with their charges."""
+    rated in memory (unless ``rate`` is False) and written with their charges.
+    A ``stop`` asked for (Ctrl-C) ends the run before its next chunk (edr/interrupt.py)."""
     with _gc_paused(), _bulk_pragmas(session):
-        return _ingest(session, path, rate=rate, chunk=chunk, check_first=check_first)
+        return _ingest(session, path, rate=rate, chunk=chunk, check_first=check_first, stop=stop)
 
 
 # SQLite settings of the connection for a bulk run, put back after it. Neither
@@ -1504,7 +1512,9 @@ def _result_columns(decisions: list[en.Decision | None], now: datetime) -> dict[
     return dict(zip(RESULT_COLUMNS, values, strict=True))
 
 
-def _ingest(session: Session, path: str | Path, *, rate: bool, chunk: int, check_first: bool) -> dict[str, int]:
+def _ingest(
+    session: Session, path: str | Path, *, rate: bool, chunk: int, check_first: bool, stop: StopRequest | None
+) -> dict[str, int]:
     if check_first:
         validate_file(session, path)
     refs = _Refs(session)
@@ -1523,6 +1533,9 @@ def _ingest(session: Session, path: str | Path, *, rate: bool, chunk: int, check
     refs.before_query = settle
     try:
         for names, block in _blocks(path, chunk):
+            if stop is not None and stop.requested:
+                settle()
+                stop.check(out["inserted"])
             if out["read"]:  # the chunks before are committed (or their commit is under way)
                 first = block[0][0] if block else 0
                 outcome = (
