@@ -282,3 +282,30 @@ def test_tenant_delete_names_what_blocks_it(cli, tmp_path):
     client(cli, "Idle")
     cli.json("tenant", "delete", "Idle", "--yes")
     assert "Idle" not in [c["name"] for c in cli.json("tenant", "list")]
+
+
+@pytest.mark.parametrize("suffix", ["csv", "jsonl"])
+def test_edr_times_past_the_calendar_in_utc_are_row_problems(cli, tmp_path, suffix):
+    from tests.test_money_cli import edr_file, row, setup
+
+    setup(cli)
+    rows = [row(1), row(2, prepared_at="0001-01-01T00:00:00+05:00"), row(3, submitted_at="9999-12-31T23:00:00-05:00")]
+    if suffix == "jsonl":
+        f = edr_file(tmp_path / "e.jsonl", rows)
+    else:
+        f = tmp_path / "e.csv"
+        f.write_text(",".join(rows[0]) + "\n" + "".join(",".join(r.values()) + "\n" for r in rows), encoding="utf-8")
+    run = cli("edr", "ingest", str(f), expect=4)
+    assert "Traceback" not in run.stderr
+    first = 2 if suffix == "csv" else 1
+    assert f"row {first + 1}: prepared_at: out of range" in run.stderr
+    assert f"row {first + 2}: submitted_at: out of range" in run.stderr
+    assert cli.json("edr", "list") == []
+
+
+def test_huge_tax_rate_is_named_as_a_percentage(cli):
+    owner_le(cli)
+    client(cli)
+    base = ("agreement", "create", "AG", "--company", "Client A", "--currency", "EUR")
+    line = one_line(cli(*base, "--tax-rate", "1e400", expect=4))
+    assert "tax_rate: a tax rate is a percentage from 0 to 100, got '1e400'" in line

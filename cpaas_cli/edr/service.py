@@ -294,13 +294,15 @@ def parse_row(n: int, raw: dict[str, str], refs: _Refs, problems: list[Problem])
             continue
         try:
             v = _fromisoformat(t)
-        except ValueError:
-            problems.append(Problem(c, f"not an ISO 8601 time: {t!r}", n))
+            v = v.replace(tzinfo=UTC) if v.tzinfo is None else v if v.tzinfo is UTC else v.astimezone(UTC)
+        except (ValueError, OverflowError) as exc:
+            what = (
+                "out of range (before year 1 or after 9999 in UTC)"
+                if isinstance(exc, OverflowError)
+                else "not an ISO 8601 time"
+            )
+            problems.append(Problem(c, f"{what}: {t!r}", n))
             continue
-        if v.tzinfo is None:
-            v = v.replace(tzinfo=UTC)
-        elif v.tzinfo is not UTC:
-            v = v.astimezone(UTC)
         times[c] = v
         if first is None:
             first = v
@@ -469,7 +471,7 @@ def parse_columns(names: Sequence[str], rows: Sequence[Sequence[str]], refs: _Re
         for c in TIME_COLUMNS:
             texts = get(c)
             times[c] = [None] * n if texts is None else _utc_times(texts)
-    except (_Bad, ValueError):
+    except (_Bad, ValueError, OverflowError):  # the row path names the bad row and field
         return None
     given = [times[c] for c in _EVENT_TIME_ORDER if c in at]
     if given and None not in given[0]:
