@@ -309,3 +309,14 @@ def test_huge_tax_rate_is_named_as_a_percentage(cli):
     base = ("agreement", "create", "AG", "--company", "Client A", "--currency", "EUR")
     line = one_line(cli(*base, "--tax-rate", "1e400", expect=4))
     assert "tax_rate: a tax rate is a percentage from 0 to 100, got '1e400'" in line
+
+
+def test_huge_number_in_a_custom_field_is_a_row_problem(cli, tmp_path):
+    owner_le(cli)
+    client(cli)
+    cli.json("contacts", "field", "add", "Score", "--type", "number", "-c", "Client A")
+    f = tmp_path / "c.csv"
+    f.write_text("phone,score\n+34600000001,12\n+34600000002,1e400\n", encoding="utf-8")
+    args = ["contacts", "import", str(f), "-c", "Client A", "-g", "G", "--create-group", "-m", "phone=phone"]
+    line = one_line(cli(*args, "-m", "field:Score=score", expect=4))
+    assert "row 3:" in line and "'1e400' is out of range" in line
