@@ -320,3 +320,11 @@ def test_huge_number_in_a_custom_field_is_a_row_problem(cli, tmp_path):
     args = ["contacts", "import", str(f), "-c", "Client A", "-g", "G", "--create-group", "-m", "phone=phone"]
     line = one_line(cli(*args, "-m", "field:Score=score", expect=4))
     assert "row 3:" in line and "'1e400' is out of range" in line
+
+
+def test_config_file_not_utf8_is_one_line(db_url, tmp_path):
+    f = tmp_path / "cpaas.toml"
+    f.write_bytes(b'actor = "caf\xe9"\n')
+    run = _fresh("--config", str(f), "--db", db_url, "tenant", "list")
+    assert run.returncode == 4, run.stderr
+    assert run.stderr == "error: config file: cpaas.toml is not UTF-8 text (byte 0xe9 at offset 12); save it as UTF-8\n"
