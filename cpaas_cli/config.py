@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cpaas_cli.errors import InvalidInput
+from cpaas_cli.imports.textfile import read_utf8
 
 DEFAULT_DB_URL = "sqlite:///./cpaas.db"
 DEFAULT_CONFIG = "./cpaas.toml"
@@ -46,7 +47,7 @@ def load_settings(
     raw: dict[str, Any] = {}
     if path.exists():
         try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+            raw = tomllib.loads(read_utf8(path, "config file"))
         except tomllib.TOMLDecodeError as exc:
             raise InvalidInput(f"config file {path}: {exc}") from exc
     elif explicit:

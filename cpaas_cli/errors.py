@@ -19,6 +19,7 @@ class ExitCode(IntEnum):
     CONFLICT = 5
     UPSTREAM = 6
     INSUFFICIENT_CREDIT = 7
+    INTERRUPTED = 130  # Ctrl-C (SIGINT) stopped a bulk run; the shell's code for it
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,12 @@ class Upstream(CpaasError):
 
 class InsufficientCredit(CpaasError):
     exit_code = ExitCode.INSUFFICIENT_CREDIT
+
+
+class Interrupted(CpaasError):
+    """Ctrl-C stopped a bulk run; the message says what is stored (exit 130)."""
+
+    exit_code = ExitCode.INTERRUPTED
 
 
 def require(problems: list[Problem], what: str = "input") -> None:

@@ -21,6 +21,9 @@ import pycountry
 
 MICROS = 1_000_000
 _MICRO = Decimal("0.000001")
+MAX_MICROS = 2**63 - 1
+"""The largest amount a column can hold: a signed 64-bit count of micro-units."""
+MAX_AMOUNT = Decimal(MAX_MICROS) / MICROS  # 9223372036854.775807
 
 
 class MoneyError(ValueError):
@@ -30,7 +33,8 @@ class MoneyError(ValueError):
 def parse_amount(text: str | int | Decimal) -> Decimal:
     """Parse an amount given by a user ("12.5", "1,000.25" is refused).
 
-    At most six decimals; floats are refused so nothing inexact sneaks in.
+    At most six decimals and at most ``MAX_AMOUNT`` either way (a signed 64-bit
+    count of micro-units); floats are refused so nothing inexact sneaks in.
     """
     if isinstance(text, float):  # pragma: no cover - defensive
         raise MoneyError("amounts must not be floats")
@@ -46,9 +50,17 @@ def parse_amount(text: str | int | Decimal) -> Decimal:
             raise MoneyError(f"not a number: {raw!r}") from exc
     if not value.is_finite():
         raise MoneyError(f"not a finite amount: {text!r}")
+    if abs(value) > MAX_AMOUNT:  # checked before quantize, which fails past 28 digits
+        raise MoneyError(f"out of range: {_bounded(text)} (the maximum is {MAX_AMOUNT:,f})")
     if value != value.quantize(_MICRO):
         raise MoneyError(f"more than 6 decimals: {text!r}")
     return value
+
+
+def _bounded(text: object, limit: int = 40) -> str:
+    """An over-long number shortened for a message."""
+    raw = str(text).strip()
+    return raw if len(raw) <= limit else raw[: limit - 1] + "…"
 
 
 def to_micros(value: str | int | Decimal) -> int:

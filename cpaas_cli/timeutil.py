@@ -17,6 +17,29 @@ class TimeError(ValueError):
     pass
 
 
+FIRST_YEAR, LAST_YEAR = 2, 9998
+"""Times the tool computes with: a year of margin inside Python's datetime range
+(years 1..9999), so a zone's offset, a day or a billing period either side of
+a time never overflows. Not a business rule: commands that take business dates
+may accept a much narrower range."""
+
+
+def out_of_range(text: object) -> TimeError:
+    return TimeError(f"out of range: {str(text)[:40]!r} (times from {FIRST_YEAR:04d}-01-01 to {LAST_YEAR}-12-31 work)")
+
+
+def to_utc(value: datetime, text: object = None) -> datetime:
+    """An aware time as UTC, or TimeError when it (or its UTC) is outside
+    ``FIRST_YEAR``..``LAST_YEAR``, never an OverflowError."""
+    try:
+        out = value.astimezone(UTC)
+    except (OverflowError, ValueError) as exc:
+        raise out_of_range(value if text is None else text) from exc
+    if not FIRST_YEAR <= out.year <= LAST_YEAR:
+        raise out_of_range(value if text is None else text)
+    return out
+
+
 def zone(name: str) -> ZoneInfo:
     """Return the IANA zone or raise TimeError with a clear message."""
     if not name or name.strip() != name or name.startswith("/"):
@@ -50,7 +73,7 @@ def parse_time(text: str, tz: str = "UTC") -> datetime:
         return clock.now()
     if low == "today":
         local = clock.now().astimezone(zi).date()
-        return datetime(local.year, local.month, local.day, tzinfo=zi).astimezone(UTC)
+        return to_utc(datetime(local.year, local.month, local.day, tzinfo=zi), text)
     try:
         if len(raw) == 10:
             d = date.fromisoformat(raw)
@@ -61,12 +84,12 @@ def parse_time(text: str, tz: str = "UTC") -> datetime:
         raise TimeError(f"not an ISO 8601 time: {text!r}") from exc
     if value.tzinfo is None:
         if len(raw) == 10:  # a bare date: the first instant of that local day
-            return value.replace(tzinfo=zi).astimezone(UTC)
-        return local_to_utc(value, zi)
-    return value.astimezone(UTC)
+            return to_utc(value.replace(tzinfo=zi), text)
+        return local_to_utc(value, zi, text)
+    return to_utc(value, text)
 
 
-def local_to_utc(value: datetime, zi: ZoneInfo) -> datetime:
+def local_to_utc(value: datetime, zi: ZoneInfo, text: object = None) -> datetime:
     """A naive wall-clock time in ``zi`` as aware UTC: the one rule for local times.
 
     A time that does not exist (skipped when the clocks go forward) is refused
@@ -74,7 +97,7 @@ def local_to_utc(value: datetime, zi: ZoneInfo) -> datetime:
     the first of the two.
     """
     before = value.replace(tzinfo=zi, fold=0)
-    result = before.astimezone(UTC)
+    result = to_utc(before, value if text is None else text)  # TimeError, never an overflow, at year 1 or 9999
     if result.astimezone(zi).replace(tzinfo=None) == value:
         return result
     start, end = _gap(value, zi)
@@ -104,9 +127,12 @@ def _gap(value: datetime, zi: ZoneInfo) -> tuple[datetime, datetime]:
 
 def parse_date(text: str) -> date:
     try:
-        return date.fromisoformat((text or "").strip())
+        value = date.fromisoformat((text or "").strip())
     except ValueError as exc:
         raise TimeError(f"not an ISO date (YYYY-MM-DD): {text!r}") from exc
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise out_of_range(text)
+    return value
 
 
 def iso(value: datetime | None) -> str | None:

@@ -140,9 +140,14 @@ def validate_terms(t: Terms) -> list[Problem]:
 
 def parse_tax_rate(text: str | None) -> int:
     """A percentage ("20", "7.5") → percent × 1,000,000; 0-100, at most six decimals."""
-    value = to_micros(text if text not in (None, "") else "0")
+    try:
+        value = to_micros(text if text not in (None, "") else "0")
+    except MoneyError as exc:
+        if "out of range" not in str(exc):
+            raise
+        value = -1  # a huge number: named as a tax rate below, not against the money maximum
     if not 0 <= value <= 100_000_000:
-        raise MoneyError(f"a tax rate is a percentage from 0 to 100, got {text!r}")
+        raise MoneyError(f"a tax rate is a percentage from 0 to 100, got {str(text)[:40]!r}")
     return value
 
 

@@ -31,7 +31,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -66,7 +66,7 @@ from cpaas_cli.messaging import templates as tpl
 from cpaas_cli.messaging.segments import GSM7, UCS2, encoding_segments
 from cpaas_cli.money import format_micros
 from cpaas_cli.refs import by_ref
-from cpaas_cli.timeutil import TimeError, iso, local_to_utc, zone
+from cpaas_cli.timeutil import TimeError, iso, local_to_utc, to_utc, zone
 
 PAGE = 20_000
 ANY = frozenset(CAMPAIGN_STATES)
@@ -124,9 +124,9 @@ def resolve_local(text: str, tz: str) -> datetime:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "T", 1))
     except ValueError as exc:
         raise InvalidInput(str(Problem("at", f"not a time (YYYY-MM-DD HH:MM): {text!r}"))) from exc
-    if value.tzinfo is not None:
-        return value.astimezone(UTC)
     try:
+        if value.tzinfo is not None:
+            return to_utc(value, raw)
         return local_to_utc(value, zi)
     except TimeError as exc:
         problem = Problem("at", str(exc))

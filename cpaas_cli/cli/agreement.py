@@ -170,7 +170,7 @@ def create(
             agreement_date=_date(agreement_date, "--date"),
             effective_from=when(effective_from, "--from", tz),
             effective_from_tz=tz,
-            effective_till=when(effective_till, "--till", till_tz or tz),
+            effective_till=when(effective_till, "--till", till_tz or tz, "--till-tz" if till_tz else "--tz"),
             effective_till_tz=till_tz,
             description=description,
             version_code=version_code,

@@ -139,6 +139,17 @@ def _busy(text: str) -> None:
         )
 
 
+def _cannot_connect(text: str) -> None:
+    """One line for a connection the server refused (no role, no database, bad
+    password, nothing listening): never the "run db upgrade" hint."""
+    if not text.startswith(("connection failed:", "connection is bad:")):
+        return
+    reason = text.split(":", 1)[1].strip()
+    if "FATAL:" in reason:
+        reason = reason.rsplit("FATAL:", 1)[1].strip()
+    _fail(f"cannot connect: {reason}")
+
+
 def _driver_error(exc: Exception) -> None:
     """One line for an error raised by the driver itself: bulk paths (COPY, raw
     cursors) talk to psycopg or sqlite3 without SQLAlchemy's wrapping."""
@@ -153,6 +164,7 @@ def _driver_error(exc: Exception) -> None:
             _fail(f"invalid data: {text}", code=ExitCode.INVALID_INPUT)
         if isinstance(exc, mod.OperationalError | mod.ProgrammingError):
             _busy(text)
+            _cannot_connect(text)
             _fail(f"database error: {text}")
 
 
@@ -169,6 +181,7 @@ def _db_error(exc: Exception) -> None:
         _fail(f"invalid data: {text}", code=ExitCode.INVALID_INPUT)
     if isinstance(exc, sa_exc.OperationalError):
         _busy(text)
+        _cannot_connect(text)
         hint = " (run `cpaas db upgrade`)" if "no such table" in text or "does not exist" in text else ""
         _fail(f"database error: {text}{hint}")
     if isinstance(exc, sa_exc.ProgrammingError):

@@ -16,7 +16,7 @@ from cpaas_cli import files
 from cpaas_cli.cli.output import Fmt, render, terminal_safe
 from cpaas_cli.config import Settings, load_settings
 from cpaas_cli.errors import InvalidInput, Problem
-from cpaas_cli.timeutil import TimeError, parse_time
+from cpaas_cli.timeutil import TimeError, parse_time, zone
 
 if TYPE_CHECKING:
     from sqlmodel import Session
@@ -87,10 +87,15 @@ def say(ctx: typer.Context, message: str) -> None:
         sys.stderr.write("\n".join(terminal_safe(line) for line in lines) + "\n")
 
 
-def when(text: str | None, field: str, tz: str = "UTC") -> datetime | None:
-    """Parse a time option; a bad value is InvalidInput naming the option."""
+def when(text: str | None, field: str, tz: str = "UTC", tz_field: str = "--tz") -> datetime | None:
+    """Parse a time option; a bad value is InvalidInput naming the option (a bad
+    zone names ``tz_field``, the option that gave it)."""
     if text is None:
         return None
+    try:
+        zone(tz)
+    except TimeError as exc:
+        raise InvalidInput(str(Problem(tz_field, str(exc))), problems=[Problem(tz_field, str(exc))]) from exc
     try:
         return parse_time(text, tz)
     except TimeError as exc:

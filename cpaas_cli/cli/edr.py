@@ -9,6 +9,8 @@ import typer
 from cpaas_cli.agreements import service as agreements
 from cpaas_cli.cli.context import OutputOpt, emit, say, session, when
 from cpaas_cli.edr import service as edrs
+from cpaas_cli.edr.interrupt import HARD_STOP, StopRequest, hard_interrupt
+from cpaas_cli.errors import Interrupted
 from cpaas_cli.refs import by_ref
 from cpaas_cli.tenancy.models import Company
 
@@ -54,10 +56,18 @@ def ingest(
     characters, country 2, ...) is refused. Each chunk is validated whole
     before it is written and commits on its own; a bad row stops the run at
     its chunk (use --check-first to validate the whole file before any write).
-    A re-run skips what is stored already.
+    A re-run skips what is stored already. Ctrl-C stops before the next chunk
+    (again: at once) and says how many rows are stored (exit 130).
     """
-    with session(ctx) as s:
-        result = edrs.ingest(s, file, rate=rate, chunk=chunk, check_first=check_first)
+    try:
+        with StopRequest(lambda text: say(ctx, text)) as stop, session(ctx) as s:
+            result = edrs.ingest(s, file, rate=rate, chunk=chunk, check_first=check_first, stop=stop)
+    except Exception as exc:
+        if hard_interrupt(exc):  # an error raised while a second Ctrl-C unwound
+            raise Interrupted(HARD_STOP) from None
+        raise
+    except KeyboardInterrupt:
+        raise Interrupted(HARD_STOP) from None
     say(ctx, f"{result['inserted']} EDRs stored, {result['skipped']} already present")
     emit(ctx, result, output=output)
 

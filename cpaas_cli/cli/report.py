@@ -16,6 +16,7 @@ from cpaas_cli.cli.output import terminal_safe
 from cpaas_cli.db.engine import get_engine
 from cpaas_cli.edr.export import EdrFilter
 from cpaas_cli.errors import InvalidInput, NotFound
+from cpaas_cli.imports.textfile import read_utf8
 from cpaas_cli.refs import by_ref
 from cpaas_cli.reports import charts, sandbox, saved
 from cpaas_cli.reports import summary as sm
@@ -188,10 +189,7 @@ def define_cmd(
     output: OutputOpt = None,
 ) -> None:
     """Save a SQL report template with typed parameters."""
-    try:
-        text = sql.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInput(f"--sql: {exc}") from exc
+    text = read_utf8(sql, "--sql")
     with session(ctx) as s:
         data = saved.define(
             s,

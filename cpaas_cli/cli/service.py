@@ -17,6 +17,7 @@ from cpaas_cli.catalog import tree as tr
 from cpaas_cli.cli.context import ForceOpt, OutputOpt, emit, out_target, say, session, state, when
 from cpaas_cli.cli.output import Fmt, terminal_safe
 from cpaas_cli.errors import InvalidInput
+from cpaas_cli.imports.textfile import guarded, load_yaml, read_utf8
 
 app = typer.Typer(no_args_is_help=True)
 scope_app = typer.Typer(no_args_is_help=True)
@@ -197,11 +198,11 @@ def scope_update(
 def _read_doc(path: Path):
     if not path.exists():
         raise InvalidInput(f"file {str(path)!r} does not exist")
-    text = path.read_text(encoding="utf-8-sig")
+    text = read_utf8(path, "tree file")
     try:
         if path.suffix.lower() == ".json":
-            return json.loads(text)
-        return yaml.safe_load(text)
+            return guarded(json.loads, text, path.name)
+        return load_yaml(text, path.name)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise InvalidInput(f"{path.name}: cannot parse: {exc}") from exc
 

@@ -95,6 +95,10 @@ def senders(texts: Iterable[str]) -> list[str]:
     return out
 
 
+MAX_NUMBER = Decimal("1e300")
+"""The largest custom-field number (a JSON number, read back as a float)."""
+
+
 def parse_value(data_type: str, text: str) -> Any:
     """A custom field cell to its JSON value; ValueError with the reason."""
     value = text.strip()
@@ -107,6 +111,8 @@ def parse_value(data_type: str, text: str) -> Any:
             raise ValueError(f"{text!r} is not a number") from None
         if not number.is_finite():
             raise ValueError(f"{text!r} is not a number")
+        if abs(number) > MAX_NUMBER:  # a float would turn it into infinity (which JSON cannot hold)
+            raise ValueError(f"{value[:40]!r} is out of range (at most {MAX_NUMBER:E} either way)")
         return int(number) if number == number.to_integral_value() and abs(number) < 2**53 else float(number)
     if data_type == "date":
         try:

@@ -1,6 +1,8 @@
 """Engine and session factory.
 
 SQLite runs in WAL mode with foreign keys on; PostgreSQL through psycopg 3.
+A URL that cannot be used (not parsable, a bad port, another backend) is a
+CpaasError, exit 1, as a database that cannot be reached is.
 """
 
 from __future__ import annotations
@@ -46,14 +48,18 @@ def get_engine(url: str) -> Engine:
     try:
         parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError as exc:
-        raise InvalidInput(f"database URL is not valid: {exc}") from exc
+        raise CpaasError(f"database URL is not valid: {exc}") from exc
+    except ValueError as exc:  # a port that is not a number (the URL is not echoed: it may hold a password)
+        raise CpaasError("database URL is not valid: the port must be a number from 1 to 65535") from exc
+    if parsed.port is not None and not 1 <= parsed.port <= 65535:
+        raise CpaasError("database URL is not valid: the port must be a number from 1 to 65535")
     if parsed.get_backend_name() == "sqlite":
         engine = sa.create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
     elif parsed.get_backend_name() == "postgresql":
         engine = sa.create_engine(url, pool_pre_ping=True)
     else:
-        raise InvalidInput(f"unsupported database backend {parsed.get_backend_name()!r}")
+        raise CpaasError(f"unsupported database backend {parsed.get_backend_name()!r} (use sqlite or postgresql)")
     _ENGINES[url] = engine
     return engine
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from cpaas_cli.errors import Upstream
+
 Ticket = int
 
 
@@ -144,6 +146,11 @@ class GatewayStats:
     extra: dict[str, int] = field(default_factory=dict)
 
 
+class CredentialsRefused(Upstream):
+    """The vendor refused the bind's credentials (system_id, password): an
+    operator must act; the gateway waits long before it binds again."""
+
+
 @runtime_checkable
 class Gateway(Protocol):
     name: str
@@ -154,8 +161,10 @@ class Gateway(Protocol):
         """True while bound (after a lost link, ``poll`` binds again with back-off)."""
 
     def open(self) -> None:
-        """Connect and bind; raises ``Upstream`` when the first bind fails (the
-        gateway still wants the link: ``poll`` keeps trying with back-off)."""
+        """Connect and bind; raises ``Upstream`` (``CredentialsRefused`` for bad
+        credentials) when the first bind fails, without logging it: the caller
+        reports it (the gateway still wants the link: ``poll`` keeps trying
+        with back-off, and logs those later failures itself)."""
 
     def close(self) -> None:
         """Unbind and disconnect; queued and unacknowledged messages stay in ``pending()``."""

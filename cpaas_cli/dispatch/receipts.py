@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from cpaas_cli.errors import InvalidInput, Problem
+from cpaas_cli.imports.textfile import load_yaml, read_utf8
 
 # Our receipt statuses. The first five are final; "enroute" is an interim report.
 DELIVERED, UNDELIVERED, EXPIRED, REJECTED, UNKNOWN, ENROUTE = (
@@ -252,9 +253,7 @@ class StatusMap:
         """Read a JSON or YAML file (YAML is a superset, so one parser does both)."""
         p = Path(path)
         try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise InvalidInput(f"--status-map: cannot read {p}: {exc.strerror}") from exc
+            data = load_yaml(read_utf8(p, "--status-map"), f"--status-map: {p.name}")
         except yaml.YAMLError as exc:
             raise InvalidInput(f"--status-map: {p} is neither JSON nor YAML: {exc}") from exc
         return cls.from_dict(data, source=str(p.name))

@@ -43,6 +43,7 @@ import smpplib.smpp
 
 from cpaas_cli.dispatch.deliver_pdu import inbound_event
 from cpaas_cli.dispatch.gateway import (
+    CredentialsRefused,
     DeliveryReceipt,
     Event,
     GatewayStats,
@@ -157,13 +158,14 @@ class SmppGateway:
         return self._client is not None
 
     def open(self) -> None:
-        """Connect and bind now; raises Upstream if that fails. Later drops
-        reconnect by themselves inside ``poll``."""
+        """Connect and bind now; raises Upstream if that fails (the caller
+        reports it: not logged here). Later drops reconnect by themselves
+        inside ``poll``."""
         self._wanted = True
         try:
             self._connect()
         except Upstream:
-            self._next_connect = self._clock() + self._bind_delay()
+            self._next_connect = self._clock() + self._bind_delay(alert=False)
             raise
 
     def close(self) -> None:
@@ -211,7 +213,7 @@ class SmppGateway:
             if status in AUTH_STATUSES:
                 self._auth_failed = status_name(status)
                 self.stats.extra["auth_failures"] = self.stats.extra.get("auth_failures", 0) + 1
-                raise Upstream(
+                raise CredentialsRefused(
                     f"connection {s.name!r}: bind refused by {where}: {status_name(status)}; "
                     f"next bind in {s.auth_retry_after:g}s (check system_id and password)"
                 ) from exc
@@ -228,12 +230,15 @@ class SmppGateway:
         self._reconnect.reset()
         self.stats.connects += 1
 
-    def _bind_delay(self) -> float:
+    def _bind_delay(self, *, alert: bool = True) -> float:
         """Seconds until the next bind: the network back-off, or the long pause
-        after refused credentials (a vendor locks an account that keeps trying)."""
+        after refused credentials (a vendor locks an account that keeps trying;
+        logged as an error unless ``alert`` is False)."""
         if self._auth_failed is None:
             return self._reconnect.next()
         s = self.settings
+        if not alert:
+            return s.auth_retry_after
         log.error(
             "connection %r: the SMSC refused the credentials (%s); next bind in %gs",
             s.name,

@@ -206,8 +206,10 @@ class Worker:
                 gateway.close()
                 raise  # --once (cron, CI) reports the bind error and exits
             # Long-running: nothing is claimed (or charged) until the link is up;
-            # the gateway binds again with back-off inside poll().
-            log.warning("worker %s: %s; binding again with back-off", self.name, exc.message)
+            # the gateway binds again with back-off inside poll(). Refused
+            # credentials are an error (an operator must act), not a warning.
+            level = logging.ERROR if isinstance(exc, gw.CredentialsRefused) else logging.WARNING
+            log.log(level, "worker %s: %s; binding again with back-off", self.name, exc.message)
         last_flush = last_activity = time.monotonic()
         exhausted = False
         try:

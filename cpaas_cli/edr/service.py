@@ -42,6 +42,7 @@ from cpaas_cli.catalog.dictionary import MccmncError, mcc_country, normalise_mcc
 from cpaas_cli.catalog.vocab import sender_type_of
 from cpaas_cli.db import locking
 from cpaas_cli.db.checks import text_problem
+from cpaas_cli.edr.interrupt import StopRequest
 from cpaas_cli.edr.models import DIRECTIONS, FINAL_STATUSES, STATUSES, Edr
 from cpaas_cli.errors import InvalidInput, NotFound, Problem
 from cpaas_cli.imports.readers import read_lists, read_rows
@@ -295,13 +296,15 @@ def parse_row(n: int, raw: dict[str, str], refs: _Refs, problems: list[Problem])
             continue
         try:
             v = _fromisoformat(t)
-        except ValueError:
-            problems.append(Problem(c, f"not an ISO 8601 time: {t!r}", n))
+            v = v.replace(tzinfo=UTC) if v.tzinfo is None else v if v.tzinfo is UTC else v.astimezone(UTC)
+        except (ValueError, OverflowError) as exc:
+            what = (
+                "out of range (before year 1 or after 9999 in UTC)"
+                if isinstance(exc, OverflowError)
+                else "not an ISO 8601 time"
+            )
+            problems.append(Problem(c, f"{what}: {t!r}", n))
             continue
-        if v.tzinfo is None:
-            v = v.replace(tzinfo=UTC)
-        elif v.tzinfo is not UTC:
-            v = v.astimezone(UTC)
         times[c] = v
         if first is None:
             first = v
@@ -472,7 +475,7 @@ def parse_columns(names: Sequence[str], rows: Sequence[Sequence[str]], refs: _Re
         for c in TIME_COLUMNS:
             texts = get(c)
             times[c] = [None] * n if texts is None else _utc_times(texts)
-    except (_Bad, ValueError):
+    except (_Bad, ValueError, OverflowError):  # the row path names the bad row and field
         return None
     given = [times[c] for c in _EVENT_TIME_ORDER if c in at]
     if given and None not in given[0]:
@@ -1368,16 +1371,23 @@ def _stored_external_ids(session: Session, exts: list[str]) -> set[str]:
 
 
 def ingest(
-    session: Session, path: str | Path, *, rate: bool = True, chunk: int = INGEST_CHUNK, check_first: bool = False
+    session: Session,
+    path: str | Path,
+    *,
+    rate: bool = True,
+    chunk: int = INGEST_CHUNK,
+    check_first: bool = False,
+    stop: StopRequest | None = None,
 ) -> dict[str, int]:
     """Ingest an EDR file (CSV, XLSX or JSONL). Commits per chunk; a chunk is
     validated whole before anything of it is written, and a bad row stops the
     run there (with ``check_first`` the whole file is validated before the
     first write). Rows whose external id is stored already are skipped, so a
     re-run after a fix or a crash inserts only what is missing. New rows are
-    rated in memory (unless ``rate`` is False) and written with their charges."""
+    rated in memory (unless ``rate`` is False) and written with their charges.
+    A ``stop`` asked for (Ctrl-C) ends the run before its next chunk (edr/interrupt.py)."""
     with _gc_paused(), _bulk_pragmas(session):
-        return _ingest(session, path, rate=rate, chunk=chunk, check_first=check_first)
+        return _ingest(session, path, rate=rate, chunk=chunk, check_first=check_first, stop=stop)
 
 
 # SQLite settings of the connection for a bulk run, put back after it. Neither
@@ -1508,7 +1518,9 @@ def _result_columns(decisions: list[en.Decision | None], now: datetime) -> dict[
     return dict(zip(RESULT_COLUMNS, values, strict=True))
 
 
-def _ingest(session: Session, path: str | Path, *, rate: bool, chunk: int, check_first: bool) -> dict[str, int]:
+def _ingest(
+    session: Session, path: str | Path, *, rate: bool, chunk: int, check_first: bool, stop: StopRequest | None
+) -> dict[str, int]:
     if check_first:
         validate_file(session, path)
     refs = _Refs(session)
@@ -1527,6 +1539,9 @@ def _ingest(session: Session, path: str | Path, *, rate: bool, chunk: int, check
     refs.before_query = settle
     try:
         for names, block in _blocks(path, chunk):
+            if stop is not None and stop.requested:
+                settle()
+                stop.check(out["inserted"])
             if out["read"]:  # the chunks before are committed (or their commit is under way)
                 first = block[0][0] if block else 0
                 outcome = (

@@ -16,13 +16,20 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import IO
 
-from cpaas_cli.errors import InvalidInput
+from cpaas_cli.errors import InvalidInput, Problem
 
 Row = tuple[int, dict[str, str]]
 
 CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
 XLSX_SUFFIXES = {".xlsx", ".xlsm", ".xls", ".ods"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
+
+MAX_FIELD_CHARS = 131_072
+"""The longest CSV cell an import accepts (Python's own default field limit)."""
+CSV_READ_LIMIT = 8 * MAX_FIELD_CHARS
+"""The csv module's field limit: a longer cell is read (bounded) and refused
+naming its column; a cell past this is refused naming its row only."""
+csv.field_size_limit(CSV_READ_LIMIT)
 
 
 def detect_encoding(path: Path) -> str:
@@ -78,22 +85,58 @@ def read_csv_lists(path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]
         delimiter = "\t" if path.suffix.lower() == ".tsv" else sniff_delimiter(sample)
         reader = csv.reader(fh, delimiter=delimiter)
         try:
-            names = _header(next(reader), path)
+            first = next(reader)
         except StopIteration:
             fh.close()
             return [], iter(())
+        except csv.Error as exc:
+            raise _csv_error(path, 1, exc) from exc
+        _check_lengths(path, 1, first, [])
+        names = _header(first, path)
     except BaseException:
         fh.close()
         raise
-    return names, _csv_lists(fh, reader, len(names))
+    return names, _csv_lists(path, fh, reader, names)
 
 
-def _csv_lists(fh: IO[str], reader: Iterator[list[str]], width: int) -> Iterator[tuple[int, list[str]]]:
+def _csv_error(path: Path, row: int, exc: csv.Error) -> InvalidInput:
+    """A row the csv module cannot read (a cell past ``CSV_READ_LIMIT``) as one line."""
+    text = str(exc)
+    if "field limit" in text:
+        text = f"longer than {CSV_READ_LIMIT:,} characters (at most {MAX_FIELD_CHARS:,} are allowed)"
+    problem = Problem("a cell", text, row)
+    return InvalidInput(f"{path.name}: {problem}", problems=[problem])
+
+
+def _check_lengths(path: Path, row: int, values: list[str], names: list[str]) -> None:
+    """InvalidInput naming the row and column of a cell over ``MAX_FIELD_CHARS``."""
+    for i, v in enumerate(values):
+        if len(v) > MAX_FIELD_CHARS:
+            name = (names[i] if i < len(names) else "") or f"column {i + 1}"
+            problem = Problem(name, f"{len(v):,} characters, over the {MAX_FIELD_CHARS:,} allowed", row)
+            raise InvalidInput(f"{path.name}: {problem}", problems=[problem])
+
+
+def _csv_lists(
+    path: Path, fh: IO[str], reader: Iterator[list[str]], names: list[str]
+) -> Iterator[tuple[int, list[str]]]:
     strip, join = str.strip, "".join
+    width = len(names)
     with fh:
-        for number, values in enumerate(reader, start=2):
-            if not join(values).strip():
+        number = 1
+        while True:
+            number += 1
+            try:
+                values = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise _csv_error(path, number, exc) from exc
+            joined = join(values)
+            if not joined.strip():
                 continue
+            if len(joined) > MAX_FIELD_CHARS:  # a cell may be over the limit (a row this long is rare)
+                _check_lengths(path, number, values, names)
             values = list(map(strip, values))
             if len(values) != width:
                 if len(values) > width:
@@ -195,6 +238,8 @@ def read_jsonl(path: Path) -> Iterator[Row]:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise InvalidInput(f"{path.name}: line {number} is not JSON: {exc.msg}") from exc
+            except RecursionError:
+                raise InvalidInput(f"{path.name}: line {number} is nested too deeply") from None
             if not isinstance(obj, dict):
                 raise InvalidInput(f"{path.name}: line {number} is not a JSON object")
             yield number, {str(k): _cell(v) for k, v in obj.items()}

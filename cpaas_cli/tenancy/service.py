@@ -251,7 +251,8 @@ def set_enabled(session: Session, row: Company, enabled: bool) -> Company:
 def delete_company(session: Session, row: Company) -> dict[str, int]:
     """Delete a company with its legal entities, bank accounts and banks.
 
-    Refused when it is the owner, has companies under it or has agreements.
+    Refused when it is the owner, has companies under it, has agreements or
+    anything else refers to it (contacts, sender IDs, campaigns…: named).
     """
     from cpaas_cli.agreements.models import Agreement
 
@@ -267,6 +268,11 @@ def delete_company(session: Session, row: Company) -> dict[str, int]:
     )
     if agreements:
         raise Conflict(f"{row.name!r} has agreements ({', '.join(agreements)}); close them instead of deleting")
+    from cpaas_cli.tenancy.usage import blockers
+
+    blocked = blockers(session, row.id, handled={"company", "agreement", "bank", "bank_account", "legal_entity"})
+    if blocked:
+        raise Conflict(f"{row.name!r} still has {', '.join(blocked)}; delete those first, or disable the company")
     counts = {"bank_accounts": 0, "banks": 0, "legal_entities": 0}
     for acc in session.exec(select(BankAccount).where(BankAccount.company_id == row.id)):
         session.delete(acc)
