@@ -18,9 +18,10 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from cpaas_cli import __version__
+from cpaas_cli import __version__, timeutil
 from cpaas_cli.cli.context import AppState, state
 from cpaas_cli.cli.output import Fmt
+from cpaas_cli.config import date_range
 from cpaas_cli.errors import CpaasError, ExitCode
 
 # name → (kind, modules under cpaas_cli.cli to import, attribute of the first one, help)
@@ -220,7 +221,8 @@ def root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
-    ctx.obj = AppState(config=config, db=db, output=output, quiet=quiet, actor=actor)
+    ctx.obj = st = AppState(config=config, db=db, output=output, quiet=quiet, actor=actor)
+    timeutil.set_date_range(lambda: date_range(st.settings))  # read when a date is first checked
 
 
 def main() -> None:
