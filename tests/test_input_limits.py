@@ -8,6 +8,7 @@ import pytest
 
 from cpaas_cli.campaigns.service import resolve_local
 from cpaas_cli.errors import InvalidInput
+from cpaas_cli.messaging import sandbox, templates
 from tests.helpers import client, owner_le
 
 # ---------------------------------------------------------------- business dates
@@ -71,3 +72,78 @@ def test_range_is_configurable(acme, tmp_path):
     cfg.write_text('[limits]\nmin_date = "soon"\n')
     run = acme("--config", str(cfg), "invoice", "run", "--as-of", "2026-01-01", expect=4)
     assert "[limits] min_date must be a date" in run.stderr
+
+
+# ---------------------------------------------------------------- message templates
+
+NESTED = "{% for a in range(10**4) %}{% for b in range(10**4) %}x{% endfor %}{% endfor %}"
+
+
+@pytest.mark.parametrize(
+    ("text", "construct"),
+    [
+        (NESTED, "{% for %}"),
+        ("Hi\n{% for a in s %}{% for b in s %}{{ b }}{% endfor %}{% endfor %}", "{% for %}"),
+        ("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}", "{% macro %}"),
+        ("{% set a = s ~ s %}{% set b = a ~ a %}{{ b }}", "{% set %}"),
+        ("{% filter upper %}{{ s }}{% endfilter %}", "{% filter %}"),
+    ],
+)
+def test_loops_macros_and_set_are_refused_at_validation(text, construct):
+    with pytest.raises(InvalidInput) as err:
+        templates.validate(text, {"s"})
+    line = 2 if text.startswith("Hi\n") else 1
+    assert err.value.message == f"template: line {line}: {construct} is not allowed in a message template"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{{ s|center(10**9) }}",
+        "{{ s.center(10**9) }}",
+        "{{ s.ljust(10**9) }}",
+        "{{ s|replace('', s|center(40000)) }}",
+        "{{ s|truncate(10**9) }}",
+        "{{ '%999999999s' % s }}",
+    ],
+)
+def test_amplifying_expressions_are_refused(text):
+    with pytest.raises(InvalidInput, match="not allowed"):
+        templates.render(text, {"s": "abc"})
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("{{ range(100000)|map('string')|join }}", "No filter named '(map|join)'"),
+        ("{{ lipsum(10**6) }}", "unknown variable: lipsum"),
+        ("{{ s }}" + "x" * 40801, "at most 40800 characters"),
+    ],
+)
+def test_globals_and_iterating_filters_are_gone(text, reason):
+    with pytest.raises(InvalidInput, match=reason):
+        templates.validate(text, {"s"})
+
+
+def test_each_render_has_a_time_budget(monkeypatch):
+    monkeypatch.setattr(sandbox, "RENDER_SECONDS", -1.0)  # already over when it starts
+    with pytest.raises(InvalidInput, match=r"not allowed: rendering took longer than -1 s"):
+        templates.render("Hi {{ name|title }}", {"name": "ana"})
+
+
+def test_personalisation_still_works():
+    text = "Hi {{ name|title }}, {% if city %}{{ city|upper }}{% else %}-{% endif %} {{ code|default('none') }}"
+    assert templates.validate(text + " {{ note.strip() }}", {"name", "city", "code", "note"})
+    values = {"name": "ana", "city": "", "code": None, "note": " x "}
+    assert templates.render(text + " {{ note.strip() }}", values) == "Hi Ana, -  x"
+
+
+def test_campaign_with_a_nested_loop_template_is_refused(cli):
+    from tests.test_campaigns import setup
+
+    setup(cli)
+    text = "{% for a in range(300) %}{% for b in range(300) %}{% endfor %}{% endfor %}Hi"
+    run = cli("campaign", "create", "--company", "Client A", "--sender", "ACME", "--to", "34620111222",
+               "--text", text, expect=4)  # fmt: skip
+    assert run.stderr == "error: template: line 1: {% for %} is not allowed in a message template\n"
+    assert cli.json("campaign", "list") == []
