@@ -147,3 +147,25 @@ def test_campaign_with_a_nested_loop_template_is_refused(cli):
                "--text", text, expect=4)  # fmt: skip
     assert run.stderr == "error: template: line 1: {% for %} is not allowed in a message template\n"
     assert cli.json("campaign", "list") == []
+
+
+# ---------------------------------------------------------------- echoed values
+
+
+def test_error_lines_echo_at_most_80_characters_of_a_value(acme, tmp_path):
+    acme.json("contacts", "field", "add", "City", "-c", "Acme")
+    f = tmp_path / "long.csv"
+    f.write_text("Mobile,City\n" + "6" * 100_000 + ",Madrid\n+34612345678," + "M" * 100_000 + "\n")
+    run = acme("contacts", "import", str(f), "-c", "Acme", "-g", "G", "--create-group", "-m", "phone=Mobile",
+               "-m", "field:City=City", "--default-country", "ES", expect=4)  # fmt: skip
+    assert run.stderr.startswith("error: row 2: phone: ") and "'" + "6" * 80 + "…'" in run.stderr, run.stderr
+    assert "6" * 81 not in run.stderr and len(run.stderr) < 1000
+
+
+def test_bounded_cuts_quoted_values_and_long_messages():
+    from cpaas_cli.errors import MAX_MESSAGE, Problem
+
+    assert str(Problem("name", f"too long: {'a' * 500!r}", 3)) == f"row 3: name: too long: '{'a' * 80}…'"
+    assert InvalidInput(f"bad {'x' * 90!r} and {'y' * 5!r}").message == f"bad '{'x' * 80}…' and 'yyyyy'"
+    assert len(InvalidInput("z" * 10**7).message) == MAX_MESSAGE + 1
+    assert InvalidInput("short 'value'").message == "short 'value'"
