@@ -85,3 +85,28 @@ def date_range(settings: Settings) -> tuple[date, date]:
     if bounds[0] > bounds[1]:
         raise InvalidInput(f"{where}: [limits] min_date is after max_date")
     return bounds[0], bounds[1]
+
+
+def xlsx_limits(settings: Settings):
+    """``[limits]`` for workbooks: ``xlsx_inflated_mb``, ``xlsx_max_rows``,
+    ``xlsx_max_columns``, ``xlsx_memory_mb`` (positive numbers; defaults in
+    ``imports.limits.XlsxLimits``)."""
+    from cpaas_cli.imports.limits import XlsxLimits
+
+    limits = settings.section("limits")
+    where = f"config file {settings.config_path}" if settings.config_path else "config"
+    default = XlsxLimits()
+    values: dict[str, int] = {}
+    for key, attr, unit in (
+        ("xlsx_inflated_mb", "inflated_bytes", 1048576),
+        ("xlsx_max_rows", "max_rows", 1),
+        ("xlsx_max_columns", "max_columns", 1),
+        ("xlsx_memory_mb", "memory_bytes", 1048576),
+    ):
+        raw = limits.get(key)
+        if raw is None:
+            continue
+        if isinstance(raw, bool) or not isinstance(raw, int | float) or raw <= 0:
+            raise InvalidInput(f"{where}: [limits] {key} must be a positive number, got {raw!r}")
+        values[attr] = int(raw * unit)
+    return XlsxLimits(**{**default.__dict__, **values})

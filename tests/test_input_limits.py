@@ -4,10 +4,14 @@ workbooks refused before the XLSX reader can be made to crash or to eat memory."
 
 from __future__ import annotations
 
+import zipfile
+from pathlib import Path
+
 import pytest
 
 from cpaas_cli.campaigns.service import resolve_local
 from cpaas_cli.errors import InvalidInput
+from cpaas_cli.imports.readers import read_rows
 from cpaas_cli.messaging import sandbox, templates
 from tests.helpers import client, owner_le
 
@@ -169,3 +173,111 @@ def test_bounded_cuts_quoted_values_and_long_messages():
     assert InvalidInput(f"bad {'x' * 90!r} and {'y' * 5!r}").message == f"bad '{'x' * 80}…' and 'yyyyy'"
     assert len(InvalidInput("z" * 10**7).message) == MAX_MESSAGE + 1
     assert InvalidInput("short 'value'").message == "short 'value'"
+
+
+# ---------------------------------------------------------------- hostile workbooks
+
+_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+_R = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_P = "http://schemas.openxmlformats.org/package/2006/relationships"
+
+
+def workbook(path, sheet_data: str, *, dimension: str = "") -> str:
+    """A minimal XLSX written by hand (no library would write what an attacker does)."""
+    sheet = f'<?xml version="1.0"?><worksheet xmlns="{_NS}">{dimension}<sheetData>{sheet_data}</sheetData></worksheet>'
+    ct = "application/vnd.openxmlformats-officedocument.spreadsheetml"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+        z.writestr(
+            "[Content_Types].xml",
+            '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+            '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+            '<Default Extension="xml" ContentType="application/xml"/>'
+            f'<Override PartName="/xl/workbook.xml" ContentType="{ct}.sheet.main+xml"/>'
+            f'<Override PartName="/xl/worksheets/sheet1.xml" ContentType="{ct}.worksheet+xml"/></Types>',
+        )
+        z.writestr(
+            "_rels/.rels",
+            f'<?xml version="1.0"?><Relationships xmlns="{_P}"><Relationship Id="rId1" '
+            f'Type="{_R}/officeDocument" Target="xl/workbook.xml"/></Relationships>',
+        )
+        z.writestr(
+            "xl/workbook.xml",
+            f'<?xml version="1.0"?><workbook xmlns="{_NS}" xmlns:r="{_R}"><sheets>'
+            '<sheet name="Data" sheetId="1" r:id="rId1"/></sheets></workbook>',
+        )
+        z.writestr(
+            "xl/_rels/workbook.xml.rels",
+            f'<?xml version="1.0"?><Relationships xmlns="{_P}"><Relationship Id="rId1" '
+            f'Type="{_R}/worksheet" Target="worksheets/sheet1.xml"/></Relationships>',
+        )
+        z.writestr("xl/worksheets/sheet1.xml", sheet)
+    return str(path)
+
+
+def cell(ref: str, text: str) -> str:
+    return f'<c r="{ref}" t="inlineStr"><is><t>{text}</t></is></c>'
+
+
+HEADER = f'<row r="1">{cell("A1", "Mobile")}{cell("B1", "Name")}</row>'
+FAR = HEADER + f'<row r="2">{cell("A2", "34612345678")}</row><row r="1048576">{cell("XFD1048576", "x")}</row>'
+
+
+def import_contacts(cli, path, *extra, config=None, expect=4):
+    pre = ["--config", str(config)] if config else []
+    return cli(*pre, "contacts", "import", path, "-c", "Acme", "-g", "G", "--create-group", "-m", "phone=Mobile",
+               "-m", "first_name=Name", "--default-country", "ES", *extra, expect=expect)  # fmt: skip
+
+
+def test_a_cell_at_xfd1048576_is_one_error_line_for_every_importer(acme, tmp_path):
+    path = workbook(tmp_path / "far.xlsx", FAR)
+    assert Path(path).stat().st_size < 5000
+    for run in (import_contacts(acme, path), acme("tenant", "import", path, expect=4)):
+        assert run.stderr.startswith("error: far.xlsx: the workbook reader stopped (signal SIGABRT)"), run.stderr
+        assert len(run.stderr.splitlines()) == 1
+    assert acme.json("contacts", "list", "-c", "Acme") == []
+    # every importer reads workbooks through read_rows (rates, tenants, contacts, campaigns, EDR files)
+    with pytest.raises(InvalidInput, match="the workbook reader stopped"):
+        list(read_rows(path, sheet="Data"))
+    # a declared range that lies about the cells does not matter: the cells are what is read
+    liar = workbook(tmp_path / "dim.xlsx", HEADER, dimension='<dimension ref="A1:XFD1048576"/>')
+    assert list(read_rows(liar)) == []
+
+
+def test_the_sheet_range_and_row_count_are_limited(acme, tmp_path):
+    cfg = tmp_path / "cpaas.toml"
+    cfg.write_text("[limits]\nxlsx_max_rows = 1000\nxlsx_max_columns = 10\n")
+    rows = "".join(f'<row r="{n}">{cell(f"A{n}", f"346{n:08d}")}</row>' for n in range(2, 1503))
+    many = workbook(tmp_path / "many.xlsx", HEADER + rows)
+    run = import_contacts(acme, many, config=cfg)
+    assert run.stderr == "error: many.xlsx: a sheet has more than 1,000 rows ([limits] xlsx_max_rows)\n"
+    sparse = workbook(tmp_path / "sparse.xlsx", HEADER + f'<row r="5000">{cell("A5000", "34612345678")}</row>')
+    run = import_contacts(acme, sparse, config=cfg)
+    assert run.stderr.startswith("error: sparse.xlsx: the sheet spans 5,000 rows × 2 columns, over the limit")
+    wide = workbook(tmp_path / "wide.xlsx", HEADER + f'<row r="2">{cell("Z2", "x")}</row>')
+    run = import_contacts(acme, wide, config=cfg)
+    assert "spans 2 rows × 26 columns" in run.stderr
+    assert import_contacts(acme, sparse, "-o", "json", expect=0).json["inserted"] == 1  # the defaults allow it
+
+
+def test_the_unpacked_size_is_limited_not_only_the_file_size(acme, tmp_path):
+    big = "9" * 3_000_000  # compresses to a few KB
+    path = workbook(tmp_path / "big.xlsx", HEADER + f'<row r="2">{cell("A2", big)}</row>')
+    assert Path(path).stat().st_size < 20_000
+    cfg = tmp_path / "cpaas.toml"
+    cfg.write_text("[limits]\nxlsx_inflated_mb = 1\n")
+    run = import_contacts(acme, path, config=cfg)
+    assert (
+        run.stderr
+        == "error: big.xlsx: unpacks to 2.9 MB, over the 1.0 MB limit for a workbook ([limits] xlsx_inflated_mb)\n"
+    )
+    # within the unpacked limit, the cell is still longer than any spreadsheet cell: refused, echoed short
+    run = import_contacts(acme, path)
+    assert (
+        run.stderr
+        == "error: big.xlsx: row 2, column A: a cell of 3,000,000 characters, over the 32,767 a spreadsheet cell holds\n"
+    )
+
+
+def test_well_formed_workbooks_still_import(acme, tmp_path):
+    path = workbook(tmp_path / "ok.xlsx", HEADER + f'<row r="2">{cell("A2", "34612345678")}{cell("B2", "Ana")}</row>')
+    assert import_contacts(acme, path, "-o", "json", expect=0).json["inserted"] == 1

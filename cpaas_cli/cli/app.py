@@ -21,8 +21,9 @@ from typer.core import TyperCommand, TyperGroup
 from cpaas_cli import __version__, timeutil
 from cpaas_cli.cli.context import AppState, state
 from cpaas_cli.cli.output import Fmt
-from cpaas_cli.config import date_range
+from cpaas_cli.config import date_range, xlsx_limits
 from cpaas_cli.errors import CpaasError, ExitCode
+from cpaas_cli.imports import limits as import_limits
 
 # name → (kind, modules under cpaas_cli.cli to import, attribute of the first one, help)
 # Listed in the order `cpaas --help` shows them: the two top-level commands, then the groups.
@@ -223,6 +224,7 @@ def root(
 ) -> None:
     ctx.obj = st = AppState(config=config, db=db, output=output, quiet=quiet, actor=actor)
     timeutil.set_date_range(lambda: date_range(st.settings))  # read when a date is first checked
+    import_limits.set_provider(lambda: xlsx_limits(st.settings))  # read when a workbook is opened
 
 
 def main() -> None:

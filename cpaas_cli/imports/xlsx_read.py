@@ -1,0 +1,243 @@
+"""Reading a workbook that may be hostile: checked before it is unpacked, read in a child process.
+
+A workbook is a zip of XML parts, and its file size says little about what it
+unpacks to: 4.7 KB with one cell at XFD1048576 made the XLSX reader
+(python-calamine, which lays a sheet out as a dense grid) ask for 512 GB and
+abort the whole process; 208 KB held a 200 MB cell; 716 KB held 2.7 million
+rows and took 9 GB. So, before calamine sees the file:
+
+1. the zip's directory is read: the unpacked size of all its parts together
+   (``ZipInfo.file_size``) must stay within ``XlsxLimits.inflated_bytes``;
+2. every worksheet part is unpacked as a stream (nothing kept) and its rows
+   counted: no sheet may have more than ``max_rows`` rows. (This costs about
+   as much as unpacking: a tenth of calamine's own time.)
+
+Then calamine reads the sheet in a forked child process that cannot take the
+command down with it: its address space is capped (``memory_bytes`` more than
+the parent's), it writes no core file and its stderr goes nowhere; a sheet
+whose used range is over ``max_rows`` × ``max_columns`` or a cell over
+``cell_chars`` characters is refused there, and the rows come back over a pipe
+in batches (marshalled lists: cheaper to load than pickles; flow-controlled by the pipe). When the child dies
+(calamine aborts on an allocation it cannot get, or crashes), the parent says
+so in one error line (exit 4) instead of a core dump. Where ``fork`` does not
+exist the sheet is read in-process, after the same checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import marshal
+import os
+import re
+import signal
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from cpaas_cli.errors import CpaasError, InvalidInput
+from cpaas_cli.imports.limits import XlsxLimits, current
+
+Row = tuple[int, dict[str, str]]
+BATCH = 2000  # rows per message from the child
+_SHEET_PART = re.compile(r"xl/worksheets/[^/]+\.xml", re.IGNORECASE)
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1048576:.1f} MB" if n < 1 << 30 else f"{n / (1 << 30):.1f} GB"
+
+
+def inspect(path: Path, limits: XlsxLimits) -> None:
+    """Refuse a workbook whose parts unpack to too much or whose sheets have too many rows."""
+    try:
+        book = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise InvalidInput(f"{path.name}: not a readable workbook (damaged or truncated?): {exc}") from exc
+    with book:
+        infos = book.infolist()
+        inflated = sum(i.file_size for i in infos)
+        if inflated > limits.inflated_bytes:
+            raise InvalidInput(
+                f"{path.name}: unpacks to {_mb(inflated)}, over the {_mb(limits.inflated_bytes)} limit "
+                "for a workbook ([limits] xlsx_inflated_mb)"
+            )
+        for info in infos:
+            if _SHEET_PART.fullmatch(info.filename):
+                _check_rows(book, info, path, limits)
+
+
+def _check_rows(book: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, limits: XlsxLimits) -> None:
+    rows = 0
+    tail = b""
+    try:
+        with book.open(info) as part:
+            while chunk := part.read(1 << 20):
+                data = tail + chunk  # a "<row " cut in two is whole here, and not counted twice
+                rows += data.count(b"<row ") + data.count(b"<row>")
+                tail = data[-4:]
+                if rows > limits.max_rows:
+                    raise InvalidInput(
+                        f"{path.name}: a sheet has more than {limits.max_rows:,} rows ([limits] xlsx_max_rows)"
+                    )
+    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError) as exc:
+        raise InvalidInput(f"{path.name}: not a readable workbook (damaged or truncated?): {exc}") from exc
+
+
+def read_sheet(path: Path, sheet: str | int, limits: XlsxLimits | None = None) -> Iterator[Row]:
+    """Rows of one sheet as ``readers.read_rows`` yields them, read safely (see the module docstring)."""
+    limits = limits or current()
+    inspect(path, limits)
+    import multiprocessing
+
+    try:
+        ctx = multiprocessing.get_context("fork")
+    except ValueError:  # pragma: no cover - no fork (not Linux/macOS)
+        yield from _rows(_produce(path, sheet, limits))
+        return
+    import python_calamine  # noqa: F401 - loaded before the fork, not in the child
+
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_child, args=(send, path, sheet, limits), daemon=True)
+    child.start()
+    send.close()
+    try:
+        yield from _rows(_received(receive, child, path))
+    finally:
+        receive.close()
+        if child.is_alive():
+            child.kill()
+        child.join()
+
+
+def _received(receive: Any, child: Any, path: Path) -> Iterator[tuple[str, Any]]:
+    while True:
+        try:
+            message = marshal.loads(receive.recv_bytes())
+        except (EOFError, OSError):
+            child.join()
+            code = child.exitcode
+            if code is not None and code < 0:
+                try:
+                    why = f"signal {signal.Signals(-code).name}"
+                except ValueError:
+                    why = f"signal {-code}"
+            else:
+                why = f"exit {code}"
+            raise InvalidInput(
+                f"{path.name}: the workbook reader stopped ({why}): the sheet's used range is too large for "
+                "memory or the file is damaged; nothing was imported"
+            ) from None
+        yield message
+        if message[0] in ("end", "error"):
+            return
+
+
+def _rows(messages: Iterator[tuple[str, Any]]) -> Iterator[Row]:
+    header: list[str] = []
+    for kind, payload in messages:
+        if kind == "error":
+            raise InvalidInput(payload)
+        if kind == "header":
+            header = payload
+        elif kind == "rows":
+            for number, cells in payload:
+                yield number, {name: (cells[i] if i < len(cells) else "") for i, name in enumerate(header) if name}
+
+
+def _child(send: Any, path: Path, sheet: str | int, limits: XlsxLimits) -> None:
+    """The child: limits on itself, then the messages of _produce down the pipe."""
+    import resource
+
+    with contextlib.suppress(OSError, ValueError):
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        with open("/proc/self/statm") as fh:
+            used = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        cap = used + limits.memory_bytes
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    with contextlib.suppress(OSError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)  # a Rust panic writes a backtrace there
+    try:
+        for message in _produce(path, sheet, limits):
+            send.send_bytes(marshal.dumps(message))
+    except MemoryError:
+        why = f"{path.name}: the sheet needs more memory than the reader may use ([limits] xlsx_memory_mb)"
+        send.send_bytes(marshal.dumps(("error", why)))
+    except BrokenPipeError:  # the parent stopped reading
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            send.close()
+
+
+def _produce(path: Path, sheet: str | int, limits: XlsxLimits) -> Iterator[tuple[str, Any]]:
+    """("header", names), ("rows", [(number, cells)…])…, then ("end", None) or ("error", message)."""
+    from python_calamine import CalamineWorkbook
+
+    from cpaas_cli.imports.readers import cell_text, header_names
+
+    try:
+        book = CalamineWorkbook.from_path(str(path))
+        names = list(book.sheet_names)
+        if isinstance(sheet, int) and not 0 <= sheet < len(names) or isinstance(sheet, str) and sheet not in names:
+            shown = ", ".join(repr(n) for n in names) or "none"
+            yield "error", f"{path.name}: no sheet {sheet!r} (sheets: {shown})"
+            return
+        ws = book.get_sheet_by_index(sheet) if isinstance(sheet, int) else book.get_sheet_by_name(sheet)
+    except Exception as exc:
+        yield "error", f"{path.name}: not a readable workbook (damaged or truncated?): {_short(exc)}"
+        return
+    if ws.height > limits.max_rows or ws.width > limits.max_columns:
+        yield (
+            "error",
+            (
+                f"{path.name}: the sheet spans {ws.height:,} rows × {ws.width:,} columns, over the limit of "
+                f"{limits.max_rows:,} × {limits.max_columns:,} ([limits] xlsx_max_rows, xlsx_max_columns)"
+            ),
+        )
+        return
+    rows = iter(ws.iter_rows())
+    number = 1
+    try:
+        first = next(rows, None)
+        if first is None:
+            yield "end", None
+            return
+        yield "header", header_names([_checked(cell_text(v), 1, i, path, limits) for i, v in enumerate(first)], path)
+        batch: list[tuple[int, list[str]]] = []
+        for number, values in enumerate(rows, start=2):
+            cells = [cell_text(v) for v in values]
+            if not any(cells):
+                continue
+            for i, c in enumerate(cells):
+                if len(c) > limits.cell_chars:
+                    _checked(c, number, i, path, limits)
+            batch.append((number, cells))
+            if len(batch) >= BATCH:
+                yield "rows", batch
+                batch = []
+        if batch:
+            yield "rows", batch
+    except CpaasError as exc:
+        yield "error", exc.message
+        return
+    except Exception as exc:
+        yield "error", f"{path.name}: cannot read row {number} (damaged or truncated?): {_short(exc)}"
+        return
+    yield "end", None
+
+
+def _checked(text: str, row: int, col: int, path: Path, limits: XlsxLimits) -> str:
+    if len(text) > limits.cell_chars:
+        from cpaas_cli.imports.xlsx_stream import column_letter
+
+        raise InvalidInput(
+            f"{path.name}: row {row}, column {column_letter(col)}: a cell of {len(text):,} characters, "
+            f"over the {limits.cell_chars:,} a spreadsheet cell holds"
+        )
+    return text
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
