@@ -8,16 +8,18 @@ rows and took 9 GB. So, before calamine sees the file:
 
 1. the zip's directory is read: the unpacked size of all its parts together
    (``ZipInfo.file_size``) must stay within ``XlsxLimits.inflated_bytes``;
-2. every worksheet part is unpacked as a stream (nothing kept) and its rows
-   counted: no sheet may have more than ``max_rows`` rows. (This costs about
-   as much as unpacking: a tenth of calamine's own time.)
+2. every worksheet part (``xl/worksheets/*.xml``) is unpacked as a stream
+   (nothing kept) and its rows counted: no sheet may have more than
+   ``max_rows`` rows. (This costs about as much as unpacking: a tenth of
+   calamine's own time.)
 
 Then calamine reads the sheet in a forked child process that cannot take the
 command down with it: its address space is capped (``memory_bytes`` more than
 the parent's), it writes no core file and its stderr goes nowhere; a sheet
 whose used range is over ``max_rows`` × ``max_columns`` or a cell over
-``cell_chars`` characters is refused there, and the rows come back over a pipe
-in batches (marshalled lists: cheaper to load than pickles; flow-controlled by the pipe). When the child dies
+``cell_chars`` characters is refused there, and the rows come back over a
+pipe in batches (marshalled lists, cheaper to load than pickles; the pipe
+holds the child back while the command is busy). When the child dies
 (calamine aborts on an allocation it cannot get, or crashes), the parent says
 so in one error line (exit 4) instead of a core dump. Where ``fork`` does not
 exist the sheet is read in-process, after the same checks.
@@ -37,6 +39,7 @@ from typing import Any
 
 from cpaas_cli.errors import CpaasError, InvalidInput
 from cpaas_cli.imports.limits import XlsxLimits, current
+from cpaas_cli.imports.xlsx_stream import column_letter
 
 Row = tuple[int, dict[str, str]]
 BATCH = 2000  # rows per message from the child
@@ -48,7 +51,12 @@ def _mb(n: int) -> str:
 
 
 def inspect(path: Path, limits: XlsxLimits) -> None:
-    """Refuse a workbook whose parts unpack to too much or whose sheets have too many rows."""
+    """Refuse a workbook whose parts unpack to too much or whose sheets have too many rows.
+
+    Only zip workbooks (.xlsx, .xlsm, .ods) are inspected; an old binary .xls (or
+    a file that is no zip at all) goes to the reader in the child as it is."""
+    if not zipfile.is_zipfile(path):
+        return
     try:
         book = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
@@ -229,8 +237,6 @@ def _produce(path: Path, sheet: str | int, limits: XlsxLimits) -> Iterator[tuple
 
 def _checked(text: str, row: int, col: int, path: Path, limits: XlsxLimits) -> str:
     if len(text) > limits.cell_chars:
-        from cpaas_cli.imports.xlsx_stream import column_letter
-
         raise InvalidInput(
             f"{path.name}: row {row}, column {column_letter(col)}: a cell of {len(text):,} characters, "
             f"over the {limits.cell_chars:,} a spreadsheet cell holds"
