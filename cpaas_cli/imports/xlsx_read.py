@@ -43,6 +43,7 @@ from cpaas_cli.imports.xlsx_stream import column_letter
 
 Row = tuple[int, dict[str, str]]
 BATCH = 2000  # rows per message from the child
+PIPE_BYTES = 1 << 20  # pipe buffer: about ten batches of the child's read-ahead
 _SHEET_PART = re.compile(r"xl/worksheets/[^/]+\.xml", re.IGNORECASE)
 
 
@@ -105,6 +106,10 @@ def read_sheet(path: Path, sheet: str | int, limits: XlsxLimits | None = None) -
     import python_calamine  # noqa: F401 - loaded before the fork, not in the child
 
     receive, send = ctx.Pipe(duplex=False)
+    with contextlib.suppress(OSError, AttributeError, ValueError):  # room for the child to read ahead (Linux)
+        import fcntl
+
+        fcntl.fcntl(send.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
     child = ctx.Process(target=_child, args=(send, path, sheet, limits), daemon=True)
     child.start()
     send.close()
