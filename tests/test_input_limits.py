@@ -281,3 +281,20 @@ def test_the_unpacked_size_is_limited_not_only_the_file_size(acme, tmp_path):
 def test_well_formed_workbooks_still_import(acme, tmp_path):
     path = workbook(tmp_path / "ok.xlsx", HEADER + f'<row r="2">{cell("A2", "34612345678")}{cell("B2", "Ana")}</row>')
     assert import_contacts(acme, path, "-o", "json", expect=0).json["inserted"] == 1
+
+
+def test_only_plainly_safe_sheets_are_read_in_process(acme, tmp_path):
+    from cpaas_cli.imports import xlsx_read
+    from cpaas_cli.imports.limits import XlsxLimits
+
+    ok = workbook(tmp_path / "ok.xlsx", HEADER + f'<row r="2">{cell("A2", "34612345678")}{cell("B2", "Ana")}</row>')
+    far = workbook(tmp_path / "far.xlsx", FAR)
+    # cells without references: calamine places them one after the other; read in the child
+    bare = workbook(
+        tmp_path / "bare.xlsx",
+        '<row><c t="inlineStr"><is><t>Mobile</t></is></c><c t="inlineStr"><is><t>Name</t></is></c></row>'
+        '<row><c t="inlineStr"><is><t>34612345679</t></is></c><c t="inlineStr"><is><t>Bo</t></is></c></row>',
+    )
+    assert [xlsx_read.inspect(Path(p), XlsxLimits()) for p in (ok, far, bare)] == [True, False, False]
+    assert list(read_rows(bare)) == [(2, {"Mobile": "34612345679", "Name": "Bo"})]
+    assert import_contacts(acme, bare, "-o", "json", expect=0).json["inserted"] == 1

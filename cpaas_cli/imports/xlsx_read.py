@@ -1,4 +1,4 @@
-"""Reading a workbook that may be hostile: checked before it is unpacked, read in a child process.
+"""Reading a workbook that may be hostile: checked as it unpacks, read in a child process unless plainly safe.
 
 A workbook is a zip of XML parts, and its file size says little about what it
 unpacks to: 4.7 KB with one cell at XFD1048576 made the XLSX reader
@@ -10,18 +10,21 @@ rows and took 9 GB. So, before calamine sees the file:
    (``ZipInfo.file_size``) must stay within ``XlsxLimits.inflated_bytes``;
 2. every worksheet part (``xl/worksheets/*.xml``) is unpacked as a stream
    (nothing kept) and its rows counted: no sheet may have more than
-   ``max_rows`` rows. (This costs about as much as unpacking: a tenth of
-   calamine's own time.)
+   ``max_rows`` rows. (This costs about half of calamine's own time.)
 
-Then calamine reads the sheet in a forked child process that cannot take the
-command down with it: its address space is capped (``memory_bytes`` more than
-the parent's), it writes no core file and its stderr goes nowhere; a sheet
-whose used range is over ``max_rows`` × ``max_columns`` or a cell over
-``cell_chars`` characters is refused there, and the rows come back over a
-pipe in batches (marshalled lists, cheaper to load than pickles; the pipe
-holds the child back while the command is busy). When the child dies
-(calamine aborts on an allocation it cannot get, or crashes), the parent says
-so in one error line (exit 4) instead of a core dump. Where ``fork`` does not
+While unpacking, the cell references are read too: when every cell carries
+one (``<c r="B7"``) and the grid calamine would lay out (last row × last
+column) is small (``IN_PROCESS_CELLS``), the sheet is plainly safe and read
+in-process, as fast as before. Any other sheet (a far cell such as XFD1048576,
+cells without references, an .xls) is read by calamine in a forked child
+process that cannot take the command down with it: its address space is
+capped (``memory_bytes`` more than the parent's), it writes no core file and
+its stderr goes nowhere; a sheet whose used range is over ``max_rows`` ×
+``max_columns`` or a cell over ``cell_chars`` characters is refused there (and
+in-process alike), and the rows come back over a pipe in batches (marshalled
+lists, cheaper to load than pickles). When the child dies (calamine aborts on
+an allocation it cannot get, or crashes), the parent says so in one error
+line (exit 4) instead of a core dump. Where ``fork`` does not
 exist the sheet is read in-process, after the same checks.
 """
 
@@ -45,19 +48,23 @@ Row = tuple[int, dict[str, str]]
 BATCH = 5000  # rows per message from the child (fewer hand-overs between the processes)
 PIPE_BYTES = 1 << 20  # pipe buffer: a few batches of read-ahead for the child
 _SHEET_PART = re.compile(r"xl/worksheets/[^/]+\.xml", re.IGNORECASE)
+_CELL_ROW = re.compile(rb'<c r="[A-Z]{1,3}([1-9][0-9]{0,6})"')
+_CELL_COLUMN = re.compile(rb'<c r="([A-Z]{1,3})[1-9]')
+IN_PROCESS_CELLS = 8_000_000  # a grid calamine lays out in about 256 MB: read in-process
 
 
 def _mb(n: int) -> str:
     return f"{n / 1048576:.1f} MB" if n < 1 << 30 else f"{n / (1 << 30):.1f} GB"
 
 
-def inspect(path: Path, limits: XlsxLimits) -> None:
-    """Refuse a workbook whose parts unpack to too much or whose sheets have too many rows.
+def inspect(path: Path, limits: XlsxLimits) -> bool:
+    """Refuse a workbook whose parts unpack to too much or whose sheets are too large;
+    True when it is plainly safe to read in-process (see ``_scan_sheet``).
 
     Only zip workbooks (.xlsx, .xlsm, .ods) are inspected; an old binary .xls (or
     a file that is no zip at all) goes to the reader in the child as it is."""
     if not zipfile.is_zipfile(path):
-        return
+        return False
     try:
         book = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
@@ -70,37 +77,67 @@ def inspect(path: Path, limits: XlsxLimits) -> None:
                 f"{path.name}: unpacks to {_mb(inflated)}, over the {_mb(limits.inflated_bytes)} limit "
                 "for a workbook ([limits] xlsx_inflated_mb)"
             )
-        for info in infos:
-            if _SHEET_PART.fullmatch(info.filename):
-                _check_rows(book, info, path, limits)
+        sheets = [i for i in infos if _SHEET_PART.fullmatch(i.filename)]
+        safe = [_scan_sheet(book, info, path, limits) for info in sheets]
+    return bool(sheets) and all(safe)
 
 
-def _check_rows(book: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, limits: XlsxLimits) -> None:
-    rows = 0
+def _column_number(letters: bytes) -> int:
+    n = 0
+    for ch in letters:
+        n = n * 26 + ch - 64
+    return n
+
+
+def _scan_sheet(book: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, limits: XlsxLimits) -> bool:
+    """Count the rows of a sheet part (unpacked as a stream, nothing kept) and find the
+    extent of its cells from their references. True when every cell carries a plain
+    reference (``<c r="B7"``) and the grid calamine would lay out is small
+    (``IN_PROCESS_CELLS``): such a sheet is read in-process, any other in the child."""
+    rows = cells = refs = top = 0
+    letters: set[bytes] = set()
     tail = b""
     try:
         with book.open(info) as part:
-            while chunk := part.read(1 << 20):
-                data = tail + chunk  # a "<row " cut in two is whole here, and not counted twice
-                rows += data.count(b"<row ") + data.count(b"<row>")
-                tail = data[-4:]
+            while True:
+                chunk = part.read(1 << 20)
+                data = tail + chunk
+                # whole tags only: a tag cut at the end goes on to the next round (the tags
+                # looked for are under 32 bytes, so a "<" further back is complete here)
+                cut = data.rfind(b"<")
+                if not chunk or cut < 0 or len(data) - cut > 32:
+                    cut = len(data)
+                body, tail = data[:cut], data[cut:]
+                rows += body.count(b"<row ") + body.count(b"<row>")
+                cells += body.count(b"<c ") + body.count(b"<c>")
+                numbers = _CELL_ROW.findall(body)
+                refs += len(numbers)
+                if numbers:
+                    top = max(top, max(map(int, set(numbers))))
+                    letters.update(_CELL_COLUMN.findall(body))
                 if rows > limits.max_rows:
                     raise InvalidInput(
                         f"{path.name}: a sheet has more than {limits.max_rows:,} rows ([limits] xlsx_max_rows)"
                     )
+                if not chunk:
+                    break
     except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError) as exc:
         raise InvalidInput(f"{path.name}: not a readable workbook (damaged or truncated?): {exc}") from exc
+    width = max(map(_column_number, letters), default=0)
+    return cells == refs and top * width <= IN_PROCESS_CELLS
 
 
 def read_sheet(path: Path, sheet: str | int, limits: XlsxLimits | None = None) -> Iterator[Row]:
     """Rows of one sheet as ``readers.read_rows`` yields them, read safely (see the module docstring)."""
     limits = limits or current()
-    inspect(path, limits)
+    plainly_safe = inspect(path, limits)
     import multiprocessing
 
     try:
         ctx = multiprocessing.get_context("fork")
     except ValueError:  # pragma: no cover - no fork (not Linux/macOS)
+        plainly_safe = True
+    if plainly_safe:
         yield from _rows(_produce(path, sheet, limits))
         return
     import python_calamine  # noqa: F401 - loaded before the fork, not in the child
@@ -159,8 +196,10 @@ def _rows(messages: Iterator[tuple[str, Any]]) -> Iterator[Row]:
 
 def _child(send: Any, path: Path, sheet: str | int, limits: XlsxLimits) -> None:
     """The child: limits on itself, then the messages of _produce down the pipe."""
+    import faulthandler
     import resource
 
+    faulthandler.disable()  # an abort is reported by the parent, in one line
     with contextlib.suppress(OSError, ValueError):
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         with open("/proc/self/statm") as fh:
