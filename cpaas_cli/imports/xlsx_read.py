@@ -50,7 +50,10 @@ PIPE_BYTES = 1 << 20  # pipe buffer: a few batches of read-ahead for the child
 _SHEET_PART = re.compile(r"xl/worksheets/[^/]+\.xml", re.IGNORECASE)
 _CELL_ROW = re.compile(rb'<c r="[A-Z]{1,3}([1-9][0-9]{0,6})"')
 _CELL_COLUMN = re.compile(rb'<c r="([A-Z]{1,3})[1-9]')
-IN_PROCESS_CELLS = 8_000_000  # a grid calamine lays out in about 256 MB: read in-process
+_WIDE = re.compile(rb'<c r="[A-Z]{2}')  # a column past Z
+# a cell whose first attribute is not a plain reference (none, another first, or one past XFD9999999)
+_UNREFERENCED = re.compile(rb'<c(?:>|/>| (?!r="[A-Z]{1,3}[1-9][0-9]{0,6}"))')
+IN_PROCESS_CELLS = 32_000_000  # a grid calamine lays out in about 1 GB (32 bytes a cell): read in-process
 
 
 def _mb(n: int) -> str:
@@ -94,8 +97,9 @@ def _scan_sheet(book: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, limits
     extent of its cells from their references. True when every cell carries a plain
     reference (``<c r="B7"``) and the grid calamine would lay out is small
     (``IN_PROCESS_CELLS``): such a sheet is read in-process, any other in the child."""
-    rows = cells = refs = top = 0
-    letters: set[bytes] = set()
+    rows = top = 0
+    plain = True
+    letters: set[bytes] = {b"Z"}  # single letters: at most 26 columns, found without a per-cell look
     tail = b""
     try:
         with book.open(info) as part:
@@ -109,11 +113,12 @@ def _scan_sheet(book: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, limits
                     cut = len(data)
                 body, tail = data[:cut], data[cut:]
                 rows += body.count(b"<row ") + body.count(b"<row>")
-                cells += body.count(b"<c ") + body.count(b"<c>")
+                if plain and _UNREFERENCED.search(body):
+                    plain = False
                 numbers = _CELL_ROW.findall(body)
-                refs += len(numbers)
                 if numbers:
                     top = max(top, max(map(int, set(numbers))))
+                if _WIDE.search(body):
                     letters.update(_CELL_COLUMN.findall(body))
                 if rows > limits.max_rows:
                     raise InvalidInput(
@@ -124,7 +129,7 @@ def _scan_sheet(book: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, limits
     except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError) as exc:
         raise InvalidInput(f"{path.name}: not a readable workbook (damaged or truncated?): {exc}") from exc
     width = max(map(_column_number, letters), default=0)
-    return cells == refs and top * width <= IN_PROCESS_CELLS
+    return plain and top * width <= IN_PROCESS_CELLS
 
 
 def read_sheet(path: Path, sheet: str | int, limits: XlsxLimits | None = None) -> Iterator[Row]:
