@@ -266,8 +266,8 @@ def _produce(path: Path, sheet: str | int, limits: XlsxLimits) -> Iterator[tuple
             cells = [cell_text(v) for v in values]
             if not any(cells):
                 continue
-            for i, c in enumerate(cells):
-                if len(c) > limits.cell_chars:
+            if max(map(len, cells)) > limits.cell_chars:
+                for i, c in enumerate(cells):
                     _checked(c, number, i, path, limits)
             batch.append((number, cells))
             if len(batch) >= BATCH:
