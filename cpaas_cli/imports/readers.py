@@ -1,6 +1,7 @@
 """Reading tabular input files: CSV (delimiter sniffed; UTF-8 with or without
-BOM, UTF-16, Latin-1), XLSX (python-calamine, in a child process after the
-checks of ``imports.xlsx_read``) and JSONL.
+BOM, UTF-16, Latin-1), XLSX (python-calamine, after the checks of
+``imports.xlsx_read``, in a child process unless the sheet is plainly safe) and
+JSONL.
 
 Every reader yields ``(row_number, {column: text})`` where the row number is the
 one a person sees in a spreadsheet: the header is row 1, the first data row 2
@@ -134,8 +135,8 @@ def cell_text(value: object) -> str:
 
 def read_xlsx(path: Path, sheet: str | int = 0) -> Iterator[Row]:
     """Rows of one sheet (a name, or a 0-based index; default the first), read
-    after the workbook's unpacked size and row count are checked and in a child
-    process (see ``imports.xlsx_read``)."""
+    after the workbook's unpacked size, rows and cell extent are checked, in a
+    child process unless plainly safe (see ``imports.xlsx_read``)."""
     from cpaas_cli.imports.xlsx_read import read_sheet
 
     yield from read_sheet(path, sheet)
