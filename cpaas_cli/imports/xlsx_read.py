@@ -15,7 +15,7 @@ rows and took 9 GB. So, before calamine sees the file:
 While unpacking, the cell references are read too: when every cell carries
 one (``<c r="B7"``) and the grid calamine would lay out (last row × last
 column) is small (``IN_PROCESS_CELLS``), the sheet is plainly safe and read
-in-process, as fast as before. Any other sheet (a far cell such as XFD1048576,
+in-process (the scan is its only cost). Any other sheet (a far cell such as XFD1048576,
 cells without references, an .xls) is read by calamine in a forked child
 process that cannot take the command down with it: its address space is
 capped (``memory_bytes`` more than the parent's), it writes no core file and
