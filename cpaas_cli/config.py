@@ -6,6 +6,7 @@ import getpass
 import os
 import tomllib
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -71,3 +72,52 @@ def invoice_line_decimals(settings: Settings) -> int:
         where = f"config file {settings.config_path}" if settings.config_path else "config"
         raise InvalidInput(f"{where}: [invoice] line_decimals must be a whole number from 0 to 6, got {raw!r}")
     return raw
+
+
+def date_range(settings: Settings) -> tuple[date, date]:
+    """``[limits] min_date``/``max_date``: the accepted range of business dates
+    (default 2000-01-01 … 2100-12-31); a TOML date or an ISO date text."""
+    from cpaas_cli.timeutil import MAX_DATE, MIN_DATE
+
+    limits = settings.section("limits")
+    where = f"config file {settings.config_path}" if settings.config_path else "config"
+    bounds = []
+    for key, default in (("min_date", MIN_DATE), ("max_date", MAX_DATE)):
+        raw = limits.get(key, default)
+        value = raw if type(raw) is date else None
+        if isinstance(raw, str):
+            try:
+                value = date.fromisoformat(raw.strip())
+            except ValueError:
+                value = None
+        if value is None:
+            raise InvalidInput(f"{where}: [limits] {key} must be a date (YYYY-MM-DD), got {raw!r}")
+        bounds.append(value)
+    if bounds[0] > bounds[1]:
+        raise InvalidInput(f"{where}: [limits] min_date is after max_date")
+    return bounds[0], bounds[1]
+
+
+def xlsx_limits(settings: Settings):
+    """``[limits]`` for workbooks: ``xlsx_inflated_mb``, ``xlsx_max_rows``,
+    ``xlsx_max_columns``, ``xlsx_memory_mb`` (positive numbers; defaults in
+    ``imports.limits.XlsxLimits``)."""
+    from cpaas_cli.imports.limits import XlsxLimits
+
+    limits = settings.section("limits")
+    where = f"config file {settings.config_path}" if settings.config_path else "config"
+    default = XlsxLimits()
+    values: dict[str, int] = {}
+    for key, attr, unit in (
+        ("xlsx_inflated_mb", "inflated_bytes", 1048576),
+        ("xlsx_max_rows", "max_rows", 1),
+        ("xlsx_max_columns", "max_columns", 1),
+        ("xlsx_memory_mb", "memory_bytes", 1048576),
+    ):
+        raw = limits.get(key)
+        if raw is None:
+            continue
+        if isinstance(raw, bool) or not isinstance(raw, int | float) or raw <= 0:
+            raise InvalidInput(f"{where}: [limits] {key} must be a positive number, got {raw!r}")
+        values[attr] = int(raw * unit)
+    return XlsxLimits(**{**default.__dict__, **values})

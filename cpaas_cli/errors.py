@@ -6,8 +6,26 @@ as one line on stderr and exits with its code.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import IntEnum
+
+ECHO_CHARS = 80  # characters of an input value an error message repeats
+MAX_MESSAGE = 2000  # characters of a whole error message
+_N = ECHO_CHARS + 1
+_LONG_QUOTED = re.compile(rf"'(?:[^'\\\n]|\\.){{{_N},}}'|\"(?:[^\"\\\n]|\\.){{{_N},}}\"")
+
+
+def bounded(message: str) -> str:
+    """``message`` with every quoted value (a ``repr`` in it) cut to ``ECHO_CHARS``
+    characters and "…", and the whole cut at ``MAX_MESSAGE``: a hostile or
+    mistaken input (a 200 MB cell) is never echoed whole. The one place this is
+    done: every CpaasError and Problem message passes here."""
+    if len(message) <= ECHO_CHARS:
+        return message
+    cut = _LONG_QUOTED.sub(lambda m: m.group()[: ECHO_CHARS + 1] + "…" + m.group()[0], message[: 1 << 20])
+    message = cut + ("…" if len(message) > 1 << 20 else "")
+    return message if len(message) <= MAX_MESSAGE else message[:MAX_MESSAGE] + "…"
 
 
 class ExitCode(IntEnum):
@@ -30,6 +48,9 @@ class Problem:
     message: str
     row: int | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "message", bounded(self.message))
+
     def __str__(self) -> str:
         where = f"row {self.row}: " if self.row is not None else ""
         return f"{where}{self.field}: {self.message}"
@@ -42,6 +63,7 @@ class CpaasError(Exception):
     exit_code: ExitCode = ExitCode.ERROR
 
     def __init__(self, message: str, *, problems: list[Problem] | None = None):
+        message = bounded(message)
         super().__init__(message)
         self.message = message
         self.problems: list[Problem] = list(problems or [])

@@ -3,10 +3,17 @@
 Storage is always aware UTC. Users may type a time with an offset
 ("2026-01-01T00:00:00+01:00", "...Z"), or a local time that is read in the
 zone given next to it (``--tz``), or the words ``now``/``today``.
+
+Dates and times typed by a user are business dates (agreement terms,
+payments, invoice runs, schedules, exports): both parsers refuse a date
+outside a sane range (2000-01-01 … 2100-12-31 unless the config's
+``[limits] min_date``/``max_date`` say otherwise), so that a year typo such
+as 0026 is an error, not 730,000 daily invoices.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -38,6 +45,36 @@ def to_utc(value: datetime, text: object = None) -> datetime:
     if not FIRST_YEAR <= out.year <= LAST_YEAR:
         raise out_of_range(value if text is None else text)
     return out
+
+
+MIN_DATE = date(2000, 1, 1)
+MAX_DATE = date(2100, 12, 31)
+
+
+def _default_range() -> tuple[date, date]:
+    return MIN_DATE, MAX_DATE
+
+
+_date_range: Callable[[], tuple[date, date]] = _default_range
+
+
+def set_date_range(provider: Callable[[], tuple[date, date]] | None) -> None:
+    """Where the accepted range of business dates comes from (the CLI passes one
+    that reads the config lazily); None restores the defaults."""
+    global _date_range
+    _date_range = provider or _default_range
+
+
+def check_business_date(value: date | datetime) -> None:
+    """TimeError when the date (as typed: local, before any zone conversion) is out of range."""
+    low, high = _date_range()
+    day = value.date() if isinstance(value, datetime) else value
+    if day < low:
+        raise TimeError(
+            f"{day.isoformat()} is before {low.isoformat()}, the earliest accepted date ([limits] min_date)"
+        )
+    if day > high:
+        raise TimeError(f"{day.isoformat()} is after {high.isoformat()}, the latest accepted date ([limits] max_date)")
 
 
 def zone(name: str) -> ZoneInfo:
@@ -82,6 +119,7 @@ def parse_time(text: str, tz: str = "UTC") -> datetime:
             value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "T", 1))
     except ValueError as exc:
         raise TimeError(f"not an ISO 8601 time: {text!r}") from exc
+    check_business_date(value)
     if value.tzinfo is None:
         if len(raw) == 10:  # a bare date: the first instant of that local day
             return to_utc(value.replace(tzinfo=zi), text)
@@ -126,12 +164,14 @@ def _gap(value: datetime, zi: ZoneInfo) -> tuple[datetime, datetime]:
 
 
 def parse_date(text: str) -> date:
+    """An ISO date within the accepted range of business dates."""
     try:
         value = date.fromisoformat((text or "").strip())
     except ValueError as exc:
         raise TimeError(f"not an ISO date (YYYY-MM-DD): {text!r}") from exc
     if not FIRST_YEAR <= value.year <= LAST_YEAR:
         raise out_of_range(text)
+    check_business_date(value)
     return value
 
 

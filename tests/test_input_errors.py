@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import date
 
 import pytest
 import sqlalchemy as sa
@@ -179,6 +180,21 @@ def test_latin1_sql_file_names_file_and_offset(cli, tmp_path):
 # ---------------------------------------------------------------- times at the ends of the calendar
 
 
+@pytest.fixture
+def whole_calendar(tmp_path, monkeypatch):
+    """Business dates allowed from year 1 to 9999 ([limits], in process and for the
+    CLI), so that what is tested is the guard against the calendar's ends (no
+    OverflowError), not the business-date range (tests/test_input_limits.py)."""
+    from cpaas_cli import timeutil
+
+    cfg = tmp_path / "wide.toml"
+    cfg.write_text('[limits]\nmin_date = "0001-01-01"\nmax_date = "9999-12-31"\n')
+    monkeypatch.setenv("CPAAS_CONFIG", str(cfg))
+    timeutil.set_date_range(lambda: (date(1, 1, 1), date(9999, 12, 31)))
+    yield
+    timeutil.set_date_range(None)
+
+
 @pytest.mark.parametrize(
     ("text", "tz"),
     [
@@ -190,12 +206,12 @@ def test_latin1_sql_file_names_file_and_offset(cli, tmp_path):
         ("9999-12-31T23:59:59-05:00", "UTC"),
     ],
 )
-def test_time_at_year_1_or_9999_is_a_time_error(text, tz):
+def test_time_at_year_1_or_9999_is_a_time_error(text, tz, whole_calendar):
     with pytest.raises(TimeError, match="out of range"):
         parse_time(text, tz)
 
 
-def test_date_at_year_1_or_9999_is_a_time_error():
+def test_date_at_year_1_or_9999_is_a_time_error(whole_calendar):
     for text in ("0001-01-01", "9999-12-31"):
         with pytest.raises(TimeError, match="out of range"):
             parse_date(text)
@@ -214,7 +230,7 @@ def test_date_at_year_1_or_9999_is_a_time_error():
         ("fees", "run", "--as-of", "9999-12-31T23:00-05:00"),
     ],
 )  # fmt: skip
-def test_time_options_at_the_ends_of_the_calendar_are_exit_4_naming_the_option(cli, args):
+def test_time_options_at_the_ends_of_the_calendar_are_exit_4_naming_the_option(cli, args, whole_calendar):
     owner_le(cli)
     client(cli)
     line = one_line(cli(*args, expect=4))
@@ -223,7 +239,7 @@ def test_time_options_at_the_ends_of_the_calendar_are_exit_4_naming_the_option(c
 
 
 @pytest.mark.parametrize(("text", "tz"), [("0001-01-01 00:00", "Asia/Tokyo"), ("9999-12-31 23:00", "America/Lima")])
-def test_campaign_schedule_at_the_ends_of_the_calendar(text, tz):
+def test_campaign_schedule_at_the_ends_of_the_calendar(text, tz, whole_calendar):
     with pytest.raises(InvalidInput, match="^at: out of range"):
         resolve_local(text, tz)
 

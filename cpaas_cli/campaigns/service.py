@@ -66,7 +66,7 @@ from cpaas_cli.messaging import templates as tpl
 from cpaas_cli.messaging.segments import GSM7, UCS2, encoding_segments
 from cpaas_cli.money import format_micros
 from cpaas_cli.refs import by_ref
-from cpaas_cli.timeutil import TimeError, iso, local_to_utc, to_utc, zone
+from cpaas_cli.timeutil import TimeError, check_business_date, iso, local_to_utc, to_utc, zone
 
 PAGE = 20_000
 ANY = frozenset(CAMPAIGN_STATES)
@@ -122,6 +122,9 @@ def resolve_local(text: str, tz: str) -> datetime:
     raw = (text or "").strip()
     try:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "T", 1))
+        check_business_date(value)
+    except TimeError as exc:
+        raise InvalidInput(str(Problem("at", str(exc)))) from exc
     except ValueError as exc:
         raise InvalidInput(str(Problem("at", f"not a time (YYYY-MM-DD HH:MM): {text!r}"))) from exc
     try:

@@ -18,10 +18,12 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from cpaas_cli import __version__
+from cpaas_cli import __version__, timeutil
 from cpaas_cli.cli.context import AppState, state
 from cpaas_cli.cli.output import Fmt, terminal_safe
+from cpaas_cli.config import date_range, xlsx_limits
 from cpaas_cli.errors import CpaasError, ExitCode
+from cpaas_cli.imports import limits as import_limits
 
 # name → (kind, modules under cpaas_cli.cli to import, attribute of the first one, help)
 # Listed in the order `cpaas --help` shows them: the two top-level commands, then the groups.
@@ -278,7 +280,11 @@ def root(
     from cpaas_cli import files
 
     files.set_formula_guard(not raw_cells)
-    ctx.obj = AppState(config=config, db=db, output=output, quiet=quiet, actor=actor, secret_key_file=secret_key_file)
+    ctx.obj = st = AppState(
+        config=config, db=db, output=output, quiet=quiet, actor=actor, secret_key_file=secret_key_file
+    )
+    timeutil.set_date_range(lambda: date_range(st.settings))  # read when a date is first checked
+    import_limits.set_provider(lambda: xlsx_limits(st.settings))  # read when a workbook is opened
 
 
 def main() -> None:

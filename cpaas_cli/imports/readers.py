@@ -1,5 +1,7 @@
 """Reading tabular input files: CSV (delimiter sniffed; UTF-8 with or without
-BOM, UTF-16, Latin-1), XLSX (python-calamine, openpyxl as fallback) and JSONL.
+BOM, UTF-16, Latin-1), XLSX (python-calamine, after the checks of
+``imports.xlsx_read``, in a child process unless the sheet is plainly safe) and
+JSONL.
 
 Every reader yields ``(row_number, {column: text})`` where the row number is the
 one a person sees in a spreadsheet: the header is row 1, the first data row 2
@@ -57,7 +59,7 @@ def sniff_delimiter(sample: str) -> str:
         return ","
 
 
-def _header(names: list[str], path: Path) -> list[str]:
+def header_names(names: list[str], path: Path) -> list[str]:
     cleaned = [str(n or "").strip() for n in names]
     seen: set[str] = set()
     for n in cleaned:
@@ -92,7 +94,7 @@ def read_csv_lists(path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]
         except csv.Error as exc:
             raise _csv_error(path, 1, exc) from exc
         _check_lengths(path, 1, first, [])
-        names = _header(first, path)
+        names = header_names(first, path)
     except BaseException:
         fh.close()
         raise
@@ -157,7 +159,7 @@ def read_csv(path: Path) -> Iterator[Row]:
             yield number, {n: values[i] for i, n in named}
 
 
-def _cell(value: object) -> str:
+def cell_text(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -175,57 +177,12 @@ def _cell(value: object) -> str:
 
 
 def read_xlsx(path: Path, sheet: str | int = 0) -> Iterator[Row]:
-    """Rows of one sheet (a name, or a 0-based index; default the first)."""
-    try:
-        from python_calamine import CalamineWorkbook
-    except ImportError:  # pragma: no cover - calamine is a hard dependency
-        yield from _read_openpyxl(path, sheet)
-        return
-    try:
-        book = CalamineWorkbook.from_path(str(path))
-    except Exception as exc:
-        raise InvalidInput(f"{path.name}: not a readable workbook (damaged or truncated?): {_short(exc)}") from exc
-    names = list(book.sheet_names)
-    if isinstance(sheet, int) and not 0 <= sheet < len(names) or isinstance(sheet, str) and sheet not in names:
-        shown = ", ".join(repr(n) for n in names) or "none"
-        raise InvalidInput(f"{path.name}: no sheet {sheet!r} (sheets: {shown})")
-    try:
-        ws = book.get_sheet_by_index(sheet) if isinstance(sheet, int) else book.get_sheet_by_name(sheet)
-        rows = ws.iter_rows()
-    except InvalidInput:
-        raise
-    except Exception as exc:
-        raise InvalidInput(f"{path.name}: cannot read sheet {sheet!r} (damaged or truncated?): {_short(exc)}") from exc
-    try:
-        header = _header([_cell(v) for v in next(rows)], path)
-    except StopIteration:
-        return
-    for number, values in enumerate(rows, start=2):
-        cells = [_cell(v) for v in values]
-        if not any(cells):
-            continue
-        yield number, {name: (cells[i] if i < len(cells) else "") for i, name in enumerate(header) if name}
+    """Rows of one sheet (a name, or a 0-based index; default the first), read
+    after the workbook's unpacked size, rows and cell extent are checked, in a
+    child process unless plainly safe (see ``imports.xlsx_read``)."""
+    from cpaas_cli.imports.xlsx_read import read_sheet
 
-
-def _short(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
-def _read_openpyxl(path: Path, sheet: str | int) -> Iterator[Row]:
-    import openpyxl
-
-    book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    ws = book.worksheets[sheet] if isinstance(sheet, int) else book[sheet]
-    rows = ws.iter_rows(values_only=True)
-    try:
-        names = _header([_cell(v) for v in next(rows)], path)
-    except StopIteration:
-        return
-    for number, values in enumerate(rows, start=2):
-        cells = [_cell(v) for v in values]
-        if any(cells):
-            yield number, {n: (cells[i] if i < len(cells) else "") for i, n in enumerate(names) if n}
+    yield from read_sheet(path, sheet)
 
 
 def read_jsonl(path: Path) -> Iterator[Row]:
@@ -242,7 +199,7 @@ def read_jsonl(path: Path) -> Iterator[Row]:
                 raise InvalidInput(f"{path.name}: line {number} is nested too deeply") from None
             if not isinstance(obj, dict):
                 raise InvalidInput(f"{path.name}: line {number} is not a JSON object")
-            yield number, {str(k): _cell(v) for k, v in obj.items()}
+            yield number, {str(k): cell_text(v) for k, v in obj.items()}
 
 
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024

@@ -6,8 +6,9 @@ not provide are errors then, not at sending time.
 
 Rendering runs in jinja2's immutable sandbox with StrictUndefined (a missing
 value is an error, never an empty string), None renders as an empty string,
-and string/list repetition and powers are bounded so that a template cannot
-blow up memory.
+and the language is cut down so that no template can loop, blow up memory or
+spin: no loops, macros or ``set``, a short list of filters, bounded sizes and
+a time budget per render (see ``messaging.sandbox``).
 """
 
 from __future__ import annotations
@@ -19,13 +20,12 @@ from typing import Any
 
 from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, UndefinedError, meta
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from cpaas_cli.errors import InvalidInput, Problem
 from cpaas_cli.messaging import lookalike
+from cpaas_cli.messaging.sandbox import MAX_SOURCE, MessageEnvironment, refused_construct, render_bounded
 from cpaas_cli.messaging.segments import DEFAULT_CONCAT, Analysis, Concat, Encoding, Tally, analyse
 
-MAX_RENDERED = 255 * 160  # more than the longest concatenated message
 MAX_PROBLEMS = 50  # problems kept when counting many rows
 
 
@@ -33,20 +33,7 @@ def _finalize(value: Any) -> Any:
     return "" if value is None else value
 
 
-class _Env(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context, operator, left, right):
-        if operator == "*":
-            for seq, n in ((left, right), (right, left)):
-                if isinstance(seq, str | list | tuple) and isinstance(n, int) and len(seq) * n > MAX_RENDERED:
-                    raise SecurityError("repetition result too long")
-        if operator == "**" and isinstance(right, int | float) and abs(right) > 64:
-            raise SecurityError("exponent too large")
-        return super().call_binop(context, operator, left, right)
-
-
-ENV = _Env(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, finalize=_finalize)
+ENV = MessageEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, finalize=_finalize)
 
 
 def _syntax_problem(exc: TemplateSyntaxError) -> InvalidInput:
@@ -63,10 +50,21 @@ def variables(text: str) -> set[str]:
         raise _syntax_problem(exc) from exc
 
 
+def _refused(message: str) -> InvalidInput:
+    problem = Problem("template", message)
+    return InvalidInput(str(problem), problems=[problem])
+
+
 @lru_cache(maxsize=256)
 def compile_template(text: str) -> Template:
-    """The compiled template (cached); a syntax error or unknown filter is InvalidInput."""
+    """The compiled template (cached); a syntax error, unknown filter, a construct
+    the sandbox does not allow (loops, macros, set…) or an over-long text is InvalidInput."""
+    if len(text) > MAX_SOURCE:
+        raise _refused(f"a template is at most {MAX_SOURCE} characters, this one has {len(text)}")
     try:
+        refused = refused_construct(ENV.parse(text))
+        if refused:
+            raise _refused(f"line {refused[1]}: {refused[0]} is not allowed in a message template")
         return ENV.from_string(text)
     except TemplateSyntaxError as exc:  # TemplateAssertionError (unknown filter/test) included
         raise _syntax_problem(exc) from exc
@@ -92,18 +90,11 @@ def column_variable(name: str) -> str:
     return v
 
 
-def _render(tpl: Template, values: Mapping[str, Any]) -> str:
-    out = tpl.render(values)
-    if len(out) > MAX_RENDERED:
-        raise SecurityError(f"rendered text longer than {MAX_RENDERED} characters")
-    return out
-
-
 def render(template: str | Template, values: Mapping[str, Any], *, row: int | None = None) -> str:
     """The text for one recipient. A missing value or a failing expression is InvalidInput."""
     tpl = compile_template(template) if isinstance(template, str) else template
     try:
-        return _render(tpl, values)
+        return render_bounded(tpl, values)
     except UndefinedError as exc:
         problem = Problem("template", f"missing value: {exc.message}", row)
     except SecurityError as exc:
