@@ -48,7 +48,9 @@ Row = tuple[int, dict[str, str]]
 BATCH = 5000  # rows per message from the child (fewer hand-overs between the processes)
 PIPE_BYTES = 1 << 20  # pipe buffer: a few batches of read-ahead for the child
 _SHEET_PART = re.compile(r"xl/worksheets/[^/]+\.xml", re.IGNORECASE)
-_CELL_ROW = re.compile(rb'<c r="[A-Z]{1,3}([1-9][0-9]{0,6})"')
+# Cell references by the number of digits of their row, longest first: the highest
+# row is among the longest numbers, so only those are collected (not every cell's).
+_CELL_ROW_DIGITS = [re.compile(rb'<c r="[A-Z]{1,3}([1-9][0-9]{%d})"' % (d - 1)) for d in range(7, 0, -1)]
 _CELL_COLUMN = re.compile(rb'<c r="([A-Z]{1,3})[1-9]')
 _WIDE = re.compile(rb'<c r="[A-Z]{2}')  # a column past Z
 # a cell whose first attribute is not a plain reference (none, another first, or one past XFD9999999)
@@ -115,9 +117,10 @@ def _scan_sheet(book: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, limits
                 rows += body.count(b"<row ") + body.count(b"<row>")
                 if plain and _UNREFERENCED.search(body):
                     plain = False
-                numbers = _CELL_ROW.findall(body)
-                if numbers:
-                    top = max(top, max(map(int, set(numbers))))
+                for pattern in _CELL_ROW_DIGITS:
+                    if pattern.search(body):
+                        top = max(top, int(max(pattern.findall(body))))  # equal lengths: bytes order is numeric
+                        break
                 if _WIDE.search(body):
                     letters.update(_CELL_COLUMN.findall(body))
                 if rows > limits.max_rows:
