@@ -57,7 +57,14 @@ BindOpt = Annotated[
         "(a transmitter bind for submits and a receiver bind for receipts and MO).",
     ),
 ]
-RpsOpt = Annotated[int | None, typer.Option("--rps", help="Submits per second at most (default: no limit).")]
+RpsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--rps",
+        help="Submits per second at most for each sender ID (DSP-02), shared by the workers of one serve "
+        "process (default: no limit).",
+    ),
+]
 WindowOpt = Annotated[int | None, typer.Option("--window", help="Unacknowledged submits at most (default 10).")]
 StatusMapOpt = Annotated[
     str | None,
