@@ -32,9 +32,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from cpaas_cli.campaigns.destinations import mcc_of, network_for
-from cpaas_cli.catalog import lookup as lk
 from cpaas_cli.catalog.service import resolve_for_agreement
 from cpaas_cli.money import format_micros, round_event
+from cpaas_cli.rating import lookup as lk
 from cpaas_cli.rating import scales
 
 Key = tuple[str | None, str | None, str | None, str | None]  # (country, mcc, mnc, carrier)
