@@ -135,9 +135,9 @@ def test_many_small_chunks_give_the_result_of_one(cli, tmp_path, monkeypatch, ch
     newly without a rate) alternate within the chunks. On SQLite the ledger rows
     and price updates go ``per_statement`` rows per INSERT (whole statements
     and a shorter last one)."""
-    from cpaas_cli.edr import service as edrs
+    from cpaas_cli.db import bulk
 
-    monkeypatch.setattr(edrs, "ROWS_PER_STATEMENT", per_statement)
+    monkeypatch.setattr(bulk, "ROWS_PER_STATEMENT", per_statement)
     setup(cli)
     apply(cli, tmp_path, tree(TIER_A))
     rows = [french(i) if i % 2 == 0 else row(i) for i in range(7)]  # FR 0, 2, 4, 6; ES 1, 3, 5 (2 segments)
@@ -295,9 +295,9 @@ def test_edr_straddling_a_period_boundary_is_rerated_once_by_the_unit_of_its_cha
 def test_owner_of_a_straddler_is_the_period_of_its_charge():
     from datetime import UTC, datetime, timedelta
 
-    from cpaas_cli.catalog import lookup as lk
     from cpaas_cli.catalog import tree as tr
     from cpaas_cli.rating import engine as en
+    from cpaas_cli.rating import lookup as lk
 
     snap = lk.Snapshot.of(tr.parse_document(tree(TIER_A)), service_id=1, scope_id=1, currency="EUR")
     far = datetime(2026, 1, 1, tzinfo=UTC)

@@ -31,8 +31,8 @@ from sqlmodel import Session
 
 from cpaas_cli import clock
 from cpaas_cli.audit.service import record
-from cpaas_cli.billing import refunds
 from cpaas_cli.campaigns.models import OutboundMessage as QueueRow
+from cpaas_cli.charging import refunds
 from cpaas_cli.dispatch.models import VendorConnection
 from cpaas_cli.edr.models import Edr
 
@@ -167,8 +167,8 @@ def fail_unknown(
     why: str = "held after a crash, failed by the operator",
 ) -> dict[str, Any]:
     """Held messages of a campaign fail: queue row and EDR ``failed``, and the
-    submitted-rule charge given back (``billing/refunds.py``). No commit."""
-    from cpaas_cli.edr import service as edrs
+    submitted-rule charge given back (``charging/refunds.py``). No commit."""
+    from cpaas_cli.charging.plans import Plans
 
     now = now or clock.now()
     ids = _unknown(session, campaign_id)
@@ -189,7 +189,7 @@ def fail_unknown(
             .where(E.c.external_id.in_(exts), E.c.status.notin_(FINAL))
             .values(status="failed", failed_at=now, vendor_error="after_crash")
         )
-    got = refunds.refund_unsent(session, edr_ids, edrs.Plans(session), now=now, why=why) if edr_ids else {}
+    got = refunds.refund_unsent(session, edr_ids, Plans(session), now=now, why=why) if edr_ids else {}
     if ids:
         record(
             session,

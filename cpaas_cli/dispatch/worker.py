@@ -22,7 +22,7 @@ session. Its loop:
    receipts (``receipt_match``: by vendor message id, in memory, then among the
    messages of this connection in the database) move the EDR to delivered or
    undelivered and rate the ``delivered`` event; a message the SMSC refused
-   gets its submitted-rule charge back (``billing/refunds.py``); MO messages are stored and
+   gets its submitted-rule charge back (``charging/refunds.py``); MO messages are stored and
    handle opt-out keywords (``inbound``). Results and inbound messages are committed
    as they come, in small groups; receipts and MO are answered after that commit.
 
@@ -52,10 +52,14 @@ from sqlmodel import Session
 
 from cpaas_cli import clock
 from cpaas_cli.audit.service import record
-from cpaas_cli.billing import refunds
 from cpaas_cli.campaigns import holds
 from cpaas_cli.campaigns.models import Campaign
 from cpaas_cli.campaigns.models import OutboundMessage as QueueRow
+from cpaas_cli.charging import rater as charging
+from cpaas_cli.charging import refunds
+from cpaas_cli.charging import stored as charging_stored
+from cpaas_cli.charging.plans import Plans
+from cpaas_cli.db import bulk
 from cpaas_cli.db.engine import make_session
 from cpaas_cli.dispatch import gateway as gw
 from cpaas_cli.dispatch import multipart as mp
@@ -65,7 +69,6 @@ from cpaas_cli.dispatch.models import VendorConnection
 from cpaas_cli.dispatch.outbound import GATEWAY_CHANNELS, OutboundBuilder
 from cpaas_cli.dispatch.receipt_match import IdRelation, ReceiptMatcher
 from cpaas_cli.dispatch.receipts import parse_id_formats
-from cpaas_cli.edr import service as edrs
 from cpaas_cli.edr.models import Edr
 from cpaas_cli.errors import CpaasError, Upstream
 from cpaas_cli.messaging.segments import RefAllocator
@@ -165,7 +168,7 @@ class Worker:
         self._failed: list[tuple[int, int, str, str]] = []  # (queue id, edr id, vendor error, reason)
         self._receipts: list[gw.DeliveryReceipt] = []
         self._mo: list[gw.MobileOriginated] = []
-        self._plans_cache: edrs.Plans | None = None
+        self._plans_cache: Plans | None = None
         self._plans_at = 0.0
         self._campaigns: dict[int, tuple[int, int | None, str]] = {}
         self._session: Session | None = None
@@ -251,12 +254,12 @@ class Worker:
             log.info("worker %s done: %s", self.name, self.stats.as_dict())
 
     @property
-    def _plans(self) -> edrs.Plans:
+    def _plans(self) -> Plans:
         """Agreement plans, reloaded every ``plans_ttl`` seconds so that price and
         service changes reach a long-running serve without a restart."""
         mono = time.monotonic()
         if self._plans_cache is None or mono - self._plans_at >= self.o.plans_ttl:
-            self._plans_cache, self._plans_at = edrs.Plans(self._session), mono
+            self._plans_cache, self._plans_at = Plans(self._session), mono
         return self._plans_cache
 
     # ------------------------------------------------------------ claiming
@@ -285,7 +288,7 @@ class Worker:
             .with_for_update(skip_locked=True)
         )
         if s.get_bind().dialect.name != "postgresql":
-            edrs._write_lock(s)  # take SQLite's write lock before reading what to claim
+            bulk.writer(s).write_lock()  # take SQLite's write lock before reading what to claim
         # Two statements: PostgreSQL may run an IN (subquery ... LIMIT) more than
         # once inside an UPDATE; the selected rows stay locked until the commit.
         picked = s.execute(pick).scalars().all()
@@ -334,7 +337,7 @@ class Worker:
             else:
                 self.stats.reused_edrs += 1
         if new:
-            ids = edrs._reserve_ids(s, len(new))
+            ids = bulk.writer(s).reserve_ids(E, len(new))
             recs = []
             for r, i in zip(new, ids, strict=True):
                 company_id, agreement_id, channel = self._campaign(s, r[1])
@@ -399,12 +402,12 @@ class Worker:
         in one go, as ``edr ingest`` does."""
         for r in recs:
             r["status"], r["submitted_at"] = "submitted", now
-        decisions, charges = edrs.Rater(s, self._plans, now=now).decide(recs)
+        decisions, charges = charging.Rater(s, self._plans, now=now).decide(recs)
         for r, d in zip(recs, decisions, strict=True):
             if d is not None:
-                r.update(edrs._result(d, now))
-        edrs.bulk_insert(s, E, recs)
-        edrs._post_bulk(s, charges)  # tuples in CHARGE_COLUMNS order (+ row position)
+                r.update(charging.result(d, now))
+        bulk.writer(s).insert_rows(E, recs)
+        charging.post_charges(s, charges)  # tuples in CHARGE_COLUMNS order (+ row position)
         self.stats.charged += sum(1 for d in decisions if d is not None)
 
     def _fail_campaign(self, s: Session, campaign_id: int, now: datetime) -> None:
@@ -441,7 +444,7 @@ class Worker:
         left_new = [r for r in left if external_id(r[0]) not in have]
         if left_new:
             company_id, agreement_id, channel = self._campaign(s, campaign_id)
-            ids = edrs._reserve_ids(s, len(left_new))
+            ids = bulk.writer(s).reserve_ids(E, len(left_new))
             recs = []
             for r, i in zip(left_new, ids, strict=True):
                 rec = _edr_row(i, r, company_id, agreement_id, channel, now)
@@ -454,7 +457,7 @@ class Worker:
                     rated_at=now,
                 )
                 recs.append(rec)
-            edrs.bulk_insert(s, E, recs)
+            bulk.writer(s).insert_rows(E, recs)
         s.execute(
             sa.update(Q)
             .where(Q.c.campaign_id == campaign_id, Q.c.state == "queued")
@@ -527,7 +530,7 @@ class Worker:
         receipts, self._receipts = self._receipts, []
         mos, self._mo = self._mo, []
         if s.get_bind().dialect.name != "postgresql":
-            edrs._write_lock(s)
+            bulk.writer(s).write_lock()
         if accepted:
             s.execute(
                 sa.update(Q)
@@ -607,7 +610,7 @@ class Worker:
             ).mappings()
         ]
         if rows:
-            edrs.rate_rows(s, rows, self._plans)
+            charging_stored.rate_rows(s, rows, self._plans)
 
     def _store_mo(self, s: Session, mos: list[gw.MobileOriginated], now: datetime) -> None:
         from cpaas_cli.dispatch import inbound
@@ -720,6 +723,6 @@ def expire_receipts(session: Session, *, older_than: float, now: datetime | None
         ).scalars()
         ids = list(ids)
         if ids:
-            edrs.rate_and_charge(session, ids, at=now)
+            charging_stored.rate_and_charge(session, ids, at=now)
     log.info("closed %d messages without a receipt after %gs", len(rows), older_than)
     return len(rows)

@@ -72,8 +72,10 @@ from cpaas_cli.billing import ledger
 from cpaas_cli.billing.models import Charge, PackUsage, ScaleCounter
 from cpaas_cli.billing.periods import Period, VersionTerms, period_containing, periods
 from cpaas_cli.catalog.vocab import sender_type_of
-from cpaas_cli.db import locking
-from cpaas_cli.edr import service as edrs
+from cpaas_cli.charging import events as charging_events
+from cpaas_cli.charging.plans import Plans
+from cpaas_cli.charging.rater import RESULT_COLUMNS
+from cpaas_cli.db import bulk, locking
 from cpaas_cli.edr.models import FINAL_STATUSES, Edr
 from cpaas_cli.errors import Conflict, InvalidInput, NotFound
 from cpaas_cli.money import format_micros
@@ -90,7 +92,7 @@ PCK = PackUsage.__table__
 UNIT = RerateUnit.__table__
 CHUNK = 50_000  # EDRs read (and written) per round trip; a unit is one transaction
 MAX_LISTED = 200  # EDRs with a changed rating state listed in a report
-COMPARE = tuple(k for k in edrs.RESULT_COLUMNS if k != "rated_at")
+COMPARE = tuple(k for k in RESULT_COLUMNS if k != "rated_at")
 ELIGIBLE = sa.or_(
     EDR.c.rating_state == "rated",
     sa.and_(EDR.c.rating_state == "rejected", sa.func.coalesce(EDR.c.rating_reason, "") != "insufficient_credit"),
@@ -118,12 +120,12 @@ def _window_where(task: RerateTask, ag_id: int, lo: datetime, hi: datetime) -> l
     return where
 
 
-def units(session: Session, task: RerateTask, plans: edrs.Plans | None = None) -> list[tuple[int, Period, int]]:
+def units(session: Session, task: RerateTask, plans: Plans | None = None) -> list[tuple[int, Period, int]]:
     """(agreement id, whole billing period, EDRs prepared in it) in order.
 
     A period is a unit when an eligible EDR of the window was prepared in it,
     or when such an EDR is charged in it (a straddler: see :func:`owner`)."""
-    plans = plans or edrs.Plans(session)
+    plans = plans or Plans(session)
     out = []
     for ag_id in _agreement_ids(session, task):
         ag = session.get(Agreement, ag_id)
@@ -152,7 +154,7 @@ def units(session: Session, task: RerateTask, plans: edrs.Plans | None = None) -
 
 
 def _later_owners(
-    session: Session, plans: edrs.Plans, task: RerateTask, ag_id: int, lo: datetime, hi: datetime, end: datetime
+    session: Session, plans: Plans, task: RerateTask, ag_id: int, lo: datetime, hi: datetime, end: datetime
 ) -> set[datetime]:
     """Starts of the later periods that own window EDRs prepared in [lo, hi) (before ``end``)."""
     plan = plans.get(ag_id)
@@ -334,14 +336,14 @@ class _Report:
 
 # A read row, by position.
 R_ID, R_AT, R_SUB, R_DLV, R_FINAL, R_KEY, R_SEGMENTS, R_OLD, R_DESC, R_PRICE, R_QTY, R_COST = range(12)
-# The stored rating result (edr.service.RESULT_COLUMNS but rated_at) in two parts:
+# The stored rating result (charging.rater.RESULT_COLUMNS but rated_at) in two parts:
 # the description (R_DESC) and the price columns (R_PRICE…R_COST). _Unit.rate_rows
-# builds both from a decision as edr.service._result does.
+# builds both from a decision as charging.rater.result does.
 _DESC = ("rating_state", "rating_reason", "rating_note", "rate_path", "service_id", "billing_rule", "currency",
          "pack_enabled_id", "pack_units")  # fmt: skip
 _MONEY = ("unit_price", "quantity", "cost")
-if sorted(COMPARE) != sorted(_DESC + _MONEY):  # pragma: no cover - edr.service changed its result columns
-    raise RuntimeError(f"rerate result columns {_DESC + _MONEY} no longer match edr.service {COMPARE}")
+if sorted(COMPARE) != sorted(_DESC + _MONEY):  # pragma: no cover - charging.rater changed its result columns
+    raise RuntimeError(f"rerate result columns {_DESC + _MONEY} no longer match charging.rater {COMPARE}")
 _KEY = ("channel", "direction", "mcc", "mnc", "country", "network", "sender")
 # PostgreSQL's plain row → that layout (slices of the key and description columns).
 _K0 = R_KEY
@@ -385,7 +387,7 @@ class _Raw:
         self.conn = session.connection().connection
         self.pg = session.get_bind().dialect.name == "postgresql"
         self.parse = _parse_pg if self.pg else _parse_sqlite
-        self.param: Callable[[datetime | None], Any] = (lambda v: v) if self.pg else edrs._sqlite_time
+        self.param: Callable[[datetime | None], Any] = (lambda v: v) if self.pg else bulk.sqlite_time
         self.select = _SELECT.replace("<key>", self._array(_KEY)).replace("<desc>", self._array(_DESC))
         self._join_settings: tuple[str, str] | None = None
 
@@ -424,7 +426,7 @@ class _Raw:
     def copy(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
         if not rows:
             return
-        text = edrs.copy_text([list(c) for c in zip(*rows, strict=True)])
+        text = bulk.copy_text([list(c) for c in zip(*rows, strict=True)])
         cur = self.conn.cursor()
         try:
             with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as cp:
@@ -437,7 +439,7 @@ class _Raw:
             cur.close()
 
     def insert(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
-        """INSERT rows: COPY on PostgreSQL; on SQLite ``edrs.values_statements``."""
+        """INSERT rows: COPY on PostgreSQL; on SQLite ``bulk.values_statements``."""
         if not rows:
             return
         if self.pg:
@@ -445,7 +447,7 @@ class _Raw:
             return
         cur = self.conn.cursor()
         try:
-            for sql, params in edrs.values_statements(table, columns, iter(rows), len(rows), 999):
+            for sql, params in bulk.values_statements(table, columns, iter(rows), len(rows), 999):
                 if type(params) is list:
                     cur.executemany(sql, params)
                 else:
@@ -527,16 +529,16 @@ def _unpacked(v: str | tuple) -> tuple:
 
 
 def _attributes(key: str | tuple) -> tuple[dict[str, Any], str | None, tuple[str, str]]:
-    """(lookup query as edr.service._event builds it, sender, report key) of a row's key.
-    The query is edr.service's shared dict for its attributes: the engine's route
+    """(lookup query as charging.events.event_of builds it, sender, report key) of a row's key.
+    The query is charging.events' shared dict for its attributes: the engine's route
     memo is probed by that dict's identity (EDRs of many senders share it)."""
     channel, direction, mcc, mnc, country, network, sender = _unpacked(key)
-    q = edrs._query_of((channel or "sms", direction or "mt", mcc, mnc, country, sender_type_of(sender)))
+    q = charging_events.query_of((channel or "sms", direction or "mt", mcc, mnc, country, sender_type_of(sender)))
     return q, sender, (country or "", network or "")
 
 
 def _event(row: Sequence[Any], parse: Callable[[Any], datetime | None]) -> en.Event:
-    """The engine event of a read row, as edr.service._event builds it (the hot
+    """The engine event of a read row, as charging.events.event_of builds it (the hot
     loop in _Unit.rate_rows inlines the same)."""
     q, sender, _ = _attributes(row[R_KEY])
     return en.Event(
@@ -612,7 +614,7 @@ class _Unit:
         """Re-rate rows (in event order) against the unit's state; queue the writes.
 
         The hot loop of a rerate: the engine event is built as in
-        edr.service._event and the result tuple as in edr.service._result
+        charging.events.event_of and the result tuple as in charging.rater.result
         (columns ``_DESC`` and ``_MONEY``), without per-row dicts."""
         plan, st, skip, attrs, descs = self.plan, self.st, self.skip, self.attrs, self.descs
         rate, apply_, Event, parse = en.rate, en.apply, en.Event, self.raw.parse
@@ -785,7 +787,7 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _unit(
-    session: Session, task: RerateTask, ag: Agreement, p: Period, plans: edrs.Plans, rep: _Report, *, write: bool
+    session: Session, task: RerateTask, ag: Agreement, p: Period, plans: Plans, rep: _Report, *, write: bool
 ) -> dict[str, int]:
     """Re-rate one (agreement, period); writes (when ``write``) but does not commit.
 
@@ -924,7 +926,7 @@ def _run(
         task.run_by = session.info.get("actor")
         task.error = None
         session.commit()
-    plans = edrs.Plans(session)
+    plans = Plans(session)
     rep = _Report()
     done = set(session.execute(sa.select(UNIT.c.agreement_id, UNIT.c.period_start).where(UNIT.c.task_id == task.id)))
     totals: dict[str, int] = defaultdict(int)
