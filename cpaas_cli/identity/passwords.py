@@ -97,7 +97,7 @@ def weakness(password: str, *, login: str | None = None) -> str | None:
             f"the password uses {groups(password)} of the 4 character groups (upper case, lower case, digits, "
             f"other); at least {MIN_GROUPS} are needed"
         )
-    if login and login.lower() in password.lower():
+    if login and len(login) >= 4 and login.lower() in password.lower():
         return "the password contains the login"
     return None
 
