@@ -151,3 +151,25 @@ def test_last_use_is_batched(cli, db_url, identity_env):  # noqa: F811
     assert cli.json("apikey", "list")[0]["last_used_at"] is None  # not one write per check
     assert auth.flush() == 1
     assert cli.json("apikey", "list")[0]["last_used_at"] is not None
+
+
+def test_fresh_process_company_block_stops_the_key(cli, db_url):
+    """Tenancy blocks, identity refuses: checked in new processes (nothing imported before)."""
+    owner_le(cli)
+    client(cli, "Acme")
+    make_user(cli, "pa", "Acme", department="Admin")
+    key = cli.json("apikey", "create", "--user", "pa", "--name", "k")["key"]
+
+    def fresh(*args, stdin=""):
+        return subprocess.run(
+            [sys.executable, "-m", "cpaas_cli", "--db", db_url, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=os.environ.copy(),
+        )
+
+    assert fresh("apikey", "verify", "-o", "json", stdin=key + "\n").returncode == 0
+    assert fresh("tenant", "disable", "Acme").returncode == 0
+    run = fresh("apikey", "verify", stdin=key + "\n")
+    assert run.returncode == 8 and "blocked" in run.stderr and key not in run.stderr + run.stdout
