@@ -183,3 +183,17 @@ def test_disabled_user_and_blocked_company_cannot_sign_in(cli, pinned):
     cli.json("tenant", "enable", "Acme")
     cli.json("user", "disable", "pa")
     assert "disabled" in login(cli, "pa", pw, expect=8).stderr
+
+
+def test_inactive_for_180_days_is_blocked_except_admins(cli, pinned):
+    pw = ready_user(cli, "noc", role="NOC engineer")
+    apw = ready_user(cli, "boss", role="Admin")
+    login(cli, "noc", pw)
+    login(cli, "boss", apw)
+    pinned.now = NOW + timedelta(days=181)
+    assert "180 days" in login(cli, "noc", pw, expect=8).stderr
+    # the administrator is not blocked (its 60-day-old password must be changed, that is all)
+    assert "must be changed" in login(cli, "boss", apw, expect=8).stderr
+    cli.json("user", "disable", "noc")
+    cli.json("user", "enable", "noc")  # an administrator enables it again
+    assert "must be changed" in login(cli, "noc", pw, expect=8).stderr

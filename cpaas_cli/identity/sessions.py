@@ -34,6 +34,7 @@ from cpaas_cli.timeutil import iso
 ACCESS_TTL = timedelta(minutes=15)
 REFRESH_IDLE = timedelta(minutes=60)
 ALGORITHM = "HS256"
+INACTIVE = timedelta(days=180)  # then blocked, administrators excepted (USR-04)
 _USERS = AppUser.__table__
 
 
@@ -81,6 +82,17 @@ def check_password(session: Session, user: AppUser, password: str, *, ip: str | 
         raise Denied("wrong login or password")
     user.failed_logins = 0
     user.locked_until = None
+
+
+def _inactive(session: Session, user: AppUser) -> bool:
+    """Not signed in for more than 180 days (counted from the last sign-in, or the
+    last enable / password change), and not an administrator."""
+    from cpaas_cli.identity.roles import ALL, user_roles
+
+    since = max(t for t in (user.last_login_at, user.password_changed_at, user.updated_at) if t is not None)
+    if clock.now() - since <= INACTIVE:
+        return False
+    return not any(r.permissions.get(ALL) == "manage" for r in user_roles(session, user.id))  # type: ignore[arg-type]
 
 
 @dataclass
@@ -131,6 +143,12 @@ def login(
         _fail(session, user, "login_refused", reason, ip=ip)
         raise Denied(f"user {user.login!r} cannot sign in: {reason}")
     check_password(session, user, password, ip=ip)
+    if _inactive(session, user):
+        _fail(session, user, "login_refused", "inactive", ip=ip)
+        raise Denied(
+            f"user {user.login!r} has not signed in for more than {INACTIVE.days} days and is blocked; "
+            "an administrator can enable it again (`cpaas user enable`)"
+        )
     if passwords.expired(user):
         raise Denied(
             f"the password of {user.login!r} must be changed first: `cpaas user set-password {user.login} --own`"
