@@ -100,7 +100,7 @@ def test_two_sends_of_one_campaign_queue_each_recipient_once(cli, db_url, tmp_pa
         assert c["recipients"] == 120
         ids.append(c["id"])
     for cid in ids:
-        res = at_once(db_url, tmp_path, [["campaign", "send", str(cid)]] * 2, preload="cpaas_cli.campaigns.service")
+        res = at_once(db_url, tmp_path, [["campaign", "send", str(cid)]] * 2, preload="cpaas_cli.campaigns.lifecycle")
         assert codes(res) == [0, 5], res
         (loser,) = [r for r in res if r[0] == 5]
         assert f"campaign #{cid} is in_progress" in loser[2]

@@ -32,7 +32,7 @@ from sqlmodel import select
 
 from cpaas_cli import clock
 from cpaas_cli.campaigns import holds
-from cpaas_cli.campaigns import service as campaigns
+from cpaas_cli.campaigns import lifecycle as campaigns
 from cpaas_cli.campaigns.models import OutboundMessage as QueueRow
 from cpaas_cli.db.engine import get_engine, make_session
 from cpaas_cli.dispatch import aftercrash
