@@ -147,7 +147,7 @@ def disable(session: Session, user: AppUser) -> None:
 
 def sms_send_code(session: Session, keys: IdentityKeys, user: AppUser, settings) -> int:
     """Send a fresh code to the user's phone through a one-recipient campaign; returns its id."""
-    from cpaas_cli.campaigns import service as campaigns
+    from cpaas_cli.campaigns import drafts, lifecycle
 
     if not user.phone:
         raise Conflict(f"user {user.login!r} has no phone number for an SMS code")
@@ -174,7 +174,7 @@ def sms_send_code(session: Session, keys: IdentityKeys, user: AppUser, settings)
         )
     )
     session.flush()
-    campaign = campaigns.create(
+    campaign = drafts.create(
         session,
         company=company,
         sender=sender,
@@ -182,7 +182,7 @@ def sms_send_code(session: Session, keys: IdentityKeys, user: AppUser, settings)
         numbers=[user.phone],
         name=f"sign-in code #{user.id} {now:%Y%m%d%H%M%S}",
     )
-    campaigns.send(session, campaign)
+    lifecycle.send(session, campaign)
     return campaign.id  # type: ignore[return-value]
 
 
