@@ -17,7 +17,6 @@ from types import SimpleNamespace
 import pytest
 import sqlalchemy as sa
 
-from cpaas_cli.campaigns.models import Campaign
 from cpaas_cli.db.engine import get_engine
 from cpaas_cli.dispatch import service as connections
 from cpaas_cli.dispatch.gateway import CredentialsRefused, LinkChanged, OutboundMessage, SubmitAccepted
@@ -26,6 +25,7 @@ from cpaas_cli.dispatch.smpp import SmppGateway, SmppSettings
 from cpaas_cli.dispatch.smsc import SimSmsc, SmscOptions, free_port
 from cpaas_cli.dispatch.throttle import Backoff, SenderLimits
 from cpaas_cli.messaging import gsm
+from cpaas_cli.models.campaigns import Campaign
 from tests.test_dispatch_pure import FakeClock
 from tests.test_serve import campaign, edrs, serve_once, setup
 

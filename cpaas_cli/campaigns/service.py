@@ -39,22 +39,12 @@ from sqlalchemy.orm import object_session
 from sqlmodel import Session, col, select
 
 from cpaas_cli import clock
-from cpaas_cli.agreements.models import Agreement
 from cpaas_cli.audit.service import record
 from cpaas_cli.campaigns import estimate as est
 from cpaas_cli.campaigns import funds, holds, senders
 from cpaas_cli.campaigns import templates as saved
 from cpaas_cli.campaigns.destinations import NETWORK_NOTE, destination
-from cpaas_cli.campaigns.models import (
-    CAMPAIGN_STATES,
-    Campaign,
-    CampaignRecipient,
-    MessageTemplate,
-    OutboundMessage,
-    SenderId,
-)
 from cpaas_cli.catalog.service import agreement_snapshots
-from cpaas_cli.contacts.models import ALL_SENDERS, Contact, ContactField, ContactGroupMember, StopListEntry
 from cpaas_cli.contacts.phones import PhoneError, normalise
 from cpaas_cli.contacts.service import BASE_COLUMNS, client_company
 from cpaas_cli.contacts.service import group as group_by_ref
@@ -64,6 +54,16 @@ from cpaas_cli.errors import Conflict, InvalidInput, Problem, require
 from cpaas_cli.imports.readers import read_rows
 from cpaas_cli.messaging import templates as tpl
 from cpaas_cli.messaging.segments import GSM7, UCS2, encoding_segments
+from cpaas_cli.models.agreements import Agreement
+from cpaas_cli.models.campaigns import (
+    CAMPAIGN_STATES,
+    Campaign,
+    CampaignRecipient,
+    MessageTemplate,
+    OutboundMessage,
+    SenderId,
+)
+from cpaas_cli.models.contacts import ALL_SENDERS, Contact, ContactField, ContactGroupMember, StopListEntry
 from cpaas_cli.money import format_micros
 from cpaas_cli.refs import by_ref
 from cpaas_cli.timeutil import TimeError, check_business_date, iso, local_to_utc, to_utc, zone
@@ -733,7 +733,7 @@ def _no_credit(session: Session, c: Campaign, e: Estimate, now: datetime) -> Sta
 
 def _moderated(session: Session, c: Campaign) -> bool:
     """True when the company moderates campaigns and this one has not been approved yet."""
-    from cpaas_cli.tenancy.models import Company
+    from cpaas_cli.models.tenancy import Company
 
     comp = session.get(Company, c.company_id)
     return bool(comp and comp.moderation and c.moderated_at is None)

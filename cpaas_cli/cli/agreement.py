@@ -9,9 +9,10 @@ import typer
 
 from cpaas_cli import clock
 from cpaas_cli.agreements import service as agreements
-from cpaas_cli.agreements.models import EMAIL_KINDS
 from cpaas_cli.cli.context import OutputOpt, confirm, emit, say, session, when
+from cpaas_cli.cli.periods import periods_cmd
 from cpaas_cli.errors import InvalidInput, Problem
+from cpaas_cli.models.agreements import EMAIL_KINDS
 from cpaas_cli.timeutil import TimeError, iso, parse_date
 
 app = typer.Typer(no_args_is_help=True)
@@ -443,3 +444,6 @@ def disable(
             "result": what,
         }
     emit(ctx, data, output=output)
+
+
+app.command("periods")(periods_cmd)  # the command lives in cli/periods.py

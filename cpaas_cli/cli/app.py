@@ -37,8 +37,7 @@ ENTRIES: dict[str, tuple[str, tuple[str, ...], str, str]] = {
     ),
     "db": ("group", ("db",), "app", "Database schema: upgrade, current, history, downgrade; the report role."),
     "tenant": ("group", ("tenant",), "app", "Companies (owner, resellers, clients), legal entities, banks."),
-    # cli/periods.py adds `agreement periods` to the group when imported
-    "agreement": ("group", ("agreement", "periods"), "app", "Agreements (one balance each) and their versions."),
+    "agreement": ("group", ("agreement",), "app", "Agreements (one balance each) and their versions."),
     "audit": ("group", ("audit",), "app", "The audit trail of every change."),
     "message": ("group", ("message",), "app", "Check a text: encoding, characters, segments."),
     "service": ("group", ("service",), "app", "Services (rate plans, packs), scopes and rate trees."),
@@ -48,8 +47,7 @@ ENTRIES: dict[str, tuple[str, tuple[str, ...], str, str]] = {
     "sender": ("group", ("sender",), "app", "Sender IDs per company, channel and agreement."),
     "campaign": ("group", ("campaign",), "app", "Campaigns: templates, create, estimate, send, lifecycle."),
     "dev": ("group", ("dev",), "app", "Development and demo tools: a simulated SMSC."),
-    # cli/edr_export.py adds `edr export` and `edr export-task` to the group when imported
-    "edr": ("group", ("edr", "edr_export"), "app", "EDRs: ingest, rate, list, show, export, export tasks."),
+    "edr": ("group", ("edr",), "app", "EDRs: ingest, rate, list, show, export, export tasks."),
     "report": (
         "group",
         ("report",),

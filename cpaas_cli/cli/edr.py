@@ -7,12 +7,13 @@ from typing import Annotated
 import typer
 
 from cpaas_cli.agreements import service as agreements
+from cpaas_cli.cli import edr_export
 from cpaas_cli.cli.context import OutputOpt, emit, say, session, when
 from cpaas_cli.edr import service as edrs
 from cpaas_cli.edr.interrupt import HARD_STOP, StopRequest, hard_interrupt
 from cpaas_cli.errors import Interrupted
+from cpaas_cli.models.tenancy import Company
 from cpaas_cli.refs import by_ref
-from cpaas_cli.tenancy.models import Company
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -135,3 +136,10 @@ def show(
     with session(ctx) as s:
         data = edrs.show(s, ref)
     emit(ctx, data, output=output)
+
+
+# `edr export` and `edr export-task …` live in cli/edr_export.py
+app.add_typer(
+    edr_export.tasks_app, name="export-task", help="Background EDR exports: list, show, cancel, restart, fetch, run."
+)
+app.command("export")(edr_export.export_cmd)

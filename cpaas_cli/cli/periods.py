@@ -1,7 +1,7 @@
 """`cpaas agreement periods …`: the billing periods of an agreement.
 
-Kept apart from `cli/agreement.py`; importing this module adds the command
-to the `agreement` group (`cli/app.py` ``ENTRIES`` imports it with the group).
+Kept apart from `cli/agreement.py`, which adds the command to the `agreement`
+group (explicitly, not as a side effect of importing this module).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import typer
 from cpaas_cli import clock
 from cpaas_cli.agreements import service as agreements
 from cpaas_cli.billing.periods import VersionTerms, closed_periods, periods
-from cpaas_cli.cli import agreement
 from cpaas_cli.cli.context import OutputOpt, emit, session, when
 from cpaas_cli.errors import InvalidInput
 
@@ -77,6 +76,3 @@ def periods_cmd(
             item.update(billing_period=v.billing_period, billing_day=v.billing_day, billing_tz=v.billing_tz)
             data.append(item)
     emit(ctx, data, output=output, columns=COLUMNS)
-
-
-agreement.app.command("periods")(periods_cmd)

@@ -17,10 +17,10 @@ from cpaas_cli.db.engine import get_engine
 from cpaas_cli.edr.export import EdrFilter
 from cpaas_cli.errors import InvalidInput, NotFound
 from cpaas_cli.imports.textfile import read_utf8
+from cpaas_cli.models.tenancy import Company
 from cpaas_cli.refs import by_ref
 from cpaas_cli.reports import charts, sandbox, saved
 from cpaas_cli.reports import summary as sm
-from cpaas_cli.tenancy.models import Company
 
 app = typer.Typer(no_args_is_help=True)
 

@@ -92,8 +92,8 @@ def inbound_list(
 ) -> None:
     """Inbound messages: MO (with the opt-out/opt-in they caused) and receipts no message matched."""
     from cpaas_cli.dispatch import inbound
+    from cpaas_cli.models.tenancy import Company
     from cpaas_cli.refs import by_ref
-    from cpaas_cli.tenancy.models import Company
 
     with session(ctx) as s:
         cid = by_ref(s, Company, company, what="company").id if company else None

@@ -8,11 +8,11 @@ from typing import Annotated
 import typer
 from sqlmodel import func, select
 
-from cpaas_cli.agreements.models import Agreement
 from cpaas_cli.cli.context import OutputOpt, confirm, emit, say, session
+from cpaas_cli.models.agreements import Agreement
+from cpaas_cli.models.tenancy import Company
 from cpaas_cli.tenancy import importer
 from cpaas_cli.tenancy import service as tenancy
-from cpaas_cli.tenancy.models import Company
 
 app = typer.Typer(no_args_is_help=True)
 le_app = typer.Typer(no_args_is_help=True)

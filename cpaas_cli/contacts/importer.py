@@ -51,7 +51,6 @@ from sqlmodel import Session
 from cpaas_cli import clock, files
 from cpaas_cli.audit.service import record
 from cpaas_cli.contacts import service
-from cpaas_cli.contacts.models import ALL_SENDERS, Contact, ContactGroup, ContactImport
 from cpaas_cli.contacts.phones import PhoneError, normalise
 from cpaas_cli.db import locking
 from cpaas_cli.db.checks import limits, text_problem
@@ -59,6 +58,7 @@ from cpaas_cli.db.types import UTCDateTime
 from cpaas_cli.errors import InvalidInput, NotFound, Problem
 from cpaas_cli.imports.readers import DEFAULT_MAX_BYTES, check_size, read_rows
 from cpaas_cli.imports.writers import RowWriter
+from cpaas_cli.models.contacts import ALL_SENDERS, Contact, ContactGroup, ContactImport
 
 MODES = ("upsert", "new-only", "update-only")
 TARGETS = ("phone", *service.BASE_COLUMNS)

@@ -27,7 +27,10 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
 from cpaas_cli.audit.service import record
-from cpaas_cli.contacts.models import (
+from cpaas_cli.contacts.phones import PhoneError, normalise
+from cpaas_cli.errors import Conflict, InvalidInput, NotFound, Problem, require
+from cpaas_cli.imports.values import parse_bool
+from cpaas_cli.models.contacts import (
     ALL_SENDERS,
     FIELD_TYPES,
     Contact,
@@ -37,11 +40,8 @@ from cpaas_cli.contacts.models import (
     ContactImport,
     StopListEntry,
 )
-from cpaas_cli.contacts.phones import PhoneError, normalise
-from cpaas_cli.errors import Conflict, InvalidInput, NotFound, Problem, require
-from cpaas_cli.imports.values import parse_bool
+from cpaas_cli.models.tenancy import Company
 from cpaas_cli.refs import by_ref
-from cpaas_cli.tenancy.models import Company
 from cpaas_cli.tenancy.service import company as company_by_ref
 from cpaas_cli.timeutil import iso
 

@@ -32,9 +32,9 @@ from sqlmodel import Session
 from cpaas_cli import clock
 from cpaas_cli.audit.service import record
 from cpaas_cli.billing import refunds
-from cpaas_cli.campaigns.models import OutboundMessage as QueueRow
-from cpaas_cli.dispatch.models import VendorConnection
-from cpaas_cli.edr.models import Edr
+from cpaas_cli.models.campaigns import OutboundMessage as QueueRow
+from cpaas_cli.models.dispatch import VendorConnection
+from cpaas_cli.models.edr import Edr
 
 Q = QueueRow.__table__
 E = Edr.__table__

@@ -36,8 +36,8 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from cpaas_cli.billing import refunds
-from cpaas_cli.campaigns.models import OutboundMessage as QueueRow
 from cpaas_cli.dispatch.receipts import DELIVERED
+from cpaas_cli.models.campaigns import OutboundMessage as QueueRow
 
 Q = QueueRow.__table__
 

@@ -29,12 +29,12 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from cpaas_cli.campaigns.models import Campaign, SenderId
 from cpaas_cli.dispatch import gateway as gw
-from cpaas_cli.dispatch.models import VendorConnection
 from cpaas_cli.dispatch.multipart import receipt_flags
 from cpaas_cli.errors import Conflict
 from cpaas_cli.messaging.segments import GSM7, UCS2, Concat, RefAllocator, analyse, choose_encoding, split
+from cpaas_cli.models.campaigns import Campaign, SenderId
+from cpaas_cli.models.dispatch import VendorConnection
 
 GATEWAY_CHANNELS = ("sms",)
 

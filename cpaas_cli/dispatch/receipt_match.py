@@ -35,13 +35,13 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from cpaas_cli.campaigns.models import OutboundMessage as QueueRow
 from cpaas_cli.db.checks import storable
 from cpaas_cli.dispatch import gateway as gw
-from cpaas_cli.dispatch.models import InboundMessage, VendorConnection
 from cpaas_cli.dispatch.multipart import Awaiting, Finished, close
 from cpaas_cli.dispatch.receipts import DELIVERED, ENROUTE
-from cpaas_cli.edr.models import Edr
+from cpaas_cli.models.campaigns import OutboundMessage as QueueRow
+from cpaas_cli.models.dispatch import InboundMessage, VendorConnection
+from cpaas_cli.models.edr import Edr
 
 log = logging.getLogger("cpaas.serve")
 

@@ -54,21 +54,21 @@ from cpaas_cli import clock
 from cpaas_cli.audit.service import record
 from cpaas_cli.billing import refunds
 from cpaas_cli.campaigns import holds
-from cpaas_cli.campaigns.models import Campaign
-from cpaas_cli.campaigns.models import OutboundMessage as QueueRow
 from cpaas_cli.db.engine import make_session
 from cpaas_cli.dispatch import gateway as gw
 from cpaas_cli.dispatch import multipart as mp
 from cpaas_cli.dispatch.aftercrash import FINAL, host_id
 from cpaas_cli.dispatch.flow import Flow
-from cpaas_cli.dispatch.models import VendorConnection
 from cpaas_cli.dispatch.outbound import GATEWAY_CHANNELS, OutboundBuilder
 from cpaas_cli.dispatch.receipt_match import IdRelation, ReceiptMatcher
 from cpaas_cli.dispatch.receipts import parse_id_formats
 from cpaas_cli.edr import service as edrs
-from cpaas_cli.edr.models import Edr
 from cpaas_cli.errors import CpaasError, Upstream
 from cpaas_cli.messaging.segments import RefAllocator
+from cpaas_cli.models.campaigns import Campaign
+from cpaas_cli.models.campaigns import OutboundMessage as QueueRow
+from cpaas_cli.models.dispatch import VendorConnection
+from cpaas_cli.models.edr import Edr
 
 log = logging.getLogger("cpaas.serve")
 

@@ -30,10 +30,8 @@ from sqlmodel import Session
 
 from cpaas_cli import clock
 from cpaas_cli.agreements import service as agreements
-from cpaas_cli.agreements.models import Agreement
 from cpaas_cli.audit import service as audit
 from cpaas_cli.billing import ledger, packs
-from cpaas_cli.billing.models import Charge, PackUsage, ScaleCounter
 from cpaas_cli.billing.periods import VersionTerms, period_containing
 from cpaas_cli.catalog import lookup as lk
 from cpaas_cli.catalog import service as catalog
@@ -43,12 +41,14 @@ from cpaas_cli.catalog.vocab import sender_type_of
 from cpaas_cli.db import locking
 from cpaas_cli.db.checks import text_problem
 from cpaas_cli.edr.interrupt import StopRequest
-from cpaas_cli.edr.models import DIRECTIONS, FINAL_STATUSES, STATUSES, Edr
 from cpaas_cli.errors import InvalidInput, NotFound, Problem
 from cpaas_cli.imports.readers import read_lists, read_rows
+from cpaas_cli.models.agreements import Agreement
+from cpaas_cli.models.billing import Charge, PackUsage, ScaleCounter
+from cpaas_cli.models.edr import DIRECTIONS, FINAL_STATUSES, STATUSES, Edr
+from cpaas_cli.models.tenancy import Company
 from cpaas_cli.money import format_micros
 from cpaas_cli.rating import engine as en
-from cpaas_cli.tenancy.models import Company
 from cpaas_cli.timeutil import iso
 
 EDR = Edr.__table__

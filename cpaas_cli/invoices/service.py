@@ -21,7 +21,7 @@ it is exact however late charges come.
 A confirmed invoice never changes. Voiding an invoice releases its charges;
 the next run invoices that period again (``generation`` + 1).
 
-The money relation of an invoice to its charges is in ``invoices/models.py``.
+The money relation of an invoice to its charges is in ``models/invoices.py``.
 Numbers are given at confirm from a per-own-legal-entity counter row, bumped
 by an UPDATE inside the confirm transaction (gapless: a rolled-back confirm
 rolls the counter back too; concurrent confirms queue on the row lock).
@@ -46,20 +46,20 @@ from sqlmodel import Session, col, select
 
 from cpaas_cli import clock
 from cpaas_cli.agreements import service as agreements
-from cpaas_cli.agreements.models import Agreement, AgreementVersion
 from cpaas_cli.audit import service as audit
 from cpaas_cli.billing import packs
-from cpaas_cli.billing.models import Charge
 from cpaas_cli.billing.periods import Period, VersionTerms, closed_periods
 from cpaas_cli.db import locking
 from cpaas_cli.db.types import UTCDateTime
-from cpaas_cli.edr.models import Edr
 from cpaas_cli.errors import Conflict, InvalidInput, NotFound
 from cpaas_cli.invoices import lines as invoice_lines
-from cpaas_cli.invoices.models import Invoice, InvoiceCharge, InvoiceCounter, InvoiceLine
 from cpaas_cli.invoices.rebuild import rebuild
+from cpaas_cli.models.agreements import Agreement, AgreementVersion
+from cpaas_cli.models.billing import Charge
+from cpaas_cli.models.edr import Edr
+from cpaas_cli.models.invoices import Invoice, InvoiceCharge, InvoiceCounter, InvoiceLine
+from cpaas_cli.models.tenancy import Bank, BankAccount, Company, LegalEntity
 from cpaas_cli.money import format_micros, minor_units
-from cpaas_cli.tenancy.models import Bank, BankAccount, Company, LegalEntity
 from cpaas_cli.timeutil import iso, zone
 
 INV = Invoice.__table__

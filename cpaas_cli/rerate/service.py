@@ -66,21 +66,21 @@ from sqlmodel import Session, col, select
 
 from cpaas_cli import clock
 from cpaas_cli.agreements import service as agreements
-from cpaas_cli.agreements.models import Agreement
 from cpaas_cli.audit import service as audit
 from cpaas_cli.billing import ledger
-from cpaas_cli.billing.models import Charge, PackUsage, ScaleCounter
 from cpaas_cli.billing.periods import Period, VersionTerms, period_containing, periods
 from cpaas_cli.catalog.vocab import sender_type_of
 from cpaas_cli.db import locking
 from cpaas_cli.edr import service as edrs
-from cpaas_cli.edr.models import FINAL_STATUSES, Edr
 from cpaas_cli.errors import Conflict, InvalidInput, NotFound
+from cpaas_cli.models.agreements import Agreement
+from cpaas_cli.models.billing import Charge, PackUsage, ScaleCounter
+from cpaas_cli.models.edr import FINAL_STATUSES, Edr
+from cpaas_cli.models.rerate import RerateTask, RerateUnit
+from cpaas_cli.models.tenancy import Company
 from cpaas_cli.money import format_micros
 from cpaas_cli.rating import engine as en
 from cpaas_cli.refs import by_ref
-from cpaas_cli.rerate.models import RerateTask, RerateUnit
-from cpaas_cli.tenancy.models import Company
 from cpaas_cli.timeutil import iso
 
 EDR = Edr.__table__

@@ -15,9 +15,9 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from cpaas_cli.contacts.models import JSONType
 from cpaas_cli.db.base import Timestamped, utc_field
 from cpaas_cli.db.types import BigIntPK
+from cpaas_cli.models.contacts import JSONType
 
 CHANNELS = ("sms", "viber", "whatsapp", "rcs", "wechat", "email", "telegram", "push", "tts", "voice")
 SENDER_KINDS = ("alphanumeric", "short_code", "long_code")
