@@ -5,7 +5,7 @@ Both are fee rules (``recurring``) on the sender ID's agreement, subject
 pay-as-you-go tree (resources ``sender_id_setup_fee`` and
 ``sender_id_usage_fee``) at each charge attempt: the operator never types an
 amount. A rule can only be created when the tree already prices it (the
-service must be configured first); the fee run charges it (`cpaas fees run`,
+service must be configured first); the fee run charges it (`cpaas fee-rules run`,
 or the scheduler of `cpaas serve`).
 """
 

@@ -58,7 +58,12 @@ ENTRIES: dict[str, tuple[str, tuple[str, ...], str, str]] = {
     "payment": ("group", ("payment",), "app", "Payments: add, confirm, unconfirm, delete."),
     "fee": ("group", ("fee",), "app", "Additional fees charged to agreements."),
     "invoice": ("group", ("invoice",), "app", "Invoices: run, list, show, recalculate, confirm, void, export."),
-    "fees": ("group", ("fees",), "app", "Recurring and one-time fee rules (sender ID fees) and their runs."),
+    "fee-rules": (
+        "group",
+        ("fee_rules",),
+        "app",
+        "Recurring and one-time fee rules (sender ID fees) and their runs.",
+    ),
     "rerate": ("group", ("rerate",), "app", "Rerate tasks: create, preview, run, list, show, cancel."),
     "inbound": ("group", ("serve",), "inbound_app", "Inbound messages: MO and unmatched receipts."),
     "secrets": (
@@ -69,11 +74,19 @@ ENTRIES: dict[str, tuple[str, tuple[str, ...], str, str]] = {
     ),
 }
 
+# Old spellings kept for a release: name → (module under cpaas_cli.cli, attribute, help).
+# Hidden from `cpaas --help`; the group itself warns on stderr that it is deprecated.
+ALIASES: dict[str, tuple[str, str, str]] = {
+    "fees": ("fee_rules", "legacy_app", "Deprecated: use `cpaas fee-rules`."),
+}
+
 _LOADED: dict[str, Any] = {}
 
 
 def load(name: str) -> Any:
     """The click command of one entry, importing its modules on first use."""
+    if name in ALIASES:
+        return _alias(name)
     if name not in _LOADED:
         kind, modules, attr, help_ = ENTRIES[name]
         loaded = [importlib.import_module(f"cpaas_cli.cli.{m}") for m in modules]
@@ -88,6 +101,17 @@ def load(name: str) -> Any:
     return _LOADED[name]
 
 
+def _alias(name: str) -> Any:
+    """The hidden click group of an old spelling (see ``ALIASES``)."""
+    if name not in _LOADED:
+        module, attr, help_ = ALIASES[name]
+        target = getattr(importlib.import_module(f"cpaas_cli.cli.{module}"), attr)
+        holder = typer.Typer(rich_markup_mode=None, pretty_exceptions_enable=False, add_completion=False)
+        holder.add_typer(target, name=name, help=help_, hidden=True)
+        _LOADED[name] = typer.main.get_group(holder).commands[name]
+    return _LOADED[name]
+
+
 class _Commands(MutableMapping):
     """The root group's commands: ``ENTRIES`` (loaded on lookup) plus any added eagerly."""
 
@@ -97,7 +121,7 @@ class _Commands(MutableMapping):
     def __getitem__(self, name: str) -> Any:
         if name in self._eager:
             return self._eager[name]
-        if name in ENTRIES:
+        if name in ENTRIES or name in ALIASES:
             return load(name)
         raise KeyError(name)
 

@@ -12,8 +12,8 @@ from cpaas_cli.cli.context import ForceOpt, OutputOpt, confirm, emit, out_target
 from cpaas_cli.contacts import importer
 from cpaas_cli.contacts import service as contacts
 from cpaas_cli.errors import InvalidInput
+from cpaas_cli.exports.writers import write_rows
 from cpaas_cli.imports.readers import DEFAULT_MAX_BYTES, read_rows
-from cpaas_cli.imports.writers import write_rows
 
 app = typer.Typer(no_args_is_help=True)
 group_app = typer.Typer(no_args_is_help=True)

@@ -56,8 +56,8 @@ from cpaas_cli.db import locking
 from cpaas_cli.db.checks import limits, text_problem
 from cpaas_cli.db.types import UTCDateTime
 from cpaas_cli.errors import InvalidInput, NotFound, Problem
+from cpaas_cli.exports.writers import RowWriter
 from cpaas_cli.imports.readers import DEFAULT_MAX_BYTES, check_size, read_rows
-from cpaas_cli.imports.writers import RowWriter
 from cpaas_cli.models.contacts import ALL_SENDERS, Contact, ContactGroup, ContactImport
 
 MODES = ("upsert", "new-only", "update-only")

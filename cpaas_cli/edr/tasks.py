@@ -38,7 +38,7 @@ from cpaas_cli.db import locking
 from cpaas_cli.db.engine import make_session
 from cpaas_cli.edr import export
 from cpaas_cli.errors import Conflict, CpaasError, InvalidInput, NotFound
-from cpaas_cli.imports.writers import XLSX_MAX_ROWS
+from cpaas_cli.exports.writers import XLSX_MAX_ROWS
 from cpaas_cli.models.edr import EXPORT_STATES, EdrExportTask
 from cpaas_cli.timeutil import iso
 

@@ -65,7 +65,7 @@ from cpaas_cli.timeutil import iso, zone
 INV = Invoice.__table__
 LINE = InvoiceLine.__table__
 IC = InvoiceCharge.__table__
-CNT = InvoiceCounter.__table__
+INVOICE_COUNTER = InvoiceCounter.__table__
 CHG = Charge.__table__
 EDR = Edr.__table__
 INVOICING = "invoicing"
@@ -360,13 +360,13 @@ def confirm(
     if line_decimals is not None:
         inv.line_decimals = line_decimals
     rebuild(session, inv)
-    ins = (postgresql if session.get_bind().dialect.name == "postgresql" else sqlite).insert(CNT)
+    ins = (postgresql if session.get_bind().dialect.name == "postgresql" else sqlite).insert(INVOICE_COUNTER)
     session.execute(ins.values(legal_entity_id=inv.own_legal_entity_id, last_number=0).on_conflict_do_nothing())
     number = session.execute(
-        sa.update(CNT)
-        .where(CNT.c.legal_entity_id == inv.own_legal_entity_id)
-        .values(last_number=CNT.c.last_number + 1)
-        .returning(CNT.c.last_number)
+        sa.update(INVOICE_COUNTER)
+        .where(INVOICE_COUNTER.c.legal_entity_id == inv.own_legal_entity_id)
+        .values(last_number=INVOICE_COUNTER.c.last_number + 1)
+        .returning(INVOICE_COUNTER.c.last_number)
     ).scalar_one()
     inv.number = int(number)
     inv.reference = f"INV-{number}"

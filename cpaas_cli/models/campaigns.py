@@ -144,6 +144,9 @@ sa.Index("ix_campaign_recipient_campaign", CampaignRecipient.__table__.c.campaig
 
 
 class OutboundMessage(SQLModel, table=True):
+    """A row of the send queue (one message of a campaign and its state); what
+    goes to a vendor is a ``dispatch.gateway.WireMessage`` built from it."""
+
     __tablename__ = "outbound_message"
     __table_args__ = (sa.CheckConstraint(_in("state", QUEUE_STATES), name="state"),)
 

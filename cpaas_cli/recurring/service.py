@@ -352,6 +352,6 @@ def run_job(engine) -> dict[str, Any]:
     """Scheduler job: charge the fees due by now."""
     from cpaas_cli.db.engine import session_scope
 
-    with session_scope(engine, actor="scheduler", command="fees run") as s:
+    with session_scope(engine, actor="scheduler", command="fee-rules run") as s:
         res = run(s)
     return {k: res[k] for k in ("charged", "retrying", "failed")}

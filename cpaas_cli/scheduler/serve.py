@@ -34,8 +34,7 @@ from cpaas_cli import clock
 from cpaas_cli.campaigns import holds
 from cpaas_cli.campaigns import service as campaigns
 from cpaas_cli.db.engine import get_engine, make_session
-from cpaas_cli.dispatch import aftercrash
-from cpaas_cli.dispatch import service as connections
+from cpaas_cli.dispatch import aftercrash, connections
 from cpaas_cli.dispatch import worker as wk
 from cpaas_cli.errors import CpaasError, Upstream
 from cpaas_cli.models.campaigns import OutboundMessage as QueueRow
