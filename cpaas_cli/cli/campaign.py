@@ -9,6 +9,7 @@ import typer
 from cpaas_cli.campaigns import service as campaigns
 from cpaas_cli.campaigns import templates as saved
 from cpaas_cli.cli.context import OutputOpt, confirm, emit, say, session
+from cpaas_cli.cli.options import CompanyFilterOpt, CompanyOpt, TzOpt
 from cpaas_cli.errors import InsufficientCredit
 
 app = typer.Typer(no_args_is_help=True)
@@ -28,7 +29,7 @@ CampaignArg = Annotated[str, typer.Argument(help="Campaign id (or name).")]
 def template_add(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Template name, unique in the company.")],
-    company: Annotated[str, typer.Option("--company", help="Client company.")],
+    company: CompanyOpt,
     sender: Annotated[str, typer.Option("--sender", help="An active sender ID of the company.")],
     text: Annotated[str, typer.Option("--text", help="Message text; {{ variable }} personalises it.")],
     channel: Annotated[str | None, typer.Option("--channel", help="Channel (default: the sender's).")] = None,
@@ -45,7 +46,7 @@ def template_add(
 @template_app.command("list")
 def template_list(
     ctx: typer.Context,
-    company: Annotated[str | None, typer.Option("--company", help="Only this company's.")] = None,
+    company: CompanyFilterOpt = None,
     channel: Annotated[str | None, typer.Option("--channel", help="Only this channel.")] = None,
     output: OutputOpt = None,
 ) -> None:
@@ -85,7 +86,7 @@ def template_delete(
 @app.command("create")
 def create(
     ctx: typer.Context,
-    company: Annotated[str, typer.Option("--company", help="Client company.")],
+    company: CompanyOpt,
     sender: Annotated[str, typer.Option("--sender", help="An active sender ID of the company.")],
     text: Annotated[str | None, typer.Option("--text", help="Message; {{ variable }} personalises it.")] = None,
     template: Annotated[str | None, typer.Option("--template", help="A saved template instead of --text.")] = None,
@@ -173,7 +174,7 @@ def schedule(
     ctx: typer.Context,
     campaign: CampaignArg,
     at: Annotated[str, typer.Option("--at", help="Local start time, e.g. '2026-12-01 09:00'.")],
-    tz: Annotated[str, typer.Option("--tz", help="IANA time zone of --at, e.g. Europe/Madrid.")] = "UTC",
+    tz: TzOpt = "UTC",
     output: OutputOpt = None,
 ) -> None:
     """Schedule a draft for a future time in a time zone."""
@@ -304,7 +305,7 @@ def delete(
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    company: Annotated[str | None, typer.Option("--company", help="Only this company's.")] = None,
+    company: CompanyFilterOpt = None,
     state: Annotated[str | None, typer.Option("--state", help="Only campaigns in this state.")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="At most this many (newest first).")] = None,
     output: OutputOpt = None,

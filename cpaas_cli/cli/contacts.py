@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from cpaas_cli.cli.context import ForceOpt, OutputOpt, confirm, emit, out_target, say, session, state
+from cpaas_cli.cli.options import CompanyFilterOpt, CompanyOpt
 from cpaas_cli.contacts import importer
 from cpaas_cli.contacts import service as contacts
 from cpaas_cli.errors import InvalidInput
@@ -23,7 +24,6 @@ app.add_typer(group_app, name="group", help="Contact groups (a contact is always
 app.add_typer(field_app, name="field", help="Custom contact fields (text, number, date, bool).")
 app.add_typer(stop_app, name="stoplist", help="Stop list: (phone, sender ID or ALL) blocks.")
 
-CompanyOpt = Annotated[str, typer.Option("--company", "-c", help="Client company (id or name).")]
 CountryOpt = Annotated[
     str | None, typer.Option("--default-country", help="ISO country for numbers written without a country code.")
 ]
@@ -360,7 +360,7 @@ def import_(
 @app.command("import-history")
 def import_history(
     ctx: typer.Context,
-    company: Annotated[str | None, typer.Option("--company", "-c", help="Only this company.")] = None,
+    company: CompanyFilterOpt = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
     output: OutputOpt = None,
 ) -> None:

@@ -9,6 +9,7 @@ import typer
 from cpaas_cli.agreements import service as agreements
 from cpaas_cli.cli import edr_export
 from cpaas_cli.cli.context import OutputOpt, emit, say, session, when
+from cpaas_cli.cli.options import CompanyFilterOpt
 from cpaas_cli.edr import service as edrs
 from cpaas_cli.edr.interrupt import HARD_STOP, StopRequest, hard_interrupt
 from cpaas_cli.errors import Interrupted
@@ -97,7 +98,7 @@ def rate(
 def list_cmd(
     ctx: typer.Context,
     agreement: Annotated[str | None, typer.Option("--agreement", help="Agreement code or id.")] = None,
-    company: Annotated[str | None, typer.Option("--company", help="Company name or id.")] = None,
+    company: CompanyFilterOpt = None,
     from_: Annotated[str | None, typer.Option("--from", help="Events at or after this time.")] = None,
     till: Annotated[str | None, typer.Option("--till", help="Events before this time.")] = None,
     state: Annotated[str | None, typer.Option("--state", help="unrated, rated or rejected.")] = None,

@@ -13,6 +13,7 @@ import typer
 
 from cpaas_cli.agreements import service as agreements
 from cpaas_cli.cli.context import ForceOpt, OutputOpt, emit, out_target, say, session, state, when
+from cpaas_cli.cli.options import CompanyFilterOpt, TzOpt
 from cpaas_cli.db.engine import get_engine
 from cpaas_cli.edr import export
 from cpaas_cli.edr import tasks as export_tasks
@@ -29,7 +30,7 @@ def export_cmd(
     ctx: typer.Context,
     from_: Annotated[str, typer.Option("--from", help="Events at or after this time (read in --tz).")],
     till: Annotated[str, typer.Option("--till", help="Events before this time (read in --tz).")],
-    company: Annotated[str | None, typer.Option("--company", help="Company name or id.")] = None,
+    company: CompanyFilterOpt = None,
     agreement: Annotated[str | None, typer.Option("--agreement", help="Agreement code or id.")] = None,
     campaign: Annotated[int | None, typer.Option("--campaign", help="Campaign id.")] = None,
     status: Annotated[
@@ -47,7 +48,7 @@ def export_cmd(
         str | None, typer.Option("--format", help="csv, tsv, jsonl or xlsx (default: from --out, else csv).")
     ] = None,
     gzip: Annotated[bool, typer.Option("--gzip", help="Compress the file (csv, tsv, jsonl).")] = False,
-    tz: Annotated[str, typer.Option("--tz", help="IANA time zone for --from/--till and the times written.")] = "UTC",
+    tz: TzOpt = "UTC",
     out: Annotated[str | None, typer.Option("--out", help="File to write (default: stdout for text formats).")] = None,
     email: Annotated[
         str | None, typer.Option("--email", help="Comma-separated addresses to e-mail the file to (size-limited).")

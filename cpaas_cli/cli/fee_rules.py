@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from cpaas_cli.cli.context import OutputOpt, emit, say, session, when
+from cpaas_cli.cli.options import TzOpt
 from cpaas_cli.recurring import service as fees
 
 app = typer.Typer(no_args_is_help=True)
@@ -55,7 +56,7 @@ def rule_add(
     days_before: Annotated[int, typer.Option("--days-before", help="Charge N days before the period starts.")] = 0,
     retry_hours: Annotated[int, typer.Option("--retry-hours", help="On insufficient funds, retry every H hours.")] = 1,
     max_retries: Annotated[int, typer.Option("--max-retries", help="At most M retries, then the period fails.")] = 0,
-    tz: Annotated[str, typer.Option("--tz", help="IANA zone of the periods and of --from/--till.")] = "UTC",
+    tz: TzOpt = "UTC",
     description: Annotated[str | None, typer.Option("--description")] = None,
     amount: Annotated[str | None, typer.Option("--amount", help="Fee amount in the agreement currency.")] = None,
     output: OutputOpt = None,

@@ -14,6 +14,7 @@ from cpaas_cli import clock
 from cpaas_cli.agreements import service as agreements
 from cpaas_cli.billing.periods import VersionTerms, closed_periods, periods
 from cpaas_cli.cli.context import OutputOpt, emit, session, when
+from cpaas_cli.cli.options import TzOpt
 from cpaas_cli.errors import InvalidInput
 
 COLUMNS = [
@@ -40,7 +41,7 @@ def periods_cmd(
         ),
     ] = None,
     till: Annotated[str | None, typer.Option("--till", help="Window end (exclusive); default now.")] = None,
-    tz: Annotated[str, typer.Option("--tz", help="IANA zone of --from/--till when they carry no offset.")] = "UTC",
+    tz: TzOpt = "UTC",
     closed: Annotated[
         bool, typer.Option("--closed", help="Only whole periods that ended by --till (what an invoice run bills).")
     ] = False,

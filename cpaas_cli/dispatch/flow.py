@@ -27,7 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from cpaas_cli.models.campaigns import WireMessage as QueueRow
+from cpaas_cli.models.campaigns import OutboundMessage as QueueRow
 
 Q = QueueRow.__table__
 
