@@ -32,20 +32,12 @@ TOO_LONG: dict[str, int] = {
 
 # "module path: the private name it reaches in another module"
 PRIVATE_USES: set[str] = {
-    "cpaas_cli/campaigns/destinations.py: cpaas_cli.catalog.dictionary._mcc_table",
-    "cpaas_cli/catalog/importer.py: cpaas_cli.catalog.dictionary._mcc_table",
     "cpaas_cli/cli/edr_export.py: cpaas_cli.edr.export._time_formatter",
-    "cpaas_cli/cli/rates.py: cpaas_cli.catalog.dictionary._mcc_table",
     "cpaas_cli/dispatch/worker.py: cpaas_cli.edr.service._post_bulk",
     "cpaas_cli/dispatch/worker.py: cpaas_cli.edr.service._reserve_ids",
     "cpaas_cli/dispatch/worker.py: cpaas_cli.edr.service._result",
     "cpaas_cli/dispatch/worker.py: cpaas_cli.edr.service._write_lock",
     "cpaas_cli/edr/tasks.py: cpaas_cli.edr.export._time_formatter",
-    "cpaas_cli/messaging/segments.py: cpaas_cli.messaging.gsm._EXT",
-    "cpaas_cli/messaging/segments.py: cpaas_cli.messaging.gsm._NON_GSM",
-    "cpaas_cli/messaging/segments.py: cpaas_cli.messaging.gsm._TO_SEPTETS",
-    "cpaas_cli/recurring/schedule.py: cpaas_cli.billing.periods._anchor",
-    "cpaas_cli/recurring/schedule.py: cpaas_cli.billing.periods._midnight",
     "cpaas_cli/rerate/service.py: cpaas_cli.edr.service._query_of",
     "cpaas_cli/rerate/service.py: cpaas_cli.edr.service._sqlite_time",
 }

@@ -369,19 +369,6 @@ def list_agreements(
     return list(session.exec(q.order_by(Agreement.id)))
 
 
-UPDATABLE = (
-    "legal_entity",
-    "own_legal_entity",
-    "bank_account",
-    "own_bank_account",
-    "agreement_date",
-    "description",
-    "effective_till",
-    "currency",
-    "direction",
-)
-
-
 def update(session: Session, row: Agreement, changes: dict[str, Any]) -> Agreement:
     """Change agreement fields. Company is never changed here; currency and
     direction only while the agreement has no charge (AMB-14)."""

@@ -341,5 +341,5 @@ def _others_last(nodes: list[tr.Node]) -> None:
 
 
 def _mccs_of(country: str) -> list[str]:
-    countries, _ = dic._mcc_table()
+    countries, _ = dic.mcc_table()
     return [m for m, c in countries.items() if c == country]

@@ -23,7 +23,6 @@ from cpaas_cli.money import MoneyError, check_currency, format_micros, to_micros
 from cpaas_cli.refs import by_ref
 from cpaas_cli.timeutil import iso
 
-PACK_TYPES = ("unit-pack", "monetary-pack", "bundle-pack", "bundle-initiator")
 SIZED_TYPES = ("unit-pack", "monetary-pack", "bundle-pack")
 # Where a pay-as-you-go tree prices a pack: service_purchase/<resource>/<pack name>.
 # A monetary pack priced under unit_pack (before monetary_pack was read) is still found.

@@ -2,7 +2,7 @@
 
 The command groups load lazily: `cpaas report summary` imports the modules of
 the `report` group only, not those of the twenty other groups (campaigns,
-Alembic, pandas, jinja2…), so every command starts in a fraction of the time.
+Alembic, jinja2, matplotlib…), so every command starts in a fraction of the time.
 ``ENTRIES`` names each group's module and keeps its one-line help, which is
 what `cpaas --help` lists without importing anything (a test checks that the
 two agree).

@@ -216,7 +216,7 @@ def export(
 
 def destinations(snaps: list[tuple[str, lk.Snapshot]]) -> list[dict]:
     """Every country row and network of the dictionary, plus MCCMNC keys found in the trees."""
-    countries, networks = dic._mcc_table()
+    countries, networks = dic.mcc_table()
     keys = set(networks) | set(countries)
     for _kind, snap in snaps:
         stack = list(snap.domains.values())

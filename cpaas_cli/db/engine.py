@@ -115,9 +115,3 @@ def session_scope(engine: Engine, *, actor: str = "unknown", command: str = "") 
         raise
     finally:
         session.close()
-
-
-def database_error(exc: Exception) -> CpaasError:
-    """Turn a driver-level connection failure into one readable line."""
-    text = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else repr(exc)
-    return CpaasError(f"database error: {text}")

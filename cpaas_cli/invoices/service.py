@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -566,10 +566,6 @@ def mark_sent(session: Session, inv: Invoice, to: list[str], at: datetime | None
     inv.sent_at = at or clock.now()
     inv.sent_to = list(to)
     session.flush()
-
-
-def local_date(at: datetime, tz: str) -> date:
-    return at.astimezone(zone(tz)).date()
 
 
 def run_job(engine) -> dict[str, Any]:
