@@ -16,6 +16,18 @@ from cpaas_cli.models.contacts import (
 )
 from cpaas_cli.models.dispatch import InboundMessage, VendorConnection
 from cpaas_cli.models.edr import Edr, EdrExportTask
+from cpaas_cli.models.identity import (
+    ApiKey,
+    AppUser,
+    CompanySecurity,
+    Department,
+    IdentityGeneration,
+    PasswordHistory,
+    RecoveryCode,
+    Role,
+    UserRole,
+    UserToken,
+)
 from cpaas_cli.models.invoices import Invoice, InvoiceCharge, InvoiceCounter, InvoiceLine
 from cpaas_cli.models.recurring import FeeRule, FeeRun
 from cpaas_cli.models.reports import SavedReport
@@ -65,4 +77,14 @@ __all__ = [
     "RerateTask",
     "RerateUnit",
     "InboundMessage",
+    "ApiKey",
+    "AppUser",
+    "CompanySecurity",
+    "Department",
+    "IdentityGeneration",
+    "PasswordHistory",
+    "RecoveryCode",
+    "Role",
+    "UserRole",
+    "UserToken",
 ]
