@@ -15,18 +15,19 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from cpaas_cli import clock
-from cpaas_cli.agreements.models import (
+from cpaas_cli.errors import Conflict, InvalidInput, NotFound, Problem, require
+from cpaas_cli.models.agreements import (
     BILLING_PERIODS,
     DIRECTIONS,
     EMAIL_KINDS,
     Agreement,
     AgreementVersion,
 )
-from cpaas_cli.errors import Conflict, InvalidInput, NotFound, Problem, require
+from cpaas_cli.models.billing import Charge, Payment
+from cpaas_cli.models.tenancy import BankAccount, Company, LegalEntity
 from cpaas_cli.money import MoneyError, check_currency, format_micros, to_micros
 from cpaas_cli.refs import by_ref
 from cpaas_cli.tenancy import service as tenancy
-from cpaas_cli.tenancy.models import BankAccount, Company, LegalEntity
 from cpaas_cli.timeutil import TimeError, check_zone, in_zone, iso, zone
 
 EMAIL_RE = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
@@ -36,9 +37,10 @@ def has_charges(session: Session, agreement_id: int) -> bool:
     """Whether the agreement has a charge or a payment: then its company,
     currency and direction stay fixed (AMB-14). Asked of the tables directly,
     so the answer does not depend on which modules a process has imported."""
-    from cpaas_cli.billing import ledger  # billing builds on this module: imported on use
-
-    return ledger.has_charges(session, agreement_id)
+    for table in (Charge, Payment):
+        if session.exec(select(table.id).where(table.agreement_id == agreement_id).limit(1)).first() is not None:
+            return True
+    return False
 
 
 # ------------------------------------------------------------------ terms
@@ -365,19 +367,6 @@ def list_agreements(
             (col(Agreement.effective_till).is_(None)) | (col(Agreement.effective_till) > active_at)
         )
     return list(session.exec(q.order_by(Agreement.id)))
-
-
-UPDATABLE = (
-    "legal_entity",
-    "own_legal_entity",
-    "bank_account",
-    "own_bank_account",
-    "agreement_date",
-    "description",
-    "effective_till",
-    "currency",
-    "direction",
-)
 
 
 def update(session: Session, row: Agreement, changes: dict[str, Any]) -> Agreement:

@@ -9,9 +9,11 @@ import typer
 
 from cpaas_cli import clock
 from cpaas_cli.agreements import service as agreements
-from cpaas_cli.agreements.models import EMAIL_KINDS
 from cpaas_cli.cli.context import OutputOpt, confirm, emit, say, session, when
+from cpaas_cli.cli.options import CompanyFilterOpt, CompanyOpt, TzOpt
+from cpaas_cli.cli.periods import periods_cmd
 from cpaas_cli.errors import InvalidInput, Problem
+from cpaas_cli.models.agreements import EMAIL_KINDS
 from cpaas_cli.timeutil import TimeError, iso, parse_date
 
 app = typer.Typer(no_args_is_help=True)
@@ -125,7 +127,7 @@ def _date(text: str | None, field: str):
 def create(
     ctx: typer.Context,
     code: Annotated[str, typer.Argument(help="Agreement code, unique per seller.")],
-    company: Annotated[str, typer.Option(help="Client or reseller company (id or name).")],
+    company: CompanyOpt,
     currency: Annotated[str, typer.Option(help="ISO 4217 currency code.")],
     direction: Annotated[str, typer.Option(help="CLIENT (VENDOR is not available yet).")] = "CLIENT",
     legal_entity: Annotated[str | None, typer.Option(help="The company's legal entity; default its default.")] = None,
@@ -141,7 +143,7 @@ def create(
         str | None, typer.Option("--from", help="Start (ISO 8601; local time in --tz); default now.")
     ] = None,
     effective_till: Annotated[str | None, typer.Option("--till", help="End; default indefinitely.")] = None,
-    tz: Annotated[str, typer.Option("--tz", help="IANA zone of --from (and --till unless --till-tz).")] = "UTC",
+    tz: TzOpt = "UTC",
     till_tz: Annotated[str | None, typer.Option("--till-tz", help="IANA zone of --till.")] = None,
     description: Annotated[str | None, typer.Option()] = None,
     version_code: Annotated[str | None, typer.Option(help="Code of the first version.")] = None,
@@ -196,7 +198,7 @@ def _flat(item: dict) -> dict:
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    company: Annotated[str | None, typer.Option(help="Only this company's agreements.")] = None,
+    company: CompanyFilterOpt = None,
     seller: Annotated[str | None, typer.Option(help="Only agreements sold by this company.")] = None,
     currency: Annotated[str | None, typer.Option(help="Only this currency.")] = None,
     active_at: Annotated[str | None, typer.Option("--active-at", help="Only agreements in force at this time.")] = None,
@@ -219,7 +221,7 @@ def show(
     at: Annotated[
         str | None, typer.Option("--at", help="Show the version in force at this time (default now).")
     ] = None,
-    tz: Annotated[str, typer.Option("--tz", help="IANA zone of --at when it has no offset.")] = "UTC",
+    tz: TzOpt = "UTC",
     output: OutputOpt = None,
 ) -> None:
     """Show an agreement, the version in force at --at, and all versions."""
@@ -242,7 +244,7 @@ def update(
     description: Annotated[str | None, typer.Option()] = None,
     currency: Annotated[str | None, typer.Option(help="Only while the agreement has no charge.")] = None,
     effective_till: Annotated[str | None, typer.Option("--till", help="New end; 'never' = indefinitely.")] = None,
-    tz: Annotated[str, typer.Option("--tz", help="IANA zone of --till.")] = "UTC",
+    tz: TzOpt = "UTC",
     output: OutputOpt = None,
 ) -> None:
     """Change agreement fields (company never; currency only before the first charge)."""
@@ -273,7 +275,7 @@ def close(
     code: CodeArg,
     seller: SellerOpt = None,
     at: Annotated[str | None, typer.Option("--at", help="End time (default now).")] = None,
-    tz: Annotated[str, typer.Option("--tz")] = "UTC",
+    tz: TzOpt = "UTC",
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     output: OutputOpt = None,
 ) -> None:
@@ -293,7 +295,7 @@ def version_add(
     effective_from: Annotated[str, typer.Option("--from", help="Start of the version (local time in --tz).")],
     seller: SellerOpt = None,
     effective_till: Annotated[str | None, typer.Option("--till", help="End; default the agreement's end.")] = None,
-    tz: Annotated[str, typer.Option("--tz", help="IANA zone of --from/--till.")] = "UTC",
+    tz: TzOpt = "UTC",
     version_code: Annotated[str | None, typer.Option("--code", help="Version code.")] = None,
     credit_limit: CreditOpt = None,
     billing_period: PeriodOpt = None,
@@ -381,7 +383,7 @@ def enable(
     agreement: Annotated[str, typer.Option("--agreement", help="Agreement code (or id).")],
     effective_from: Annotated[str, typer.Option("--from", help="Purchase date: start (local time in --tz).")],
     effective_till: Annotated[str | None, typer.Option("--till", help="End; default indefinitely.")] = None,
-    tz: Annotated[str, typer.Option("--tz", help="IANA zone of --from/--till.")] = "UTC",
+    tz: TzOpt = "UTC",
     hidden: Annotated[bool, typer.Option("--hidden", help="Do not show it to the client.")] = False,
     charge: Annotated[
         bool | None,
@@ -443,3 +445,6 @@ def disable(
             "result": what,
         }
     emit(ctx, data, output=output)
+
+
+app.command("periods")(periods_cmd)  # the command lives in cli/periods.py

@@ -14,8 +14,9 @@ from sqlmodel import Session, col, func, or_, select
 
 from cpaas_cli.errors import Conflict, NotFound, Problem, require
 from cpaas_cli.geo import CountryError, check_country
+from cpaas_cli.models.agreements import Agreement
+from cpaas_cli.models.tenancy import Bank, BankAccount, Company, LegalEntity
 from cpaas_cli.refs import by_ref
-from cpaas_cli.tenancy.models import Bank, BankAccount, Company, LegalEntity
 from cpaas_cli.timeutil import iso
 
 DEFAULT_OWNER_NAME = "System owner"
@@ -254,7 +255,6 @@ def delete_company(session: Session, row: Company) -> dict[str, int]:
     Refused when it is the owner, has companies under it, has agreements or
     anything else refers to it (contacts, sender IDs, campaigns…: named).
     """
-    from cpaas_cli.agreements.models import Agreement
 
     if row.kind == "owner":
         raise Conflict("the system owner cannot be deleted")
@@ -474,7 +474,6 @@ def update_legal_entity(session: Session, row: LegalEntity, changes: dict[str, A
 
 
 def _ensure_le_unused(session: Session, row: LegalEntity, ignore_company_id: int | None = None) -> None:
-    from cpaas_cli.agreements.models import Agreement
 
     uses = list(
         session.exec(
