@@ -30,12 +30,14 @@ from cpaas_cli.models.identity import (
     UserToken,
 )
 from cpaas_cli.models.invoices import Invoice, InvoiceCharge, InvoiceCounter, InvoiceLine
+from cpaas_cli.models.limits import RateBucket
 from cpaas_cli.models.recurring import FeeRule, FeeRun
 from cpaas_cli.models.reports import SavedReport
 from cpaas_cli.models.rerate import RerateTask, RerateUnit
 from cpaas_cli.models.tenancy import Bank, BankAccount, Company, LegalEntity
 
 __all__ = [
+    "RateBucket",
     "ApiKeyCallback",
     "CallbackOutbox",
     "Agreement",

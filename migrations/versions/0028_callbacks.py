@@ -1,5 +1,6 @@
 """callbacks: each API key's callback URL and signing secret (a Fernet token),
-and the durable outbox of callback events (SPEC CMP-25)
+and the durable outbox of callback events (SPEC CMP-25); the token buckets of
+the request limits shared across processes (SPEC CMP-26)
 
 Revision ID: 0028
 Revises: 0027
@@ -76,9 +77,17 @@ def upgrade() -> None:
         postgresql_where=_PENDING,
     )
     op.create_index("ix_callback_outbox_state_id", "callback_outbox", ["state", "id"])
+    op.create_table(
+        "rate_bucket",
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
+        sa.Column("micro_tokens", sa.BigInteger(), nullable=False),
+        sa.Column("at", cpaas_cli.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_rate_bucket")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("rate_bucket")
     op.drop_index("ix_callback_outbox_state_id", table_name="callback_outbox")
     op.drop_index("ix_callback_outbox_message_pending", table_name="callback_outbox")
     op.drop_index("ix_callback_outbox_pending", table_name="callback_outbox")
