@@ -59,35 +59,54 @@ def edr_transaction_id(table=E):
     return table.c.external_id
 
 
-def record_edrs(session: Session, edr_ids: Sequence[int], *, now: datetime, status: str | None = None) -> int:
-    """Callback rows for the EDRs ``edr_ids`` sent through the API: their
-    current status, or ``status`` (an EDR status name); returns how many."""
-    ids = list(edr_ids)
+def record_edrs(
+    session: Session,
+    edr_ids: Sequence[int] = (),
+    *,
+    now: datetime,
+    status: str | None = None,
+    external_ids: Sequence[str] = (),
+    changed: bool = False,
+) -> int:
+    """Callback rows for the EDRs ``edr_ids`` (or with ``external_ids``) sent
+    through the API: their current status, or ``status`` (an EDR status name).
+    ``changed``: only the EDRs whose ``<status>_at`` is ``now`` (those the
+    caller's conditional UPDATE just moved, not those final already).
+    Returns how many rows were written."""
+    if "api_key_id" not in E.c:  # TEMP until migration 0027 (i27-api) lands
+        return 0
     got = 0
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start : start + CHUNK]
-        pick = (
-            sa.select(
-                E.c.api_key_id,
-                E.c.id,
-                edr_transaction_id(),
-                sa.func.coalesce(E.c.destination, ""),
-                _status_expr(status, E.c.status),
-                _when(now),
-                sa.func.upper(E.c.channel),
-                sa.null(),
-                sa.literal("pending"),
-                sa.literal(0),
-                _when(now),
-                _when(now + RETRY_FOR),
-                _when(now),
-            )
-            .select_from(E.join(K, K.c.api_key_id == E.c.api_key_id))
-            .where(E.c.id.in_(chunk), E.c.api_key_id.isnot(None), E.c.external_id.isnot(None))
-            .order_by(E.c.id)
-        )
-        got += session.execute(sa.insert(OB).from_select(list(COLUMNS), pick)).rowcount or 0
+    for key_col, values in ((E.c.id, list(edr_ids)), (E.c.external_id, list(external_ids))):
+        for start in range(0, len(values), CHUNK):
+            cond = [key_col.in_(values[start : start + CHUNK]), E.c.api_key_id.isnot(None)]
+            if changed and status is not None:
+                cond.append(E.c[f"{status}_at"] == _when(now))
+            got += _insert_from_edrs(session, cond, now=now, status=status)
     return got
+
+
+def _insert_from_edrs(session: Session, cond: list, *, now: datetime, status: str | None) -> int:
+    pick = (
+        sa.select(
+            E.c.api_key_id,
+            E.c.id,
+            edr_transaction_id(),
+            sa.func.coalesce(E.c.destination, ""),
+            _status_expr(status, E.c.status),
+            _when(now),
+            sa.func.upper(E.c.channel),
+            sa.null(),
+            sa.literal("pending"),
+            sa.literal(0),
+            _when(now),
+            _when(now + RETRY_FOR),
+            _when(now),
+        )
+        .select_from(E.join(K, K.c.api_key_id == E.c.api_key_id))
+        .where(*cond, E.c.external_id.isnot(None))
+        .order_by(E.c.id)
+    )
+    return session.execute(sa.insert(OB).from_select(list(COLUMNS), pick)).rowcount or 0
 
 
 def record_queued(session: Session, queue_ids: Sequence[int], *, now: datetime, status: str = "prepared") -> int:
