@@ -32,9 +32,11 @@ from cpaas_cli.invoices.models import Invoice, InvoiceCharge, InvoiceCounter, In
 from cpaas_cli.recurring.models import FeeRule, FeeRun
 from cpaas_cli.reports.models import SavedReport
 from cpaas_cli.rerate.models import RerateTask, RerateUnit
+from cpaas_cli.sending.models import ApiIdempotency
 from cpaas_cli.tenancy.models import Bank, BankAccount, Company, LegalEntity
 
 __all__ = [
+    "ApiIdempotency",
     "Agreement",
     "AgreementVersion",
     "AgreementBalance",
