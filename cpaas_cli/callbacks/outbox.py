@@ -73,8 +73,6 @@ def record_edrs(
     ``changed``: only the EDRs whose ``<status>_at`` is ``now`` (those the
     caller's conditional UPDATE just moved, not those final already).
     Returns how many rows were written."""
-    if "api_key_id" not in E.c:  # TEMP until migration 0027 (i27-api) lands
-        return 0
     got = 0
     for key_col, values in ((E.c.id, list(edr_ids)), (E.c.external_id, list(external_ids))):
         for start in range(0, len(values), CHUNK):

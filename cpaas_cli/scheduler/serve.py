@@ -61,6 +61,9 @@ class ServeOptions:
     keys: Keyring | None = None
     # The callback sender (cpaas_cli/callbacks/sender.py); None: no callbacks posted by this process.
     callbacks: SenderOptions | None = field(default_factory=SenderOptions)
+    # Run beside the workers (the HTTP API of --http): objects with start() and stop().
+    services: list[Any] = field(default_factory=list)
+    no_workers: bool = False  # only the services (serve --http --no-workers): no workers, no scheduler
 
 
 # ---------------------------------------------------------------- jobs
@@ -254,9 +257,10 @@ def run(url: str, options: ServeOptions) -> dict[str, Any]:
     held_now(engine)
 
     scheduler = None
-    if not options.once:
+    if not options.once and not options.no_workers:
         scheduler = make_scheduler(url, serve_jobs(options))
         scheduler.start()
+    started_services = []
 
     previous = {}
     if threading.current_thread() is threading.main_thread():
@@ -272,7 +276,10 @@ def run(url: str, options: ServeOptions) -> dict[str, Any]:
     threads: list[threading.Thread] = []
     sender, cb_thread = None, None
     try:
-        rows, default = _connections(engine, options.once)
+        for service in options.services:
+            service.start()
+            started_services.append(service)
+        rows, default = ([], None) if options.no_workers else _connections(engine, options.once)
         for row in rows:
             make = _gateway_factory(options, row)
             for _n in range(max(1, options.workers)):
@@ -290,7 +297,7 @@ def run(url: str, options: ServeOptions) -> dict[str, Any]:
             t = threading.Thread(target=w.run, name=w.name, daemon=True)
             t.start()
             threads.append(t)
-        if options.callbacks is not None and not options.once:
+        if options.callbacks is not None and not options.once and not options.no_workers:
             sender = Sender(engine, options.keys, options=options.callbacks)
             cb_thread = threading.Thread(target=sender.run, args=(stop,), name="callbacks", daemon=True)
             cb_thread.start()
@@ -305,6 +312,8 @@ def run(url: str, options: ServeOptions) -> dict[str, Any]:
                 stop.wait(0.2)
     finally:
         stop.set()
+        for service in reversed(started_services):
+            service.stop()
         for t in threads:
             t.join()
         if cb_thread is not None:

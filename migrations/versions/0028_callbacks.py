@@ -16,7 +16,7 @@ from alembic import op
 import cpaas_cli.db.types
 
 revision = "0028"
-down_revision = "0025"  # TEMP until 0027 lands
+down_revision = "0027"
 branch_labels = None
 depends_on = None
 
