@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from cpaas_cli import __version__
-from cpaas_cli.api import health, problems, reading
+from cpaas_cli.api import health, limits, problems, reading
 from cpaas_cli.config import Settings
 
 # Every router of the API, in the order of the OpenAPI document.
@@ -76,6 +76,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.api = ApiState(settings)
     problems.install(app)
+    limits.install(app, settings)
     for router in ROUTERS:
         app.include_router(router)
     return app
