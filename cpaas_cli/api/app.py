@@ -14,11 +14,11 @@ from typing import Any
 from fastapi import FastAPI
 
 from cpaas_cli import __version__
-from cpaas_cli.api import health, limits, problems, reading
+from cpaas_cli.api import bulk, health, limits, problems, reading
 from cpaas_cli.config import Settings
 
 # Every router of the API, in the order of the OpenAPI document.
-ROUTERS: tuple[Any, ...] = (health.router, reading.router)
+ROUTERS: tuple[Any, ...] = (health.router, reading.router, bulk.router)
 
 
 @dataclass
