@@ -55,8 +55,9 @@ def _status_expr(status: str | None, column):
 
 
 def edr_transaction_id(table=E):
-    """The transaction id a callback names: the EDR's external id (the API's transaction uuid)."""
-    return table.c.external_id
+    """The transaction id a callback names: the queue row's id, as the send API
+    answers it (``"<dnis>: <id>"``); an EDR of a queued message has ``om:<id>``."""
+    return sa.func.substr(table.c.external_id, 4)
 
 
 def record_edrs(
@@ -107,40 +108,49 @@ def _insert_from_edrs(session: Session, cond: list, *, now: datetime, status: st
     return session.execute(sa.insert(OB).from_select(list(COLUMNS), pick)).rowcount or 0
 
 
-def record_queued(session: Session, queue_ids: Sequence[int], *, now: datetime, status: str = "prepared") -> int:
-    """Callback rows for queue rows of API messages (accepted, not claimed yet): PREPARED by default."""
-    from cpaas_cli.dispatch.queue import external_id
+def record_queued(
+    session: Session,
+    queue_ids: Sequence[int] = (),
+    *,
+    now: datetime,
+    campaign_id: int | None = None,
+    status: str = "prepared",
+) -> int:
+    """Callback rows for queue rows of API messages (accepted, not claimed yet),
+    by id or every one of ``campaign_id``: PREPARED by default. Returns how many."""
+    from cpaas_cli.models.campaigns import Campaign
 
+    C = Campaign.__table__
+    conds = []
+    if campaign_id is not None:
+        conds.append([Q.c.campaign_id == campaign_id])
     ids = list(queue_ids)
-    if not ids:
-        return 0
-    rows = session.execute(
-        sa.select(Q.c.id, Q.c.api_key_id, Q.c.phone, Q.c.channel if "channel" in Q.c else sa.literal("sms"))
-        .select_from(Q.join(K, K.c.api_key_id == Q.c.api_key_id))
-        .where(Q.c.id.in_(ids))
-        .order_by(Q.c.id)
-    ).all()
-    values = [
-        {
-            "api_key_id": key,
-            "edr_id": None,
-            "transaction_id": external_id(qid),
-            "dnis": phone,
-            "status": STATUS_OF_EDR[status],
-            "event_at": now,
-            "channel": (channel or "sms").upper(),
-            "message": None,
-            "state": "pending",
-            "attempts": 0,
-            "next_at": now,
-            "give_up_at": now + RETRY_FOR,
-            "created_at": now,
-        }
-        for qid, key, phone, channel in rows
-    ]
-    if values:
-        session.execute(sa.insert(OB), values)
-    return len(values)
+    for start in range(0, len(ids), CHUNK):
+        conds.append([Q.c.id.in_(ids[start : start + CHUNK])])
+    got = 0
+    for cond in conds:
+        pick = (
+            sa.select(
+                Q.c.api_key_id,
+                sa.null(),
+                sa.cast(Q.c.id, sa.String),
+                Q.c.phone,
+                sa.literal(STATUS_OF_EDR[status]),
+                _when(now),
+                sa.func.upper(C.c.channel),
+                sa.null(),
+                sa.literal("pending"),
+                sa.literal(0),
+                _when(now),
+                _when(now + RETRY_FOR),
+                _when(now),
+            )
+            .select_from(Q.join(K, K.c.api_key_id == Q.c.api_key_id).join(C, C.c.id == Q.c.campaign_id))
+            .where(*cond, Q.c.api_key_id.isnot(None))
+            .order_by(Q.c.id)
+        )
+        got += session.execute(sa.insert(OB).from_select(list(COLUMNS), pick)).rowcount or 0
+    return got
 
 
 def record_mo(
