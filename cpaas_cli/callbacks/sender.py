@@ -44,6 +44,8 @@ log = logging.getLogger("cpaas.callbacks")
 
 OB = CallbackOutbox.__table__
 K = ApiKeyCallback.__table__
+# A literal, not a bound parameter: the partial indexes (WHERE state = 'pending') then serve the claim.
+PENDING = sa.literal_column("'pending'")
 
 
 @dataclass
@@ -120,13 +122,13 @@ class Sender:
         later = OB.alias("later")
         earlier_pending = (
             sa.select(later.c.id)
-            .where(later.c.transaction_id == OB.c.transaction_id, later.c.state == "pending", later.c.id < OB.c.id)
+            .where(later.c.transaction_id == OB.c.transaction_id, later.c.state == PENDING, later.c.id < OB.c.id)
             .exists()
         )
         pick = (
             sa.select(OB.c.id)
             .where(
-                OB.c.state == "pending",
+                OB.c.state == PENDING,
                 OB.c.next_at <= now,
                 sa.or_(OB.c.lease_until.is_(None), OB.c.lease_until < now),
                 ~earlier_pending,

@@ -107,7 +107,7 @@ def list_outbox(
     """Outbox rows, newest first: dead-lettered only with ``failed``, or those in ``state``."""
     q = sa.select(OB).order_by(OB.c.id.desc()).limit(limit)
     if failed:
-        q = q.where(OB.c.state == "dead")
+        q = q.where(OB.c.state == sa.literal_column("'dead'"))  # the partial index
     elif state is not None:
         q = q.where(OB.c.state == state)
     return [outbox_dict(r) for r in session.execute(q)]

@@ -20,6 +20,7 @@ from cpaas_cli.db.types import BigIntPK
 
 OUTBOX_STATES = ("pending", "delivered", "dead")
 _PENDING = sa.text("state = 'pending'")
+_DEAD = sa.text("state = 'dead'")
 
 
 class ApiKeyCallback(Timestamped, table=True):
@@ -49,7 +50,8 @@ class CallbackOutbox(SQLModel, table=True):
             sqlite_where=_PENDING,
             postgresql_where=_PENDING,
         ),
-        sa.Index("ix_callback_outbox_state_id", "state", "id"),
+        # `callback list --failed`: the dead letters, newest first
+        sa.Index("ix_callback_outbox_dead", "id", sqlite_where=_DEAD, postgresql_where=_DEAD),
     )
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True, autoincrement=True))

@@ -21,6 +21,7 @@ branch_labels = None
 depends_on = None
 
 _PENDING = sa.text("state = 'pending'")
+_DEAD = sa.text("state = 'dead'")
 
 
 def upgrade() -> None:
@@ -76,7 +77,7 @@ def upgrade() -> None:
         sqlite_where=_PENDING,
         postgresql_where=_PENDING,
     )
-    op.create_index("ix_callback_outbox_state_id", "callback_outbox", ["state", "id"])
+    op.create_index("ix_callback_outbox_dead", "callback_outbox", ["id"], sqlite_where=_DEAD, postgresql_where=_DEAD)
     op.create_table(
         "rate_bucket",
         sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
@@ -88,7 +89,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("rate_bucket")
-    op.drop_index("ix_callback_outbox_state_id", table_name="callback_outbox")
+    op.drop_index("ix_callback_outbox_dead", table_name="callback_outbox")
     op.drop_index("ix_callback_outbox_message_pending", table_name="callback_outbox")
     op.drop_index("ix_callback_outbox_pending", table_name="callback_outbox")
     op.drop_index(op.f("ix_callback_outbox_api_key_id"), table_name="callback_outbox")
