@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from segments import make  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
-from cpaas_cli.campaigns import service as campaigns  # noqa: E402
+from cpaas_cli.campaigns import drafts, lifecycle, recipients  # noqa: E402
 from cpaas_cli.cli.app import app  # noqa: E402
 from cpaas_cli.db.engine import get_engine, make_session  # noqa: E402
 from cpaas_cli.messaging.segments import analyse, count_segments  # noqa: E402
@@ -98,7 +98,7 @@ def main() -> None:
     text = "Hola {{ first_name }}, tu código es {{ code }}. Responde STOP para no recibir más."
     s = make_session(engine, actor="bench", command="benchmark")
     t0, p0 = time.perf_counter(), time.process_time()
-    c = campaigns.create(s, company="Client A", sender="ACME", text=text, files=[campaigns.FileSource(str(f))])
+    c = drafts.create(s, company="Client A", sender="ACME", text=text, files=[recipients.FileSource(str(f))])
     s.commit()
     dt_create, cpu_create = time.perf_counter() - t0, time.process_time() - p0
     print(
@@ -106,7 +106,7 @@ def main() -> None:
         f"{c.recipients:,} recipients)"
     )
     t0, p0 = time.perf_counter(), time.process_time()
-    out = campaigns.send(s, c)
+    out = lifecycle.send(s, c)
     s.commit()
     dt, cpu = time.perf_counter() - t0, time.process_time() - p0
     e = out.estimate

@@ -125,6 +125,26 @@ def test_sources_combine_dedupe_and_exclusions(cli, tmp_path, db_url):
     ]
 
 
+def test_stop_list_blocks_for_the_sender_or_all_only(cli, db_url):
+    """One rule at creation and at start: a block for the campaign's sender or for ALL stops a number;
+    a block for another sender of the company does not."""
+    setup(cli)
+    block = ["contacts", "stoplist", "add", "--company", "Client A", "--sender"]
+    cli.json(*block, "INFO", f"+{ES1}")  # another sender
+    cli.json(*block, "ACME", f"+{ES2}")
+    c = create(cli, "--to", f"+{ES1},+{ES2},+{FR1}", "--text", "Hi")
+    assert (c["recipients"], c["excluded"]["stop_list"]) == (2, 1)
+    cli.json(*block, "INFO", f"+{FR1}")  # another sender again: still sent
+    s = cli.json("campaign", "send", str(c["id"]))
+    assert (s["recipients"], s["excluded"]["stop_list"]) == (2, 1)
+    assert [m["phone"] for m in queue(db_url, c["id"])] == [ES1, FR1]
+    d = create(cli, "--to", f"+{ES1},+{FR1}", "--text", "Hi")
+    cli.json(*block, "ALL", f"+{ES1}")
+    s = cli.json("campaign", "send", str(d["id"]))
+    assert (s["recipients"], s["excluded"]["stop_list"]) == (1, 1)
+    assert [m["phone"] for m in queue(db_url, d["id"])] == [FR1]
+
+
 def test_personalisation(cli, tmp_path, db_url):
     setup(cli)
     cli.json("contacts", "group", "add", "VIP", "--company", "Client A")
@@ -269,7 +289,7 @@ def test_every_transition(cli, session):
     e = create(cli, "--to", ES1, "--text", "y")["id"]
     cli.json("campaign", "schedule", str(e), "--at", "2026-07-01T00:00:00Z")
     assert cli.json("campaign", "start", str(e))["state"] == "in_progress"
-    from cpaas_cli.campaigns import service as campaigns
+    from cpaas_cli.campaigns import lifecycle as campaigns
 
     t = OutboundMessage.__table__
     session.connection().execute(sa.update(t).where(t.c.campaign_id == e).values(state="done"))
@@ -287,7 +307,7 @@ def test_scheduled_campaigns_start_when_due(cli, session):
     setup(cli)
     c = create(cli, "--to", ES1, "--text", "x")["id"]
     cli.json("campaign", "schedule", str(c), "--at", "2026-06-01 15:00", "--tz", "Europe/Madrid")  # 13:00Z
-    from cpaas_cli.campaigns import service as campaigns
+    from cpaas_cli.campaigns import lifecycle as campaigns
 
     assert campaigns.start_due(session, now=datetime(2026, 6, 1, 12, 59, tzinfo=UTC)) == []
     out = campaigns.start_due(session, now=datetime(2026, 6, 1, 13, 0, tzinfo=UTC))

@@ -13,7 +13,7 @@ from datetime import date
 import pytest
 import sqlalchemy as sa
 
-from cpaas_cli.campaigns.service import resolve_local
+from cpaas_cli.campaigns.lifecycle import resolve_local
 from cpaas_cli.errors import InvalidInput
 from cpaas_cli.imports.readers import CSV_READ_LIMIT, MAX_FIELD_CHARS
 from cpaas_cli.money import MAX_AMOUNT, MAX_MICROS, MoneyError, to_micros

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cpaas_cli.campaigns.service import resolve_local
+from cpaas_cli.campaigns.lifecycle import resolve_local
 from cpaas_cli.errors import InvalidInput
 from cpaas_cli.imports.readers import read_rows
 from cpaas_cli.messaging import sandbox, templates

@@ -23,16 +23,31 @@ Then:
 
 The figure is an upper bound for delivered-billed rates (it assumes every
 message is billed) and ignores pack balances (an included message costs 0).
+
+`estimate` builds the tally of a stored campaign (grouped in SQL for a plain
+text, rendered page by page for a personalised one, nothing stored) and
+prices it against the agreement's available funds (AMB-22).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from cpaas_cli.campaigns.destinations import mcc_of, network_for
-from cpaas_cli.catalog.service import resolve_for_agreement
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from cpaas_cli import clock
+from cpaas_cli.agreements.models import Agreement
+from cpaas_cli.campaigns import funds
+from cpaas_cli.campaigns.destinations import NETWORK_NOTE, mcc_of, network_for
+from cpaas_cli.campaigns.models import Campaign, CampaignRecipient
+from cpaas_cli.campaigns.rendering import messages
+from cpaas_cli.catalog.service import agreement_snapshots, resolve_for_agreement
+from cpaas_cli.messaging.segments import GSM7, UCS2, encoding_segments
 from cpaas_cli.money import format_micros, round_event
 from cpaas_cli.rating import lookup as lk
 from cpaas_cli.rating import scales
@@ -147,3 +162,101 @@ def shown(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         r["cost"] = format_micros(r["cost"]) if r["cost"] is not None else None
         out.append(r)
     return out
+
+
+# ---------------------------------------------------------------- a stored campaign
+
+
+Hist = dict[Key, Counter]
+
+
+def _tally_plain(session: Session, c: Campaign) -> Hist:
+    r = CampaignRecipient.__table__
+    _enc, segs = encoding_segments(c.text or "")
+    dest = (r.c.country, r.c.mcc, r.c.mnc, r.c.network)
+    q = sa.select(*dest, sa.func.count()).where(r.c.campaign_id == c.id).group_by(*dest)
+    return {(k0, k1, k2, k3): Counter({segs: n}) for k0, k1, k2, k3, n in session.connection().execute(q)}
+
+
+@dataclass
+class Estimate:
+    tally: Hist
+    encodings: Counter
+    rows: list[dict[str, Any]]
+    cost: int
+    unpriced: int
+    available: int | None
+
+    @property
+    def fits(self) -> bool:
+        return self.available is None or self.cost <= self.available
+
+
+def price_campaign(session: Session, c: Campaign, tally: Hist, encodings: Counter, at: datetime) -> Estimate:
+    ag = session.get(Agreement, c.agreement_id)
+    assert ag is not None
+    snaps = agreement_snapshots(session, ag, at)
+    rows, cost, unpriced = price_tally(snaps, tally, channel=c.channel, currency=c.currency)
+    return Estimate(tally, encodings, rows, cost, unpriced, funds.available(session, ag, at))
+
+
+def estimate(session: Session, c: Campaign, *, at: datetime | None = None) -> Estimate:
+    """Count (rendering personalised texts, nothing stored) and price the campaign as it stands."""
+    at = at or clock.now()
+    if not c.personalised and c.text is not None:
+        enc = encoding_segments(c.text)[0]
+        tally = _tally_plain(session, c)
+        return price_campaign(session, c, tally, Counter({enc: sum(sum(h.values()) for h in tally.values())}), at)
+    tally: Hist = defaultdict(Counter)
+    encodings: Counter = Counter()
+    for page in messages(session, c):
+        for _phone, dest, text in page:
+            enc, segs = encoding_segments(text)
+            tally[dest][segs] += 1
+            encodings[enc] += 1
+    return price_campaign(session, c, dict(tally), encodings, at)
+
+
+def _countries(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per-country sums of the destination rows (cost None when some messages are unpriced)."""
+    out: dict[str | None, dict[str, Any]] = {}
+    for r in rows:
+        d = out.setdefault(
+            r["country"], {"country": r["country"], "recipients": 0, "messages": 0, "segments": 0, "cost": 0}
+        )
+        for k in ("recipients", "messages", "segments"):
+            d[k] += r[k]
+        d["cost"] = None if d["cost"] is None or r["cost"] is None else d["cost"] + r["cost"]
+    return [{**d, "cost": format_micros(d["cost"]) if d["cost"] is not None else None} for d in out.values()]
+
+
+def estimate_dict(c: Campaign, e: Estimate) -> dict[str, Any]:
+    hist: Counter = Counter()
+    for h in e.tally.values():
+        hist.update(h)
+    messages_ = sum(hist.values())
+    return {
+        "campaign_id": c.id,
+        "recipients": {
+            "total": c.recipients + c.excluded_stop_list + c.excluded_invalid + c.excluded_duplicate,
+            "sendable": c.recipients,
+            "excluded": {
+                "stop_list": c.excluded_stop_list,
+                "invalid": c.excluded_invalid,
+                "duplicate": c.excluded_duplicate,
+            },
+        },
+        "messages": messages_,
+        "segments": sum(k * n for k, n in hist.items()),
+        "segment_histogram": {str(k): hist[k] for k in sorted(hist)},
+        "encoding": {GSM7: e.encodings.get(GSM7, 0), UCS2: e.encodings.get(UCS2, 0)},
+        "destinations": shown(e.rows),
+        "countries": _countries(e.rows),
+        "network_note": NETWORK_NOTE,
+        "currency": c.currency,
+        "estimated_cost": format_micros(e.cost),
+        "unpriced_messages": e.unpriced,
+        "available": format_micros(e.available) if e.available is not None else None,
+        "unlimited_credit": e.available is None,
+        "fits": e.fits,
+    }

@@ -64,7 +64,7 @@ def refuse_if_held(session: Session, company_id: int, action: str) -> None:
 
 
 def check_campaign_action(c: Campaign, action: str) -> None:
-    """For ``campaigns.service.check_action``: refuse an action of :data:`STARTING` while held."""
+    """For ``campaigns.lifecycle.check_action``: refuse an action of :data:`STARTING` while held."""
     session = object_session(c)
     if action in STARTING and session is not None:
         refuse_if_held(session, c.company_id, action)

@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from cpaas_cli.campaigns import service as campaigns
+from cpaas_cli.campaigns import drafts, lifecycle, materialise, recipients, views
+from cpaas_cli.campaigns import estimate as pricing
 from cpaas_cli.campaigns import templates as saved
 from cpaas_cli.cli.context import OutputOpt, confirm, emit, say, session
 from cpaas_cli.errors import InsufficientCredit
@@ -111,10 +112,10 @@ def create(
     output: OutputOpt = None,
 ) -> None:
     """Create a draft campaign from groups, files and numbers (combined, de-duplicated)."""
-    maps = campaigns.parse_maps(map_ or [])
-    files = [campaigns.FileSource(path=f, maps=maps, sheet=sheet) for f in file or []]
+    maps = recipients.parse_maps(map_ or [])
+    files = [recipients.FileSource(path=f, maps=maps, sheet=sheet) for f in file or []]
     with session(ctx) as s:
-        row = campaigns.create(
+        row = drafts.create(
             s,
             company=company,
             sender=sender,
@@ -127,7 +128,7 @@ def create(
             name=name,
             default_country=country,
         )
-        data = campaigns.campaign_dict(s, row)
+        data = views.campaign_dict(s, row)
     ex = data["excluded"]
     say(
         ctx,
@@ -141,15 +142,15 @@ def create(
 def estimate(ctx: typer.Context, campaign: CampaignArg, output: OutputOpt = None) -> None:
     """Recipients, exclusions, destinations, segments, encoding, estimated cost and whether credit suffices."""
     with session(ctx) as s:
-        c = campaigns.get(s, campaign)
-        data = campaigns.estimate_dict(c, campaigns.estimate(s, c))
+        c = views.get(s, campaign)
+        data = pricing.estimate_dict(c, pricing.estimate(s, c))
     emit(ctx, data, output=output)
 
 
 # ---------------------------------------------------------------- lifecycle
 
 
-def _started(ctx: typer.Context, outcome: campaigns.StartOutcome, data: dict, output) -> None:
+def _started(ctx: typer.Context, outcome: materialise.StartOutcome, data: dict, output) -> None:
     if outcome.started:
         say(ctx, f"campaign #{data['id']} started: {data['messages']} messages queued")
     elif outcome.reason and data["state"] != "failed":
@@ -163,8 +164,8 @@ def _started(ctx: typer.Context, outcome: campaigns.StartOutcome, data: dict, ou
 def send(ctx: typer.Context, campaign: CampaignArg, output: OutputOpt = None) -> None:
     """Start a draft now (companies with moderation: it waits for approval)."""
     with session(ctx) as s:
-        outcome = campaigns.send(s, campaigns.get(s, campaign))
-        data = campaigns.campaign_dict(s, outcome.campaign)
+        outcome = lifecycle.send(s, views.get(s, campaign))
+        data = views.campaign_dict(s, outcome.campaign)
     _started(ctx, outcome, data, output)
 
 
@@ -178,8 +179,8 @@ def schedule(
 ) -> None:
     """Schedule a draft for a future time in a time zone."""
     with session(ctx) as s:
-        row = campaigns.schedule(s, campaigns.get(s, campaign), at=at, tz=tz)
-        data = campaigns.campaign_dict(s, row)
+        row = lifecycle.schedule(s, views.get(s, campaign), at=at, tz=tz)
+        data = views.campaign_dict(s, row)
     say(ctx, f"campaign #{data['id']} is {data['state']} for {data['scheduled_at']}")
     emit(ctx, data, output=output)
 
@@ -188,8 +189,8 @@ def schedule(
 def start(ctx: typer.Context, campaign: CampaignArg, output: OutputOpt = None) -> None:
     """Start a scheduled campaign now."""
     with session(ctx) as s:
-        outcome = campaigns.start(s, campaigns.get(s, campaign))
-        data = campaigns.campaign_dict(s, outcome.campaign)
+        outcome = lifecycle.start(s, views.get(s, campaign))
+        data = views.campaign_dict(s, outcome.campaign)
     _started(ctx, outcome, data, output)
 
 
@@ -197,8 +198,8 @@ def start(ctx: typer.Context, campaign: CampaignArg, output: OutputOpt = None) -
 def approve(ctx: typer.Context, campaign: CampaignArg, output: OutputOpt = None) -> None:
     """Approve a campaign waiting for moderation (it starts, or waits for its schedule)."""
     with session(ctx) as s:
-        outcome = campaigns.approve(s, campaigns.get(s, campaign))
-        data = campaigns.campaign_dict(s, outcome.campaign)
+        outcome = lifecycle.approve(s, views.get(s, campaign))
+        data = views.campaign_dict(s, outcome.campaign)
     _started(ctx, outcome, data, output)
 
 
@@ -211,15 +212,15 @@ def reject(
 ) -> None:
     """Reject a campaign waiting for moderation (it becomes failed)."""
     with session(ctx) as s:
-        row = campaigns.reject(s, campaigns.get(s, campaign), reason=reason)
-        data = campaigns.campaign_dict(s, row)
+        row = lifecycle.reject(s, views.get(s, campaign), reason=reason)
+        data = views.campaign_dict(s, row)
     emit(ctx, data, output=output)
 
 
 def _simple(ctx: typer.Context, campaign: str, action: str, output) -> None:
     with session(ctx) as s:
-        row = getattr(campaigns, action)(s, campaigns.get(s, campaign))
-        data = campaigns.campaign_dict(s, row, campaigns.progress(s, [row.id]).get(row.id))
+        row = getattr(lifecycle, action)(s, views.get(s, campaign))
+        data = views.campaign_dict(s, row, views.progress(s, [row.id]).get(row.id))
     say(ctx, f"campaign #{data['id']} is {data['state']}")
     emit(ctx, data, output=output)
 
@@ -246,9 +247,9 @@ def _held(ctx: typer.Context, campaign: str, action: str, output) -> None:
     from cpaas_cli.dispatch import aftercrash
 
     with session(ctx) as s:
-        row = campaigns.get(s, campaign)
+        row = views.get(s, campaign)
         data = getattr(aftercrash, action)(s, row.id)
-        data["queue"] = campaigns.progress(s, [row.id]).get(row.id, {})
+        data["queue"] = views.progress(s, [row.id]).get(row.id, {})
     done = data.get("released", data.get("failed"))
     say(ctx, f"campaign #{row.id}: {done} held message(s) {'released' if action == 'release_unknown' else 'failed'}")
     emit(ctx, data, output=output)
@@ -278,8 +279,8 @@ def repeat(
 ) -> None:
     """Copy a finished (completed, failed or canceled) campaign into a new draft."""
     with session(ctx) as s:
-        row = campaigns.repeat(s, campaigns.get(s, campaign), name=name)
-        data = campaigns.campaign_dict(s, row)
+        row = lifecycle.repeat(s, views.get(s, campaign), name=name)
+        data = views.campaign_dict(s, row)
     say(ctx, f"created draft campaign #{data['id']} from #{campaign}")
     emit(ctx, data, output=output)
 
@@ -293,11 +294,11 @@ def delete(
 ) -> None:
     """Delete a campaign that is not running, with its recipients and queued messages."""
     with session(ctx) as s:
-        row = campaigns.get(s, campaign)
-        campaigns.check_action(row, "delete", lock=False)
+        row = views.get(s, campaign)
+        lifecycle.check_action(row, "delete", lock=False)
         confirm(ctx, f"Delete campaign #{row.id} {row.name!r}?", yes)
         cid = row.id
-        data = {"id": cid, "deleted": True, **campaigns.delete(s, row)}
+        data = {"id": cid, "deleted": True, **lifecycle.delete(s, row)}
     emit(ctx, data, output=output)
 
 
@@ -311,9 +312,9 @@ def list_(
 ) -> None:
     """List campaigns, newest first, with state, progress, recipients and cost."""
     with session(ctx) as s:
-        rows = campaigns.list_campaigns(s, company=company, state=state, limit=limit)
-        counts = campaigns.progress(s, [r.id for r in rows if r.id is not None])
-        data = [campaigns.campaign_dict(s, r, counts.get(r.id or 0)) for r in rows]
+        rows = views.list_campaigns(s, company=company, state=state, limit=limit)
+        counts = views.progress(s, [r.id for r in rows if r.id is not None])
+        data = [views.campaign_dict(s, r, counts.get(r.id or 0)) for r in rows]
     emit(ctx, data, output=output, columns=LIST_COLUMNS)
 
 
@@ -321,7 +322,7 @@ def list_(
 def show(ctx: typer.Context, campaign: CampaignArg, output: OutputOpt = None) -> None:
     """Show one campaign: state, progress, recipients, queue and cost."""
     with session(ctx) as s:
-        row = campaigns.get(s, campaign)
-        counts = campaigns.progress(s, [row.id or 0]).get(row.id or 0)
-        data = campaigns.campaign_dict(s, row, counts)
+        row = views.get(s, campaign)
+        counts = views.progress(s, [row.id or 0]).get(row.id or 0)
+        data = views.campaign_dict(s, row, counts)
     emit(ctx, data, output=output)

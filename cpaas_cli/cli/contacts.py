@@ -8,25 +8,21 @@ from typing import Annotated
 
 import typer
 
+from cpaas_cli.cli import contacts_fields, contacts_groups, contacts_stoplist
+from cpaas_cli.cli.contacts_common import CompanyOpt, CountryOpt
 from cpaas_cli.cli.context import ForceOpt, OutputOpt, confirm, emit, out_target, say, session, state
 from cpaas_cli.contacts import importer
 from cpaas_cli.contacts import service as contacts
+from cpaas_cli.contacts.fields import fields as custom_fields
 from cpaas_cli.errors import InvalidInput
-from cpaas_cli.imports.readers import DEFAULT_MAX_BYTES, read_rows
+from cpaas_cli.imports.readers import DEFAULT_MAX_BYTES
 from cpaas_cli.imports.writers import write_rows
 
 app = typer.Typer(no_args_is_help=True)
-group_app = typer.Typer(no_args_is_help=True)
-field_app = typer.Typer(no_args_is_help=True)
-stop_app = typer.Typer(no_args_is_help=True)
-app.add_typer(group_app, name="group", help="Contact groups (a contact is always in at least one).")
-app.add_typer(field_app, name="field", help="Custom contact fields (text, number, date, bool).")
-app.add_typer(stop_app, name="stoplist", help="Stop list: (phone, sender ID or ALL) blocks.")
+app.add_typer(contacts_groups.app, name="group", help="Contact groups (a contact is always in at least one).")
+app.add_typer(contacts_fields.app, name="field", help="Custom contact fields (text, number, date, bool).")
+app.add_typer(contacts_stoplist.app, name="stoplist", help="Stop list: (phone, sender ID or ALL) blocks.")
 
-CompanyOpt = Annotated[str, typer.Option("--company", "-c", help="Client company (id or name).")]
-CountryOpt = Annotated[
-    str | None, typer.Option("--default-country", help="ISO country for numbers written without a country code.")
-]
 CONTACT_COLUMNS = ["id", "phone", "first_name", "last_name", "groups", "blocked_senders", "fields"]
 EXPORT_COLUMNS = [
     "phone",
@@ -47,13 +43,6 @@ class Mode(str, Enum):
     upsert = "upsert"
     new_only = "new-only"
     update_only = "update-only"
-
-
-class FieldType(str, Enum):
-    text = "text"
-    number = "number"
-    date = "date"
-    bool = "bool"
 
 
 class StopState(str, Enum):
@@ -226,7 +215,7 @@ def export(
     out_target(ctx, file, force=force, option="file")
     with session(ctx) as s:
         owner = contacts.client_company(s, company)
-        variables = [f.variable for f in contacts.fields(s, owner)]
+        variables = [f.variable for f in custom_fields(s, owner)]
         q = contacts.contacts_query(
             s, owner, groups=group, field_filters=field, stoplist=stoplist.value if stoplist else None
         )
@@ -388,293 +377,3 @@ def import_history(
             "stop_listed",
         ],
     )
-
-
-# ---------------------------------------------------------------- groups
-
-GroupArg = Annotated[str, typer.Argument(help="Group id or name.")]
-
-
-@group_app.command("add")
-def group_add(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Group name (unique in the company).")],
-    company: CompanyOpt,
-    description: Annotated[str | None, typer.Option(help="Free text.")] = None,
-    output: OutputOpt = None,
-) -> None:
-    """Create a group."""
-    with session(ctx) as s:
-        owner = contacts.client_company(s, company)
-        data = contacts.group_dict(contacts.create_group(s, owner, name=name, description=description), 0)
-    emit(ctx, data, output=output)
-
-
-@group_app.command("list")
-def group_list(ctx: typer.Context, company: CompanyOpt, output: OutputOpt = None) -> None:
-    """List groups with their number of contacts."""
-    with session(ctx) as s:
-        data = contacts.list_groups(s, contacts.client_company(s, company))
-    emit(ctx, data, output=output, columns=["id", "name", "contacts", "description"])
-
-
-@group_app.command("rename")
-def group_rename(
-    ctx: typer.Context,
-    group: GroupArg,
-    company: CompanyOpt,
-    name: Annotated[str | None, typer.Option(help="New name.")] = None,
-    description: Annotated[str | None, typer.Option(help="New description ('' clears it).")] = None,
-    output: OutputOpt = None,
-) -> None:
-    """Rename a group or change its description."""
-    with session(ctx) as s:
-        owner = contacts.client_company(s, company)
-        g = contacts.rename_group(s, contacts.group(s, owner, group), name=name, description=description)
-        data = contacts.group_dict(g)
-    emit(ctx, data, output=output)
-
-
-@group_app.command("delete")
-def group_delete(
-    ctx: typer.Context,
-    group: GroupArg,
-    company: CompanyOpt,
-    delete_contacts: Annotated[
-        bool, typer.Option("--delete-contacts", help="Also delete contacts that are in no other group.")
-    ] = False,
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
-    output: OutputOpt = None,
-) -> None:
-    """Delete a group (refused while it is the only group of some contact, unless --delete-contacts)."""
-    with session(ctx) as s:
-        owner = contacts.client_company(s, company)
-        g = contacts.group(s, owner, group)
-        confirm(ctx, f"Delete group {g.name!r}?", yes)
-        name = g.name
-        counts = contacts.delete_group(s, g, delete_orphans=delete_contacts)
-    emit(ctx, {"deleted": name, **counts}, output=output)
-
-
-def _members(ctx, group, company, phones, default_country, output, fn) -> None:
-    with session(ctx) as s:
-        owner = contacts.client_company(s, company)
-        data = fn(s, contacts.group(s, owner, group), phones=phones, default_country=default_country)
-    emit(ctx, data, output=output)
-
-
-PhonesArg = Annotated[list[str], typer.Argument(help="Phone numbers of existing contacts.")]
-
-
-@group_app.command("add-members")
-def group_add_members(
-    ctx: typer.Context,
-    group: GroupArg,
-    phones: PhonesArg,
-    company: CompanyOpt,
-    default_country: CountryOpt = None,
-    output: OutputOpt = None,
-) -> None:
-    """Add existing contacts to a group."""
-    _members(ctx, group, company, phones, default_country, output, contacts.add_members)
-
-
-@group_app.command("remove-members")
-def group_remove_members(
-    ctx: typer.Context,
-    group: GroupArg,
-    phones: PhonesArg,
-    company: CompanyOpt,
-    default_country: CountryOpt = None,
-    output: OutputOpt = None,
-) -> None:
-    """Take contacts out of a group (refused for a contact's last group)."""
-    _members(ctx, group, company, phones, default_country, output, contacts.remove_members)
-
-
-def _copy(ctx, source, target, company, output, move: bool) -> None:
-    with session(ctx) as s:
-        owner = contacts.client_company(s, company)
-        data = contacts.copy_members(s, contacts.group(s, owner, source), contacts.group(s, owner, target), move=move)
-    emit(ctx, data, output=output)
-
-
-@group_app.command("copy")
-def group_copy(
-    ctx: typer.Context,
-    source: GroupArg,
-    target: Annotated[str, typer.Argument(help="Target group.")],
-    company: CompanyOpt,
-    output: OutputOpt = None,
-) -> None:
-    """Add every contact of one group to another."""
-    _copy(ctx, source, target, company, output, False)
-
-
-@group_app.command("move")
-def group_move(
-    ctx: typer.Context,
-    source: GroupArg,
-    target: Annotated[str, typer.Argument(help="Target group.")],
-    company: CompanyOpt,
-    output: OutputOpt = None,
-) -> None:
-    """Move every contact of one group to another (the source group is left empty)."""
-    _copy(ctx, source, target, company, output, True)
-
-
-# ---------------------------------------------------------------- fields
-
-
-@field_app.command("add")
-def field_add(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Field name; the variable is its letters and digits, lowercased.")],
-    company: CompanyOpt,
-    data_type: Annotated[FieldType, typer.Option("--type", help="text, number, date or bool.")] = FieldType.text,
-    required: Annotated[bool, typer.Option("--required", help="Required when a contact is created.")] = False,
-    output: OutputOpt = None,
-) -> None:
-    """Add a custom contact field."""
-    with session(ctx) as s:
-        owner = contacts.client_company(s, company)
-        data = contacts.field_dict(
-            contacts.create_field(s, owner, name=name, data_type=data_type.value, required=required)
-        )
-    emit(ctx, data, output=output)
-
-
-@field_app.command("list")
-def field_list(ctx: typer.Context, company: CompanyOpt, output: OutputOpt = None) -> None:
-    """List custom fields."""
-    with session(ctx) as s:
-        data = [contacts.field_dict(f) for f in contacts.fields(s, contacts.client_company(s, company))]
-    emit(ctx, data, output=output, columns=["id", "name", "macro", "type", "required"])
-
-
-@field_app.command("update")
-def field_update(
-    ctx: typer.Context,
-    field: Annotated[str, typer.Argument(help="Field name, variable or id.")],
-    company: CompanyOpt,
-    name: Annotated[str | None, typer.Option(help="New display name (the variable stays).")] = None,
-    required: Annotated[bool | None, typer.Option("--required/--optional", help="Required flag.")] = None,
-    output: OutputOpt = None,
-) -> None:
-    """Rename a custom field or change its required flag."""
-    with session(ctx) as s:
-        owner = contacts.client_company(s, company)
-        data = contacts.field_dict(
-            contacts.update_field(s, contacts.field(s, owner, field), name=name, required=required)
-        )
-    emit(ctx, data, output=output)
-
-
-@field_app.command("delete")
-def field_delete(
-    ctx: typer.Context,
-    field: Annotated[str, typer.Argument(help="Field name, variable or id.")],
-    company: CompanyOpt,
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
-    output: OutputOpt = None,
-) -> None:
-    """Delete a custom field and its values on every contact."""
-    with session(ctx) as s:
-        owner = contacts.client_company(s, company)
-        f = contacts.field(s, owner, field)
-        confirm(ctx, f"Delete field {f.name!r} and its values?", yes)
-        var = f.variable
-        n = contacts.delete_field(s, f)
-    emit(ctx, {"deleted": var, "contacts_changed": n}, output=output)
-
-
-# ---------------------------------------------------------------- stop list
-
-SenderOpt = Annotated[list[str], typer.Option("--sender", "-s", help="Sender ID, or ALL (repeat or comma-separate).")]
-
-
-def _phones(phones: list[str], default_country: str | None) -> list[str]:
-    return list(dict.fromkeys(contacts.phone(p, default_country) for p in phones))
-
-
-@stop_app.command("add")
-def stop_add(
-    ctx: typer.Context,
-    phones: Annotated[list[str], typer.Argument(help="Phone numbers.")],
-    company: CompanyOpt,
-    sender: SenderOpt,
-    default_country: CountryOpt = None,
-    output: OutputOpt = None,
-) -> None:
-    """Block phone numbers for sender IDs (existing blocks are kept)."""
-    _change_blocks(ctx, contacts.block, "added", phones, company, sender, default_country, output)
-
-
-def _change_blocks(ctx, change, key, phones, company, sender, default_country, output) -> None:
-    """stop-list add/remove: ``change`` is contacts.block or contacts.unblock."""
-    with session(ctx) as s:
-        owner = contacts.client_company(s, company)
-        n = change(s, owner, phones=_phones(phones, default_country), sender_list=contacts.senders(sender))
-    emit(ctx, {key: n}, output=output)
-
-
-@stop_app.command("remove")
-def stop_remove(
-    ctx: typer.Context,
-    phones: Annotated[list[str], typer.Argument(help="Phone numbers.")],
-    company: CompanyOpt,
-    sender: SenderOpt,
-    default_country: CountryOpt = None,
-    output: OutputOpt = None,
-) -> None:
-    """Unblock phone numbers for sender IDs (ALL removes every block of the number)."""
-    _change_blocks(ctx, contacts.unblock, "removed", phones, company, sender, default_country, output)
-
-
-@stop_app.command("list")
-def stop_list(
-    ctx: typer.Context,
-    company: CompanyOpt,
-    phone: Annotated[str | None, typer.Option(help="Only this number.")] = None,
-    sender: Annotated[str | None, typer.Option(help="Only this sender ID (or ALL).")] = None,
-    default_country: CountryOpt = None,
-    output: OutputOpt = None,
-) -> None:
-    """List stop-list blocks."""
-    with session(ctx) as s:
-        owner = contacts.client_company(s, company)
-        data = contacts.stoplist_rows(s, owner, phone_text=phone, sender=sender, default_country=default_country)
-    emit(ctx, data, output=output, columns=["phone", "sender", "created_at"])
-
-
-@stop_app.command("import")
-def stop_import(
-    ctx: typer.Context,
-    file: Annotated[str, typer.Argument(help="CSV, XLSX or JSONL with a phone column.")],
-    company: CompanyOpt,
-    sender: SenderOpt,
-    column: Annotated[str, typer.Option("--column", help="The phone column.")] = "phone",
-    default_country: CountryOpt = None,
-    sheet: Annotated[str | None, typer.Option(help="XLSX sheet name.")] = None,
-    output: OutputOpt = None,
-) -> None:
-    """Block every number of a file for sender IDs; all or nothing (any bad number: exit 4)."""
-    from cpaas_cli.errors import Problem, require
-
-    with session(ctx) as s:
-        owner = contacts.client_company(s, company)
-        sids = contacts.senders(sender)
-        numbers: list[str] = []
-        problems: list[Problem] = []
-        for row, data in read_rows(file, sheet=sheet, max_bytes=DEFAULT_MAX_BYTES):
-            if column not in data:
-                raise InvalidInput(f"{file}: no column {column!r} (columns: {', '.join(data)})")
-            try:
-                numbers.append(contacts.phone(data[column], default_country, row=row))
-            except InvalidInput as exc:
-                problems.append(Problem(column, exc.message.split(": ", 2)[-1], row))
-        require(problems, file)
-        if not numbers and not problems:
-            raise InvalidInput(f"{file}: the file has no data rows")
-        n = contacts.block(s, owner, phones=list(dict.fromkeys(numbers)), sender_list=sids)
-    emit(ctx, {"numbers": len(set(numbers)), "added": n}, output=output)

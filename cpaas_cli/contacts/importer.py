@@ -50,7 +50,10 @@ from sqlmodel import Session
 
 from cpaas_cli import clock, files
 from cpaas_cli.audit.service import record
+from cpaas_cli.contacts import fields as contact_fields
+from cpaas_cli.contacts import groups as contact_groups
 from cpaas_cli.contacts import service
+from cpaas_cli.contacts import values as contact_values
 from cpaas_cli.contacts.models import ALL_SENDERS, Contact, ContactGroup, ContactImport
 from cpaas_cli.contacts.phones import PhoneError, normalise
 from cpaas_cli.db import locking
@@ -61,7 +64,7 @@ from cpaas_cli.imports.readers import DEFAULT_MAX_BYTES, check_size, read_rows
 from cpaas_cli.imports.writers import RowWriter
 
 MODES = ("upsert", "new-only", "update-only")
-TARGETS = ("phone", *service.BASE_COLUMNS)
+TARGETS = ("phone", *contact_values.BASE_COLUMNS)
 CHUNK = 50_000
 STAGE = "cpaas_contact_import_stage"
 Progress = Callable[[str, int, int | None], None]
@@ -83,7 +86,7 @@ def parse_policy(text: str | None) -> StopListPolicy:
     if action == "exclude" and not rest:
         return StopListPolicy("exclude")
     if action in ("unblock", "add") and rest:
-        return StopListPolicy(action, service.senders([rest]))
+        return StopListPolicy(action, contact_values.senders([rest]))
     raise InvalidInput(f"--stoplist {text!r}: use exclude, unblock:SID[,SID] or add:SID[,SID] (SID may be ALL)")
 
 
@@ -174,7 +177,7 @@ def run(
     owner = service.client_company(session, company)
     group_row: ContactGroup | None = None
     try:
-        group_row = service.group(session, owner, group)
+        group_row = contact_groups.group(session, owner, group)
     except Exception:
         if not create_group:
             raise
@@ -185,11 +188,11 @@ def run(
     if rejects is not None:  # the CLI checked --force; the input file is never a target
         files.safe_target(rejects, force=True, protect=[(p, "the input file")], option="--rejects")
 
-    defs = {f.variable: f for f in service.fields(session, owner)}
+    defs = {f.variable: f for f in contact_fields.fields(session, owner)}
     custom: list[tuple[str, str, str]] = []  # (variable, column, type)
     for target, column in mapping.items():
         if target.startswith("field:"):
-            f = service.field(session, owner, target[6:])
+            f = contact_fields.field(session, owner, target[6:])
             custom.append((f.variable, column, f.data_type))
     if mode != "update-only":
         mapped = {v for v, _, _ in custom}
@@ -222,12 +225,12 @@ def run(
         locking.serialise(session, f"contacts-import:{owner.id}")
         if group_row is None:
             with contextlib.suppress(NotFound):  # created by an import that ran meanwhile
-                group_row = service.group(session, owner, group)
+                group_row = contact_groups.group(session, owner, group)
     if group_row is None:
         if dry_run:
             result.group_created = True
         else:
-            group_row = service.create_group(session, owner, name=group)
+            group_row = contact_groups.create_group(session, owner, name=group)
             result.group_created = True
     _write(
         session,
@@ -279,8 +282,11 @@ def run(
 def _validate(p, mapping, custom, required_vars, default_country, sheet, max_bytes, result, progress):
     """Read every row. Returns ({phone: staged tuple}, [(row, field, message, data)])."""
     phone_col = mapping["phone"]
-    base = [(t, mapping[t]) for t in service.BASE_COLUMNS if t in mapping]
-    parsers = {"birthday": lambda t: service.parse_birthday(t).isoformat(), "gender": service.parse_gender}
+    base = [(t, mapping[t]) for t in contact_values.BASE_COLUMNS if t in mapping]
+    parsers = {
+        "birthday": lambda t: contact_values.parse_birthday(t).isoformat(),
+        "gender": contact_values.parse_gender,
+    }
     sizes = limits(Contact.__table__)
     staged: dict[str, tuple] = {}
     bad: list[tuple[int, str, str, dict]] = []
@@ -341,7 +347,7 @@ def _validate(p, mapping, custom, required_vars, default_country, sheet, max_byt
                     found[var] = text
                     continue
                 try:
-                    found[var] = service.parse_value(data_type, text)
+                    found[var] = contact_values.parse_value(data_type, text)
                 except ValueError as exc:
                     problem = (f"field:{var}", str(exc))
                     break
@@ -375,7 +381,7 @@ def _write_rejects(path: Path, bad: list[tuple[int, str, str, dict]]) -> None:
 def _write(session, company_id, group_id, mapping, custom, staged, mode, policy, result, dry_run, progress):
     conn = session.connection()
     pg = conn.dialect.name == "postgresql"
-    base = [t for t in service.BASE_COLUMNS if t in mapping]
+    base = [t for t in contact_values.BASE_COLUMNS if t in mapping]
     cols = ["phone", *base, "fields"]
     types = {"phone": "VARCHAR(15) PRIMARY KEY", "birthday": "DATE", "fields": "TEXT"}
     ddl = ", ".join(f"{c} {types.get(c, 'TEXT')}" for c in cols)

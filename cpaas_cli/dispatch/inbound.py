@@ -35,7 +35,7 @@ from sqlmodel import Session, col, select
 from cpaas_cli import clock
 from cpaas_cli.audit.service import record
 from cpaas_cli.campaigns.models import SenderId
-from cpaas_cli.contacts import service as contacts
+from cpaas_cli.contacts import stoplist
 from cpaas_cli.contacts.models import ALL_SENDERS
 from cpaas_cli.contacts.phones import PhoneError, normalise
 from cpaas_cli.db.checks import storable
@@ -176,9 +176,9 @@ def handle_mo(
     if action and phone and company_id is not None:
         company = session.get(Company, company_id)
         if action == "opt_out":
-            contacts.block(session, company, phones=[phone], sender_list=[sender])
+            stoplist.block(session, company, phones=[phone], sender_list=[sender])
         else:
-            contacts.unblock(session, company, phones=[phone], sender_list=[sender])
+            stoplist.unblock(session, company, phones=[phone], sender_list=[sender])
         record(
             session,
             action=action,

@@ -1,0 +1,144 @@
+"""Starting a campaign: its queue of ``outbound_message`` rows, priced and checked.
+
+Starting checks the stop list again (a number blocked since the draft was
+made is dropped and counted), renders one ``outbound_message`` per recipient
+(set-based for plain texts, in pages with bulk inserts for personalised ones),
+prices the result and checks it against the agreement's available funds
+(AMB-22): a campaign that does not fit is marked failed and nothing is queued.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from cpaas_cli.audit.service import record
+from cpaas_cli.campaigns import senders
+from cpaas_cli.campaigns.bulkinsert import BulkInsert
+from cpaas_cli.campaigns.estimate import Estimate, Hist, estimate, price_campaign
+from cpaas_cli.campaigns.models import Campaign, CampaignRecipient, OutboundMessage, SenderId
+from cpaas_cli.campaigns.rendering import messages
+from cpaas_cli.contacts.stoplist import blocked_phones
+from cpaas_cli.errors import Conflict
+from cpaas_cli.messaging.segments import encoding_segments
+from cpaas_cli.money import format_micros
+
+
+@dataclass
+class StartOutcome:
+    campaign: Campaign
+    started: bool
+    estimate: Estimate | None = None
+    reason: str | None = None
+
+
+def _recheck_stop_list(session: Session, c: Campaign, sender: str) -> int:
+    r = CampaignRecipient.__table__
+    blocked = blocked_phones(c.company_id, sender)
+    removed = (
+        session.connection().execute(sa.delete(r).where(r.c.campaign_id == c.id, r.c.phone.in_(blocked))).rowcount or 0
+    )
+    if removed:
+        c.excluded_stop_list += removed
+        c.recipients -= removed
+    return removed
+
+
+def fail(session: Session, c: Campaign, reason: str, now: datetime) -> None:
+    c.state = "failed"
+    c.failure_reason = reason
+    c.finished_at = now
+    c.updated_at = now
+    session.flush()
+
+
+def start_now(session: Session, c: Campaign, now: datetime) -> StartOutcome:
+    """Materialise the queue and run, or mark the campaign failed for lack of credit."""
+    sid = session.get(SenderId, c.sender_id)
+    assert sid is not None
+    senders.require_gateway(c.channel)  # also a draft made before channels without a gateway were refused
+    if sid.status != "active":
+        raise Conflict(f"sender ID {sid.sender!r} is {sid.status}; the campaign cannot start")
+    if c.from_template and c.template_id is None:
+        raise Conflict(f"campaign #{c.id} was made from a template that has been deleted; it cannot start")
+    _recheck_stop_list(session, c, sid.sender)
+    if c.recipients <= 0:
+        raise Conflict(f"campaign #{c.id} has no recipients to send to")
+    t = OutboundMessage.__table__
+    conn = session.connection()
+    common = {
+        "campaign_id": c.id,
+        "sender_id": sid.id,
+        "sender": sid.sender,
+        "connection_id": sid.connection_id,
+        "flash": c.flash,
+        "state": "queued",
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+    if not c.personalised and c.text is not None:
+        e = estimate(session, c, at=now)
+        if not e.fits:
+            return _no_credit(session, c, e, now)
+        enc, segs = encoding_segments(c.text)
+        r = CampaignRecipient.__table__
+        consts = {**common, "text": c.text, "encoding": enc, "segments": segs}
+        names = list(consts)
+        dest = ["phone", "country", "mcc", "mnc", "network"]
+        sel = sa.select(*[r.c[k] for k in dest], *[sa.literal(v, t.c[k].type).label(k) for k, v in consts.items()])
+        sel = sel.where(r.c.campaign_id == c.id)
+        conn.execute(sa.insert(t).from_select([*dest, *names], sel.order_by(r.c.id)))
+        c.messages = c.recipients
+        c.segments = segs * c.recipients
+    else:
+        tally: Hist = defaultdict(Counter)
+        encodings: Counter = Counter()
+        nested = session.begin_nested()
+        total_msgs = total_segs = 0
+        varying = ["phone", "country", "mcc", "mnc", "network", "text", "encoding", "segments"]
+        insert = BulkInsert(session, t, varying, common)
+        for page in messages(session, c):
+            batch = []
+            for phone, dest, text in page:
+                enc, segs = encoding_segments(text)
+                tally[dest][segs] += 1
+                encodings[enc] += 1
+                total_segs += segs
+                batch.append((phone, *dest, text, enc, segs))
+            total_msgs += len(batch)
+            insert(batch)
+        e = price_campaign(session, c, dict(tally), encodings, now)
+        if not e.fits:
+            nested.rollback()
+            return _no_credit(session, c, e, now)
+        nested.commit()
+        c.messages, c.segments = total_msgs, total_segs
+    c.estimated_cost = e.cost
+    c.state = "in_progress"
+    c.started_at = now
+    c.updated_at = now
+    session.flush()
+    record(
+        session,
+        action="materialise",
+        object_type="campaign",
+        object_id=c.id,
+        company_id=c.company_id,
+        new={"messages": c.messages, "segments": c.segments, "estimated_cost": format_micros(e.cost)},
+    )
+    return StartOutcome(c, True, e)
+
+
+def _no_credit(session: Session, c: Campaign, e: Estimate, now: datetime) -> StartOutcome:
+    reason = (
+        f"insufficient credit: estimated {format_micros(e.cost)} {c.currency}, "
+        f"available {format_micros(e.available)} {c.currency}"
+    )
+    c.estimated_cost = e.cost
+    fail(session, c, reason, now)
+    return StartOutcome(c, False, e, reason)
