@@ -24,11 +24,11 @@ import openpyxl
 
 from cpaas_cli.catalog import dictionary as dic
 from cpaas_cli.catalog import importer
-from cpaas_cli.catalog import lookup as lk
 from cpaas_cli.catalog import service as catalog
 from cpaas_cli.catalog import tree as tr
 from cpaas_cli.db.engine import get_engine, session_scope
 from cpaas_cli.db.migrate import upgrade
+from cpaas_cli.rating import lookup as lk
 
 SKELETON = {
     "tree": {

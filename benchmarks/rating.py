@@ -42,12 +42,12 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from cpaas_cli.catalog import dictionary as dic
-from cpaas_cli.catalog import lookup as lk
 from cpaas_cli.catalog import tree as tr
 from cpaas_cli.cli.app import app
 from cpaas_cli.db.engine import dispose_all, get_engine, session_scope
-from cpaas_cli.edr import service as edrs
+from cpaas_cli.edr import ingest as edrs
 from cpaas_cli.rating import engine as en
+from cpaas_cli.rating import lookup as lk
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from rating import bench_ingest, cpaas, networks, tree_doc  # noqa: E402
 
 from cpaas_cli.db.engine import dispose_all, get_engine, session_scope  # noqa: E402
-from cpaas_cli.rerate import service as rerate  # noqa: E402
+from cpaas_cli.rerate import tasks as rerate  # noqa: E402
 
 
 def raise_prices(node: object, percent: int = 10) -> None:

@@ -37,6 +37,7 @@ class ExitCode(IntEnum):
     CONFLICT = 5
     UPSTREAM = 6
     INSUFFICIENT_CREDIT = 7
+    DENIED = 8  # not authenticated, or not permitted (identity/access)
     INTERRUPTED = 130  # Ctrl-C (SIGINT) stopped a bulk run; the shell's code for it
 
 
@@ -108,6 +109,12 @@ class Upstream(CpaasError):
 
 class InsufficientCredit(CpaasError):
     exit_code = ExitCode.INSUFFICIENT_CREDIT
+
+
+class Denied(CpaasError):
+    """Not authenticated, or authenticated but not permitted (exit 8; HTTP 401/403)."""
+
+    exit_code = ExitCode.DENIED
 
 
 class Interrupted(CpaasError):

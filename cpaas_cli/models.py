@@ -16,6 +16,18 @@ from cpaas_cli.contacts.models import (
 from cpaas_cli.db.base import metadata
 from cpaas_cli.dispatch.models import InboundMessage, VendorConnection
 from cpaas_cli.edr.models import Edr, EdrExportTask
+from cpaas_cli.identity.models import (
+    ApiKey,
+    AppUser,
+    CompanySecurity,
+    Department,
+    IdentityGeneration,
+    PasswordHistory,
+    RecoveryCode,
+    Role,
+    UserRole,
+    UserToken,
+)
 from cpaas_cli.invoices.models import Invoice, InvoiceCharge, InvoiceCounter, InvoiceLine
 from cpaas_cli.recurring.models import FeeRule, FeeRun
 from cpaas_cli.reports.models import SavedReport
@@ -65,4 +77,14 @@ __all__ = [
     "RerateTask",
     "RerateUnit",
     "InboundMessage",
+    "ApiKey",
+    "AppUser",
+    "CompanySecurity",
+    "Department",
+    "IdentityGeneration",
+    "PasswordHistory",
+    "RecoveryCode",
+    "Role",
+    "UserRole",
+    "UserToken",
 ]

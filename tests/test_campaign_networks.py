@@ -14,7 +14,7 @@ from cpaas_cli.campaigns import destinations as dst
 from cpaas_cli.campaigns.models import OutboundMessage
 from cpaas_cli.catalog.dictionary import network_keys, networks_for_carrier
 from cpaas_cli.db.engine import get_engine
-from cpaas_cli.dispatch.worker import _edr_row
+from cpaas_cli.dispatch.claim import edr_row
 from tests.test_campaigns import setup
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -169,11 +169,11 @@ def test_estimate_by_country_and_network(cli, db_url, text):
         FR: ("208", "10", "SFR"),
     }
     for r in queued:
-        from_row = _edr_row(1, r, 1, 1, "sms", NOW)  # read with the network columns
-        from_phone = _edr_row(1, tuple(r[:8]), 1, 1, "sms", NOW)  # read without: looked up from the number
+        from_row = edr_row(1, r, 1, 1, "sms", NOW)  # read with the network columns
+        from_phone = edr_row(1, tuple(r[:8]), 1, 1, "sms", NOW)  # read without: looked up from the number
         assert (from_row["mcc"], from_row["mnc"]) == (from_phone["mcc"], from_phone["mnc"]) == (r.mcc, r.mnc)
         assert from_row["network"] == from_phone["network"]
-    vf = _edr_row(1, next(r for r in queued if r.phone == VODAFONE[0]), 1, 1, "sms", NOW)
+    vf = edr_row(1, next(r for r in queued if r.phone == VODAFONE[0]), 1, 1, "sms", NOW)
     assert (vf["mcc"], vf["mnc"], vf["network"], vf["country"]) == ("214", "01", "Vodafone Spain", "ES")
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from cpaas_cli.catalog import lookup as lk
 from cpaas_cli.catalog import tree as tr
+from cpaas_cli.rating import lookup as lk
 from tests.helpers import client, owner_le
 
 DATA = Path(__file__).parent / "data"

@@ -24,6 +24,7 @@ def test_exit_code_enum_is_the_documented_one():
         "CONFLICT": 5,
         "UPSTREAM": 6,
         "INSUFFICIENT_CREDIT": 7,
+        "DENIED": 8,
         "INTERRUPTED": 130,
     }
 

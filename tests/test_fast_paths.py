@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from cpaas_cli.edr.service import _sqlite_time
+from cpaas_cli.db.bulk import sqlite_time
 from cpaas_cli.imports.readers import read_csv
 from cpaas_cli.money import round_event
 
@@ -63,7 +63,7 @@ def test_csv_fast_path_matches_general_reading(tmp_path, bom, header):
 )
 def test_sqlite_time_fast_path(value):
     want = None if value is None else value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-    assert _sqlite_time(value) == want
+    assert sqlite_time(value) == want
 
 
 def test_round_event_whole_micros_unchanged():
@@ -123,7 +123,7 @@ TIME_POOL = [
 @pytest.fixture
 def refs(cli):
     from cpaas_cli.db.engine import get_engine, make_session
-    from cpaas_cli.edr import service as edrs
+    from cpaas_cli.edr import parse
     from tests.test_money_cli import setup
 
     setup(cli)
@@ -131,45 +131,45 @@ def refs(cli):
 
     client(cli, "Client B")
     s = make_session(get_engine(cli.url))
-    yield edrs._Refs(s)
+    yield parse.Refs(s)
     s.close()
 
 
 def _general(names, rows, refs):
     """parse_row over the rows plus the duplicate check: (columns, problems)."""
-    from cpaas_cli.edr import service as edrs
+    from cpaas_cli.edr import parse
 
     problems = []
     out = []
     for n, cells in enumerate(rows, start=2):
-        r = edrs.parse_row(n, {nm: c for nm, c in zip(names, cells, strict=True) if nm}, refs, problems)
+        r = parse.parse_row(n, {nm: c for nm, c in zip(names, cells, strict=True) if nm}, refs, problems)
         if r is not None:
             out.append(r)
     exts = [r["external_id"] for r in out]
     if len(set(exts)) != len(exts):
         problems.append("dup")
-    return {c: [r[c] for r in out] for c in edrs.PARSED_COLUMNS}, problems
+    return {c: [r[c] for r in out] for c in parse.PARSED_COLUMNS}, problems
 
 
 def _assert_same_parse(names, rows, refs, *, valid=False):
-    from cpaas_cli.edr import service as edrs
+    from cpaas_cli.edr import parse
 
     want, problems = _general(names, rows, refs)
-    got = edrs.parse_columns(names, rows, refs)
+    got = parse.parse_columns(names, rows, refs)
     if problems and valid:
         raise AssertionError(problems)
     if problems:
         assert got is None, problems
     else:
         assert got is not None
-        for c in edrs.PARSED_COLUMNS:
+        for c in parse.PARSED_COLUMNS:
             assert list(map(repr, got[c])) == list(map(repr, want[c])), c  # types and time zones too
     return bool(problems)
 
 
 def _valid_chunk(rng, trial):
     """A random header (some columns, an unnamed one at times) and rows that parse."""
-    from cpaas_cli.edr.service import TIME_COLUMNS
+    from cpaas_cli.edr.parse import TIME_COLUMNS
 
     bad = {"NOPE", "Client B", "Nobody", "xx", "0", "x", "nope", "21401x", "214/1", "1"}
     pools = {k: [v for v in vals if v not in bad] for k, vals in COLUMN_POOLS.items()}
@@ -235,7 +235,7 @@ FAULTS = [
 def test_parse_columns_refuses_every_chunk_parse_row_refuses(refs):
     import random
 
-    from cpaas_cli.edr.service import TIME_COLUMNS
+    from cpaas_cli.edr.parse import TIME_COLUMNS
 
     rng = random.Random(2)
     for trial in range(600):
@@ -270,7 +270,7 @@ def test_parse_columns_refuses_every_chunk_parse_row_refuses(refs):
 def test_result_columns_and_events_are_the_per_row_ones():
     from datetime import UTC, datetime
 
-    from cpaas_cli.edr import service as edrs
+    from cpaas_cli.charging import events, rater
     from cpaas_cli.rating import engine as en
 
     now = datetime(2026, 3, 2, tzinfo=UTC)
@@ -281,9 +281,9 @@ def test_result_columns_and_events_are_the_per_row_ones():
         en.Decision(en.RATED, pack_id=4, pack_units=2, note="taken"),
     ]
     for decisions in (ds, [*ds, None], ds[:1], ds[2:]):
-        got = edrs._result_columns(decisions, now)
-        want = [edrs.UNRATED if d is None else edrs._result_values(d, now) for d in decisions]
-        assert [tuple(got[c][i] for c in edrs.RESULT_COLUMNS) for i in range(len(decisions))] == want
+        got = rater.result_columns(decisions, now)
+        want = [rater.UNRATED if d is None else rater.result_values(d, now) for d in decisions]
+        assert [tuple(got[c][i] for c in rater.RESULT_COLUMNS) for i in range(len(decisions))] == want
 
     t = datetime(2026, 3, 1, 10, tzinfo=UTC)
     rows = [
@@ -293,20 +293,20 @@ def test_result_columns_and_events_are_the_per_row_ones():
          "segments": 1, "status": "submitted", "event_at": t, "submitted_at": None, "delivered_at": t, "seen_at": None},
     ]  # fmt: skip
     cols = {c: [r[c] for r in rows] for c in rows[0]}
-    got = edrs._events([7, 8], cols, {})
-    assert got == [edrs._event({**r, "id": i}) for r, i in zip(rows, [7, 8], strict=True)]
+    got = events.events_of([7, 8], cols, {})
+    assert got == [events.event_of({**r, "id": i}) for r, i in zip(rows, [7, 8], strict=True)]
 
 
 def test_time_and_json_columns_are_the_per_value_ones():
-    from cpaas_cli.edr import service as edrs
+    from cpaas_cli.db import bulk
 
     t = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
     other = datetime(2026, 3, 1, 14, 0, 0, 7, tzinfo=timezone(timedelta(hours=2)))
     for values in ([t, t, t], [t, t + timedelta(microseconds=1)], [t, None, other], [other], [None, t]):
-        assert edrs._time_values(values, edrs._TimeText()) == [_sqlite_time(v) for v in values]
+        assert bulk.time_values(values, bulk.TimeText()) == [sqlite_time(v) for v in values]
     shared = {"path": "a", "scale": None}
     values = [shared, None, shared, {"path": "b"}]
-    assert edrs._json_values(values) == [None if v is None else json.dumps(v) for v in values]
+    assert bulk.json_values(values) == [None if v is None else json.dumps(v) for v in values]
 
 
 # ------------------------------------------------- edr ingest end to end
@@ -321,29 +321,31 @@ def _reference_ingest(session, path, chunk):
 
     from cpaas_cli import clock
     from cpaas_cli.billing import ledger
-    from cpaas_cli.edr import service as edrs
+    from cpaas_cli.charging import plans, rater
+    from cpaas_cli.db import bulk
+    from cpaas_cli.edr import ingest, parse
     from cpaas_cli.imports.readers import read_rows
 
-    refs, plans, now = edrs._Refs(session), edrs.Plans(session), clock.now()
-    for block in edrs._chunks(read_rows(path), chunk):
+    refs, plans, now = parse.Refs(session), plans.Plans(session), clock.now()
+    for block in ingest.chunks(read_rows(path), chunk):
         problems = []
-        rows = [r for n, raw in block if (r := edrs.parse_row(n, raw, refs, problems)) is not None]
+        rows = [r for n, raw in block if (r := parse.parse_row(n, raw, refs, problems)) is not None]
         assert not problems
-        edrs._write_lock(session)
-        have = edrs._stored_external_ids(session, [r["external_id"] for r in rows])
+        bulk.writer(session).write_lock()
+        have = bulk.writer(session).stored(ingest.EDR, "external_id", [r["external_id"] for r in rows])
         rows = sorted((r for r in rows if r["external_id"] not in have), key=itemgetter("event_at"))
         if rows:
-            for r, i in zip(rows, edrs._reserve_ids(session, len(rows)), strict=True):
+            for r, i in zip(rows, bulk.writer(session).reserve_ids(ingest.EDR, len(rows)), strict=True):
                 r["id"] = i
-            decisions, charges = edrs.Rater(session, plans, now=now).decide(rows)
+            decisions, charges = rater.Rater(session, plans, now=now).decide(rows)
             for r, d in zip(rows, decisions, strict=True):
                 r.update(
-                    zip(edrs.RESULT_COLUMNS, edrs.UNRATED if d is None else edrs._result_values(d, now), strict=True)
+                    zip(rater.RESULT_COLUMNS, rater.UNRATED if d is None else rater.result_values(d, now), strict=True)
                 )
                 r["ingested_at"] = now
-            session.execute(sa.insert(edrs.EDR), rows)
+            session.execute(sa.insert(ingest.EDR), rows)
             ledger.post(
-                session, [dict(zip(edrs.CHARGE_COLUMNS, c[:-1], strict=True)) for c in charges], check_credit=False
+                session, [dict(zip(rater.CHARGE_COLUMNS, c[:-1], strict=True)) for c in charges], check_credit=False
             )
         session.commit()
 
@@ -389,7 +391,7 @@ def test_ingest_stores_what_the_general_path_stores(cli, tmp_path, db_url, chunk
 
     from cpaas_cli import clock
     from cpaas_cli.db.engine import get_engine, make_session
-    from cpaas_cli.edr import service as edrs
+    from cpaas_cli.edr import ingest
     from tests.test_money_cli import setup
 
     setup(cli, credit_limit="2")
@@ -435,8 +437,8 @@ def test_ingest_stores_what_the_general_path_stores(cli, tmp_path, db_url, chunk
     try:
         for part in (rows[:60], rows):  # the second run skips the first 60
             _reference_ingest(s, write("AG-1", "r-", ".jsonl", part), chunk)
-            got = [edrs.ingest(s, write("AG-2", "c-", ".csv", part), chunk=chunk)]
-            got.append(edrs.ingest(s, write("AG-3", "j-", ".jsonl", part), chunk=chunk))
+            got = [ingest.ingest(s, write("AG-2", "c-", ".csv", part), chunk=chunk)]
+            got.append(ingest.ingest(s, write("AG-3", "j-", ".jsonl", part), chunk=chunk))
             s.commit()
             assert got[0] == got[1] and got[0]["inserted"] == len(part) - (60 if len(part) > 60 else 0)
         ids = {code: cli.json("agreement", "show", code)["id"] for code in ("AG-1", "AG-2", "AG-3")}
@@ -454,8 +456,10 @@ def test_ingest_stores_what_the_general_path_stores(cli, tmp_path, db_url, chunk
 
 def test_bulk_pragmas_are_put_back(cli, tmp_path, db_url):
     """The larger cache and rarer checkpoints hold for the ingest only (the pooled connection lives on)."""
+    from cpaas_cli.charging import rater
+    from cpaas_cli.db import bulk_sqlite
     from cpaas_cli.db.engine import get_engine, make_session
-    from cpaas_cli.edr import service as edrs
+    from cpaas_cli.edr import ingest
     from tests.test_money_cli import edr_file, row, setup
 
     setup(cli)
@@ -464,22 +468,22 @@ def test_bulk_pragmas_are_put_back(cli, tmp_path, db_url):
         if s.get_bind().dialect.name != "sqlite":
             pytest.skip("SQLite connection settings")
         raw = s.connection().connection.dbapi_connection
-        before = {k: raw.execute(f"PRAGMA {k}").fetchone()[0] for k in edrs.BULK_PRAGMAS}
-        assert all(before[k] != v for k, v in edrs.BULK_PRAGMAS.items())
+        before = {k: raw.execute(f"PRAGMA {k}").fetchone()[0] for k in bulk_sqlite.BULK_PRAGMAS}
+        assert all(before[k] != v for k, v in bulk_sqlite.BULK_PRAGMAS.items())
         seen = {}
-        real = edrs._ingest
+        real = rater.Rater.decide_events
 
-        def spy(session, *a, **kw):
-            seen.update({k: raw.execute(f"PRAGMA {k}").fetchone()[0] for k in edrs.BULK_PRAGMAS})
-            return real(session, *a, **kw)
+        def spy(self, *a, **kw):
+            seen.update({k: raw.execute(f"PRAGMA {k}").fetchone()[0] for k in bulk_sqlite.BULK_PRAGMAS})
+            return real(self, *a, **kw)
 
-        edrs._ingest = spy
+        rater.Rater.decide_events = spy
         try:
-            assert edrs.ingest(s, edr_file(tmp_path / "e.jsonl", [row(i) for i in range(3)]))["inserted"] == 3
+            assert ingest.ingest(s, edr_file(tmp_path / "e.jsonl", [row(i) for i in range(3)]))["inserted"] == 3
         finally:
-            edrs._ingest = real
-        assert seen == edrs.BULK_PRAGMAS
-        assert {k: raw.execute(f"PRAGMA {k}").fetchone()[0] for k in edrs.BULK_PRAGMAS} == before
+            rater.Rater.decide_events = real
+        assert seen == bulk_sqlite.BULK_PRAGMAS
+        assert {k: raw.execute(f"PRAGMA {k}").fetchone()[0] for k in bulk_sqlite.BULK_PRAGMAS} == before
     finally:
         s.close()
 
@@ -488,8 +492,8 @@ def test_copy_text_loads_what_psycopg_rows_load(db_url):
     """PostgreSQL: the column-wise COPY text gives the same stored rows as psycopg's write_row."""
     import sqlalchemy as sa
 
+    from cpaas_cli.db import bulk
     from cpaas_cli.db.engine import get_engine
-    from cpaas_cli.edr import service as edrs
 
     engine = get_engine(db_url)
     if engine.dialect.name != "postgresql":
@@ -507,8 +511,8 @@ def test_copy_text_loads_what_psycopg_rows_load(db_url):
         [t] * 5,
     ]
     cols.append(cols[3])  # a column of instants met already (the memo)
-    assert edrs.copy_text([[True], [1]]) is None and edrs.copy_text([[datetime(2026, 3, 1)]]) is None
-    text = edrs.copy_text(cols)
+    assert bulk.copy_text([[True], [1]]) is None and bulk.copy_text([[datetime(2026, 3, 1)]]) is None
+    text = bulk.copy_text(cols)
     with engine.connect() as conn:
         raw = conn.connection.dbapi_connection
         with raw.cursor() as cur:
@@ -573,7 +577,7 @@ def test_a_chunk_commit_that_fails_stops_the_ingest_with_its_error(cli, tmp_path
     from sqlalchemy.orm import Session
 
     from cpaas_cli.db.engine import get_engine, make_session
-    from cpaas_cli.edr import service as edrs
+    from cpaas_cli.edr import ingest
     from tests.test_money_cli import edr_file, row, setup
 
     setup(cli)
@@ -590,7 +594,7 @@ def test_a_chunk_commit_that_fails_stops_the_ingest_with_its_error(cli, tmp_path
     s = make_session(get_engine(db_url))
     try:
         with pytest.raises(sa.exc.OperationalError, match="disk I/O error"):
-            edrs.ingest(s, path, chunk=100)
+            ingest.ingest(s, path, chunk=100)
         s.rollback()
     finally:
         s.close()
@@ -615,8 +619,8 @@ def test_a_value_all_rows_share_is_stored_as_the_bound_value_is(tmp_path, value)
     a plain parameterised INSERT of the same rows."""
     import sqlalchemy as sa
 
+    from cpaas_cli.db import bulk
     from cpaas_cli.db.engine import get_engine, make_session
-    from cpaas_cli.edr import service as edrs
 
     md = sa.MetaData()
     fast, plain = (
@@ -633,9 +637,9 @@ def test_a_value_all_rows_share_is_stored_as_the_bound_value_is(tmp_path, value)
     s = make_session(get_engine(f"sqlite:///{tmp_path / 'lit.db'}"))
     try:
         md.create_all(s.connection())
-        n = edrs.SHARED_LITERAL_ROWS + 30
+        n = bulk.SHARED_LITERAL_ROWS + 30
         rows = {"id": list(range(1, n + 1)), "t": [value] * n, "i": [value] * n, "n": list(range(n))}
-        assert edrs.insert_columns(s, fast, rows) == n
+        assert bulk.writer(s).insert(fast, rows) == n
         s.execute(sa.insert(plain), [dict(zip(rows, r, strict=True)) for r in zip(*rows.values(), strict=True)])
         q = "SELECT id, t, typeof(t), i, typeof(i), n FROM {} ORDER BY id"
         got = [s.connection().exec_driver_sql(q.format(t)).all() for t in ("fast", "plain")]
@@ -654,7 +658,7 @@ def test_a_reference_first_met_while_a_commit_runs_is_looked_up_after_it(cli, tm
     from sqlalchemy.engine.default import DefaultDialect
 
     from cpaas_cli.db.engine import get_engine, make_session
-    from cpaas_cli.edr import service as edrs
+    from cpaas_cli.edr import ingest
     from tests.test_money_cli import edr_file, row, setup
 
     setup(cli)
@@ -671,7 +675,7 @@ def test_a_reference_first_met_while_a_commit_runs_is_looked_up_after_it(cli, tm
     monkeypatch.setattr(DefaultDialect, "do_commit", slow_commit)
     s = make_session(get_engine(db_url))
     try:
-        got = edrs.ingest(s, path, chunk=100)
+        got = ingest.ingest(s, path, chunk=100)
         s.commit()
     finally:
         s.close()

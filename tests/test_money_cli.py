@@ -129,12 +129,13 @@ def test_delivered_billing_and_pending_rate(cli, tmp_path):
     assert (got["pending"], got["rated"]) == (1, 1)
     assert cli.json("edr", "show", "x-1")["cost"] == "0.00"
     # the receipt arrives later: the dispatch worker calls rate_and_charge
+    from cpaas_cli.charging.stored import rate_and_charge
     from cpaas_cli.db.engine import make_session
-    from cpaas_cli.edr import service as edrs
+    from cpaas_cli.edr import queries as edrs
 
     s = make_session(get_engine(cli.url))
     edr_id = edrs.get(s, "x-0")["id"]
-    assert edrs.rate_and_charge(s, [edr_id], event="delivered")["rated"] == 1
+    assert rate_and_charge(s, [edr_id], event="delivered")["rated"] == 1
     s.commit()
     s.close()
     assert cli.json("edr", "show", "x-0")["cost"] == "0.08"

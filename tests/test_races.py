@@ -203,7 +203,7 @@ def test_two_runs_of_one_rerate_task_one_wins(cli, db_url, tmp_path):
     apply(cli, tmp_path, tree(TIER_B))
     for _ in range(2):
         task = rerate_create(cli, frm="2026-03-01T00:00:00Z", till="2026-03-11T00:00:00Z")["id"]
-        res = at_once(db_url, tmp_path, [["rerate", "run", str(task)]] * 2, preload="cpaas_cli.rerate.service")
+        res = at_once(db_url, tmp_path, [["rerate", "run", str(task)]] * 2, preload="cpaas_cli.rerate.tasks")
         assert codes(res) == [0, 5], res
         (loser,) = [r for r in res if r[0] == 5]
         assert f"rerate task {task} is" in loser[2]

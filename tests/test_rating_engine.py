@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cpaas_cli.catalog import lookup as lk
 from cpaas_cli.catalog import tree as tr
 from cpaas_cli.rating import engine as en
+from cpaas_cli.rating import lookup as lk
 from cpaas_cli.rating.scales import total
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 import yaml
 
 from cpaas_cli.db.engine import dispose_all, get_engine, make_session
-from cpaas_cli.rerate import service as rerate
+from cpaas_cli.rerate import tasks as rerate
 from tests.conftest import PG_URL, Cli, _pg_admin_url, _pg_exec
 from tests.test_money_cli import edr_file, row, setup
 
@@ -135,9 +135,10 @@ def test_many_small_chunks_give_the_result_of_one(cli, tmp_path, monkeypatch, ch
     newly without a rate) alternate within the chunks. On SQLite the ledger rows
     and price updates go ``per_statement`` rows per INSERT (whole statements
     and a shorter last one)."""
-    from cpaas_cli.edr import service as edrs
+    from cpaas_cli.db import bulk
+    from cpaas_cli.rerate import loop
 
-    monkeypatch.setattr(edrs, "ROWS_PER_STATEMENT", per_statement)
+    monkeypatch.setattr(bulk, "ROWS_PER_STATEMENT", per_statement)
     setup(cli)
     apply(cli, tmp_path, tree(TIER_A))
     rows = [french(i) if i % 2 == 0 else row(i) for i in range(7)]  # FR 0, 2, 4, 6; ES 1, 3, 5 (2 segments)
@@ -146,7 +147,7 @@ def test_many_small_chunks_give_the_result_of_one(cli, tmp_path, monkeypatch, ch
     doc = tree(TIER_B)
     doc["tree"]["sms"]["children"]["sms_message"]["children"]["mt"]["children"]["ES"] = {"price_type": "not_included"}
     apply(cli, tmp_path, doc)
-    monkeypatch.setattr(rerate, "CHUNK", chunk)
+    monkeypatch.setattr(loop, "CHUNK", chunk)
     done = cli.json("rerate", "run", str(create(cli)["id"]))
     assert (done["processed"], done["updated"], done["unchanged"], done["failed"]) == (7, 4, 0, 3)
     costs = {f"x-{i}": cli.json("edr", "show", f"x-{i}") for i in range(7)}
@@ -295,9 +296,10 @@ def test_edr_straddling_a_period_boundary_is_rerated_once_by_the_unit_of_its_cha
 def test_owner_of_a_straddler_is_the_period_of_its_charge():
     from datetime import UTC, datetime, timedelta
 
-    from cpaas_cli.catalog import lookup as lk
     from cpaas_cli.catalog import tree as tr
     from cpaas_cli.rating import engine as en
+    from cpaas_cli.rating import lookup as lk
+    from cpaas_cli.rerate import units
 
     snap = lk.Snapshot.of(tr.parse_document(tree(TIER_A)), service_id=1, scope_id=1, currency="EUR")
     far = datetime(2026, 1, 1, tzinfo=UTC)
@@ -310,12 +312,12 @@ def test_owner_of_a_straddler_is_the_period_of_its_charge():
         return en.Event(1, prepared, q, submitted_at=submitted, final=submitted is None)
 
     late = datetime(2026, 3, 31, 23, 59, tzinfo=UTC)
-    assert rerate.owner(plan, ev(late, late + timedelta(minutes=2))) == month[4]
-    assert rerate.owner(plan, ev(late, late)) == month[3]
-    assert rerate.owner(plan, ev(late, None)) == month[3]  # never submitted: no charge, its own period
+    assert units.owner(plan, ev(late, late + timedelta(minutes=2))) == month[4]
+    assert units.owner(plan, ev(late, late)) == month[3]
+    assert units.owner(plan, ev(late, None)) == month[3]  # never submitted: no charge, its own period
     # prepared longer than STRADDLE_LAG before the charge period: stays with its event period
-    early = month[4] - rerate.STRADDLE_LAG - timedelta(seconds=1)
-    assert rerate.owner(plan, ev(early, month[4] + timedelta(hours=1))) == month[3]
+    early = month[4] - units.STRADDLE_LAG - timedelta(seconds=1)
+    assert units.owner(plan, ev(early, month[4] + timedelta(hours=1))) == month[3]
 
 
 # ------------------------------------------------------------ kill -9 and rerun

@@ -240,9 +240,9 @@ def test_a_submit_refused_by_the_smsc_gets_its_charge_back(cli, db_url, smsc, tm
     assert cli.json("campaign", "show", str(cid))["queue"] == {"done": 7, "failed": 3}
 
     # Idempotent: refunding the same EDRs again changes nothing.
-    from cpaas_cli.billing import refunds
+    from cpaas_cli.charging import refunds
+    from cpaas_cli.charging.plans import Plans
     from cpaas_cli.db.engine import make_session
-    from cpaas_cli.edr.service import Plans
 
     s = make_session(get_engine(db_url), actor="test", command="test")
     try:

@@ -192,9 +192,9 @@ def test_a_partly_refused_long_message_pays_for_the_parts_sent(cli, db_url, smsc
     assert cli.json("campaign", "show", str(cid))["queue"] == {"done": 3}
 
     # Idempotent: recording the same refusal again changes nothing.
-    from cpaas_cli.billing import refunds
+    from cpaas_cli.charging import refunds
+    from cpaas_cli.charging.plans import Plans
     from cpaas_cli.db.engine import make_session
-    from cpaas_cli.edr.service import Plans
 
     s = make_session(get_engine(db_url), actor="test", command="test")
     try:

@@ -12,10 +12,10 @@ from sqlmodel import Session
 from cpaas_cli import clock
 from cpaas_cli.agreements import service as agreements
 from cpaas_cli.billing import ledger
-from cpaas_cli.catalog import lookup as lk
 from cpaas_cli.catalog import service as catalog
 from cpaas_cli.errors import InvalidInput, NotFound, Problem, require
 from cpaas_cli.money import MoneyError, format_micros, round_event, to_micros
+from cpaas_cli.rating import lookup as lk
 from cpaas_cli.timeutil import iso
 
 

@@ -14,12 +14,12 @@ from sqlmodel import Session, col, select
 from cpaas_cli import clock
 from cpaas_cli.agreements import service as agreements
 from cpaas_cli.agreements.models import Agreement
-from cpaas_cli.catalog import lookup as lk
 from cpaas_cli.catalog import tree as tr
 from cpaas_cli.catalog import tree_guard
 from cpaas_cli.catalog.models import SERVICE_TYPES, EnabledService, RateImport, RateNode, Service, ServiceScope
 from cpaas_cli.errors import Conflict, InvalidInput, NotFound, Problem, UsageError, require
 from cpaas_cli.money import MoneyError, check_currency, format_micros, to_micros
+from cpaas_cli.rating import lookup as lk
 from cpaas_cli.refs import by_ref
 from cpaas_cli.timeutil import iso
 

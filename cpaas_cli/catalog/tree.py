@@ -45,7 +45,6 @@ from cpaas_cli.catalog.models import BILLING_RULES, PRICE_TYPES, QUANTITY_RULES,
 from cpaas_cli.catalog.vocab import (
     COUNTER_GROUPS,
     LEVELS,
-    MESSAGE_RESOURCES,
     OTHERS,
     PURCHASE_RESOURCES,
     ValueError_,
@@ -54,6 +53,7 @@ from cpaas_cli.catalog.vocab import (
 )
 from cpaas_cli.errors import InvalidInput, Problem
 from cpaas_cli.money import MoneyError, format_micros, to_micros
+from cpaas_cli.rating.lookup import unusable
 from cpaas_cli.rating.scales import SCALE_TYPES, ScaleError, check_steps
 
 ATTRS = ("label", "depends_on", "price_type", "price", "scale", "counter_group", "billing_rule", "quantity_rule")
@@ -294,37 +294,6 @@ def document(roots: list[Node], *, service: str | None = None, scope: int | None
 
 
 # ------------------------------------------------------------------- checks
-
-
-def unusable(roots: list[Node]) -> list[dict[str, str]]:
-    """Nodes whose rate cannot be used, with the reason (SRV-06)."""
-    out: list[dict[str, str]] = []
-
-    def visit(n: Node, parts: tuple[str, ...], resource: str | None, br: str | None, qr: str | None) -> None:
-        parts = (*parts, n.value)
-        if n.level == "resource":
-            resource = n.value
-        br = n.billing_rule or br
-        qr = n.quantity_rule or qr
-        path = path_of(list(parts))
-        if n.price_type == "depends":
-            if not n.children:
-                out.append({"path": path, "reason": f"depends on {n.depends_on} but has no children"})
-            for c in n.children:
-                visit(c, parts, resource, br, qr)
-            return
-        if n.price_type == "flat" and n.price is None:
-            out.append({"path": path, "reason": "flat rate without a price"})
-        if n.price_type == "scale" and not (n.scale and n.scale.get("steps")):
-            out.append({"path": path, "reason": "scale without steps"})
-        if n.price_type in ("flat", "scale") and resource in MESSAGE_RESOURCES:
-            missing = [name for name, v in (("billing rule", br), ("quantity rule", qr)) if not v]
-            if missing:
-                out.append({"path": path, "reason": f"no {' and no '.join(missing)} here or above"})
-
-    for r in roots:
-        visit(r, (), None, None, None)
-    return out
 
 
 # --------------------------------------------------------------------- diff

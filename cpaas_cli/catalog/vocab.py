@@ -7,8 +7,7 @@ import re
 
 from cpaas_cli.catalog.dictionary import MccmncError, normalise_mccmnc
 from cpaas_cli.geo import CountryError, check_country
-
-OTHERS = "others"
+from cpaas_cli.rating.lookup import MCCMNC_LEVELS, OTHERS
 
 DOMAINS = (
     "sms",
@@ -26,22 +25,6 @@ DOMAINS = (
     "voice",
     "push_partner",
 )
-
-# Resources whose leaves need a billing and a quantity rule to be usable.
-MESSAGE_RESOURCES = {
-    "sms_message",
-    "rcs_message",
-    "viber_message",
-    "whatsapp_message",
-    "whatsapp_conversation",
-    "wechat_message",
-    "email_message",
-    "telegram_message",
-    "push_message",
-    "tts_message",
-    "voice_call",
-    "push_partner_message",
-}
 
 # Resources of the service_purchase domain: a pack's price, by pack name
 # (catalog.service.pack_price reads them; anything else there is never read).
@@ -77,9 +60,6 @@ CLOSED_VALUES = {
 # A short code has this many digits (a registered short-code sender, and the
 # sender type derived from a sender text for rating and `rates lookup`).
 SHORT_CODE_DIGITS = (3, 8)
-
-# Levels matched against the MCCMNC of a message (with the MCC row as fallback).
-MCCMNC_LEVELS = {"network", "mno", "mccmnc"}
 
 COUNTER_GROUPS = ("sender_id",)
 

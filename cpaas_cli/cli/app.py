@@ -69,6 +69,9 @@ ENTRIES: dict[str, tuple[str, tuple[str, ...], str, str]] = {
         "app",
         "Secrets at rest: make a key, check it, rotate stored secrets to a new one.",
     ),
+    "user": ("group", ("user",), "app", "Users (BackOffice and client portal), passwords, two-factor, sign-in."),
+    "role": ("group", ("role",), "app", "Roles: system roles, custom roles, granting them to users."),
+    "apikey": ("group", ("apikey",), "app", "API keys: create, list, regenerate, expire, revoke, verify."),
 }
 
 _LOADED: dict[str, Any] = {}

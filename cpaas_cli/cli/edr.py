@@ -7,8 +7,10 @@ from typing import Annotated
 import typer
 
 from cpaas_cli.agreements import service as agreements
+from cpaas_cli.charging import stored as charging
 from cpaas_cli.cli.context import OutputOpt, emit, say, session, when
-from cpaas_cli.edr import service as edrs
+from cpaas_cli.edr import ingest as edr_ingest
+from cpaas_cli.edr import queries as edrs
 from cpaas_cli.edr.interrupt import HARD_STOP, StopRequest, hard_interrupt
 from cpaas_cli.errors import Interrupted
 from cpaas_cli.refs import by_ref
@@ -39,7 +41,7 @@ def ingest(
     ctx: typer.Context,
     file: Annotated[str, typer.Argument(help="CSV, XLSX or JSONL file of EDRs (one row per message attempt).")],
     rate: Annotated[bool, typer.Option("--rate/--no-rate", help="Rate the new EDRs while ingesting.")] = True,
-    chunk: Annotated[int, typer.Option("--chunk", min=100, help="Rows per committed chunk.")] = edrs.INGEST_CHUNK,
+    chunk: Annotated[int, typer.Option("--chunk", min=100, help="Rows per committed chunk.")] = edr_ingest.INGEST_CHUNK,
     check_first: Annotated[
         bool, typer.Option("--check-first", help="Validate the whole file before writing anything (reads it twice).")
     ] = False,
@@ -61,7 +63,7 @@ def ingest(
     """
     try:
         with StopRequest(lambda text: say(ctx, text)) as stop, session(ctx) as s:
-            result = edrs.ingest(s, file, rate=rate, chunk=chunk, check_first=check_first, stop=stop)
+            result = edr_ingest.ingest(s, file, rate=rate, chunk=chunk, check_first=check_first, stop=stop)
     except Exception as exc:
         if hard_interrupt(exc):  # an error raised while a second Ctrl-C unwound
             raise Interrupted(HARD_STOP) from None
@@ -77,7 +79,7 @@ def rate(
     ctx: typer.Context,
     pending: Annotated[bool, typer.Option("--pending", help="Rate every unrated EDR (the default).")] = True,
     agreement: Annotated[str | None, typer.Option("--agreement", help="Only this agreement (code or id).")] = None,
-    chunk: Annotated[int, typer.Option("--chunk", min=1, help="EDRs per committed chunk.")] = edrs.CHUNK,
+    chunk: Annotated[int, typer.Option("--chunk", min=1, help="EDRs per committed chunk.")] = charging.CHUNK,
     output: OutputOpt = None,
 ) -> None:
     """Rate unrated EDRs: charge packs or the balance, or reject with a reason.
@@ -88,7 +90,7 @@ def rate(
     """
     with session(ctx) as s:
         ag_id = agreements.get(s, agreement).id if agreement else None
-        result = edrs.rate_pending(s, agreement_id=ag_id, chunk=chunk)
+        result = charging.rate_pending(s, agreement_id=ag_id, chunk=chunk)
     emit(ctx, result, output=output)
 
 

@@ -12,13 +12,13 @@ from cpaas_cli import clock
 from cpaas_cli.agreements import service as agreements
 from cpaas_cli.catalog import dictionary as dic
 from cpaas_cli.catalog import importer
-from cpaas_cli.catalog import lookup as lk
 from cpaas_cli.catalog import service as catalog
 from cpaas_cli.catalog.vocab import sender_type_of
 from cpaas_cli.cli.context import ForceOpt, OutputOpt, emit, out_target, say, session, state, when
 from cpaas_cli.cli.output import Fmt, terminal_safe
 from cpaas_cli.errors import ExitCode, InvalidInput, Problem
 from cpaas_cli.imports.writers import write_table
+from cpaas_cli.rating import lookup as lk
 from cpaas_cli.timeutil import iso
 
 app = typer.Typer(no_args_is_help=True)

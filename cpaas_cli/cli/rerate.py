@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from cpaas_cli.cli.context import OutputOpt, emit, say, session, when
-from cpaas_cli.rerate import service as rerate
+from cpaas_cli.rerate import tasks as rerate
 
 app = typer.Typer(no_args_is_help=True)
 

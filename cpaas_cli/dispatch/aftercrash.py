@@ -31,9 +31,11 @@ from sqlmodel import Session
 
 from cpaas_cli import clock
 from cpaas_cli.audit.service import record
-from cpaas_cli.billing import refunds
 from cpaas_cli.campaigns.models import OutboundMessage as QueueRow
+from cpaas_cli.charging import refunds
+from cpaas_cli.dispatch import queue
 from cpaas_cli.dispatch.models import VendorConnection
+from cpaas_cli.dispatch.queue import QueueState
 from cpaas_cli.edr.models import Edr
 
 Q = QueueRow.__table__
@@ -70,23 +72,18 @@ def settle(session: Session, dead: list[int], now: datetime) -> dict[str, int]:
         for qid, state, conn in session.execute(
             sa.select(Q.c.id, Q.c.state, Q.c.connection_id).where(Q.c.id.in_(dead[start : start + CHUNK]))
         ):
-            if state == "claimed":
+            if state == QueueState.CLAIMED:
                 claimed.append(qid)
-            elif state == "sending":
+            elif state == QueueState.SENDING:
                 (hold if modes.get(conn, default) == "hold" else resend).append(qid)
     for ids, state, key in (
-        (claimed, "queued", "unsent"),
-        (resend, "queued", "unacknowledged"),
-        (hold, "unknown", "held"),
+        (claimed, QueueState.QUEUED, "unsent"),
+        (resend, QueueState.QUEUED, "unacknowledged"),
+        (hold, QueueState.UNKNOWN, "held"),
     ):
-        for start in range(0, len(ids), CHUNK):
-            got = session.execute(
-                sa.update(Q)
-                .where(Q.c.id.in_(ids[start : start + CHUNK]), Q.c.state.in_(["claimed", "sending"]))
-                .values(state=state, claimed_by=None, updated_at=now)
-            ).rowcount
-            out[key] += got
-            out["recovered"] += got
+        got = queue.recover(session, ids, state, now=now)
+        out[key] += got
+        out["recovered"] += got
     return out
 
 
@@ -109,7 +106,7 @@ def recover(session: Session, *, stale_after: float = 600.0, now: datetime | Non
     now = now or clock.now()
     me = host_id()
     rows = session.execute(
-        sa.select(Q.c.id, Q.c.claimed_by, Q.c.claimed_at).where(Q.c.state.in_(["claimed", "sending"]))
+        sa.select(Q.c.id, Q.c.claimed_by, Q.c.claimed_at).where(Q.c.state.in_(queue.IN_FLIGHT))
     ).all()
     dead = []
     for qid, who, at in rows:
@@ -138,7 +135,7 @@ def recover(session: Session, *, stale_after: float = 600.0, now: datetime | Non
 def _unknown(session: Session, campaign_id: int) -> list[int]:
     return list(
         session.execute(
-            sa.select(Q.c.id).where(Q.c.campaign_id == campaign_id, Q.c.state == "unknown").order_by(Q.c.id)
+            sa.select(Q.c.id).where(Q.c.campaign_id == campaign_id, Q.c.state == QueueState.UNKNOWN).order_by(Q.c.id)
         ).scalars()
     )
 
@@ -148,12 +145,7 @@ def release_unknown(session: Session, campaign_id: int, *, now: datetime | None 
     duplicates), never charged again. No commit."""
     now = now or clock.now()
     ids = _unknown(session, campaign_id)
-    for start in range(0, len(ids), CHUNK):
-        session.execute(
-            sa.update(Q)
-            .where(Q.c.id.in_(ids[start : start + CHUNK]), Q.c.state == "unknown")
-            .values(state="queued", updated_at=now)
-        )
+    queue.release_unknown(session, ids, now=now)
     if ids:
         record(session, action="release_unknown", object_type="campaign", object_id=campaign_id, new={"rows": len(ids)})
     return {"campaign": campaign_id, "released": len(ids)}
@@ -167,20 +159,16 @@ def fail_unknown(
     why: str = "held after a crash, failed by the operator",
 ) -> dict[str, Any]:
     """Held messages of a campaign fail: queue row and EDR ``failed``, and the
-    submitted-rule charge given back (``billing/refunds.py``). No commit."""
-    from cpaas_cli.edr import service as edrs
+    submitted-rule charge given back (``charging/refunds.py``). No commit."""
+    from cpaas_cli.charging.plans import Plans
 
     now = now or clock.now()
     ids = _unknown(session, campaign_id)
     edr_ids: list[int] = []
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
-        session.execute(
-            sa.update(Q)
-            .where(Q.c.id.in_(chunk), Q.c.state == "unknown")
-            .values(state="failed", error=f"not sent: {why}"[:200], updated_at=now)
-        )
-        exts = [f"om:{q}" for q in chunk]
+        queue.fail_unknown(session, chunk, f"not sent: {why}"[:200], now=now)
+        exts = [queue.external_id(q) for q in chunk]
         edr_ids += list(
             session.execute(sa.select(E.c.id).where(E.c.external_id.in_(exts), E.c.status.notin_(FINAL))).scalars()
         )
@@ -189,7 +177,7 @@ def fail_unknown(
             .where(E.c.external_id.in_(exts), E.c.status.notin_(FINAL))
             .values(status="failed", failed_at=now, vendor_error="after_crash")
         )
-    got = refunds.refund_unsent(session, edr_ids, edrs.Plans(session), now=now, why=why) if edr_ids else {}
+    got = refunds.refund_unsent(session, edr_ids, Plans(session), now=now, why=why) if edr_ids else {}
     if ids:
         record(
             session,

@@ -24,12 +24,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlmodel import Session
 
-from cpaas_cli.campaigns.models import OutboundMessage as QueueRow
-
-Q = QueueRow.__table__
+from cpaas_cli.dispatch import queue
 
 
 @dataclass
@@ -88,21 +85,12 @@ class Flow:
             out.append(self.ready.popleft())
             self.open_parts += parts
         if out:
-            session.execute(
-                sa.update(Q)
-                .where(Q.c.id.in_([r[0][0] for r in out]), Q.c.state == "claimed")
-                .values(state="sending", updated_at=now)
-            )
+            queue.mark_sending(session, [r[0][0] for r in out], now=now)
         return out
 
     def give_back(self, session: Session, now: datetime) -> int:
         """Put the claimed messages never released back in the queue (a clean stop)."""
         ids = [r[0][0] for r in self.ready]
         self.ready.clear()
-        for start in range(0, len(ids), 5000):
-            session.execute(
-                sa.update(Q)
-                .where(Q.c.id.in_(ids[start : start + 5000]), Q.c.state == "claimed")
-                .values(state="queued", claimed_by=None, updated_at=now)
-            )
+        queue.give_back(session, ids, now=now)
         return len(ids)

@@ -16,10 +16,10 @@ matched by after a restart) is the id of the part whose receipt is expected
 first: the last part's under ``last``, else the first sent part's.
 
 Per-part outcome: the SMSC answers each part. All refused: the message failed
-(its charge is given back whole, ``billing/refunds.refund_unsent``). Some
+(its charge is given back whole, ``charging/refunds.refund_unsent``). Some
 refused: the message was submitted with N of M parts; its EDR's ``segments``
 becomes N (what is billed) and ``segments_refused`` M − N, the refused parts'
-share of the charge is given back (``billing/refunds.refund_refused_parts``),
+share of the charge is given back (``charging/refunds.refund_refused_parts``),
 and the receipts of the sent parts finalise it as above. Under ``last`` a
 refused last part means no receipt can come: the message is closed at once
 as undelivered with the refusal's code.
@@ -35,8 +35,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from cpaas_cli.billing import refunds
 from cpaas_cli.campaigns.models import OutboundMessage as QueueRow
+from cpaas_cli.charging import refunds
 from cpaas_cli.dispatch.receipts import DELIVERED
 
 Q = QueueRow.__table__

@@ -30,22 +30,26 @@ import re
 import time
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from cpaas_cli.campaigns.models import OutboundMessage as QueueRow
+from cpaas_cli import clock
+from cpaas_cli.charging import stored as charging_stored
 from cpaas_cli.db.checks import storable
 from cpaas_cli.dispatch import gateway as gw
+from cpaas_cli.dispatch import queue
+from cpaas_cli.dispatch.aftercrash import FINAL
 from cpaas_cli.dispatch.models import InboundMessage, VendorConnection
 from cpaas_cli.dispatch.multipart import Awaiting, Finished, close
+from cpaas_cli.dispatch.queue import Q, QueueState
 from cpaas_cli.dispatch.receipts import DELIVERED, ENROUTE
 from cpaas_cli.edr.models import Edr
 
 log = logging.getLogger("cpaas.serve")
 
-Q = QueueRow.__table__
 E = Edr.__table__
 IN = InboundMessage.__table__
 VC = VendorConnection.__table__
@@ -285,6 +289,19 @@ class ReceiptMatcher:
         self.matched += len(out)
         return out
 
+    def match_counted(
+        self, s: Session, receipts: list[gw.DeliveryReceipt], now: datetime, final: bool, stats: Any
+    ) -> Finals:
+        """:meth:`match`, adding what it counted to a worker's ``stats`` (``dispatch.stats.WorkerStats``)."""
+        before = (self.matched, self.unmatched, self.ambiguous, self.extra, Counter(self.statuses))
+        out = self.match(s, receipts, now, final)
+        stats.receipts += self.matched - before[0]
+        stats.receipts_unmatched += self.unmatched - before[1]
+        stats.receipts_ambiguous += self.ambiguous - before[2]
+        stats.receipts_extra += self.extra - before[3]
+        stats.statuses.update(self.statuses - before[4])
+        return out
+
     def _store(self, s: Session, lost: list[tuple[gw.DeliveryReceipt, str]], now: datetime) -> None:
         self.unmatched += len(lost)
         s.execute(
@@ -321,3 +338,37 @@ class ReceiptMatcher:
 
 def _say(relation: str | None) -> str:
     return "repeat" if relation == SAME else "convert the base of"
+
+
+# ---------------------------------------------------------------- housekeeping
+
+
+def expire_receipts(session: Session, *, older_than: float, now: datetime | None = None) -> int:
+    """Close as undelivered (vendor error ``no_receipt``) the messages submitted
+    more than ``older_than`` seconds ago whose receipt never came. No commit."""
+    now = now or clock.now()
+    cutoff = now - timedelta(seconds=older_than)
+    rows = (
+        session.execute(sa.select(Q.c.id).where(Q.c.state == QueueState.SUBMITTED, Q.c.updated_at <= cutoff))
+        .scalars()
+        .all()
+    )
+    if not rows:
+        return 0
+    for start in range(0, len(rows), 5000):
+        chunk = rows[start : start + 5000]
+        exts = [queue.external_id(q) for q in chunk]
+        session.execute(
+            sa.update(E)
+            .where(E.c.external_id.in_(exts), E.c.status.notin_(FINAL))
+            .values(status="undelivered", undelivered_at=now, vendor_error="no_receipt")
+        )
+        queue.expire(session, chunk)
+        ids = session.execute(
+            sa.select(E.c.id).where(E.c.external_id.in_(exts), E.c.rating_state == "unrated")
+        ).scalars()
+        ids = list(ids)
+        if ids:
+            charging_stored.rate_and_charge(session, ids, at=now)
+    log.info("closed %d messages without a receipt after %gs", len(rows), older_than)
+    return len(rows)

@@ -34,8 +34,8 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from cpaas_cli.catalog import lookup as lk
 from cpaas_cli.money import round_event
+from cpaas_cli.rating import lookup as lk
 from cpaas_cli.rating.scales import increment as scale_increment
 from cpaas_cli.rating.scales import unit_price
 

@@ -213,8 +213,8 @@ def tree_price(
     at: datetime,
 ) -> tuple[int | None, str | None]:
     """(micros, None) from the agreement's pay-as-you-go tree at ``at``, or (None, why not)."""
-    from cpaas_cli.catalog import lookup as lk
     from cpaas_cli.catalog import service as catalog
+    from cpaas_cli.rating import lookup as lk
 
     if subject is None or subject.channel is None:
         return None, "the fee's subject no longer exists"

@@ -27,7 +27,7 @@ def all_jobs() -> list[Job]:
     from cpaas_cli.edr import tasks as edr_tasks
     from cpaas_cli.invoices import service as invoices
     from cpaas_cli.recurring import service as recurring
-    from cpaas_cli.rerate import service as rerate
+    from cpaas_cli.rerate import tasks as rerate
 
     return [
         Job("edr-export-tasks", edr_tasks.process_waiting, every_seconds=30),

@@ -35,7 +35,7 @@ from cpaas_cli.campaigns import holds
 from cpaas_cli.campaigns import lifecycle as campaigns
 from cpaas_cli.campaigns.models import OutboundMessage as QueueRow
 from cpaas_cli.db.engine import get_engine, make_session
-from cpaas_cli.dispatch import aftercrash
+from cpaas_cli.dispatch import aftercrash, receipt_match
 from cpaas_cli.dispatch import service as connections
 from cpaas_cli.dispatch import worker as wk
 from cpaas_cli.dispatch.models import VendorConnection
@@ -103,7 +103,7 @@ def expire_job(engine: Engine, older_than: float) -> dict[str, Any]:
     try:
         if not _locked(s, "expire_receipts"):
             return {"skipped": 1}
-        n = wk.expire_receipts(s, older_than=older_than)
+        n = receipt_match.expire_receipts(s, older_than=older_than)
         s.commit()
         return {"closed": n}
     finally:

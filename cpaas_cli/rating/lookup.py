@@ -1,5 +1,9 @@
 """Price lookup: a pure function over an in-memory snapshot of one scope's tree.
 
+Pure like the engine beside it: no database, no file, no I/O (the loading of a
+scope's tree lives in ``catalog``: ``catalog.tree.load``, ``catalog.service``,
+``charging.plans``).
+
 Load a scope's tree once (``Snapshot.of(nodes, ...)``), then call
 :func:`resolve` per event: no I/O happens inside. The walk starts at the
 service domain (channel) and the resource, then follows each node's
@@ -13,8 +17,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from cpaas_cli.catalog.tree import Node, unusable
-from cpaas_cli.catalog.vocab import MCCMNC_LEVELS, MESSAGE_RESOURCES, OTHERS
+OTHERS = "others"
+
+# Resources whose leaves need a billing and a quantity rule to be usable.
+MESSAGE_RESOURCES = {
+    "sms_message",
+    "rcs_message",
+    "viber_message",
+    "whatsapp_message",
+    "whatsapp_conversation",
+    "wechat_message",
+    "email_message",
+    "telegram_message",
+    "push_message",
+    "tts_message",
+    "voice_call",
+    "push_partner_message",
+}
+
+# Levels matched against the MCCMNC of a message (with the MCC row as fallback).
+MCCMNC_LEVELS = {"network", "mno", "mccmnc"}
 
 # Result statuses
 RATE = "rate"  # flat or scale price
@@ -42,7 +64,7 @@ class SNode:
         "bad",
     )
 
-    def __init__(self, n: Node, br: str | None, qr: str | None, bad: str | None):
+    def __init__(self, n: Any, br: str | None, qr: str | None, bad: str | None):
         self.level = n.level
         self.value = n.value
         self.depends_on = n.depends_on
@@ -72,7 +94,7 @@ class Snapshot:
     @classmethod
     def of(
         cls,
-        roots: list[Node],
+        roots: list[Any],
         *,
         service_id: int | None = None,
         service: str | None = None,
@@ -81,7 +103,7 @@ class Snapshot:
     ) -> Snapshot:
         bad = {u["path"]: u["reason"] for u in unusable(roots)}
 
-        def conv(n: Node, parts: tuple[str, ...], br: str | None, qr: str | None) -> SNode:
+        def conv(n: Any, parts: tuple[str, ...], br: str | None, qr: str | None) -> SNode:
             parts = (*parts, n.value)
             br = n.billing_rule or br
             qr = n.quantity_rule or qr
@@ -210,4 +232,35 @@ def _miss(snap: Snapshot, status: str, reason: str, path: list[dict[str, Any]]) 
     )
 
 
-__all__ = ["MESSAGE_RESOURCES", "Result", "Snapshot", "query", "resolve"]
+def unusable(roots: list[Any]) -> list[dict[str, str]]:
+    """Nodes (``catalog.tree.Node``) whose rate cannot be used, with the reason (SRV-06)."""
+    out: list[dict[str, str]] = []
+
+    def visit(n: Any, parts: tuple[str, ...], resource: str | None, br: str | None, qr: str | None) -> None:
+        parts = (*parts, n.value)
+        if n.level == "resource":
+            resource = n.value
+        br = n.billing_rule or br
+        qr = n.quantity_rule or qr
+        path = "/".join(parts)
+        if n.price_type == "depends":
+            if not n.children:
+                out.append({"path": path, "reason": f"depends on {n.depends_on} but has no children"})
+            for c in n.children:
+                visit(c, parts, resource, br, qr)
+            return
+        if n.price_type == "flat" and n.price is None:
+            out.append({"path": path, "reason": "flat rate without a price"})
+        if n.price_type == "scale" and not (n.scale and n.scale.get("steps")):
+            out.append({"path": path, "reason": "scale without steps"})
+        if n.price_type in ("flat", "scale") and resource in MESSAGE_RESOURCES:
+            missing = [name for name, v in (("billing rule", br), ("quantity rule", qr)) if not v]
+            if missing:
+                out.append({"path": path, "reason": f"no {' and no '.join(missing)} here or above"})
+
+    for r in roots:
+        visit(r, (), None, None, None)
+    return out
+
+
+__all__ = ["MESSAGE_RESOURCES", "Result", "Snapshot", "query", "resolve", "unusable"]

@@ -48,6 +48,9 @@ from sqlmodel import Session
 
 from cpaas_cli.billing import ledger
 from cpaas_cli.billing.models import PackUsage, ScaleCounter
+from cpaas_cli.charging.events import event_of  # the same event the Rater built
+from cpaas_cli.charging.plans import Plans
+from cpaas_cli.db import bulk
 from cpaas_cli.edr.models import Edr
 from cpaas_cli.money import format_micros
 from cpaas_cli.rating import engine as en
@@ -60,13 +63,11 @@ REFUND = "refund"
 
 
 def refund_unsent(
-    session: Session, edr_ids: Sequence[int], plans: Any, *, now: datetime, why: str = "refused by the SMSC"
+    session: Session, edr_ids: Sequence[int], plans: Plans, *, now: datetime, why: str = "refused by the SMSC"
 ) -> dict[str, int]:
     """Refund the EDRs in ``edr_ids`` that were charged for a submit that did not
-    happen (see the module docstring). ``plans`` is an ``edr.service.Plans``.
+    happen (see the module docstring).
     Returns counts; no commit (the caller's transaction)."""
-    from cpaas_cli.edr.service import event_of  # the same event the Rater built
-
     out = {"edrs": 0, "refunded": 0, "amount": 0}
     if not edr_ids:
         return out
@@ -76,6 +77,8 @@ def refund_unsent(
     if not rows:
         return out
     refunds: list[dict[str, Any]] = []
+    unsent: list[int] = []  # the EDRs handled, and the note of each
+    notes: list[str] = []
     for r in rows:
         if r["id"] in done:
             continue
@@ -96,13 +99,17 @@ def refund_unsent(
             )
             out["refunded"] += 1
             out["amount"] += total
-        _give_back_units(session, r, plans, event_of)
-        note = f"not charged: {why}" + (f" (refund of {format_micros(total)} {r['currency']})" if total else "")
-        session.execute(
-            sa.update(EDR)
-            .where(EDR.c.id == r["id"])
-            .values(submitted_at=None, cost=0, quantity=0, pack_enabled_id=None, pack_units=None, rating_note=note)
-        )
+        _give_back_units(session, r, plans)
+        unsent.append(r["id"])
+        notes.append(f"not charged: {why}" + (f" (refund of {format_micros(total)} {r['currency']})" if total else ""))
+    n = len(unsent)
+    blank, zero = [None] * n, [0] * n
+    bulk.writer(session).update_by_id(
+        EDR,
+        unsent,
+        {"submitted_at": blank, "cost": zero, "quantity": zero, "pack_enabled_id": blank, "pack_units": blank,
+         "rating_note": notes},
+    )  # fmt: skip
     ledger.post(session, refunds, check_credit=False)
     return out
 
@@ -132,14 +139,12 @@ def _charged(session: Session, ids: list[int]) -> dict[int, tuple[int, Any, Any]
 
 
 def refund_refused_parts(
-    session: Session, parts: Mapping[int, tuple[int, int, str]], plans: Any, *, now: datetime
+    session: Session, parts: Mapping[int, tuple[int, int, str]], plans: Plans, *, now: datetime
 ) -> dict[str, int]:
     """EDR id -> (parts sent, parts refused, why): record the parts sent on the EDR and
     give back what the refused ones were charged (see the module docstring).
     Returns counts; no commit. Idempotent: an EDR with ``segments_refused`` set
     is left alone."""
-    from cpaas_cli.edr.service import event_of
-
     out = {"edrs": 0, "refunded": 0, "amount": 0}
     rows, done, sums = _edrs(session, EDR.c.id.in_(list(parts)), EDR.c.segments_refused.is_(None))
     if not rows:
@@ -161,7 +166,7 @@ def refund_refused_parts(
         billed = r["rating_state"] == "rated" and r["submitted_at"] is not None and r["id"] not in done
         if billed and refused and r["quantity"] == sent + refused:
             total, at, period = sums.get(r["id"], (0, None, None))
-            got = _reprice(session, r, sent, plans, started.get(r["id"]), total, event_of)
+            got = _reprice(session, r, sent, plans, started.get(r["id"]), total)
             if got is not None:
                 back, changed = got
                 values.update(changed)
@@ -201,7 +206,7 @@ def refund_refused_parts(
 
 
 def _reprice(
-    session: Session, r: dict[str, Any], sent: int, plans: Any, before: int | None, charged: int, event_of: Any
+    session: Session, r: dict[str, Any], sent: int, plans: Plans, before: int | None, charged: int
 ) -> tuple[int, dict[str, Any]] | None:
     """Price the EDR again for ``sent`` segments where its units started; give the
     refused units back to the counter and pack. Returns (money to give back, EDR
@@ -265,7 +270,7 @@ def _pack_back(session: Session, pack_id: int, units: int) -> None:
         )
 
 
-def _give_back_units(session: Session, r: dict[str, Any], plans: Any, event_of: Any) -> None:
+def _give_back_units(session: Session, r: dict[str, Any], plans: Plans) -> None:
     """Undo the scale-counter and pack-usage deltas the EDR's rating applied."""
     ag_id = r["agreement_id"]
     plan = plans.get(ag_id) if ag_id else None

@@ -1,0 +1,69 @@
+"""The PostgreSQL bulk writer (see ``db/bulk.py`` for the interface)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+
+from cpaas_cli.db import locking
+from cpaas_cli.db.bulk import BulkWriter, TimeText, copy_text
+
+
+class PostgresWriter(BulkWriter):
+    dialect = "postgresql"
+
+    def write_lock(self) -> None:
+        """Nothing: PostgreSQL locks rows, not the database."""
+
+    def exclusive(self, name: str) -> None:
+        locking.serialise(self.session, name)
+
+    def reserve_ids(self, table: sa.Table, n: int) -> list[int]:
+        """Values drawn from the table's id sequence."""
+        conn = self.session.connection()
+        # The sequence's name first: pg_get_serial_sequence in the row list would run once per row.
+        seq = conn.exec_driver_sql("SELECT pg_get_serial_sequence(%(t)s, 'id')", {"t": table.name}).scalar()
+        q = "SELECT nextval(%(seq)s::regclass) FROM generate_series(1, %(n)s)"
+        return [r[0] for r in conn.exec_driver_sql(q, {"seq": seq, "n": n})]
+
+    def max_params(self) -> int:
+        return 65_535  # protocol limit
+
+    @contextmanager
+    def pragmas(self) -> Iterator[None]:
+        yield
+
+    def stored(self, table: sa.Table, column: str, values: Sequence[Any]) -> set[Any]:
+        conn = self.session.connection()
+        q = f"SELECT {column} FROM {table.name} WHERE {column} = ANY(%s)"
+        return {r[0] for r in conn.exec_driver_sql(q, (list(values),))}
+
+    def insert(
+        self,
+        table: sa.Table,
+        columns: Mapping[str, Sequence[Any]],
+        *,
+        times: TimeText | None = None,
+        unless_stored: str | None = None,
+    ) -> int:
+        """One COPY, its text built column by column (``copy_text``), else row by
+        row with psycopg's ``write_row``. COPY has no ON CONFLICT: no ``unless_stored``."""
+        if unless_stored:
+            raise ValueError("unless_stored: SQLite only (COPY has no ON CONFLICT)")
+        times = TimeText() if times is None else times
+        n, names, values_of, _mixed, _shared = self._prepared(table, columns, times, False)
+        if not n:
+            return 0
+        raw = self.session.connection().connection.dbapi_connection
+        text = copy_text(values_of, times)
+        with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as cp:
+            if text is not None:
+                cp.write(text)
+            else:
+                write = cp.write_row
+                for row in zip(*values_of, strict=True):
+                    write(row)
+        return n
