@@ -19,10 +19,7 @@ ROOT = PACKAGE.parent
 MAX_LINES = 600
 
 # module (path from the repository root) → its line count today
-TOO_LONG: dict[str, int] = {
-    "cpaas_cli/agreements/service.py": 638,
-    "cpaas_cli/tenancy/service.py": 678,
-}
+TOO_LONG: dict[str, int] = {}
 
 # "module path: the private name it reaches in another module"
 PRIVATE_USES: set[str] = set()

@@ -9,6 +9,7 @@ import typer
 
 from cpaas_cli import clock
 from cpaas_cli.agreements import service as agreements
+from cpaas_cli.agreements import views
 from cpaas_cli.cli.context import OutputOpt, confirm, emit, say, session, when
 from cpaas_cli.cli.options import CompanyFilterOpt, CompanyOpt, TzOpt
 from cpaas_cli.cli.periods import periods_cmd
@@ -180,7 +181,7 @@ def create(
                 credit_limit, billing_period, billing_day, split_by_month, billing_tz, days_for_payment, email, tax_rate
             ),
         )
-        data = agreements.agreement_dict(s, row, with_versions=True)
+        data = views.agreement_dict(s, row, with_versions=True)
     say(ctx, f"created agreement {data['code']!r} (#{data['id']}) for {data['company']!r}")
     emit(ctx, data, output=output)
 
@@ -209,7 +210,7 @@ def list_(
         rows = agreements.list_agreements(
             s, company_ref=company, seller_ref=seller, currency=currency, active_at=when(active_at, "--active-at")
         )
-        data = [_flat(agreements.agreement_dict(s, r)) for r in rows]
+        data = [_flat(views.agreement_dict(s, r)) for r in rows]
     emit(ctx, data, output=output, columns=LIST_COLUMNS)
 
 
@@ -227,7 +228,7 @@ def show(
     """Show an agreement, the version in force at --at, and all versions."""
     with session(ctx) as s:
         row = agreements.get(s, code, seller=seller)
-        data = agreements.agreement_dict(s, row, at=when(at, "--at", tz) or clock.now(), with_versions=True)
+        data = views.agreement_dict(s, row, at=when(at, "--at", tz) or clock.now(), with_versions=True)
     emit(ctx, data, output=output)
 
 
@@ -265,7 +266,7 @@ def update(
         row = agreements.update(s, agreements.get(s, code, seller=seller), changes)
         if effective_till is not None:
             row.effective_till_tz = tz
-        data = agreements.agreement_dict(s, row, with_versions=True)
+        data = views.agreement_dict(s, row, with_versions=True)
     emit(ctx, data, output=output)
 
 
@@ -284,7 +285,7 @@ def close(
         row = agreements.get(s, code, seller=seller)
         confirm(ctx, f"Close agreement {row.code!r}?", yes)
         agreements.close(s, row, at=when(at, "--at", tz))
-        data = agreements.agreement_dict(s, row, with_versions=True)
+        data = views.agreement_dict(s, row, with_versions=True)
     emit(ctx, data, output=output)
 
 
@@ -324,7 +325,7 @@ def version_add(
                 credit_limit, billing_period, billing_day, split_by_month, billing_tz, days_for_payment, email, tax_rate
             ),
         )
-        data = agreements.version_dict(version)
+        data = views.version_dict(version)
         if cut is not None:
             data["previous_cut"] = {"id": cut.id, "effective_till": iso(cut.effective_till)}
             say(ctx, f"version #{cut.id} now ends at {iso(cut.effective_till)}")
@@ -336,7 +337,7 @@ def version_list(ctx: typer.Context, code: CodeArg, seller: SellerOpt = None, ou
     """List the versions of an agreement, oldest first."""
     with session(ctx) as s:
         row = agreements.get(s, code, seller=seller)
-        data = [agreements.version_dict(v) for v in agreements.versions(s, row)]
+        data = [views.version_dict(v) for v in agreements.versions(s, row)]
     emit(ctx, data, output=output, columns=VERSION_COLUMNS)
 
 
@@ -352,7 +353,7 @@ def version_delete(
     with session(ctx) as s:
         row = agreements.get(s, code, seller=seller)
         gone = agreements.delete_version(s, row, version_id)
-        data = agreements.version_dict(gone)
+        data = views.version_dict(gone)
         data["deleted"] = True
     emit(ctx, data, output=output)
 

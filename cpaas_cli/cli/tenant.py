@@ -12,7 +12,7 @@ from cpaas_cli.cli.context import OutputOpt, confirm, emit, say, session
 from cpaas_cli.cli.options import CompanyFilterOpt, CompanyOpt
 from cpaas_cli.models.agreements import Agreement
 from cpaas_cli.models.tenancy import Company
-from cpaas_cli.tenancy import importer
+from cpaas_cli.tenancy import banks, importer
 from cpaas_cli.tenancy import service as tenancy
 
 app = typer.Typer(no_args_is_help=True)
@@ -372,7 +372,7 @@ def bank_add(
 ) -> None:
     """Add a bank, usable by the keeper and every company below it."""
     with session(ctx) as s:
-        row = tenancy.add_bank(
+        row = banks.add_bank(
             s,
             name=name,
             country=country,
@@ -383,7 +383,7 @@ def bank_add(
             branch_code=branch_code,
             bank_code=bank_code,
         )
-        data = tenancy.bank_dict(s, row)
+        data = banks.bank_dict(s, row)
     emit(ctx, data, output=output)
 
 
@@ -395,7 +395,7 @@ def bank_list(
 ) -> None:
     """List banks."""
     with session(ctx) as s:
-        data = [tenancy.bank_dict(s, r) for r in tenancy.list_banks(s, owner_ref=owner)]
+        data = [banks.bank_dict(s, r) for r in banks.list_banks(s, owner_ref=owner)]
     emit(ctx, data, output=output, columns=["id", "name", "owner", "country", "swift", "address"])
 
 
@@ -414,7 +414,7 @@ def account_add(
 ) -> None:
     """Add a bank account to a company's legal entity (a client's account or a seller's own account)."""
     with session(ctx) as s:
-        row = tenancy.add_bank_account(
+        row = banks.add_bank_account(
             s,
             company_ref=company,
             legal_entity_ref=legal_entity,
@@ -423,7 +423,7 @@ def account_add(
             account_holder=holder,
             account_number=number,
         )
-        data = tenancy.bank_account_dict(s, row)
+        data = banks.bank_account_dict(s, row)
     emit(ctx, data, output=output)
 
 
@@ -435,7 +435,7 @@ def account_list(
 ) -> None:
     """List bank accounts."""
     with session(ctx) as s:
-        data = [tenancy.bank_account_dict(s, r) for r in tenancy.list_bank_accounts(s, company_ref=company)]
+        data = [banks.bank_account_dict(s, r) for r in banks.list_bank_accounts(s, company_ref=company)]
     emit(
         ctx,
         data,
