@@ -105,7 +105,7 @@ def _insert_from_edrs(session: Session, cond: list, *, now: datetime, status: st
         .where(*cond, E.c.external_id.isnot(None))
         .order_by(E.c.id)
     )
-    return session.execute(sa.insert(OB).from_select(list(COLUMNS), pick)).rowcount or 0
+    return len(session.execute(sa.insert(OB).from_select(list(COLUMNS), pick).returning(OB.c.id)).all())
 
 
 def record_queued(
@@ -149,7 +149,7 @@ def record_queued(
             .where(*cond, Q.c.api_key_id.isnot(None))
             .order_by(Q.c.id)
         )
-        got += session.execute(sa.insert(OB).from_select(list(COLUMNS), pick)).rowcount or 0
+        got += len(session.execute(sa.insert(OB).from_select(list(COLUMNS), pick).returning(OB.c.id)).all())
     return got
 
 
