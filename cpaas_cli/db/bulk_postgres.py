@@ -74,9 +74,11 @@ class PostgresWriter(BulkWriter):
         n, names, values_of, _mixed, _shared = self._prepared(table, columns, times, False)
         if not n:
             return 0
-        raw = self.session.connection().connection.dbapi_connection
+        conn = self.session.connection()
+        raw = conn.connection.dbapi_connection
         text = copy_text(values_of, times)
-        with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as cp:
+        quoted = ", ".join(map(conn.dialect.identifier_preparer.quote, names))  # a column named like a keyword
+        with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({quoted}) FROM STDIN") as cp:
             if text is not None:
                 cp.write(text)
             else:

@@ -126,6 +126,9 @@ class SqliteWriter(BulkWriter):
     ) -> int:
         """Run the INSERTs of ``values_statements`` (each followed by ``tail``); how many rows they stored."""
         conn = self.session.connection()
+        quote = conn.dialect.identifier_preparer.quote  # a column named like a keyword ("values")
+        names = [quote(c) for c in names]
+        shared = {quote(c): v for c, v in shared.items()}
         stored = 0
         for sql, params in values_statements(table, names, rows, n, self.max_params(), "?", shared):
             stored += conn.exec_driver_sql(sql + tail, params).rowcount

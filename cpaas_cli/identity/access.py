@@ -18,12 +18,12 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from cpaas_cli import clock
-from cpaas_cli.audit.models import AuditLog
 from cpaas_cli.audit.service import mask
 from cpaas_cli.errors import Denied
-from cpaas_cli.identity.models import AppUser, CompanySecurity, IdentityGeneration
 from cpaas_cli.identity.roles import ALL, AREAS, VIEW_ACTIONS, user_roles
-from cpaas_cli.tenancy.models import Company
+from cpaas_cli.models.audit import AuditLog
+from cpaas_cli.models.identity import AppUser, CompanySecurity, IdentityGeneration
+from cpaas_cli.models.tenancy import Company
 
 
 @dataclass(frozen=True)
@@ -200,7 +200,10 @@ def record_outside(
     updates: list[tuple[sa.Table, int, dict[str, Any]]] = (),  # type: ignore[assignment]
 ) -> None:
     """An audit row (and small updates, e.g. a failure counter) in a transaction of
-    their own: a refused login or permission is recorded although the command fails."""
+    their own: a refused login or permission is recorded although the command fails.
+
+    Call it before the command's own transaction has written anything: on SQLite a
+    second writer waits for the first (the sign-in and key checks do so)."""
     bind = session.get_bind()
     with bind.begin() as conn:
         for table, row_id, values in updates:

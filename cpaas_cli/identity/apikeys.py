@@ -34,7 +34,7 @@ from cpaas_cli import clock
 from cpaas_cli.errors import Conflict, Denied, InvalidInput, NotFound
 from cpaas_cli.identity import access
 from cpaas_cli.identity.keys import IdentityKeys, keyed_hash
-from cpaas_cli.identity.models import ApiKey, AppUser
+from cpaas_cli.models.identity import ApiKey, AppUser
 from cpaas_cli.timeutil import iso
 
 PREFIX_LEN = 8
@@ -112,6 +112,7 @@ def create(
     )
     session.add(row)
     session.flush()
+    access.bump(session)  # a process may have cached the prefix as unknown
     return row, text
 
 
