@@ -94,8 +94,8 @@ def test_secret_columns_never_readable(cli, db_url, tmp_path, report_role, monke
     )
     assert ("vendor_connection", "password") in sandbox.secret_columns()
     for table, column in sandbox.secret_columns():
-        _define(cli, tmp_path, f"s_{column}", f"SELECT {column} AS v FROM {table}")
-        run = cli("report", "run", f"s_{column}", expect=4)
+        _define(cli, tmp_path, f"s_{table}_{column}", f"SELECT {column} AS v FROM {table}")
+        run = cli("report", "run", f"s_{table}_{column}", expect=4)
         assert "is not allowed" in run.stderr and SECRET not in run.stdout + run.stderr, run.stderr
         assert len(run.stderr.splitlines()) == 1
     for n, sql in enumerate(
