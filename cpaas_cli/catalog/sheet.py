@@ -404,8 +404,7 @@ def parse_row(number: int, row: dict[str, str], maps: dict[str, str], levels: li
 
 
 def mccs_of(country: str) -> list[str]:
-    countries, _ = dic._mcc_table()
-    return [m for m, c in countries.items() if c == country]
+    return [m for m, c in dic.mcc_countries().items() if c == country]
 
 
 def conflict_attrs(a: Entry, b: Entry) -> list[str]:
