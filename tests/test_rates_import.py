@@ -296,3 +296,30 @@ def test_service_tree_init(cli, tmp_path):
     run = imp(cli, sheet, "country=Country", "price=Price", service_name="Plan B")
     assert run.json["written"] and run.json["summary"]["added"] == 2
     assert set(mt_children(cli, "Plan B")) == {"ES", "others"}
+
+
+def test_a_vendor_workbook_in_a_fresh_process(cli, tmp_path):
+    """The sheet reader (imports/) and the importer (catalog/) meet in a new
+    interpreter: a title above the header, MCC and MNC as numbers, no tree yet."""
+    import openpyxl
+
+    from tests.test_cli_startup import _fresh
+
+    service(cli, tmp_path, tree=False)
+    book = openpyxl.Workbook()
+    ws = book.active
+    for row in [["Vendor X rate notice"], [], ["MCC", "MNC", "Rate"], [214, 1, 0.04], [214, 1, 0.04], [310, 410, 0.01]]:
+        ws.append(row)
+    path = tmp_path / "vendor.xlsx"
+    book.save(path)
+    args = ["--db", cli.url, "rates", "import", str(path), "--service", "SMS service", "--node", NODE]
+    args += ["--map", "mcc=MCC", "--map", "mnc=MNC", "--map", "price=Rate", "--create-node", "-o", "json"]
+    run = _fresh(*args)
+    assert run.returncode == 0, run.stderr
+    data = json.loads(run.stdout)
+    assert (data["header_row"], data["rows_repeated"], data["written"]) == (3, 1, True)
+    assert data["by_country"] == [
+        {"country": "ES", "added": 1, "changed": 0, "removed": 0, "unchanged": 0},
+        {"country": "US", "added": 1, "changed": 0, "removed": 0, "unchanged": 0},
+    ]
+    assert set(mt_children(cli)) == {"21401", "310410"}
