@@ -66,14 +66,6 @@ class ImportResult:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-@dataclass
-class Plan:
-    """What an import would do; ``run`` writes it unless it is a dry run."""
-
-    result: ImportResult
-    removes: int = 0
-
-
 def run(
     session: Session,
     *,

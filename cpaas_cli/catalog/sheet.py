@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from cpaas_cli.catalog import dictionary as dic
 from cpaas_cli.catalog.models import BILLING_RULES, QUANTITY_RULES
@@ -417,4 +416,4 @@ def conflict_attrs(a: Entry, b: Entry) -> list[str]:
     return [attr for attr, x, y in pairs if x != y]
 
 
-__all__: list[Any] = ["Entry", "Sheet", "open_sheet", "parse_maps", "parse_price", "parse_row"]
+__all__ = ["Entry", "Sheet", "open_sheet", "parse_maps", "parse_price", "parse_row"]
