@@ -29,11 +29,11 @@ from cpaas_cli.catalog import rate_diff, templates
 from cpaas_cli.catalog import service as catalog
 from cpaas_cli.catalog import sheet as sh
 from cpaas_cli.catalog import tree as tr
-from cpaas_cli.catalog.models import RateNode
 from cpaas_cli.catalog.sheet import ATTRIBUTES, parse_maps, parse_price
 from cpaas_cli.catalog.vocab import OTHERS
 from cpaas_cli.db import bulk
 from cpaas_cli.errors import InvalidInput, NotFound
+from cpaas_cli.models.catalog import RateNode
 
 DUPLICATES = ("first", "last", "error")
 MODES = rate_diff.MODES

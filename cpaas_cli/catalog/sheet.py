@@ -26,10 +26,10 @@ from functools import lru_cache
 from pathlib import Path
 
 from cpaas_cli.catalog import dictionary as dic
-from cpaas_cli.catalog.models import BILLING_RULES, QUANTITY_RULES
 from cpaas_cli.catalog.vocab import OTHERS
 from cpaas_cli.errors import InvalidInput
 from cpaas_cli.imports.readers import JSONL_SUFFIXES, read_grid, read_rows
+from cpaas_cli.models.catalog import BILLING_RULES, QUANTITY_RULES
 from cpaas_cli.money import MoneyError, to_micros
 
 ATTRIBUTES = ("country", "network", "mccmnc", "mcc", "mnc")
@@ -117,7 +117,7 @@ def parse_price(text: str) -> int:
 @lru_cache(maxsize=1)
 def _mnc_lengths() -> dict[str, frozenset[int]]:
     lengths: dict[str, set[int]] = {}
-    for key in dic._mcc_table()[1]:
+    for key in dic.mcc_table()[1]:
         lengths.setdefault(key[:3], set()).add(len(key) - 3)
     return {k: frozenset(v) for k, v in lengths.items()}
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from cpaas_cli.catalog import tree as tr
-from cpaas_cli.catalog.models import BILLING_RULES, QUANTITY_RULES
 from cpaas_cli.catalog.vocab import DOMAINS, slug
 from cpaas_cli.errors import Conflict, InvalidInput
+from cpaas_cli.models.catalog import BILLING_RULES, QUANTITY_RULES
 
 TEMPLATES = ("sms-country-network",)
 DEFAULT_BILLING_RULE = "submitted"
