@@ -225,7 +225,9 @@ def test_replace_says_what_it_removes_and_asks(cli, tmp_path):
     notice = tmp_path / "notice.csv"
     write_csv(notice, [["Country", "MCCMNC", "Price"], ["Spain", "21403", "0.05"]])
     maps = ("country=Country", "mccmnc=MCCMNC", "price=Price", "--mode", "replace")
-    dry = imp(cli, notice, *maps, "--dry-run").json
+    run = imp(cli, notice, *maps, "--dry-run")
+    assert "warning: --mode replace would remove 4 destinations that the sheet does not name" in run.stderr
+    dry = run.json
     assert dry["summary"] == {"added": 0, "changed": 1, "removed": 4, "unchanged": 0}
     removed = {c["path"] for c in dry["changes"] if c["op"] == "remove"}
     assert removed == {"ES/21401", "FR/20801", "FR/20810", "others"}

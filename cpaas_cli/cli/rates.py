@@ -194,6 +194,8 @@ def _report(ctx: typer.Context, result: importer.ImportResult, currency: str | N
         f"{len(result.errors)} errors; {'written (import #' + str(result.import_id) + ')' if result.written else 'nothing written'}",
     )
     t = result.summary
+    if t and result.mode == "replace" and t["removed"] and not result.written:
+        say(ctx, f"warning: --mode replace would remove {t['removed']} destinations that the sheet does not name")
     if t:
         verb = ("added", "changed", "removed") if result.written else ("would add", "would change", "would remove")
         say(
