@@ -613,7 +613,7 @@ def test_a_chunk_commit_that_fails_stops_the_ingest_with_its_error(cli, tmp_path
     ["O'Brien ''quoted''", "", "ünïcode € 📨", "a\x00b", "x" * 101, "7", 0, -(2**63), 2**63 - 1, True, None],
 )
 def test_a_value_all_rows_share_is_stored_as_the_bound_value_is(tmp_path, value):
-    """insert_columns on SQLite writes a value every row of a bulk insert shares
+    """The SQLite bulk writer's insert writes a value every row of a bulk insert shares
     as a SQL literal (quotes doubled; NUL-bearing or long text, bools and other
     types stay parameters): the stored value and its storage class are those of
     a plain parameterised INSERT of the same rows."""

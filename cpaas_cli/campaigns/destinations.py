@@ -31,7 +31,7 @@ import phonenumbers
 from phonenumbers import PhoneNumberType
 from phonenumbers import phonenumberutil as pnu
 
-from cpaas_cli.catalog.dictionary import _mcc_table, network_name, networks_for_carrier
+from cpaas_cli.catalog.dictionary import mcc_countries, network_name, networks_for_carrier
 
 _CODES = pnu.COUNTRY_CODE_TO_REGION_CODE
 _MIN_KEY_DIGITS = 6
@@ -182,7 +182,7 @@ def country_of(phone: str) -> str | None:
 @cache
 def _country_mcc() -> dict[str, str]:
     out: dict[str, str] = {}
-    for mcc, country in sorted(_mcc_table()[0].items()):
+    for mcc, country in sorted(mcc_countries().items()):
         out.setdefault(country, mcc)
     return out
 

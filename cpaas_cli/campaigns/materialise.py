@@ -18,11 +18,11 @@ from sqlmodel import Session
 
 from cpaas_cli.audit.service import record
 from cpaas_cli.campaigns import senders
-from cpaas_cli.campaigns.bulkinsert import BulkInsert
 from cpaas_cli.campaigns.estimate import Estimate, Hist, estimate, price_campaign
 from cpaas_cli.campaigns.models import Campaign, CampaignRecipient, OutboundMessage, SenderId
 from cpaas_cli.campaigns.rendering import messages
 from cpaas_cli.contacts.stoplist import blocked_phones
+from cpaas_cli.db import bulk
 from cpaas_cli.errors import Conflict
 from cpaas_cli.messaging.segments import encoding_segments
 from cpaas_cli.money import format_micros
@@ -104,7 +104,7 @@ def start_now(session: Session, c: Campaign, now: datetime) -> StartOutcome:
         nested = session.begin_nested()
         total_msgs = total_segs = 0
         varying = ["phone", "country", "mcc", "mnc", "network", "text", "encoding", "segments"]
-        insert = BulkInsert(session, t, varying, common)
+        w = bulk.writer(session)
         for page in messages(session, c):
             batch = []
             for phone, dest, text in page:
@@ -113,8 +113,11 @@ def start_now(session: Session, c: Campaign, now: datetime) -> StartOutcome:
                 encodings[enc] += 1
                 total_segs += segs
                 batch.append((phone, *dest, text, enc, segs))
-            total_msgs += len(batch)
-            insert(batch)
+            n = len(batch)
+            total_msgs += n
+            if n:
+                columns = dict(zip(varying, zip(*batch, strict=True), strict=True))
+                w.insert(t, {**columns, **{k: [v] * n for k, v in common.items()}})
         e = price_campaign(session, c, dict(tally), encodings, now)
         if not e.fits:
             nested.rollback()

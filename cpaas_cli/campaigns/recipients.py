@@ -15,16 +15,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import islice
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from cpaas_cli.campaigns.bulkinsert import BulkInsert
 from cpaas_cli.campaigns.destinations import destination
 from cpaas_cli.campaigns.models import CampaignRecipient
 from cpaas_cli.contacts.models import Contact, ContactGroupMember
 from cpaas_cli.contacts.phones import PhoneError, normalise
 from cpaas_cli.contacts.stoplist import blocked_phones
+from cpaas_cli.db import bulk
 from cpaas_cli.db.checks import first_text_problem
 from cpaas_cli.errors import Problem, require
 from cpaas_cli.imports.readers import read_rows
@@ -173,16 +174,11 @@ def collect(
 
 
 def insert_recipients(session: Session, campaign_id: int, order: dict) -> None:
-    insert = BulkInsert(
-        session,
-        CampaignRecipient.__table__,
-        ["phone", "country", "mcc", "mnc", "network", "values", "text"],
-        {"campaign_id": campaign_id},
-    )
-    batch: list[tuple] = []
-    for number, rest in order.items():
-        batch.append((number, *rest))
-        if len(batch) >= PAGE:
-            insert(batch)
-            batch = []
-    insert(batch)
+    """The recipients of ``collect`` for the campaign, ``PAGE`` rows a write (`db.bulk`)."""
+    w = bulk.writer(session)
+    t = CampaignRecipient.__table__
+    names = ["phone", "country", "mcc", "mnc", "network", "values", "text"]
+    items = iter(order.items())
+    while batch := [(number, *rest) for number, rest in islice(items, PAGE)]:
+        columns = dict(zip(names, zip(*batch, strict=True), strict=True))
+        w.insert(t, {**columns, "campaign_id": [campaign_id] * len(batch)})

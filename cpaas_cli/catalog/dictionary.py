@@ -112,6 +112,11 @@ def mcc_country(mcc: str) -> str | None:
     return _mcc_table()[0].get(mcc)
 
 
+def mcc_countries() -> dict[str, str]:
+    """MCC → country (ISO alpha-2) of the bundled dictionary."""
+    return _mcc_table()[0]
+
+
 def network_name(mccmnc: str) -> str | None:
     return _mcc_table()[1].get(mccmnc)
 

@@ -98,7 +98,7 @@ def export_cmd(
             say(ctx, f"export task {task['id']} recorded: `cpaas serve` (or `cpaas edr export-task run`) builds it")
             emit(ctx, task, output=output)
             return
-        export._time_formatter(tz)
+        export.time_formatter(tz)
         conn = s.connection()
         rows = export.count(conn, flt)
         say(ctx, f"exporting {rows} EDRs")

@@ -8,8 +8,9 @@ Two phases:
    counted as duplicates). By default any bad row stops the import with every
    problem listed (exit 4); with ``skip_invalid`` the bad rows are left out
    (and written to the rejects file with their reason).
-2. Write, set-based. The valid rows go to a temporary staging table (COPY on
-   PostgreSQL, executemany on SQLite, 50,000 rows a chunk), then a handful of
+2. Write, set-based. The valid rows go to a temporary staging table (through
+   `db.bulk`: COPY on PostgreSQL, multi-row INSERTs on SQLite; 50,000 rows a
+   chunk), then a handful of
    statements apply the stop-list policy, insert the new contacts, update the
    existing ones, add group membership and record the import.
 
@@ -56,7 +57,7 @@ from cpaas_cli.contacts import service
 from cpaas_cli.contacts import values as contact_values
 from cpaas_cli.contacts.models import ALL_SENDERS, Contact, ContactGroup, ContactImport
 from cpaas_cli.contacts.phones import PhoneError, normalise
-from cpaas_cli.db import locking
+from cpaas_cli.db import bulk, locking
 from cpaas_cli.db.checks import limits, text_problem
 from cpaas_cli.db.types import UTCDateTime
 from cpaas_cli.errors import InvalidInput, NotFound, Problem
@@ -378,36 +379,38 @@ def _write_rejects(path: Path, bad: list[tuple[int, str, str, dict]]) -> None:
             w.write([row, fld, msg, *(data.get(c, "") for c in columns)])
 
 
+def _stage_table(base: list[str]) -> sa.Table:
+    """The temporary table the valid rows are staged in: phone, the mapped columns, the
+    custom fields (JSON text), and the flags the write sets (known contact, stop-listed)."""
+    return sa.Table(
+        STAGE,
+        sa.MetaData(),
+        sa.Column("phone", sa.String(15), primary_key=True),
+        *[sa.Column(c, sa.Date if c == "birthday" else sa.Text) for c in base],
+        sa.Column("fields", sa.Text),
+        sa.Column("existing", sa.Integer, nullable=False, server_default=sa.text("0")),
+        sa.Column("blocked", sa.Integer, nullable=False, server_default=sa.text("0")),
+        prefixes=["TEMPORARY"],
+    )
+
+
 def _write(session, company_id, group_id, mapping, custom, staged, mode, policy, result, dry_run, progress):
     conn = session.connection()
     pg = conn.dialect.name == "postgresql"
     base = [t for t in contact_values.BASE_COLUMNS if t in mapping]
     cols = ["phone", *base, "fields"]
-    types = {"phone": "VARCHAR(15) PRIMARY KEY", "birthday": "DATE", "fields": "TEXT"}
-    ddl = ", ".join(f"{c} {types.get(c, 'TEXT')}" for c in cols)
-    temp = "TEMPORARY TABLE" if pg else "TEMP TABLE"
+    stage = _stage_table(base)
     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {STAGE}")
-    conn.exec_driver_sql(
-        f"CREATE {temp} {STAGE} ({ddl}, existing INTEGER NOT NULL DEFAULT 0, blocked INTEGER NOT NULL DEFAULT 0)"
-    )
+    stage.create(conn)
     rows = list(staged.values())
     staged.clear()
     total = len(rows)
-    if pg:
-        raw = conn.connection.driver_connection
-        with raw.cursor() as cur:
-            for start in range(0, total, CHUNK):
-                with cur.copy(f"COPY {STAGE} ({', '.join(cols)}) FROM STDIN") as cp:
-                    for r in rows[start : start + CHUNK]:
-                        cp.write_row(r)
-                if progress is not None:
-                    progress("stage", min(start + CHUNK, total), total)
-    else:
-        sql = f"INSERT INTO {STAGE} ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"
-        for start in range(0, total, CHUNK):
-            conn.exec_driver_sql(sql, rows[start : start + CHUNK])
-            if progress is not None:
-                progress("stage", min(start + CHUNK, total), total)
+    w = bulk.writer(session)
+    for start in range(0, total, CHUNK):
+        chunk = rows[start : start + CHUNK]
+        w.insert(stage, dict(zip(cols, zip(*chunk, strict=True), strict=True)))
+        if progress is not None:
+            progress("stage", min(start + CHUNK, total), total)
     del rows
     if pg:  # the planner needs the staging table's size to pick hash joins over nested loops
         conn.exec_driver_sql(f"ANALYZE {STAGE}")

@@ -21,8 +21,6 @@ from cpaas_cli.errors import InvalidInput
 from cpaas_cli.tenancy.models import Company
 from cpaas_cli.timeutil import iso
 
-STATES = ("blocked", "clear", "all")
-
 
 def blocked_phones(company_id: int, sender: str) -> sa.Select:
     """The numbers the company may not message from ``sender``: blocked for that sender or for ALL."""

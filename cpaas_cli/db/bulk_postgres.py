@@ -36,6 +36,23 @@ class PostgresWriter(BulkWriter):
     def pragmas(self) -> Iterator[None]:
         yield
 
+    @contextmanager
+    def _keyed_join(self) -> Iterator[None]:
+        """Hash and merge joins off for the statement, then put back as they were: left
+        to itself the planner (a temporary table without statistics) hashes the
+        staged rows and scans the whole target table."""
+        conn = self.session.connection()
+        before = conn.exec_driver_sql(
+            "SELECT current_setting('enable_hashjoin'), current_setting('enable_mergejoin')"
+        ).one()
+        conn.exec_driver_sql("SET LOCAL enable_hashjoin = off")
+        conn.exec_driver_sql("SET LOCAL enable_mergejoin = off")
+        yield  # (a failed statement aborts the transaction, whose rollback ends the settings)
+        conn.exec_driver_sql(
+            "SELECT set_config('enable_hashjoin', %s, true), set_config('enable_mergejoin', %s, true)",
+            tuple(before),
+        )
+
     def stored(self, table: sa.Table, column: str, values: Sequence[Any]) -> set[Any]:
         conn = self.session.connection()
         q = f"SELECT {column} FROM {table.name} WHERE {column} = ANY(%s)"
@@ -57,9 +74,11 @@ class PostgresWriter(BulkWriter):
         n, names, values_of, _mixed, _shared = self._prepared(table, columns, times, False)
         if not n:
             return 0
-        raw = self.session.connection().connection.dbapi_connection
+        conn = self.session.connection()
+        raw = conn.connection.dbapi_connection
         text = copy_text(values_of, times)
-        with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as cp:
+        quoted = ", ".join(map(conn.dialect.identifier_preparer.quote, names))  # a column named like a keyword
+        with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({quoted}) FROM STDIN") as cp:
             if text is not None:
                 cp.write(text)
             else:

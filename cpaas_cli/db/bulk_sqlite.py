@@ -61,6 +61,20 @@ class SqliteWriter(BulkWriter):
             for k, v in before.items():
                 raw.execute(f"PRAGMA {k}={int(v)}")
 
+    def update_from(
+        self,
+        table: sa.Table,
+        ids: Sequence[int],
+        columns: Mapping[str, Sequence[Any]],
+        *where: Any,
+        times: TimeText | None = None,
+    ) -> int:
+        if sqlite3.sqlite_version_info < (3, 33, 0):  # pragma: no cover - no UPDATE … FROM before SQLite 3.33
+            before = self.session.connection().exec_driver_sql("SELECT total_changes()").scalar()
+            self.update_by_id(table, ids, columns, *where)
+            return self.session.connection().exec_driver_sql("SELECT total_changes()").scalar() - before
+        return super().update_from(table, ids, columns, *where, times=times)
+
     def stored(self, table: sa.Table, column: str, values: Sequence[Any]) -> set[Any]:
         """In batches under the parameter limit."""
         conn = self.session.connection()
@@ -112,6 +126,9 @@ class SqliteWriter(BulkWriter):
     ) -> int:
         """Run the INSERTs of ``values_statements`` (each followed by ``tail``); how many rows they stored."""
         conn = self.session.connection()
+        quote = conn.dialect.identifier_preparer.quote  # a column named like a keyword ("values")
+        names = [quote(c) for c in names]
+        shared = {quote(c): v for c, v in shared.items()}
         stored = 0
         for sql, params in values_statements(table, names, rows, n, self.max_params(), "?", shared):
             stored += conn.exec_driver_sql(sql + tail, params).rowcount

@@ -165,7 +165,7 @@ def count(conn: Connection, flt: EdrFilter) -> int:
 _money = functools.lru_cache(maxsize=65536)(format_micros)
 
 
-def _time_formatter(tz: str) -> Callable[[Any], str | None]:
+def time_formatter(tz: str) -> Callable[[Any], str | None]:
     """Raw stored time (SQLite text or a driver datetime) → ISO 8601 in ``tz``."""
     try:
         zi = zone(tz)
@@ -198,7 +198,7 @@ def _row_formatter(fields: Sequence[str], tz: str) -> Callable[[Sequence[Any]], 
     positions of the time and money fields only (no user text reaches the
     source): a million rows then cost a million calls, not twenty million.
     """
-    convs = {"T": _time_formatter(tz), "M": _money}
+    convs = {"T": time_formatter(tz), "M": _money}
     items = []
     for i, f in enumerate(fields):
         kind = "T" if f in TIME_FIELDS else "M" if f in MONEY_FIELDS else None

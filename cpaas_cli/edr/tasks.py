@@ -97,7 +97,7 @@ def create(
 ) -> dict[str, Any]:
     flt.check()
     fmt = export.check_format(fmt)
-    export._time_formatter(tz)  # validates the zone now, not in the worker
+    export.time_formatter(tz)  # validates the zone now, not in the worker
     if fmt == "xlsx" and gzip:
         raise InvalidInput("XLSX files are compressed already; --gzip is for csv, tsv and jsonl")
     task = EdrExportTask(

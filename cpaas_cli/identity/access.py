@@ -200,7 +200,10 @@ def record_outside(
     updates: list[tuple[sa.Table, int, dict[str, Any]]] = (),  # type: ignore[assignment]
 ) -> None:
     """An audit row (and small updates, e.g. a failure counter) in a transaction of
-    their own: a refused login or permission is recorded although the command fails."""
+    their own: a refused login or permission is recorded although the command fails.
+
+    Call it before the command's own transaction has written anything: on SQLite a
+    second writer waits for the first (the sign-in and key checks do so)."""
     bind = session.get_bind()
     with bind.begin() as conn:
         for table, row_id, values in updates:

@@ -112,6 +112,7 @@ def create(
     )
     session.add(row)
     session.flush()
+    access.bump(session)  # a process may have cached the prefix as unknown
     return row, text
 
 

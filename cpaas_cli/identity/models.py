@@ -110,7 +110,6 @@ class UserToken(SQLModel, table=True):
     token_hash: str = Field(max_length=128, index=True)
     expires_at: datetime = utc_field()
     used_at: datetime | None = utc_field(nullable=True)
-    attempts: int = 0
     created_at: datetime = utc_field(default_now=True)
 
 

@@ -223,7 +223,6 @@ def upgrade() -> None:
         sa.Column("token_hash", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
         sa.Column("expires_at", cpaas_cli.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("used_at", cpaas_cli.db.types.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("created_at", cpaas_cli.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.CheckConstraint("kind IN ('activation', 'sms_code', 'refresh')", name=op.f("ck_user_token_kind")),
         sa.ForeignKeyConstraint(["user_id"], ["app_user.id"], name=op.f("fk_user_token_user_id_app_user")),
