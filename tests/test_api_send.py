@@ -204,3 +204,27 @@ def test_list_by_label_with_cursor(api, cli, smsc):  # noqa: F811
     assert api.get("/v1/messages", headers=auth(key), params={"status": "delivered"}).json()["messages"] == []
     assert_problem(api.get("/v1/messages", headers=auth(key), params={"status": "lost"}), 422, "invalid-input")
     assert_problem(api.get("/v1/messages", headers=auth(key), params={"cursor": "abc"}), 422, "invalid-input")
+
+
+def test_idempotency_records_expire_after_24_hours(api, cli, db_url, smsc):  # noqa: F811
+    from datetime import timedelta
+
+    from cpaas_cli import clock
+    from cpaas_cli.scheduler.jobs import all_jobs
+    from cpaas_cli.sending import idempotency
+
+    key = ready(cli, smsc.port)
+    h = {**auth(key), "Idempotency-Key": "k1"}
+    body = {"from": "ACME", "to": ES, "text": "A"}
+    assert api.post("/v1/messages", headers=h, json=body).status_code == 202
+    (job,) = [j for j in all_jobs() if j.name == "idempotency-purge"]
+    assert job.func(get_engine(db_url)) == {"purged": 0}
+    base = clock.now()
+    clock.set_clock(lambda: base + timedelta(hours=24, seconds=1))
+    try:
+        again = api.post("/v1/messages", headers=h, json={**body, "text": "B"})  # the old record expired: a new send
+        assert again.status_code == 202 and len(queue_rows(db_url)) == 2
+        clock.set_clock(lambda: base + timedelta(hours=49))
+        assert idempotency.purge_job(get_engine(db_url)) == {"purged": 1}
+    finally:
+        clock.set_clock(None)

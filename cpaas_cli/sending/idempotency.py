@@ -77,3 +77,11 @@ def update(session: Session, *, api_key_id: int, key: str, status: int, response
 def purge(session: Session, *, now=None) -> int:
     """Drop the records older than 24 hours (a job of serve)."""
     return session.connection().execute(sa.delete(T).where(T.c.created_at < (now or clock.now()) - KEEP)).rowcount or 0
+
+
+def purge_job(engine) -> dict[str, int]:
+    """Scheduler job of serve: drop the expired idempotency records."""
+    from cpaas_cli.db.engine import session_scope
+
+    with session_scope(engine, actor="scheduler", command="idempotency purge") as s:
+        return {"purged": purge(s)}
