@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from cpaas_cli.campaigns.models import Campaign, OutboundMessage
 from cpaas_cli.db.engine import get_engine
+from cpaas_cli.models.campaigns import Campaign, OutboundMessage
 from tests.api_helpers import api, assert_problem, auth, key_for  # noqa: F401
 from tests.identity_helpers import identity_env  # noqa: F401
 from tests.test_serve import edrs, serve_once, setup, smsc  # noqa: F401

@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from cpaas_cli.api.auth import Caller, CallerDep, require, session
 from cpaas_cli.campaigns import drafts, lifecycle, views
 from cpaas_cli.campaigns.materialise import StartOutcome
-from cpaas_cli.campaigns.models import Campaign
 from cpaas_cli.errors import InsufficientCredit, NotFound
+from cpaas_cli.models.campaigns import Campaign
 
 router = APIRouter(tags=["campaigns"])
 

@@ -7,10 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from sqlmodel import col, select
 
-from cpaas_cli.agreements.models import Agreement
 from cpaas_cli.api.auth import CallerDep, require, session
 from cpaas_cli.billing import ledger
 from cpaas_cli.errors import NotFound
+from cpaas_cli.models.agreements import Agreement
 from cpaas_cli.money import format_micros
 
 router = APIRouter(tags=["reading"])

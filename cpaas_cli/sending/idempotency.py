@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from cpaas_cli import clock
 from cpaas_cli.errors import Conflict, InvalidInput, Problem
-from cpaas_cli.sending.models import ApiIdempotency
+from cpaas_cli.models.sending import ApiIdempotency
 
 KEEP = timedelta(hours=24)
 MAX_KEY = 255

@@ -10,7 +10,6 @@ from typing import Any
 from sqlmodel import Session
 
 from cpaas_cli import clock
-from cpaas_cli.agreements.models import Agreement
 from cpaas_cli.campaigns import senders
 from cpaas_cli.campaigns.destinations import destination
 from cpaas_cli.catalog import dictionary as dic
@@ -18,6 +17,7 @@ from cpaas_cli.catalog import service as catalog
 from cpaas_cli.catalog.vocab import sender_type_of
 from cpaas_cli.contacts.phones import PhoneError, normalise
 from cpaas_cli.errors import InvalidInput, NotFound, Problem
+from cpaas_cli.models.agreements import Agreement
 from cpaas_cli.rating import lookup as lk
 from cpaas_cli.timeutil import iso
 

@@ -26,13 +26,13 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from cpaas_cli import clock
-from cpaas_cli.agreements.models import Agreement
 from cpaas_cli.campaigns import holds, lifecycle, senders
 from cpaas_cli.campaigns.destinations import destination
-from cpaas_cli.campaigns.models import Campaign, OutboundMessage, SenderId
 from cpaas_cli.campaigns.recipients import insert_recipients, stop_set
 from cpaas_cli.contacts.phones import PhoneError, normalise
 from cpaas_cli.errors import InsufficientCredit, InvalidInput, Problem
+from cpaas_cli.models.agreements import Agreement
+from cpaas_cli.models.campaigns import Campaign, OutboundMessage, SenderId
 from cpaas_cli.money import format_micros
 
 MAX_RECIPIENTS = 700  # per request (SPEC CMP-24)

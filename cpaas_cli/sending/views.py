@@ -17,10 +17,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from cpaas_cli.campaigns.models import Campaign, OutboundMessage
 from cpaas_cli.dispatch.queue import QueueState
-from cpaas_cli.edr.models import STATUSES, Edr
 from cpaas_cli.errors import InvalidInput, NotFound, Problem
+from cpaas_cli.models.campaigns import Campaign, OutboundMessage
+from cpaas_cli.models.edr import STATUSES, Edr
 from cpaas_cli.money import format_micros
 from cpaas_cli.timeutil import iso
 
