@@ -63,3 +63,22 @@ def test_balance_of_the_keys_company(api, cli):  # noqa: F811
     shown.pop("at")
     assert got == {"balances": [shown]} and shown["balance"] == "12.50"
     assert_problem(api.get("/v1/balance?agreement=AG-B", headers=auth(key)), 404, "not-found")
+
+
+def test_domain_and_cli_startup_import_no_web_framework():
+    """The API layer is the only importer of FastAPI: the sending services and `cpaas serve`
+    without --http load none of it (a fresh process: nothing imported by other tests)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import cpaas_cli.sending.service, cpaas_cli.sending.views, cpaas_cli.sending.idempotency\n"
+        "import cpaas_cli.sending.rate, cpaas_cli.cli.serve, cpaas_cli.scheduler.serve\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('fastapi', 'starlette', 'uvicorn'))\n"
+        "bad += sorted(m for m in sys.modules if m.startswith('cpaas_cli.api'))\n"
+        "print(bad)\n"
+    )
+    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.strip() == "[]"

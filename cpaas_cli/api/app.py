@@ -14,11 +14,19 @@ from typing import Any
 from fastapi import FastAPI
 
 from cpaas_cli import __version__
-from cpaas_cli.api import bulk, health, limits, problems, reading
+from cpaas_cli.api import bulk, campaigns, contacts, health, limits, messages, problems, reading, send_sms
 from cpaas_cli.config import Settings
 
 # Every router of the API, in the order of the OpenAPI document.
-ROUTERS: tuple[Any, ...] = (health.router, reading.router, bulk.router)
+ROUTERS: tuple[Any, ...] = (
+    health.router,
+    messages.router,
+    send_sms.router,
+    reading.router,
+    campaigns.router,
+    contacts.router,
+    bulk.router,
+)
 
 
 @dataclass

@@ -9,6 +9,7 @@ answered as not found (404), never as forbidden, so its existence is not told.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -31,6 +32,7 @@ from cpaas_cli.errors import (
 log = logging.getLogger("cpaas.api")
 
 MEDIA_TYPE = "application/problem+json"
+_TAG = re.compile(r"^[A-Z]\w*$|.*\[")
 PREFIX = "urn:cpaas:problem:"
 
 
@@ -63,6 +65,8 @@ TITLES = {name: title for _c, _s, name, title in MAPPING} | {
     "error": "Internal error",
     "http": "HTTP error",
     "not-ready": "Not ready",
+    "mo-off": "MO messages mode is off",
+    "mo-flash": "MO and flash do not go together",
     "method-not-allowed": "Method not allowed",
     "idempotency-conflict": "Idempotency-Key reused with another body",
 }
@@ -95,6 +99,7 @@ def from_error(exc: CpaasError, instance: str | None = None) -> JSONResponse:
         return problem(exc.status, exc.name, exc.message, instance=instance, **{**fields, **exc.fields})
     for cls, status, name, _title in MAPPING:
         if isinstance(exc, cls):
+            name = getattr(exc, "problem_type", None) or name  # a narrower type of the same status
             return problem(status, name, exc.message, instance=instance, **fields)
     log.error("unmapped error on %s: %s", instance, exc.message)
     return problem(500, "error", exc.message, instance=instance, **fields)
@@ -111,7 +116,8 @@ def install(app: FastAPI) -> None:
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = []
         for e in exc.errors()[:50]:
-            loc = [str(p) for p in e.get("loc", ()) if p not in ("body",)]
+            # without "body"/"query" and the union member tags pydantic adds ("MessageIn", "list[...]")
+            loc = [str(p) for p in e.get("loc", ())[1:] if not _TAG.match(str(p))]
             problems.append({"row": None, "field": ".".join(loc) or "body", "message": bounded(str(e.get("msg")))})
         first = problems[0] if problems else {"field": "body", "message": "invalid"}
         detail = f"{first['field']}: {first['message']}"

@@ -35,3 +35,17 @@ def balance(request: Request, c: CallerDep, agreement: str | None = Query(None, 
         if agreement is not None and not rows:
             raise NotFound(f"agreement {agreement!r} not found")
         return {"balances": [balance_dict(ag, ledger.balance(s, ag)) for ag in rows]}
+
+
+@router.get("/v1/rate", summary="The price of the next message from a sender ID to a number (as `cpaas rates lookup`)")
+def rate(
+    request: Request,
+    c: CallerDep,
+    to: str = Query(max_length=20, description="E.164 digits without '+'."),
+    sender: str = Query(alias="from", max_length=32, description="A sender ID of the key's company."),
+) -> dict:
+    from cpaas_cli.sending.rate import next_price
+
+    require(c, "campaign.view", c.company_id)
+    with session(request, c) as s:
+        return next_price(s, company_id=c.company_id, sender=sender, to=to)

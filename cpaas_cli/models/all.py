@@ -34,8 +34,8 @@ from cpaas_cli.models.limits import RateBucket
 from cpaas_cli.models.recurring import FeeRule, FeeRun
 from cpaas_cli.models.reports import SavedReport
 from cpaas_cli.models.rerate import RerateTask, RerateUnit
+from cpaas_cli.models.sending import ApiIdempotency
 from cpaas_cli.models.tenancy import Bank, BankAccount, Company, LegalEntity
-from cpaas_cli.sending.models import ApiIdempotency
 
 __all__ = [
     "ApiIdempotency",
