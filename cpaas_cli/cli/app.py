@@ -35,6 +35,12 @@ ENTRIES: dict[str, tuple[str, tuple[str, ...], str, str]] = {
         "serve",
         "Run the dispatch workers and the scheduler until SIGTERM/SIGINT (or with --once, until done).",
     ),
+    "doctor": (
+        "command",
+        ("doctor",),
+        "doctor",
+        "Check the installation: database, migrations, owner, connections, scheduler, SMTP, disk.",
+    ),
     "db": ("group", ("db",), "app", "Database schema: upgrade, current, history, downgrade; the report role."),
     "tenant": ("group", ("tenant",), "app", "Companies (owner, resellers, clients), legal entities, banks."),
     "agreement": ("group", ("agreement",), "app", "Agreements (one balance each) and their versions."),
