@@ -11,6 +11,7 @@ two agree).
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Iterator, MutableMapping
 from typing import Annotated, Any
@@ -264,7 +265,7 @@ app = typer.Typer(
     help="Operations toolkit for an A2P messaging platform (CPaaS).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion [bash|zsh|fish|powershell]
     rich_markup_mode=None,
 )
 
@@ -318,8 +319,19 @@ def root(
     import_limits.set_provider(lambda: xlsx_limits(st.settings))  # read when a workbook is opened
 
 
+def _no_color() -> None:
+    """NO_COLOR (https://no-color.org), set to anything: no colour and no other escape
+    codes either, even where FORCE_COLOR or a terminal would turn them on. rich (tables,
+    help, progress) writes plain text for a "dumb" terminal."""
+    if os.environ.get("NO_COLOR"):
+        for name in ("FORCE_COLOR", "PY_COLORS", "CLICOLOR_FORCE"):
+            os.environ.pop(name, None)
+        os.environ["TERM"] = "dumb"
+
+
 def main() -> None:
-    app()
+    _no_color()
+    app(prog_name="cpaas")  # also under `python -m cpaas_cli`: completion scripts name `cpaas`
 
 
 __all__ = ["ENTRIES", "app", "load", "main", "state"]
