@@ -20,6 +20,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from cpaas_cli import __version__, timeutil
+from cpaas_cli.cli import helptext
 from cpaas_cli.cli.context import AppState, state
 from cpaas_cli.cli.output import Fmt, terminal_safe
 from cpaas_cli.config import date_range, xlsx_limits
@@ -107,7 +108,9 @@ def load(name: str) -> Any:
             holder.add_typer(target, name=name, help=help_)
         else:
             holder.command(name)(target)
-        _LOADED[name] = typer.main.get_group(holder).commands[name]
+        cmd = typer.main.get_group(holder).commands[name]
+        helptext.polish(cmd, name)
+        _LOADED[name] = cmd
     return _LOADED[name]
 
 
@@ -280,20 +283,25 @@ def _version(value: bool) -> None:
 def root(
     ctx: typer.Context,
     config: Annotated[
-        str | None, typer.Option("--config", help="Config file (env CPAAS_CONFIG; default ./cpaas.toml).")
+        str | None,
+        typer.Option("--config", metavar="PATH", help="Config file (env CPAAS_CONFIG; default ./cpaas.toml)."),
     ] = None,
-    db: Annotated[str | None, typer.Option("--db", help="Database URL (env CPAAS_DATABASE_URL).")] = None,
+    db: Annotated[
+        str | None, typer.Option("--db", metavar="URL", help="Database URL (env CPAAS_DATABASE_URL).")
+    ] = None,
     output: Annotated[Fmt | None, typer.Option("--output", "-o", help="Output format for every command.")] = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Print no messages on stderr, only data and errors.")
     ] = False,
     actor: Annotated[
-        str | None, typer.Option("--actor", help="Who is acting, for the audit trail (env CPAAS_ACTOR).")
+        str | None,
+        typer.Option("--actor", metavar="NAME", help="Who is acting, for the audit trail (env CPAAS_ACTOR)."),
     ] = None,
     secret_key_file: Annotated[
         str | None,
         typer.Option(
             "--secret-key-file",
+            metavar="PATH",
             help="File with the key that encrypts stored passwords (env CPAAS_SECRET_KEY, config [secrets] key_file).",
         ),
     ] = None,
