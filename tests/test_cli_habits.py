@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+from cpaas_cli import __version__
 from tests.helpers import client, owner_le
 
 SMPP = ("connection", "add-smpp", "vend", "--host", "127.0.0.1", "--port", "2775", "--system-id", "x")
@@ -126,3 +127,19 @@ def test_unknown_agreement_and_service_offer_a_match(cli):
     cli.json("service", "create", "SMS service", "--type", "payg", "--currency", "EUR")
     run = cli("service", "show", "sms service", expect=3)
     assert "service 'sms service' not found; did you mean 'SMS service'?" in run.stderr
+
+
+# ---------------------------------------------------------------- start-up
+
+
+def test_version_answers_before_typer_is_imported():
+    code = (
+        "import sys; sys.argv = ['cpaas', '--version']\n"
+        "from cpaas_cli.cli.entry import main\nmain()\n"
+        "print('LOADED', sorted(m for m in sys.modules if m.split('.')[0] in ('typer', 'sqlalchemy', 'rich')))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == [f"cpaas {__version__}", "LOADED []"]
+    full = _fresh("--version")  # through the Typer app, the same answer
+    assert full.returncode == 0 and full.stdout == f"cpaas {__version__}\n"
