@@ -78,7 +78,8 @@ def test_there_are_commands_with_files_and_times():
 def test_commands_taking_a_file_or_a_time_show_an_example_that_parses(path, cmd, ctx):
     text = cmd.get_help(ctx)
     assert "Example" in text, " ".join(path)
-    line = text.split("Example", 1)[1].split(":", 1)[1].strip().splitlines()[0].strip()
+    paragraph = text.split("Example", 1)[1].split(":", 1)[1].strip().split("\n\n")[0]
+    line = " ".join(part.strip() for part in paragraph.splitlines())  # a hand-written one may be wrapped
     words = shlex.split(line)
     assert words[0] == "cpaas" and words[1 : 1 + len(path)] == path, line
     args = [w for w in words[1 + len(path) :] if w != "|"]
