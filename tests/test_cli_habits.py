@@ -79,7 +79,8 @@ def test_no_color_means_no_escape_codes_even_when_colour_is_forced(db_url):
 
 def test_show_completion_prints_a_bash_script_for_bash():
     """`cpaas --show-completion` (and --install-completion) detect the shell they run in."""
-    code = f"{sys.executable} -c 'from cpaas_cli.cli.app import main; main()' --show-completion"
+    # "; exit $?": bash stays the parent process (a lone command would be exec'd in its place)
+    code = f"{sys.executable} -c 'from cpaas_cli.cli.app import main; main()' --show-completion; exit $?"
     run = subprocess.run(["bash", "-c", code], capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert run.returncode == 0, run.stderr
     assert "complete -o default -F _cpaas_completion cpaas" in run.stdout
