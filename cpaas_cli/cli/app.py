@@ -19,7 +19,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from cpaas_cli import __version__, timeutil
-from cpaas_cli.cli.context import AppState, state
+from cpaas_cli.cli.context import AppState, add_columns_option, state
 from cpaas_cli.cli.output import Fmt, terminal_safe
 from cpaas_cli.config import date_range, xlsx_limits
 from cpaas_cli.errors import CpaasError, ExitCode
@@ -90,6 +90,7 @@ def load(name: str) -> Any:
         else:
             holder.command(name)(target)
         _LOADED[name] = typer.main.get_group(holder).commands[name]
+        add_columns_option(_LOADED[name])
     return _LOADED[name]
 
 
