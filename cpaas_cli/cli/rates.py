@@ -17,7 +17,7 @@ from cpaas_cli.catalog.vocab import sender_type_of
 from cpaas_cli.cli.context import ForceOpt, OutputOpt, emit, out_target, say, session, state, when
 from cpaas_cli.cli.output import Fmt, terminal_safe
 from cpaas_cli.errors import ExitCode, InvalidInput, Problem
-from cpaas_cli.imports.writers import write_table
+from cpaas_cli.imports.writers import COVERAGE_FORMATS, write_table
 from cpaas_cli.rating import lookup as lk
 from cpaas_cli.timeutil import iso
 
@@ -207,7 +207,7 @@ def export(
         r = catalog.result_dict(kind, res)
         rows.append({**d, **{k: r[k] for k in EXPORT_COLUMNS if k in r and k not in d}})
     if file is not None:
-        write_table(file, rows, EXPORT_COLUMNS)
+        write_table(file, rows, EXPORT_COLUMNS, sheet=f"Coverage {ag.code}", formats=COVERAGE_FORMATS)
         say(ctx, f"wrote {len(rows)} destinations to {file}")
         return
     emit(ctx, rows, output=output or Fmt.csv, columns=EXPORT_COLUMNS)
