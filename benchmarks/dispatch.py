@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 
-from cpaas_cli.dispatch.gateway import DeliveryReceipt, OutboundMessage, SubmitAccepted, SubmitRejected
+from cpaas_cli.dispatch.gateway import DeliveryReceipt, SubmitAccepted, SubmitRejected, WireMessage
 from cpaas_cli.dispatch.smpp import SmppGateway, SmppSettings
 from cpaas_cli.dispatch.smsc import free_port
 
@@ -53,7 +53,7 @@ def run(port: int, n: int, window: int, rps: int | None, timeout: float = 120.0)
     end = time.monotonic() + timeout
     while (accepted + rejected < n or receipts < accepted) and time.monotonic() < end:
         while fed < n and gw.backlog() < 2 * window:
-            gw.submit(OutboundMessage.single("BENCH", f"3361{fed:07d}", b"benchmark message %d" % fed))
+            gw.submit(WireMessage.single("BENCH", f"3361{fed:07d}", b"benchmark message %d" % fed))
             fed += 1
         for e in gw.poll(0.01):
             if isinstance(e, SubmitAccepted):

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from cpaas_cli.billing.models import Charge
 from cpaas_cli.db.engine import dispose_all, get_engine, session_scope
 from cpaas_cli.db.migrate import upgrade
-from cpaas_cli.edr.models import Edr
 from cpaas_cli.invoices import service as invoices
-from cpaas_cli.models import Agreement, AgreementVersion, Company, LegalEntity
+from cpaas_cli.models.all import Agreement, AgreementVersion, Company, LegalEntity
+from cpaas_cli.models.billing import Charge
+from cpaas_cli.models.edr import Edr
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 COUNTRIES = [("ES", "Movistar"), ("ES", "Vodafone"), ("FR", "Orange"), ("FR", "SFR"), ("DE", "Telekom"), ("IT", "TIM")]

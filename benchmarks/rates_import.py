@@ -47,7 +47,7 @@ SKELETON = {
 
 
 def make_rows(n: int) -> list[list[str]]:
-    countries, _ = dic._mcc_table()
+    countries, _ = dic.mcc_table()
     rng = random.Random(7)
     rows = [["Country", "Network", "MCCMNC", "Price"]]
     for i in range(n):
@@ -112,7 +112,7 @@ def main() -> None:
         snap = lk.Snapshot.of(tr.load(s, sc.id), currency="EUR")
         print(f"snapshot load: {time.perf_counter() - t0:.2f} s")
     keys = [r[2] for r in rows[1:]]
-    countries, _ = dic._mcc_table()
+    countries, _ = dic.mcc_table()
     queries = [
         lk.query(channel="sms", mccmnc=k, country=countries[k[:3]]) for k in random.Random(1).choices(keys, k=100_000)
     ]

@@ -53,7 +53,7 @@ T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 def networks() -> list[tuple[str, str, str]]:
-    countries, _ = dic._mcc_table()
+    countries, _ = dic.mcc_table()
     out = []
     for mcc in sorted(countries)[:210]:
         for mnc in range(1, 11):

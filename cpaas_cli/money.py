@@ -67,12 +67,6 @@ def to_micros(value: str | int | Decimal) -> int:
     return int(parse_amount(value) * MICROS)
 
 
-def from_micros(micros: int | None) -> Decimal | None:
-    if micros is None:
-        return None
-    return (Decimal(micros) / MICROS).quantize(_MICRO)
-
-
 def format_micros(micros: int | None, min_decimals: int = 2) -> str | None:
     """Canonical text form used in JSON output: plain decimal, 6 places with
     trailing zeros trimmed down to ``min_decimals`` (2 unless a caller passes a

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cpaas_cli import clock
 
@@ -90,10 +90,6 @@ def zone(name: str) -> ZoneInfo:
 def check_zone(name: str) -> str:
     zone(name)
     return name
-
-
-def all_zones() -> set[str]:
-    return available_timezones()
 
 
 def parse_time(text: str, tz: str = "UTC") -> datetime:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-import cpaas_cli.models  # noqa: F401  (fills the metadata)
+import cpaas_cli.models.all  # noqa: F401  (fills the metadata)
 from cpaas_cli.db.base import metadata
 
 config = context.config

@@ -81,7 +81,7 @@ def test_a_session_of_a_fresh_process_is_audited(cli, db_url):
     code = (
         "import sys\n"
         "from cpaas_cli.db.engine import get_engine, session_scope\n"
-        "from cpaas_cli.tenancy.models import Company\n"
+        "from cpaas_cli.models.tenancy import Company\n"
         "with session_scope(get_engine(sys.argv[1]), actor='script', command='fix') as s:\n"
         f"    s.get(Company, {c['id']}).description = 'from a script'\n"
     )

@@ -11,10 +11,10 @@ import sqlalchemy as sa
 
 from cpaas_cli import clock
 from cpaas_cli.campaigns import destinations as dst
-from cpaas_cli.campaigns.models import OutboundMessage
 from cpaas_cli.catalog.dictionary import network_keys, networks_for_carrier
 from cpaas_cli.db.engine import get_engine
 from cpaas_cli.dispatch.claim import edr_row
+from cpaas_cli.models.campaigns import OutboundMessage
 from tests.test_campaigns import setup
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -189,7 +189,7 @@ def test_repeat_keeps_the_networks(cli):
 
 def test_recipients_stored_without_networks_are_priced_for_the_country(cli, db_url):
     """Recipients written before the network columns existed (NULL mcc/mnc/network)."""
-    from cpaas_cli.campaigns.models import CampaignRecipient
+    from cpaas_cli.models.campaigns import CampaignRecipient
 
     setup(cli)
     cid = _create(cli, "Hello")

@@ -8,8 +8,8 @@ import pytest
 import sqlalchemy as sa
 
 from cpaas_cli import clock
-from cpaas_cli.campaigns.models import OutboundMessage
 from cpaas_cli.db.engine import get_engine
+from cpaas_cli.models.campaigns import OutboundMessage
 from tests.helpers import client, owner_le
 from tests.test_catalog import EXAMPLE1
 

@@ -112,3 +112,44 @@ def test_a_fresh_process_audits_changes_of_any_group(cli, db_url):
     ag = json.loads(run.stdout)
     rows = cli.json("audit", "list", "--actor", "fresh")
     assert ("insert", "agreement", str(ag["id"])) in [(r["action"], r["object_type"], r["object_id"]) for r in rows]
+
+
+def test_a_fresh_process_checks_text_on_every_path(cli, db_url):
+    """The text checks of db/checks.py are installed by the engine and session
+    factory, not by whichever module a process imported first: a script that
+    imports only the engine and one model module is refused a 300-character
+    name through the ORM and through a Core INSERT alike."""
+    from cpaas_cli.db.engine import dispose_all
+
+    owner_le(cli)
+    before = cli.json("tenant", "list")
+    dispose_all()
+    code = (
+        "import sys\n"
+        "import sqlalchemy as sa\n"
+        "from cpaas_cli.db.engine import get_engine, make_session\n"
+        "from cpaas_cli.errors import InvalidInput\n"
+        "from cpaas_cli.models.tenancy import Company\n"
+        "engine = get_engine(sys.argv[1])\n"
+        "assert 'cpaas_cli.db.checks' in sys.modules and 'cpaas_cli.audit.service' in sys.modules\n"
+        "for how in ('orm', 'core'):\n"
+        "    s = make_session(engine, actor='script')\n"
+        "    try:\n"
+        "        if how == 'orm':\n"
+        "            s.add(Company(name='x' * 300, kind='client'))\n"
+        "            s.flush()\n"
+        "        else:\n"
+        "            s.execute(sa.insert(Company.__table__), [{'name': 'x' * 300, 'kind': 'client'}])\n"
+        "    except InvalidInput as exc:\n"
+        "        print(how, 'REFUSED', exc.problems[0])\n"
+        "    finally:\n"
+        "        s.rollback()\n"
+        "        s.close()\n"
+    )
+    run = _fresh(db_url, code=code)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == [
+        "orm REFUSED name: is longer than 200 characters (300 given)",
+        "core REFUSED name: is longer than 200 characters (300 given)",
+    ]
+    assert cli.json("tenant", "list") == before

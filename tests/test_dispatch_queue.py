@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from cpaas_cli.campaigns.models import QUEUE_STATES
 from cpaas_cli.dispatch.queue import QueueState, external_id
+from cpaas_cli.models.campaigns import QUEUE_STATES
 
 DISPATCH = Path(__file__).resolve().parent.parent / "cpaas_cli" / "dispatch"
 # An UPDATE of the queue table (Q) that sets its state column, within one statement.

@@ -17,15 +17,15 @@ from types import SimpleNamespace
 import pytest
 import sqlalchemy as sa
 
-from cpaas_cli.campaigns.models import Campaign
 from cpaas_cli.db.engine import get_engine
-from cpaas_cli.dispatch import service as connections
-from cpaas_cli.dispatch.gateway import CredentialsRefused, LinkChanged, OutboundMessage, SubmitAccepted
+from cpaas_cli.dispatch import connections
+from cpaas_cli.dispatch.gateway import CredentialsRefused, LinkChanged, SubmitAccepted, WireMessage
 from cpaas_cli.dispatch.outbound import OutboundBuilder
 from cpaas_cli.dispatch.smpp import SmppGateway, SmppSettings
 from cpaas_cli.dispatch.smsc import SimSmsc, SmscOptions, free_port
 from cpaas_cli.dispatch.throttle import Backoff, SenderLimits
 from cpaas_cli.messaging import gsm
+from cpaas_cli.models.campaigns import Campaign
 from tests.test_dispatch_pure import FakeClock
 from tests.test_serve import campaign, edrs, serve_once, setup
 
@@ -192,8 +192,8 @@ def test_sar_and_udh16_parts_reach_the_smsc(smsc):
     gw.open()
     sar = builder(concat="sar").parts("a" * 200, 0x0102)
     u16 = builder(concat="udh16").parts("b" * 200, 0x0304)
-    gw.submit(OutboundMessage("CPAAS", "33600000001", sar, dest_ton=1))
-    gw.submit(OutboundMessage("CPAAS", "33600000002", u16))
+    gw.submit(WireMessage("CPAAS", "33600000001", sar, dest_ton=1))
+    gw.submit(WireMessage("CPAAS", "33600000002", u16))
     drive(gw, lambda ev: sum(isinstance(e, SubmitAccepted) for e in ev) == 4)
     gw.close()
     got = by_dest(smsc)
@@ -247,7 +247,7 @@ def test_refused_credentials_wait_the_long_interval_and_alert(caplog):
         # The right password binds through the same gate and sends.
         ok = SmppGateway(gw_settings(sim.port, password="right"))
         ok.open()
-        ok.submit(OutboundMessage.single("CPAAS", "33600000003", b"hi"))
+        ok.submit(WireMessage.single("CPAAS", "33600000003", b"hi"))
         drive(ok, lambda ev: any(isinstance(e, SubmitAccepted) for e in ev))
         ok.close()
         assert sim.counters.binds_refused == 1 and len(sim.submit_log) == 1
@@ -356,14 +356,14 @@ def test_two_gateways_of_one_connection_share_the_rate(smsc):
     for g in gws:
         g.open()
         for i in range(5):
-            g.submit(OutboundMessage.single("ACME", f"3460000{i:04d}", b"x"))
+            g.submit(WireMessage.single("ACME", f"3460000{i:04d}", b"x"))
     for _ in range(5):
         for g in gws:
             g.poll(0)
     assert sum(g.stats.submitted for g in gws) == 1
     other = SmppGateway(gw_settings(smsc.port, rps=10, limits=limits), clock=clock)
     other.open()
-    other.submit(OutboundMessage.single("INFO", "34600000009", b"x"))
+    other.submit(WireMessage.single("INFO", "34600000009", b"x"))
     other.poll(0)
     assert other.stats.submitted == 1  # another sender ID is not held back by ACME's limit
     for g in [*gws, other]:

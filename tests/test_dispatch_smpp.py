@@ -18,10 +18,10 @@ from cpaas_cli.dispatch.gateway import (
     Gateway,
     LinkChanged,
     MobileOriginated,
-    OutboundMessage,
     Part,
     SubmitAccepted,
     SubmitRejected,
+    WireMessage,
 )
 from cpaas_cli.dispatch.smpp import ESME_RMSGQFUL, ESME_RTHROTTLED, SmppGateway, SmppSettings
 from cpaas_cli.dispatch.smsc import SimSmsc, SmscOptions, free_port, parse_stat_mix
@@ -44,8 +44,8 @@ def settings(port: int, **kw) -> SmppSettings:
     return SmppSettings(name="sim", host="127.0.0.1", port=port, system_id="cpaas", password="pw", **kw)
 
 
-def message(i: int, text: bytes = b"Hello") -> OutboundMessage:
-    return OutboundMessage.single("CPAAS", f"3361{i:07d}", text + b" %d" % i, data_coding=3, ref=i)
+def message(i: int, text: bytes = b"Hello") -> WireMessage:
+    return WireMessage.single("CPAAS", f"3361{i:07d}", text + b" %d" % i, data_coding=3, ref=i)
 
 
 def drive(gw, until, *, feed=None, deadline: float = DEADLINE) -> list:
@@ -107,7 +107,7 @@ def test_receipts_by_text_with_hex_submit_and_decimal_receipt_ids():
 
 def test_two_part_message_goes_as_two_submits_with_udh(smsc):
     udh1, udh2 = bytes([5, 0, 3, 0x42, 2, 1]), bytes([5, 0, 3, 0x42, 2, 2])
-    msg = OutboundMessage("CPAAS", "33612345678", (Part(b"A" * 153, udh1, 0), Part(b"B" * 10, udh2, 0)))
+    msg = WireMessage("CPAAS", "33612345678", (Part(b"A" * 153, udh1, 0), Part(b"B" * 10, udh2, 0)))
     gw = SmppGateway(settings(smsc.port))
     gw.open()
     ticket = gw.submit(msg)

@@ -12,8 +12,8 @@ import openpyxl
 import sqlalchemy as sa
 
 from cpaas_cli.db.engine import get_engine
-from cpaas_cli.edr.models import Edr
 from cpaas_cli.edr.tasks import STALE_CLAIM
+from cpaas_cli.models.edr import Edr
 from tests.smtp import smtp_server  # noqa: F401
 
 T0 = datetime(2026, 3, 1, 22, 30, tzinfo=UTC)

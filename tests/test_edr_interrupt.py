@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from cpaas_cli.db.engine import get_engine
-from cpaas_cli.edr.models import Edr
+from cpaas_cli.models.edr import Edr
 from tests.test_money_cli import row, setup
 
 ROWS = 200_000

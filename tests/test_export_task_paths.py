@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from cpaas_cli.db.engine import get_engine
-from cpaas_cli.edr.models import EdrExportTask
+from cpaas_cli.models.edr import EdrExportTask
 from tests.test_edr_export import WINDOW, add_edrs
 
 

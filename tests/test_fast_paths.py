@@ -354,8 +354,8 @@ def _stored(session, agreement_id):
     """What an agreement's ingest left: EDRs by external id (less the prefix), charges, counters, balance."""
     import sqlalchemy as sa
 
-    from cpaas_cli.billing.models import AgreementBalance, Charge, ScaleCounter
-    from cpaas_cli.edr.models import Edr
+    from cpaas_cli.models.billing import AgreementBalance, Charge, ScaleCounter
+    from cpaas_cli.models.edr import Edr
 
     E, C = Edr.__table__, Charge.__table__
     skip = {"id", "external_id", "agreement_id"}

@@ -1,4 +1,4 @@
-"""Recurring fees: the pure scheduler, and `cpaas fees run` through the ledger with retries."""
+"""Recurring fees: the pure scheduler, and `cpaas fee-rules run` through the ledger with retries."""
 
 from __future__ import annotations
 
@@ -99,21 +99,21 @@ def _agreement(cli, *extra):
 def test_fees_run_charges_retries_and_is_idempotent(cli):
     _agreement(cli, "--credit-limit", "0")
     rule = cli.json(
-        "fees", "rule", "add", "--agreement", "AG-1", "--subject-kind", "sender_id", "--subject-ref", "42",
+        "fee-rules", "add", "--agreement", "AG-1", "--subject-kind", "sender_id", "--subject-ref", "42",
         "--kind", "usage", "--every", "month", "--start-day", "1", "--days-before", "1", "--amount", "500",
         "--retry-hours", "1", "--max-retries", "2", "--from", "2026-01-15", "--description", "ACME alpha",
     )  # fmt: skip
     setup = cli.json(
-        "fees", "rule", "add", "--agreement", "AG-1", "--subject-kind", "sender_id", "--subject-ref", "42",
+        "fee-rules", "add", "--agreement", "AG-1", "--subject-kind", "sender_id", "--subject-ref", "42",
         "--kind", "setup", "--amount", "50", "--from", "2026-01-20T10:00:00Z", "--max-retries", "5",
     )  # fmt: skip
     # No funds: both due attempts fail and wait for a retry.
-    got = cli.json("fees", "run", "--as-of", "2026-01-31T00:00:00Z")
+    got = cli.json("fee-rules", "run", "--as-of", "2026-01-31T00:00:00Z")
     assert [(a["rule_id"], a["status"], a["at"], a["next_attempt_at"]) for a in got] == [
         (rule["id"], "retrying", "2026-01-31T00:00:00Z", "2026-01-31T01:00:00Z"),
         (setup["id"], "retrying", "2026-01-20T10:00:00Z", "2026-01-20T11:00:00Z"),
     ]
-    assert cli.json("fees", "run", "--as-of", "2026-01-31T00:00:00Z")[0]["rule_id"] == setup["id"]
+    assert cli.json("fee-rules", "run", "--as-of", "2026-01-31T00:00:00Z")[0]["rule_id"] == setup["id"]
     cli.json(
         "payment",
         "add",
@@ -127,14 +127,14 @@ def test_fees_run_charges_retries_and_is_idempotent(cli):
         "--date",
         "2026-01-01",
     )
-    got = cli.json("fees", "run", "--as-of", "2026-01-31T02:00:00Z")
+    got = cli.json("fee-rules", "run", "--as-of", "2026-01-31T02:00:00Z")
     assert sorted((a["rule_id"], a["status"], a["attempt"]) for a in got) == [
         (rule["id"], "charged", 2),
         (setup["id"], "charged", 3),
     ]
-    assert cli.json("fees", "run", "--as-of", "2026-01-31T02:00:00Z") == []
+    assert cli.json("fee-rules", "run", "--as-of", "2026-01-31T02:00:00Z") == []
     assert cli.json("balance", "show", "AG-1")["balance"] == "450.00"
-    runs = cli.json("fees", "runs")
+    runs = cli.json("fee-rules", "runs")
     assert {r["status"] for r in runs} == {"charged"} and all(r["charge_id"] for r in runs)
     # Next month: 500 more is beyond the balance (450, limit 0): retried twice, then failed.
     for at, status in (
@@ -142,9 +142,9 @@ def test_fees_run_charges_retries_and_is_idempotent(cli):
         ("2026-02-28T01:00:00Z", "retrying"),
         ("2026-02-28T02:00:00Z", "failed"),
     ):
-        (a,) = cli.json("fees", "run", "--as-of", at)
+        (a,) = cli.json("fee-rules", "run", "--as-of", at)
         assert (a["period_start"], a["status"]) == ("2026-03-01T00:00:00Z", status)
-    assert cli.json("fees", "run", "--as-of", "2026-03-10T00:00:00Z") == []
+    assert cli.json("fee-rules", "run", "--as-of", "2026-03-10T00:00:00Z") == []
     assert cli.json("balance", "show", "AG-1")["balance"] == "450.00"
     # The charged fees are invoice lines.
     inv = cli.json("invoice", "run", "--as-of", "2026-02-01T00:00:00Z")
@@ -158,16 +158,40 @@ def test_fees_run_charges_retries_and_is_idempotent(cli):
 def test_fees_run_dry_run_and_rule_end(cli):
     _agreement(cli)
     r = cli.json(
-        "fees", "rule", "add", "--agreement", "AG-1", "--subject-kind", "sender_id", "--subject-ref", "7",
+        "fee-rules", "add", "--agreement", "AG-1", "--subject-kind", "sender_id", "--subject-ref", "7",
         "--kind", "usage", "--every", "week", "--start-day", "1", "--amount", "5", "--from", "2026-01-01",
     )  # fmt: skip
-    assert len(cli.json("fees", "run", "--as-of", "2026-01-20T00:00:00Z", "--dry-run")) == 3
-    assert cli.json("fees", "runs") == []
-    cli.json("fees", "rule", "end", str(r["id"]), "--at", "2026-01-13T00:00:00Z")
-    assert [a["period_start"] for a in cli.json("fees", "run", "--as-of", "2026-03-01T00:00:00Z")] == [
+    assert len(cli.json("fee-rules", "run", "--as-of", "2026-01-20T00:00:00Z", "--dry-run")) == 3
+    assert cli.json("fee-rules", "runs") == []
+    cli.json("fee-rules", "end", str(r["id"]), "--at", "2026-01-13T00:00:00Z")
+    assert [a["period_start"] for a in cli.json("fee-rules", "run", "--as-of", "2026-03-01T00:00:00Z")] == [
         "2026-01-05T00:00:00Z",
         "2026-01-12T00:00:00Z",
     ]
-    bad = cli("fees", "rule", "add", "--agreement", "AG-1", "--subject-kind", "x", "--subject-ref", "1", "--kind", "usage",
+    bad = cli("fee-rules", "add", "--agreement", "AG-1", "--subject-kind", "x", "--subject-ref", "1", "--kind", "usage",
               "--every", "week", "--start-day", "9", "--amount", "-1", "--from", "2026-01-01", expect=4)  # fmt: skip
     assert "start_day" in bad.stderr and "amount" in bad.stderr
+
+
+def test_the_old_fees_spelling_still_works_hidden_with_a_warning(cli):
+    """`cpaas fees` (one letter from `cpaas fee`) is now `cpaas fee-rules`; the old
+    tree (`fees rule add|list|end`, `fees run|runs`) works for a release, is not
+    listed, and says on stderr that it is deprecated."""
+    from cpaas_cli.cli.fee_rules import LEGACY_WARNING
+
+    _agreement(cli)
+    args = ["--agreement", "AG-1", "--subject-kind", "sender_id", "--subject-ref", "42", "--kind", "usage"]
+    old = cli("fees", "rule", "add", *args, "--from", "2026-01-01T00:00:00Z", "--amount", "3", "-o", "json")
+    assert old.stderr == LEGACY_WARNING + "\n"
+    new = cli("fee-rules", "add", *args, "--from", "2026-02-01T00:00:00Z", "--amount", "4", "-o", "json")
+    assert new.stderr == ""
+    listed = cli("fees", "rule", "list", "-o", "json")
+    assert [r["id"] for r in listed.json] == [old.json["id"], new.json["id"]]
+    assert listed.json == cli.json("fee-rules", "list")
+    ran = cli("fees", "run", "--as-of", "2026-01-15T00:00:00Z", "-o", "json")
+    assert ran.stderr.startswith(LEGACY_WARNING + "\n") and len(ran.json) == 1
+    assert cli("fees", "runs", "-o", "json").json == cli.json("fee-rules", "runs")
+    assert cli("-q", "fees", "runs", "-o", "json").stderr == ""  # --quiet silences the warning as any message
+    listed_names = [line.split()[0] for line in cli("--help").stdout.split("Commands:")[1].splitlines() if line.strip()]
+    assert "fee-rules" in listed_names and "fee" in listed_names and "fees" not in listed_names
+    assert "deprecated" in cli("fees", "--help").stdout.lower()

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from cpaas_cli import files
 from cpaas_cli.db.engine import get_engine
-from cpaas_cli.edr.models import Edr
+from cpaas_cli.models.edr import Edr
 from tests.test_contacts import acme, imp, write  # noqa: F401
 from tests.test_edr_export import WINDOW, add_edrs
 from tests.test_money_cli import edr_file, row

@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from cpaas_cli import clock
-from cpaas_cli.campaigns.models import OutboundMessage
 from cpaas_cli.db.engine import get_engine
+from cpaas_cli.models.campaigns import OutboundMessage
 from tests.helpers import client, owner_le
 from tests.identity_helpers import PASSWORD, identity_env, make_user, ready_user  # noqa: F401
 

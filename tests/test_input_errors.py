@@ -227,7 +227,7 @@ def test_date_at_year_1_or_9999_is_a_time_error(whole_calendar):
         ("audit", "list", "--since", "9999-12-31T23:59-05:00"),
         ("invoice", "run", "--as-of", "9999-12-31T23:59:59"),
         ("invoice", "list", "--since", "0001-01-01T00:00+09:00"),
-        ("fees", "run", "--as-of", "9999-12-31T23:00-05:00"),
+        ("fee-rules", "run", "--as-of", "9999-12-31T23:00-05:00"),
     ],
 )  # fmt: skip
 def test_time_options_at_the_ends_of_the_calendar_are_exit_4_naming_the_option(cli, args, whole_calendar):

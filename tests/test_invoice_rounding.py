@@ -14,10 +14,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cpaas_cli.billing.models import Charge
 from cpaas_cli.db.engine import get_engine, make_session
 from cpaas_cli.invoices import service as invoices
-from cpaas_cli.invoices.models import Invoice
+from cpaas_cli.models.billing import Charge
+from cpaas_cli.models.invoices import Invoice
 from cpaas_cli.money import minor_units, round_minor
 from tests.conftest import Cli
 from tests.helpers import client, owner_le

@@ -11,9 +11,9 @@ from fractions import Fraction
 import sqlalchemy as sa
 from pypdf import PdfReader
 
-from cpaas_cli.billing.models import Charge
 from cpaas_cli.db.engine import get_engine
-from cpaas_cli.invoices.models import Invoice, InvoiceCharge, InvoiceLine
+from cpaas_cli.models.billing import Charge
+from cpaas_cli.models.invoices import Invoice, InvoiceCharge, InvoiceLine
 from cpaas_cli.money import MICROS, minor_units, round_half_up, round_minor, to_micros
 from tests.helpers import client, owner_le
 from tests.smtp import smtp_server  # noqa: F401

@@ -15,7 +15,7 @@ from alembic.runtime.migration import MigrationContext
 
 from cpaas_cli.db import migrate
 from cpaas_cli.db.engine import get_engine
-from cpaas_cli.models import metadata
+from cpaas_cli.models.all import metadata
 from tests.conftest import BACKEND, Cli
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from cpaas_cli.billing.periods import (
     Period,
     VersionTerms,
-    _midnight,
     closed_periods,
+    local_midnight,
     period_containing,
     periods,
 )
@@ -359,7 +359,7 @@ PROPS = settings(
 @PROPS
 @given(tz=zones, d=st.dates(date(1970, 1, 2), date(2040, 12, 31)))
 def test_midnight_is_the_first_instant_at_or_after_local_midnight(tz, d):
-    m = _midnight(tz, d)
+    m = local_midnight(tz, d)
     target = datetime(d.year, d.month, d.day)
     assert wall(m, tz) >= target
     assert wall(m - timedelta(seconds=1), tz) < target
@@ -401,9 +401,9 @@ def test_periods_tile_the_window_and_respect_the_rules(scenario):
         assert p.start in (ws, x_from) or boundary or month
         # No billing boundary inside a period, nor a month start when split.
         for c in _dates_between(p.start, p.end, tz):
-            assert not is_grid_date(c, x.billing_period, x.billing_day) or _midnight(tz, c) in (p.start, p.end)
+            assert not is_grid_date(c, x.billing_period, x.billing_day) or local_midnight(tz, c) in (p.start, p.end)
             if x.split_by_month:
-                assert c.day != 1 or _midnight(tz, c) in (p.start, p.end)
+                assert c.day != 1 or local_midnight(tz, c) in (p.start, p.end)
         # Sane length; a period that is not cut short is a full one.
         assert p.end - p.start <= MAX_LEN[x.billing_period]
         cut = p.clipped or p.split or p.start == x_from or p.end == x_till

@@ -8,9 +8,9 @@ import sqlalchemy as sa
 
 from cpaas_cli import clock
 from cpaas_cli.dispatch.gateway import DeliveryReceipt
-from cpaas_cli.dispatch.models import InboundMessage
 from cpaas_cli.dispatch.multipart import Awaiting
 from cpaas_cli.dispatch.receipt_match import CONVERTED, SAME, IdRelation, ReceiptMatcher, other_base
+from cpaas_cli.models.dispatch import InboundMessage
 
 
 def receipt(mid: str, stat: str = "DELIVRD", *, tlv: bool = False) -> DeliveryReceipt:

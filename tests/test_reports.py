@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from cpaas_cli.db.engine import get_engine
-from cpaas_cli.edr.models import Edr
+from cpaas_cli.models.edr import Edr
 from tests.test_edr_export import WINDOW, add_edrs
 
 

@@ -53,7 +53,7 @@ def test_setup_fee_once_priced_from_the_tree(cli):
     assert got["attempts"][0]["amount"] == "50.00" and got["rule"]["amount"] is None
     again = cli.json("sender", "setup-fee", "ACME", "--mno", "21401")
     assert (again["created"], again["charged_now"], again["status"]) == (False, 0, "charged")
-    assert cli.json("fees", "run", "--as-of", "2026-12-31T00:00:00Z") == []
+    assert cli.json("fee-rules", "run", "--as-of", "2026-12-31T00:00:00Z") == []
     assert balance(cli) == "950.00"
     (rule,) = cli.json("sender", "fee-rule", "list", "ACME")
     assert (rule["kind"], rule["priced_by"], rule["mno"]) == ("setup", "sender_id_setup_fee", "21401")
@@ -66,17 +66,17 @@ def test_monthly_usage_fee_days_before_idempotent_and_invoiced(cli):
     rule = cli.json("sender", "fee-rule", "add", "ACME", "--every", "month", "--start-day", "1", "--days-before",
                     "3", "--mno", "21422", "--from", "2026-02-01", "--retry-hours", "2", "--max-retries", "1")  # fmt: skip
     assert (rule["subject_kind"], rule["subject_ref"], rule["priced_by"]) == ("sender_id", "1", "sender_id_usage_fee")
-    got = cli.json("fees", "run", "--as-of", "2026-02-25T23:59:59Z")
+    got = cli.json("fee-rules", "run", "--as-of", "2026-02-25T23:59:59Z")
     assert [(a["period_start"], a["at"], a["amount"], a["status"]) for a in got] == [
         ("2026-02-01T00:00:00Z", "2026-02-01T00:00:00Z", "15.00", "charged")
     ]
     # March is charged 3 days before it starts, at the tree's price for MNO 21422.
-    got = cli.json("fees", "run", "--as-of", "2026-02-26T00:00:00Z")
+    got = cli.json("fee-rules", "run", "--as-of", "2026-02-26T00:00:00Z")
     assert [(a["period_start"], a["at"], a["amount"]) for a in got] == [
         ("2026-03-01T00:00:00Z", "2026-02-26T00:00:00Z", "15.00")
     ]
-    assert cli.json("fees", "run", "--as-of", "2026-02-26T00:00:00Z") == []
-    assert cli.json("fees", "run", "--as-of", "2026-02-27T00:00:00Z") == []
+    assert cli.json("fee-rules", "run", "--as-of", "2026-02-26T00:00:00Z") == []
+    assert cli.json("fee-rules", "run", "--as-of", "2026-02-27T00:00:00Z") == []
     assert balance(cli) == "970.00"
     cli.json("sender", "setup-fee", "ACME", "--mno", "21401")
     # The charges are lines of the February invoice, named after the sender ID and period.
@@ -97,13 +97,13 @@ def test_insufficient_funds_retries_then_fails(cli):
     seen = []
     for at in ("2026-02-16T00:00:00Z", "2026-02-16T05:59:59Z", "2026-02-16T06:00:00Z", "2026-02-16T12:00:00Z"):
         seen += [(a["period_start"], a["attempt"], a["status"], a["next_attempt_at"])
-                 for a in cli.json("fees", "run", "--as-of", at)]  # fmt: skip
+                 for a in cli.json("fee-rules", "run", "--as-of", at)]  # fmt: skip
     assert seen == [
         ("2026-02-16T00:00:00Z", 1, "retrying", "2026-02-16T06:00:00Z"),
         ("2026-02-16T00:00:00Z", 2, "retrying", "2026-02-16T12:00:00Z"),
         ("2026-02-16T00:00:00Z", 3, "failed", None),
     ]
-    (run,) = cli.json("fees", "runs")
+    (run,) = cli.json("fee-rules", "runs")
     assert (run["status"], run["attempts"], run["charge_id"]) == ("failed", 3, None)
     assert "insufficient credit" in run["last_error"]
     assert balance(cli) == "0.00"
@@ -115,13 +115,13 @@ def test_no_rate_at_charge_time_is_retried_with_the_reason(cli):
     bad = cli("sender", "fee-rule", "add", "ACME", "--mno", "21499", "--from", "2026-02-01", expect=4)
     assert "configure the service first" in bad.stderr
     cli.json("sender", "fee-rule", "add", "ACME", "--mno", "21401", "--from", "2026-02-01", "--max-retries", "1")
-    got = cli.json("fees", "run", "--as-of", "2026-03-01T00:00:00Z")
+    got = cli.json("fee-rules", "run", "--as-of", "2026-03-01T00:00:00Z")
     assert [(a["period_start"], a["status"], a["amount"]) for a in got] == [
         ("2026-02-01T00:00:00Z", "charged", "10.00"),
         ("2026-03-01T00:00:00Z", "retrying", None),  # the service is no longer enabled
     ]
     assert "rate not found for sender_id_usage_fee" in got[1]["error"]
-    (a,) = cli.json("fees", "run", "--as-of", "2026-03-01T01:00:00Z")
+    (a,) = cli.json("fee-rules", "run", "--as-of", "2026-03-01T01:00:00Z")
     assert a["status"] == "failed"
 
 
@@ -134,7 +134,7 @@ def test_disable_ends_the_usage_rules(cli):
     rules = {r["kind"]: r for r in cli.json("sender", "fee-rule", "list", "ACME")}
     assert rules["usage"]["id"] == rule["id"] and rules["usage"]["effective_till"] == "2026-02-10T10:00:00Z"
     assert rules["setup"]["effective_till"] is None
-    got = cli.json("fees", "run", "--as-of", "2026-06-01T00:00:00Z")
+    got = cli.json("fee-rules", "run", "--as-of", "2026-06-01T00:00:00Z")
     assert [a["period_start"] for a in got] == ["2026-02-02T00:00:00Z", "2026-02-09T00:00:00Z"]
     bad = cli("sender", "fee-rule", "add", "ACME", "--mno", "21401", expect=4)
     assert "disabled" in bad.stderr

@@ -11,11 +11,11 @@ from collections import Counter
 import pytest
 import sqlalchemy as sa
 
-from cpaas_cli.billing.models import Charge, ScaleCounter
-from cpaas_cli.campaigns.models import OutboundMessage
 from cpaas_cli.db.engine import get_engine
 from cpaas_cli.dispatch.smsc import SimSmsc, SmscOptions, free_port, parse_stat_mix
-from cpaas_cli.edr.models import Edr
+from cpaas_cli.models.billing import Charge, ScaleCounter
+from cpaas_cli.models.campaigns import OutboundMessage
+from cpaas_cli.models.edr import Edr
 from tests.helpers import client, owner_le
 from tests.test_catalog import EXAMPLE1
 

@@ -23,12 +23,12 @@ from collections import Counter
 
 import sqlalchemy as sa
 
-from cpaas_cli.billing.models import Charge
-from cpaas_cli.campaigns.models import OutboundMessage
 from cpaas_cli.db.engine import get_engine
-from cpaas_cli.dispatch.models import InboundMessage
 from cpaas_cli.dispatch.smsc import free_port
-from cpaas_cli.edr.models import Edr
+from cpaas_cli.models.billing import Charge
+from cpaas_cli.models.campaigns import OutboundMessage
+from cpaas_cli.models.dispatch import InboundMessage
+from cpaas_cli.models.edr import Edr
 from tests.test_serve import campaign, setup
 
 N = 3000

@@ -11,12 +11,12 @@ from collections import Counter
 import pytest
 import sqlalchemy as sa
 
-from cpaas_cli.billing.models import Charge, ScaleCounter
-from cpaas_cli.campaigns.models import OutboundMessage
 from cpaas_cli.db.engine import get_engine
 from cpaas_cli.dispatch import multipart as mp
 from cpaas_cli.dispatch.receipts import normalise_message_id
 from cpaas_cli.dispatch.smsc import SimSmsc, SmscOptions, concatenation, free_port
+from cpaas_cli.models.billing import Charge, ScaleCounter
+from cpaas_cli.models.campaigns import OutboundMessage
 from tests.test_catalog import EXAMPLE1
 from tests.test_serve import campaign, edrs, serve_once
 from tests.test_serve import setup as serve_setup

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from cpaas_cli.db import checks
-from cpaas_cli.tenancy.models import Company
+from cpaas_cli.models.tenancy import Company
 from tests.helpers import client, owner_le
 from tests.test_catalog import EXAMPLE1, sms_service
 from tests.test_money_cli import row

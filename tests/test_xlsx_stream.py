@@ -11,9 +11,9 @@ import openpyxl
 import pytest
 from python_calamine import CalamineWorkbook
 
-from cpaas_cli.imports import xlsx_stream
-from cpaas_cli.imports.writers import RowWriter
-from cpaas_cli.imports.xlsx_stream import XlsxStreamWriter, column_letter
+from cpaas_cli.exports import xlsx_stream
+from cpaas_cli.exports.writers import RowWriter
+from cpaas_cli.exports.xlsx_stream import XlsxStreamWriter, column_letter
 
 TRICKY = [
     "a & b < c > d \" ' ]]> e",

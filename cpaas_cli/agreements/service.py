@@ -15,19 +15,21 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from cpaas_cli import clock
-from cpaas_cli.agreements.models import (
+from cpaas_cli.errors import Conflict, InvalidInput, NotFound, Problem, require
+from cpaas_cli.models.agreements import (
     BILLING_PERIODS,
     DIRECTIONS,
     EMAIL_KINDS,
     Agreement,
     AgreementVersion,
 )
-from cpaas_cli.errors import Conflict, InvalidInput, NotFound, Problem, require
+from cpaas_cli.models.billing import Charge, Payment
+from cpaas_cli.models.tenancy import BankAccount, Company, LegalEntity
 from cpaas_cli.money import MoneyError, check_currency, format_micros, to_micros
 from cpaas_cli.refs import by_ref
+from cpaas_cli.tenancy import banks
 from cpaas_cli.tenancy import service as tenancy
-from cpaas_cli.tenancy.models import BankAccount, Company, LegalEntity
-from cpaas_cli.timeutil import TimeError, check_zone, in_zone, iso, zone
+from cpaas_cli.timeutil import TimeError, check_zone, iso, zone
 
 EMAIL_RE = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
 
@@ -36,9 +38,10 @@ def has_charges(session: Session, agreement_id: int) -> bool:
     """Whether the agreement has a charge or a payment: then its company,
     currency and direction stay fixed (AMB-14). Asked of the tables directly,
     so the answer does not depend on which modules a process has imported."""
-    from cpaas_cli.billing import ledger  # billing builds on this module: imported on use
-
-    return ledger.has_charges(session, agreement_id)
+    for table in (Charge, Payment):
+        if session.exec(select(table.id).where(table.agreement_id == agreement_id).limit(1)).first() is not None:
+            return True
+    return False
 
 
 # ------------------------------------------------------------------ terms
@@ -210,7 +213,7 @@ def _pick_bank_account(
     if ref is None or str(ref).strip() == "":
         return None
     try:
-        acc = tenancy.bank_account(session, ref, company_id=company.id)
+        acc = banks.bank_account(session, ref, company_id=company.id)
     except (NotFound, InvalidInput) as exc:
         problems.append(Problem(field, f"{company.name!r}: {exc.message}"))
         return None
@@ -365,19 +368,6 @@ def list_agreements(
             (col(Agreement.effective_till).is_(None)) | (col(Agreement.effective_till) > active_at)
         )
     return list(session.exec(q.order_by(Agreement.id)))
-
-
-UPDATABLE = (
-    "legal_entity",
-    "own_legal_entity",
-    "bank_account",
-    "own_bank_account",
-    "agreement_date",
-    "description",
-    "effective_till",
-    "currency",
-    "direction",
-)
 
 
 def update(session: Session, row: Agreement, changes: dict[str, Any]) -> Agreement:
@@ -566,84 +556,3 @@ def delete_version(session: Session, row: Agreement, version_id: int) -> Agreeme
     session.delete(target)
     session.flush()
     return target
-
-
-# ------------------------------------------------------------- rendering
-
-
-def version_dict(v: AgreementVersion, *, now: datetime | None = None) -> dict[str, Any]:
-    at = now or clock.now()
-    if v.effective_from > at:
-        state = "upcoming"
-    elif v.effective_till is not None and v.effective_till <= at:
-        state = "expired"
-    else:
-        state = "current"
-    return {
-        "id": v.id,
-        "agreement_id": v.agreement_id,
-        "code": v.code,
-        "effective_from": iso(v.effective_from),
-        "effective_till": iso(v.effective_till),
-        "tz": v.tz,
-        "effective_from_local": in_zone(v.effective_from, v.tz),
-        "state": state,
-        "credit_limit": format_micros(v.credit_limit),
-        "unlimited_credit": v.credit_limit is None,
-        "billing_period": v.billing_period,
-        "billing_day": v.billing_day,
-        "split_by_month": v.split_by_month,
-        "billing_tz": v.billing_tz,
-        "days_for_payment": v.days_for_payment,
-        "emails": v.emails or {},
-        "tax_rate": format_micros(v.tax_rate or 0),
-    }
-
-
-def agreement_dict(
-    session: Session, row: Agreement, *, at: datetime | None = None, with_versions: bool = False
-) -> dict[str, Any]:
-    client = session.get(Company, row.company_id)
-    seller = session.get(Company, row.seller_company_id)
-    le = session.get(LegalEntity, row.legal_entity_id)
-    own_le = session.get(LegalEntity, row.own_legal_entity_id)
-    bank = session.get(BankAccount, row.bank_account_id) if row.bank_account_id else None
-    own_bank = session.get(BankAccount, row.own_bank_account_id) if row.own_bank_account_id else None
-    when = at or clock.now()
-    current = version_at(session, row, when)
-    status = (
-        "closed"
-        if row.closed_at is not None
-        else (
-            "upcoming"
-            if row.effective_from > when
-            else ("ended" if row.effective_till is not None and row.effective_till <= when else "active")
-        )
-    )
-    out: dict[str, Any] = {
-        "id": row.id,
-        "code": row.code,
-        "company_id": row.company_id,
-        "company": client.name if client else None,
-        "seller_company_id": row.seller_company_id,
-        "seller": seller.name if seller else None,
-        "direction": row.direction,
-        "legal_entity": le.name if le else None,
-        "own_legal_entity": own_le.name if own_le else None,
-        "bank_account": bank.name if bank else None,
-        "own_bank_account": own_bank.name if own_bank else None,
-        "agreement_date": row.agreement_date.isoformat(),
-        "currency": row.currency,
-        "effective_from": iso(row.effective_from),
-        "effective_from_tz": row.effective_from_tz,
-        "effective_till": iso(row.effective_till),
-        "effective_till_tz": row.effective_till_tz,
-        "status": status,
-        "closed_at": iso(row.closed_at),
-        "description": row.description,
-        "at": iso(when),
-        "version": version_dict(current, now=when) if current else None,
-    }
-    if with_versions:
-        out["versions"] = [version_dict(v, now=when) for v in versions(session, row)]
-    return out

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
 from cpaas_cli import clock
-from cpaas_cli.audit.models import AuditLog
 from cpaas_cli.db.base import Timestamped
+from cpaas_cli.models.audit import AuditLog
 
 SECRET = re.compile(r"pass(word)?|secret|token|api_?key|private", re.IGNORECASE)
 MASK = "***"
@@ -94,7 +94,6 @@ def _row(session: Session, action: str, obj: Any, old: dict | None, new: dict | 
     }
 
 
-@event.listens_for(Session, "before_flush")
 def _touch(session: Session, _ctx, _instances) -> None:
     now = clock.now()
     for obj in session.dirty:
@@ -102,7 +101,6 @@ def _touch(session: Session, _ctx, _instances) -> None:
             obj.updated_at = now
 
 
-@event.listens_for(Session, "after_flush")
 def _audit(session: Session, _ctx) -> None:
     if session.info.get("audit") is False:
         return
@@ -181,3 +179,14 @@ def list_entries(
         q = q.where(AuditLog.at < until)
     q = q.order_by(col(AuditLog.id).desc()).limit(limit)
     return list(session.exec(q))
+
+
+def install() -> None:
+    """Register the flush hooks (``updated_at``, audit rows) on every Session.
+    Called by ``db.engine`` for each engine and session it makes: explicit, so
+    the audit trail does not depend on which modules a process imported.
+    Idempotent."""
+    if not event.contains(Session, "before_flush", _touch):
+        event.listen(Session, "before_flush", _touch)
+    if not event.contains(Session, "after_flush", _audit):
+        event.listen(Session, "after_flush", _audit)

@@ -1,4 +1,4 @@
-"""The charge ledger and balances (formula in ``billing/models.py``).
+"""The charge ledger and balances (formula in ``models/billing.py``).
 
 Concurrency: every writer that rates or charges an agreement first calls
 :func:`lock` for the agreements it touches, in the same transaction it then
@@ -24,9 +24,9 @@ from sqlmodel import Session
 
 from cpaas_cli import clock
 from cpaas_cli.agreements import service as agreements
-from cpaas_cli.agreements.models import Agreement
-from cpaas_cli.billing.models import AgreementBalance, Charge, Payment, PaymentState
 from cpaas_cli.errors import InsufficientCredit
+from cpaas_cli.models.agreements import Agreement
+from cpaas_cli.models.billing import AgreementBalance, Charge, Payment, PaymentState
 
 BAL = AgreementBalance.__table__
 CHG = Charge.__table__
@@ -167,13 +167,6 @@ def post(session: Session, charges: Sequence[dict[str, Any]], *, check_credit: b
             code = ag.code if (ag := session.get(Agreement, ag_id)) is not None else ag_id
             raise InsufficientCredit(f"insufficient credit on agreement {code}: the charge would pass the credit limit")
     session.execute(sa.insert(CHG), [{"details": {}, "created_at": now, **c} for c in charges])
-
-
-def has_charges(session: Session, agreement_id: int) -> bool:
-    q = sa.select(CHG.c.id).where(CHG.c.agreement_id == agreement_id).limit(1)
-    if session.execute(q).first() is not None:
-        return True
-    return session.execute(sa.select(PAY.c.id).where(PAY.c.agreement_id == agreement_id).limit(1)).first() is not None
 
 
 def history(session: Session, ag: Agreement, *, limit: int | None = None) -> list[dict[str, Any]]:

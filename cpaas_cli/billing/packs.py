@@ -31,10 +31,10 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from cpaas_cli import clock
-from cpaas_cli.agreements.models import Agreement
 from cpaas_cli.billing import ledger
 from cpaas_cli.catalog import service as catalog
-from cpaas_cli.catalog.models import EnabledService, Service
+from cpaas_cli.models.agreements import Agreement
+from cpaas_cli.models.catalog import EnabledService, Service
 from cpaas_cli.money import format_micros
 from cpaas_cli.timeutil import iso
 

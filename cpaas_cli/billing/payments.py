@@ -17,11 +17,11 @@ from sqlmodel import Session, col, select
 
 from cpaas_cli import clock
 from cpaas_cli.agreements import service as agreements
-from cpaas_cli.agreements.models import Agreement
 from cpaas_cli.billing import ledger
-from cpaas_cli.billing.models import PAYMENT_DIRECTIONS, Payment, PaymentState
 from cpaas_cli.db import locking
 from cpaas_cli.errors import Conflict, NotFound, Problem, require
+from cpaas_cli.models.agreements import Agreement
+from cpaas_cli.models.billing import PAYMENT_DIRECTIONS, Payment, PaymentState
 from cpaas_cli.money import MoneyError, check_currency, format_micros, to_micros
 from cpaas_cli.timeutil import iso
 

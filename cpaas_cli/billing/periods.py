@@ -151,7 +151,7 @@ def _wall(u: datetime, zi: ZoneInfo) -> datetime:
 
 
 @lru_cache(maxsize=65536)
-def _midnight(tz: str, d: date) -> datetime:
+def local_midnight(tz: str, d: date) -> datetime:
     """The earliest instant (aware UTC) whose local time in tz is ≥ d 00:00."""
     zi = ZoneInfo(tz)
     target = datetime(d.year, d.month, d.day)
@@ -188,7 +188,7 @@ def _last_day(y: int, m: int) -> int:
     return calendar.monthrange(y, m)[1]
 
 
-def _anchor(y: int, m: int, day: int) -> date:
+def day_in_month(y: int, m: int, day: int) -> date:
     return date(y, m, min(day, _last_day(y, m)))
 
 
@@ -205,11 +205,11 @@ def _grid_floor(kind: str, day: int, d: date) -> date:
         return d - timedelta(days=(d.isoweekday() - day) % 7)
     step = 1 if kind == "monthly" else 3
     y, m = d.year, d.month - (d.month - 1) % step
-    a = _anchor(y, m, day)
+    a = day_in_month(y, m, day)
     if a <= d:
         return a
     y, m = _add_months(y, m, -step)
-    return _anchor(y, m, day)
+    return day_in_month(y, m, day)
 
 
 def _grid_next(kind: str, day: int, g: date) -> date:
@@ -220,7 +220,7 @@ def _grid_next(kind: str, day: int, g: date) -> date:
         return g + timedelta(days=7)
     step = 1 if kind == "monthly" else 3
     y, m = _add_months(g.year, g.month, step)
-    return _anchor(y, m, day)
+    return day_in_month(y, m, day)
 
 
 def _next_month_start(d: date) -> date:
@@ -344,9 +344,9 @@ def _version_periods(st: _Stretch, lo: datetime, until: datetime) -> Iterator[Pe
     tz = v.billing_tz
     cuts = _cut_dates(v, _local_date(lo, tz))
     d, month_only = next(cuts)
-    prev_at, prev_split = _midnight(tz, d), month_only
+    prev_at, prev_split = local_midnight(tz, d), month_only
     for d, month_only in cuts:
-        at = _midnight(tz, d)
+        at = local_midnight(tz, d)
         start, end = max(prev_at, vs), at if ve is None else min(at, ve)
         if start >= until or (ve is not None and start >= ve):
             return

@@ -15,18 +15,18 @@ from collections.abc import Iterable
 from sqlmodel import Session, select
 
 from cpaas_cli import clock
-from cpaas_cli.agreements.models import Agreement
 from cpaas_cli.audit.service import record
 from cpaas_cli.campaigns import holds, senders
 from cpaas_cli.campaigns import templates as saved
-from cpaas_cli.campaigns.models import Campaign, MessageTemplate
 from cpaas_cli.campaigns.recipients import FileSource, collect, insert_recipients, stop_set
 from cpaas_cli.contacts.groups import group as group_by_ref
-from cpaas_cli.contacts.models import ContactField
 from cpaas_cli.contacts.service import client_company
 from cpaas_cli.contacts.values import BASE_COLUMNS
 from cpaas_cli.errors import InvalidInput, Problem, require
 from cpaas_cli.messaging import templates as tpl
+from cpaas_cli.models.agreements import Agreement
+from cpaas_cli.models.campaigns import Campaign, MessageTemplate
+from cpaas_cli.models.contacts import ContactField
 
 _TEMPLATE_MARKS = ("{{", "{%", "{#")
 

@@ -41,13 +41,13 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from cpaas_cli import clock
-from cpaas_cli.agreements.models import Agreement
 from cpaas_cli.campaigns import funds
 from cpaas_cli.campaigns.destinations import NETWORK_NOTE, mcc_of, network_for
-from cpaas_cli.campaigns.models import Campaign, CampaignRecipient
 from cpaas_cli.campaigns.rendering import messages
 from cpaas_cli.catalog.service import agreement_snapshots, resolve_for_agreement
 from cpaas_cli.messaging.segments import GSM7, UCS2, encoding_segments
+from cpaas_cli.models.agreements import Agreement
+from cpaas_cli.models.campaigns import Campaign, CampaignRecipient
 from cpaas_cli.money import format_micros, round_event
 from cpaas_cli.rating import lookup as lk
 from cpaas_cli.rating import scales

@@ -14,10 +14,10 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from cpaas_cli.agreements.models import Agreement
 from cpaas_cli.billing import ledger
-from cpaas_cli.billing.models import Charge
-from cpaas_cli.edr.models import Edr
+from cpaas_cli.models.agreements import Agreement
+from cpaas_cli.models.billing import Charge
+from cpaas_cli.models.edr import Edr
 
 
 def balance(session: Session, agreement: Agreement, at: datetime) -> int:

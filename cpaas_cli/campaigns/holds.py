@@ -19,9 +19,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import object_session
 from sqlmodel import Session
 
-from cpaas_cli.campaigns.models import Campaign, OutboundMessage
 from cpaas_cli.errors import Conflict
-from cpaas_cli.tenancy.models import Company
+from cpaas_cli.models.campaigns import Campaign, OutboundMessage
+from cpaas_cli.models.tenancy import Company
 
 # Campaign actions that would make messages go: refused while the company is held.
 STARTING = frozenset({"send", "schedule", "start", "approve", "resume", "repeat"})

@@ -16,9 +16,9 @@ from sqlmodel import Session, col, select
 from cpaas_cli import clock
 from cpaas_cli.campaigns import holds
 from cpaas_cli.campaigns.materialise import StartOutcome, fail, start_now
-from cpaas_cli.campaigns.models import CAMPAIGN_STATES, Campaign, CampaignRecipient, OutboundMessage
 from cpaas_cli.db import locking
 from cpaas_cli.errors import Conflict, InvalidInput, Problem
+from cpaas_cli.models.campaigns import CAMPAIGN_STATES, Campaign, CampaignRecipient, OutboundMessage
 from cpaas_cli.timeutil import TimeError, check_business_date, iso, local_to_utc, to_utc, zone
 
 ANY = frozenset(CAMPAIGN_STATES)
@@ -87,7 +87,7 @@ def resolve_local(text: str, tz: str) -> datetime:
 
 def _moderated(session: Session, c: Campaign) -> bool:
     """True when the company moderates campaigns and this one has not been approved yet."""
-    from cpaas_cli.tenancy.models import Company
+    from cpaas_cli.models.tenancy import Company
 
     comp = session.get(Company, c.company_id)
     return bool(comp and comp.moderation and c.moderated_at is None)

@@ -19,12 +19,12 @@ from sqlmodel import Session
 from cpaas_cli.audit.service import record
 from cpaas_cli.campaigns import senders
 from cpaas_cli.campaigns.estimate import Estimate, Hist, estimate, price_campaign
-from cpaas_cli.campaigns.models import Campaign, CampaignRecipient, OutboundMessage, SenderId
 from cpaas_cli.campaigns.rendering import messages
 from cpaas_cli.contacts.stoplist import blocked_phones
 from cpaas_cli.db import bulk
 from cpaas_cli.errors import Conflict
 from cpaas_cli.messaging.segments import encoding_segments
+from cpaas_cli.models.campaigns import Campaign, CampaignRecipient, OutboundMessage, SenderId
 from cpaas_cli.money import format_micros
 
 

@@ -21,8 +21,6 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from cpaas_cli.campaigns.destinations import destination
-from cpaas_cli.campaigns.models import CampaignRecipient
-from cpaas_cli.contacts.models import Contact, ContactGroupMember
 from cpaas_cli.contacts.phones import PhoneError, normalise
 from cpaas_cli.contacts.stoplist import blocked_phones
 from cpaas_cli.db import bulk
@@ -30,6 +28,8 @@ from cpaas_cli.db.checks import first_text_problem
 from cpaas_cli.errors import Problem, require
 from cpaas_cli.imports.readers import read_rows
 from cpaas_cli.messaging import templates as tpl
+from cpaas_cli.models.campaigns import CampaignRecipient
+from cpaas_cli.models.contacts import Contact, ContactGroupMember
 
 PAGE = 20_000
 _VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -15,11 +15,11 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from cpaas_cli.campaigns.destinations import Destination
-from cpaas_cli.campaigns.models import Campaign, CampaignRecipient
 from cpaas_cli.campaigns.recipients import PAGE
-from cpaas_cli.contacts.models import Contact
 from cpaas_cli.contacts.values import BASE_COLUMNS
 from cpaas_cli.messaging import templates as tpl
+from cpaas_cli.models.campaigns import Campaign, CampaignRecipient
+from cpaas_cli.models.contacts import Contact
 
 
 def _pages(session: Session, c: Campaign, *, with_contacts: bool) -> Iterator[list[tuple]]:

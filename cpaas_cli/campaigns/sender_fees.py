@@ -5,7 +5,7 @@ Both are fee rules (``recurring``) on the sender ID's agreement, subject
 pay-as-you-go tree (resources ``sender_id_setup_fee`` and
 ``sender_id_usage_fee``) at each charge attempt: the operator never types an
 amount. A rule can only be created when the tree already prices it (the
-service must be configured first); the fee run charges it (`cpaas fees run`,
+service must be configured first); the fee run charges it (`cpaas fee-rules run`,
 or the scheduler of `cpaas serve`).
 """
 
@@ -17,11 +17,11 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from cpaas_cli import clock
-from cpaas_cli.agreements.models import Agreement
-from cpaas_cli.campaigns.models import SenderId
 from cpaas_cli.errors import InvalidInput, Problem
+from cpaas_cli.models.agreements import Agreement
+from cpaas_cli.models.campaigns import SenderId
+from cpaas_cli.models.recurring import FeeRule, FeeRun
 from cpaas_cli.recurring import service as fees
-from cpaas_cli.recurring.models import FeeRule, FeeRun
 
 SETUP = "sender_id_setup_fee"
 USAGE = "sender_id_usage_fee"

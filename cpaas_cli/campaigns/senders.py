@@ -15,14 +15,14 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from cpaas_cli.agreements import service as agreements
-from cpaas_cli.campaigns.models import CHANNELS, SENDER_KINDS, SenderId
 from cpaas_cli.catalog.vocab import SHORT_CODE_DIGITS, is_short_code
 from cpaas_cli.contacts.phones import PhoneError, normalise
 from cpaas_cli.contacts.service import client_company
 from cpaas_cli.db import locking
-from cpaas_cli.dispatch import service as connections
 from cpaas_cli.dispatch.outbound import require_gateway
 from cpaas_cli.errors import Conflict, InvalidInput, Problem, require
+from cpaas_cli.models.campaigns import CHANNELS, SENDER_KINDS, SenderId
+from cpaas_cli.models.dispatch import VendorConnection
 from cpaas_cli.refs import by_ref
 from cpaas_cli.timeutil import iso
 
@@ -90,7 +90,7 @@ def add(
         value, problem = check_sender(channel, kind, sender)
         if problem:
             problems.append(problem)
-    conn_id = connections.connection(session, connection).id if connection is not None else None
+    conn_id = by_ref(session, VendorConnection, connection, what="connection").id if connection is not None else None
     require(problems)
     require_gateway(channel)  # exit 5 until a gateway serves the channel
     clash = session.exec(
@@ -156,9 +156,8 @@ def usable(session: Session, ref: str | int, *, company_id: int, channel: str | 
 
 
 def sender_dict(session: Session, row: SenderId) -> dict[str, Any]:
-    from cpaas_cli.agreements.models import Agreement
-    from cpaas_cli.dispatch.models import VendorConnection
-    from cpaas_cli.tenancy.models import Company
+    from cpaas_cli.models.agreements import Agreement
+    from cpaas_cli.models.tenancy import Company
 
     comp = session.get(Company, row.company_id)
     ag = session.get(Agreement, row.agreement_id)

@@ -13,10 +13,10 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from cpaas_cli.campaigns import senders
-from cpaas_cli.campaigns.models import MessageTemplate, SenderId
 from cpaas_cli.contacts.service import client_company
 from cpaas_cli.errors import Conflict, InvalidInput, Problem
 from cpaas_cli.messaging import templates as tpl
+from cpaas_cli.models.campaigns import MessageTemplate, SenderId
 from cpaas_cli.refs import by_ref
 from cpaas_cli.timeutil import iso
 

@@ -9,9 +9,9 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from cpaas_cli.campaigns import funds, holds
-from cpaas_cli.campaigns.models import CAMPAIGN_STATES, Campaign, OutboundMessage, SenderId
 from cpaas_cli.contacts.service import client_company
 from cpaas_cli.errors import InvalidInput, Problem
+from cpaas_cli.models.campaigns import CAMPAIGN_STATES, Campaign, OutboundMessage, SenderId
 from cpaas_cli.money import format_micros
 from cpaas_cli.refs import by_ref
 from cpaas_cli.timeutil import iso

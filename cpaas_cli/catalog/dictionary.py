@@ -95,7 +95,7 @@ class Mccmnc:
 
 
 @lru_cache(maxsize=1)
-def _mcc_table() -> tuple[dict[str, str], dict[str, str]]:
+def mcc_table() -> tuple[dict[str, str], dict[str, str]]:
     """(mcc → country, mccmnc → network name)."""
     countries: dict[str, str] = {}
     networks: dict[str, str] = {}
@@ -109,22 +109,22 @@ def _mcc_table() -> tuple[dict[str, str], dict[str, str]]:
 
 
 def mcc_country(mcc: str) -> str | None:
-    return _mcc_table()[0].get(mcc)
+    return mcc_table()[0].get(mcc)
 
 
 def mcc_countries() -> dict[str, str]:
     """MCC → country (ISO alpha-2) of the bundled dictionary."""
-    return _mcc_table()[0]
+    return mcc_table()[0]
 
 
 def network_name(mccmnc: str) -> str | None:
-    return _mcc_table()[1].get(mccmnc)
+    return mcc_table()[1].get(mccmnc)
 
 
 @lru_cache(maxsize=1)
 def _network_index() -> dict[str, list[str]]:
     index: dict[str, set[str]] = {}
-    for key, name in _mcc_table()[1].items():
+    for key, name in mcc_table()[1].items():
         index.setdefault(_fold(name), set()).add(key)
     return {k: sorted(v) for k, v in index.items()}
 
@@ -247,7 +247,7 @@ def network_keys(name: str, country: str | None) -> tuple[frozenset[str], frozen
 def _country_networks(country: str) -> tuple[tuple[str, frozenset[str], frozenset[str]], ...]:
     """(mccmnc, full keys, all keys) of the dictionary's networks in a country."""
     out = []
-    for key, name in sorted(_mcc_table()[1].items()):
+    for key, name in sorted(mcc_table()[1].items()):
         if mcc_country(key[:3]) == country:
             out.append((key, *network_keys(name, country)))
     return tuple(out)

@@ -21,10 +21,10 @@ from cpaas_cli.audit import service as audit
 from cpaas_cli.catalog import dictionary as dic
 from cpaas_cli.catalog import service as catalog
 from cpaas_cli.catalog import tree as tr
-from cpaas_cli.catalog.models import BILLING_RULES, QUANTITY_RULES, RateNode
 from cpaas_cli.catalog.vocab import OTHERS
 from cpaas_cli.errors import InvalidInput, NotFound
 from cpaas_cli.imports.readers import read_rows
+from cpaas_cli.models.catalog import BILLING_RULES, QUANTITY_RULES, RateNode
 from cpaas_cli.money import MoneyError, to_micros
 
 ATTRIBUTES = ("country", "network", "mccmnc", "mcc")
@@ -341,5 +341,5 @@ def _others_last(nodes: list[tr.Node]) -> None:
 
 
 def _mccs_of(country: str) -> list[str]:
-    countries, _ = dic._mcc_table()
+    countries, _ = dic.mcc_table()
     return [m for m, c in countries.items() if c == country]

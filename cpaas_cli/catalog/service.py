@@ -13,17 +13,16 @@ from sqlmodel import Session, col, select
 
 from cpaas_cli import clock
 from cpaas_cli.agreements import service as agreements
-from cpaas_cli.agreements.models import Agreement
 from cpaas_cli.catalog import tree as tr
 from cpaas_cli.catalog import tree_guard
-from cpaas_cli.catalog.models import SERVICE_TYPES, EnabledService, RateImport, RateNode, Service, ServiceScope
 from cpaas_cli.errors import Conflict, InvalidInput, NotFound, Problem, UsageError, require
+from cpaas_cli.models.agreements import Agreement
+from cpaas_cli.models.catalog import SERVICE_TYPES, EnabledService, RateImport, RateNode, Service, ServiceScope
 from cpaas_cli.money import MoneyError, check_currency, format_micros, to_micros
 from cpaas_cli.rating import lookup as lk
 from cpaas_cli.refs import by_ref
 from cpaas_cli.timeutil import iso
 
-PACK_TYPES = ("unit-pack", "monetary-pack", "bundle-pack", "bundle-initiator")
 SIZED_TYPES = ("unit-pack", "monetary-pack", "bundle-pack")
 # Where a pay-as-you-go tree prices a pack: service_purchase/<resource>/<pack name>.
 # A monetary pack priced under unit_pack (before monetary_pack was read) is still found.

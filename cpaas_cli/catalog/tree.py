@@ -41,7 +41,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from cpaas_cli.catalog.models import BILLING_RULES, PRICE_TYPES, QUANTITY_RULES, RateNode
 from cpaas_cli.catalog.vocab import (
     COUNTER_GROUPS,
     LEVELS,
@@ -52,6 +51,7 @@ from cpaas_cli.catalog.vocab import (
     slug,
 )
 from cpaas_cli.errors import InvalidInput, Problem
+from cpaas_cli.models.catalog import BILLING_RULES, PRICE_TYPES, QUANTITY_RULES, RateNode
 from cpaas_cli.money import MoneyError, format_micros, to_micros
 from cpaas_cli.rating.lookup import unusable
 from cpaas_cli.rating.scales import SCALE_TYPES, ScaleError, check_steps

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from cpaas_cli.catalog.vocab import sender_type_of
-from cpaas_cli.edr.models import FINAL_STATUSES
+from cpaas_cli.models.edr import FINAL_STATUSES
 from cpaas_cli.rating import engine as en
 from cpaas_cli.rating import lookup as lk
 

@@ -8,10 +8,10 @@ from typing import Any
 from sqlmodel import Session
 
 from cpaas_cli.agreements import service as agreements
-from cpaas_cli.agreements.models import Agreement
 from cpaas_cli.billing.periods import VersionTerms, period_containing
 from cpaas_cli.catalog import service as catalog
 from cpaas_cli.catalog import tree as tr
+from cpaas_cli.models.agreements import Agreement
 from cpaas_cli.rating import engine as en
 from cpaas_cli.rating import lookup as lk
 

@@ -24,12 +24,12 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from cpaas_cli import clock
-from cpaas_cli.agreements.models import Agreement
 from cpaas_cli.billing import ledger, packs
-from cpaas_cli.billing.models import PackUsage, ScaleCounter
 from cpaas_cli.charging.events import event_of
 from cpaas_cli.charging.plans import Plans
 from cpaas_cli.db import bulk
+from cpaas_cli.models.agreements import Agreement
+from cpaas_cli.models.billing import PackUsage, ScaleCounter
 from cpaas_cli.money import format_micros
 from cpaas_cli.rating import engine as en
 

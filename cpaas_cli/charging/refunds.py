@@ -47,11 +47,11 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from cpaas_cli.billing import ledger
-from cpaas_cli.billing.models import PackUsage, ScaleCounter
 from cpaas_cli.charging.events import event_of  # the same event the Rater built
 from cpaas_cli.charging.plans import Plans
 from cpaas_cli.db import bulk
-from cpaas_cli.edr.models import Edr
+from cpaas_cli.models.billing import PackUsage, ScaleCounter
+from cpaas_cli.models.edr import Edr
 from cpaas_cli.money import format_micros
 from cpaas_cli.rating import engine as en
 

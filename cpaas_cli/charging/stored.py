@@ -15,8 +15,8 @@ from cpaas_cli.billing import ledger
 from cpaas_cli.charging.plans import Plans
 from cpaas_cli.charging.rater import RESULT_COLUMNS, Rater
 from cpaas_cli.db import bulk
-from cpaas_cli.edr.models import Edr
 from cpaas_cli.errors import InvalidInput
+from cpaas_cli.models.edr import Edr
 
 EDR = Edr.__table__
 CHUNK = 20_000  # EDRs per committed chunk of `edr rate`

@@ -9,9 +9,12 @@ import typer
 
 from cpaas_cli import clock
 from cpaas_cli.agreements import service as agreements
-from cpaas_cli.agreements.models import EMAIL_KINDS
+from cpaas_cli.agreements import views
 from cpaas_cli.cli.context import OutputOpt, confirm, emit, say, session, when
+from cpaas_cli.cli.options import CompanyFilterOpt, CompanyOpt, TzOpt
+from cpaas_cli.cli.periods import periods_cmd
 from cpaas_cli.errors import InvalidInput, Problem
+from cpaas_cli.models.agreements import EMAIL_KINDS
 from cpaas_cli.timeutil import TimeError, iso, parse_date
 
 app = typer.Typer(no_args_is_help=True)
@@ -125,7 +128,7 @@ def _date(text: str | None, field: str):
 def create(
     ctx: typer.Context,
     code: Annotated[str, typer.Argument(help="Agreement code, unique per seller.")],
-    company: Annotated[str, typer.Option(help="Client or reseller company (id or name).")],
+    company: CompanyOpt,
     currency: Annotated[str, typer.Option(help="ISO 4217 currency code.")],
     direction: Annotated[str, typer.Option(help="CLIENT (VENDOR is not available yet).")] = "CLIENT",
     legal_entity: Annotated[str | None, typer.Option(help="The company's legal entity; default its default.")] = None,
@@ -141,7 +144,7 @@ def create(
         str | None, typer.Option("--from", help="Start (ISO 8601; local time in --tz); default now.")
     ] = None,
     effective_till: Annotated[str | None, typer.Option("--till", help="End; default indefinitely.")] = None,
-    tz: Annotated[str, typer.Option("--tz", help="IANA zone of --from (and --till unless --till-tz).")] = "UTC",
+    tz: TzOpt = "UTC",
     till_tz: Annotated[str | None, typer.Option("--till-tz", help="IANA zone of --till.")] = None,
     description: Annotated[str | None, typer.Option()] = None,
     version_code: Annotated[str | None, typer.Option(help="Code of the first version.")] = None,
@@ -178,7 +181,7 @@ def create(
                 credit_limit, billing_period, billing_day, split_by_month, billing_tz, days_for_payment, email, tax_rate
             ),
         )
-        data = agreements.agreement_dict(s, row, with_versions=True)
+        data = views.agreement_dict(s, row, with_versions=True)
     say(ctx, f"created agreement {data['code']!r} (#{data['id']}) for {data['company']!r}")
     emit(ctx, data, output=output)
 
@@ -196,7 +199,7 @@ def _flat(item: dict) -> dict:
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    company: Annotated[str | None, typer.Option(help="Only this company's agreements.")] = None,
+    company: CompanyFilterOpt = None,
     seller: Annotated[str | None, typer.Option(help="Only agreements sold by this company.")] = None,
     currency: Annotated[str | None, typer.Option(help="Only this currency.")] = None,
     active_at: Annotated[str | None, typer.Option("--active-at", help="Only agreements in force at this time.")] = None,
@@ -207,7 +210,7 @@ def list_(
         rows = agreements.list_agreements(
             s, company_ref=company, seller_ref=seller, currency=currency, active_at=when(active_at, "--active-at")
         )
-        data = [_flat(agreements.agreement_dict(s, r)) for r in rows]
+        data = [_flat(views.agreement_dict(s, r)) for r in rows]
     emit(ctx, data, output=output, columns=LIST_COLUMNS)
 
 
@@ -219,13 +222,13 @@ def show(
     at: Annotated[
         str | None, typer.Option("--at", help="Show the version in force at this time (default now).")
     ] = None,
-    tz: Annotated[str, typer.Option("--tz", help="IANA zone of --at when it has no offset.")] = "UTC",
+    tz: TzOpt = "UTC",
     output: OutputOpt = None,
 ) -> None:
     """Show an agreement, the version in force at --at, and all versions."""
     with session(ctx) as s:
         row = agreements.get(s, code, seller=seller)
-        data = agreements.agreement_dict(s, row, at=when(at, "--at", tz) or clock.now(), with_versions=True)
+        data = views.agreement_dict(s, row, at=when(at, "--at", tz) or clock.now(), with_versions=True)
     emit(ctx, data, output=output)
 
 
@@ -242,7 +245,7 @@ def update(
     description: Annotated[str | None, typer.Option()] = None,
     currency: Annotated[str | None, typer.Option(help="Only while the agreement has no charge.")] = None,
     effective_till: Annotated[str | None, typer.Option("--till", help="New end; 'never' = indefinitely.")] = None,
-    tz: Annotated[str, typer.Option("--tz", help="IANA zone of --till.")] = "UTC",
+    tz: TzOpt = "UTC",
     output: OutputOpt = None,
 ) -> None:
     """Change agreement fields (company never; currency only before the first charge)."""
@@ -263,7 +266,7 @@ def update(
         row = agreements.update(s, agreements.get(s, code, seller=seller), changes)
         if effective_till is not None:
             row.effective_till_tz = tz
-        data = agreements.agreement_dict(s, row, with_versions=True)
+        data = views.agreement_dict(s, row, with_versions=True)
     emit(ctx, data, output=output)
 
 
@@ -273,7 +276,7 @@ def close(
     code: CodeArg,
     seller: SellerOpt = None,
     at: Annotated[str | None, typer.Option("--at", help="End time (default now).")] = None,
-    tz: Annotated[str, typer.Option("--tz")] = "UTC",
+    tz: TzOpt = "UTC",
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     output: OutputOpt = None,
 ) -> None:
@@ -282,7 +285,7 @@ def close(
         row = agreements.get(s, code, seller=seller)
         confirm(ctx, f"Close agreement {row.code!r}?", yes)
         agreements.close(s, row, at=when(at, "--at", tz))
-        data = agreements.agreement_dict(s, row, with_versions=True)
+        data = views.agreement_dict(s, row, with_versions=True)
     emit(ctx, data, output=output)
 
 
@@ -293,7 +296,7 @@ def version_add(
     effective_from: Annotated[str, typer.Option("--from", help="Start of the version (local time in --tz).")],
     seller: SellerOpt = None,
     effective_till: Annotated[str | None, typer.Option("--till", help="End; default the agreement's end.")] = None,
-    tz: Annotated[str, typer.Option("--tz", help="IANA zone of --from/--till.")] = "UTC",
+    tz: TzOpt = "UTC",
     version_code: Annotated[str | None, typer.Option("--code", help="Version code.")] = None,
     credit_limit: CreditOpt = None,
     billing_period: PeriodOpt = None,
@@ -322,7 +325,7 @@ def version_add(
                 credit_limit, billing_period, billing_day, split_by_month, billing_tz, days_for_payment, email, tax_rate
             ),
         )
-        data = agreements.version_dict(version)
+        data = views.version_dict(version)
         if cut is not None:
             data["previous_cut"] = {"id": cut.id, "effective_till": iso(cut.effective_till)}
             say(ctx, f"version #{cut.id} now ends at {iso(cut.effective_till)}")
@@ -334,7 +337,7 @@ def version_list(ctx: typer.Context, code: CodeArg, seller: SellerOpt = None, ou
     """List the versions of an agreement, oldest first."""
     with session(ctx) as s:
         row = agreements.get(s, code, seller=seller)
-        data = [agreements.version_dict(v) for v in agreements.versions(s, row)]
+        data = [views.version_dict(v) for v in agreements.versions(s, row)]
     emit(ctx, data, output=output, columns=VERSION_COLUMNS)
 
 
@@ -350,7 +353,7 @@ def version_delete(
     with session(ctx) as s:
         row = agreements.get(s, code, seller=seller)
         gone = agreements.delete_version(s, row, version_id)
-        data = agreements.version_dict(gone)
+        data = views.version_dict(gone)
         data["deleted"] = True
     emit(ctx, data, output=output)
 
@@ -381,7 +384,7 @@ def enable(
     agreement: Annotated[str, typer.Option("--agreement", help="Agreement code (or id).")],
     effective_from: Annotated[str, typer.Option("--from", help="Purchase date: start (local time in --tz).")],
     effective_till: Annotated[str | None, typer.Option("--till", help="End; default indefinitely.")] = None,
-    tz: Annotated[str, typer.Option("--tz", help="IANA zone of --from/--till.")] = "UTC",
+    tz: TzOpt = "UTC",
     hidden: Annotated[bool, typer.Option("--hidden", help="Do not show it to the client.")] = False,
     charge: Annotated[
         bool | None,
@@ -443,3 +446,6 @@ def disable(
             "result": what,
         }
     emit(ctx, data, output=output)
+
+
+app.command("periods")(periods_cmd)  # the command lives in cli/periods.py

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from cpaas_cli.cli.context import OutputOpt, emit, say, session, state, when
+from cpaas_cli.cli.options import CompanyFilterOpt
 from cpaas_cli.errors import InvalidInput
 from cpaas_cli.identity import apikeys, keys
 from cpaas_cli.identity import users as user_svc
@@ -107,7 +108,7 @@ def revoke(ctx: typer.Context, key: KeyArg, user: UserOpt = None, output: Output
 def verify(
     ctx: typer.Context,
     permission: Annotated[str | None, typer.Option(help="Also check this permission, e.g. campaign.send.")] = None,
-    company: Annotated[str | None, typer.Option(help="… on this company.")] = None,
+    company: CompanyFilterOpt = None,
     output: OutputOpt = None,
 ) -> None:
     """Check a key read from standard input (exit 8 when it authenticates nothing)."""

@@ -2,7 +2,7 @@
 
 The command groups load lazily: `cpaas report summary` imports the modules of
 the `report` group only, not those of the twenty other groups (campaigns,
-Alembic, pandas, jinja2…), so every command starts in a fraction of the time.
+Alembic, jinja2, matplotlib…), so every command starts in a fraction of the time.
 ``ENTRIES`` names each group's module and keeps its one-line help, which is
 what `cpaas --help` lists without importing anything (a test checks that the
 two agree).
@@ -37,8 +37,7 @@ ENTRIES: dict[str, tuple[str, tuple[str, ...], str, str]] = {
     ),
     "db": ("group", ("db",), "app", "Database schema: upgrade, current, history, downgrade; the report role."),
     "tenant": ("group", ("tenant",), "app", "Companies (owner, resellers, clients), legal entities, banks."),
-    # cli/periods.py adds `agreement periods` to the group when imported
-    "agreement": ("group", ("agreement", "periods"), "app", "Agreements (one balance each) and their versions."),
+    "agreement": ("group", ("agreement",), "app", "Agreements (one balance each) and their versions."),
     "audit": ("group", ("audit",), "app", "The audit trail of every change."),
     "message": ("group", ("message",), "app", "Check a text: encoding, characters, segments."),
     "service": ("group", ("service",), "app", "Services (rate plans, packs), scopes and rate trees."),
@@ -48,8 +47,7 @@ ENTRIES: dict[str, tuple[str, tuple[str, ...], str, str]] = {
     "sender": ("group", ("sender",), "app", "Sender IDs per company, channel and agreement."),
     "campaign": ("group", ("campaign",), "app", "Campaigns: templates, create, estimate, send, lifecycle."),
     "dev": ("group", ("dev",), "app", "Development and demo tools: a simulated SMSC."),
-    # cli/edr_export.py adds `edr export` and `edr export-task` to the group when imported
-    "edr": ("group", ("edr", "edr_export"), "app", "EDRs: ingest, rate, list, show, export, export tasks."),
+    "edr": ("group", ("edr",), "app", "EDRs: ingest, rate, list, show, export, export tasks."),
     "report": (
         "group",
         ("report",),
@@ -60,7 +58,12 @@ ENTRIES: dict[str, tuple[str, tuple[str, ...], str, str]] = {
     "payment": ("group", ("payment",), "app", "Payments: add, confirm, unconfirm, delete."),
     "fee": ("group", ("fee",), "app", "Additional fees charged to agreements."),
     "invoice": ("group", ("invoice",), "app", "Invoices: run, list, show, recalculate, confirm, void, export."),
-    "fees": ("group", ("fees",), "app", "Recurring and one-time fee rules (sender ID fees) and their runs."),
+    "fee-rules": (
+        "group",
+        ("fee_rules",),
+        "app",
+        "Recurring and one-time fee rules (sender ID fees) and their runs.",
+    ),
     "rerate": ("group", ("rerate",), "app", "Rerate tasks: create, preview, run, list, show, cancel."),
     "inbound": ("group", ("serve",), "inbound_app", "Inbound messages: MO and unmatched receipts."),
     "secrets": (
@@ -74,11 +77,19 @@ ENTRIES: dict[str, tuple[str, tuple[str, ...], str, str]] = {
     "apikey": ("group", ("apikey",), "app", "API keys: create, list, regenerate, expire, revoke, verify."),
 }
 
+# Old spellings kept for a release: name → (module under cpaas_cli.cli, attribute, help).
+# Hidden from `cpaas --help`; the group itself warns on stderr that it is deprecated.
+ALIASES: dict[str, tuple[str, str, str]] = {
+    "fees": ("fee_rules", "legacy_app", "Deprecated: use `cpaas fee-rules`."),
+}
+
 _LOADED: dict[str, Any] = {}
 
 
 def load(name: str) -> Any:
     """The click command of one entry, importing its modules on first use."""
+    if name in ALIASES:
+        return _alias(name)
     if name not in _LOADED:
         kind, modules, attr, help_ = ENTRIES[name]
         loaded = [importlib.import_module(f"cpaas_cli.cli.{m}") for m in modules]
@@ -94,6 +105,17 @@ def load(name: str) -> Any:
     return _LOADED[name]
 
 
+def _alias(name: str) -> Any:
+    """The hidden click group of an old spelling (see ``ALIASES``)."""
+    if name not in _LOADED:
+        module, attr, help_ = ALIASES[name]
+        target = getattr(importlib.import_module(f"cpaas_cli.cli.{module}"), attr)
+        holder = typer.Typer(rich_markup_mode=None, pretty_exceptions_enable=False, add_completion=False)
+        holder.add_typer(target, name=name, help=help_, hidden=True)
+        _LOADED[name] = typer.main.get_group(holder).commands[name]
+    return _LOADED[name]
+
+
 class _Commands(MutableMapping):
     """The root group's commands: ``ENTRIES`` (loaded on lookup) plus any added eagerly."""
 
@@ -103,7 +125,7 @@ class _Commands(MutableMapping):
     def __getitem__(self, name: str) -> Any:
         if name in self._eager:
             return self._eager[name]
-        if name in ENTRIES:
+        if name in ENTRIES or name in ALIASES:
             return load(name)
         raise KeyError(name)
 

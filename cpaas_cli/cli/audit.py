@@ -8,6 +8,7 @@ import typer
 
 from cpaas_cli.audit.service import list_entries
 from cpaas_cli.cli.context import OutputOpt, emit, session, when
+from cpaas_cli.cli.options import CompanyFilterOpt
 from cpaas_cli.tenancy import service as tenancy
 from cpaas_cli.timeutil import iso
 
@@ -25,7 +26,7 @@ def list_(
     ] = None,
     object_id: Annotated[str | None, typer.Option("--object-id", help="Only this object id.")] = None,
     action: Annotated[str | None, typer.Option(help="insert, update, delete, import, …")] = None,
-    company: Annotated[str | None, typer.Option(help="Only rows about this company.")] = None,
+    company: CompanyFilterOpt = None,
     since: Annotated[
         str | None, typer.Option("--since", help="From this time (ISO 8601, UTC unless an offset is given).")
     ] = None,

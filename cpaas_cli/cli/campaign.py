@@ -10,6 +10,7 @@ from cpaas_cli.campaigns import drafts, lifecycle, materialise, recipients, view
 from cpaas_cli.campaigns import estimate as pricing
 from cpaas_cli.campaigns import templates as saved
 from cpaas_cli.cli.context import OutputOpt, confirm, emit, say, session
+from cpaas_cli.cli.options import CompanyFilterOpt, CompanyOpt, TzOpt
 from cpaas_cli.errors import InsufficientCredit
 
 app = typer.Typer(no_args_is_help=True)
@@ -29,7 +30,7 @@ CampaignArg = Annotated[str, typer.Argument(help="Campaign id (or name).")]
 def template_add(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Template name, unique in the company.")],
-    company: Annotated[str, typer.Option("--company", help="Client company.")],
+    company: CompanyOpt,
     sender: Annotated[str, typer.Option("--sender", help="An active sender ID of the company.")],
     text: Annotated[str, typer.Option("--text", help="Message text; {{ variable }} personalises it.")],
     channel: Annotated[str | None, typer.Option("--channel", help="Channel (default: the sender's).")] = None,
@@ -46,7 +47,7 @@ def template_add(
 @template_app.command("list")
 def template_list(
     ctx: typer.Context,
-    company: Annotated[str | None, typer.Option("--company", help="Only this company's.")] = None,
+    company: CompanyFilterOpt = None,
     channel: Annotated[str | None, typer.Option("--channel", help="Only this channel.")] = None,
     output: OutputOpt = None,
 ) -> None:
@@ -86,7 +87,7 @@ def template_delete(
 @app.command("create")
 def create(
     ctx: typer.Context,
-    company: Annotated[str, typer.Option("--company", help="Client company.")],
+    company: CompanyOpt,
     sender: Annotated[str, typer.Option("--sender", help="An active sender ID of the company.")],
     text: Annotated[str | None, typer.Option("--text", help="Message; {{ variable }} personalises it.")] = None,
     template: Annotated[str | None, typer.Option("--template", help="A saved template instead of --text.")] = None,
@@ -174,7 +175,7 @@ def schedule(
     ctx: typer.Context,
     campaign: CampaignArg,
     at: Annotated[str, typer.Option("--at", help="Local start time, e.g. '2026-12-01 09:00'.")],
-    tz: Annotated[str, typer.Option("--tz", help="IANA time zone of --at, e.g. Europe/Madrid.")] = "UTC",
+    tz: TzOpt = "UTC",
     output: OutputOpt = None,
 ) -> None:
     """Schedule a draft for a future time in a time zone."""
@@ -305,7 +306,7 @@ def delete(
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    company: Annotated[str | None, typer.Option("--company", help="Only this company's.")] = None,
+    company: CompanyFilterOpt = None,
     state: Annotated[str | None, typer.Option("--state", help="Only campaigns in this state.")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="At most this many (newest first).")] = None,
     output: OutputOpt = None,

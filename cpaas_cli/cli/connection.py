@@ -9,7 +9,7 @@ import typer
 
 from cpaas_cli import secretbox
 from cpaas_cli.cli.context import OutputOpt, emit, say, session, state
-from cpaas_cli.dispatch import service as connections
+from cpaas_cli.dispatch import connections
 from cpaas_cli.dispatch.receipts import StatusMap
 
 app = typer.Typer(no_args_is_help=True)

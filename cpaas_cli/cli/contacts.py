@@ -9,14 +9,15 @@ from typing import Annotated
 import typer
 
 from cpaas_cli.cli import contacts_fields, contacts_groups, contacts_stoplist
-from cpaas_cli.cli.contacts_common import CompanyOpt, CountryOpt
+from cpaas_cli.cli.contacts_common import CountryOpt
 from cpaas_cli.cli.context import ForceOpt, OutputOpt, confirm, emit, out_target, say, session, state
+from cpaas_cli.cli.options import CompanyFilterOpt, CompanyOpt
 from cpaas_cli.contacts import importer
 from cpaas_cli.contacts import service as contacts
 from cpaas_cli.contacts.fields import fields as custom_fields
 from cpaas_cli.errors import InvalidInput
+from cpaas_cli.exports.writers import write_rows
 from cpaas_cli.imports.readers import DEFAULT_MAX_BYTES
-from cpaas_cli.imports.writers import write_rows
 
 app = typer.Typer(no_args_is_help=True)
 app.add_typer(contacts_groups.app, name="group", help="Contact groups (a contact is always in at least one).")
@@ -349,7 +350,7 @@ def import_(
 @app.command("import-history")
 def import_history(
     ctx: typer.Context,
-    company: Annotated[str | None, typer.Option("--company", "-c", help="Only this company.")] = None,
+    company: CompanyFilterOpt = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
     output: OutputOpt = None,
 ) -> None:

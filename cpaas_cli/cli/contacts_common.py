@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 
-CompanyOpt = Annotated[str, typer.Option("--company", "-c", help="Client company (id or name).")]
 CountryOpt = Annotated[
     str | None, typer.Option("--default-country", help="ISO country for numbers written without a country code.")
 ]

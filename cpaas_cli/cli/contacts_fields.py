@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from cpaas_cli.cli.contacts_common import CompanyOpt
 from cpaas_cli.cli.context import OutputOpt, confirm, emit, session
+from cpaas_cli.cli.options import CompanyOpt
 from cpaas_cli.contacts import fields as contact_fields
 from cpaas_cli.contacts.service import client_company
 

@@ -6,8 +6,9 @@ from typing import Annotated
 
 import typer
 
-from cpaas_cli.cli.contacts_common import CompanyOpt, CountryOpt
+from cpaas_cli.cli.contacts_common import CountryOpt
 from cpaas_cli.cli.context import OutputOpt, confirm, emit, session
+from cpaas_cli.cli.options import CompanyOpt
 from cpaas_cli.contacts import groups as contact_groups
 from cpaas_cli.contacts.service import client_company
 

@@ -6,8 +6,9 @@ from typing import Annotated
 
 import typer
 
-from cpaas_cli.cli.contacts_common import CompanyOpt, CountryOpt
+from cpaas_cli.cli.contacts_common import CountryOpt
 from cpaas_cli.cli.context import ForceOpt, OutputOpt, emit, out_target, say, session
+from cpaas_cli.cli.options import CompanyOpt
 from cpaas_cli.contacts import stoplist
 from cpaas_cli.contacts.service import client_company
 from cpaas_cli.contacts.values import phone as phone_number
@@ -85,7 +86,7 @@ def stop_export(
     output: OutputOpt = None,
 ) -> None:
     """Export stop-list blocks (phone as +E.164, sender, created_at); `stoplist import` reads the file back as it is."""
-    from cpaas_cli.imports.writers import write_rows
+    from cpaas_cli.exports.writers import write_rows
 
     out_target(ctx, file, force=force, option="file")
     with session(ctx) as s:

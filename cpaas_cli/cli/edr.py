@@ -8,13 +8,15 @@ import typer
 
 from cpaas_cli.agreements import service as agreements
 from cpaas_cli.charging import stored as charging
+from cpaas_cli.cli import edr_export
 from cpaas_cli.cli.context import OutputOpt, emit, say, session, when
+from cpaas_cli.cli.options import CompanyFilterOpt
 from cpaas_cli.edr import ingest as edr_ingest
 from cpaas_cli.edr import queries as edrs
 from cpaas_cli.edr.interrupt import HARD_STOP, StopRequest, hard_interrupt
 from cpaas_cli.errors import Interrupted
+from cpaas_cli.models.tenancy import Company
 from cpaas_cli.refs import by_ref
-from cpaas_cli.tenancy.models import Company
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -111,7 +113,7 @@ def rate(
 def list_cmd(
     ctx: typer.Context,
     agreement: Annotated[str | None, typer.Option("--agreement", help="Agreement code or id.")] = None,
-    company: Annotated[str | None, typer.Option("--company", help="Company name or id.")] = None,
+    company: CompanyFilterOpt = None,
     from_: Annotated[str | None, typer.Option("--from", help="Events at or after this time.")] = None,
     till: Annotated[str | None, typer.Option("--till", help="Events before this time.")] = None,
     state: Annotated[str | None, typer.Option("--state", help="unrated, rated or rejected.")] = None,
@@ -150,3 +152,10 @@ def show(
     with session(ctx) as s:
         data = edrs.show(s, ref)
     emit(ctx, data, output=output)
+
+
+# `edr export` and `edr export-task …` live in cli/edr_export.py
+app.add_typer(
+    edr_export.tasks_app, name="export-task", help="Background EDR exports: list, show, cancel, restart, fetch, run."
+)
+app.command("export")(edr_export.export_cmd)

@@ -1,4 +1,6 @@
-"""`cpaas edr export` and `cpaas edr export-task …`: EDR files, now or in the background."""
+"""`cpaas edr export` and `cpaas edr export-task …`: EDR files, now or in the background.
+
+`cli/edr.py` adds ``export_cmd`` and ``tasks_app`` to the `edr` group."""
 
 from __future__ import annotations
 
@@ -11,28 +13,24 @@ import typer
 
 from cpaas_cli.agreements import service as agreements
 from cpaas_cli.cli.context import ForceOpt, OutputOpt, emit, out_target, say, session, state, when
-from cpaas_cli.cli.edr import app as edr_app
+from cpaas_cli.cli.options import CompanyFilterOpt, TzOpt
 from cpaas_cli.db.engine import get_engine
 from cpaas_cli.edr import export
 from cpaas_cli.edr import tasks as export_tasks
 from cpaas_cli.errors import InvalidInput
+from cpaas_cli.models.tenancy import Company
 from cpaas_cli.refs import by_ref
-from cpaas_cli.tenancy.models import Company
 
 tasks_app = typer.Typer(no_args_is_help=True)
-edr_app.add_typer(
-    tasks_app, name="export-task", help="Background EDR exports: list, show, cancel, restart, fetch, run."
-)
 
 TASK_COLUMNS = ["id", "state", "from", "till", "format", "rows", "size_bytes", "emails", "created_at", "note"]
 
 
-@edr_app.command("export")
 def export_cmd(
     ctx: typer.Context,
     from_: Annotated[str, typer.Option("--from", help="Events at or after this time (read in --tz).")],
     till: Annotated[str, typer.Option("--till", help="Events before this time (read in --tz).")],
-    company: Annotated[str | None, typer.Option("--company", help="Company name or id.")] = None,
+    company: CompanyFilterOpt = None,
     agreement: Annotated[str | None, typer.Option("--agreement", help="Agreement code or id.")] = None,
     campaign: Annotated[int | None, typer.Option("--campaign", help="Campaign id.")] = None,
     status: Annotated[
@@ -50,7 +48,7 @@ def export_cmd(
         str | None, typer.Option("--format", help="csv, tsv, jsonl or xlsx (default: from --out, else csv).")
     ] = None,
     gzip: Annotated[bool, typer.Option("--gzip", help="Compress the file (csv, tsv, jsonl).")] = False,
-    tz: Annotated[str, typer.Option("--tz", help="IANA time zone for --from/--till and the times written.")] = "UTC",
+    tz: TzOpt = "UTC",
     out: Annotated[str | None, typer.Option("--out", help="File to write (default: stdout for text formats).")] = None,
     email: Annotated[
         str | None, typer.Option("--email", help="Comma-separated addresses to e-mail the file to (size-limited).")

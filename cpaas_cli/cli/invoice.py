@@ -200,7 +200,7 @@ def export(
     output: OutputOpt = None,
 ) -> None:
     """Export an invoice as PDF, or its lines as XLSX/CSV, optionally with the charge details."""
-    from cpaas_cli.imports.writers import CHARGE_FORMATS, LINE_FORMATS, write_rows
+    from cpaas_cli.exports.writers import CHARGE_FORMATS, LINE_FORMATS, write_rows
     from cpaas_cli.invoices import pdf
 
     with session(ctx) as s:

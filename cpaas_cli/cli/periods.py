@@ -1,7 +1,7 @@
 """`cpaas agreement periods …`: the billing periods of an agreement.
 
-Kept apart from `cli/agreement.py`; importing this module adds the command
-to the `agreement` group (`cli/app.py` ``ENTRIES`` imports it with the group).
+Kept apart from `cli/agreement.py`, which adds the command to the `agreement`
+group (explicitly, not as a side effect of importing this module).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import typer
 from cpaas_cli import clock
 from cpaas_cli.agreements import service as agreements
 from cpaas_cli.billing.periods import VersionTerms, closed_periods, periods
-from cpaas_cli.cli import agreement
 from cpaas_cli.cli.context import OutputOpt, emit, session, when
+from cpaas_cli.cli.options import TzOpt
 from cpaas_cli.errors import InvalidInput
 
 COLUMNS = [
@@ -41,7 +41,7 @@ def periods_cmd(
         ),
     ] = None,
     till: Annotated[str | None, typer.Option("--till", help="Window end (exclusive); default now.")] = None,
-    tz: Annotated[str, typer.Option("--tz", help="IANA zone of --from/--till when they carry no offset.")] = "UTC",
+    tz: TzOpt = "UTC",
     closed: Annotated[
         bool, typer.Option("--closed", help="Only whole periods that ended by --till (what an invoice run bills).")
     ] = False,
@@ -77,6 +77,3 @@ def periods_cmd(
             item.update(billing_period=v.billing_period, billing_day=v.billing_day, billing_tz=v.billing_tz)
             data.append(item)
     emit(ctx, data, output=output, columns=COLUMNS)
-
-
-agreement.app.command("periods")(periods_cmd)

@@ -15,9 +15,10 @@ from cpaas_cli.catalog import importer
 from cpaas_cli.catalog import service as catalog
 from cpaas_cli.catalog.vocab import sender_type_of
 from cpaas_cli.cli.context import ForceOpt, OutputOpt, emit, out_target, say, session, state, when
+from cpaas_cli.cli.options import TzOpt
 from cpaas_cli.cli.output import Fmt, terminal_safe
 from cpaas_cli.errors import ExitCode, InvalidInput, Problem
-from cpaas_cli.imports.writers import COVERAGE_FORMATS, write_table
+from cpaas_cli.exports.writers import COVERAGE_FORMATS, write_table
 from cpaas_cli.rating import lookup as lk
 from cpaas_cli.timeutil import iso
 
@@ -152,7 +153,7 @@ def lookup(
     direction: Annotated[str, typer.Option("--direction", help="mt or mo.")] = "mt",
     sender: Annotated[str | None, typer.Option("--sender", help="Sender ID (its type is derived).")] = None,
     at: Annotated[str | None, typer.Option("--at", help="Time of the event (default now).")] = None,
-    tz: Annotated[str, typer.Option("--tz", help="IANA zone of --at.")] = "UTC",
+    tz: TzOpt = "UTC",
     output: OutputOpt = None,
 ) -> None:
     """Price of one message: price, currency, rules and the path that matched. No rate → exit 3."""
@@ -189,7 +190,7 @@ def export(
     file: Annotated[Path | None, typer.Option("--file", "-f", help="Write .csv or .xlsx; default stdout.")] = None,
     channel: Annotated[str, typer.Option("--channel", help="Service domain.")] = "sms",
     at: Annotated[str | None, typer.Option("--at", help="Prices in force at this time (default now).")] = None,
-    tz: Annotated[str, typer.Option("--tz", help="IANA zone of --at.")] = "UTC",
+    tz: TzOpt = "UTC",
     force: ForceOpt = False,
     output: OutputOpt = None,
 ) -> None:
@@ -215,7 +216,7 @@ def export(
 
 def destinations(snaps: list[tuple[str, lk.Snapshot]]) -> list[dict]:
     """Every country row and network of the dictionary, plus MCCMNC keys found in the trees."""
-    countries, networks = dic._mcc_table()
+    countries, networks = dic.mcc_table()
     keys = set(networks) | set(countries)
     for _kind, snap in snaps:
         stack = list(snap.domains.values())

@@ -12,25 +12,24 @@ import typer
 from cpaas_cli import clock
 from cpaas_cli.agreements import service as agreements
 from cpaas_cli.cli.context import ForceOpt, OutputOpt, emit, out_target, say, session, state, when
+from cpaas_cli.cli.options import CompanyFilterOpt, TzOpt
 from cpaas_cli.cli.output import terminal_safe
 from cpaas_cli.db.engine import get_engine
 from cpaas_cli.edr.export import EdrFilter
 from cpaas_cli.errors import InvalidInput, NotFound
 from cpaas_cli.imports.textfile import read_utf8
+from cpaas_cli.models.tenancy import Company
 from cpaas_cli.refs import by_ref
 from cpaas_cli.reports import charts, sandbox, saved
 from cpaas_cli.reports import summary as sm
-from cpaas_cli.tenancy.models import Company
 
 app = typer.Typer(no_args_is_help=True)
 
 FromOpt = Annotated[str | None, typer.Option("--from", help="Events at or after this time (read in --tz).")]
 TillOpt = Annotated[str | None, typer.Option("--till", help="Events before this time (read in --tz).")]
-CompanyOpt = Annotated[str | None, typer.Option("--company", help="Company name or id.")]
 AgreementOpt = Annotated[str | None, typer.Option("--agreement", help="Agreement code or id.")]
 StatusOpt = Annotated[list[str] | None, typer.Option("--status", help="Only these statuses (repeatable).")]
 ChannelOpt = Annotated[str | None, typer.Option("--channel", help="Only this channel, e.g. sms.")]
-TzOpt = Annotated[str, typer.Option("--tz", help="IANA zone for the times given and for day/week/month.")]
 
 
 def _filter(ctx, s, *, from_, till, company, agreement, status, channel, tz, campaign=None, window=True) -> EdrFilter:
@@ -50,7 +49,7 @@ def summary_cmd(
     ctx: typer.Context,
     from_: FromOpt = None,
     till: TillOpt = None,
-    company: CompanyOpt = None,
+    company: CompanyFilterOpt = None,
     agreement: AgreementOpt = None,
     status: StatusOpt = None,
     channel: ChannelOpt = None,
@@ -82,7 +81,7 @@ def chart_cmd(
     by: Annotated[str, typer.Option("--by", help="day, week, month or another summary dimension.")] = "day",
     from_: FromOpt = None,
     till: TillOpt = None,
-    company: CompanyOpt = None,
+    company: CompanyFilterOpt = None,
     agreement: AgreementOpt = None,
     status: StatusOpt = None,
     channel: ChannelOpt = None,

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from cpaas_cli.cli.context import OutputOpt, emit, say, session, when
+from cpaas_cli.cli.options import CompanyOpt
 from cpaas_cli.rerate import tasks as rerate
 
 app = typer.Typer(no_args_is_help=True)
@@ -21,7 +22,7 @@ def create(
     ctx: typer.Context,
     time_from: Annotated[str, typer.Option("--from", help="Window start (EDR event time), inclusive.")],
     time_till: Annotated[str, typer.Option("--till", help="Window end, exclusive.")],
-    company: Annotated[str, typer.Option("--company", help="Company name or id.")],
+    company: CompanyOpt,
     agreement: Annotated[
         list[str] | None, typer.Option("--agreement", help="Only these agreements (repeatable).")
     ] = None,

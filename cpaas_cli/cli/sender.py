@@ -9,6 +9,7 @@ import typer
 
 from cpaas_cli.campaigns import sender_fees, senders
 from cpaas_cli.cli.context import OutputOpt, emit, say, session, when
+from cpaas_cli.cli.options import CompanyFilterOpt, CompanyOpt, TzOpt
 from cpaas_cli.recurring import service as fees
 
 app = typer.Typer(no_args_is_help=True)
@@ -29,7 +30,7 @@ SenderArg = Annotated[str, typer.Argument(help="Sender ID (id, or the sender tex
 def add(
     ctx: typer.Context,
     sender: Annotated[str, typer.Argument(help="The sender text: 1-11 characters, a short code or a number.")],
-    company: Annotated[str, typer.Option("--company", help="Client company that owns it.")],
+    company: CompanyOpt,
     agreement: Annotated[str, typer.Option("--agreement", help="The company's agreement its traffic is charged to.")],
     channel: Annotated[str, typer.Option("--channel", help="sms, viber, whatsapp, rcs, …")] = "sms",
     kind: Annotated[Kind, typer.Option("--type", help="alphanumeric, short_code or long_code.")] = Kind.alphanumeric,
@@ -63,7 +64,7 @@ def add(
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    company: Annotated[str | None, typer.Option("--company", help="Only this company's.")] = None,
+    company: CompanyFilterOpt = None,
     channel: Annotated[str | None, typer.Option("--channel", help="Only this channel.")] = None,
     status: Annotated[str | None, typer.Option("--status", help="draft, active or disabled.")] = None,
     output: OutputOpt = None,
@@ -133,7 +134,7 @@ def fee_rule_add(
     mno: Annotated[str | None, typer.Option("--mno", help="MCCMNC the fee is priced for.")] = None,
     effective_from: Annotated[str | None, typer.Option("--from", help="Effective from (default now).")] = None,
     effective_till: Annotated[str | None, typer.Option("--till", help="Effective till (default indefinitely).")] = None,
-    tz: Annotated[str, typer.Option("--tz", help="IANA zone of the periods and of --from/--till.")] = "UTC",
+    tz: TzOpt = "UTC",
     output: OutputOpt = None,
 ) -> None:
     """Add a usage fee rule; the amount comes from the tree (sender_id_usage_fee) at each charge."""

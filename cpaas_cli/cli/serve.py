@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from cpaas_cli.cli.context import OutputOpt, emit, session, state
+from cpaas_cli.cli.options import CompanyFilterOpt
 
 inbound_app = typer.Typer(no_args_is_help=True)
 
@@ -86,14 +87,14 @@ def serve(
 def inbound_list(
     ctx: typer.Context,
     kind: Annotated[str | None, typer.Option("--kind", help="mo or receipt (unmatched receipts).")] = None,
-    company: Annotated[str | None, typer.Option("--company", help="Only this company's MO messages.")] = None,
+    company: CompanyFilterOpt = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many, newest first.")] = 100,
     output: OutputOpt = None,
 ) -> None:
     """Inbound messages: MO (with the opt-out/opt-in they caused) and receipts no message matched."""
     from cpaas_cli.dispatch import inbound
+    from cpaas_cli.models.tenancy import Company
     from cpaas_cli.refs import by_ref
-    from cpaas_cli.tenancy.models import Company
 
     with session(ctx) as s:
         cid = by_ref(s, Company, company, what="company").id if company else None

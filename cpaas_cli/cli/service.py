@@ -15,6 +15,7 @@ from cpaas_cli import files
 from cpaas_cli.catalog import service as catalog
 from cpaas_cli.catalog import tree as tr
 from cpaas_cli.cli.context import ForceOpt, OutputOpt, emit, out_target, say, session, state, when
+from cpaas_cli.cli.options import TzOpt
 from cpaas_cli.cli.output import Fmt, terminal_safe
 from cpaas_cli.errors import InvalidInput
 from cpaas_cli.imports.textfile import guarded, load_yaml, read_utf8
@@ -126,7 +127,7 @@ def scope_add(
     service: ServiceArg,
     effective_from: Annotated[str | None, typer.Option("--from", help="Start (ISO 8601, local in --tz).")] = None,
     effective_till: Annotated[str | None, typer.Option("--till", help="End; default indefinitely.")] = None,
-    tz: Annotated[str, typer.Option("--tz", help="IANA zone of --from/--till.")] = "UTC",
+    tz: TzOpt = "UTC",
     draft: Annotated[bool, typer.Option("--draft", help="A draft: dates set later; never current.")] = False,
     name: Annotated[str | None, typer.Option(help="Scope name.")] = None,
     copy_from: Annotated[
@@ -170,7 +171,7 @@ def scope_update(
     scope_id: Annotated[int, typer.Argument(help="Scope id.")],
     effective_from: Annotated[str | None, typer.Option("--from", help="New start.")] = None,
     effective_till: Annotated[str | None, typer.Option("--till", help="New end; 'never' = indefinitely.")] = None,
-    tz: Annotated[str, typer.Option("--tz", help="IANA zone of --from/--till.")] = "UTC",
+    tz: TzOpt = "UTC",
     draft: Annotated[bool | None, typer.Option("--draft/--no-draft", help="Set or clear the draft flag.")] = None,
     name: Annotated[str | None, typer.Option(help="New name.")] = None,
     output: OutputOpt = None,

@@ -8,11 +8,12 @@ from typing import Annotated
 import typer
 from sqlmodel import func, select
 
-from cpaas_cli.agreements.models import Agreement
 from cpaas_cli.cli.context import OutputOpt, confirm, emit, say, session
-from cpaas_cli.tenancy import importer
+from cpaas_cli.cli.options import CompanyFilterOpt, CompanyOpt
+from cpaas_cli.models.agreements import Agreement
+from cpaas_cli.models.tenancy import Company
+from cpaas_cli.tenancy import banks, importer
 from cpaas_cli.tenancy import service as tenancy
-from cpaas_cli.tenancy.models import Company
 
 app = typer.Typer(no_args_is_help=True)
 le_app = typer.Typer(no_args_is_help=True)
@@ -228,7 +229,7 @@ LE_COLUMNS = ["id", "company", "name", "legal_name", "country", "legal_id", "vat
 def le_add(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Name of the legal entity (unique per company).")],
-    company: Annotated[str, typer.Option(help="Company id or name.")],
+    company: CompanyOpt,
     legal_name: Annotated[str, typer.Option(help="Legal company name.")],
     country: Annotated[str, typer.Option(help="Country of registration, ISO 3166-1 alpha-2.")],
     tax_id: Annotated[str | None, typer.Option(help="Tax id number.")] = None,
@@ -267,7 +268,7 @@ def le_add(
 @le_app.command("list")
 def le_list(
     ctx: typer.Context,
-    company: Annotated[str | None, typer.Option(help="Only this company's.")] = None,
+    company: CompanyFilterOpt = None,
     output: OutputOpt = None,
 ) -> None:
     """List legal entities."""
@@ -282,11 +283,12 @@ def _le(s, ref: str, company: str | None):
 
 
 LeArg = Annotated[str, typer.Argument(help="Legal entity id (or name with --company).")]
-LeCompanyOpt = Annotated[str | None, typer.Option(help="Company, when naming the legal entity by name.")]
 
 
 @le_app.command("show")
-def le_show(ctx: typer.Context, legal_entity: LeArg, company: LeCompanyOpt = None, output: OutputOpt = None) -> None:
+def le_show(
+    ctx: typer.Context, legal_entity: LeArg, company: CompanyFilterOpt = None, output: OutputOpt = None
+) -> None:
     """Show a legal entity."""
     with session(ctx) as s:
         data = tenancy.legal_entity_dict(s, _le(s, legal_entity, company))
@@ -297,7 +299,7 @@ def le_show(ctx: typer.Context, legal_entity: LeArg, company: LeCompanyOpt = Non
 def le_update(
     ctx: typer.Context,
     legal_entity: LeArg,
-    company: LeCompanyOpt = None,
+    company: CompanyFilterOpt = None,
     name: Annotated[str | None, typer.Option(help="New name.")] = None,
     legal_name: Annotated[str | None, typer.Option(help="Legal company name.")] = None,
     country: Annotated[str | None, typer.Option(help="ISO 3166-1 alpha-2.")] = None,
@@ -336,7 +338,7 @@ def le_update(
 def le_delete(
     ctx: typer.Context,
     legal_entity: LeArg,
-    company: LeCompanyOpt = None,
+    company: CompanyFilterOpt = None,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     output: OutputOpt = None,
 ) -> None:
@@ -370,7 +372,7 @@ def bank_add(
 ) -> None:
     """Add a bank, usable by the keeper and every company below it."""
     with session(ctx) as s:
-        row = tenancy.add_bank(
+        row = banks.add_bank(
             s,
             name=name,
             country=country,
@@ -381,7 +383,7 @@ def bank_add(
             branch_code=branch_code,
             bank_code=bank_code,
         )
-        data = tenancy.bank_dict(s, row)
+        data = banks.bank_dict(s, row)
     emit(ctx, data, output=output)
 
 
@@ -393,7 +395,7 @@ def bank_list(
 ) -> None:
     """List banks."""
     with session(ctx) as s:
-        data = [tenancy.bank_dict(s, r) for r in tenancy.list_banks(s, owner_ref=owner)]
+        data = [banks.bank_dict(s, r) for r in banks.list_banks(s, owner_ref=owner)]
     emit(ctx, data, output=output, columns=["id", "name", "owner", "country", "swift", "address"])
 
 
@@ -401,7 +403,7 @@ def bank_list(
 def account_add(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Account name (unique per legal entity).")],
-    company: Annotated[str, typer.Option(help="Company id or name.")],
+    company: CompanyOpt,
     bank: Annotated[str, typer.Option(help="Bank id or name (kept by the company or one above it).")],
     holder: Annotated[str, typer.Option("--holder", help="Account holder.")],
     number: Annotated[str, typer.Option("--number", help="Account number / IBAN.")],
@@ -412,7 +414,7 @@ def account_add(
 ) -> None:
     """Add a bank account to a company's legal entity (a client's account or a seller's own account)."""
     with session(ctx) as s:
-        row = tenancy.add_bank_account(
+        row = banks.add_bank_account(
             s,
             company_ref=company,
             legal_entity_ref=legal_entity,
@@ -421,19 +423,19 @@ def account_add(
             account_holder=holder,
             account_number=number,
         )
-        data = tenancy.bank_account_dict(s, row)
+        data = banks.bank_account_dict(s, row)
     emit(ctx, data, output=output)
 
 
 @account_app.command("list")
 def account_list(
     ctx: typer.Context,
-    company: Annotated[str | None, typer.Option(help="Only this company's accounts.")] = None,
+    company: CompanyFilterOpt = None,
     output: OutputOpt = None,
 ) -> None:
     """List bank accounts."""
     with session(ctx) as s:
-        data = [tenancy.bank_account_dict(s, r) for r in tenancy.list_bank_accounts(s, company_ref=company)]
+        data = [banks.bank_account_dict(s, r) for r in banks.list_bank_accounts(s, company_ref=company)]
     emit(
         ctx,
         data,

@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from cpaas_cli.cli.context import OutputOpt, emit, say, session, state
+from cpaas_cli.cli.options import CompanyFilterOpt, CompanyOpt
 from cpaas_cli.errors import InvalidInput
 from cpaas_cli.identity import passwords
 from cpaas_cli.identity import users as svc
@@ -50,7 +51,7 @@ def _data(**kw) -> svc.UserInput:
 def create(
     ctx: typer.Context,
     login: Annotated[str, typer.Argument(help="Unique login.")],
-    company: Annotated[str, typer.Option(help="Company (owner or reseller: BackOffice user; client: portal user).")],
+    company: CompanyOpt,
     first_name: Annotated[str, typer.Option("--first-name", help="First name (≤ 60).")],
     last_name: Annotated[str, typer.Option("--last-name", help="Last name (≤ 60).")],
     middle_name: Annotated[str | None, typer.Option("--middle-name")] = None,
@@ -72,7 +73,8 @@ def create(
     disabled: Annotated[bool, typer.Option("--disabled")] = False,
     output: OutputOpt = None,
 ) -> None:
-    """Create a user (the password must be changed at its first sign-in)."""
+    """Create a user (the password must be changed at its first sign-in). A user of
+    an owner or reseller --company is a BackOffice user, of a client a portal user."""
     password = None if no_password else read_secret(password_stdin)
     with session(ctx) as s:
         user = svc.create(
@@ -103,7 +105,7 @@ def create(
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    company: Annotated[str | None, typer.Option(help="Only this company's users.")] = None,
+    company: CompanyFilterOpt = None,
     enabled: Annotated[bool | None, typer.Option("--enabled/--disabled", help="Only enabled or disabled.")] = None,
     output: OutputOpt = None,
 ) -> None:
@@ -195,7 +197,7 @@ def delete(ctx: typer.Context, user: UserArg, output: OutputOpt = None) -> None:
 def invite(
     ctx: typer.Context,
     login: Annotated[str, typer.Argument(help="Unique login.")],
-    company: Annotated[str, typer.Option()],
+    company: CompanyOpt,
     first_name: Annotated[str, typer.Option("--first-name")],
     last_name: Annotated[str, typer.Option("--last-name")],
     email: Annotated[str | None, typer.Option(help="Send the activation token here ([smtp]).")] = None,
@@ -429,7 +431,7 @@ def require_2fa(
 ) -> None:
     """Require two-factor for every user of a company (users without a phone cannot sign in)."""
     from cpaas_cli.identity import access
-    from cpaas_cli.identity.models import CompanySecurity
+    from cpaas_cli.models.identity import CompanySecurity
     from cpaas_cli.tenancy.service import company as find_company
 
     with session(ctx) as s:

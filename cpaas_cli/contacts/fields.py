@@ -11,10 +11,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, func, select
 
-from cpaas_cli.contacts.models import FIELD_TYPES, Contact, ContactField
 from cpaas_cli.contacts.values import BASE_COLUMNS, variable_name
 from cpaas_cli.errors import Conflict, InvalidInput, NotFound, Problem, require
-from cpaas_cli.tenancy.models import Company
+from cpaas_cli.models.contacts import FIELD_TYPES, Contact, ContactField
+from cpaas_cli.models.tenancy import Company
 
 
 def fields(session: Session, company: Company) -> list[ContactField]:

@@ -14,11 +14,11 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
 from cpaas_cli.audit.service import record
-from cpaas_cli.contacts.models import Contact, ContactGroup, ContactGroupMember
 from cpaas_cli.contacts.values import phone
 from cpaas_cli.errors import Conflict, InvalidInput, NotFound
+from cpaas_cli.models.contacts import Contact, ContactGroup, ContactGroupMember
+from cpaas_cli.models.tenancy import Company
 from cpaas_cli.refs import by_ref
-from cpaas_cli.tenancy.models import Company
 from cpaas_cli.timeutil import iso
 
 

@@ -55,14 +55,14 @@ from cpaas_cli.contacts import fields as contact_fields
 from cpaas_cli.contacts import groups as contact_groups
 from cpaas_cli.contacts import service
 from cpaas_cli.contacts import values as contact_values
-from cpaas_cli.contacts.models import ALL_SENDERS, Contact, ContactGroup, ContactImport
 from cpaas_cli.contacts.phones import PhoneError, normalise
 from cpaas_cli.db import bulk, locking
 from cpaas_cli.db.checks import limits, text_problem
 from cpaas_cli.db.types import UTCDateTime
 from cpaas_cli.errors import InvalidInput, NotFound, Problem
+from cpaas_cli.exports.writers import RowWriter
 from cpaas_cli.imports.readers import DEFAULT_MAX_BYTES, check_size, read_rows
-from cpaas_cli.imports.writers import RowWriter
+from cpaas_cli.models.contacts import ALL_SENDERS, Contact, ContactGroup, ContactImport
 
 MODES = ("upsert", "new-only", "update-only")
 TARGETS = ("phone", *contact_values.BASE_COLUMNS)

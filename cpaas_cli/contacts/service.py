@@ -20,11 +20,11 @@ from sqlmodel import Session, col, select
 
 from cpaas_cli.contacts.fields import field, fields
 from cpaas_cli.contacts.groups import group
-from cpaas_cli.contacts.models import Contact, ContactGroup, ContactGroupMember, ContactImport
 from cpaas_cli.contacts.stoplist import senders_blocked, state_condition
 from cpaas_cli.contacts.values import parse_birthday, parse_gender, parse_value, phone, variable_name
 from cpaas_cli.errors import Conflict, InvalidInput, NotFound, Problem, require
-from cpaas_cli.tenancy.models import Company
+from cpaas_cli.models.contacts import Contact, ContactGroup, ContactGroupMember, ContactImport
+from cpaas_cli.models.tenancy import Company
 from cpaas_cli.tenancy.service import company as company_by_ref
 from cpaas_cli.timeutil import iso
 

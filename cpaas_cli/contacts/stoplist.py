@@ -15,10 +15,10 @@ from sqlmodel import Session, col, select
 
 from cpaas_cli import clock
 from cpaas_cli.audit.service import record
-from cpaas_cli.contacts.models import ALL_SENDERS, StopListEntry
 from cpaas_cli.contacts.values import phone, sender_name
 from cpaas_cli.errors import InvalidInput
-from cpaas_cli.tenancy.models import Company
+from cpaas_cli.models.contacts import ALL_SENDERS, StopListEntry
+from cpaas_cli.models.tenancy import Company
 from cpaas_cli.timeutil import iso
 
 

@@ -13,10 +13,10 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from cpaas_cli.contacts.models import ALL_SENDERS
 from cpaas_cli.contacts.phones import PhoneError, normalise
 from cpaas_cli.errors import InvalidInput, Problem
 from cpaas_cli.imports.values import parse_bool
+from cpaas_cli.models.contacts import ALL_SENDERS
 
 GENDERS = ("male", "female", "other")
 BASE_COLUMNS = ("first_name", "last_name", "birthday", "gender", "comments")

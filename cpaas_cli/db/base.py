@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from cpaas_cli import clock
@@ -23,11 +22,6 @@ def utc_field(*, nullable: bool = False, index: bool = False, default_now: bool 
     elif nullable:
         kwargs["default"] = None
     return Field(**kwargs)
-
-
-def money_field(*, nullable: bool = False, default: int | None = 0) -> Any:
-    """Integer micro-units (1/1,000,000 of the currency unit)."""
-    return Field(default=default, sa_type=sa.BigInteger, nullable=nullable)
 
 
 class Timestamped(SQLModel):

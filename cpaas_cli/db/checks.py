@@ -6,7 +6,7 @@ stores all three. So that both accept exactly the same inputs, every ORM flush
 checks the string and JSON columns of the rows it writes (a ``before_flush``
 hook), and so does every SQL Core INSERT or UPDATE given its rows as
 parameters (a ``before_execute`` hook); both are registered by
-``db.engine.make_session``. A bad value is refused with InvalidInput (exit 4)
+``db.engine.install_hooks`` (for every engine and session it makes). A bad value is refused with InvalidInput (exit 4)
 naming the field and the limit, before anything is written. Paths that talk
 to the driver directly (COPY, raw executemany) check what they read with
 :func:`text_problem`.
@@ -125,7 +125,6 @@ def check_rows(table: sa.Table, rows: Iterable[Mapping[str, Any]]) -> None:
         raise InvalidInput.from_problems(problems)
 
 
-@event.listens_for(Engine, "before_execute")
 def _check_core(_conn, statement, multiparams, params, _options) -> None:
     """The rows of a Core INSERT/UPDATE given as parameters (the ORM's flushes
     were checked already, field by field; this catches the bulk paths)."""
@@ -163,7 +162,6 @@ def _object_problems(obj: Any, *, changed_only: bool) -> list[Problem]:
     return problems
 
 
-@event.listens_for(Session, "before_flush")
 def _check_text(session: Session, _ctx, _instances) -> None:
     problems: list[Problem] = []
     for obj in session.new:
@@ -172,3 +170,13 @@ def _check_text(session: Session, _ctx, _instances) -> None:
         problems += _object_problems(obj, changed_only=True)
     if problems:
         raise InvalidInput.from_problems(problems)
+
+
+def install() -> None:
+    """Register the checks: Core INSERT/UPDATE rows on every Engine, ORM
+    objects on every Session flush. Called by ``db.engine`` for each engine
+    and session it makes (explicit, not on import). Idempotent."""
+    if not event.contains(Engine, "before_execute", _check_core):
+        event.listen(Engine, "before_execute", _check_core)
+    if not event.contains(Session, "before_flush", _check_text):
+        event.listen(Session, "before_flush", _check_text)

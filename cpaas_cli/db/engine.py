@@ -40,8 +40,20 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 _ENGINES: dict[str, Engine] = {}
 
 
+def install_hooks() -> None:
+    """The hooks every engine and session of the process carries, registered
+    explicitly (never as a side effect of importing a module): the audit
+    trail's flush hooks, then the text checks of ``db/checks.py``."""
+    from cpaas_cli.audit import service as audit
+    from cpaas_cli.db import checks
+
+    audit.install()
+    checks.install()
+
+
 def get_engine(url: str) -> Engine:
     """One engine per URL per process."""
+    install_hooks()
     url = normalise_url(url)
     if url in _ENGINES:
         return _ENGINES[url]
@@ -76,10 +88,10 @@ def make_session(engine: Engine, *, actor: str = "unknown", command: str = "") -
     they are registered here, whatever else the process has imported (the
     CLI, `serve`'s jobs, library use). An actor the audit trail cannot store
     is refused."""
-    import cpaas_cli.audit.service  # noqa: F401  (registers the hooks on first import)
-    from cpaas_cli.audit.models import AuditLog
-    from cpaas_cli.db import checks  # registers the text check on first import
+    from cpaas_cli.db import checks
+    from cpaas_cli.models.audit import AuditLog
 
+    install_hooks()
     problem = checks.text_problem(actor, checks.limits(AuditLog.__table__)["actor"][1])
     if problem:
         raise InvalidInput(f"actor (--actor, CPAAS_ACTOR): {problem}")
@@ -103,9 +115,3 @@ def session_scope(engine: Engine, *, actor: str = "unknown", command: str = "") 
         raise
     finally:
         session.close()
-
-
-def database_error(exc: Exception) -> CpaasError:
-    """Turn a driver-level connection failure into one readable line."""
-    text = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else repr(exc)
-    return CpaasError(f"database error: {text}")

@@ -31,12 +31,12 @@ from sqlmodel import Session
 
 from cpaas_cli import clock
 from cpaas_cli.audit.service import record
-from cpaas_cli.campaigns.models import OutboundMessage as QueueRow
 from cpaas_cli.charging import refunds
 from cpaas_cli.dispatch import queue
-from cpaas_cli.dispatch.models import VendorConnection
 from cpaas_cli.dispatch.queue import QueueState
-from cpaas_cli.edr.models import Edr
+from cpaas_cli.models.campaigns import OutboundMessage as QueueRow
+from cpaas_cli.models.dispatch import VendorConnection
+from cpaas_cli.models.edr import Edr
 
 Q = QueueRow.__table__
 E = Edr.__table__

@@ -22,7 +22,6 @@ from sqlmodel import Session
 
 from cpaas_cli.audit.service import record
 from cpaas_cli.campaigns import holds
-from cpaas_cli.campaigns.models import Campaign
 from cpaas_cli.charging import rater as charging
 from cpaas_cli.charging.plans import Plans
 from cpaas_cli.db import bulk
@@ -31,7 +30,8 @@ from cpaas_cli.dispatch.aftercrash import FINAL
 from cpaas_cli.dispatch.outbound import GATEWAY_CHANNELS, OutboundBuilder
 from cpaas_cli.dispatch.queue import Q, QueueState, external_id
 from cpaas_cli.dispatch.stats import WorkerStats
-from cpaas_cli.edr.models import Edr
+from cpaas_cli.models.campaigns import Campaign
+from cpaas_cli.models.edr import Edr
 
 log = logging.getLogger("cpaas.serve")
 

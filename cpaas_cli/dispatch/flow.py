@@ -32,14 +32,14 @@ from cpaas_cli.dispatch import queue
 @dataclass
 class Flow:
     window: int  # parts handed to the gateway and not committed, at most
-    ready: deque[tuple[Any, int, Any]] = field(default_factory=deque)  # (queue row, EDR id, gateway.OutboundMessage)
+    ready: deque[tuple[Any, int, Any]] = field(default_factory=deque)  # (queue row, EDR id, gateway.WireMessage)
     open_parts: int = 0  # handed to the gateway, result not committed
     answered_parts: int = 0  # of those: answered by the SMSC, waiting for the next commit
     hold_for: float = 0.02  # seconds a result or inbound message may wait for a commit
     waiting_since: float | None = None  # when the oldest result or inbound message not committed came
 
     def add(self, row: Any, edr_id: int, message: Any) -> None:
-        """A claimed message (a ``gateway.OutboundMessage``) waiting to be released."""
+        """A claimed message (a ``gateway.WireMessage``) waiting to be released."""
         self.ready.append((row, edr_id, message))
 
     def answered(self, parts: int) -> None:

@@ -4,7 +4,7 @@ A gateway is owned by one thread (a dispatch worker), which calls ``submit``
 to hand over messages and ``poll`` to drive the connection and collect what
 happened. ``submit`` never blocks on the network: it queues the message and
 sends it as soon as the window and the rate limit allow. Encoding and
-splitting happen before the gateway: an :class:`OutboundMessage` carries parts
+splitting happen before the gateway: an :class:`WireMessage` carries parts
 that are ready to send.
 
 Inbound messages (receipts, MO) carry an :class:`InboundAck` when the gateway
@@ -41,7 +41,10 @@ class Part:
 
 
 @dataclass(frozen=True)
-class OutboundMessage:
+class WireMessage:
+    """One message as it goes to a vendor: addresses and ready-to-send parts.
+    (The row of the send queue is another thing: ``models.campaigns.OutboundMessage``.)"""
+
     source: str
     destination: str
     parts: tuple[Part, ...]
@@ -169,7 +172,7 @@ class Gateway(Protocol):
     def close(self) -> None:
         """Unbind and disconnect; queued and unacknowledged messages stay in ``pending()``."""
 
-    def submit(self, message: OutboundMessage) -> Ticket:
+    def submit(self, message: WireMessage) -> Ticket:
         """Queue a message; never blocks on the network."""
 
     def poll(self, timeout: float = 0.0) -> list[Event]:

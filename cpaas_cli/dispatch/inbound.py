@@ -34,14 +34,14 @@ from sqlmodel import Session, col, select
 
 from cpaas_cli import clock
 from cpaas_cli.audit.service import record
-from cpaas_cli.campaigns.models import SenderId
 from cpaas_cli.contacts import stoplist
-from cpaas_cli.contacts.models import ALL_SENDERS
 from cpaas_cli.contacts.phones import PhoneError, normalise
 from cpaas_cli.db.checks import storable
-from cpaas_cli.dispatch.models import InboundMessage
-from cpaas_cli.edr.models import Edr
-from cpaas_cli.tenancy.models import Company
+from cpaas_cli.models.campaigns import SenderId
+from cpaas_cli.models.contacts import ALL_SENDERS
+from cpaas_cli.models.dispatch import InboundMessage
+from cpaas_cli.models.edr import Edr
+from cpaas_cli.models.tenancy import Company
 from cpaas_cli.timeutil import iso
 
 _WORD = re.compile(r"[A-Za-z]+")

@@ -35,9 +35,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from cpaas_cli.campaigns.models import OutboundMessage as QueueRow
 from cpaas_cli.charging import refunds
 from cpaas_cli.dispatch.receipts import DELIVERED
+from cpaas_cli.models.campaigns import OutboundMessage as QueueRow
 
 Q = QueueRow.__table__
 

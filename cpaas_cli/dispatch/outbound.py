@@ -29,12 +29,12 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from cpaas_cli.campaigns.models import Campaign, SenderId
 from cpaas_cli.dispatch import gateway as gw
-from cpaas_cli.dispatch.models import VendorConnection
 from cpaas_cli.dispatch.multipart import receipt_flags
 from cpaas_cli.errors import Conflict
 from cpaas_cli.messaging.segments import GSM7, UCS2, Concat, RefAllocator, analyse, choose_encoding, split
+from cpaas_cli.models.campaigns import Campaign, SenderId
+from cpaas_cli.models.dispatch import VendorConnection
 
 GATEWAY_CHANNELS = ("sms",)
 
@@ -59,7 +59,7 @@ def source_address(kind: str | None, sender: str) -> tuple[int, int]:
 
 
 class OutboundBuilder:
-    """Builds :class:`gateway.OutboundMessage` values for one connection."""
+    """Builds :class:`gateway.WireMessage` values for one connection."""
 
     def __init__(self, connection: VendorConnection):
         # getattr: a connection-like object without these settings gets the defaults.
@@ -89,13 +89,13 @@ class OutboundBuilder:
         for cid, kind, flash in rows:
             self._campaigns[cid] = (kind, bool(flash))
 
-    def build(self, session: Session, row, refs: RefAllocator) -> gw.OutboundMessage:
+    def build(self, session: Session, row, refs: RefAllocator) -> gw.WireMessage:
         """The message of a queue row (id, campaign id, phone, country, sender, text, ...)."""
         qid, cid, phone, _country, sender, text = row[:6]
         self.prepare(session, [cid])
         kind, flash = self._campaigns.get(cid, (None, False))
         ton, npi = source_address(kind, sender)
-        return gw.OutboundMessage(
+        return gw.WireMessage(
             source=sender,
             destination=phone,
             parts=self.parts(text, refs, flash=flash),

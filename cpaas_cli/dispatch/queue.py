@@ -32,7 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from cpaas_cli.campaigns.models import OutboundMessage as QueueRow
+from cpaas_cli.models.campaigns import OutboundMessage as QueueRow
 
 Q = QueueRow.__table__
 CHUNK = 5000  # ids per statement

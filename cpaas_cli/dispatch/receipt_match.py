@@ -42,11 +42,11 @@ from cpaas_cli.db.checks import storable
 from cpaas_cli.dispatch import gateway as gw
 from cpaas_cli.dispatch import queue
 from cpaas_cli.dispatch.aftercrash import FINAL
-from cpaas_cli.dispatch.models import InboundMessage, VendorConnection
 from cpaas_cli.dispatch.multipart import Awaiting, Finished, close
 from cpaas_cli.dispatch.queue import Q, QueueState
 from cpaas_cli.dispatch.receipts import DELIVERED, ENROUTE
-from cpaas_cli.edr.models import Edr
+from cpaas_cli.models.dispatch import InboundMessage, VendorConnection
+from cpaas_cli.models.edr import Edr
 
 log = logging.getLogger("cpaas.serve")
 

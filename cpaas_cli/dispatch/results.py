@@ -29,7 +29,7 @@ from cpaas_cli.dispatch.aftercrash import FINAL
 from cpaas_cli.dispatch.flow import Flow
 from cpaas_cli.dispatch.receipt_match import Finals, ReceiptMatcher
 from cpaas_cli.dispatch.stats import WorkerStats
-from cpaas_cli.edr.models import Edr
+from cpaas_cli.models.edr import Edr
 
 log = logging.getLogger("cpaas.serve")
 

@@ -49,10 +49,10 @@ from cpaas_cli.dispatch.gateway import (
     GatewayStats,
     InboundAck,
     LinkChanged,
-    OutboundMessage,
     SubmitAccepted,
     SubmitRejected,
     Ticket,
+    WireMessage,
 )
 from cpaas_cli.dispatch.linkerrors import why
 from cpaas_cli.dispatch.receipts import StatusMap, normalise_message_id
@@ -117,7 +117,7 @@ class SmppSettings:
 class _Item:
     ticket: Ticket
     index: int
-    message: OutboundMessage
+    message: WireMessage
     attempts: int = 0
     sent_at: float = 0.0
 
@@ -286,7 +286,7 @@ class SmppGateway:
 
     # ------------------------------------------------------------ submitting
 
-    def submit(self, message: OutboundMessage) -> Ticket:
+    def submit(self, message: WireMessage) -> Ticket:
         if not message.parts:
             raise ValueError("a message needs at least one part")
         ticket = next(self._tickets)

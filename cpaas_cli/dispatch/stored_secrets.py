@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from cpaas_cli.dispatch.models import VendorConnection
 from cpaas_cli.errors import InvalidInput
+from cpaas_cli.models.dispatch import VendorConnection
 from cpaas_cli.secretbox import HINT, Keyring
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from cpaas_cli.dispatch.gateway import Event, GatewayStats, OutboundMessage, Ticket
+from cpaas_cli.dispatch.gateway import Event, GatewayStats, Ticket, WireMessage
 from cpaas_cli.dispatch.smpp import SmppGateway, SmppSettings
 from cpaas_cli.dispatch.throttle import Clock
 
@@ -74,7 +74,7 @@ class TxRxGateway:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def submit(self, message: OutboundMessage) -> Ticket:
+    def submit(self, message: WireMessage) -> Ticket:
         return self.tx.submit(message)
 
     def poll(self, timeout: float = 0.0) -> list[Event]:

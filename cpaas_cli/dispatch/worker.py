@@ -44,7 +44,6 @@ from cpaas_cli.dispatch import multipart as mp
 from cpaas_cli.dispatch.aftercrash import host_id
 from cpaas_cli.dispatch.claim import Claimer
 from cpaas_cli.dispatch.flow import Flow
-from cpaas_cli.dispatch.models import VendorConnection
 from cpaas_cli.dispatch.outbound import OutboundBuilder
 from cpaas_cli.dispatch.receipt_match import IdRelation, ReceiptMatcher
 from cpaas_cli.dispatch.receipts import parse_id_formats
@@ -52,6 +51,7 @@ from cpaas_cli.dispatch.results import Results
 from cpaas_cli.dispatch.stats import WorkerStats
 from cpaas_cli.errors import CpaasError, Upstream
 from cpaas_cli.messaging.segments import RefAllocator
+from cpaas_cli.models.dispatch import VendorConnection
 
 log = logging.getLogger("cpaas.serve")
 

@@ -22,10 +22,10 @@ from sqlalchemy.engine import Connection
 
 from cpaas_cli import mail
 from cpaas_cli.db.types import UTCDateTime
-from cpaas_cli.edr.models import DIRECTIONS, STATUSES, Edr
 from cpaas_cli.errors import InvalidInput, Problem
+from cpaas_cli.exports.writers import XLSX_MAX_ROWS, RowWriter
 from cpaas_cli.geo import check_country
-from cpaas_cli.imports.writers import XLSX_MAX_ROWS, RowWriter
+from cpaas_cli.models.edr import DIRECTIONS, STATUSES, Edr
 from cpaas_cli.money import format_micros
 from cpaas_cli.timeutil import TimeError, iso, zone
 

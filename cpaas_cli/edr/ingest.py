@@ -28,10 +28,10 @@ from cpaas_cli.charging.plans import Plans
 from cpaas_cli.charging.rater import RESULT_COLUMNS, UNRATED, Rater, post_charges, result_columns
 from cpaas_cli.db import bulk
 from cpaas_cli.edr.interrupt import StopRequest
-from cpaas_cli.edr.models import Edr
 from cpaas_cli.edr.parse import PARSED_COLUMNS, TIME_COLUMNS, Refs, parse_columns, parse_row
 from cpaas_cli.errors import InvalidInput, Problem
 from cpaas_cli.imports.readers import read_lists, read_rows
+from cpaas_cli.models.edr import Edr
 
 EDR = Edr.__table__
 INGEST_CHUNK = 50_000  # rows per committed chunk of `edr ingest` (fewer commits and checkpoints)

@@ -20,9 +20,9 @@ from cpaas_cli.agreements import service as agreements
 from cpaas_cli.catalog.dictionary import MccmncError, mcc_country, normalise_mccmnc
 from cpaas_cli.charging.events import memo_map
 from cpaas_cli.db.checks import text_problem
-from cpaas_cli.edr.models import DIRECTIONS, STATUSES, Edr
 from cpaas_cli.errors import NotFound, Problem
-from cpaas_cli.tenancy.models import Company
+from cpaas_cli.models.edr import DIRECTIONS, STATUSES, Edr
+from cpaas_cli.models.tenancy import Company
 
 EDR = Edr.__table__
 TIME_COLUMNS = tuple(f"{s}_at" for s in STATUSES)

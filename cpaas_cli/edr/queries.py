@@ -9,9 +9,9 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from cpaas_cli.billing import packs
-from cpaas_cli.billing.models import Charge
-from cpaas_cli.edr.models import Edr
 from cpaas_cli.errors import NotFound
+from cpaas_cli.models.billing import Charge
+from cpaas_cli.models.edr import Edr
 from cpaas_cli.money import format_micros
 from cpaas_cli.timeutil import iso
 

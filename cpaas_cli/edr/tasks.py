@@ -37,9 +37,9 @@ from cpaas_cli.config import Settings, load_settings
 from cpaas_cli.db import locking
 from cpaas_cli.db.engine import make_session
 from cpaas_cli.edr import export
-from cpaas_cli.edr.models import EXPORT_STATES, EdrExportTask
 from cpaas_cli.errors import Conflict, CpaasError, InvalidInput, NotFound
-from cpaas_cli.imports.writers import XLSX_MAX_ROWS
+from cpaas_cli.exports.writers import XLSX_MAX_ROWS
+from cpaas_cli.models.edr import EXPORT_STATES, EdrExportTask
 from cpaas_cli.timeutil import iso
 
 T = EdrExportTask.__table__

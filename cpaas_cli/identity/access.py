@@ -18,12 +18,12 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from cpaas_cli import clock
-from cpaas_cli.audit.models import AuditLog
 from cpaas_cli.audit.service import mask
 from cpaas_cli.errors import Denied
-from cpaas_cli.identity.models import AppUser, CompanySecurity, IdentityGeneration
 from cpaas_cli.identity.roles import ALL, AREAS, VIEW_ACTIONS, user_roles
-from cpaas_cli.tenancy.models import Company
+from cpaas_cli.models.audit import AuditLog
+from cpaas_cli.models.identity import AppUser, CompanySecurity, IdentityGeneration
+from cpaas_cli.models.tenancy import Company
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from cpaas_cli import clock
 from cpaas_cli.errors import Conflict, Denied, InvalidInput, NotFound
 from cpaas_cli.identity import access
 from cpaas_cli.identity.keys import IdentityKeys, keyed_hash
-from cpaas_cli.identity.models import ApiKey, AppUser
+from cpaas_cli.models.identity import ApiKey, AppUser
 from cpaas_cli.timeutil import iso
 
 PREFIX_LEN = 8

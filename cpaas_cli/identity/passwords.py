@@ -28,7 +28,7 @@ from sqlmodel import Session, col, select
 
 from cpaas_cli import clock
 from cpaas_cli.errors import Conflict, Denied, InvalidInput
-from cpaas_cli.identity.models import AppUser, PasswordHistory
+from cpaas_cli.models.identity import AppUser, PasswordHistory
 
 MIN_LENGTH = 8
 MAX_LENGTH = 256

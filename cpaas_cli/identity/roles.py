@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from cpaas_cli.errors import Conflict, InvalidInput, NotFound, Problem, require
-from cpaas_cli.identity.models import AppUser, Role, UserRole
+from cpaas_cli.models.identity import AppUser, Role, UserRole
 
 SIDES = ("backoffice", "portal")
 LEVELS = ("none", "view", "manage")

@@ -28,7 +28,7 @@ from cpaas_cli.audit.service import record
 from cpaas_cli.errors import Denied
 from cpaas_cli.identity import access, passwords, totp
 from cpaas_cli.identity.keys import IdentityKeys
-from cpaas_cli.identity.models import AppUser, UserToken
+from cpaas_cli.models.identity import AppUser, UserToken
 from cpaas_cli.timeutil import iso
 
 ACCESS_TTL = timedelta(minutes=15)

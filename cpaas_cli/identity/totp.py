@@ -27,7 +27,7 @@ from cpaas_cli import clock
 from cpaas_cli.errors import Conflict, InvalidInput
 from cpaas_cli.identity import access
 from cpaas_cli.identity.keys import IdentityKeys, keyed_hash
-from cpaas_cli.identity.models import AppUser, RecoveryCode, UserToken
+from cpaas_cli.models.identity import AppUser, RecoveryCode, UserToken
 
 ISSUER = "cpaas"
 STEP = 30

@@ -22,7 +22,9 @@ from cpaas_cli import clock
 from cpaas_cli.contacts.phones import PhoneError, normalise
 from cpaas_cli.errors import Conflict, Denied, InvalidInput, NotFound, Problem, require
 from cpaas_cli.identity import access, passwords
-from cpaas_cli.identity.models import (
+from cpaas_cli.identity.roles import get as get_role
+from cpaas_cli.identity.roles import user_roles
+from cpaas_cli.models.identity import (
     ApiKey,
     AppUser,
     Department,
@@ -31,9 +33,7 @@ from cpaas_cli.identity.models import (
     UserRole,
     UserToken,
 )
-from cpaas_cli.identity.roles import get as get_role
-from cpaas_cli.identity.roles import user_roles
-from cpaas_cli.tenancy.models import Company
+from cpaas_cli.models.tenancy import Company
 from cpaas_cli.tenancy.service import company as find_company
 from cpaas_cli.timeutil import TimeError, check_zone, iso
 

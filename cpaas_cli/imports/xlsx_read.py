@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from cpaas_cli.errors import CpaasError, InvalidInput
+from cpaas_cli.exports.xlsx_stream import column_letter
 from cpaas_cli.imports.limits import XlsxLimits, current
-from cpaas_cli.imports.xlsx_stream import column_letter
 
 Row = tuple[int, dict[str, str]]
 BATCH = 5000  # rows per message from the child (fewer hand-overs between the processes)

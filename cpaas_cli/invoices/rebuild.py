@@ -14,11 +14,11 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from cpaas_cli import clock
-from cpaas_cli.billing.models import Charge
-from cpaas_cli.catalog.models import Service
-from cpaas_cli.edr.models import Edr
 from cpaas_cli.invoices import lines as invoice_lines
-from cpaas_cli.invoices.models import Invoice, InvoiceCharge, InvoiceLine
+from cpaas_cli.models.billing import Charge
+from cpaas_cli.models.catalog import Service
+from cpaas_cli.models.edr import Edr
+from cpaas_cli.models.invoices import Invoice, InvoiceCharge, InvoiceLine
 
 LINE = InvoiceLine.__table__
 IC = InvoiceCharge.__table__

@@ -21,7 +21,7 @@ it is exact however late charges come.
 A confirmed invoice never changes. Voiding an invoice releases its charges;
 the next run invoices that period again (``generation`` + 1).
 
-The money relation of an invoice to its charges is in ``invoices/models.py``.
+The money relation of an invoice to its charges is in ``models/invoices.py``.
 Numbers are given at confirm from a per-own-legal-entity counter row, bumped
 by an UPDATE inside the confirm transaction (gapless: a rolled-back confirm
 rolls the counter back too; concurrent confirms queue on the row lock).
@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -46,26 +46,26 @@ from sqlmodel import Session, col, select
 
 from cpaas_cli import clock
 from cpaas_cli.agreements import service as agreements
-from cpaas_cli.agreements.models import Agreement, AgreementVersion
 from cpaas_cli.audit import service as audit
 from cpaas_cli.billing import packs
-from cpaas_cli.billing.models import Charge
 from cpaas_cli.billing.periods import Period, VersionTerms, closed_periods
 from cpaas_cli.db import locking
 from cpaas_cli.db.types import UTCDateTime
-from cpaas_cli.edr.models import Edr
 from cpaas_cli.errors import Conflict, InvalidInput, NotFound
 from cpaas_cli.invoices import lines as invoice_lines
-from cpaas_cli.invoices.models import Invoice, InvoiceCharge, InvoiceCounter, InvoiceLine
 from cpaas_cli.invoices.rebuild import rebuild
+from cpaas_cli.models.agreements import Agreement, AgreementVersion
+from cpaas_cli.models.billing import Charge
+from cpaas_cli.models.edr import Edr
+from cpaas_cli.models.invoices import Invoice, InvoiceCharge, InvoiceCounter, InvoiceLine
+from cpaas_cli.models.tenancy import Bank, BankAccount, Company, LegalEntity
 from cpaas_cli.money import format_micros, minor_units
-from cpaas_cli.tenancy.models import Bank, BankAccount, Company, LegalEntity
 from cpaas_cli.timeutil import iso, zone
 
 INV = Invoice.__table__
 LINE = InvoiceLine.__table__
 IC = InvoiceCharge.__table__
-CNT = InvoiceCounter.__table__
+INVOICE_COUNTER = InvoiceCounter.__table__
 CHG = Charge.__table__
 EDR = Edr.__table__
 INVOICING = "invoicing"
@@ -360,13 +360,13 @@ def confirm(
     if line_decimals is not None:
         inv.line_decimals = line_decimals
     rebuild(session, inv)
-    ins = (postgresql if session.get_bind().dialect.name == "postgresql" else sqlite).insert(CNT)
+    ins = (postgresql if session.get_bind().dialect.name == "postgresql" else sqlite).insert(INVOICE_COUNTER)
     session.execute(ins.values(legal_entity_id=inv.own_legal_entity_id, last_number=0).on_conflict_do_nothing())
     number = session.execute(
-        sa.update(CNT)
-        .where(CNT.c.legal_entity_id == inv.own_legal_entity_id)
-        .values(last_number=CNT.c.last_number + 1)
-        .returning(CNT.c.last_number)
+        sa.update(INVOICE_COUNTER)
+        .where(INVOICE_COUNTER.c.legal_entity_id == inv.own_legal_entity_id)
+        .values(last_number=INVOICE_COUNTER.c.last_number + 1)
+        .returning(INVOICE_COUNTER.c.last_number)
     ).scalar_one()
     inv.number = int(number)
     inv.reference = f"INV-{number}"
@@ -566,10 +566,6 @@ def mark_sent(session: Session, inv: Invoice, to: list[str], at: datetime | None
     inv.sent_at = at or clock.now()
     inv.sent_to = list(to)
     session.flush()
-
-
-def local_date(at: datetime, tz: str) -> date:
-    return at.astimezone(zone(tz)).date()
 
 
 def run_job(engine) -> dict[str, Any]:

@@ -58,12 +58,12 @@ CHARSET = frozenset(BASIC_CODE) | EXTENSION_CHARS
 _BASIC_DECODE = {code: ch for ch, code in BASIC_CODE.items()}
 _EXT_DECODE = {code: ch for ch, code in EXTENSION.items()}
 
-_NON_GSM = re.compile("[^" + "".join(re.escape(c) for c in sorted(CHARSET)) + "]")
-_EXT = re.compile("[" + "".join(re.escape(c) for c in sorted(EXTENSION_CHARS)) + "]")
+NON_GSM_RE = re.compile("[^" + "".join(re.escape(c) for c in sorted(CHARSET)) + "]")
+EXTENSION_RE = re.compile("[" + "".join(re.escape(c) for c in sorted(EXTENSION_CHARS)) + "]")
 
 # str.translate table: each character -> its septet(s) as code points 0-127.
-_TO_SEPTETS = {ord(ch): chr(code) for ch, code in BASIC_CODE.items()}
-_TO_SEPTETS.update({ord(ch): chr(ESC) + chr(code) for ch, code in EXTENSION.items()})
+TO_SEPTETS = {ord(ch): chr(code) for ch, code in BASIC_CODE.items()}
+TO_SEPTETS.update({ord(ch): chr(ESC) + chr(code) for ch, code in EXTENSION.items()})
 
 
 class NotGsm7(ValueError):
@@ -72,37 +72,28 @@ class NotGsm7(ValueError):
 
 def is_gsm7(text: str) -> bool:
     """True when every character is in the default alphabet or the extension table."""
-    return _NON_GSM.search(text) is None
+    return NON_GSM_RE.search(text) is None
 
 
 def first_non_gsm(text: str) -> tuple[int, str] | None:
     """Position and character of the first character GSM-7 cannot carry, or None."""
-    m = _NON_GSM.search(text)
+    m = NON_GSM_RE.search(text)
     return (m.start(), m.group()) if m else None
 
 
 def non_gsm_chars(text: str) -> list[str]:
     """The distinct characters GSM-7 cannot carry, in order of first appearance."""
-    return list(dict.fromkeys(_NON_GSM.findall(text)))
+    return list(dict.fromkeys(NON_GSM_RE.findall(text)))
 
 
 def extension_count(text: str) -> int:
     """How many characters of the text come from the extension table."""
-    return len(_EXT.findall(text))
+    return len(EXTENSION_RE.findall(text))
 
 
 def extension_positions(text: str) -> list[int]:
     """Indexes of the extension-table characters of the text."""
-    return [m.start() for m in _EXT.finditer(text)]
-
-
-def char_septets(ch: str) -> int:
-    """Septets one character takes: 1 (basic), 2 (extension: ESC + code)."""
-    if ch in BASIC_CODE:
-        return 1
-    if ch in EXTENSION_CHARS:
-        return 2
-    raise NotGsm7(f"character {ch!r} (U+{ord(ch):04X}) is not in the GSM-7 alphabet")
+    return [m.start() for m in EXTENSION_RE.finditer(text)]
 
 
 def septet_length(text: str) -> int:
@@ -121,7 +112,7 @@ def encode_septets(text: str, *, check: bool = True) -> bytes:
     bad = first_non_gsm(text) if check else None
     if bad is not None:
         raise NotGsm7(f"character {bad[1]!r} (U+{ord(bad[1]):04X}) at {bad[0]} is not in the GSM-7 alphabet")
-    return text.translate(_TO_SEPTETS).encode("latin-1")
+    return text.translate(TO_SEPTETS).encode("latin-1")
 
 
 def decode_septets(data: bytes) -> str:

@@ -326,8 +326,8 @@ class Tally:
 
 # ------------------------------------------------------------ fast counting
 
-_NON_GSM_SEARCH = gsm._NON_GSM.search
-_EXT_FINDALL = gsm._EXT.findall
+_NON_GSM_SEARCH = gsm.NON_GSM_RE.search
+_EXT_FINDALL = gsm.EXTENSION_RE.findall
 _ASTRAL_FINDALL = _ASTRAL.findall
 _LONE_SEARCH = _LONE_SURROGATE.search
 _UDH8 = PART_CAPACITY[Concat.udh8]
@@ -373,7 +373,7 @@ def _count_parts(text: str, enc: Encoding, cap: int) -> int:
     surrogate ends one unit earlier. Same greedy cut as `_bounds`.
     """
     if enc == GSM7:
-        units = text.translate(gsm._TO_SEPTETS)
+        units = text.translate(gsm.TO_SEPTETS)
         n = len(units)
         pos = parts = 0
         while pos < n:

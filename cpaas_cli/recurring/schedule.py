@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from cpaas_cli.billing.periods import _anchor, _midnight
+from cpaas_cli.billing.periods import day_in_month, local_midnight
 
 KINDS = ("setup", "usage")
 EVERY = ("month", "week")
@@ -109,10 +109,10 @@ def period_starts(rule: Rule) -> Iterator[datetime]:
         step_week = True
     else:
         y, m = d0.year, d0.month
-        d = _anchor(y, m, rule.start_day)
+        d = day_in_month(y, m, rule.start_day)
         step_week = False
     while True:
-        start = _midnight(rule.tz, d)
+        start = local_midnight(rule.tz, d)
         if rule.effective_till is not None and start >= rule.effective_till:
             return
         if start >= rule.effective_from:
@@ -121,7 +121,7 @@ def period_starts(rule: Rule) -> Iterator[datetime]:
             d = d + timedelta(days=7)
         else:
             y, m = (d.year + 1, 1) if d.month == 12 else (d.year, d.month + 1)
-            d = _anchor(y, m, rule.start_day)
+            d = day_in_month(y, m, rule.start_day)
 
 
 def due_at(rule: Rule, period_start: datetime) -> datetime:

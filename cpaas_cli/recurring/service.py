@@ -26,12 +26,13 @@ from sqlmodel import Session, col, select
 
 from cpaas_cli import clock
 from cpaas_cli.agreements import service as agreements
-from cpaas_cli.agreements.models import Agreement
 from cpaas_cli.billing import ledger
 from cpaas_cli.errors import InsufficientCredit, NotFound, Problem, require
+from cpaas_cli.models.agreements import Agreement
+from cpaas_cli.models.campaigns import SenderId
+from cpaas_cli.models.recurring import FeeRule, FeeRun
 from cpaas_cli.money import MoneyError, format_micros, to_micros
 from cpaas_cli.recurring import schedule
-from cpaas_cli.recurring.models import FeeRule, FeeRun
 from cpaas_cli.timeutil import TimeError, check_zone, iso
 
 
@@ -196,7 +197,6 @@ class Subject:
 def subject(session: Session, kind: str, ref: str) -> Subject | None:
     if kind != "sender_id" or not ref.isdigit():
         return None
-    from cpaas_cli.campaigns.models import SenderId
 
     sid = session.get(SenderId, int(ref))
     return Subject(sid.sender, sid.channel, sid.kind) if sid is not None else None
@@ -352,6 +352,6 @@ def run_job(engine) -> dict[str, Any]:
     """Scheduler job: charge the fees due by now."""
     from cpaas_cli.db.engine import session_scope
 
-    with session_scope(engine, actor="scheduler", command="fees run") as s:
+    with session_scope(engine, actor="scheduler", command="fee-rules run") as s:
         res = run(s)
     return {k: res[k] for k in ("charged", "retrying", "failed")}

@@ -58,7 +58,7 @@ def is_secret(table: str, column: str) -> bool:
 
 def visible_columns() -> dict[str, list[str]]:
     """Table -> the columns a report may read (every model module is imported first)."""
-    import cpaas_cli.models  # noqa: F401  (fills the metadata with every table)
+    import cpaas_cli.models.all  # noqa: F401  (fills the metadata with every table)
 
     out: dict[str, list[str]] = {}
     for name, table in sorted(metadata.tables.items()):
@@ -72,7 +72,7 @@ def visible_columns() -> dict[str, list[str]]:
 
 def secret_columns() -> list[tuple[str, str]]:
     """(table, column) of every secret column of the schema."""
-    import cpaas_cli.models  # noqa: F401
+    import cpaas_cli.models.all  # noqa: F401
 
     return [
         (name, c.name)

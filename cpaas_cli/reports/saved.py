@@ -29,8 +29,8 @@ from sqlmodel import Session
 
 from cpaas_cli.db.types import UTCDateTime
 from cpaas_cli.errors import Conflict, CpaasError, InvalidInput, NotFound, Problem
+from cpaas_cli.models.reports import CATEGORIES, PARAM_TYPES, SavedReport
 from cpaas_cli.reports import report_role, sandbox
-from cpaas_cli.reports.models import CATEGORIES, PARAM_TYPES, SavedReport
 from cpaas_cli.timeutil import TimeError, iso, parse_date, parse_time
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -53,17 +53,17 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from cpaas_cli import clock
-from cpaas_cli.agreements.models import Agreement
 from cpaas_cli.audit import service as audit
 from cpaas_cli.billing import ledger
-from cpaas_cli.billing.models import PackUsage, ScaleCounter
 from cpaas_cli.billing.periods import Period
 from cpaas_cli.charging.plans import Plans
 from cpaas_cli.db import locking
+from cpaas_cli.models.agreements import Agreement
+from cpaas_cli.models.billing import PackUsage, ScaleCounter
+from cpaas_cli.models.rerate import RerateTask, RerateUnit
 from cpaas_cli.money import format_micros
 from cpaas_cli.rating import engine as en
 from cpaas_cli.rerate import scope
-from cpaas_cli.rerate.models import RerateTask, RerateUnit
 from cpaas_cli.rerate.rows import (
     CHARGE_COLUMNS,
     DESC,

@@ -28,7 +28,7 @@ from cpaas_cli.catalog.vocab import sender_type_of
 from cpaas_cli.charging import events as charging_events
 from cpaas_cli.charging.rater import RESULT_COLUMNS
 from cpaas_cli.db import bulk
-from cpaas_cli.edr.models import FINAL_STATUSES, Edr
+from cpaas_cli.models.edr import FINAL_STATUSES, Edr
 from cpaas_cli.rating import engine as en
 
 EDR = Edr.__table__

@@ -12,12 +12,12 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from cpaas_cli.agreements import service as agreements
-from cpaas_cli.agreements.models import Agreement
 from cpaas_cli.billing.periods import Period, VersionTerms, period_containing
 from cpaas_cli.charging.plans import Plans
+from cpaas_cli.models.agreements import Agreement
+from cpaas_cli.models.rerate import RerateTask
 from cpaas_cli.rating import engine as en
 from cpaas_cli.rerate import units as un
-from cpaas_cli.rerate.models import RerateTask
 from cpaas_cli.rerate.rows import EDR, ELIGIBLE, R_ID, TRIGGER_FROM, Raw, event_of
 
 

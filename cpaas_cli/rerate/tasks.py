@@ -21,13 +21,13 @@ from sqlmodel import Session, col, select
 
 from cpaas_cli import clock
 from cpaas_cli.agreements import service as agreements
-from cpaas_cli.agreements.models import Agreement
 from cpaas_cli.db import locking
 from cpaas_cli.errors import Conflict, InvalidInput, NotFound
+from cpaas_cli.models.agreements import Agreement
+from cpaas_cli.models.rerate import RerateTask, RerateUnit
+from cpaas_cli.models.tenancy import Company
 from cpaas_cli.refs import by_ref
 from cpaas_cli.rerate import loop, scope
-from cpaas_cli.rerate.models import RerateTask, RerateUnit
-from cpaas_cli.tenancy.models import Company
 from cpaas_cli.timeutil import iso
 
 UNIT = RerateUnit.__table__

@@ -33,13 +33,12 @@ from sqlmodel import select
 from cpaas_cli import clock
 from cpaas_cli.campaigns import holds
 from cpaas_cli.campaigns import lifecycle as campaigns
-from cpaas_cli.campaigns.models import OutboundMessage as QueueRow
 from cpaas_cli.db.engine import get_engine, make_session
-from cpaas_cli.dispatch import aftercrash, receipt_match
-from cpaas_cli.dispatch import service as connections
+from cpaas_cli.dispatch import aftercrash, connections, receipt_match
 from cpaas_cli.dispatch import worker as wk
-from cpaas_cli.dispatch.models import VendorConnection
 from cpaas_cli.errors import CpaasError, Upstream
+from cpaas_cli.models.campaigns import OutboundMessage as QueueRow
+from cpaas_cli.models.dispatch import VendorConnection
 from cpaas_cli.scheduler.jobs import Job, all_jobs
 from cpaas_cli.secretbox import Keyring
 

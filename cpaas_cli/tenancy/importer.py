@@ -17,8 +17,8 @@ from cpaas_cli.audit.service import record
 from cpaas_cli.errors import InvalidInput, NotFound, Problem, require
 from cpaas_cli.imports.readers import read_rows
 from cpaas_cli.imports.values import parse_bool
+from cpaas_cli.models.tenancy import Company
 from cpaas_cli.tenancy import service as tenancy
-from cpaas_cli.tenancy.models import Company
 
 COLUMNS = {
     "name": "company name (required)",

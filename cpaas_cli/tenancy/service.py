@@ -1,5 +1,5 @@
-"""Tenancy: the company tree (owner → resellers → clients), legal entities,
-banks and bank accounts.
+"""Tenancy: the company tree (owner → resellers → clients) and legal entities
+(banks and bank accounts: ``tenancy/banks.py``).
 
 Services take a Session first, keyword-only arguments after it, and never
 commit: the command owns the transaction.
@@ -14,8 +14,9 @@ from sqlmodel import Session, col, func, or_, select
 
 from cpaas_cli.errors import Conflict, NotFound, Problem, require
 from cpaas_cli.geo import CountryError, check_country
+from cpaas_cli.models.agreements import Agreement
+from cpaas_cli.models.tenancy import Bank, BankAccount, Company, LegalEntity
 from cpaas_cli.refs import by_ref
-from cpaas_cli.tenancy.models import Bank, BankAccount, Company, LegalEntity
 from cpaas_cli.timeutil import iso
 
 DEFAULT_OWNER_NAME = "System owner"
@@ -66,7 +67,7 @@ def legal_entity(session: Session, ref: str | int, *, company_id: int | None = N
     return by_ref(session, LegalEntity, ref, what="legal entity", where=where)
 
 
-def _check_name(name: str | None, field: str, problems: list[Problem], row: int | None = None) -> None:
+def check_name(name: str | None, field: str, problems: list[Problem], row: int | None = None) -> None:
     if name is None or not name.strip():
         problems.append(Problem(field, "is required", row))
     elif len(name) > 200:
@@ -105,7 +106,7 @@ def create_company(
 ) -> Company:
     """Create a reseller or a client under the owner (default) or a reseller."""
     problems: list[Problem] = []
-    _check_name(name, "name", problems)
+    check_name(name, "name", problems)
     parent_row = company(session, parent) if parent is not None else require_owner(session)
     problems += validate_company_parent(session, kind=kind, parent=parent_row)
     if creator_of_resellers and kind != "reseller":
@@ -206,7 +207,7 @@ def update_company(
     if creator_of_resellers and new_kind != "reseller":
         problems.append(Problem("creator_of_resellers", "only a reseller can create resellers"))
     if name is not None:
-        _check_name(name, "name", problems)
+        check_name(name, "name", problems)
     own_le = None
     if own_legal_entity is not None and new_parent is not None:
         own_le = seller_legal_entity(session, new_parent, own_legal_entity, problems)
@@ -254,7 +255,6 @@ def delete_company(session: Session, row: Company) -> dict[str, int]:
     Refused when it is the owner, has companies under it, has agreements or
     anything else refers to it (contacts, sender IDs, campaigns…: named).
     """
-    from cpaas_cli.agreements.models import Agreement
 
     if row.kind == "owner":
         raise Conflict("the system owner cannot be deleted")
@@ -390,7 +390,7 @@ def validate_legal_entity(
     data: LegalEntityInput, *, company_kind: str, row: int | None = None, prefix: str = ""
 ) -> list[Problem]:
     problems: list[Problem] = []
-    _check_name(data.name, f"{prefix}name", problems, row)
+    check_name(data.name, f"{prefix}name", problems, row)
     if not (data.legal_name or "").strip():
         problems.append(Problem(f"{prefix}legal_name", "is required", row))
     try:
@@ -474,7 +474,6 @@ def update_legal_entity(session: Session, row: LegalEntity, changes: dict[str, A
 
 
 def _ensure_le_unused(session: Session, row: LegalEntity, ignore_company_id: int | None = None) -> None:
-    from cpaas_cli.agreements.models import Agreement
 
     uses = list(
         session.exec(
@@ -519,161 +518,4 @@ def legal_entity_dict(session: Session, row: LegalEntity) -> dict[str, Any]:
         "is_default": row.is_default,
         "created_at": iso(row.created_at),
         "updated_at": iso(row.updated_at),
-    }
-
-
-# ------------------------------------------------------- banks and accounts
-
-
-def add_bank(
-    session: Session,
-    *,
-    name: str,
-    country: str,
-    address: str,
-    owner_ref: str | int | None = None,
-    description: str | None = None,
-    swift: str | None = None,
-    branch_code: str | None = None,
-    bank_code: str | None = None,
-) -> Bank:
-    problems: list[Problem] = []
-    _check_name(name, "name", problems)
-    try:
-        country = check_country(country)
-    except CountryError as exc:
-        problems.append(Problem("country", str(exc)))
-    if not (address or "").strip():
-        problems.append(Problem("address", "is required"))
-    if swift and not (len(swift) in (8, 11) and swift.isalnum()):
-        problems.append(Problem("swift", f"a SWIFT/BIC code has 8 or 11 letters and digits, got {swift!r}"))
-    owner = company(session, owner_ref) if owner_ref is not None else require_owner(session)
-    if owner.kind == "client":
-        problems.append(Problem("owner", "banks are kept by the owner or a reseller, not by a client"))
-    require(problems)
-    if session.exec(select(Bank.id).where(Bank.owner_company_id == owner.id, Bank.name == name.strip())).first():
-        raise Conflict(f"{owner.name!r} already has a bank named {name!r}")
-    row = Bank(
-        owner_company_id=owner.id,
-        name=name.strip(),
-        country=country,
-        address=address.strip(),
-        description=description,
-        swift=swift.upper() if swift else None,
-        branch_code=branch_code,
-        bank_code=bank_code,
-    )
-    session.add(row)
-    session.flush()
-    return row
-
-
-def visible_banks(session: Session, company_row: Company) -> list[Bank]:
-    """Banks a company may use: those kept by itself and by the companies above it."""
-    ids = [company_row.id] + [a.id for a in ancestors(session, company_row)]
-    return list(session.exec(select(Bank).where(col(Bank.owner_company_id).in_(ids)).order_by(Bank.id)))
-
-
-def list_banks(session: Session, *, owner_ref: str | int | None = None) -> list[Bank]:
-    q = select(Bank)
-    if owner_ref is not None:
-        q = q.where(Bank.owner_company_id == company(session, owner_ref).id)
-    return list(session.exec(q.order_by(Bank.id)))
-
-
-def bank_dict(session: Session, row: Bank) -> dict[str, Any]:
-    owner = session.get(Company, row.owner_company_id)
-    return {
-        "id": row.id,
-        "name": row.name,
-        "owner_company_id": row.owner_company_id,
-        "owner": owner.name if owner else None,
-        "country": row.country,
-        "address": row.address,
-        "swift": row.swift,
-        "branch_code": row.branch_code,
-        "bank_code": row.bank_code,
-        "description": row.description,
-    }
-
-
-def add_bank_account(
-    session: Session,
-    *,
-    company_ref: str | int,
-    legal_entity_ref: str | int | None,
-    bank_ref: str | int,
-    name: str,
-    account_holder: str,
-    account_number: str,
-) -> BankAccount:
-    owner = company(session, company_ref)
-    problems: list[Problem] = []
-    _check_name(name, "name", problems)
-    if not (account_holder or "").strip():
-        problems.append(Problem("account_holder", "is required"))
-    if not (account_number or "").strip():
-        problems.append(Problem("account_number", "is required"))
-    le = None
-    if legal_entity_ref is None:
-        le = default_legal_entity(session, owner.id)
-        if le is None:
-            problems.append(Problem("legal_entity", f"{owner.name!r} has no default legal entity; name one"))
-    else:
-        try:
-            le = legal_entity(session, legal_entity_ref, company_id=owner.id)
-        except NotFound:
-            problems.append(Problem("legal_entity", f"{owner.name!r} has no legal entity {legal_entity_ref!r}"))
-    banks = visible_banks(session, owner)
-    text = str(bank_ref).strip()
-    matches = [b for b in banks if str(b.id) == text.lstrip("#") or b.name == text]
-    if not matches:
-        problems.append(Problem("bank", f"no bank {text!r} kept by {owner.name!r} or the companies above it"))
-    elif len(matches) > 1:
-        problems.append(Problem("bank", f"bank {text!r} is ambiguous; give its id"))
-    require(problems)
-    assert le is not None
-    if session.exec(
-        select(BankAccount.id).where(BankAccount.legal_entity_id == le.id, BankAccount.name == name.strip())
-    ).first():
-        raise Conflict(f"legal entity {le.name!r} already has a bank account named {name!r}")
-    row = BankAccount(
-        company_id=owner.id,
-        legal_entity_id=le.id,
-        bank_id=matches[0].id,
-        name=name.strip(),
-        account_holder=account_holder.strip(),
-        account_number=account_number.strip(),
-    )
-    session.add(row)
-    session.flush()
-    return row
-
-
-def list_bank_accounts(session: Session, *, company_ref: str | int | None = None) -> list[BankAccount]:
-    q = select(BankAccount)
-    if company_ref is not None:
-        q = q.where(BankAccount.company_id == company(session, company_ref).id)
-    return list(session.exec(q.order_by(BankAccount.id)))
-
-
-def bank_account(session: Session, ref: str | int, *, company_id: int) -> BankAccount:
-    return by_ref(session, BankAccount, ref, what="bank account", where=[BankAccount.company_id == company_id])
-
-
-def bank_account_dict(session: Session, row: BankAccount) -> dict[str, Any]:
-    owner = session.get(Company, row.company_id)
-    le = session.get(LegalEntity, row.legal_entity_id)
-    bank = session.get(Bank, row.bank_id)
-    return {
-        "id": row.id,
-        "name": row.name,
-        "company_id": row.company_id,
-        "company": owner.name if owner else None,
-        "legal_entity_id": row.legal_entity_id,
-        "legal_entity": le.name if le else None,
-        "bank_id": row.bank_id,
-        "bank": bank.name if bank else None,
-        "account_holder": row.account_holder,
-        "account_number": row.account_number,
     }

@@ -20,7 +20,7 @@ def blockers(session: Session, company_id: int, *, handled: set[str]) -> list[st
     """``"contacts (3)"``-style phrases for each table (other than those in
     ``handled``, which the caller deletes or checks itself) whose rows refer to
     the company; an empty list when nothing does."""
-    import cpaas_cli.models  # noqa: F401  (every table in the metadata)
+    import cpaas_cli.models.all  # noqa: F401  (every table in the metadata)
     from cpaas_cli.db.base import metadata
 
     found: list[str] = []

@@ -15,9 +15,9 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from cpaas_cli.contacts.models import JSONType
 from cpaas_cli.db.base import Timestamped, utc_field
 from cpaas_cli.db.types import BigIntPK
+from cpaas_cli.models.contacts import JSONType
 
 CHANNELS = ("sms", "viber", "whatsapp", "rcs", "wechat", "email", "telegram", "push", "tts", "voice")
 SENDER_KINDS = ("alphanumeric", "short_code", "long_code")
@@ -144,6 +144,9 @@ sa.Index("ix_campaign_recipient_campaign", CampaignRecipient.__table__.c.campaig
 
 
 class OutboundMessage(SQLModel, table=True):
+    """A row of the send queue (one message of a campaign and its state); what
+    goes to a vendor is a ``dispatch.gateway.WireMessage`` built from it."""
+
     __tablename__ = "outbound_message"
     __table_args__ = (sa.CheckConstraint(_in("state", QUEUE_STATES), name="state"),)
 

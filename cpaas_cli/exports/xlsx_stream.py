@@ -21,8 +21,8 @@ cells (money, counts). No shared strings, formulas, fonts or column widths; a
 text starting with "=" is text, not a formula.
 Other values become text: a list its items joined by commas and a dict its
 JSON (as ``RowWriter`` always wrote them), a date or time its ISO form (no
-exporter passes one: they format times themselves). openpyxl stays for
-everything else (reading files).
+exporter passes one: they format times themselves). Files are read with
+calamine (``imports/xlsx_read.py``); openpyxl is only a test dependency.
 
 Text is escaped for XML; carriage returns are written as ``&#13;`` so they
 survive XML's line-end normalisation; the control characters XML 1.0 cannot

@@ -1,4 +1,8 @@
-"""`cpaas fees …`: recurring and one-time fee rules (e.g. sender ID fees) and the fee run."""
+"""`cpaas fee-rules …`: recurring and one-time fee rules (e.g. sender ID fees) and the fee run.
+
+The group was `cpaas fees` (with the rules under `fees rule`), one letter from
+`cpaas fee` (one-off additional fees): ``legacy_app`` keeps that spelling for a
+release, hidden, with a deprecation warning on stderr."""
 
 from __future__ import annotations
 
@@ -8,11 +12,10 @@ from typing import Annotated
 import typer
 
 from cpaas_cli.cli.context import OutputOpt, emit, say, session, when
+from cpaas_cli.cli.options import TzOpt
 from cpaas_cli.recurring import service as fees
 
 app = typer.Typer(no_args_is_help=True)
-rule_app = typer.Typer(no_args_is_help=True)
-app.add_typer(rule_app, name="rule", help="Fee rules: what is charged, how often, with which retries.")
 
 RULE_COLUMNS = ["id", "agreement", "subject_kind", "subject_ref", "kind", "every", "start_day", "amount",
                 "effective_from", "effective_till"]  # fmt: skip
@@ -39,7 +42,7 @@ class Every(str, Enum):
     week = "week"
 
 
-@rule_app.command("add")
+@app.command("add")
 def rule_add(
     ctx: typer.Context,
     agreement: Annotated[str, typer.Option("--agreement", help="Agreement code or id that pays the fee.")],
@@ -53,7 +56,7 @@ def rule_add(
     days_before: Annotated[int, typer.Option("--days-before", help="Charge N days before the period starts.")] = 0,
     retry_hours: Annotated[int, typer.Option("--retry-hours", help="On insufficient funds, retry every H hours.")] = 1,
     max_retries: Annotated[int, typer.Option("--max-retries", help="At most M retries, then the period fails.")] = 0,
-    tz: Annotated[str, typer.Option("--tz", help="IANA zone of the periods and of --from/--till.")] = "UTC",
+    tz: TzOpt = "UTC",
     description: Annotated[str | None, typer.Option("--description")] = None,
     amount: Annotated[str | None, typer.Option("--amount", help="Fee amount in the agreement currency.")] = None,
     output: OutputOpt = None,
@@ -81,7 +84,7 @@ def rule_add(
     emit(ctx, data, output=output)
 
 
-@rule_app.command("list")
+@app.command("list")
 def rule_list(
     ctx: typer.Context,
     agreement: Annotated[str | None, typer.Option("--agreement")] = None,
@@ -95,7 +98,7 @@ def rule_list(
     emit(ctx, data, output=output, columns=RULE_COLUMNS)
 
 
-@rule_app.command("end")
+@app.command("end")
 def rule_end(
     ctx: typer.Context,
     rule_id: Annotated[int, typer.Argument(help="Fee rule id.")],
@@ -133,3 +136,25 @@ def runs(
     with session(ctx) as s:
         data = fees.list_runs(s, rule_id=rule_id, status=status)
     emit(ctx, data, output=output)
+
+
+# ---------------------------------------------------------------- the old spelling
+
+LEGACY_WARNING = (
+    "warning: `cpaas fees` is deprecated and will be removed; use `cpaas fee-rules` "
+    "(`fees rule add|list|end` is `fee-rules add|list|end`, `fees run|runs` is `fee-rules run|runs`)"
+)
+
+legacy_app = typer.Typer(no_args_is_help=True)
+_legacy_rules = typer.Typer(no_args_is_help=True)
+legacy_app.add_typer(_legacy_rules, name="rule", help="Fee rules: what is charged, how often, with which retries.")
+_legacy_rules.command("add")(rule_add)
+_legacy_rules.command("list")(rule_list)
+_legacy_rules.command("end")(rule_end)
+legacy_app.command("run")(run)
+legacy_app.command("runs")(runs)
+
+
+@legacy_app.callback()
+def _deprecated(ctx: typer.Context) -> None:
+    say(ctx, LEGACY_WARNING)

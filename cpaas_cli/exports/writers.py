@@ -27,7 +27,7 @@ from typing import IO, Any
 
 from cpaas_cli import files
 from cpaas_cli.errors import InvalidInput
-from cpaas_cli.imports.xlsx_stream import XlsxStreamWriter
+from cpaas_cli.exports.xlsx_stream import XlsxStreamWriter
 
 FORMATS = ("csv", "tsv", "xlsx", "jsonl")
 # Rows per XLSX sheet, header included (Excel's limit).

@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Any
 import phonenumbers
 from sqlmodel import Session, col, select
 
-from cpaas_cli.dispatch.models import (
+from cpaas_cli.dispatch.receipts import StatusMap, parse_id_formats
+from cpaas_cli.errors import Conflict, InvalidInput, Problem, require
+from cpaas_cli.models.dispatch import (
     AFTER_CRASH,
     BIND_MODES,
     CONCATS,
@@ -27,8 +29,6 @@ from cpaas_cli.dispatch.models import (
     MULTIPART_FINAL,
     VendorConnection,
 )
-from cpaas_cli.dispatch.receipts import StatusMap, parse_id_formats
-from cpaas_cli.errors import Conflict, InvalidInput, Problem, require
 from cpaas_cli.refs import by_ref
 from cpaas_cli.secretbox import HINT as KEY_HINT
 from cpaas_cli.timeutil import iso

@@ -1,11 +1,12 @@
-"""Every table model, imported so that the metadata is complete (Alembic, tests)."""
+"""Every table model, imported so that the metadata is complete (Alembic, the report sandbox, tests)."""
 
-from cpaas_cli.agreements.models import Agreement, AgreementVersion
-from cpaas_cli.audit.models import AuditLog
-from cpaas_cli.billing.models import AgreementBalance, Charge, PackUsage, Payment, ScaleCounter
-from cpaas_cli.campaigns.models import Campaign, CampaignRecipient, MessageTemplate, OutboundMessage, SenderId
-from cpaas_cli.catalog.models import EnabledService, RateImport, RateNode, Service, ServiceScope
-from cpaas_cli.contacts.models import (
+from cpaas_cli.db.base import metadata
+from cpaas_cli.models.agreements import Agreement, AgreementVersion
+from cpaas_cli.models.audit import AuditLog
+from cpaas_cli.models.billing import AgreementBalance, Charge, PackUsage, Payment, ScaleCounter
+from cpaas_cli.models.campaigns import Campaign, CampaignRecipient, MessageTemplate, OutboundMessage, SenderId
+from cpaas_cli.models.catalog import EnabledService, RateImport, RateNode, Service, ServiceScope
+from cpaas_cli.models.contacts import (
     Contact,
     ContactField,
     ContactGroup,
@@ -13,10 +14,9 @@ from cpaas_cli.contacts.models import (
     ContactImport,
     StopListEntry,
 )
-from cpaas_cli.db.base import metadata
-from cpaas_cli.dispatch.models import InboundMessage, VendorConnection
-from cpaas_cli.edr.models import Edr, EdrExportTask
-from cpaas_cli.identity.models import (
+from cpaas_cli.models.dispatch import InboundMessage, VendorConnection
+from cpaas_cli.models.edr import Edr, EdrExportTask
+from cpaas_cli.models.identity import (
     ApiKey,
     AppUser,
     CompanySecurity,
@@ -28,11 +28,11 @@ from cpaas_cli.identity.models import (
     UserRole,
     UserToken,
 )
-from cpaas_cli.invoices.models import Invoice, InvoiceCharge, InvoiceCounter, InvoiceLine
-from cpaas_cli.recurring.models import FeeRule, FeeRun
-from cpaas_cli.reports.models import SavedReport
-from cpaas_cli.rerate.models import RerateTask, RerateUnit
-from cpaas_cli.tenancy.models import Bank, BankAccount, Company, LegalEntity
+from cpaas_cli.models.invoices import Invoice, InvoiceCharge, InvoiceCounter, InvoiceLine
+from cpaas_cli.models.recurring import FeeRule, FeeRun
+from cpaas_cli.models.reports import SavedReport
+from cpaas_cli.models.rerate import RerateTask, RerateUnit
+from cpaas_cli.models.tenancy import Bank, BankAccount, Company, LegalEntity
 
 __all__ = [
     "Agreement",

@@ -1,0 +1,33 @@
+"""Options that many commands share, each defined once (as pip-tools'
+``scripts/options.py`` does), so a flag means the same thing and says so in
+the same words wherever it appears.
+
+Use them as annotations: ``tz: TzOpt = "UTC"``, ``company: CompanyOpt``
+(required) or ``company: CompanyFilterOpt = None`` (optional: a filter).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+_COMPANY = typer.Option(
+    "--company",
+    "-c",
+    help="Company, by name or id (on a list or a report: only this company's rows).",
+)
+
+CompanyOpt = Annotated[str, _COMPANY]
+CompanyFilterOpt = Annotated[str | None, _COMPANY]
+
+TzOpt = Annotated[
+    str,
+    typer.Option(
+        "--tz",
+        help=(
+            "IANA time zone, e.g. Europe/Madrid: times given without an offset are read in it, "
+            "and the local days, periods and written times of the command follow it."
+        ),
+    ),
+]
