@@ -125,6 +125,24 @@ def render(data: dict[str, Any] | list[dict[str, Any]], fmt: Fmt, *, columns: li
     _table(data, rows, columns, wide=fmt is Fmt.wide)
 
 
+def _is_rows(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and isinstance(value[0], dict)
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A show result with its nested objects that hold rows opened up: their
+    fields as ``outer.field``, so the rows inside become sub-tables too
+    (a rerate task's report: per agreement, per destination)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and any(_is_rows(v) for v in value.values()):
+            out.update(_flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
 def _table(data: dict[str, Any] | list[dict[str, Any]], rows: list[dict[str, Any]], columns, *, wide: bool) -> None:
     """A list as one table; an object as its fields, then each nested list of objects as a sub-table."""
     from rich.console import Console  # only tables need rich
@@ -146,7 +164,8 @@ def _table(data: dict[str, Any] | list[dict[str, Any]], rows: list[dict[str, Any
         return Console(file=out, width=need, soft_wrap=False, highlight=False)
 
     if isinstance(data, dict):
-        nested = {k: v for k, v in data.items() if isinstance(v, list) and v and isinstance(v[0], dict)}
+        data = _flatten(data)
+        nested = {k: v for k, v in data.items() if _is_rows(v)}
         fields = Table(show_header=False, box=None, pad_edge=False)
         fields.add_column("field", style="bold", no_wrap=True)
         fields.add_column("value", overflow="fold")

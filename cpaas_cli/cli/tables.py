@@ -3,6 +3,7 @@
 How a list is fitted to the width (``COLUMNS``, else the terminal's, else 240
 columns when stdout is not a terminal):
 
+- A column of numbers (counts, money) is aligned right.
 - A column whose every value is a number, a time, a phone number, an id or a
   code (digits with ``. , : - + / T Z`` and spaces) is *fixed*: always shown
   whole, never cut or wrapped (a cut number reads as another number).
@@ -30,6 +31,7 @@ from typing import Any
 
 # Characters of a value that must never be cut: numbers, money, dates, times, phones, MCCMNC, ids.
 _FIXED = re.compile(r"[+\-]?[0-9][0-9.,:/ TZ+\-]*")
+_NUMBER = re.compile(r"[+\-]?[0-9][0-9,]*(\.[0-9]+)?")
 _TEXT_FLOOR = 8
 _PIPED_WIDTH = 240
 
@@ -108,9 +110,13 @@ def build_table(
         shown = len(cols)
     else:
         widths, shown = plan_widths(header, texts, fixed, width)
+    numeric = [
+        any(t[i] for t in texts) and all(not t[i] or _NUMBER.fullmatch(t[i]) for t in texts) for i in range(len(cols))
+    ]
     table = Table(show_lines=False)
     for i in range(shown):
-        table.add_column(Text(header[i]), width=widths[i], no_wrap=True, overflow="ellipsis")
+        justify = "right" if numeric[i] else "left"
+        table.add_column(Text(header[i]), width=widths[i], no_wrap=True, overflow="ellipsis", justify=justify)
     for t in texts:
         table.add_row(*[Text(t[i]) for i in range(shown)])
     return table, list(cols[shown:])
