@@ -112,3 +112,48 @@ def test_numbers_are_never_cut_even_when_nothing_else_fits(monkeypatch, capsys):
     assert "21401" in got.out and "0.012345" in got.out
     assert max(len(line) for line in got.out.splitlines()) <= 40
     assert got.err == "(hidden to fit 40 columns: at, note; use -o wide or --columns)\n"
+
+
+ES_ONLY = """service: SMS service
+tree:
+  sms:
+    depends_on: resource
+    children:
+      sms_message:
+        depends_on: direction
+        billing_rule: submitted
+        quantity_rule: segments
+        children:
+          mt:
+            depends_on: country
+            children:
+              ES: {label: Spain, price: "0.04"}
+"""
+
+
+def test_campaign_send_refuses_unpriced_messages_unless_allowed(cli, db_url, tmp_path):
+    from tests.test_campaigns import ES1, FR1, queue
+
+    owner_le(cli)
+    client(cli)
+    cli.json("agreement", "create", "AG-1", "--company", "Client A", "--currency", "EUR", "--from", "2026-01-01")
+    cli.json("service", "create", "SMS service", "--type", "payg", "--currency", "EUR")
+    cli.json("service", "scope", "add", "SMS service", "--from", "2026-01-01")
+    tree = tmp_path / "tree.yaml"
+    tree.write_text(ES_ONLY)
+    cli("service", "tree", "apply", "SMS service", str(tree))
+    cli.json("agreement", "enable", "SMS service", "--agreement", "AG-1", "--from", "2026-01-01")
+    cli.json("sender", "add", "ACME", "--company", "Client A", "--agreement", "AG-1", "--active")
+    args = ["campaign", "create", "--company", "Client A", "--sender", "ACME", "--to", ES1, "--to", FR1]
+    c = cli.json(*args, "--text", "x")["id"]
+    e = cli.json("campaign", "estimate", str(c))
+    assert e["unpriced_messages"] == 1
+    shown = cli("campaign", "estimate", str(c), env={"COLUMNS": "120"}).stdout
+    assert "\ncountries (2):\n" in shown and "see -o json" not in shown  # per country, as a sub-table
+    run = cli("campaign", "send", str(c), "-o", "json", expect=5)
+    assert "1 message has no price: FR" in run.stderr and "--allow-unpriced" in run.stderr
+    assert cli.json("campaign", "show", str(c))["state"] == "draft" and queue(db_url, c) == []
+    sent = cli("campaign", "send", str(c), "--allow-unpriced", "-o", "json")
+    assert sent.json["state"] not in ("draft", "failed")
+    assert "1 message has no price: FR" in sent.stderr and "sent anyway" in sent.stderr
+    assert len(queue(db_url, c)) == 2

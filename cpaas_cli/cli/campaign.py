@@ -8,6 +8,7 @@ import typer
 
 from cpaas_cli.campaigns import drafts, lifecycle, materialise, recipients, views
 from cpaas_cli.campaigns import estimate as pricing
+from cpaas_cli.campaigns import senders as campaign_senders
 from cpaas_cli.campaigns import templates as saved
 from cpaas_cli.cli.context import OutputOpt, confirm, emit, say, session
 from cpaas_cli.cli.options import CompanyFilterOpt, CompanyOpt, TzOpt
@@ -178,6 +179,9 @@ def send(
     """
     with session(ctx) as s:
         row = views.get(s, campaign)
+        # what refuses a send whatever the prices, first (the state, a channel without a gateway)
+        lifecycle.check_action(row, "send")
+        campaign_senders.require_gateway(row.channel)
         unpriced = pricing.unpriced_summary(pricing.estimate(s, row))
         if unpriced and not allow_unpriced:
             raise Conflict(f"campaign #{row.id}: {unpriced}; add the rates, or give --allow-unpriced")
