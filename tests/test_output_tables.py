@@ -5,6 +5,8 @@ named on stderr (issue 25, item 4)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from cpaas_cli.cli.output import Fmt, render
@@ -157,3 +159,29 @@ def test_campaign_send_refuses_unpriced_messages_unless_allowed(cli, db_url, tmp
     assert sent.json["state"] not in ("draft", "failed")
     assert "1 message has no price: FR" in sent.stderr and "sent anyway" in sent.stderr
     assert len(queue(db_url, c)) == 2
+
+
+def test_columns_and_fitting_in_a_fresh_process(tmp_path):
+    """--columns is added to every command with -o when its group loads (cli/app.py → cli/context.py):
+    a new interpreter, nothing imported yet, gets it; a table there fits COLUMNS."""
+    import os
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+
+    def fresh(*args: str, columns: str = "80") -> subprocess.CompletedProcess:
+        env = {**os.environ, "COLUMNS": columns, "CPAAS_DATABASE_URL": url}
+        return subprocess.run([sys.executable, "-m", "cpaas_cli", *args], capture_output=True, text=True, env=env)
+
+    assert (
+        fresh("init", "--owner", "Owner with a name far too long for the narrow column", "-o", "json").returncode == 0
+    )
+    run = fresh("tenant", "list", "--columns", "name,id", "-o", "json")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == [{"name": "Owner with a name far too long for the narrow column", "id": 1}]
+    table = fresh("tenant", "list", "-o", "table", columns="60")
+    assert table.returncode == 0 and max(len(line) for line in table.stdout.splitlines()) <= 60
+    assert fresh("tenant", "list", "--columns", "nope").returncode == 4
+    helped = fresh("edr", "list", "--help", columns="200")
+    assert "--columns" in helped.stdout and "wide" in helped.stdout
