@@ -80,7 +80,7 @@ def test_insert_and_update_store_what_core_stores(session, n):
 
 
 def test_reserve_ids_and_stored(session):
-    from cpaas_cli.edr.models import Edr
+    from cpaas_cli.models.edr import Edr
 
     s = session
     md, (fast, _plain) = _tables()
