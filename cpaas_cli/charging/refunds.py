@@ -57,7 +57,7 @@ from cpaas_cli.rating import engine as en
 
 EDR = Edr.__table__
 CHG = ledger.CHG
-CNT = ScaleCounter.__table__
+SCALE_COUNTERS = ScaleCounter.__table__
 PCK = PackUsage.__table__
 REFUND = "refund"
 
@@ -229,7 +229,7 @@ def _reprice(
     key = first.counter_key
     if key is not None:
         if before is None:  # no charge row (a monetary pack paid): where the counter stands, less these units
-            now_at = session.execute(_counter(ag_id, key, sa.select(CNT.c.quantity))).scalar() or 0
+            now_at = session.execute(_counter(ag_id, key, sa.select(SCALE_COUNTERS.c.quantity))).scalar() or 0
             before = max(0, now_at - r["quantity"])
         state.counters[key] = before
     d = en.rate(event_of({**r, "segments": sent}), plan, state)
@@ -248,15 +248,18 @@ def _reprice(
 def _counter(ag_id: int, key: tuple, stmt: Any) -> Any:
     node, group, period = key
     return stmt.where(
-        CNT.c.agreement_id == ag_id, CNT.c.node_key == node, CNT.c.group_value == group, CNT.c.period_start == period
+        SCALE_COUNTERS.c.agreement_id == ag_id,
+        SCALE_COUNTERS.c.node_key == node,
+        SCALE_COUNTERS.c.group_value == group,
+        SCALE_COUNTERS.c.period_start == period,
     )
 
 
 def _counter_back(session: Session, ag_id: int, key: tuple, units: int) -> None:
     """Take ``units`` off a scale counter (not below 0)."""
     session.execute(
-        _counter(ag_id, key, sa.update(CNT)).values(
-            quantity=sa.case((CNT.c.quantity >= units, CNT.c.quantity - units), else_=0)
+        _counter(ag_id, key, sa.update(SCALE_COUNTERS)).values(
+            quantity=sa.case((SCALE_COUNTERS.c.quantity >= units, SCALE_COUNTERS.c.quantity - units), else_=0)
         )
     )
 

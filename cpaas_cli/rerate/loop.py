@@ -79,7 +79,7 @@ from cpaas_cli.rerate.rows import (
 )
 from cpaas_cli.timeutil import iso
 
-CNT = ScaleCounter.__table__
+SCALE_COUNTERS = ScaleCounter.__table__
 PCK = PackUsage.__table__
 UNIT = RerateUnit.__table__
 CHUNK = 50_000  # EDRs read (and written) per round trip; a unit is one transaction
@@ -379,9 +379,12 @@ def rerate_unit(
     # Counters of later periods are read, not rewritten: they serve an EDR charged
     # more than STRADDLE_LAG after it was prepared, which stays in this unit.
     for node, grp, start, qty in session.execute(
-        sa.select(CNT.c.node_key, CNT.c.group_value, CNT.c.period_start, CNT.c.quantity).where(
-            CNT.c.agreement_id == ag.id, CNT.c.period_start > p.start
-        )
+        sa.select(
+            SCALE_COUNTERS.c.node_key,
+            SCALE_COUNTERS.c.group_value,
+            SCALE_COUNTERS.c.period_start,
+            SCALE_COUNTERS.c.quantity,
+        ).where(SCALE_COUNTERS.c.agreement_id == ag.id, SCALE_COUNTERS.c.period_start > p.start)
     ):
         u.st.counters[(node, grp, start)] = qty
     if incoming:
@@ -426,14 +429,18 @@ def rerate_unit(
     rep.state_changes_of(session, u.state_changed, u.changes)
     rep.merge(ag.code, u.dest)
     if write and plan is not None:
-        session.execute(sa.delete(CNT).where(CNT.c.agreement_id == ag.id, CNT.c.period_start == p.start))
+        session.execute(
+            sa.delete(SCALE_COUNTERS).where(
+                SCALE_COUNTERS.c.agreement_id == ag.id, SCALE_COUNTERS.c.period_start == p.start
+            )
+        )
         new_counters = [
             {"agreement_id": ag.id, "node_key": k[0], "group_value": k[1], "period_start": k[2], "quantity": q}
             for k, q in u.st.counters.items()
             if k[2] == p.start and q
         ]
         if new_counters:
-            session.execute(sa.insert(CNT), new_counters)
+            session.execute(sa.insert(SCALE_COUNTERS), new_counters)
         for pid in pack_ids:
             used = u.st.pack_used.get(pid, 0)
             if session.execute(sa.update(PCK).where(PCK.c.enabled_service_id == pid).values(used=used)).rowcount == 0:
