@@ -113,6 +113,22 @@ class BulkWriter:
         value there is stored already are left out and not counted."""
         raise NotImplementedError
 
+    def insert_values(self, table: str, names: Sequence[str], rows: list[tuple]) -> None:
+        """INSERT value tuples already in the driver's form (times as the dialect
+        stores them), straight through the DBAPI cursor: for hot loops that build
+        their own rows (rerate). COPY on PostgreSQL, multi-row VALUES on SQLite."""
+        raise NotImplementedError
+
+    def execute_many(self, sql: str, rows: list[tuple]) -> None:
+        """One statement with ``?`` placeholders run for every row (DBAPI executemany)."""
+        raise NotImplementedError
+
+    def update_values(self, table: str, names: Sequence[str], rows: list[tuple]) -> None:
+        """UPDATE ``table`` by id from ``(*names, id)`` tuples in the driver's form:
+        into a staging table without statistics, then one UPDATE … FROM that
+        probes ``table``'s primary key once per staged row."""
+        raise NotImplementedError
+
     def insert_rows(self, table: sa.Table, rows: list[dict[str, Any]]) -> None:
         """INSERT row dicts (every one with the same keys) through ``insert``."""
         if not rows:

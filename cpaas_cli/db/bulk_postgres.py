@@ -53,6 +53,50 @@ class PostgresWriter(BulkWriter):
             tuple(before),
         )
 
+    def insert_values(self, table: str, names: Sequence[str], rows: list[tuple]) -> None:
+        if not rows:
+            return
+        text = copy_text([list(c) for c in zip(*rows, strict=True)])
+        cur = self.session.connection().connection.cursor()
+        try:
+            with cur.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN") as cp:
+                if text is not None:
+                    cp.write(text)  # built column by column: far less time holding the GIL
+                else:
+                    for r in rows:
+                        cp.write_row(r)
+        finally:
+            cur.close()
+
+    def update_values(self, table: str, names: Sequence[str], rows: list[tuple]) -> None:
+        """The staging table has no index and no statistics and is emptied with
+        TRUNCATE; with hash and merge joins off the only plan is the target's
+        primary key probed per staged row (a hashed chunk would scan the whole
+        table: 0.35 s per chunk at 1M EDRs, ten times that at 10M)."""
+        if not rows:
+            return
+        staged = f"{table}_staged"
+        conn = self.session.connection()
+        conn.exec_driver_sql(
+            f"CREATE TEMP TABLE IF NOT EXISTS {staged} ON COMMIT DROP AS"
+            f" SELECT {', '.join(names)}, id FROM {table} WITH NO DATA"
+        )
+        conn.exec_driver_sql(f"TRUNCATE {staged}")
+        self.insert_values(staged, (*names, "id"), rows)
+        with self._keyed_join():
+            conn.exec_driver_sql(
+                f"UPDATE {table} SET {', '.join(f'{c} = t.{c}' for c in names)} FROM {staged} t WHERE {table}.id = t.id"
+            )
+
+    def execute_many(self, sql: str, rows: list[tuple]) -> None:
+        if not rows:
+            return
+        cur = self.session.connection().connection.cursor()
+        try:
+            cur.executemany(sql.replace("?", "%s"), rows)
+        finally:
+            cur.close()
+
     def stored(self, table: sa.Table, column: str, values: Sequence[Any]) -> set[Any]:
         conn = self.session.connection()
         q = f"SELECT {column} FROM {table.name} WHERE {column} = ANY(%s)"

@@ -15,7 +15,6 @@ packs them into tuples (one C-level itemgetter of slices, _PACK, in Raw.rows).
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -90,11 +89,11 @@ class Raw:
 
     def __init__(self, session: Session):
         self.conn = session.connection().connection
+        self.writer = bulk.writer(session)
         self.pg = session.get_bind().dialect.name == "postgresql"
         self.parse = _parse_pg if self.pg else _parse_sqlite
         self.param: Callable[[datetime | None], Any] = (lambda v: v) if self.pg else bulk.sqlite_time
         self.select = _SELECT.replace("<key>", self._array(KEY)).replace("<desc>", self._array(DESC))
-        self._join_settings: tuple[str, str] | None = None
 
     def _array(self, columns: Sequence[str]) -> str:
         cols = ", ".join(f"e.{c}" for c in columns)
@@ -117,122 +116,20 @@ class Raw:
         finally:
             cur.close()
 
+    # Writes go through the one bulk writer (db/bulk.py), with rows already in
+    # the driver's form.
+
     def many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        if not rows:
-            return
-        cur = self.conn.cursor()
-        try:
-            cur.executemany(self._sql(sql), rows)
-        finally:
-            cur.close()
-
-    # PostgreSQL's bulk path: COPY instead of one INSERT or UPDATE per row.
-
-    def copy(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
-        if not rows:
-            return
-        text = bulk.copy_text([list(c) for c in zip(*rows, strict=True)])
-        cur = self.conn.cursor()
-        try:
-            with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as cp:
-                if text is not None:
-                    cp.write(text)  # built column by column: far less time holding the GIL
-                else:
-                    for r in rows:
-                        cp.write_row(r)
-        finally:
-            cur.close()
+        self.writer.execute_many(sql, rows)
 
     def insert(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
-        """INSERT rows: COPY on PostgreSQL; on SQLite ``bulk.values_statements``."""
-        if not rows:
-            return
-        if self.pg:
-            self.copy(table, columns, rows)
-            return
-        cur = self.conn.cursor()
-        try:
-            for sql, params in bulk.values_statements(table, columns, iter(rows), len(rows), 999):
-                if type(params) is list:
-                    cur.executemany(sql, params)
-                else:
-                    cur.execute(sql, params)
-        finally:
-            cur.close()
+        """INSERT rows: COPY on PostgreSQL, multi-row VALUES on SQLite (``db.bulk``)."""
+        self.writer.insert_values(table, columns, rows)
 
     def update_prices(self, rows: list[tuple[Any, ...]]) -> None:
-        """(unit_price, quantity, cost, rated_at, id) rows: into a temporary table
-        (COPY on PostgreSQL), then one UPDATE … FROM, which probes the EDR
-        table's primary key once per row (on SQLite a third faster than an
-        UPDATE statement per row; before SQLite 3.33, which has no UPDATE …
-        FROM, one statement per row).
-
-        Not yet ``db.bulk``'s ``update_from``: on PostgreSQL its staging table
-        has a primary key and is emptied with DELETE, and a rerate through it
-        took 13-14 s instead of 7.5 s for 50,000 EDRs in chunks of 1,000
-        (benchmarks/rerate.py with ``loop.CHUNK = 1000``). This staging table
-        has no index (the only plan is the EDR key probed per staged row) and
-        is emptied with TRUNCATE."""
-        if not rows:
-            return
-        if not self.pg:
-            self._update_prices_sqlite(rows)
-            return
-        cur = self.conn.cursor()
-        try:
-            cur.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS rerate_prices (unit_price bigint, quantity integer, cost bigint,"
-                " rated_at timestamptz, id bigint) ON COMMIT DROP"
-            )
-            cur.execute("TRUNCATE rerate_prices")
-        finally:
-            cur.close()
-        self.copy("rerate_prices", (*MONEY, "rated_at", "id"), rows)
-        cur = self.conn.cursor()
-        try:
-            # One primary-key probe per row. Left to itself the planner (temporary
-            # table, no statistics) hashes the chunk and scans the whole EDR
-            # table for every chunk: 0.35 s per chunk at 1M EDRs, ten times that
-            # at 10M. The two settings are put back as they were.
-            if self._join_settings is None:
-                cur.execute("SELECT current_setting('enable_hashjoin'), current_setting('enable_mergejoin')")
-                self._join_settings = cur.fetchone()
-            cur.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
-            cur.execute(
-                "UPDATE edr SET unit_price = t.unit_price, quantity = t.quantity, cost = t.cost, rated_at = t.rated_at"
-                " FROM rerate_prices t WHERE edr.id = t.id"
-            )
-            cur.execute(
-                "SELECT set_config('enable_hashjoin', %s, true), set_config('enable_mergejoin', %s, true)",
-                self._join_settings,
-            )
-        finally:
-            cur.close()
-
-    def _update_prices_sqlite(self, rows: list[tuple[Any, ...]]) -> None:
-        cols = (*MONEY, "rated_at")
-        if sqlite3.sqlite_version_info < (3, 33, 0):  # pragma: no cover - older SQLite library
-            self.many(f"UPDATE edr SET {', '.join(f'{c} = ?' for c in cols)} WHERE id = ?", rows)
-            return
-        cur = self.conn.cursor()
-        try:
-            cur.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS rerate_prices"
-                " (unit_price INTEGER, quantity INTEGER, cost INTEGER, rated_at TEXT, id INTEGER PRIMARY KEY)"
-            )
-            cur.execute("DELETE FROM temp.rerate_prices")
-        finally:
-            cur.close()
-        self.insert("temp.rerate_prices", (*cols, "id"), rows)
-        cur = self.conn.cursor()
-        try:
-            cur.execute(
-                f"UPDATE edr SET {', '.join(f'{c} = t.{c}' for c in cols)}"
-                " FROM temp.rerate_prices t WHERE edr.id = t.id"
-            )
-            cur.execute("DELETE FROM temp.rerate_prices")
-        finally:
-            cur.close()
+        """(unit_price, quantity, cost, rated_at, id) rows: a staging table, then one
+        UPDATE … FROM probing the EDR key per row (``BulkWriter.update_values``)."""
+        self.writer.update_values("edr", (*MONEY, "rated_at"), rows)
 
 
 def unpacked(v: str | tuple) -> tuple:
