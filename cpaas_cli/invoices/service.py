@@ -60,7 +60,7 @@ from cpaas_cli.models.edr import Edr
 from cpaas_cli.models.invoices import Invoice, InvoiceCharge, InvoiceCounter, InvoiceLine
 from cpaas_cli.models.tenancy import Bank, BankAccount, Company, LegalEntity
 from cpaas_cli.money import format_micros, minor_units
-from cpaas_cli.timeutil import iso, zone
+from cpaas_cli.timeutil import in_zone, iso, zone
 
 INV = Invoice.__table__
 LINE = InvoiceLine.__table__
@@ -347,15 +347,30 @@ def recalculate(session: Session, ref: str | int, *, line_decimals: int | None =
 
 
 def confirm(
-    session: Session, ref: str | int, *, at: datetime | None = None, line_decimals: int | None = None
+    session: Session,
+    ref: str | int,
+    *,
+    at: datetime | None = None,
+    line_decimals: int | None = None,
+    ad_hoc: bool = False,
 ) -> Invoice:
-    """Recalculate, then freeze: the next number of the own legal entity, issue and due dates."""
-    at = at or clock.now()
+    """Recalculate, then freeze: the next number of the own legal entity, issue and due dates.
+
+    Only a period that has closed, both now and at ``at`` (the issue time), is
+    confirmed; a running period is a Conflict unless ``ad_hoc`` (an explicit
+    ad-hoc issue: what the period holds so far; charges of it that come later
+    go to the next invoice as correction lines, like late charges)."""
+    now = clock.now()
+    at = at or now
     inv = _locked(session, ref)
     if inv.status != "draft":
         raise Conflict(f"invoice {inv.reference or inv.id} is {inv.status}; only a draft can be confirmed")
-    if at < inv.period_end:
-        raise InvalidInput(f"the period of invoice {inv.id} ends at {iso(inv.period_end)}; confirm after that")
+    if min(at, now) < inv.period_end and not ad_hoc:
+        raise Conflict(
+            f"the period of invoice {inv.id} has not closed: it ends at "
+            f"{in_zone(inv.period_end, inv.billing_tz)} {inv.billing_tz} ({iso(inv.period_end)}); "
+            "confirm after that, or pass --ad-hoc for an explicit ad-hoc issue"
+        )
     _attach(session, inv)
     if line_decimals is not None:
         inv.line_decimals = line_decimals
