@@ -52,6 +52,7 @@ from cpaas_cli.billing.periods import Period, VersionTerms, closed_periods
 from cpaas_cli.db import locking
 from cpaas_cli.db.types import UTCDateTime
 from cpaas_cli.errors import Conflict, InvalidInput, NotFound
+from cpaas_cli.invoices import closing
 from cpaas_cli.invoices import lines as invoice_lines
 from cpaas_cli.invoices.rebuild import rebuild
 from cpaas_cli.models.agreements import Agreement, AgreementVersion
@@ -60,7 +61,7 @@ from cpaas_cli.models.edr import Edr
 from cpaas_cli.models.invoices import Invoice, InvoiceCharge, InvoiceCounter, InvoiceLine
 from cpaas_cli.models.tenancy import Bank, BankAccount, Company, LegalEntity
 from cpaas_cli.money import format_micros, minor_units
-from cpaas_cli.timeutil import in_zone, iso, zone
+from cpaas_cli.timeutil import iso, zone
 
 INV = Invoice.__table__
 LINE = InvoiceLine.__table__
@@ -354,23 +355,13 @@ def confirm(
     line_decimals: int | None = None,
     ad_hoc: bool = False,
 ) -> Invoice:
-    """Recalculate, then freeze: the next number of the own legal entity, issue and due dates.
-
-    Only a period that has closed, both now and at ``at`` (the issue time), is
-    confirmed; a running period is a Conflict unless ``ad_hoc`` (an explicit
-    ad-hoc issue: what the period holds so far; charges of it that come later
-    go to the next invoice as correction lines, like late charges)."""
+    """Recalculate, then freeze (the next number, issue and due dates); see ``closing`` for ``ad_hoc``."""
     now = clock.now()
     at = at or now
     inv = _locked(session, ref)
     if inv.status != "draft":
         raise Conflict(f"invoice {inv.reference or inv.id} is {inv.status}; only a draft can be confirmed")
-    if min(at, now) < inv.period_end and not ad_hoc:
-        raise Conflict(
-            f"the period of invoice {inv.id} has not closed: it ends at "
-            f"{in_zone(inv.period_end, inv.billing_tz)} {inv.billing_tz} ({iso(inv.period_end)}); "
-            "confirm after that, or pass --ad-hoc for an explicit ad-hoc issue"
-        )
+    closing.refuse_unclosed(inv, at=at, now=now, ad_hoc=ad_hoc)
     _attach(session, inv)
     if line_decimals is not None:
         inv.line_decimals = line_decimals
