@@ -72,6 +72,27 @@ for _ in $(seq 50); do
     sleep 0.1
 done
 
+step "the HTTP API: cpaas serve --http (API only), one message sent with curl"
+CPAAS_SECRET_KEY=$(python3 -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')
+export CPAAS_SECRET_KEY
+echo "Api-shop-pass1" | cpaas -q user create apidemo --company "Farmacia Sol" --first-name Api --last-name Demo \
+    --department Admin --role Admin --password-stdin -o json >/dev/null
+api_key=$(cpaas apikey create --user apidemo --name demo -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+http_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cpaas -q serve --http "127.0.0.1:$http_port" --no-workers -o json >/dev/null 2>demo-http.log &
+http_pid=$!
+trap 'kill "$smsc_pid" "$http_pid" 2>/dev/null || true; wait "$smsc_pid" "$http_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+    curl -sf "http://127.0.0.1:$http_port/readyz" >/dev/null && break
+    sleep 0.1
+done
+curl -s -H "Authorization: Bearer $api_key" -H 'Content-Type: application/json' \
+    "http://127.0.0.1:$http_port/v1/messages" \
+    -d '{"from": "FSOL", "to": "34612345678", "text": "Su pedido esta listo en Farmacia Sol", "label": "orders"}' |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); m=d["messages"][0]; print("API: message", m["id"], "to", m["to"], m["status"], "label", m["label"])'
+kill "$http_pid" 2>/dev/null || true
+wait "$http_pid" 2>/dev/null || true
+
 step "a personalised campaign to the group, sent now"
 cid=$(cpaas campaign create --company "Farmacia Sol" --sender FSOL --group Patients --name "Flu shots" \
     --text 'Hola {{ first_name }}, ya puede vacunarse de la gripe en Farmacia Sol. Responda STOP para no recibir mas avisos.' \

@@ -453,3 +453,24 @@ def test_rerate_on_postgresql_updates_edrs_in_their_pages(cli, tmp_path):
     assert upd - upd0 == 900
     assert hot_ - hot0 >= 0.95 * 900, f"{hot_ - hot0} of 900 updates HOT"
     assert cli.json("balance", "show", "AG-1")["charges"] == "90.00"  # 900 × 2 segments × 0.05
+
+
+def test_a_window_period_taken_in_as_a_later_owner_still_hands_its_own_straddlers_on(cli, tmp_path):
+    """March's straddler brings April in as a later owner; April is in the window
+    too, and its own straddler (prepared 30 April, charged 1 May) makes May a unit."""
+    setup(cli)
+    apply(cli, tmp_path, tree(TIER_A))
+    rows = [
+        at(1, "2026-03-10T10:00:00Z", "2026-03-10T10:00:00Z"),
+        at(5, "2026-03-31T23:59:30Z", "2026-04-01T00:00:30Z"),  # prepared in March, charged in April
+        at(7, "2026-04-30T23:59:30Z", "2026-05-01T00:00:30Z"),  # prepared in April, charged in May
+    ]
+    cli.json("edr", "ingest", str(edr_file(tmp_path / "e.jsonl", rows)))
+    assert cli.json("edr", "show", "x-7")["charges"][0]["at"].startswith("2026-05-01")
+    assert cli.json("edr", "show", "x-7")["cost"] == "0.05"
+    apply(cli, tmp_path, tree(TIER_B))
+    run = cli.json("rerate", "run", str(create(cli, frm="2026-03-01T00:00:00Z", till="2026-05-01T00:00:00Z")["id"]))
+    assert run["report"]["units"] == 3  # March, April, and May for x-7's charge
+    straddler = cli.json("edr", "show", "x-7")
+    assert straddler["cost"] == "0.10"  # May's first unit of TIER_B
+    assert [c["kind"] for c in straddler["charges"]] == ["edr", "rerate"]

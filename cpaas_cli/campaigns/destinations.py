@@ -168,17 +168,6 @@ def destination(phone: str) -> Destination:
     return dest
 
 
-def country_of(phone: str) -> str | None:
-    """ISO 3166 alpha-2 country of an E.164 number (digits), or None when unknown."""
-    got = _calling_code(phone)
-    if got is None:
-        return None
-    single = _single(got[0])
-    if single is not None:
-        return single
-    return destination(phone)[0] if len(_CODES[got[0]]) > 1 else None
-
-
 @cache
 def _country_mcc() -> dict[str, str]:
     out: dict[str, str] = {}

@@ -456,9 +456,15 @@ def delete_children(session: Session, scope_id: int, parent_id: int) -> int:
 
 def insert_subtree(session: Session, scope_id: int, parent_id: int, children: list[Node]) -> int:
     """Bulk-insert ``children`` (and their subtrees) under ``parent_id``, one level at a time."""
+    return insert_nodes(session, scope_id, [(parent_id, i, n) for i, n in enumerate(children)])
+
+
+def insert_nodes(session: Session, scope_id: int, items: list[tuple[int, int, Node]]) -> int:
+    """Bulk-insert nodes given as (parent id, position, node), with their subtrees,
+    one level at a time; sets each node's ``id``. Returns the count."""
     table = RateNode.__table__
     count = 0
-    layer: list[tuple[int, int, Node]] = [(parent_id, i, n) for i, n in enumerate(children)]
+    layer: list[tuple[int, int, Node]] = list(items)
     while layer:
         values = [{"scope_id": scope_id, "parent_id": pid, "position": pos, **_row_values(n)} for pid, pos, n in layer]
         now = _now()

@@ -75,6 +75,7 @@ ENTRIES: dict[str, tuple[str, tuple[str, ...], str, str]] = {
     "user": ("group", ("user",), "app", "Users (BackOffice and client portal), passwords, two-factor, sign-in."),
     "role": ("group", ("role",), "app", "Roles: system roles, custom roles, granting them to users."),
     "apikey": ("group", ("apikey",), "app", "API keys: create, list, regenerate, expire, revoke, verify."),
+    "api": ("group", ("api",), "app", "The HTTP API of `serve --http`: its OpenAPI document."),
 }
 
 # Old spellings kept for a release: name → (module under cpaas_cli.cli, attribute, help).

@@ -11,13 +11,13 @@ import typer
 from cpaas_cli import clock
 from cpaas_cli.agreements import service as agreements
 from cpaas_cli.catalog import dictionary as dic
-from cpaas_cli.catalog import importer
+from cpaas_cli.catalog import importer, rate_diff
 from cpaas_cli.catalog import service as catalog
 from cpaas_cli.catalog.vocab import sender_type_of
-from cpaas_cli.cli.context import ForceOpt, OutputOpt, emit, out_target, say, session, state, when
+from cpaas_cli.cli.context import ForceOpt, OutputOpt, confirm, emit, out_target, say, session, state, when
 from cpaas_cli.cli.options import TzOpt
 from cpaas_cli.cli.output import Fmt, terminal_safe
-from cpaas_cli.errors import ExitCode, InvalidInput, Problem
+from cpaas_cli.errors import ExitCode, InvalidInput, Problem, UsageError
 from cpaas_cli.exports.writers import write_table
 from cpaas_cli.rating import lookup as lk
 from cpaas_cli.timeutil import iso
@@ -65,21 +65,80 @@ def import_(
     map_: Annotated[
         list[str],
         typer.Option(
-            "--map", help="ATTR=COLUMN; ATTR: country, network, mccmnc, mcc, price, billing_rule, quantity_rule."
+            "--map",
+            help=(
+                "ATTR=COLUMN; ATTR: country, network, mccmnc, mcc, mnc, price, billing_rule, quantity_rule. "
+                "MCC and MNC in two columns: --map mcc=MCC --map mnc=MNC."
+            ),
         ),
     ],
     scope: Annotated[int | None, typer.Option("--scope", help="Scope id; default current (or only) scope.")] = None,
-    start_row: Annotated[int, typer.Option("--start-row", help="First row with rate data (header is row 1).")] = 2,
-    duplicates: Annotated[str, typer.Option("--duplicates", help="first, last or error.")] = "error",
+    header_row: Annotated[
+        int | None,
+        typer.Option(
+            "--header-row",
+            help="Row holding the column names (data follows it); default the first row naming every mapped column.",
+        ),
+    ] = None,
+    start_row: Annotated[
+        int | None, typer.Option("--start-row", help="Same as --header-row: the row of the column names.")
+    ] = None,
+    duplicates: Annotated[
+        str,
+        typer.Option(
+            "--duplicates",
+            help="Rows for one destination with different prices or rules: first, last or error. "
+            "Rows repeated with the same price and rules are ignored.",
+        ),
+    ] = "error",
+    mode: Annotated[
+        str,
+        typer.Option(
+            "--mode",
+            help="merge: add or update the destinations in the sheet, keep the others (a rate change notice). "
+            "replace: the subtree becomes the sheet; destinations it does not name are removed (asks; --yes).",
+        ),
+    ] = "merge",
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask before --mode replace removes destinations.")] = False,
+    create_node: Annotated[
+        bool,
+        typer.Option(
+            "--create-node",
+            help="Build --node if missing, as the sms-country-network template does (DOMAIN/RESOURCE/mt|mo).",
+        ),
+    ] = False,
+    billing_rule: Annotated[
+        str, typer.Option("--billing-rule", help="With --create-node: submitted or delivered.")
+    ] = "submitted",
+    quantity_rule: Annotated[
+        str, typer.Option("--quantity-rule", help="With --create-node: messages or segments.")
+    ] = "segments",
     sheet: Annotated[str | None, typer.Option("--sheet", help="Worksheet name (XLSX); default the first.")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Preview the subtree and errors; write nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the destinations added, removed and changed; write nothing.")
+    ] = False,
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="Import the valid rows even if some are invalid.")
     ] = False,
     output: OutputOpt = None,
 ) -> None:
-    """Build the subtree under --node from a rate sheet, replacing what was there."""
+    """Import a rate sheet under --node and print the change per destination.
+
+    The table output is a diff: "+ ES/21401 (Vodafone Spain): 0.04", "~ path:
+    old → new", "- path: old", then counts per country; -o json gives the
+    whole result (changes, summary, by_country, errors), -o csv the changes.
+
+    Example: cpaas rates import notice.xlsx --service "SMS service" --node sms/sms_message/mt
+    --map country=Country --map mcc=MCC --map mnc=MNC --map price=Rate --dry-run
+    """
+    if header_row is not None and start_row is not None and header_row != start_row:
+        raise UsageError("--start-row and --header-row are the same option; give one")
     maps = importer.parse_maps(map_)
+
+    def confirm_removal(n: int) -> None:
+        say(ctx, f"--mode replace removes {n} destination{'s' if n != 1 else ''} that the sheet does not name")
+        confirm(ctx, f"Remove {n} destination{'s' if n != 1 else ''} under {node}?", yes)
+
     with session(ctx) as s:
         result = importer.run(
             s,
@@ -88,31 +147,62 @@ def import_(
             scope_id=scope,
             node_path=node,
             maps=maps,
-            start_row=start_row,
+            header_row=header_row if header_row is not None else start_row,
             duplicates=duplicates,
             sheet=sheet,
+            mode=mode,
+            create_node=create_node,
+            billing_rule=billing_rule,
+            quantity_rule=quantity_rule,
             dry_run=dry_run,
             skip_invalid=skip_invalid,
+            confirm_removal=confirm_removal,
             actor=state(ctx).settings.actor,
         )
         if not result.written:
             s.rollback()
-    data = result.as_dict()
-    fmt = output or state(ctx).output or Fmt.table
-    if fmt is Fmt.table:
-        for line in result.preview:
-            sys.stdout.write(terminal_safe(line) + "\n")
-    else:
-        emit(ctx, data, output=output)
-    for e in result.errors:
-        say(ctx, f"row {e['row']}, column {e['column']!r}, value {e['value']!r}: {e['reason']}")
-    say(
-        ctx,
-        f"{result.rows_read} rows read, {result.rows_imported} imported, {result.rows_skipped} skipped, "
-        f"{len(result.errors)} errors; {'written (import #' + str(result.import_id) + ')' if result.written else 'nothing written'}",
-    )
+        currency = catalog.get(s, service).currency
+    _report(ctx, result, currency, output)
     if result.errors and not result.written and not skip_invalid:
         raise typer.Exit(int(ExitCode.INVALID_INPUT))
+
+
+def _report(ctx: typer.Context, result: importer.ImportResult, currency: str | None, output: Fmt | None) -> None:
+    """The diff on stdout (table: lines; json: the result; csv/tsv/jsonl: the changes), the rest on stderr."""
+    if result.header_row is not None:
+        how = "the first row naming the mapped columns" if result.header_detected else "as given"
+        say(ctx, f"header: row {result.header_row} ({how})")
+    for path in result.created_nodes:
+        say(ctx, f"{'created' if result.written else 'would create'} node {path}")
+    fmt = output or state(ctx).output or Fmt.table
+    if fmt is Fmt.table:
+        for c in result.changes:
+            sys.stdout.write(terminal_safe(rate_diff.change_line(c, currency)) + "\n")
+        for r in result.by_country:
+            if r["added"] or r["changed"] or r["removed"]:
+                sys.stdout.write(terminal_safe(rate_diff.count_line(r)) + "\n")
+    elif fmt is Fmt.json:
+        emit(ctx, result.as_dict(), output=fmt)
+    else:
+        emit(ctx, result.changes, output=fmt, columns=rate_diff.CHANGE_COLUMNS)
+    for e in result.errors:
+        say(ctx, f"row {e['row']}, column {e['column']!r}, value {e['value']!r}: {e['reason']}")
+    repeated = f", {result.rows_repeated} repeated rows ignored" if result.rows_repeated else ""
+    say(
+        ctx,
+        f"{result.rows_read} rows read, {result.rows_imported} imported, {result.rows_skipped} skipped{repeated}, "
+        f"{len(result.errors)} errors; {'written (import #' + str(result.import_id) + ')' if result.written else 'nothing written'}",
+    )
+    t = result.summary
+    if t and result.mode == "replace" and t["removed"] and not result.written:
+        say(ctx, f"warning: --mode replace would remove {t['removed']} destinations that the sheet does not name")
+    if t:
+        verb = ("added", "changed", "removed") if result.written else ("would add", "would change", "would remove")
+        say(
+            ctx,
+            f"{result.mode}: {verb[0]} {t['added']}, {verb[1]} {t['changed']}, {verb[2]} {t['removed']} "
+            f"destination{'s' if t['removed'] != 1 else ''} ({t['unchanged']} unchanged)",
+        )
 
 
 @app.command("import-history")

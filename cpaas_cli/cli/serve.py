@@ -49,11 +49,28 @@ def serve(
     start_words: Annotated[
         str | None, typer.Option("--start-words", help="Opt-in keywords, comma-separated (default START,...).")
     ] = None,
+    http: Annotated[
+        str | None,
+        typer.Option("--http", metavar="HOST:PORT", help="Also serve the HTTP API (cpaas api openapi) on HOST:PORT."),
+    ] = None,
+    no_workers: Annotated[
+        bool, typer.Option("--no-workers", help="With --http: only the HTTP API (no dispatch workers, no scheduler).")
+    ] = False,
+    tls_cert: Annotated[str | None, typer.Option("--tls-cert", help="With --http: TLS certificate file (PEM).")] = None,
+    tls_key: Annotated[str | None, typer.Option("--tls-key", help="With --http: TLS private key file (PEM).")] = None,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            "--forwarded-allow-ips",
+            help="With --http behind a proxy: comma-separated proxy addresses whose X-Forwarded-* headers are trusted.",
+        ),
+    ] = None,
     output: OutputOpt = None,
 ) -> None:
     """Run the dispatch workers and the scheduler until SIGTERM/SIGINT (or with --once, until done).
 
     Logs go to stderr; the summary (counts) goes to stdout when the run ends.
+    With --http, the HTTP API runs in the same process (alone with --no-workers).
     """
     from cpaas_cli.dispatch import worker as wk
     from cpaas_cli.scheduler import serve as runner
@@ -70,7 +87,22 @@ def serve(
         stop_words=_words(stop_words, wk.DEFAULT_STOP_WORDS),
         start_words=_words(start_words, wk.DEFAULT_START_WORDS),
     )
+    from cpaas_cli.errors import UsageError
+
+    services = []
+    if http is None and (no_workers or tls_cert or tls_key or forwarded_allow_ips):
+        raise UsageError("--no-workers, --tls-cert, --tls-key and --forwarded-allow-ips need --http")
+    if http is not None:
+        if once:
+            raise UsageError("--http and --once do not go together")
+        from cpaas_cli.api.server import HttpServer
+
+        services.append(
+            HttpServer(st.settings, http, tls_cert=tls_cert, tls_key=tls_key, forwarded_allow_ips=forwarded_allow_ips)
+        )
     options = runner.ServeOptions(
+        services=services,
+        no_workers=no_workers,
         once=once,
         workers=workers,
         receipt_timeout=receipt_timeout,

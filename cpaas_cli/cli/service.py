@@ -256,6 +256,39 @@ def tree_export(
         say(ctx, f"wrote {file}")
 
 
+@tree_app.command("init")
+def tree_init(
+    ctx: typer.Context,
+    service: ServiceArg,
+    template: Annotated[
+        str, typer.Option("--template", help="sms-country-network: sms/sms_message with mo free, mt by country.")
+    ] = "sms-country-network",
+    billing_rule: Annotated[str, typer.Option("--billing-rule", help="submitted or delivered.")] = "submitted",
+    quantity_rule: Annotated[str, typer.Option("--quantity-rule", help="messages or segments.")] = "segments",
+    scope: ScopeOpt = None,
+    output: OutputOpt = None,
+) -> None:
+    """Build the usual skeleton of a rate tree, ready for `rates import --node sms/sms_message/mt`.
+
+    Refused (exit 5) when the scope already has an sms tree."""
+    from cpaas_cli.catalog import templates
+
+    br, qr = templates.check_rules(billing_rule, quantity_rule)
+    with session(ctx) as s:
+        svc = catalog.get(s, service)
+        sc = catalog.pick_scope(s, svc, scope)
+        changes = templates.init_tree(s, sc.id, template, billing_rule=br, quantity_rule=qr)
+        data = tr.document(tr.load(s, sc.id), service=svc.name, scope=sc.id)
+    data["changes"] = changes
+    say(ctx, f"built the {template} skeleton in scope #{sc.id}: {len(changes)} nodes")
+    fmt = output or state(ctx).output or Fmt.table
+    if fmt is Fmt.table:
+        for c in changes:
+            sys.stdout.write(terminal_safe(f"+ {c['path']}") + "\n")
+        return
+    emit(ctx, data, output=output)
+
+
 @tree_app.command("apply")
 def tree_apply(
     ctx: typer.Context,

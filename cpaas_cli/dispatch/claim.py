@@ -51,6 +51,8 @@ COLUMNS = (
     Q.c.mcc,
     Q.c.mnc,
     Q.c.network,
+    Q.c.api_key_id,
+    Q.c.label,
 )
 
 
@@ -288,4 +290,7 @@ def edr_row(edr_id: int, r, company_id: int, agreement_id: int | None, channel: 
         "pack_units": None,
         "rated_at": None,
         "ingested_at": now,
+        # a message sent through the HTTP API: its key and label (SPEC EDR-01)
+        "api_key_id": m.get("api_key_id") if m is not None else None,
+        "label": m.get("label") if m is not None else None,
     }

@@ -242,6 +242,12 @@ class Authenticator:
         self, key: str, permission: str | None = None, company: Any = None, *, ip: str | None = None
     ) -> access.Principal:
         """The principal of ``key`` (and ``permission`` on ``company`` checked); Denied otherwise."""
+        return self.identify(key, permission, company, ip=ip)[0]
+
+    def identify(
+        self, key: str, permission: str | None = None, company: Any = None, *, ip: str | None = None
+    ) -> tuple[access.Principal, int]:
+        """As :meth:`authenticate`, with the key's id (the HTTP API stores it on what the key sends)."""
         m = _KEY.match(key.strip())
         if m is None:
             return self._refuse(None, "malformed key", ip)
@@ -273,7 +279,7 @@ class Authenticator:
             except Denied:
                 self._audit(entry, "permission_refused", {"permission": permission, "ip": ip})
                 raise
-        return entry.principal
+        return entry.principal, entry.key_id
 
     def _audit(self, entry: _Entry | None, action: str, new: dict[str, Any]) -> None:
         from cpaas_cli.db.engine import make_session
@@ -288,7 +294,7 @@ class Authenticator:
                 new=new,
             )
 
-    def _refuse(self, entry: _Entry | None, reason: str, ip: str | None) -> access.Principal:
+    def _refuse(self, entry: _Entry | None, reason: str, ip: str | None) -> Any:
         self._audit(entry, "apikey_refused", {"reason": reason, "ip": ip})
         raise Denied(f"API key refused: {reason}")
 

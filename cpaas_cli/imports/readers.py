@@ -21,6 +21,7 @@ from typing import IO
 from cpaas_cli.errors import InvalidInput, Problem
 
 Row = tuple[int, dict[str, str]]
+Grid = tuple[int, list[str]]
 
 CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
 XLSX_SUFFIXES = {".xlsx", ".xlsm", ".xls", ".ods"}
@@ -243,6 +244,45 @@ def _existing(path: str | Path, max_bytes: int | None) -> Path:
         raise InvalidInput(f"{str(path)!r} is a directory, not a file")
     check_size(p, max_bytes)
     return p
+
+
+def read_grid(path: str | Path, *, sheet: str | int | None = None, max_bytes: int | None = None) -> Iterator[Grid]:
+    """Every non-empty row of a CSV or XLSX file as ``(row number, [cell texts])``,
+    no row taken as the header: for sheets whose header is not on row 1 (a title
+    and blank rows above it). Row numbers are the ones a person sees."""
+    p = _existing(path, max_bytes)
+    suffix = p.suffix.lower()
+    if suffix in XLSX_SUFFIXES:
+        from cpaas_cli.imports.xlsx_read import read_sheet_cells
+
+        return read_sheet_cells(p, 0 if sheet is None else sheet, raw=True)
+    if sheet is not None:
+        raise InvalidInput(f"{p.name}: a sheet can only be chosen in a workbook (.xlsx)")
+    if suffix in CSV_SUFFIXES or suffix == "":
+        return _csv_grid(p)
+    raise InvalidInput(f"{p.name}: unsupported file type {suffix!r} (use .csv, .tsv or .xlsx)")
+
+
+def _csv_grid(path: Path) -> Iterator[Grid]:
+    encoding = detect_encoding(path)
+    with path.open("r", encoding=encoding, newline="") as fh:
+        sample = fh.read(64 * 1024)
+        fh.seek(0)
+        delimiter = "\t" if path.suffix.lower() == ".tsv" else sniff_delimiter(sample)
+        reader = csv.reader(fh, delimiter=delimiter)
+        number = 0
+        while True:
+            number += 1
+            try:
+                values = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise _csv_error(path, number, exc) from exc
+            if not "".join(values).strip():
+                continue
+            _check_lengths(path, number, values, [])
+            yield number, [v.strip() for v in values]
 
 
 def read_lists(

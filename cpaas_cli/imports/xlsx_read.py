@@ -31,6 +31,7 @@ exist the sheet is read in-process, after the same checks.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import marshal
 import os
 import re
@@ -137,6 +138,15 @@ def _scan_sheet(book: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, limits
 
 def read_sheet(path: Path, sheet: str | int, limits: XlsxLimits | None = None) -> Iterator[Row]:
     """Rows of one sheet as ``readers.read_rows`` yields them, read safely (see the module docstring)."""
+    yield from read_sheet_cells(path, sheet, limits)
+
+
+def read_sheet_cells(
+    path: Path, sheet: str | int, limits: XlsxLimits | None = None, *, raw: bool = False
+) -> Iterator[Any]:
+    """Rows of one sheet, read safely: as dicts under the first row's names, or
+    with ``raw`` as ``(row number, [cell texts])`` with no row taken as the
+    header (for sheets with a title above their header)."""
     limits = limits or current()
     plainly_safe = inspect(path, limits)
     import multiprocessing
@@ -146,7 +156,7 @@ def read_sheet(path: Path, sheet: str | int, limits: XlsxLimits | None = None) -
     except ValueError:  # pragma: no cover - no fork (not Linux/macOS)
         plainly_safe = True
     if plainly_safe:
-        yield from _rows(_produce(path, sheet, limits))
+        yield from _rows(_produce(path, sheet, limits, raw), raw)
         return
     import python_calamine  # noqa: F401 - loaded before the fork, not in the child
 
@@ -155,11 +165,11 @@ def read_sheet(path: Path, sheet: str | int, limits: XlsxLimits | None = None) -
         import fcntl
 
         fcntl.fcntl(send.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
-    child = ctx.Process(target=_child, args=(send, path, sheet, limits), daemon=True)
+    child = ctx.Process(target=_child, args=(send, path, sheet, limits, raw), daemon=True)
     child.start()
     send.close()
     try:
-        yield from _rows(_received(receive, child, path))
+        yield from _rows(_received(receive, child, path), raw)
     finally:
         receive.close()
         if child.is_alive():
@@ -190,19 +200,21 @@ def _received(receive: Any, child: Any, path: Path) -> Iterator[tuple[str, Any]]
             return
 
 
-def _rows(messages: Iterator[tuple[str, Any]]) -> Iterator[Row]:
+def _rows(messages: Iterator[tuple[str, Any]], raw: bool = False) -> Iterator[Any]:
     header: list[str] = []
     for kind, payload in messages:
         if kind == "error":
             raise InvalidInput(payload)
         if kind == "header":
             header = payload
+        elif kind == "rows" and raw:
+            yield from payload
         elif kind == "rows":
             for number, cells in payload:
                 yield number, {name: (cells[i] if i < len(cells) else "") for i, name in enumerate(header) if name}
 
 
-def _child(send: Any, path: Path, sheet: str | int, limits: XlsxLimits) -> None:
+def _child(send: Any, path: Path, sheet: str | int, limits: XlsxLimits, raw: bool = False) -> None:
     """The child: limits on itself, then the messages of _produce down the pipe."""
     import faulthandler
     import resource
@@ -218,7 +230,7 @@ def _child(send: Any, path: Path, sheet: str | int, limits: XlsxLimits) -> None:
         null = os.open(os.devnull, os.O_WRONLY)
         os.dup2(null, 2)  # a Rust panic writes a backtrace there
     try:
-        for message in _produce(path, sheet, limits):
+        for message in _produce(path, sheet, limits, raw):
             send.send_bytes(marshal.dumps(message))
     except MemoryError:
         why = f"{path.name}: the sheet needs more memory than the reader may use ([limits] xlsx_memory_mb)"
@@ -230,8 +242,9 @@ def _child(send: Any, path: Path, sheet: str | int, limits: XlsxLimits) -> None:
             send.close()
 
 
-def _produce(path: Path, sheet: str | int, limits: XlsxLimits) -> Iterator[tuple[str, Any]]:
-    """("header", names), ("rows", [(number, cells)…])…, then ("end", None) or ("error", message)."""
+def _produce(path: Path, sheet: str | int, limits: XlsxLimits, raw: bool = False) -> Iterator[tuple[str, Any]]:
+    """("header", names), ("rows", [(number, cells)…])…, then ("end", None) or ("error", message).
+    With ``raw`` no header: the first row is a row like the others."""
     from python_calamine import CalamineWorkbook
 
     from cpaas_cli.imports.readers import cell_text, header_names
@@ -263,9 +276,13 @@ def _produce(path: Path, sheet: str | int, limits: XlsxLimits) -> Iterator[tuple
         if first is None:
             yield "end", None
             return
-        yield "header", header_names([_checked(cell_text(v), 1, i, path, limits) for i, v in enumerate(first)], path)
+        if raw:
+            rows = itertools.chain([first], rows)
+        else:
+            names = [_checked(cell_text(v), 1, i, path, limits) for i, v in enumerate(first)]
+            yield "header", header_names(names, path)
         batch: list[tuple[int, list[str]]] = []
-        for number, values in enumerate(rows, start=2):
+        for number, values in enumerate(rows, start=1 if raw else 2):
             cells = [cell_text(v) for v in values]
             if not any(cells):
                 continue

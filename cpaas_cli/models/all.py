@@ -32,9 +32,11 @@ from cpaas_cli.models.invoices import Invoice, InvoiceCharge, InvoiceCounter, In
 from cpaas_cli.models.recurring import FeeRule, FeeRun
 from cpaas_cli.models.reports import SavedReport
 from cpaas_cli.models.rerate import RerateTask, RerateUnit
+from cpaas_cli.models.sending import ApiIdempotency
 from cpaas_cli.models.tenancy import Bank, BankAccount, Company, LegalEntity
 
 __all__ = [
+    "ApiIdempotency",
     "Agreement",
     "AgreementVersion",
     "AgreementBalance",

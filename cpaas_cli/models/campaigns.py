@@ -174,8 +174,18 @@ class OutboundMessage(SQLModel, table=True):
     error: str | None = None
     created_at: datetime = utc_field(default_now=True)
     updated_at: datetime = utc_field(default_now=True)
+    api_key_id: int | None = None  # sent through the HTTP API with this key (cpaas_cli/api/)
+    label: str | None = Field(default=None, max_length=100)  # the API's label (SPEC EDR-01)
 
 
+_API = sa.text("api_key_id IS NOT NULL")
+sa.Index(
+    "ix_outbound_message_api_key",
+    OutboundMessage.__table__.c.api_key_id,
+    OutboundMessage.__table__.c.id,
+    sqlite_where=_API,
+    postgresql_where=_API,
+)
 sa.Index("ix_outbound_message_state", OutboundMessage.__table__.c.state, OutboundMessage.__table__.c.id)
 sa.Index(
     "ix_outbound_message_campaign",

@@ -105,6 +105,8 @@ class Edr(SQLModel, table=True):
     pack_units: int | None = Field(default=None, sa_type=sa.BigInteger, nullable=True)
     rated_at: datetime | None = utc_field(nullable=True)
     ingested_at: datetime = utc_field(default_now=True)
+    api_key_id: int | None = None  # sent through the HTTP API with this key
+    label: str | None = Field(default=None, max_length=100)  # groups API messages (SPEC EDR-01)
 
 
 EXPORT_STATES = ("waiting", "ready", "sent", "failed", "canceled")

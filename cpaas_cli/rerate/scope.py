@@ -49,12 +49,13 @@ def units(session: Session, task: RerateTask, plans: Plans | None = None) -> lis
             continue
         found: dict[datetime, Period] = {}
         for p, lo, hi in un.window_periods(terms, task.time_from, task.time_till):
-            if p.start in found:
-                continue
-            hit = session.execute(sa.select(EDR.c.id).where(*_window_where(task, ag_id, lo, hi)).limit(1)).first()
-            if hit is None:
-                continue
-            found[p.start] = p
+            # A period already taken in as a later owner still hands its own
+            # window EDRs' straddlers on to the period after it.
+            if p.start not in found:
+                hit = session.execute(sa.select(EDR.c.id).where(*_window_where(task, ag_id, lo, hi)).limit(1)).first()
+                if hit is None:
+                    continue
+                found[p.start] = p
             for start in _later_owners(session, plans, task, ag_id, *un.leaving_span(p, lo, hi), p.end):
                 if start not in found and (q := period_containing(terms, start)) is not None:
                     found[start] = q

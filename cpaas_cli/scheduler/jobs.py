@@ -28,6 +28,7 @@ def all_jobs() -> list[Job]:
     from cpaas_cli.invoices import service as invoices
     from cpaas_cli.recurring import service as recurring
     from cpaas_cli.rerate import tasks as rerate
+    from cpaas_cli.sending import idempotency
 
     return [
         Job("edr-export-tasks", edr_tasks.process_waiting, every_seconds=30),
@@ -35,4 +36,5 @@ def all_jobs() -> list[Job]:
         Job("invoice-run", invoices.run_job, every_seconds=3600),
         Job("pack-purchases", packs.run_job, every_seconds=60),
         Job("rerate-run", rerate.run_job, every_seconds=60),
+        Job("idempotency-purge", idempotency.purge_job, every_seconds=3600),
     ]

@@ -58,6 +58,9 @@ class ServeOptions:
     gateway_factory: Callable[[VendorConnection], Any] | None = None
     # Decrypt the passwords stored encrypted (cpaas_cli/secretbox.py); None: no key configured.
     keys: Keyring | None = None
+    # Run beside the workers (the HTTP API of --http): objects with start() and stop().
+    services: list[Any] = field(default_factory=list)
+    no_workers: bool = False  # only the services (serve --http --no-workers): no workers, no scheduler
 
 
 # ---------------------------------------------------------------- jobs
@@ -251,9 +254,10 @@ def run(url: str, options: ServeOptions) -> dict[str, Any]:
     held_now(engine)
 
     scheduler = None
-    if not options.once:
+    if not options.once and not options.no_workers:
         scheduler = make_scheduler(url, serve_jobs(options))
         scheduler.start()
+    started_services = []
 
     previous = {}
     if threading.current_thread() is threading.main_thread():
@@ -268,7 +272,10 @@ def run(url: str, options: ServeOptions) -> dict[str, Any]:
     workers: list[wk.Worker] = []
     threads: list[threading.Thread] = []
     try:
-        rows, default = _connections(engine, options.once)
+        for service in options.services:
+            service.start()
+            started_services.append(service)
+        rows, default = ([], None) if options.no_workers else _connections(engine, options.once)
         for row in rows:
             make = _gateway_factory(options, row)
             for _n in range(max(1, options.workers)):
@@ -297,6 +304,8 @@ def run(url: str, options: ServeOptions) -> dict[str, Any]:
                 stop.wait(0.2)
     finally:
         stop.set()
+        for service in reversed(started_services):
+            service.stop()
         for t in threads:
             t.join()
         if scheduler is not None:
