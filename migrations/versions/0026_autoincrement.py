@@ -48,7 +48,9 @@ _PK = re.compile(r", \n\tCONSTRAINT (\w+) PRIMARY KEY \(id\)")
 _AUTO = re.compile(r"\tid INTEGER NOT NULL CONSTRAINT (\w+) PRIMARY KEY AUTOINCREMENT, ")
 
 
-def _with_autoincrement(table: str, sql: str) -> str:
+def _with_autoincrement(table: str, sql: str) -> str | None:
+    if "AUTOINCREMENT" in sql:
+        return None  # already
     pk = _PK.search(sql)
     if _ID not in sql or pk is None:
         raise RuntimeError(f"table {table}: unexpected definition, cannot add AUTOINCREMENT")
@@ -56,7 +58,9 @@ def _with_autoincrement(table: str, sql: str) -> str:
     return sql.replace(_ID, f"\tid INTEGER NOT NULL CONSTRAINT {pk.group(1)} PRIMARY KEY AUTOINCREMENT, ", 1)
 
 
-def _without_autoincrement(table: str, sql: str) -> str:
+def _without_autoincrement(table: str, sql: str) -> str | None:
+    if "AUTOINCREMENT" not in sql:
+        return None  # a later downgrade rebuilt it already (batch mode does not keep AUTOINCREMENT)
     auto = _AUTO.search(sql)
     if auto is None or not sql.endswith("\n)"):
         raise RuntimeError(f"table {table}: unexpected definition, cannot remove AUTOINCREMENT")
@@ -70,6 +74,9 @@ def _rebuild(change) -> None:
         return  # PostgreSQL: sequences never reuse a value
     for table in TABLES:
         (sql,) = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).one()
+        changed = change(table, sql)
+        if changed is None:
+            continue
         others = [
             r[0]
             for r in conn.exec_driver_sql(
@@ -78,7 +85,7 @@ def _rebuild(change) -> None:
                 (table,),
             )
         ]
-        new_sql = _HEAD.sub(f'CREATE TABLE "{table}__rebuilt" (', change(table, sql), count=1)
+        new_sql = _HEAD.sub(f'CREATE TABLE "{table}__rebuilt" (', changed, count=1)
         conn.exec_driver_sql(new_sql)
         conn.exec_driver_sql(f'INSERT INTO "{table}__rebuilt" SELECT * FROM "{table}"')
         conn.exec_driver_sql(f'DROP TABLE "{table}"')

@@ -2,7 +2,7 @@
 and EDR, SPEC EDR-01), and the idempotency records of ``POST /v1/messages``
 
 Revision ID: 0027
-Revises: 0025
+Revises: 0026
 Create Date: 2026-12-07 12:45:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import cpaas_cli.db.types
 
 revision = "0027"
-down_revision = "0025"
+down_revision = "0026"
 branch_labels = None
 depends_on = None
 
