@@ -3,6 +3,7 @@ sequences never reuse), so the audit trail names one object per id."""
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from cpaas_cli.db import migrate
@@ -93,3 +94,22 @@ def test_migration_0026_upgrade_and_downgrade(empty_db_url):
         assert _autoincrement_tables(empty_db_url) == set()
     migrate.upgrade(empty_db_url, "head")
     assert Cli(empty_db_url).json("db", "current")["up_to_date"] is True
+
+
+def test_later_migrations_keep_autoincrement_both_ways(empty_db_url):
+    if BACKEND != "sqlite":
+        pytest.skip("AUTOINCREMENT is SQLite's; PostgreSQL sequences never reuse (0026 is a no-op there)")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("m0026", migrate.script_location() / "versions/0026_autoincrement.py")
+    assert spec is not None and spec.loader is not None
+    m0026 = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m0026)
+    tables = set(m0026.TABLES)
+    assert len(tables) == 45
+    migrate.upgrade(empty_db_url, "head")
+    assert tables <= _autoincrement_tables(empty_db_url)
+    migrate.downgrade(empty_db_url, "0026")  # later revisions rebuild tables on the way down
+    assert tables <= _autoincrement_tables(empty_db_url)
+    migrate.upgrade(empty_db_url, "head")
+    assert tables <= _autoincrement_tables(empty_db_url)

@@ -45,7 +45,7 @@ TABLES = (
 _HEAD = re.compile(r'^CREATE TABLE ("?)(\w+)\1 \(')
 _ID = "\tid INTEGER NOT NULL, "
 _PK = re.compile(r", \n\tCONSTRAINT (\w+) PRIMARY KEY \(id\)")
-_AUTO = re.compile(r"\tid INTEGER NOT NULL CONSTRAINT (\w+) PRIMARY KEY AUTOINCREMENT, ")
+_AUTO = re.compile(r"\tid INTEGER NOT NULL (?:CONSTRAINT (\w+) )?PRIMARY KEY AUTOINCREMENT, ")
 
 
 def _with_autoincrement(table: str, sql: str) -> str | None:
@@ -60,12 +60,13 @@ def _with_autoincrement(table: str, sql: str) -> str | None:
 
 def _without_autoincrement(table: str, sql: str) -> str | None:
     if "AUTOINCREMENT" not in sql:
-        return None  # a later downgrade rebuilt it already (batch mode does not keep AUTOINCREMENT)
+        return None  # rebuilt without it already (a batch-mode rebuild keeps it only when asked)
     auto = _AUTO.search(sql)
     if auto is None or not sql.endswith("\n)"):
         raise RuntimeError(f"table {table}: unexpected definition, cannot remove AUTOINCREMENT")
     sql = sql[: auto.start()] + _ID + sql[auto.end() :]
-    return sql[: -len("\n)")] + f", \n\tCONSTRAINT {auto.group(1)} PRIMARY KEY (id)\n)"
+    name = auto.group(1) or f"pk_{table}"  # a rebuild by batch mode drops the name
+    return sql[: -len("\n)")] + f", \n\tCONSTRAINT {name} PRIMARY KEY (id)\n)"
 
 
 def _rebuild(change) -> None:

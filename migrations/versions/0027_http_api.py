@@ -52,6 +52,7 @@ def downgrade() -> None:
     op.drop_table("api_idempotency")
     op.drop_index("ix_outbound_message_api_key", table_name="outbound_message")
     for table in ("edr", "outbound_message"):
-        with op.batch_alter_table(table, schema=None) as batch_op:
+        # keep the id's AUTOINCREMENT of 0026 through SQLite's rebuild
+        with op.batch_alter_table(table, schema=None, table_kwargs={"sqlite_autoincrement": True}) as batch_op:
             batch_op.drop_column("label")
             batch_op.drop_column("api_key_id")
