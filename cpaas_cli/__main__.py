@@ -1,4 +1,4 @@
-from cpaas_cli.cli.app import main
+from cpaas_cli.cli.entry import main
 
 if __name__ == "__main__":
     main()

@@ -40,11 +40,30 @@ def by_ref(
             return obj
     rows = list(session.exec(select(model).where(getattr(model, field) == text, *conds)))
     if not rows:
-        raise NotFound(f"{label} {text!r} not found")
+        raise NotFound(f"{label} {text!r} not found{_did_you_mean(session, model, field, text, conds)}")
     if len(rows) > 1:
         ids = ", ".join(f"#{r.id}" for r in rows)  # type: ignore[attr-defined]
         raise InvalidInput(f"{label} {text!r} is ambiguous ({ids}); give the id instead")
     return rows[0]
+
+
+SUGGEST_SCAN = 5000  # names read at most to find a near one
+
+
+def _did_you_mean(session: Session, model: Any, field: str, text: str, conds: list[Any]) -> str:
+    """``; did you mean 'ACME'?`` for a name that differs only in case, else for
+    close spellings (at most three), among the rows the lookup could have found."""
+    import difflib
+
+    column = getattr(model, field)
+    same = list(session.exec(select(column).where(sa.func.lower(column) == text.lower(), *conds).limit(3)))
+    if not same:
+        names = [n for n in session.exec(select(column).where(*conds).limit(SUGGEST_SCAN)) if n]
+        by_lower = {str(n).lower(): str(n) for n in names}
+        same = [by_lower[n] for n in difflib.get_close_matches(text.lower(), list(by_lower), n=3, cutoff=0.75)]
+    if not same:
+        return ""
+    return "; did you mean " + " or ".join(repr(str(n)) for n in same) + "?"
 
 
 def _matches(session: Session, model: Any, obj: Any, cond: Any) -> bool:

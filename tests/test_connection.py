@@ -50,6 +50,7 @@ def test_prompted_password_is_never_shown_or_audited(cli):
         "x",
         "-o",
         "json",
+        "--password-stdin",
         input=f"{SECRET}\n",
         env=KEY,
     )
@@ -66,7 +67,9 @@ def test_prompted_password_is_never_shown_or_audited(cli):
     change = cli.json("audit", "list", "--object", "vendor_connection")[0]
     assert change["old"] == {"password": "***", "password_env": None}
     assert change["new"] == {"password": None, "password_env": "***"}
-    again = cli("connection", "update", "vend", "--new-password", "-o", "json", input="other1\n", env=KEY).json
+    again = cli(
+        "connection", "update", "vend", "--new-password", "--password-stdin", "-o", "json", input="other1\n", env=KEY
+    ).json
     assert again["password"] == "***" and again["password_env"] is None
 
 
@@ -192,6 +195,7 @@ def test_connection_test_fails_with_exit_6_when_nothing_listens(cli):
         "cpaas",
         "-o",
         "json",
+        "--password-stdin",
         input="pw\n",
         env=KEY,
     )

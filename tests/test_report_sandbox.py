@@ -90,7 +90,17 @@ def test_secret_columns_never_readable(cli, db_url, tmp_path, report_role, monke
 
     monkeypatch.setenv("CPAAS_SECRET_KEY", Fernet.generate_key().decode())  # a typed password is stored encrypted
     cli(
-        "connection", "add-smpp", "v1", "--host", "127.0.0.1", "--port", "2775", "--system-id", "x", input=f"{SECRET}\n"
+        "connection",
+        "add-smpp",
+        "v1",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "2775",
+        "--system-id",
+        "x",
+        "--password-stdin",
+        input=f"{SECRET}\n",
     )
     assert ("vendor_connection", "password") in sandbox.secret_columns()
     for table, column in sandbox.secret_columns():

@@ -37,7 +37,7 @@ def key_file(path: Path, *keys: str) -> Path:
 def add_prompted(cli, name: str, port: int, *, env: dict | None, expect: int = 0, secret: str = SECRET):
     return cli(
         "connection", "add-smpp", name, "--host", "127.0.0.1", "--port", str(port), "--system-id", "cpaas",
-        "-o", "json", input=f"{secret}\n", env=env, expect=expect,
+        "-o", "json", "--password-stdin", input=f"{secret}\n", env=env, expect=expect,
     )  # fmt: skip
 
 
@@ -69,7 +69,17 @@ def test_a_typed_password_is_stored_encrypted_and_still_binds(cli, db_url, smsc)
     assert ok["ok"] is True and smsc.counters.binds_refused == 0
     # `connection update --new-password` stores the new one encrypted too.
     smsc.options.password = "n3w!"
-    cli("connection", "update", "vend", "--new-password", "-o", "json", input="n3w!\n", env=key_env(key))
+    cli(
+        "connection",
+        "update",
+        "vend",
+        "--new-password",
+        "--password-stdin",
+        "-o",
+        "json",
+        input="n3w!\n",
+        env=key_env(key),
+    )
     assert "n3w!" not in stored(db_url)["vend"]
     assert cli.json("connection", "test", "vend", env=key_env(key))["ok"] is True
 
@@ -135,7 +145,17 @@ def test_serve_binds_with_the_encrypted_password(cli, db_url, smsc, tmp_path, mo
     monkeypatch.delenv("CPAAS_SECRET_KEY", raising=False)
     setup(cli, smsc.port)  # connection "sim" with --password-env; the sender sends through it
     key = new_key()
-    cli("connection", "update", "sim", "--new-password", "-o", "json", input=f"{SECRET}\n", env=key_env(key))
+    cli(
+        "connection",
+        "update",
+        "sim",
+        "--new-password",
+        "--password-stdin",
+        "-o",
+        "json",
+        input=f"{SECRET}\n",
+        env=key_env(key),
+    )
     assert SECRET not in stored(db_url)["sim"]
     campaign(cli, tmp_path, ["34600000001", "34600000002"], "Hello", "c1")
     wrong = cli("serve", "--once", "--receipt-timeout", "2", env=key_env(new_key()), expect=4)

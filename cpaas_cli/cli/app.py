@@ -11,6 +11,7 @@ two agree).
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Iterator, MutableMapping
 from typing import Annotated, Any
@@ -19,6 +20,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from cpaas_cli import __version__, timeutil
+from cpaas_cli.cli import helptext
 from cpaas_cli.cli.context import AppState, state
 from cpaas_cli.cli.output import Fmt, terminal_safe
 from cpaas_cli.config import date_range, xlsx_limits
@@ -34,6 +36,12 @@ ENTRIES: dict[str, tuple[str, tuple[str, ...], str, str]] = {
         ("serve",),
         "serve",
         "Run the dispatch workers and the scheduler until SIGTERM/SIGINT (or with --once, until done).",
+    ),
+    "doctor": (
+        "command",
+        ("doctor",),
+        "doctor",
+        "Check the installation: database, migrations, owner, connections, scheduler, SMTP, disk.",
     ),
     "db": ("group", ("db",), "app", "Database schema: upgrade, current, history, downgrade; the report role."),
     "tenant": ("group", ("tenant",), "app", "Companies (owner, resellers, clients), legal entities, banks."),
@@ -101,7 +109,9 @@ def load(name: str) -> Any:
             holder.add_typer(target, name=name, help=help_)
         else:
             holder.command(name)(target)
-        _LOADED[name] = typer.main.get_group(holder).commands[name]
+        cmd = typer.main.get_group(holder).commands[name]
+        helptext.polish(cmd, name)
+        _LOADED[name] = cmd
     return _LOADED[name]
 
 
@@ -259,7 +269,7 @@ app = typer.Typer(
     help="Operations toolkit for an A2P messaging platform (CPaaS).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion [bash|zsh|fish|powershell]
     rich_markup_mode=None,
 )
 
@@ -274,20 +284,25 @@ def _version(value: bool) -> None:
 def root(
     ctx: typer.Context,
     config: Annotated[
-        str | None, typer.Option("--config", help="Config file (env CPAAS_CONFIG; default ./cpaas.toml).")
+        str | None,
+        typer.Option("--config", metavar="PATH", help="Config file (env CPAAS_CONFIG; default ./cpaas.toml)."),
     ] = None,
-    db: Annotated[str | None, typer.Option("--db", help="Database URL (env CPAAS_DATABASE_URL).")] = None,
+    db: Annotated[
+        str | None, typer.Option("--db", metavar="URL", help="Database URL (env CPAAS_DATABASE_URL).")
+    ] = None,
     output: Annotated[Fmt | None, typer.Option("--output", "-o", help="Output format for every command.")] = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Print no messages on stderr, only data and errors.")
     ] = False,
     actor: Annotated[
-        str | None, typer.Option("--actor", help="Who is acting, for the audit trail (env CPAAS_ACTOR).")
+        str | None,
+        typer.Option("--actor", metavar="NAME", help="Who is acting, for the audit trail (env CPAAS_ACTOR)."),
     ] = None,
     secret_key_file: Annotated[
         str | None,
         typer.Option(
             "--secret-key-file",
+            metavar="PATH",
             help="File with the key that encrypts stored passwords (env CPAAS_SECRET_KEY, config [secrets] key_file).",
         ),
     ] = None,
@@ -313,8 +328,19 @@ def root(
     import_limits.set_provider(lambda: xlsx_limits(st.settings))  # read when a workbook is opened
 
 
+def _no_color() -> None:
+    """NO_COLOR (https://no-color.org), set to anything: no colour and no other escape
+    codes either, even where FORCE_COLOR or a terminal would turn them on. rich (tables,
+    help, progress) writes plain text for a "dumb" terminal."""
+    if os.environ.get("NO_COLOR"):
+        for name in ("FORCE_COLOR", "PY_COLORS", "CLICOLOR_FORCE"):
+            os.environ.pop(name, None)
+        os.environ["TERM"] = "dumb"
+
+
 def main() -> None:
-    app()
+    _no_color()
+    app(prog_name="cpaas")  # also under `python -m cpaas_cli`: completion scripts name `cpaas`
 
 
 __all__ = ["ENTRIES", "app", "load", "main", "state"]

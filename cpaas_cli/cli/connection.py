@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from enum import Enum
 from typing import Annotated
 
@@ -11,6 +12,7 @@ from cpaas_cli import secretbox
 from cpaas_cli.cli.context import OutputOpt, emit, say, session, state
 from cpaas_cli.dispatch import connections
 from cpaas_cli.dispatch.receipts import StatusMap
+from cpaas_cli.errors import UsageError
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -43,8 +45,17 @@ PasswordEnvOpt = Annotated[
     typer.Option(
         "--password-env",
         help="Name of the environment variable holding the password, read when binding. "
-        "Without it the password is asked at a prompt (never on the command line) and stored "
-        "encrypted with the secret key (CPAAS_SECRET_KEY or [secrets] key_file).",
+        "Without it the password is asked at a prompt (never on the command line), or read from stdin "
+        "with --password-stdin, and stored encrypted with the secret key (CPAAS_SECRET_KEY or [secrets] key_file).",
+        metavar="VAR",
+    ),
+]
+PasswordStdinOpt = Annotated[
+    bool,
+    typer.Option(
+        "--password-stdin",
+        help="Read the password from the first line of stdin (for scripts: no prompt), stored encrypted. "
+        "Example: printf '%s\\n' \"$PW\" | cpaas connection add-smpp NAME ... --password-stdin",
     ),
 ]
 SystemTypeOpt = Annotated[str | None, typer.Option("--system-type", help="SMPP system_type, if the vendor wants one.")]
@@ -165,7 +176,19 @@ AfterCrashOpt = Annotated[
 ]
 
 
-def _ask_password() -> str:
+def _ask_password(from_stdin: bool) -> str:
+    """The typed password: from stdin's first line with --password-stdin, else at a
+    prompt on a terminal; off a terminal without either, a usage error at once."""
+    if from_stdin:
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise UsageError("--password-stdin: stdin has no password (an empty first line)")
+        return line
+    if not sys.stdin.isatty():
+        raise UsageError(
+            "stdin is not a terminal, so the password cannot be asked: give --password-env VAR "
+            "or pipe it in with --password-stdin"
+        )
     return typer.prompt("SMPP password", hide_input=True, err=True)
 
 
@@ -197,6 +220,7 @@ def add_smpp(
     port: PortOpt = None,
     system_id: SystemIdOpt = None,
     password_env: PasswordEnvOpt = None,
+    password_stdin: PasswordStdinOpt = False,
     system_type: SystemTypeOpt = None,
     tls: TlsOpt = None,
     bind: BindOpt = None,
@@ -242,9 +266,13 @@ def add_smpp(
         after_crash=after_crash.value if after_crash else None,
     )
     keys = None
+    if password_env is not None and password_stdin:
+        raise UsageError("--password-env and --password-stdin do not go together")
     if password_env is None:
+        if not password_stdin and not sys.stdin.isatty():
+            _ask_password(False)  # off a terminal: fails at once, before the key is even looked for
         keys = _keys_to_store(ctx, name)
-        data.password = _ask_password()
+        data.password = _ask_password(password_stdin)
     with session(ctx) as s:
         row = connections.add_smpp(s, name=name, data=data, keys=keys)
         out = connections.connection_dict(row)
@@ -290,9 +318,12 @@ def update(
     new_password: Annotated[
         bool,
         typer.Option(
-            "--new-password", help="Type a new password at a prompt, stored encrypted (clears --password-env)."
+            "--new-password",
+            help="Type a new password at a prompt (or pipe it with --password-stdin), stored encrypted "
+            "(clears --password-env).",
         ),
     ] = False,
+    password_stdin: PasswordStdinOpt = False,
     system_type: SystemTypeOpt = None,
     tls: TlsOpt = None,
     bind: BindOpt = None,
@@ -342,9 +373,14 @@ def update(
     elif rps is not None:
         data.rps = rps
     keys = None
+    new_password = new_password or password_stdin
+    if password_env is not None and password_stdin:
+        raise UsageError("--password-env and --password-stdin do not go together")
     if new_password and password_env is None:
+        if not password_stdin and not sys.stdin.isatty():
+            _ask_password(False)  # off a terminal: fails at once
         keys = _keys_to_store(ctx, name)
-        data.password = _ask_password()
+        data.password = _ask_password(password_stdin)
     with session(ctx) as s:
         row = connections.update_smpp(s, connections.connection(s, name), name=new_name, data=data, keys=keys)
         out = connections.connection_dict(row)

@@ -12,7 +12,7 @@ from cpaas_cli.cli.context import OutputOpt, confirm, emit, say, session
 from cpaas_cli.cli.options import CompanyFilterOpt, CompanyOpt
 from cpaas_cli.models.agreements import Agreement
 from cpaas_cli.models.tenancy import Company
-from cpaas_cli.tenancy import banks, importer
+from cpaas_cli.tenancy import banks
 from cpaas_cli.tenancy import service as tenancy
 
 app = typer.Typer(no_args_is_help=True)
@@ -203,6 +203,8 @@ def import_(
     creator_of_resellers, le_name, le_legal_name, le_country, le_tax_id,
     le_legal_id, le_vat_id, le_legal_address, le_billing_address, le_portal.
     """
+    from cpaas_cli.tenancy import importer  # file readers: only this command needs them
+
     with session(ctx) as s:
         result = importer.run(s, file, dry_run=dry_run)
     say(ctx, f"{'would create' if dry_run else 'created'} {result.rows} companies from {file}")
