@@ -133,6 +133,8 @@ class Cli:
 
     def __call__(self, *args: str, expect: int | None = 0, input: str | None = None, env: dict | None = None) -> Run:
         full = ["--db", self.url, "--actor", "tester", *[str(a) for a in args]]
+        # no COLUMNS unless a test gives one (xdist's workers have COLUMNS=80): tables drawn as for a pipe
+        env = {"COLUMNS": None, **(env or {})}
         result = self.runner.invoke(app, full, input=input, env=env, catch_exceptions=False)
         run = Run(result.exit_code, result.stdout, result.stderr)
         if expect is not None:

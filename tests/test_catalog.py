@@ -504,4 +504,14 @@ def test_rates_export(cli, tmp_path):
     assert rows["214"]["price"] == "0.08" and rows["412"]["price_type"] == "scale"
     xl = tmp_path / "cov.xlsx"
     cli("rates", "export", "--agreement", "AG-1", "--at", "2026-06-01", "--file", str(xl))
-    assert xl.stat().st_size > 0
+    import openpyxl
+
+    book = openpyxl.load_workbook(xl)
+    sheet = book.active
+    assert book.sheetnames == ["Coverage AG-1"] and sheet.freeze_panes == "A2"
+    assert sheet.auto_filter.ref.startswith("A1:") and sheet.auto_filter.ref.endswith(str(sheet.max_row))
+    header = [c.value for c in sheet[1]]
+    by_key = {r[header.index("mccmnc")].value: r for r in sheet.iter_rows(min_row=2)}
+    price = by_key["21401"][header.index("price")]
+    assert price.data_type == "n" and price.value == 0.04 and price.number_format == "#,##0.00####"
+    assert by_key["21401"][header.index("mcc")].value == "214"  # codes stay text

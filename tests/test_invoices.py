@@ -247,11 +247,22 @@ def test_pdf_csv_xlsx_exports(cli, tmp_path):
     cli.json("invoice", "export", "INV-1", "--format", "xlsx", "--out", str(tmp_path / "i.xlsx"), "--with-charges")
     import openpyxl
 
-    sheet = openpyxl.load_workbook(tmp_path / "i-charges.xlsx").active
+    book = openpyxl.load_workbook(tmp_path / "i-charges.xlsx")
+    sheet = book.active
     assert sheet.max_row == 4
-    lines = openpyxl.load_workbook(tmp_path / "i.xlsx").active
+    assert book.sheetnames == ["Charges"] and sheet.freeze_panes == "A2" and sheet.auto_filter.ref == "A1:S4"
+    amounts = [r[3] for r in sheet.iter_rows(min_row=2)]
+    assert {c.data_type for c in amounts} == {"n"} and sum(Decimal(str(c.value)) for c in amounts) == Decimal("0.24")
+    book = openpyxl.load_workbook(tmp_path / "i.xlsx")
+    lines = book.active
+    assert book.sheetnames == ["INV-1 lines"] and lines.freeze_panes == "A2"
+    assert lines.auto_filter.ref == f"A1:O{lines.max_row}"
     assert [c.value for c in lines[1]][:5] == ["position", "description", "count", "volume", "unit_price"]
-    assert [c.value for c in lines[2]][2:5] == [3, 6, "0.04"]
+    # money and counts are numbers with a number format, never text
+    assert [c.value for c in lines[2]][2:5] == [3, 6, 0.04]
+    assert [c.number_format for c in lines[2]][2:5] == ["#,##0", "#,##0", "#,##0.00####"]
+    total = lines.cell(row=2, column=10)
+    assert total.data_type == "n" and total.number_format == "#,##0.00" and total.value == 0.24
 
 
 def test_confirm_and_send_to_loopback_smtp(cli, smtp_server, tmp_path):  # noqa: F811

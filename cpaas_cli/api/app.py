@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from cpaas_cli import __version__
-from cpaas_cli.api import campaigns, contacts, health, messages, problems, reading, send_sms
+from cpaas_cli.api import bulk, campaigns, contacts, health, limits, messages, problems, reading, send_sms
 from cpaas_cli.config import Settings
 
 # Every router of the API, in the order of the OpenAPI document.
@@ -25,6 +25,7 @@ ROUTERS: tuple[Any, ...] = (
     reading.router,
     campaigns.router,
     contacts.router,
+    bulk.router,
 )
 
 
@@ -83,6 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.api = ApiState(settings)
     problems.install(app)
+    limits.install(app, settings)
     for router in ROUTERS:
         app.include_router(router)
     return app

@@ -217,6 +217,22 @@ def estimate(session: Session, c: Campaign, *, at: datetime | None = None) -> Es
     return price_campaign(session, c, dict(tally), encodings, at)
 
 
+def unpriced_summary(e: Estimate, *, most: int = 5) -> str | None:
+    """ "5 messages have no price: ES Movistar (no_rate) 3, FR (other_currency) 2", or None when all are priced."""
+    if not e.unpriced:
+        return None
+    groups: Counter = Counter()
+    for r in e.rows:
+        if r["cost"] is None:
+            where = " ".join(x for x in (r.get("country"), r.get("network")) if x) or r.get("mccmnc") or "unknown"
+            groups[f"{where} ({r['status']})"] += r["messages"]
+    parts = [f"{k} {n:,}" for k, n in groups.most_common(most)]
+    if len(groups) > most:
+        parts.append(f"and {len(groups) - most} more destinations")
+    noun = "message has" if e.unpriced == 1 else "messages have"
+    return f"{e.unpriced:,} {noun} no price: {', '.join(parts)}"
+
+
 def _countries(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per-country sums of the destination rows (cost None when some messages are unpriced)."""
     out: dict[str | None, dict[str, Any]] = {}

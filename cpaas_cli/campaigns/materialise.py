@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from cpaas_cli.audit.service import record
+from cpaas_cli.callbacks import outbox as callbacks
 from cpaas_cli.campaigns import senders
 from cpaas_cli.campaigns.estimate import Estimate, Hist, estimate, price_campaign
 from cpaas_cli.campaigns.rendering import messages
@@ -129,6 +130,8 @@ def start_now(session: Session, c: Campaign, now: datetime) -> StartOutcome:
     c.started_at = now
     c.updated_at = now
     session.flush()
+    if ((c.sources or {}).get("api") or {}).get("api_key_id") is not None:
+        callbacks.record_queued(session, campaign_id=c.id, now=now)  # PREPARED, with the queue rows
     record(
         session,
         action="materialise",

@@ -81,6 +81,43 @@ def regenerate(ctx: typer.Context, key: KeyArg, user: UserOpt = None, output: Ou
     emit(ctx, data, output=output)
 
 
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    key: KeyArg,
+    user: UserOpt = None,
+    callback_url: Annotated[
+        str | None, typer.Option("--callback-url", help="POST delivery and MO callbacks here (http/https).")
+    ] = None,
+    rotate_secret: Annotated[
+        bool, typer.Option("--rotate-secret", help="A new callback signing secret (shown once).")
+    ] = False,
+    no_callback: Annotated[bool, typer.Option("--no-callback", help="Stop making callbacks for this key.")] = False,
+    output: OutputOpt = None,
+) -> None:
+    """Set the key's callback URL; its signing secret is shown once, when made or rotated."""
+    from cpaas_cli.callbacks import service as callbacks
+
+    if no_callback and (callback_url or rotate_secret):
+        raise InvalidInput("--no-callback goes alone")
+    if not (no_callback or callback_url or rotate_secret):
+        raise InvalidInput("give --callback-url, --rotate-secret or --no-callback")
+    ring = None if no_callback else keys.keyring(state(ctx).settings)
+    shown = None
+    with session(ctx) as s:
+        row = _row(s, key, user)
+        if no_callback:
+            callbacks.clear_callback(s, row)
+            cb = None
+        else:
+            cb, shown = callbacks.set_callback(s, ring, row, url=callback_url, rotate=rotate_secret)
+        data = {**apikeys.key_dict(s, row), **callbacks.callback_dict(cb)}
+    if shown is not None:
+        data["callback_secret"] = shown
+        say(ctx, "the callback signing secret is shown once; store it now")
+    emit(ctx, data, output=output)
+
+
 @app.command("expire")
 def expire(
     ctx: typer.Context,

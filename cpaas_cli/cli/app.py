@@ -21,7 +21,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from cpaas_cli import __version__, timeutil
 from cpaas_cli.cli import helptext
-from cpaas_cli.cli.context import AppState, state
+from cpaas_cli.cli.context import AppState, add_columns_option, state
 from cpaas_cli.cli.output import Fmt, terminal_safe
 from cpaas_cli.config import date_range, xlsx_limits
 from cpaas_cli.errors import CpaasError, ExitCode
@@ -83,6 +83,7 @@ ENTRIES: dict[str, tuple[str, tuple[str, ...], str, str]] = {
     "user": ("group", ("user",), "app", "Users (BackOffice and client portal), passwords, two-factor, sign-in."),
     "role": ("group", ("role",), "app", "Roles: system roles, custom roles, granting them to users."),
     "apikey": ("group", ("apikey",), "app", "API keys: create, list, regenerate, expire, revoke, verify."),
+    "callback": ("group", ("callback",), "app", "Callbacks of API messages: the outbox, dead letters, retry."),
     "api": ("group", ("api",), "app", "The HTTP API of `serve --http`: its OpenAPI document."),
 }
 
@@ -110,6 +111,7 @@ def load(name: str) -> Any:
         else:
             holder.command(name)(target)
         cmd = typer.main.get_group(holder).commands[name]
+        add_columns_option(cmd)
         helptext.polish(cmd, name)
         _LOADED[name] = cmd
     return _LOADED[name]

@@ -8,10 +8,11 @@ import typer
 
 from cpaas_cli.campaigns import drafts, lifecycle, materialise, recipients, recovery, views
 from cpaas_cli.campaigns import estimate as pricing
+from cpaas_cli.campaigns import senders as campaign_senders
 from cpaas_cli.campaigns import templates as saved
 from cpaas_cli.cli.context import OutputOpt, confirm, emit, say, session
 from cpaas_cli.cli.options import CompanyFilterOpt, CompanyOpt, TzOpt
-from cpaas_cli.errors import InsufficientCredit
+from cpaas_cli.errors import Conflict, InsufficientCredit
 
 app = typer.Typer(no_args_is_help=True)
 template_app = typer.Typer(no_args_is_help=True)
@@ -165,10 +166,31 @@ def _started(ctx: typer.Context, outcome: materialise.StartOutcome, data: dict, 
 
 
 @app.command("send")
-def send(ctx: typer.Context, campaign: CampaignArg, output: OutputOpt = None) -> None:
-    """Start a draft now (companies with moderation: it waits for approval)."""
+def send(
+    ctx: typer.Context,
+    campaign: CampaignArg,
+    allow_unpriced: Annotated[
+        bool,
+        typer.Option("--allow-unpriced", help="Send even when some messages have no price (no rate, blocked)."),
+    ] = False,
+    output: OutputOpt = None,
+) -> None:
+    """Start a draft now (companies with moderation: it waits for approval).
+
+    Refused (exit 5, nothing changed) when some messages have no price, naming
+    the destinations, unless --allow-unpriced.
+    """
     with session(ctx) as s:
-        outcome = lifecycle.send(s, views.get(s, campaign))
+        row = views.get(s, campaign)
+        # what refuses a send whatever the prices, first (the state, a channel without a gateway)
+        lifecycle.check_action(row, "send")
+        campaign_senders.require_gateway(row.channel)
+        unpriced = pricing.unpriced_summary(pricing.estimate(s, row))
+        if unpriced and not allow_unpriced:
+            raise Conflict(f"campaign #{row.id}: {unpriced}; add the rates, or give --allow-unpriced")
+        if unpriced:
+            say(ctx, f"{unpriced} (sent anyway: --allow-unpriced)")
+        outcome = lifecycle.send(s, row)
         data = views.campaign_dict(s, outcome.campaign)
     _started(ctx, outcome, data, output)
 

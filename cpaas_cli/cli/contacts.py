@@ -229,7 +229,7 @@ def export(
                 yield d
 
         columns = [c for c in EXPORT_COLUMNS if c != "fields"] + variables
-        n = write_rows(file, rows(), columns, fmt)
+        n = write_rows(file, rows(), columns, fmt, sheet="Contacts")
     say(ctx, f"exported {n} contacts to {file}")
     emit(ctx, {"file": file, "contacts": n}, output=output)
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from cpaas_cli.cli.contacts_common import CountryOpt
-from cpaas_cli.cli.context import OutputOpt, emit, session
+from cpaas_cli.cli.context import ForceOpt, OutputOpt, emit, out_target, say, session
 from cpaas_cli.cli.options import CompanyOpt
 from cpaas_cli.contacts import stoplist
 from cpaas_cli.contacts.service import client_company
@@ -75,34 +75,81 @@ def stop_list(
     emit(ctx, data, output=output, columns=["phone", "sender", "created_at"])
 
 
+@app.command("export")
+def stop_export(
+    ctx: typer.Context,
+    file: Annotated[str, typer.Argument(help="Output file (.csv, .xlsx or .jsonl).")],
+    company: CompanyOpt,
+    sender: Annotated[str | None, typer.Option(help="Only this sender ID (or ALL).")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="csv, xlsx or jsonl (default: the file suffix).")] = None,
+    force: ForceOpt = False,
+    output: OutputOpt = None,
+) -> None:
+    """Export stop-list blocks (phone as +E.164, sender, created_at); `stoplist import` reads the file back as it is."""
+    from cpaas_cli.exports.writers import write_rows
+
+    out_target(ctx, file, force=force, option="file")
+    with session(ctx) as s:
+        owner = client_company(s, company)
+        rows = stoplist.stoplist_rows(s, owner, sender=sender)
+    for r in rows:
+        r["phone"] = "+" + r["phone"]  # with the +: the file imports back without a default country
+    n = write_rows(file, rows, ["phone", "sender", "created_at"], fmt, sheet="Stop list")
+    say(ctx, f"exported {n} stop-list blocks to {file}")
+    emit(ctx, {"file": file, "blocks": n}, output=output)
+
+
 @app.command("import")
 def stop_import(
     ctx: typer.Context,
-    file: Annotated[str, typer.Argument(help="CSV, XLSX or JSONL with a phone column.")],
+    file: Annotated[str, typer.Argument(help="CSV, XLSX or JSONL with a phone column (and a sender column).")],
     company: CompanyOpt,
-    sender: SenderOpt,
+    sender: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sender",
+            "-s",
+            help="Sender ID, or ALL (repeat or comma-separate); without it, each row's sender column.",
+        ),
+    ] = None,
     column: Annotated[str, typer.Option("--column", help="The phone column.")] = "phone",
     default_country: CountryOpt = None,
     sheet: Annotated[str | None, typer.Option(help="XLSX sheet name.")] = None,
     output: OutputOpt = None,
 ) -> None:
-    """Block every number of a file for sender IDs; all or nothing (any bad number: exit 4)."""
+    """Block every number of a file for sender IDs; all or nothing (any bad number: exit 4).
+
+    The senders are --sender's, or, without it, each row's ``sender`` column
+    (the form `stoplist export` writes, so an export imports back as it was).
+    """
     from cpaas_cli.errors import Problem, require
 
     with session(ctx) as s:
         owner = client_company(s, company)
-        sids = senders(sender)
-        numbers: list[str] = []
+        sids = senders(sender) if sender else None
+        by_sender: dict[tuple[str, ...], list[str]] = {}
         problems: list[Problem] = []
         for row, data in read_rows(file, sheet=sheet, max_bytes=DEFAULT_MAX_BYTES):
             if column not in data:
                 raise InvalidInput(f"{file}: no column {column!r} (columns: {', '.join(data)})")
+            if sids is None and "sender" not in data:
+                raise InvalidInput(f"{file}: give --sender, or a sender column (columns: {', '.join(data)})")
             try:
-                numbers.append(phone_number(data[column], default_country, row=row))
+                number = phone_number(data[column], default_country, row=row)
             except InvalidInput as exc:
                 problems.append(Problem(column, exc.message.split(": ", 2)[-1], row))
+                continue
+            try:
+                key = tuple(sids if sids is not None else senders([str(data["sender"] or "")]))
+            except InvalidInput as exc:
+                problems.append(Problem("sender", exc.message, row))
+                continue
+            by_sender.setdefault(key, []).append(number)
         require(problems, file)
-        if not numbers and not problems:
+        if not by_sender and not problems:
             raise InvalidInput(f"{file}: the file has no data rows")
-        n = stoplist.block(s, owner, phones=list(dict.fromkeys(numbers)), sender_list=sids)
-    emit(ctx, {"numbers": len(set(numbers)), "added": n}, output=output)
+        n = 0
+        for key, numbers in by_sender.items():
+            n += stoplist.block(s, owner, phones=list(dict.fromkeys(numbers)), sender_list=list(key))
+    distinct = {p for numbers in by_sender.values() for p in numbers}
+    emit(ctx, {"numbers": len(distinct), "added": n}, output=output)

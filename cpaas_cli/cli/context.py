@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cpaas_cli import files
-from cpaas_cli.cli.output import Fmt, render, terminal_safe
+from cpaas_cli.cli.output import Fmt, cut_notice, render, select, terminal_safe
 from cpaas_cli.config import Settings, load_settings
 from cpaas_cli.errors import InvalidInput, Problem, UsageError
 from cpaas_cli.timeutil import TimeError, parse_time, zone
@@ -30,6 +30,7 @@ class AppState:
     quiet: bool = False
     actor: str | None = None
     secret_key_file: str | None = None
+    columns: list[str] | None = None
     _settings: Settings | None = None
 
     @property
@@ -75,9 +76,70 @@ def emit(
     *,
     output: Fmt | None = None,
     columns: list[str] | None = None,
+    total: int | None = None,
 ) -> None:
-    fmt = output or state(ctx).output or Fmt.table
-    render(data, fmt, columns=columns if fmt in (Fmt.table, Fmt.csv, Fmt.tsv) else None)
+    """Render ``data`` on stdout in the chosen format.
+
+    ``--columns`` (every command with ``-o``) keeps only the named fields, in
+    every format; ``-o wide`` shows every field at full width. ``total``: how many rows there are in all when ``data`` is a
+    list cut by ``--limit``; a cut list says so on stderr.
+    """
+    st = state(ctx)
+    fmt = output or st.output or Fmt.table
+    if st.columns:
+        data = select(data, st.columns)
+        columns = st.columns
+    elif fmt is Fmt.wide:
+        columns = None  # every field, not only the table's usual columns
+    render(data, fmt, columns=columns if fmt in (Fmt.table, Fmt.wide, Fmt.csv, Fmt.tsv) else None)
+    if isinstance(data, list):
+        notice = cut_notice(len(data), total)
+        if notice:
+            say(ctx, notice)
+
+
+def _set_columns(ctx: Any, _param: Any, value: str | None) -> None:
+    if value:
+        state(ctx).columns = [c.strip() for c in value.split(",") if c.strip()]
+
+
+_COLUMNS_OPTION: list[Any] = []
+
+
+def _columns_option() -> Any:
+    """The ``--columns`` option, built once the way Typer builds any option."""
+    if not _COLUMNS_OPTION:
+
+        def proto(
+            columns: Annotated[
+                str | None,
+                typer.Option(
+                    "--columns",
+                    metavar="A,B,C",
+                    expose_value=False,
+                    callback=_set_columns,
+                    help="Only these columns (fields), in this order, in every output format.",
+                ),
+            ] = None,
+        ) -> None:
+            """(prototype)"""
+
+        holder = typer.Typer(add_completion=False)
+        holder.command()(proto)
+        _COLUMNS_OPTION.append(typer.main.get_command(holder).params[0])
+    return _COLUMNS_OPTION[0]
+
+
+def add_columns_option(command: Any) -> None:
+    """Give every command with ``-o/--output`` under ``command`` a ``--columns a,b,c`` option."""
+    subs = getattr(command, "commands", None)
+    if subs is not None:
+        for sub in subs.values():
+            add_columns_option(sub)
+        return
+    names = {n for p in command.params for n in p.opts}
+    if "--output" in names and "--columns" not in names:
+        command.params.append(_columns_option())
 
 
 def say(ctx: typer.Context, message: str) -> None:
@@ -130,5 +192,7 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Replace the output file
 
 OutputOpt = Annotated[
     Fmt | None,
-    typer.Option("--output", "-o", help="Output format: table, json, jsonl, csv or tsv."),
+    typer.Option(
+        "--output", "-o", help="Output format: table (fitted to the terminal), wide, json, jsonl, csv or tsv."
+    ),
 ]

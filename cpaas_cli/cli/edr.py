@@ -73,7 +73,20 @@ def ingest(
     except KeyboardInterrupt:
         raise Interrupted(HARD_STOP) from None
     say(ctx, f"{result['inserted']} EDRs stored, {result['skipped']} already present")
+    partial = rejected_line(result["rejected"], result["rejected_reasons"])
+    if partial:
+        say(ctx, partial)
+    if result["pending"] and rate:
+        say(ctx, f"{result['pending']:,} not rated yet (their billing event has not happened; `cpaas edr rate` later)")
     emit(ctx, result, output=output)
+
+
+def rejected_line(rejected: int, reasons: dict[str, int]) -> str | None:
+    """ "1,498 rejected: insufficient_credit 1,498" (every reason with its count), or None."""
+    if not rejected:
+        return None
+    parts = ", ".join(f"{reason or 'unknown'} {n:,}" for reason, n in reasons.items())
+    return f"{rejected:,} rejected: {parts}" if parts else f"{rejected:,} rejected"
 
 
 @app.command("rate")
@@ -113,8 +126,7 @@ def list_cmd(
 ) -> None:
     """List EDRs, newest first (150 by default), with filters."""
     with session(ctx) as s:
-        rows = edrs.list_edrs(
-            s,
+        filters = dict(
             agreement_id=agreements.get(s, agreement).id if agreement else None,
             company_id=by_ref(s, Company, company, what="company").id if company else None,
             since=when(from_, "--from"),
@@ -124,9 +136,10 @@ def list_cmd(
             status=status,
             destination=destination,
             campaign_id=campaign,
-            limit=limit,
         )
-    emit(ctx, rows, output=output, columns=LIST_COLUMNS)
+        rows = edrs.list_edrs(s, **filters, limit=limit)
+        total = edrs.count_edrs(s, **filters) if len(rows) >= limit else None
+    emit(ctx, rows, output=output, columns=LIST_COLUMNS, total=total)
 
 
 @app.command("show")

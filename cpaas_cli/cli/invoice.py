@@ -215,7 +215,7 @@ def export(
     output: OutputOpt = None,
 ) -> None:
     """Export an invoice as PDF, or its lines as XLSX/CSV, optionally with the charge details."""
-    from cpaas_cli.exports.writers import write_rows
+    from cpaas_cli.exports.writers import CHARGE_FORMATS, LINE_FORMATS, write_rows
     from cpaas_cli.invoices import pdf
 
     with session(ctx) as s:
@@ -235,9 +235,18 @@ def export(
                 data["lines"],
                 [*LINE_COLUMNS, "kind", "correction", "resource", "country", "network"],
                 fmt.value,
+                sheet=f"{inv.reference or 'Invoice ' + str(inv.id)} lines",
+                formats=LINE_FORMATS,
             )
         files.append({"file": str(target), "content": "invoice" if fmt is ExportFormat.pdf else "lines"})
         if ctarget is not None:
-            n = write_rows(ctarget, invoices.charge_rows(s, inv), invoices.CHARGE_COLUMNS, ext)
+            n = write_rows(
+                ctarget,
+                invoices.charge_rows(s, inv),
+                invoices.CHARGE_COLUMNS,
+                ext,
+                sheet="Charges",
+                formats=CHARGE_FORMATS,
+            )
             files.append({"file": str(ctarget), "content": "charges", "rows": n})
     emit(ctx, files, output=output, columns=["file", "content", "rows"])

@@ -22,6 +22,12 @@ class Fmt(str, Enum):
     jsonl = "jsonl"
     csv = "csv"
     tsv = "tsv"
+    wide = "wide"
+
+    @property
+    def is_table(self) -> bool:
+        """table or wide: drawn for a person, not parsed."""
+        return self in (Fmt.table, Fmt.wide)
 
 
 def _scalar(value: Any) -> str:
@@ -73,6 +79,29 @@ def _columns(rows: list[dict[str, Any]], columns: list[str] | None) -> list[str]
     return list(seen)
 
 
+def select(data: dict[str, Any] | list[dict[str, Any]], wanted: list[str]) -> dict[str, Any] | list[dict[str, Any]]:
+    """Only the ``wanted`` fields of every row (``--columns``), in that order.
+
+    A name that no row has is InvalidInput naming the columns there are.
+    """
+    from cpaas_cli.errors import InvalidInput
+
+    rows = data if isinstance(data, list) else [data]
+    known = _columns(rows, None)
+    unknown = [c for c in wanted if c not in known]
+    if unknown and rows:
+        raise InvalidInput(f"--columns: no column {', '.join(unknown)} (columns: {', '.join(known)})")
+    picked = [{c: row.get(c) for c in wanted} for row in rows]
+    return picked if isinstance(data, list) else picked[0]
+
+
+def cut_notice(shown: int, total: int | None, option: str = "--limit") -> str | None:
+    """The stderr line for a list cut by a limit: "showing 150 of 12,345; use --limit"."""
+    if total is None or total <= shown:
+        return None
+    return f"showing {shown:,} of {total:,}; use {option}"
+
+
 def render(data: dict[str, Any] | list[dict[str, Any]], fmt: Fmt, *, columns: list[str] | None = None) -> None:
     out = sys.stdout
     if fmt is Fmt.json:
@@ -93,27 +122,67 @@ def render(data: dict[str, Any] | list[dict[str, Any]], fmt: Fmt, *, columns: li
         for row in rows:
             writer.writerow([guard(_scalar(row.get(c))) for c in cols])
         return
+    _table(data, rows, columns, wide=fmt is Fmt.wide)
+
+
+def _is_rows(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and isinstance(value[0], dict)
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A show result with its nested objects that hold rows opened up: their
+    fields as ``outer.field``, so the rows inside become sub-tables too
+    (a rerate task's report: per agreement, per destination)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and any(_is_rows(v) for v in value.values()):
+            out.update(_flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def _table(data: dict[str, Any] | list[dict[str, Any]], rows: list[dict[str, Any]], columns, *, wide: bool) -> None:
+    """A list as one table; an object as its fields, then each nested list of objects as a sub-table."""
     from rich.console import Console  # only tables need rich
     from rich.table import Table
 
-    console = Console(file=out, width=None if out.isatty() else 240, soft_wrap=False)
+    from cpaas_cli.cli.tables import build_table, table_width, terminal_width
+
+    out = sys.stdout
+    width = None if wide else terminal_width()
+    hidden: list[str] = []
+
+    def fitted(items: list[dict[str, Any]], cols: list[str]):
+        table, cut = build_table(items, cols, width=width, scalar=_scalar, safe=terminal_safe)
+        hidden.extend(c for c in cut if c not in hidden)
+        return table
+
+    def console_for(table) -> Console:
+        need = max(table_width(table), 1) if width is None else width
+        return Console(file=out, width=need, soft_wrap=False, highlight=False)
+
     if isinstance(data, dict):
-        table = Table(show_header=False, box=None, pad_edge=False)
-        table.add_column("field", style="bold")
-        table.add_column("value", overflow="fold")
+        data = _flatten(data)
+        nested = {k: v for k, v in data.items() if _is_rows(v)}
+        fields = Table(show_header=False, box=None, pad_edge=False)
+        fields.add_column("field", style="bold", no_wrap=True)
+        fields.add_column("value", overflow="fold")
         for key, value in data.items():
-            if isinstance(value, list) and value and isinstance(value[0], dict):
-                table.add_row(_cell(key), f"{len(value)} rows (see -o json)")
-            else:
-                table.add_row(_cell(key), _cell(value))
-        console.print(table)
-        return
-    cols = _columns(rows, columns)
-    table = Table(show_lines=False)
-    for c in cols:
-        table.add_column(_cell(c), overflow="fold")
-    for row in rows:
-        table.add_row(*[_cell(row.get(c)) for c in cols])
-    console.print(table)
-    if not rows:
-        sys.stderr.write("(no rows)\n")
+            if key not in nested:
+                fields.add_row(_cell(key), _cell(value))
+        Console(file=out, width=width or 240, soft_wrap=False, highlight=False).print(fields)
+        for key, items in nested.items():
+            out.write(f"\n{terminal_safe(key)} ({len(items)}):\n")
+            sub = fitted(items, _columns(items, None))
+            console_for(sub).print(sub)
+    else:
+        table = fitted(rows, _columns(rows, columns))
+        console_for(table).print(table)
+        if not rows:
+            sys.stderr.write("(no rows)\n")
+    if hidden:
+        sys.stderr.write(
+            f"(hidden to fit {width} columns: {', '.join(terminal_safe(h) for h in hidden)}; use -o wide or --columns)\n"
+        )

@@ -18,7 +18,7 @@ from cpaas_cli.cli.context import ForceOpt, OutputOpt, confirm, emit, out_target
 from cpaas_cli.cli.options import TzOpt
 from cpaas_cli.cli.output import Fmt, terminal_safe
 from cpaas_cli.errors import ExitCode, InvalidInput, Problem, UsageError
-from cpaas_cli.exports.writers import write_table
+from cpaas_cli.exports.writers import COVERAGE_FORMATS, write_table
 from cpaas_cli.rating import lookup as lk
 from cpaas_cli.timeutil import iso
 
@@ -298,7 +298,7 @@ def export(
         r = catalog.result_dict(kind, res)
         rows.append({**d, **{k: r[k] for k in EXPORT_COLUMNS if k in r and k not in d}})
     if file is not None:
-        write_table(file, rows, EXPORT_COLUMNS)
+        write_table(file, rows, EXPORT_COLUMNS, sheet=f"Coverage {ag.code}", formats=COVERAGE_FORMATS)
         say(ctx, f"wrote {len(rows)} destinations to {file}")
         return
     emit(ctx, rows, output=output or Fmt.csv, columns=EXPORT_COLUMNS)

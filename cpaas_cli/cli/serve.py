@@ -72,6 +72,7 @@ def serve(
     Logs go to stderr; the summary (counts) goes to stdout when the run ends.
     With --http, the HTTP API runs in the same process (alone with --no-workers).
     """
+    from cpaas_cli.callbacks.sender import SenderOptions
     from cpaas_cli.dispatch import worker as wk
     from cpaas_cli.scheduler import serve as runner
     from cpaas_cli.secretbox import load_keyring
@@ -110,6 +111,7 @@ def serve(
         max_seconds=max_seconds,
         worker=wopts,
         keys=load_keyring(st.settings),
+        callbacks=SenderOptions.from_config(st.settings.section("callbacks")),
     )
     summary = runner.run(st.settings.database_url, options)
     emit(ctx, summary, output=output)

@@ -216,7 +216,7 @@ def tree_show(ctx: typer.Context, service: ServiceArg, scope: ScopeOpt = None, o
         sc = catalog.pick_scope(s, svc, scope)
         roots = tr.load(s, sc.id)
         fmt = output or state(ctx).output or Fmt.table
-        if fmt is Fmt.table:
+        if fmt.is_table:
             for line in tr.render_text(roots, svc.currency):
                 sys.stdout.write(terminal_safe(line) + "\n")
             return
@@ -321,7 +321,7 @@ def tree_apply(
     for u in data["unusable"]:
         say(ctx, f"warning: {u['path']} is unusable: {u['reason']}")
     fmt = output or state(ctx).output or Fmt.table
-    if fmt is Fmt.table:
+    if fmt.is_table:
         for c in data["changes"]:
             sign = {"add": "+", "remove": "-", "change": "~"}[c["op"]]
             line = f"{sign} {c['path']} {json.dumps(c['changes'], ensure_ascii=False, default=str)}"

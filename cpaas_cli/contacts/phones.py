@@ -13,6 +13,26 @@ Accepted input: a leading '+', a leading '00' (taken as the international
 prefix whatever the default country), national numbers when a default country
 is given, and the separators space, dash, dot, slash and parentheses.
 
+The rule for digits without '+' or '00' (``--default-country`` is for national
+numbers only):
+
+1. With a default country, the digits are read as a national number of that
+   country first; when that reading is a *valid* number there (see below), it
+   is the answer.
+2. Otherwise (no default country, or the national reading is not valid there),
+   the digits are read as an international number without its '+': a country
+   calling code, then the national number. When that is a valid number for
+   that calling code, it is the answer ("447911123456" is +44 7911 123456).
+3. Otherwise, with a default country, the national reading stands as before
+   (kept when its length is possible, refused with its reason when not); without
+   one, the number is refused for having no country code.
+
+"Valid" here is stricter than "possible": the length is possible *and* the
+national number matches the numbering plan's pattern of assigned ranges
+(phonenumbers' general description of the country). This is what decides
+between the two readings of a number without '+'; a number with '+' is still
+only checked for a possible length (see above).
+
 Why there is a hand-written fast path: ``phonenumbers.parse`` spends most of
 its time on free-text extraction (regexes for extensions, letters, punctuation)
 that a contact column does not need; at a million rows it costs ~25 µs a row.
@@ -128,9 +148,12 @@ def normalise(text: str, default_country: str | None = None) -> str:
         md = _metadata_for_code(cc)
         if md is not None:
             nsn = _strip_prefix(nsn, md)
+    elif not default_country:
+        found = _as_international(digits)
+        if found is None:
+            raise PhoneError(NO_COUNTRY_CODE)
+        cc, nsn = found
     else:
-        if not default_country:
-            raise PhoneError("has no country code (start it with + or 00, or give a default country)")
         md, cc_text = _region(default_country)
         cc = md.country_code
         nsn = digits
@@ -145,6 +168,8 @@ def normalise(text: str, default_country: str | None = None) -> str:
                 nsn, took_code = candidate, True
         if not took_code:
             nsn = _strip_prefix(nsn, md)
+        if not valid_for_plan(cc, nsn):
+            cc, nsn = _as_international(digits) or (cc, nsn)
     if len(nsn) < _MIN_NSN:
         raise PhoneError("is too short")
     if len(nsn) > _MAX_NSN:
@@ -153,6 +178,33 @@ def normalise(text: str, default_country: str | None = None) -> str:
     if problem:
         raise PhoneError(problem)
     return f"{cc}{nsn}"
+
+
+NO_COUNTRY_CODE = "has no country code (start it with + or 00, or give a default country)"
+
+
+def valid_for_plan(cc: int, nsn: str) -> bool:
+    """Whether ``nsn`` is a valid national number for calling code ``cc``: a
+    possible length and the plan's pattern of assigned ranges (module docstring)."""
+    md = _metadata_for_code(cc)
+    if md is None or len(nsn) < _MIN_NSN or _length_problem(cc, nsn) is not None:
+        return False
+    return bool(pnu._match_national_number(nsn, md.general_desc, False))
+
+
+def _as_international(digits: str) -> tuple[int, str] | None:
+    """(calling code, national number) of digits read as an international number
+    without its '+', when that is a valid number; None otherwise."""
+    if digits[:1] == "0":
+        return None
+    try:
+        cc, nsn = _split_international(digits)
+    except PhoneError:
+        return None
+    md = _metadata_for_code(cc)
+    if md is not None:
+        nsn = _strip_prefix(nsn, md)
+    return (cc, nsn) if valid_for_plan(cc, nsn) else None
 
 
 @cache
@@ -195,6 +247,46 @@ def reference(text: str, default_country: str | None = None) -> str:
         raise PhoneError("is empty")
     if cleaned.startswith("+0"):  # our rule: no calling code starts with 0 (the library would try its IDD)
         raise PhoneError("has an unknown country calling code")
+    if cleaned.startswith("+"):
+        return _reference_parse(cleaned, region)
+    foreign = _reference_international(compact)
+    if region is None:
+        if foreign is None:
+            raise PhoneError(NO_COUNTRY_CODE)
+        return foreign
+    try:
+        national = _reference_parse(cleaned, region)
+    except PhoneError:
+        if foreign is not None:
+            return foreign
+        raise
+    if foreign is not None and not valid_for_plan(
+        int(national[: _cc_length(national)]), national[_cc_length(national) :]
+    ):
+        return foreign
+    return national
+
+
+def _cc_length(e164: str) -> int:
+    for size in (1, 2, 3):
+        if int(e164[:size]) in _CODES:
+            return size
+    return 0
+
+
+def _reference_international(compact: str) -> str | None:
+    """The library's reading of digits as '+' and the digits, when it is a valid number."""
+    if not compact.isdigit() or compact[:1] == "0":
+        return None
+    try:
+        num = _reference_parse("+" + compact, None)
+    except PhoneError:
+        return None
+    n = _cc_length(num)
+    return num if valid_for_plan(int(num[:n]), num[n:]) else None
+
+
+def _reference_parse(cleaned: str, region: str | None) -> str:
     try:
         num = phonenumbers.parse(cleaned, region)
     except NumberParseException as exc:

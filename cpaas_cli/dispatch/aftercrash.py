@@ -31,6 +31,7 @@ from sqlmodel import Session
 
 from cpaas_cli import clock
 from cpaas_cli.audit.service import record
+from cpaas_cli.callbacks import outbox as callbacks
 from cpaas_cli.charging import refunds
 from cpaas_cli.dispatch import queue
 from cpaas_cli.dispatch.queue import QueueState
@@ -177,6 +178,7 @@ def fail_unknown(
             .where(E.c.external_id.in_(exts), E.c.status.notin_(FINAL))
             .values(status="failed", failed_at=now, vendor_error="after_crash")
         )
+        callbacks.record_edrs(session, external_ids=exts, now=now, status="failed", changed=True)
     got = refunds.refund_unsent(session, edr_ids, Plans(session), now=now, why=why) if edr_ids else {}
     if ids:
         record(

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from cpaas_cli.audit.service import record
+from cpaas_cli.callbacks import outbox as callbacks
 from cpaas_cli.campaigns import holds
 from cpaas_cli.charging import rater as charging
 from cpaas_cli.charging.plans import Plans
@@ -150,6 +151,7 @@ class Claimer:
         }
         send: list[tuple] = []
         failed_campaigns: set[int] = set()
+        failed_edrs: list[int] = []
         for r in rows:
             qid, eid = r[0], edr_of[r[0]]
             if qid in skip:
@@ -164,8 +166,13 @@ class Claimer:
                     self.stats.not_rated += 1
                 s.execute(sa.update(E).where(E.c.id == eid).values(status="failed", failed_at=now))
                 queue.fail(s, qid, f"not sent: rating rejected ({reason})", now=now)
+                failed_edrs.append(eid)
                 continue
             send.append((r, eid))
+        # API messages' callbacks, in this transaction: charged (new EDRs only) or failed
+        fresh = {edr_of[r[0]] for r in new}
+        callbacks.record_edrs(s, [e for _r, e in send if e in fresh], now=now, status="billed")
+        callbacks.record_edrs(s, failed_edrs, now=now, status="failed")
         for cid in sorted(failed_campaigns):
             self._fail_campaign(s, cid, now)
         return len(rows), send
@@ -218,6 +225,7 @@ class Claimer:
                 )
                 recs.append(rec)
             bulk.writer(s).insert_rows(E, recs)
+            callbacks.record_edrs(s, ids, now=now, status="failed")
         queue.fail_queued(s, campaign_id, "not sent: insufficient credit", now=now)
         record(
             s,

@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from cpaas_cli import clock
+from cpaas_cli.callbacks import outbox as callbacks
 from cpaas_cli.charging import stored as charging_stored
 from cpaas_cli.db.checks import storable
 from cpaas_cli.dispatch import gateway as gw
@@ -363,6 +364,7 @@ def expire_receipts(session: Session, *, older_than: float, now: datetime | None
             .where(E.c.external_id.in_(exts), E.c.status.notin_(FINAL))
             .values(status="undelivered", undelivered_at=now, vendor_error="no_receipt")
         )
+        callbacks.record_edrs(session, external_ids=exts, now=now, status="undelivered", changed=True)
         queue.expire(session, chunk)
         ids = session.execute(
             sa.select(E.c.id).where(E.c.external_id.in_(exts), E.c.rating_state == "unrated")

@@ -18,6 +18,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from cpaas_cli.callbacks import outbox as callbacks
 from cpaas_cli.charging import refunds
 from cpaas_cli.charging import stored as charging_stored
 from cpaas_cli.charging.plans import Plans
@@ -146,6 +147,7 @@ class Results:
                 sa.update(E).where(E.c.id == sa.bindparam("b_e")).values(vendor_message_id=sa.bindparam("b_v")),
                 [{"b_e": e, "b_v": v[:100]} for _q, e, v in accepted],
             )
+            callbacks.record_edrs(s, [e for _q, e, _v in accepted], now=now, status="submitted")
         finals: Finals = {}  # edr id -> (queue id, status, vendor error)
         if partial:  # after their vendor ids, before any receipt rates them
             finals.update(mp.record_partial(s, partial, self.plans(), now=now))
@@ -176,6 +178,7 @@ class Results:
                 .values({"status": st, f"{st}_at": now, "vendor_error": sa.bindparam("b_err")}),
                 params,
             )
+            callbacks.record_edrs(s, [p["b_e"] for p in params], now=now, status=st, changed=True)
         done = [q for q, st, _ in finals.values() if q is not None and st != "failed"]
         if done:
             queue.mark_done(s, done, now=now)

@@ -77,7 +77,7 @@ def ingest(
     chunk: int = INGEST_CHUNK,
     check_first: bool = False,
     stop: StopRequest | None = None,
-) -> dict[str, int]:
+) -> dict[str, Any]:
     """Ingest an EDR file (CSV, XLSX or JSONL). Commits per chunk; a chunk is
     validated whole before anything of it is written, and a bad row stops the
     run there (with ``check_first`` the whole file is validated before the
@@ -149,12 +149,13 @@ def _parse_block(
 
 def _ingest(
     session: Session, path: str | Path, *, rate: bool, chunk: int, check_first: bool, stop: StopRequest | None
-) -> dict[str, int]:
+) -> dict[str, Any]:
     if check_first:
         validate_file(session, path)
     refs = Refs(session)
     plans = Plans(session)
-    out = {"read": 0, "inserted": 0, "skipped": 0, "rated": 0, "rejected": 0, "pending": 0}
+    out: dict[str, Any] = {"read": 0, "inserted": 0, "skipped": 0, "rated": 0, "rejected": 0, "pending": 0}
+    reasons: Counter[str] = Counter()
     now = clock.now()
     w = bulk.writer(session)
     # A chunk's commit runs in a thread while the next chunk is read and parsed
@@ -216,12 +217,16 @@ def _ingest(
                 session.commit()
             out["read"] += len(block)
             for k, v in got.items():
-                out[k] += v
+                if k == "rejected_reasons":
+                    reasons.update(v)
+                else:
+                    out[k] += v
         settle()
     finally:
         # On any error the commit under way ends before the caller rolls back.
         while pending:
             pending.pop().join()
+    out["rejected_reasons"] = dict(reasons.most_common())
     return out
 
 
@@ -275,13 +280,13 @@ def _write_chunk(
     *,
     rate: bool,
     trusting: bool,
-) -> dict[str, int]:
+) -> dict[str, Any]:
     """Rate and store a parsed chunk but for the ids in ``have``, under the ingest
     lock the caller holds; its counts. ``trusting``: ``have`` was not looked up,
     and _StoredAlready is raised (the transaction to be rolled back) when the
     insert finds an id stored."""
     exts = cols["external_id"]
-    got = {"inserted": 0, "skipped": 0, "rated": 0, "rejected": 0, "pending": 0}
+    got: dict[str, Any] = {"inserted": 0, "skipped": 0, "rated": 0, "rejected": 0, "pending": 0}
     keep = [i for i, e in enumerate(exts) if e not in have] if have else list(range(len(exts)))
     got["skipped"] = len(exts) - len(keep)
     if not keep:
@@ -301,6 +306,10 @@ def _write_chunk(
         result = {c: [v] * m for c, v in zip(RESULT_COLUMNS, UNRATED, strict=True)}
     for state, k in Counter(result["rating_state"]).items():
         got["pending" if state == "unrated" else state] += k
+    if got["rejected"]:
+        got["rejected_reasons"] = Counter(
+            r for st, r in zip(result["rating_state"], result["rating_reason"], strict=True) if st == "rejected"
+        )
     stored = w.insert(
         EDR,
         {"id": ids, **cols, **result, "ingested_at": [now] * m},

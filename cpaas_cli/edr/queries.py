@@ -99,7 +99,40 @@ def list_edrs(
     campaign_id: int | None = None,
     limit: int = 150,
 ) -> list[dict[str, Any]]:
-    q = sa.select(EDR)
+    where = _filters(
+        agreement_id=agreement_id,
+        company_id=company_id,
+        since=since,
+        till=till,
+        state=state,
+        reason=reason,
+        status=status,
+        destination=destination,
+        campaign_id=campaign_id,
+    )
+    q = sa.select(EDR).where(*where).order_by(EDR.c.event_at.desc(), EDR.c.id.desc()).limit(limit)
+    return [edr_dict(dict(m)) for m in session.execute(q).mappings()]
+
+
+def count_edrs(session: Session, **filters: Any) -> int:
+    """How many EDRs ``list_edrs`` with the same filters would list without its limit."""
+    q = sa.select(sa.func.count()).select_from(EDR).where(*_filters(**filters))
+    return int(session.execute(q).scalar_one())
+
+
+def _filters(
+    *,
+    agreement_id: int | None = None,
+    company_id: int | None = None,
+    since: datetime | None = None,
+    till: datetime | None = None,
+    state: str | None = None,
+    reason: str | None = None,
+    status: str | None = None,
+    destination: str | None = None,
+    campaign_id: int | None = None,
+) -> list[Any]:
+    where: list[Any] = []
     for colname, val in (
         ("agreement_id", agreement_id),
         ("company_id", company_id),
@@ -110,10 +143,9 @@ def list_edrs(
         ("campaign_id", campaign_id),
     ):
         if val is not None:
-            q = q.where(EDR.c[colname] == val)
+            where.append(EDR.c[colname] == val)
     if since is not None:
-        q = q.where(EDR.c.event_at >= since)
+        where.append(EDR.c.event_at >= since)
     if till is not None:
-        q = q.where(EDR.c.event_at < till)
-    q = q.order_by(EDR.c.event_at.desc(), EDR.c.id.desc()).limit(limit)
-    return [edr_dict(dict(m)) for m in session.execute(q).mappings()]
+        where.append(EDR.c.event_at < till)
+    return where

@@ -21,6 +21,7 @@ import gzip as gz
 import io
 import json
 from collections.abc import Iterable, Sequence
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO, Any
 
@@ -41,6 +42,51 @@ def _flat(value: Any) -> Any:
     if isinstance(value, dict):
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
     return value
+
+
+def _number(value: Any) -> Any:
+    """A money or count text ("12.500000", "1,498") as a Decimal (exact), other values as they are."""
+    if isinstance(value, str):
+        try:
+            number = Decimal(value.replace(",", ""))
+        except InvalidOperation:
+            return value
+        return number if number.is_finite() else value
+    return value
+
+
+def _numbers(row: Sequence[Any], numeric: list[int]) -> list[Any]:
+    out = list(row)
+    for i in numeric:
+        out[i] = _number(out[i])
+    return out
+
+
+_SHEET_BAD = str.maketrans({c: " " for c in "[]:*?/\\"})
+
+
+def sheet_name(name: str) -> str:
+    """A name Excel accepts for a sheet: no ``[]:*?/\\``, at most 31 characters, not blank."""
+    return name.translate(_SHEET_BAD).strip()[:31] or "Sheet1"
+
+
+# Excel number formats for the columns of exports (money in the currency's unit, exact micro-units, counts).
+MONEY = "#,##0.00"
+PRICE = "#,##0.00####"  # unit prices and exact amounts: 2 to 6 decimals
+COUNT = "#,##0"
+# The numeric columns of the invoice XLSX (lines, charges) and of the coverage export.
+LINE_FORMATS = {
+    "count": COUNT,
+    "volume": COUNT,
+    "unit_price": PRICE,
+    "exact": PRICE,
+    "net": MONEY,
+    "rounding": PRICE,
+    "tax": MONEY,
+    "total": MONEY,
+}
+CHARGE_FORMATS = {"amount": PRICE, "unit_price": PRICE, "segments": COUNT}
+COVERAGE_FORMATS = {"price": PRICE}
 
 
 def format_for(path: Path, fmt: str | None) -> str:
@@ -75,6 +121,7 @@ class RowWriter:
         sheet: str = "rows",
         sheet_rows: int = XLSX_MAX_ROWS,
         guard: bool | None = None,
+        formats: dict[str, str] | None = None,
     ):
         if fmt not in FORMATS:
             raise InvalidInput(f"unknown format {fmt!r} (choose {', '.join(FORMATS)})")
@@ -92,11 +139,13 @@ class RowWriter:
         self._guard = files.formula_guard() if guard is None else guard
         self._own: files.AtomicFile | None = None
         self._raw: IO[bytes]
+        self._numeric = [i for i, c in enumerate(self.columns) if formats and c in formats]
         if fmt == "xlsx":
             if not isinstance(target, str | Path):
                 raise InvalidInput("XLSX needs a file (--out)")
             self._own = files.AtomicFile(target)
             self._book = XlsxStreamWriter(self._own.fh)
+            self._styles = [self._book.style_for((formats or {}).get(c)) for c in self.columns]
             self._new_sheet()
             return
         if isinstance(target, str | Path):
@@ -121,7 +170,7 @@ class RowWriter:
     def _new_sheet(self) -> None:
         self.sheets += 1
         name = self._sheet_name if self.sheets == 1 else f"{self._sheet_name}-{self.sheets}"
-        self._book.new_sheet(name[:31])
+        self._book.new_sheet(sheet_name(name), header=True, width=len(self.columns), styles=self._styles)
         self._book.write_rows([self.columns])
         self._in_sheet = 1
 
@@ -130,6 +179,8 @@ class RowWriter:
 
     def _write_xlsx(self, rows: list[Sequence[Any]]) -> None:
         """Rows onto the current sheet, rolling over to the next one at ``sheet_rows``."""
+        if self._numeric:
+            rows = [_numbers(row, self._numeric) for row in rows]
         done = 0
         while done < len(rows):
             if self._in_sheet >= self._sheet_rows:
@@ -223,16 +274,33 @@ class RowWriter:
                 raise files.write_error(self._own.path, exc) from exc
 
 
-def write_rows(path: str | Path, rows: Iterable[dict[str, Any]], columns: list[str], fmt: str | None = None) -> int:
-    """Write rows to ``path``; returns how many were written."""
+def write_rows(
+    path: str | Path,
+    rows: Iterable[dict[str, Any]],
+    columns: list[str],
+    fmt: str | None = None,
+    *,
+    sheet: str = "rows",
+    formats: dict[str, str] | None = None,
+) -> int:
+    """Write rows to ``path``; returns how many were written. XLSX: the sheet is
+    named ``sheet``; the columns in ``formats`` are numeric cells with that
+    number format (a money text such as "12.500000" written as the exact number)."""
     p = Path(path)
     kind = format_for(p, fmt)
-    with RowWriter(p, columns, kind, sheet="contacts") as w:
+    with RowWriter(p, columns, kind, sheet=sheet, formats=formats) as w:
         for row in rows:
             w.write([row.get(c) for c in columns])
     return w.rows
 
 
-def write_table(path: str | Path, rows: Iterable[dict[str, Any]], columns: list[str]) -> int:
+def write_table(
+    path: str | Path,
+    rows: Iterable[dict[str, Any]],
+    columns: list[str],
+    *,
+    sheet: str = "rows",
+    formats: dict[str, str] | None = None,
+) -> int:
     """Write rows to .csv or .xlsx, chosen by the file's suffix."""
-    return write_rows(path, rows, columns)
+    return write_rows(path, rows, columns, sheet=sheet, formats=formats)

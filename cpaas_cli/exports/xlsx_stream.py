@@ -15,8 +15,10 @@ requires (``[Content_Types].xml``, ``_rels/.rels``, ``xl/workbook.xml``, its
 rels, a minimal ``xl/styles.xml`` and ``xl/worksheets/sheetN.xml``), strings
 as inline strings (so text that looks like a number, a phone number or MNC
 "01", stays text), numbers, booleans and empty cells. Every cell carries its
-reference (``r="B7"``), as Excel writes them. No shared strings, formulas,
-cell styles or column widths; a text starting with "=" is text, not a formula.
+reference (``r="B7"``), as Excel writes them. A sheet may have a header row,
+frozen and with an autofilter, and number formats per column for its numeric
+cells (money, counts). No shared strings, formulas, fonts or column widths; a
+text starting with "=" is text, not a formula.
 Other values become text: a list its items joined by commas and a dict its
 JSON (as ``RowWriter`` always wrote them), a date or time its ISO form (no
 exporter passes one: they format times themselves). Files are read with
@@ -191,14 +193,17 @@ class _Templates:
     a tuple of types, a dict lookup and one format call.
     """
 
-    def __init__(self, width: int):
+    def __init__(self, width: int, styles: Sequence[int] = ()):
         self.refs = [column_letter(i) for i in range(width)]
+        self.styles = list(styles)
         self.cache: dict[tuple[type, ...], str] = {}
 
     def build(self, shape: tuple[type, ...]) -> str:
         parts = ['<row r="{0}">']
         for i, t in enumerate(shape, start=1):
-            cell = f'<c r="{self.refs[i - 1]}{{0}}"'
+            style = self.styles[i - 1] if i - 1 < len(self.styles) else 0
+            numeric = t in (int, float, Decimal)
+            cell = f'<c r="{self.refs[i - 1]}{{0}}"' + (f' s="{style}"' if style and numeric else "")
             if t is _NONE:
                 continue
             if t is str:
@@ -230,13 +235,37 @@ class XlsxStreamWriter:
         self._out: Any = None
         self._row = 0
         self._templates = _Templates(0)
+        self._formats: list[str] = []  # number format codes; style i + 1 uses _formats[i]
+        self._header = False
+        self._width = 0
 
-    def new_sheet(self, name: str) -> None:
+    def style_for(self, number_format: str | None) -> int:
+        """The cell style index of a number format code (e.g. ``#,##0.00``); 0 for none."""
+        if not number_format:
+            return 0
+        if number_format not in self._formats:
+            self._formats.append(number_format)
+        return self._formats.index(number_format) + 1
+
+    def new_sheet(self, name: str, *, header: bool = False, width: int = 0, styles: Sequence[int] = ()) -> None:
+        """Start a sheet. ``header``: its first row is a header, frozen and with an
+        autofilter over ``width`` columns. ``styles``: per column, the style of its
+        numeric cells (see ``style_for``; text cells stay unstyled)."""
         self._end_sheet()
         self._sheets.append(name)
         self._out = self._zip.open(f"xl/worksheets/sheet{len(self._sheets)}.xml", "w", force_zip64=True)
-        self._out.write(f'{_DECL}<worksheet xmlns="{_NS}"><sheetData>'.encode())
+        views = (
+            '<sheetViews><sheetView workbookViewId="0">'
+            '<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>'
+            '<selection pane="bottomLeft" activeCell="A2" sqref="A2"/></sheetView></sheetViews>'
+            if header
+            else ""
+        )
+        self._out.write(f'{_DECL}<worksheet xmlns="{_NS}">{views}<sheetData>'.encode())
         self._row = 0
+        self._header, self._width = header and width > 0, width
+        if styles or self._templates.styles:
+            self._templates = _Templates(max(width, len(styles)), styles)
 
     def write_rows(self, rows: Iterable[Sequence[Any]]) -> None:
         rows = rows if isinstance(rows, list) else list(rows)
@@ -251,7 +280,7 @@ class XlsxStreamWriter:
         rows, shapes = _prepare(chunk)
         width = max(map(len, shapes))
         if len(self._templates.refs) < width:
-            self._templates = _Templates(width)
+            self._templates = _Templates(width, self._templates.styles)
         cache = self._templates.cache
         for shape in set(shapes) - cache.keys():
             self._templates.build(shape)
@@ -264,7 +293,10 @@ class XlsxStreamWriter:
 
     def _end_sheet(self) -> None:
         if self._out is not None:
-            self._out.write(b"</sheetData></worksheet>")
+            self._out.write(b"</sheetData>")
+            if self._header:
+                self._out.write(f'<autoFilter ref="A1:{column_letter(self._width - 1)}{max(self._row, 1)}"/>'.encode())
+            self._out.write(b"</worksheet>")
             self._out.close()
             self._out = None
 
@@ -277,6 +309,18 @@ class XlsxStreamWriter:
             except (OSError, ValueError):
                 pass
         self._out = None
+
+    def _styles_xml(self) -> tuple[str, str]:
+        """numFmts and cellXfs: style 0 plain, style i + 1 the i-th number format (ids from 164, custom)."""
+        fmts = "".join(
+            f'<numFmt numFmtId="{164 + i}" formatCode={quoteattr(code)}/>' for i, code in enumerate(self._formats)
+        )
+        xfs = '<xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>' + "".join(
+            f'<xf numFmtId="{164 + i}" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
+            for i in range(len(self._formats))
+        )
+        head = f'<numFmts count="{len(self._formats)}">{fmts}</numFmts>' if self._formats else ""
+        return head, f'<cellXfs count="{len(self._formats) + 1}">{xfs}</cellXfs>'
 
     def close(self) -> None:
         self._end_sheet()
@@ -298,15 +342,16 @@ class XlsxStreamWriter:
         )
         rels += f'<Relationship Id="rId{n + 1}" Type="{_REL_NS}/styles" Target="styles.xml"/>'
         z.writestr("xl/_rels/workbook.xml.rels", f'{_DECL}<Relationships xmlns="{_PKG_REL_NS}">{rels}</Relationships>')
+        numfmts, cellxfs = self._styles_xml()  # the schema's order: numFmts first, cellXfs after the borders
         z.writestr(
             "xl/styles.xml",
-            f'{_DECL}<styleSheet xmlns="{_NS}">'
+            f'{_DECL}<styleSheet xmlns="{_NS}">{numfmts}'
             '<fonts count="1"><font><sz val="11"/><name val="Calibri"/></font></fonts>'
             '<fills count="2"><fill><patternFill patternType="none"/></fill>'
             '<fill><patternFill patternType="gray125"/></fill></fills>'
             '<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
             '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
-            '<cellXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/></cellXfs>'
+            f"{cellxfs}"
             '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>'
             "</styleSheet>",
         )

@@ -4,6 +4,7 @@ from cpaas_cli.db.base import metadata
 from cpaas_cli.models.agreements import Agreement, AgreementVersion
 from cpaas_cli.models.audit import AuditLog
 from cpaas_cli.models.billing import AgreementBalance, Charge, PackUsage, Payment, ScaleCounter
+from cpaas_cli.models.callbacks import ApiKeyCallback, CallbackOutbox
 from cpaas_cli.models.campaigns import Campaign, CampaignRecipient, MessageTemplate, OutboundMessage, SenderId
 from cpaas_cli.models.catalog import EnabledService, RateImport, RateNode, Service, ServiceScope
 from cpaas_cli.models.contacts import (
@@ -29,6 +30,7 @@ from cpaas_cli.models.identity import (
     UserToken,
 )
 from cpaas_cli.models.invoices import Invoice, InvoiceCharge, InvoiceCounter, InvoiceLine
+from cpaas_cli.models.limits import RateBucket
 from cpaas_cli.models.recurring import FeeRule, FeeRun
 from cpaas_cli.models.reports import SavedReport
 from cpaas_cli.models.rerate import RerateTask, RerateUnit
@@ -37,6 +39,9 @@ from cpaas_cli.models.tenancy import Bank, BankAccount, Company, LegalEntity
 
 __all__ = [
     "ApiIdempotency",
+    "RateBucket",
+    "ApiKeyCallback",
+    "CallbackOutbox",
     "Agreement",
     "AgreementVersion",
     "AgreementBalance",

@@ -31,6 +31,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from cpaas_cli import clock
+from cpaas_cli.callbacks.sender import Sender, SenderOptions
 from cpaas_cli.campaigns import holds
 from cpaas_cli.campaigns import lifecycle as campaigns
 from cpaas_cli.db.engine import get_engine, make_session
@@ -58,6 +59,8 @@ class ServeOptions:
     gateway_factory: Callable[[VendorConnection], Any] | None = None
     # Decrypt the passwords stored encrypted (cpaas_cli/secretbox.py); None: no key configured.
     keys: Keyring | None = None
+    # The callback sender (cpaas_cli/callbacks/sender.py); None: no callbacks posted by this process.
+    callbacks: SenderOptions | None = field(default_factory=SenderOptions)
     # Run beside the workers (the HTTP API of --http): objects with start() and stop().
     services: list[Any] = field(default_factory=list)
     no_workers: bool = False  # only the services (serve --http --no-workers): no workers, no scheduler
@@ -271,6 +274,7 @@ def run(url: str, options: ServeOptions) -> dict[str, Any]:
 
     workers: list[wk.Worker] = []
     threads: list[threading.Thread] = []
+    sender, cb_thread = None, None
     try:
         for service in options.services:
             service.start()
@@ -293,6 +297,10 @@ def run(url: str, options: ServeOptions) -> dict[str, Any]:
             t = threading.Thread(target=w.run, name=w.name, daemon=True)
             t.start()
             threads.append(t)
+        if options.callbacks is not None and not options.once and not options.no_workers:
+            sender = Sender(engine, options.keys, options=options.callbacks)
+            cb_thread = threading.Thread(target=sender.run, args=(stop,), name="callbacks", daemon=True)
+            cb_thread.start()
         while any(t.is_alive() for t in threads) or (not options.once and not stop.is_set()):
             if options.max_seconds is not None and time.monotonic() - started >= options.max_seconds:
                 if not stop.is_set():
@@ -308,6 +316,8 @@ def run(url: str, options: ServeOptions) -> dict[str, Any]:
             service.stop()
         for t in threads:
             t.join()
+        if cb_thread is not None:
+            cb_thread.join()
         if scheduler is not None:
             scheduler.shutdown(wait=True)
         for sig, handler in previous.items():
@@ -316,6 +326,10 @@ def run(url: str, options: ServeOptions) -> dict[str, Any]:
     if options.once:
         summary["expired_without_receipt"] = expire_job(engine, options.receipt_expiry).get("closed", 0)
     summary["completed_campaigns"] = complete_job(engine).get("completed", 0)
+    if options.callbacks is not None and options.once:
+        sender = Sender(engine, options.keys, options=options.callbacks)
+        sender.drain(max_seconds=max(options.receipt_timeout, 1.0))
+    summary["callbacks"] = sender.stats.as_dict() if sender is not None else {"delivered": 0, "retried": 0, "dead": 0}
     summary["held"] = held_now(engine, quiet=True)
     summary["awaiting_receipts"] = awaiting_receipts(engine)
     if summary["awaiting_receipts"]:

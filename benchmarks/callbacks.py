@@ -1,0 +1,135 @@
+"""Callback delivery throughput: outbox rows posted (signed, over one pooled
+httpx client) per second to a local receiver, by one sender as ``cpaas serve``
+runs it (claim a batch with a lease, post it concurrently, store the answers).
+
+The receiver is a bare Starlette app on uvicorn in another process on
+127.0.0.1 (answers 204). Bounded: N rows (default 20,000), at most 120 s.
+Generates its own data in a temporary SQLite database (or the database given).
+
+    .venv/bin/python benchmarks/callbacks.py [N] [--db URL] [--concurrency C] [--batch B]
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DEADLINE_S = 120.0
+
+
+def _receiver(port: int) -> None:
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def cb(request):
+        await request.body()
+        return Response(status_code=204)
+
+    app = Starlette(routes=[Route("/cb", cb, methods=["POST"])])
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, backlog=2048)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _opt(name: str, default: int) -> int:
+    return int(sys.argv[sys.argv.index(name) + 1]) if name in sys.argv else default
+
+
+def main() -> None:
+    args = [a for i, a in enumerate(sys.argv[1:], 1) if not a.startswith("--") and not sys.argv[i - 1].startswith("--")]
+    n = min(int(args[0]) if args else 20_000, 500_000)
+    url = sys.argv[sys.argv.index("--db") + 1] if "--db" in sys.argv else None
+    url = url or f"sqlite:///{Path(tempfile.mkdtemp(prefix='cpaas-cb-')) / 'cb.db'}"
+    from cryptography.fernet import Fernet
+
+    os.environ.setdefault("CPAAS_SECRET_KEY", Fernet.generate_key().decode())
+    os.environ["CPAAS_PASSWORD_PROFILE"] = "fast"
+
+    import sqlalchemy as sa
+
+    from cpaas_cli import clock
+    from cpaas_cli.callbacks import service as callbacks
+    from cpaas_cli.callbacks.sender import Sender, SenderOptions
+    from cpaas_cli.callbacks.signing import RETRY_FOR
+    from cpaas_cli.db import bulk, migrate
+    from cpaas_cli.db.engine import get_engine, session_scope
+    from cpaas_cli.identity import apikeys, keys, users
+    from cpaas_cli.models.callbacks import CallbackOutbox
+    from cpaas_cli.secretbox import Keyring
+    from cpaas_cli.tenancy import service as tenancy
+
+    port = _free_port()
+    rx = multiprocessing.Process(target=_receiver, args=(port,), daemon=True)
+    rx.start()
+    migrate.upgrade(url)
+    engine = get_engine(url)
+    key_text = os.environ["CPAAS_SECRET_KEY"].split(",")[0]
+    ring = Keyring([key_text], "CPAAS_SECRET_KEY")
+    with session_scope(engine, actor="bench") as s:
+        owner, _ = tenancy.ensure_owner(s)
+        u = users.create(
+            s,
+            company=owner.id,
+            data=users.UserInput(login="cbbench", first_name="B", last_name="U"),
+            roles=["Admin"],
+        )
+        key, _text = apikeys.create(s, keys.from_texts([key_text]), user=u, name="bench")
+        callbacks.set_callback(s, ring, key, url=f"http://127.0.0.1:{port}/cb")
+        key_id = key.id
+        now = clock.now()
+        t = CallbackOutbox.__table__
+        bulk.writer(s).insert(
+            t,
+            {
+                "api_key_id": [key_id] * n,
+                "transaction_id": [str(i) for i in range(n)],
+                "dnis": ["447900000001"] * n,
+                "status": ["DELIVERED"] * n,
+                "event_at": [now] * n,
+                "channel": ["SMS"] * n,
+                "state": ["pending"] * n,
+                "attempts": [0] * n,
+                "next_at": [now] * n,
+                "give_up_at": [now + RETRY_FOR] * n,
+                "created_at": [now] * n,
+            },
+        )
+    for _ in range(200):  # the receiver is up
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    opts = SenderOptions(batch=_opt("--batch", 1000), concurrency=_opt("--concurrency", 100))
+    sender = Sender(engine, ring, options=opts)
+    started = time.perf_counter()
+    tried = 0
+    try:
+        while tried < n and time.perf_counter() - started < DEADLINE_S:
+            got = sender.step()
+            if not got:
+                break
+            tried += got
+    finally:
+        sender.close()
+        rx.terminate()
+    seconds = time.perf_counter() - started
+    with engine.connect() as conn:
+        done = conn.execute(sa.select(sa.func.count()).where(t.c.state == "delivered")).scalar_one()
+    print(f"database: {engine.dialect.name}")
+    print(f"callbacks delivered: {done} of {n} in {seconds:.2f} s: {done / seconds:,.0f}/s")
+    print(f"(batch {opts.batch}, {opts.concurrency} in flight, signed HMAC-SHA256, lease + settle per batch)")
+
+
+if __name__ == "__main__":
+    main()
