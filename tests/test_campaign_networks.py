@@ -182,7 +182,7 @@ def test_repeat_keeps_the_networks(cli):
     cid = _create(cli, "Hello")
     cli.json("campaign", "send", str(cid))
     cli.json("campaign", "pause", str(cid))
-    cli.json("campaign", "cancel", str(cid))
+    cli.json("campaign", "cancel", str(cid), "--yes")
     again = cli.json("campaign", "repeat", str(cid))
     assert _rows(cli.json("campaign", "estimate", str(again["id"]))) == EXPECTED
 

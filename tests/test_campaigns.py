@@ -268,7 +268,7 @@ def test_every_transition(cli, session):
         assert "is scheduled" in cli("campaign", action, str(c), expect=5).stderr
     run = cli("campaign", "schedule", str(c), "--at", "2026-06-03 09:00", expect=5)
     assert "is scheduled; schedule is allowed only when it is draft" in run.stderr
-    cli.json("campaign", "cancel", str(c))
+    cli.json("campaign", "cancel", str(c), "--yes")
     assert state(cli, c) == "canceled"
     cli("campaign", "resume", str(c), expect=5)
     r = cli.json("campaign", "repeat", str(c))
@@ -283,7 +283,7 @@ def test_every_transition(cli, session):
     assert cli.json("campaign", "pause", str(d))["state"] == "paused"
     assert cli.json("campaign", "resume", str(d))["state"] == "in_progress"
     cli.json("campaign", "pause", str(d))
-    cx = cli.json("campaign", "cancel", str(d))
+    cx = cli.json("campaign", "cancel", str(d), "--yes")
     assert cx["state"] == "canceled" and cx["queue"] == {"failed": 1}
     # scheduled -> start now; in_progress -> completed when the queue is done
     e = create(cli, "--to", ES1, "--text", "y")["id"]

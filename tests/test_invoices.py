@@ -133,7 +133,7 @@ def test_confirm_numbering_void_and_reinvoice(cli, db_url):
     for m in ("01", "02", "03"):
         fee(cli, f"2026-{m}-05T00:00:00Z", "10")
     ids = [i["id"] for i in cli.json("invoice", "run", "--as-of", "2026-04-01T00:00:00Z")]
-    assert cli("invoice", "confirm", str(ids[0]), "--at", "2026-01-20T00:00:00Z", expect=4).exit_code == 4
+    assert cli("invoice", "confirm", str(ids[0]), "--at", "2026-01-20T00:00:00Z", expect=5).exit_code == 5
     refs = [cli.json("invoice", "confirm", str(i), "--at", "2026-04-02T00:00:00Z")["reference"] for i in ids[:2]]
     assert refs == ["INV-1", "INV-2"]
     assert cli("invoice", "confirm", str(ids[0]), expect=5).exit_code == 5

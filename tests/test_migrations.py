@@ -92,7 +92,7 @@ def test_upgrade_keeps_rows_that_refer_to_a_rebuilt_table(empty_db_url):
 
 
 def test_downgrade_needs_yes_off_a_terminal(db_url):
-    run = Cli(db_url)("db", "downgrade", "base", expect=4)
+    run = Cli(db_url)("db", "downgrade", "base", expect=2)
     assert "--yes" in run.stderr
 
 
@@ -136,3 +136,18 @@ def test_migrations_run_from_the_built_wheel(tmp_path):
     assert run.returncode == 0, run.stderr
     assert '"owner_created": true' in run.stdout
     assert db.exists()
+
+
+def test_init_never_renames_another_owner(empty_db_url):
+    cli = Cli(empty_db_url)
+    cli.json("init", "--owner", "Acme Hub")
+    assert cli.json("init", "--owner", "Acme Hub")["owner"]["name"] == "Acme Hub"  # same name: a no-op
+    run = cli("init", "--owner", "Other Hub", "-o", "json", expect=5)
+    assert "'Acme Hub'" in run.stderr and "'Other Hub'" in run.stderr and run.stdout == ""
+    assert [r["name"] for r in cli.json("tenant", "list", "--type", "owner")] == ["Acme Hub"]
+
+
+def test_init_names_the_owner_a_plain_upgrade_made(empty_db_url):
+    cli = Cli(empty_db_url)
+    assert cli.json("db", "upgrade")["owner"]["name"] == "System owner"
+    assert cli.json("init", "--owner", "Acme Hub")["owner"]["name"] == "Acme Hub"

@@ -231,7 +231,7 @@ def test_replace_says_what_it_removes_and_asks(cli, tmp_path):
     assert dry["summary"] == {"added": 0, "changed": 1, "removed": 4, "unchanged": 0}
     removed = {c["path"] for c in dry["changes"] if c["op"] == "remove"}
     assert removed == {"ES/21401", "FR/20801", "FR/20810", "others"}
-    run = imp(cli, notice, *maps, expect=4)  # not a terminal and no --yes
+    run = imp(cli, notice, *maps, expect=2)  # not a terminal and no --yes: a usage error (exit 2)
     assert "--mode replace removes 4 destinations that the sheet does not name" in run.stderr
     assert "Refusing without --yes" in run.stderr
     assert set(mt_children(cli)) == {"ES", "FR", "others"}  # nothing written

@@ -122,7 +122,7 @@ def test_delete_rules(cli):
     dry = cli.json("tenant", "delete", "Kid", "--dry-run")
     assert dry["deleted"] is False and dry["legal_entities"] == 1
     assert cli.json("tenant", "show", "Kid")["name"] == "Kid"
-    cli("tenant", "delete", "Kid", expect=4)  # no --yes off a terminal
+    cli("tenant", "delete", "Kid", expect=2)  # no --yes off a terminal: a usage error
     gone = cli.json("tenant", "delete", "Kid", "--yes")
     assert gone["deleted"] is True
     cli("tenant", "show", "Kid", expect=3)

@@ -24,7 +24,7 @@ from cpaas_cli.models.campaigns import Campaign, OutboundMessage
 from cpaas_cli.models.tenancy import Company
 
 # Campaign actions that would make messages go: refused while the company is held.
-STARTING = frozenset({"send", "schedule", "start", "approve", "resume", "repeat"})
+STARTING = frozenset({"send", "schedule", "start", "approve", "resume", "repeat", "reschedule", "retry"})
 
 _CO = Company.__table__
 _C = Campaign.__table__

@@ -31,6 +31,9 @@ ACTIONS: dict[str, frozenset[str]] = {
     "pause": frozenset({"in_progress"}),
     "resume": frozenset({"paused"}),
     "cancel": frozenset({"paused", "scheduled"}),
+    "reschedule": frozenset({"scheduled"}),
+    "unschedule": frozenset({"scheduled"}),
+    "retry": frozenset({"failed"}),
     "repeat": frozenset({"canceled", "completed", "failed"}),
     "delete": ANY - {"in_progress"},
 }

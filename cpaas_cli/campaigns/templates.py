@@ -16,7 +16,7 @@ from cpaas_cli.campaigns import senders
 from cpaas_cli.contacts.service import client_company
 from cpaas_cli.errors import Conflict, InvalidInput, Problem
 from cpaas_cli.messaging import templates as tpl
-from cpaas_cli.models.campaigns import MessageTemplate, SenderId
+from cpaas_cli.models.campaigns import Campaign, MessageTemplate, SenderId
 from cpaas_cli.refs import by_ref
 from cpaas_cli.timeutil import iso
 
@@ -67,8 +67,29 @@ def list_templates(
     return list(session.exec(q))
 
 
+IN_USE_STATES = ("pending_moderation", "scheduled", "in_progress", "paused")
+
+
+def check_deletable(session: Session, row: MessageTemplate) -> None:
+    """Conflict naming the campaigns waiting to start or running that use the template."""
+    users = session.exec(
+        select(Campaign)
+        .where(Campaign.template_id == row.id, col(Campaign.state).in_(IN_USE_STATES))
+        .order_by(col(Campaign.id))
+    ).all()
+    if users:
+        named = ", ".join(f"#{c.id} {c.name!r} ({c.state})" for c in users[:10])
+        more = f" and {len(users) - 10} more" if len(users) > 10 else ""
+        raise Conflict(f"template {row.name!r} is used by campaign(s) {named}{more}; cancel or finish them first")
+
+
 def delete(session: Session, row: MessageTemplate) -> None:
-    """Delete it; campaigns made from it keep their text but can no longer start."""
+    """Delete it unless a campaign waiting to start or running uses it (see :func:`check_deletable`).
+
+    Drafts and finished campaigns made from it keep their own copy of the
+    text; a draft made from a deleted template can no longer start.
+    """
+    check_deletable(session, row)
     session.delete(row)
     session.flush()
 

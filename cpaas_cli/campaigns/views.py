@@ -14,7 +14,7 @@ from cpaas_cli.errors import InvalidInput, Problem
 from cpaas_cli.models.campaigns import CAMPAIGN_STATES, Campaign, OutboundMessage, SenderId
 from cpaas_cli.money import format_micros
 from cpaas_cli.refs import by_ref
-from cpaas_cli.timeutil import iso
+from cpaas_cli.timeutil import in_zone, iso
 
 
 def get(session: Session, ref: str | int) -> Campaign:
@@ -60,6 +60,7 @@ def campaign_dict(session: Session, c: Campaign, counts: dict[str, int] | None =
         "template_id": c.template_id,
         "flash": c.flash,
         "scheduled_at": iso(c.scheduled_at),
+        "scheduled_at_local": in_zone(c.scheduled_at, c.schedule_tz) if c.schedule_tz else None,
         "schedule_tz": c.schedule_tz,
         "started_at": iso(c.started_at),
         "finished_at": iso(c.finished_at),

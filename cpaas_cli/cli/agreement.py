@@ -15,7 +15,7 @@ from cpaas_cli.cli.options import CompanyFilterOpt, CompanyOpt, TzOpt
 from cpaas_cli.cli.periods import periods_cmd
 from cpaas_cli.errors import InvalidInput, Problem
 from cpaas_cli.models.agreements import EMAIL_KINDS
-from cpaas_cli.timeutil import TimeError, iso, parse_date
+from cpaas_cli.timeutil import TimeError, in_zone, iso, parse_date
 
 app = typer.Typer(no_args_is_help=True)
 version_app = typer.Typer(no_args_is_help=True)
@@ -182,7 +182,16 @@ def create(
             ),
         )
         data = views.agreement_dict(s, row, with_versions=True)
-    say(ctx, f"created agreement {data['code']!r} (#{data['id']}) for {data['company']!r}")
+    say(
+        ctx,
+        f"created agreement {data['code']!r} (#{data['id']}) for {data['company']!r}, "
+        f"effective from {data['effective_from_local']} {data['effective_from_tz']} ({data['effective_from']})"
+        + (
+            f" till {data['effective_till_local']} {data['effective_till_tz']} ({data['effective_till']})"
+            if data["effective_till"]
+            else ""
+        ),
+    )
     emit(ctx, data, output=output)
 
 
@@ -327,8 +336,13 @@ def version_add(
         )
         data = views.version_dict(version)
         if cut is not None:
-            data["previous_cut"] = {"id": cut.id, "effective_till": iso(cut.effective_till)}
-            say(ctx, f"version #{cut.id} now ends at {iso(cut.effective_till)}")
+            local = in_zone(cut.effective_till, cut.tz)
+            data["previous_cut"] = {
+                "id": cut.id,
+                "effective_till": iso(cut.effective_till),
+                "effective_till_local": local,
+            }
+            say(ctx, f"version #{cut.id} now ends at {local} {cut.tz} ({iso(cut.effective_till)})")
     emit(ctx, data, output=output)
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cpaas_cli.campaigns import drafts, lifecycle, materialise, recipients, views
+from cpaas_cli.campaigns import drafts, lifecycle, materialise, recipients, recovery, views
 from cpaas_cli.campaigns import estimate as pricing
 from cpaas_cli.campaigns import senders as campaign_senders
 from cpaas_cli.campaigns import templates as saved
@@ -74,9 +74,12 @@ def template_delete(
     template: Annotated[str, typer.Argument(help="Template id or name.")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
 ) -> None:
-    """Delete a template (campaigns made from it can then no longer start)."""
+    """Delete a template; refused (exit 5, naming them) while a scheduled, waiting or running campaign uses it.
+
+    Drafts made from it can then no longer start."""
     with session(ctx) as s:
         row = saved.get(s, template)
+        saved.check_deletable(s, row)
         confirm(ctx, f"Delete template {row.name!r}?", yes)
         saved.delete(s, row)
     say(ctx, "template deleted")
@@ -204,8 +207,54 @@ def schedule(
     with session(ctx) as s:
         row = lifecycle.schedule(s, views.get(s, campaign), at=at, tz=tz)
         data = views.campaign_dict(s, row)
-    say(ctx, f"campaign #{data['id']} is {data['state']} for {data['scheduled_at']}")
+    _say_schedule(ctx, data)
     emit(ctx, data, output=output)
+
+
+def _say_schedule(ctx: typer.Context, data: dict) -> None:
+    local = f"{data['scheduled_at_local']} {data['schedule_tz']}, " if data.get("scheduled_at_local") else ""
+    say(ctx, f"campaign #{data['id']} is {data['state']} for {local}{data['scheduled_at']} UTC")
+
+
+@app.command("reschedule")
+def reschedule(
+    ctx: typer.Context,
+    campaign: CampaignArg,
+    at: Annotated[str, typer.Option("--at", help="New local start time, e.g. '2026-12-01 09:00'.")],
+    tz: Annotated[
+        str | None,
+        typer.Option("--tz", help="IANA time zone of --at (default: the zone the campaign was scheduled in)."),
+    ] = None,
+    output: OutputOpt = None,
+) -> None:
+    """Move a scheduled campaign to another future time."""
+    with session(ctx) as s:
+        row = recovery.reschedule(s, views.get(s, campaign), at=at, tz=tz)
+        data = views.campaign_dict(s, row)
+    _say_schedule(ctx, data)
+    emit(ctx, data, output=output)
+
+
+@app.command("unschedule")
+def unschedule(ctx: typer.Context, campaign: CampaignArg, output: OutputOpt = None) -> None:
+    """Take a scheduled campaign back to a draft (send or schedule it again later)."""
+    with session(ctx) as s:
+        row = recovery.unschedule(s, views.get(s, campaign))
+        data = views.campaign_dict(s, row)
+    say(ctx, f"campaign #{data['id']} is {data['state']}")
+    emit(ctx, data, output=output)
+
+
+@app.command("retry")
+def retry(ctx: typer.Context, campaign: CampaignArg, output: OutputOpt = None) -> None:
+    """Start again a campaign that failed for insufficient credit (after a payment or a higher limit).
+
+    Still short of credit, it stays failed and the command exits 7.
+    """
+    with session(ctx) as s:
+        outcome = recovery.retry(s, views.get(s, campaign))
+        data = views.campaign_dict(s, outcome.campaign)
+    _started(ctx, outcome, data, output)
 
 
 @app.command("start")
@@ -261,8 +310,20 @@ def resume(ctx: typer.Context, campaign: CampaignArg, output: OutputOpt = None) 
 
 
 @app.command("cancel")
-def cancel(ctx: typer.Context, campaign: CampaignArg, output: OutputOpt = None) -> None:
-    """Cancel a paused or scheduled campaign (it cannot be resumed, only repeated)."""
+def cancel(
+    ctx: typer.Context,
+    campaign: CampaignArg,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    output: OutputOpt = None,
+) -> None:
+    """Cancel a paused or scheduled campaign (it cannot be resumed, only repeated).
+
+    Off a terminal it needs --yes (exit 2 without).
+    """
+    with session(ctx) as s:
+        row = views.get(s, campaign)
+        lifecycle.check_action(row, "cancel", lock=False)
+        confirm(ctx, f"Cancel campaign #{row.id} {row.name!r}? Its queued messages are dropped.", yes)
     _simple(ctx, campaign, "cancel", output)
 
 

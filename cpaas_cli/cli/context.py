@@ -15,7 +15,7 @@ import typer
 from cpaas_cli import files
 from cpaas_cli.cli.output import Fmt, cut_notice, render, select, terminal_safe
 from cpaas_cli.config import Settings, load_settings
-from cpaas_cli.errors import InvalidInput, Problem
+from cpaas_cli.errors import InvalidInput, Problem, UsageError
 from cpaas_cli.timeutil import TimeError, parse_time, zone
 
 if TYPE_CHECKING:
@@ -168,7 +168,7 @@ def confirm(ctx: typer.Context, question: str, yes: bool) -> None:
     if yes:
         return
     if not sys.stdin.isatty():
-        raise InvalidInput(f"{question} Refusing without --yes when not on a terminal")
+        raise UsageError(f"{question} Refusing without --yes when not on a terminal")
     if not typer.confirm(question, err=True):
         raise typer.Exit(1)
 

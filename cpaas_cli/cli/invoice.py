@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from cpaas_cli.cli.context import ForceOpt, OutputOpt, confirm, emit, out_target, say, session, state, when
+from cpaas_cli.cli.options import TzOpt
 from cpaas_cli.config import invoice_line_decimals
 from cpaas_cli.errors import InvalidInput
 from cpaas_cli.invoices import service as invoices
@@ -144,16 +145,30 @@ def confirm_(
     send: Annotated[
         bool, typer.Option("--send", help="Then e-mail the PDF to the agreement's invoice e-mails.")
     ] = False,
-    at: Annotated[str | None, typer.Option("--at", help="Confirmation time (issue date); default now.")] = None,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="Confirmation time (issue date), local in --tz; default now. E.g. 2026-04-02."),
+    ] = None,
+    tz: TzOpt = "UTC",
+    ad_hoc: Annotated[
+        bool,
+        typer.Option(
+            "--ad-hoc",
+            help="Issue it before its period has closed (an explicit ad-hoc invoice: the charges so far; "
+            "later charges of the period go to the next invoice).",
+        ),
+    ] = False,
     output: OutputOpt = None,
 ) -> None:
-    """Confirm a draft: it gets the next number of its own legal entity and never changes again."""
+    """Confirm a draft: it gets the next number of its own legal entity and never changes again.
+
+    Only once its period has closed (exit 5 before that) unless --ad-hoc."""
     decimals = invoice_line_decimals(state(ctx).settings)
     with session(ctx) as s:
-        inv = invoices.confirm(s, ref, at=when(at, "--at"), line_decimals=decimals)
+        inv = invoices.confirm(s, ref, at=when(at, "--at", tz), line_decimals=decimals, ad_hoc=ad_hoc)
         inv_id = inv.id
         data = invoices.show(s, inv_id)
-    say(ctx, f"confirmed invoice #{inv_id} as {data['reference']}")
+    say(ctx, f"confirmed invoice #{inv_id} as {data['reference']}" + (" (ad hoc)" if ad_hoc else ""))
     if send:
         data = _send(ctx, str(inv_id))
         say(ctx, f"sent {data['reference']} to {', '.join(data['sent_to'])}")

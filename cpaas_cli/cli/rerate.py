@@ -7,8 +7,9 @@ from typing import Annotated
 import typer
 
 from cpaas_cli.cli.context import OutputOpt, emit, say, session, when
-from cpaas_cli.cli.options import CompanyOpt
+from cpaas_cli.cli.options import CompanyOpt, TzOpt
 from cpaas_cli.rerate import tasks as rerate
+from cpaas_cli.timeutil import in_zone
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -20,8 +21,13 @@ IdArg = Annotated[str, typer.Argument(help="Rerate task id.")]
 @app.command("create")
 def create(
     ctx: typer.Context,
-    time_from: Annotated[str, typer.Option("--from", help="Window start (EDR event time), inclusive.")],
-    time_till: Annotated[str, typer.Option("--till", help="Window end, exclusive.")],
+    time_from: Annotated[
+        str,
+        typer.Option("--from", help="Window start (EDR event time), inclusive; local in --tz. E.g. 2026-03-01."),
+    ],
+    time_till: Annotated[
+        str, typer.Option("--till", help="Window end (EDR event time), exclusive; local in --tz. E.g. 2026-04-01.")
+    ],
     company: CompanyOpt,
     agreement: Annotated[
         list[str] | None, typer.Option("--agreement", help="Only these agreements (repeatable).")
@@ -34,23 +40,41 @@ def create(
     recalculate_sessions: Annotated[
         bool, typer.Option("--recalculate-sessions", help="Also recalculate session billing (recorded).")
     ] = False,
+    tz: TzOpt = "UTC",
     output: OutputOpt = None,
 ) -> None:
-    """Record a rerate task with its estimated EDR count (whole billing periods)."""
+    """Record a rerate task with its estimated EDR count.
+
+    Which EDRs are re-rated: --from and --till (read in --tz, default UTC) pick
+    the billing periods of each agreement that overlap [from, till); every
+    EDR of those periods is re-rated, whole periods from their first EDR
+    (scale counters restart per period), so the re-rated window runs from the
+    start of the period holding --from to the end of the period holding the
+    last instant before --till, in each agreement's billing time zone. An EDR
+    prepared just before a period but charged inside it (a late delivery)
+    goes with the period of its charge. The JSON shows the window typed
+    (from/till in UTC, from_local/till_local in --tz).
+    """
     with session(ctx) as s:
         t = rerate.create(
             s,
-            time_from=when(time_from, "--from"),
-            time_till=when(time_till, "--till"),
+            time_from=when(time_from, "--from", tz),
+            time_till=when(time_till, "--till", tz),
             company=company,
             agreement_refs=agreement or [],
             channels=channel or [],
-            scheduled_for=when(scheduled_for, "--scheduled-for"),
+            scheduled_for=when(scheduled_for, "--scheduled-for", tz),
             draft=draft,
             recalculate_sessions=recalculate_sessions,
         )
         data = rerate.as_dict(s, t)
-    say(ctx, f"rerate task {data['id']} {data['status']}: about {data['estimated']} EDRs")
+    data["tz"] = tz
+    data["from_local"], data["till_local"] = in_zone(t.time_from, tz), in_zone(t.time_till, tz)
+    say(
+        ctx,
+        f"rerate task {data['id']} {data['status']}: about {data['estimated']} EDRs "
+        f"(window {data['from_local']} to {data['till_local']} {tz}, widened to whole billing periods)",
+    )
     emit(ctx, data, output=output, columns=COLUMNS)
 
 

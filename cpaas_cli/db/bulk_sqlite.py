@@ -37,8 +37,18 @@ class SqliteWriter(BulkWriter):
         locking.write_lock(self.session)  # the write lock is the one lock SQLite has
 
     def reserve_ids(self, table: sa.Table, n: int) -> list[int]:
-        """``MAX(id)`` + 1… under the write lock the caller holds."""
-        top = self.session.connection().exec_driver_sql(f"SELECT COALESCE(MAX(id), 0) FROM {table.name}").scalar() or 0
+        """Past ``MAX(id)`` and past the table's AUTOINCREMENT counter (an id is never
+        reused after a delete, migration 0026), under the write lock the caller holds."""
+        top = (
+            self.session.connection()
+            .exec_driver_sql(
+                f"SELECT MAX(COALESCE((SELECT MAX(id) FROM {table.name}), 0), "
+                "COALESCE((SELECT seq FROM sqlite_sequence WHERE name = ?), 0))",
+                (table.name,),
+            )
+            .scalar()
+            or 0
+        )
         return list(range(top + 1, top + 1 + n))
 
     def max_params(self) -> int:

@@ -52,6 +52,7 @@ from cpaas_cli.billing.periods import Period, VersionTerms, closed_periods
 from cpaas_cli.db import locking
 from cpaas_cli.db.types import UTCDateTime
 from cpaas_cli.errors import Conflict, InvalidInput, NotFound
+from cpaas_cli.invoices import closing
 from cpaas_cli.invoices import lines as invoice_lines
 from cpaas_cli.invoices.rebuild import rebuild
 from cpaas_cli.models.agreements import Agreement, AgreementVersion
@@ -347,15 +348,20 @@ def recalculate(session: Session, ref: str | int, *, line_decimals: int | None =
 
 
 def confirm(
-    session: Session, ref: str | int, *, at: datetime | None = None, line_decimals: int | None = None
+    session: Session,
+    ref: str | int,
+    *,
+    at: datetime | None = None,
+    line_decimals: int | None = None,
+    ad_hoc: bool = False,
 ) -> Invoice:
-    """Recalculate, then freeze: the next number of the own legal entity, issue and due dates."""
-    at = at or clock.now()
+    """Recalculate, then freeze (the next number, issue and due dates); see ``closing`` for ``ad_hoc``."""
+    now = clock.now()
+    at = at or now
     inv = _locked(session, ref)
     if inv.status != "draft":
         raise Conflict(f"invoice {inv.reference or inv.id} is {inv.status}; only a draft can be confirmed")
-    if at < inv.period_end:
-        raise InvalidInput(f"the period of invoice {inv.id} ends at {iso(inv.period_end)}; confirm after that")
+    closing.refuse_unclosed(inv, at=at, now=now, ad_hoc=ad_hoc)
     _attach(session, inv)
     if line_decimals is not None:
         inv.line_decimals = line_decimals

@@ -30,7 +30,12 @@ def get_owner(session: Session) -> Company | None:
 
 
 def ensure_owner(session: Session, name: str | None = None) -> tuple[Company, bool]:
-    """Return the system owner, creating it (or renaming it when a name is given)."""
+    """Return the system owner, creating it with ``name`` when there is none.
+
+    An owner still called :data:`DEFAULT_OWNER_NAME` (made by a plain `db
+    upgrade`) takes the name given; an owner with another name is never renamed
+    here: that is a Conflict naming both.
+    """
     owner = get_owner(session)
     if owner is None:
         owner = Company(name=name or DEFAULT_OWNER_NAME, kind="owner")
@@ -38,6 +43,11 @@ def ensure_owner(session: Session, name: str | None = None) -> tuple[Company, bo
         session.flush()
         return owner, True
     if name and owner.name != name:
+        if owner.name != DEFAULT_OWNER_NAME:
+            raise Conflict(
+                f"this database's system owner is {owner.name!r} (#{owner.id}), not {name!r}; "
+                "init names a new owner, it never renames one"
+            )
         owner.name = name
         session.flush()
     return owner, False

@@ -2,7 +2,7 @@
 and EDR, SPEC EDR-01), and the idempotency records of ``POST /v1/messages``
 
 Revision ID: 0027
-Revises: 0025
+Revises: 0026
 Create Date: 2026-12-07 12:45:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import cpaas_cli.db.types
 
 revision = "0027"
-down_revision = "0025"
+down_revision = "0026"
 branch_labels = None
 depends_on = None
 
@@ -52,6 +52,7 @@ def downgrade() -> None:
     op.drop_table("api_idempotency")
     op.drop_index("ix_outbound_message_api_key", table_name="outbound_message")
     for table in ("edr", "outbound_message"):
-        with op.batch_alter_table(table, schema=None) as batch_op:
+        # keep the id's AUTOINCREMENT of 0026 through SQLite's rebuild
+        with op.batch_alter_table(table, schema=None, table_kwargs={"sqlite_autoincrement": True}) as batch_op:
             batch_op.drop_column("label")
             batch_op.drop_column("api_key_id")
