@@ -11,7 +11,7 @@ from cpaas_cli.campaigns import estimate as pricing
 from cpaas_cli.campaigns import senders as campaign_senders
 from cpaas_cli.campaigns import templates as saved
 from cpaas_cli.cli.context import OutputOpt, confirm, emit, say, session
-from cpaas_cli.cli.options import CompanyFilterOpt, CompanyOpt, TzOpt
+from cpaas_cli.cli.options import CompanyFilterOpt, CompanyOpt, TzOpt, TzOrKnownOpt
 from cpaas_cli.errors import Conflict, InsufficientCredit
 
 app = typer.Typer(no_args_is_help=True)
@@ -221,13 +221,11 @@ def reschedule(
     ctx: typer.Context,
     campaign: CampaignArg,
     at: Annotated[str, typer.Option("--at", help="New local start time, e.g. '2026-12-01 09:00'.")],
-    tz: Annotated[
-        str | None,
-        typer.Option("--tz", help="IANA time zone of --at (default: the zone the campaign was scheduled in)."),
-    ] = None,
+    tz: TzOrKnownOpt = None,
     output: OutputOpt = None,
 ) -> None:
-    """Move a scheduled campaign to another future time."""
+    """Move a scheduled campaign to another future time (without --tz, --at is read
+    in the zone the campaign was scheduled in)."""
     with session(ctx) as s:
         row = recovery.reschedule(s, views.get(s, campaign), at=at, tz=tz)
         data = views.campaign_dict(s, row)

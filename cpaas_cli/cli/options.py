@@ -21,13 +21,15 @@ _COMPANY = typer.Option(
 CompanyOpt = Annotated[str, _COMPANY]
 CompanyFilterOpt = Annotated[str | None, _COMPANY]
 
-TzOpt = Annotated[
-    str,
-    typer.Option(
-        "--tz",
-        help=(
-            "IANA time zone, e.g. Europe/Madrid: times given without an offset are read in it, "
-            "and the local days, periods and written times of the command follow it."
-        ),
+_TZ = typer.Option(
+    "--tz",
+    help=(
+        "IANA time zone, e.g. Europe/Madrid: times given without an offset are read in it, "
+        "and the local days, periods and written times of the command follow it."
     ),
-]
+)
+
+TzOpt = Annotated[str, _TZ]
+# The same option where leaving it out means "a zone the command already knows"
+# (the command's help says which).
+TzOrKnownOpt = Annotated[str | None, _TZ]
