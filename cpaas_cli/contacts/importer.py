@@ -408,7 +408,7 @@ def _write(session, company_id, group_id, mapping, custom, staged, mode, policy,
     w = bulk.writer(session)
     for start in range(0, total, CHUNK):
         chunk = rows[start : start + CHUNK]
-        w.insert(stage, dict(zip(cols, zip(*chunk, strict=True), strict=True)))
+        w.insert_values(STAGE, cols, chunk)  # rows already in the driver's form
         if progress is not None:
             progress("stage", min(start + CHUNK, total), total)
     del rows
