@@ -231,8 +231,8 @@ def test_close(world, pinned):
     assert closed["versions"][0]["effective_till"] == "2026-06-30T00:00:00Z"
     assert closed["status"] == "closed"
     cli("agreement", "close", "C", "--yes", expect=5)
-    assert cli.json("agreement", "list", "--active-at", "2026-07-01") == []
-    assert len(cli.json("agreement", "list", "--active-at", "2026-03-01")) == 1
+    assert cli.json("agreement", "list", "--at", "2026-07-01") == []
+    assert len(cli.json("agreement", "list", "--at", "2026-03-01")) == 1
 
 
 def test_update_and_immutable_after_charge(world, session, pinned):

@@ -28,8 +28,8 @@ def test_filters(cli):
     # --actor given twice: the later one wins, as with any option.
     mine = cli.json("audit", "list", "--actor", "alice")
     assert len(mine) == 1 and mine[0]["new"]["name"] == "Two"
-    assert cli.json("audit", "list", "--since", "2100-01-01") == []
-    assert len(cli.json("audit", "list", "--until", "2100-01-01")) >= 4
+    assert cli.json("audit", "list", "--from", "2100-01-01") == []
+    assert len(cli.json("audit", "list", "--till", "2100-01-01")) >= 4
     deletes = cli.json("audit", "list", "--action", "delete")
     assert deletes == []
     by_company = cli.json("audit", "list", "--company", "One")

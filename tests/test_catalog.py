@@ -75,10 +75,10 @@ def test_example1_with_tree_apply(cli, tmp_path):
     check_example1(cli)
     # export then apply changes nothing (YAML and JSON)
     out = tmp_path / "t.yaml"
-    cli("service", "tree", "export", "SMS service", "--file", str(out))
+    cli("service", "tree", "export", "SMS service", "--out", str(out))
     assert cli.json("service", "tree", "apply", "SMS service", str(out))["changes"] == []
     js = tmp_path / "t.json"
-    cli("service", "tree", "export", "SMS service", "--file", str(js))
+    cli("service", "tree", "export", "SMS service", "--out", str(js))
     assert cli.json("service", "tree", "apply", "SMS service", str(js))["changes"] == []
     # a dry run prints the diff and writes nothing
     doc = yaml.safe_load(out.read_text())
@@ -234,7 +234,7 @@ def test_example1_with_rates_import(cli, tmp_path):
     assert res["written"] and res["rows_imported"] == 4
     # the scales of Example 1 are set on top of the imported tree
     out = tmp_path / "t.yaml"
-    cli("service", "tree", "export", "SMS service", "--file", str(out))
+    cli("service", "tree", "export", "SMS service", "--out", str(out))
     doc = yaml.safe_load(out.read_text())
     mt = doc["tree"]["sms"]["children"]["sms_message"]["children"]["mt"]["children"]
     assert mt["ES"]["children"]["214"] == {"label": "All networks", "price_type": "flat", "price": "0.08"}
@@ -363,7 +363,7 @@ def test_import_xlsx_with_sheet(cli, tmp_path):
         "price=Price",
         expect=4,
     )
-    # the notes above the header are skipped: the header is found on row 2 (or given with --start-row)
+    # the notes above the header are skipped: the header is found on row 2 (or given with --header-row)
     res = cli.json(
         "rates",
         "import",
@@ -378,7 +378,7 @@ def test_import_xlsx_with_sheet(cli, tmp_path):
         "mccmnc=MCCMNC",
         "--map",
         "price=Price",
-        "--start-row",
+        "--header-row",
         "2",
         "--mode",
         "replace",
@@ -498,12 +498,12 @@ def test_rates_export(cli, tmp_path):
     sms_service(cli)
     cli.json("agreement", "enable", "SMS service", "--agreement", "AG-1", "--from", "2026-01-01")
     out = tmp_path / "cov.csv"
-    cli("rates", "export", "--agreement", "AG-1", "--at", "2026-06-01", "--file", str(out))
+    cli("rates", "export", "--agreement", "AG-1", "--at", "2026-06-01", "--out", str(out))
     rows = {r["mccmnc"]: r for r in csv.DictReader(out.open())}
     assert rows["21401"]["price"] == "0.04" and rows["21401"]["network"] == "Vodafone Spain"
     assert rows["214"]["price"] == "0.08" and rows["412"]["price_type"] == "scale"
     xl = tmp_path / "cov.xlsx"
-    cli("rates", "export", "--agreement", "AG-1", "--at", "2026-06-01", "--file", str(xl))
+    cli("rates", "export", "--agreement", "AG-1", "--at", "2026-06-01", "--out", str(xl))
     import openpyxl
 
     book = openpyxl.load_workbook(xl)

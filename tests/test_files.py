@@ -331,8 +331,8 @@ def test_invoice_charges_csv_neutralises_formulas(cli, tmp_path):
 def test_rates_and_tree_exports_need_force(cli, tmp_path):
     money_setup(cli)
     cases = [
-        ("rates", "export", "--agreement", "AG-1", "--file"),
-        ("service", "tree", "export", "SMS service", "--file"),
+        ("rates", "export", "--agreement", "AG-1", "--out"),
+        ("service", "tree", "export", "SMS service", "--out"),
     ]
     for i, case in enumerate(cases):
         target = tmp_path / f"t{i}.{'csv' if i == 0 else 'yaml'}"

@@ -223,10 +223,10 @@ def test_date_at_year_1_or_9999_is_a_time_error(whole_calendar):
     [
         ("agreement", "create", "X", "--company", "Client A", "--currency", "EUR", "--from", "0001-01-01",
          "--tz", "Asia/Tokyo"),
-        ("audit", "list", "--since", "0001-01-01T00:00+09:00"),
-        ("audit", "list", "--since", "9999-12-31T23:59-05:00"),
+        ("audit", "list", "--from", "0001-01-01T00:00+09:00"),
+        ("audit", "list", "--from", "9999-12-31T23:59-05:00"),
         ("invoice", "run", "--as-of", "9999-12-31T23:59:59"),
-        ("invoice", "list", "--since", "0001-01-01T00:00+09:00"),
+        ("invoice", "list", "--from", "0001-01-01T00:00+09:00"),
         ("fee-rules", "run", "--as-of", "9999-12-31T23:00-05:00"),
     ],
 )  # fmt: skip
@@ -234,7 +234,7 @@ def test_time_options_at_the_ends_of_the_calendar_are_exit_4_naming_the_option(c
     owner_le(cli)
     client(cli)
     line = one_line(cli(*args, expect=4))
-    option = next(a for a in args if a in ("--from", "--since", "--as-of"))
+    option = next(a for a in args if a in ("--from", "--as-of"))
     assert line.startswith(f"error: {option}: out of range")
 
 

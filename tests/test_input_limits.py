@@ -41,7 +41,7 @@ def test_year_typo_in_agreement_start_is_refused(acme):
         (["invoice", "run", "--as-of", "2101-01-01"], "--as-of", "2100-12-31"),
         (["invoice", "run", "--as-of", "1999-12-31T23:00:00Z"], "--as-of", "2000-01-01"),
         (["edr", "export", "--from", "0202-05-01", "--till", "2026-01-01", "--out", "x.csv"], "--from", "2000-01-01"),
-        (["audit", "list", "--since", "9999-01-01"], "--since", "2100-12-31"),
+        (["audit", "list", "--from", "9999-01-01"], "--from", "2100-12-31"),
     ],
 )
 def test_dates_outside_the_range_name_option_and_bound(cli, args, option, bound, tmp_path, monkeypatch):

@@ -53,11 +53,12 @@ def test_header_row_found_below_a_title(cli, tmp_path):
     assert run.json["header_row"] == 4 and run.json["header_detected"] is True
     assert run.json["errors"] == [] and run.json["rows_read"] == 2
     assert "header: row 4 (the first row naming the mapped columns)" in run.stderr
-    # --start-row means the header row, as --header-row does
+    # --start-row (the old spelling, hidden, with a warning) means the header row, as --header-row does
     for option in ("--start-row", "--header-row"):
         run = imp(cli, sheet, *MAPS, option, "4", "--dry-run")
         assert (run.json["header_row"], run.json["header_detected"], run.json["rows_read"]) == (4, False, 2)
         assert "header: row 4 (as given)" in run.stderr
+        assert ("is deprecated and will be removed; use `--header-row`" in run.stderr) is (option == "--start-row")
     # a header row that does not name the mapped columns is refused, naming them
     run = imp(cli, sheet, *MAPS, "--header-row", "2", expect=4)
     assert "row 2 has no column named 'Country', 'MCCMNC', 'Network', 'Rate EUR'" in run.stderr

@@ -217,7 +217,7 @@ def test_banks_and_accounts(cli):
     assert bank["swift"] == "BSABESBB" and bank["owner"] == "System owner"
     cli("tenant", "bank", "add", "Bad", "--country", "ES", "--address", "x", "--swift", "12", expect=4)
     cli("tenant", "bank", "add", "First Bank", "--country", "ES", "--address", "x", expect=5)
-    own_bank = cli.json("tenant", "bank", "add", "R Bank", "--owner", "R1", "--country", "GB", "--address", "London")
+    own_bank = cli.json("tenant", "bank", "add", "R Bank", "--company", "R1", "--country", "GB", "--address", "London")
     c = client(cli, "Payer", parent="R1")
     # The client's account may use a bank kept by its reseller or by the owner above it.
     a1 = cli.json(
@@ -270,4 +270,4 @@ def test_banks_and_accounts(cli):
     assert [a["name"] for a in accounts] == ["Main", "Second"]
     assert [b["name"] for b in cli.json("tenant", "bank", "list")] == ["First Bank", "R Bank"]
     assert c["parent_id"] == r["id"]
-    cli("tenant", "bank", "add", "Client bank", "--owner", "Payer", "--country", "FR", "--address", "Paris", expect=4)
+    cli("tenant", "bank", "add", "Client bank", "--company", "Payer", "--country", "FR", "--address", "Paris", expect=4)

@@ -1,8 +1,8 @@
 """Reading a rate sheet as vendors send it: finding the header row, the mapped
 columns, and each row's destination, price and rules.
 
-The header row is the one given (``--header-row``, or ``--start-row``, which
-means the same), else the first of the first ``HEADER_SCAN_ROWS`` non-empty
+The header row is the one given (``--header-row``; the old spelling
+``--start-row`` means the same), else the first of the first ``HEADER_SCAN_ROWS`` non-empty
 rows that holds every mapped column name (a title and blank rows above it are
 skipped). Column names match exactly, else ignoring case and spacing.
 

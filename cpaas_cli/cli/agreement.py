@@ -211,13 +211,13 @@ def list_(
     company: CompanyFilterOpt = None,
     seller: Annotated[str | None, typer.Option(help="Only agreements sold by this company.")] = None,
     currency: Annotated[str | None, typer.Option(help="Only this currency.")] = None,
-    active_at: Annotated[str | None, typer.Option("--active-at", help="Only agreements in force at this time.")] = None,
+    at: Annotated[str | None, typer.Option("--at", help="Only agreements in force at this time.")] = None,
     output: OutputOpt = None,
 ) -> None:
     """List agreements with the terms in force now."""
     with session(ctx) as s:
         rows = agreements.list_agreements(
-            s, company_ref=company, seller_ref=seller, currency=currency, active_at=when(active_at, "--active-at")
+            s, company_ref=company, seller_ref=seller, currency=currency, active_at=when(at, "--at")
         )
         data = [_flat(views.agreement_dict(s, r)) for r in rows]
     emit(ctx, data, output=output, columns=LIST_COLUMNS)
@@ -286,7 +286,7 @@ def close(
     seller: SellerOpt = None,
     at: Annotated[str | None, typer.Option("--at", help="End time (default now).")] = None,
     tz: TzOpt = "UTC",
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     output: OutputOpt = None,
 ) -> None:
     """End an agreement; no traffic is charged to it after the end."""

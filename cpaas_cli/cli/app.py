@@ -20,7 +20,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from cpaas_cli import __version__, timeutil
-from cpaas_cli.cli import helptext
+from cpaas_cli.cli import aliases, helptext
 from cpaas_cli.cli.context import AppState, add_columns_option, state
 from cpaas_cli.cli.output import Fmt, terminal_safe
 from cpaas_cli.config import date_range, xlsx_limits
@@ -113,6 +113,7 @@ def load(name: str) -> Any:
         cmd = typer.main.get_group(holder).commands[name]
         add_columns_option(cmd)
         helptext.polish(cmd, name)
+        aliases.install(cmd, name)
         _LOADED[name] = cmd
     return _LOADED[name]
 

@@ -27,10 +27,10 @@ def list_(
     object_id: Annotated[str | None, typer.Option("--object-id", help="Only this object id.")] = None,
     action: Annotated[str | None, typer.Option(help="insert, update, delete, import, …")] = None,
     company: CompanyFilterOpt = None,
-    since: Annotated[
-        str | None, typer.Option("--since", help="From this time (ISO 8601, UTC unless an offset is given).")
+    from_: Annotated[
+        str | None, typer.Option("--from", help="At or after this time (ISO 8601, UTC unless an offset is given).")
     ] = None,
-    until: Annotated[str | None, typer.Option("--until", help="Before this time.")] = None,
+    till: Annotated[str | None, typer.Option("--till", help="Before this time.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many rows, newest first.")] = 1000,
     output: OutputOpt = None,
 ) -> None:
@@ -44,8 +44,8 @@ def list_(
             object_id=object_id,
             action=action,
             company_id=company_id,
-            since=when(since, "--since"),
-            until=when(until, "--until"),
+            since=when(from_, "--from"),
+            until=when(till, "--till"),
             limit=limit,
         )
         data = [

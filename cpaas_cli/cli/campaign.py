@@ -11,7 +11,7 @@ from cpaas_cli.campaigns import estimate as pricing
 from cpaas_cli.campaigns import senders as campaign_senders
 from cpaas_cli.campaigns import templates as saved
 from cpaas_cli.cli.context import OutputOpt, confirm, emit, say, session
-from cpaas_cli.cli.options import CompanyFilterOpt, CompanyOpt, TzOpt, TzOrKnownOpt
+from cpaas_cli.cli.options import CompanyFilterOpt, CompanyOpt, DefaultCountryOpt, TzOpt, TzOrKnownOpt
 from cpaas_cli.errors import Conflict, InsufficientCredit
 
 app = typer.Typer(no_args_is_help=True)
@@ -32,7 +32,7 @@ def template_add(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Template name, unique in the company.")],
     company: CompanyOpt,
-    sender: Annotated[str, typer.Option("--sender", help="An active sender ID of the company.")],
+    sender: Annotated[str, typer.Option("--sender", "-s", help="An active sender ID of the company.")],
     text: Annotated[str, typer.Option("--text", help="Message text; {{ variable }} personalises it.")],
     channel: Annotated[str | None, typer.Option("--channel", help="Channel (default: the sender's).")] = None,
     output: OutputOpt = None,
@@ -92,10 +92,10 @@ def template_delete(
 def create(
     ctx: typer.Context,
     company: CompanyOpt,
-    sender: Annotated[str, typer.Option("--sender", help="An active sender ID of the company.")],
+    sender: Annotated[str, typer.Option("--sender", "-s", help="An active sender ID of the company.")],
     text: Annotated[str | None, typer.Option("--text", help="Message; {{ variable }} personalises it.")] = None,
     template: Annotated[str | None, typer.Option("--template", help="A saved template instead of --text.")] = None,
-    group: Annotated[list[str] | None, typer.Option("--group", help="Contact group (repeatable).")] = None,
+    group: Annotated[list[str] | None, typer.Option("--group", "-g", help="Contact group (repeatable).")] = None,
     file: Annotated[
         list[str] | None, typer.Option("--file", help="Recipients file CSV/XLSX/JSONL (repeatable).")
     ] = None,
@@ -103,15 +103,14 @@ def create(
         list[str] | None,
         typer.Option(
             "--map",
+            "-m",
             help="VAR=COLUMN for files: phone=COL (default the first column), text=COL (each row's own message), "
             "or a template variable. Without variable maps every other column is a variable.",
         ),
     ] = None,
     sheet: Annotated[str | None, typer.Option("--sheet", help="XLSX sheet name (default the first).")] = None,
     to: Annotated[list[str] | None, typer.Option("--to", help="Phone number(s), comma-separated (repeatable).")] = None,
-    country: Annotated[
-        str | None, typer.Option("--country", help="Default country for numbers without a country code.")
-    ] = None,
+    default_country: DefaultCountryOpt = None,
     flash: Annotated[bool, typer.Option("--flash", help="Flash SMS (shown at once, not stored).")] = False,
     name: Annotated[str | None, typer.Option("--name", help="Name (default: 'Campaign' + date and time).")] = None,
     output: OutputOpt = None,
@@ -131,7 +130,7 @@ def create(
             numbers=to or [],
             flash=flash,
             name=name,
-            default_country=country,
+            default_country=default_country,
         )
         data = views.campaign_dict(s, row)
     ex = data["excluded"]

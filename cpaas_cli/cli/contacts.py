@@ -9,9 +9,8 @@ from typing import Annotated
 import typer
 
 from cpaas_cli.cli import contacts_fields, contacts_groups, contacts_stoplist
-from cpaas_cli.cli.contacts_common import CountryOpt
 from cpaas_cli.cli.context import ForceOpt, OutputOpt, confirm, emit, out_target, say, session, state
-from cpaas_cli.cli.options import CompanyFilterOpt, CompanyOpt
+from cpaas_cli.cli.options import CompanyFilterOpt, CompanyOpt, DefaultCountryOpt
 from cpaas_cli.contacts import importer
 from cpaas_cli.contacts import service as contacts
 from cpaas_cli.contacts.fields import fields as custom_fields
@@ -87,7 +86,7 @@ def add(
     gender: Annotated[str | None, typer.Option(help="male, female or other.")] = None,
     comments: Annotated[str | None, typer.Option(help="Free text.")] = None,
     field: Annotated[list[str] | None, typer.Option("--field", "-f", help="Custom field value NAME=VALUE.")] = None,
-    default_country: CountryOpt = None,
+    default_country: DefaultCountryOpt = None,
     output: OutputOpt = None,
 ) -> None:
     """Add a contact to one or more groups."""
@@ -138,7 +137,7 @@ def show(
     ctx: typer.Context,
     phone: Annotated[str, typer.Argument(help="Phone number or #id.")],
     company: CompanyOpt,
-    default_country: CountryOpt = None,
+    default_country: DefaultCountryOpt = None,
     output: OutputOpt = None,
 ) -> None:
     """Show one contact with its groups, blocked senders and custom fields."""
@@ -162,7 +161,7 @@ def update(
     field: Annotated[
         list[str] | None, typer.Option("--field", "-f", help="Custom field NAME=VALUE (NAME= clears it).")
     ] = None,
-    default_country: CountryOpt = None,
+    default_country: DefaultCountryOpt = None,
     output: OutputOpt = None,
 ) -> None:
     """Change a contact."""
@@ -186,8 +185,8 @@ def delete(
     ctx: typer.Context,
     phones: Annotated[list[str], typer.Argument(help="Phone numbers or #ids.")],
     company: CompanyOpt,
-    default_country: CountryOpt = None,
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    default_country: DefaultCountryOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     output: OutputOpt = None,
 ) -> None:
     """Delete contacts (their stop-list blocks stay: they belong to the number)."""
@@ -287,7 +286,7 @@ def import_(
             help="Stop-listed numbers: exclude (default), unblock:SID[,SID] or add:SID[,SID]; SID may be ALL."
         ),
     ] = "exclude",
-    default_country: CountryOpt = None,
+    default_country: DefaultCountryOpt = None,
     sheet: Annotated[str | None, typer.Option(help="XLSX sheet name (default the first).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and count; write nothing.")] = False,
     skip_invalid: Annotated[

@@ -71,7 +71,7 @@ def field_delete(
     ctx: typer.Context,
     field: Annotated[str, typer.Argument(help="Field name, variable or id.")],
     company: CompanyOpt,
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     output: OutputOpt = None,
 ) -> None:
     """Delete a custom field and its values on every contact."""

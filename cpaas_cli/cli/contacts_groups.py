@@ -6,9 +6,8 @@ from typing import Annotated
 
 import typer
 
-from cpaas_cli.cli.contacts_common import CountryOpt
 from cpaas_cli.cli.context import OutputOpt, confirm, emit, session
-from cpaas_cli.cli.options import CompanyOpt
+from cpaas_cli.cli.options import CompanyOpt, DefaultCountryOpt
 from cpaas_cli.contacts import groups as contact_groups
 from cpaas_cli.contacts.service import client_company
 
@@ -65,7 +64,7 @@ def group_delete(
     delete_contacts: Annotated[
         bool, typer.Option("--delete-contacts", help="Also delete contacts that are in no other group.")
     ] = False,
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     output: OutputOpt = None,
 ) -> None:
     """Delete a group (refused while it is the only group of some contact, unless --delete-contacts)."""
@@ -94,7 +93,7 @@ def group_add_members(
     group: GroupArg,
     phones: PhonesArg,
     company: CompanyOpt,
-    default_country: CountryOpt = None,
+    default_country: DefaultCountryOpt = None,
     output: OutputOpt = None,
 ) -> None:
     """Add existing contacts to a group."""
@@ -107,7 +106,7 @@ def group_remove_members(
     group: GroupArg,
     phones: PhonesArg,
     company: CompanyOpt,
-    default_country: CountryOpt = None,
+    default_country: DefaultCountryOpt = None,
     output: OutputOpt = None,
 ) -> None:
     """Take contacts out of a group (refused for a contact's last group)."""

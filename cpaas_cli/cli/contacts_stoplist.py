@@ -6,9 +6,8 @@ from typing import Annotated
 
 import typer
 
-from cpaas_cli.cli.contacts_common import CountryOpt
 from cpaas_cli.cli.context import ForceOpt, OutputOpt, emit, out_target, say, session
-from cpaas_cli.cli.options import CompanyOpt
+from cpaas_cli.cli.options import CompanyOpt, DefaultCountryOpt
 from cpaas_cli.contacts import stoplist
 from cpaas_cli.contacts.service import client_company
 from cpaas_cli.contacts.values import phone as phone_number
@@ -31,7 +30,7 @@ def stop_add(
     phones: Annotated[list[str], typer.Argument(help="Phone numbers.")],
     company: CompanyOpt,
     sender: SenderOpt,
-    default_country: CountryOpt = None,
+    default_country: DefaultCountryOpt = None,
     output: OutputOpt = None,
 ) -> None:
     """Block phone numbers for sender IDs (existing blocks are kept)."""
@@ -52,7 +51,7 @@ def stop_remove(
     phones: Annotated[list[str], typer.Argument(help="Phone numbers.")],
     company: CompanyOpt,
     sender: SenderOpt,
-    default_country: CountryOpt = None,
+    default_country: DefaultCountryOpt = None,
     output: OutputOpt = None,
 ) -> None:
     """Unblock phone numbers for sender IDs (ALL removes every block of the number)."""
@@ -64,8 +63,8 @@ def stop_list(
     ctx: typer.Context,
     company: CompanyOpt,
     phone: Annotated[str | None, typer.Option(help="Only this number.")] = None,
-    sender: Annotated[str | None, typer.Option(help="Only this sender ID (or ALL).")] = None,
-    default_country: CountryOpt = None,
+    sender: Annotated[str | None, typer.Option("--sender", "-s", help="Only this sender ID (or ALL).")] = None,
+    default_country: DefaultCountryOpt = None,
     output: OutputOpt = None,
 ) -> None:
     """List stop-list blocks."""
@@ -80,7 +79,7 @@ def stop_export(
     ctx: typer.Context,
     file: Annotated[str, typer.Argument(help="Output file (.csv, .xlsx or .jsonl).")],
     company: CompanyOpt,
-    sender: Annotated[str | None, typer.Option(help="Only this sender ID (or ALL).")] = None,
+    sender: Annotated[str | None, typer.Option("--sender", "-s", help="Only this sender ID (or ALL).")] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="csv, xlsx or jsonl (default: the file suffix).")] = None,
     force: ForceOpt = False,
     output: OutputOpt = None,
@@ -113,7 +112,7 @@ def stop_import(
         ),
     ] = None,
     column: Annotated[str, typer.Option("--column", help="The phone column.")] = "phone",
-    default_country: CountryOpt = None,
+    default_country: DefaultCountryOpt = None,
     sheet: Annotated[str | None, typer.Option(help="XLSX sheet name.")] = None,
     output: OutputOpt = None,
 ) -> None:

@@ -131,15 +131,23 @@ def _columns_option() -> Any:
 
 
 def add_columns_option(command: Any) -> None:
-    """Give every command with ``-o/--output`` under ``command`` a ``--columns a,b,c`` option."""
+    """Give every command with ``-o/--output FORMAT`` under ``command`` a ``--columns a,b,c`` option."""
     subs = getattr(command, "commands", None)
     if subs is not None:
         for sub in subs.values():
             add_columns_option(sub)
         return
     names = {n for p in command.params for n in p.opts}
-    if "--output" in names and "--columns" not in names:
+    if "--columns" in names:
+        return
+    if any(_takes_formats(p) for p in command.params):
         command.params.append(_columns_option())
+
+
+def _takes_formats(param: Any) -> bool:
+    """``-o/--output`` with the usual formats (not e.g. `service tree export`'s yaml|json document)."""
+    descriptor = getattr(param, "type_descriptor", None)
+    return "--output" in param.opts and descriptor is not None and descriptor.annotation is Fmt
 
 
 def say(ctx: typer.Context, message: str) -> None:

@@ -88,7 +88,7 @@ def history(ctx: typer.Context, output: OutputOpt = None) -> None:
 def downgrade(
     ctx: typer.Context,
     revision: Annotated[str, typer.Argument(help="Target revision, e.g. -1 or base.")],
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask; data in dropped tables is lost.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask; data in dropped tables is lost.")] = False,
     output: OutputOpt = None,
 ) -> None:
     """Revert migrations down to REVISION (drops tables and their data).

@@ -38,7 +38,7 @@ def export_cmd(
     ] = None,
     channel: Annotated[str | None, typer.Option("--channel", help="Channel, e.g. sms.")] = None,
     country: Annotated[str | None, typer.Option("--country", help="Destination country (ISO alpha-2).")] = None,
-    sender: Annotated[str | None, typer.Option("--sender", help="Sender ID.")] = None,
+    sender: Annotated[str | None, typer.Option("--sender", "-s", help="Sender ID.")] = None,
     direction: Annotated[str | None, typer.Option("--direction", help="mt or mo.")] = None,
     fields: Annotated[
         str | None,

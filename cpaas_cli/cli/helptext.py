@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from typer.core import TyperArgument
@@ -68,9 +69,9 @@ def _metavar(param: Any, ctx: Any) -> None:
 def _sample(param: Any, ctx: Any, what: str | None) -> str:
     name = (param.name or "").lower()
     if what == "file":
-        if name in ("out", "chart_out") or name.endswith("_out"):
-            return "out.csv"
-        return "data.csv"
+        stem = "out" if name in ("out", "chart_out") or name.endswith("_out") else "data"
+        suffix = re.search(r"\.(csv|xlsx|jsonl|json|yaml|png|txt|key)\b", getattr(param, "help", None) or "")
+        return f"{stem}.{suffix.group(1) if suffix else 'csv'}"  # the first suffix its help names
     if what == "time":
         if name in ("till", "until", "end") or name.endswith("_till"):
             return "2026-02-01"

@@ -79,12 +79,12 @@ def list_(
     ctx: typer.Context,
     agreement: Annotated[str | None, typer.Option("--agreement", help="Only this agreement.")] = None,
     status: Annotated[str | None, typer.Option("--status", help="draft, confirmed or void.")] = None,
-    since: Annotated[str | None, typer.Option("--since", help="Periods starting at or after this time.")] = None,
+    from_: Annotated[str | None, typer.Option("--from", help="Periods starting at or after this time.")] = None,
     output: OutputOpt = None,
 ) -> None:
     """List invoices, oldest period first."""
     with session(ctx) as s:
-        data = invoices.list_invoices(s, agreement_ref=agreement, status=status, since=when(since, "--since"))
+        data = invoices.list_invoices(s, agreement_ref=agreement, status=status, since=when(from_, "--from"))
     emit(ctx, data, output=output, columns=LIST_COLUMNS)
 
 
@@ -187,7 +187,7 @@ def send_(ctx: typer.Context, ref: RefArg, output: OutputOpt = None) -> None:
 def void(
     ctx: typer.Context,
     ref: RefArg,
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     output: OutputOpt = None,
 ) -> None:
     """Cancel an invoice. Its number stays used; its charges are invoiced again by the next run."""

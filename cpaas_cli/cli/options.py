@@ -33,3 +33,8 @@ TzOpt = Annotated[str, _TZ]
 # The same option where leaving it out means "a zone the command already knows"
 # (the command's help says which).
 TzOrKnownOpt = Annotated[str | None, _TZ]
+
+# Numbers written without a country code (national format) are read in this country.
+DefaultCountryOpt = Annotated[
+    str | None, typer.Option("--default-country", help="ISO country for numbers written without a country code.")
+]

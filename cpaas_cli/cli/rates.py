@@ -17,7 +17,7 @@ from cpaas_cli.catalog.vocab import sender_type_of
 from cpaas_cli.cli.context import ForceOpt, OutputOpt, confirm, emit, out_target, say, session, state, when
 from cpaas_cli.cli.options import TzOpt
 from cpaas_cli.cli.output import Fmt, terminal_safe
-from cpaas_cli.errors import ExitCode, InvalidInput, Problem, UsageError
+from cpaas_cli.errors import ExitCode, InvalidInput, Problem
 from cpaas_cli.exports.writers import COVERAGE_FORMATS, write_table
 from cpaas_cli.rating import lookup as lk
 from cpaas_cli.timeutil import iso
@@ -66,6 +66,7 @@ def import_(
         list[str],
         typer.Option(
             "--map",
+            "-m",
             help=(
                 "ATTR=COLUMN; ATTR: country, network, mccmnc, mcc, mnc, price, billing_rule, quantity_rule. "
                 "MCC and MNC in two columns: --map mcc=MCC --map mnc=MNC."
@@ -79,9 +80,6 @@ def import_(
             "--header-row",
             help="Row holding the column names (data follows it); default the first row naming every mapped column.",
         ),
-    ] = None,
-    start_row: Annotated[
-        int | None, typer.Option("--start-row", help="Same as --header-row: the row of the column names.")
     ] = None,
     duplicates: Annotated[
         str,
@@ -99,7 +97,9 @@ def import_(
             "replace: the subtree becomes the sheet; destinations it does not name are removed (asks; --yes).",
         ),
     ] = "merge",
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask before --mode replace removes destinations.")] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask before --mode replace removes destinations.")
+    ] = False,
     create_node: Annotated[
         bool,
         typer.Option(
@@ -131,8 +131,6 @@ def import_(
     Example: cpaas rates import notice.xlsx --service "SMS service" --node sms/sms_message/mt
     --map country=Country --map mcc=MCC --map mnc=MNC --map price=Rate --dry-run
     """
-    if header_row is not None and start_row is not None and header_row != start_row:
-        raise UsageError("--start-row and --header-row are the same option; give one")
     maps = importer.parse_maps(map_)
 
     def confirm_removal(n: int) -> None:
@@ -147,7 +145,7 @@ def import_(
             scope_id=scope,
             node_path=node,
             maps=maps,
-            header_row=header_row if header_row is not None else start_row,
+            header_row=header_row,
             duplicates=duplicates,
             sheet=sheet,
             mode=mode,
@@ -241,7 +239,7 @@ def lookup(
     channel: Annotated[str, typer.Option("--channel", help="Service domain: sms, rcs, whatsapp, ...")] = "sms",
     resource: Annotated[str | None, typer.Option("--resource", help="Resource; default CHANNEL_message.")] = None,
     direction: Annotated[str, typer.Option("--direction", help="mt or mo.")] = "mt",
-    sender: Annotated[str | None, typer.Option("--sender", help="Sender ID (its type is derived).")] = None,
+    sender: Annotated[str | None, typer.Option("--sender", "-s", help="Sender ID (its type is derived).")] = None,
     at: Annotated[str | None, typer.Option("--at", help="Time of the event (default now).")] = None,
     tz: TzOpt = "UTC",
     output: OutputOpt = None,
@@ -277,7 +275,7 @@ def lookup(
 def export(
     ctx: typer.Context,
     agreement: Annotated[str, typer.Option("--agreement", help="Agreement code (or id).")],
-    file: Annotated[Path | None, typer.Option("--file", "-f", help="Write .csv or .xlsx; default stdout.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write .csv or .xlsx; default stdout.")] = None,
     channel: Annotated[str, typer.Option("--channel", help="Service domain.")] = "sms",
     at: Annotated[str | None, typer.Option("--at", help="Prices in force at this time (default now).")] = None,
     tz: TzOpt = "UTC",
@@ -285,8 +283,8 @@ def export(
     output: OutputOpt = None,
 ) -> None:
     """Coverage and price per destination (every MCC and known network) for an agreement."""
-    if file is not None:
-        out_target(ctx, file, force=force, option="--file")
+    if out is not None:
+        out_target(ctx, out, force=force)
     when_ = when(at, "--at", tz) or clock.now()
     with session(ctx) as s:
         ag = agreements.get(s, agreement)
@@ -297,9 +295,9 @@ def export(
         kind, res = catalog.resolve_for_agreement(snaps, q)
         r = catalog.result_dict(kind, res)
         rows.append({**d, **{k: r[k] for k in EXPORT_COLUMNS if k in r and k not in d}})
-    if file is not None:
-        write_table(file, rows, EXPORT_COLUMNS, sheet=f"Coverage {ag.code}", formats=COVERAGE_FORMATS)
-        say(ctx, f"wrote {len(rows)} destinations to {file}")
+    if out is not None:
+        write_table(out, rows, EXPORT_COLUMNS, sheet=f"Coverage {ag.code}", formats=COVERAGE_FORMATS)
+        say(ctx, f"wrote {len(rows)} destinations to {out}")
         return
     emit(ctx, rows, output=output or Fmt.csv, columns=EXPORT_COLUMNS)
 

@@ -208,7 +208,8 @@ def list_cmd(
     ctx: typer.Context,
     category: Annotated[str | None, typer.Option("--category", help="traffic, finance or audit.")] = None,
     client: Annotated[
-        bool | None, typer.Option("--client/--internal", help="Only client-visible (or only internal) reports.")
+        bool | None,
+        typer.Option("--client-visible/--internal", help="Only client-visible (or only internal) reports."),
     ] = None,
     search: Annotated[str | None, typer.Option("--search", help="Part of the name.")] = None,
     output: OutputOpt = None,

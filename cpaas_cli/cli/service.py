@@ -225,35 +225,45 @@ def tree_show(ctx: typer.Context, service: ServiceArg, scope: ScopeOpt = None, o
     emit(ctx, data, output=output)
 
 
+class TreeFmt(str, Enum):
+    yaml = "yaml"
+    json = "json"
+
+
 @tree_app.command("export")
 def tree_export(
     ctx: typer.Context,
     service: ServiceArg,
     scope: ScopeOpt = None,
-    file: Annotated[
-        Path | None, typer.Option("--file", "-f", help="Write here (.yaml or .json); default stdout.")
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write here (.yaml or .json, by the suffix); default stdout.")
     ] = None,
-    json_: Annotated[bool, typer.Option("--json", help="JSON instead of YAML on stdout.")] = False,
     force: ForceOpt = False,
+    output: Annotated[
+        TreeFmt | None, typer.Option("--output", "-o", help="Format on stdout: yaml (the default) or json.")
+    ] = None,
 ) -> None:
     """Write a scope's tree in the format `tree apply` reads (export then apply changes nothing)."""
-    if file is not None:
-        out_target(ctx, file, force=force, option="--file")
+    if out is not None:
+        out_target(ctx, out, force=force)
     with session(ctx) as s:
         svc = catalog.get(s, service)
         sc = catalog.pick_scope(s, svc, scope)
         doc = tr.document(tr.load(s, sc.id), service=svc.name, scope=sc.id)
-    as_json = json_ or (file is not None and file.suffix.lower() == ".json")
+    if out is not None:
+        as_json = out.suffix.lower() == ".json"
+    else:  # `-o json` here, or the global `cpaas -o json`
+        as_json = output is TreeFmt.json or (output is None and state(ctx).output is Fmt.json)
     text = (
         json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
         if as_json
         else yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
     )
-    if file is None:
+    if out is None:
         sys.stdout.write(text)
     else:
-        files.atomic_write_text(file, text)
-        say(ctx, f"wrote {file}")
+        files.atomic_write_text(out, text)
+        say(ctx, f"wrote {out}")
 
 
 @tree_app.command("init")

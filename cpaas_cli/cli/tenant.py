@@ -173,7 +173,7 @@ def enable(ctx: typer.Context, company: CompanyArg, output: OutputOpt = None) ->
 def delete(
     ctx: typer.Context,
     company: CompanyArg,
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be deleted and change nothing.")] = False,
     output: OutputOpt = None,
 ) -> None:
@@ -341,7 +341,7 @@ def le_delete(
     ctx: typer.Context,
     legal_entity: LeArg,
     company: CompanyFilterOpt = None,
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     output: OutputOpt = None,
 ) -> None:
     """Delete a legal entity that no agreement, company or bank account uses."""
@@ -363,23 +363,22 @@ def bank_add(
     name: Annotated[str, typer.Argument(help="Bank name.")],
     country: Annotated[str, typer.Option(help="ISO 3166-1 alpha-2.")],
     address: Annotated[str, typer.Option(help="Bank address.")],
-    owner: Annotated[
-        str | None, typer.Option(help="Owner or reseller that keeps it; default the system owner.")
-    ] = None,
+    company: CompanyFilterOpt = None,
     description: Annotated[str | None, typer.Option()] = None,
     swift: Annotated[str | None, typer.Option(help="SWIFT/BIC code (8 or 11 characters).")] = None,
     branch_code: Annotated[str | None, typer.Option()] = None,
     bank_code: Annotated[str | None, typer.Option()] = None,
     output: OutputOpt = None,
 ) -> None:
-    """Add a bank, usable by the keeper and every company below it."""
+    """Add a bank, kept by --company (an owner or reseller; default the system owner) and
+    usable by it and every company below it."""
     with session(ctx) as s:
         row = banks.add_bank(
             s,
             name=name,
             country=country,
             address=address,
-            owner_ref=owner,
+            owner_ref=company,
             description=description,
             swift=swift,
             branch_code=branch_code,
@@ -392,12 +391,12 @@ def bank_add(
 @bank_app.command("list")
 def bank_list(
     ctx: typer.Context,
-    owner: Annotated[str | None, typer.Option(help="Only banks kept by this company.")] = None,
+    company: CompanyFilterOpt = None,
     output: OutputOpt = None,
 ) -> None:
-    """List banks."""
+    """List banks (with --company: the banks that company keeps)."""
     with session(ctx) as s:
-        data = [banks.bank_dict(s, r) for r in banks.list_banks(s, owner_ref=owner)]
+        data = [banks.bank_dict(s, r) for r in banks.list_banks(s, owner_ref=company)]
     emit(ctx, data, output=output, columns=["id", "name", "owner", "country", "swift", "address"])
 
 
