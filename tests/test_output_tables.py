@@ -103,7 +103,7 @@ def test_edr_ingest_names_rejections_and_list_says_when_limit_cut_it(cli, tmp_pa
     assert "3 rejected: insufficient_credit 2, no_agreement 1\n" in run.stderr
     cut = cli("edr", "list", "--limit", "2", "-o", "json")
     assert len(cut.json) == 2
-    assert "showing 2 of 4; use --limit" in cut.stderr
+    assert cut.stderr == "showing 2 of more than 2; use --limit N to see more\n"
     whole = cli("edr", "list", "--limit", "4", "-o", "json")
     assert len(whole.json) == 4 and "showing" not in whole.stderr
 

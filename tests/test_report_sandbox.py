@@ -161,19 +161,16 @@ def test_row_cap_applied_and_reported(cli, tmp_path, report_role):
     config.write_text("[report]\nmax_rows = 5\n")
     capped = cli("--config", str(config), "report", "run", "numbers", "-o", "json")
     assert [r["n"] for r in capped.json] == [1, 2, 3, 4, 5]
-    assert (
-        capped.stderr
-        == "note: report 'numbers' has more rows; only the first 5 are shown (--limit, [report] max_rows)\n"
-    )
+    assert capped.stderr == "showing 5 of more than 5; no report shows more than 5 rows ([report] max_rows)\n"
     limited = cli("--config", str(config), "report", "run", "numbers", "--limit", "3", "-o", "json")
-    assert len(limited.json) == 3 and "only the first 3" in limited.stderr
+    assert len(limited.json) == 3 and limited.stderr == "showing 3 of more than 3; use --limit N to see more\n"
     exact = cli("--config", str(config), "report", "run", "numbers", "--param", "upto=5", "-o", "json")
     assert len(exact.json) == 5 and exact.stderr == ""
     over = cli("--config", str(config), "report", "run", "numbers", "--limit", "6", expect=4)
     assert over.stderr == "error: --limit: at most 5 rows ([report] max_rows)\n"
     # a huge result is cut without being read whole
     big = cli("--config", str(config), "report", "run", "numbers", "--param", "upto=100000", "-o", "json")
-    assert len(big.json) == 5 and "only the first 5" in big.stderr
+    assert len(big.json) == 5 and big.stderr.startswith("showing 5 of more than 5;")
     config.write_text("[report]\nmax_rows = 0\n")
     assert "max_rows" in cli("--config", str(config), "report", "run", "numbers", expect=4).stderr
 

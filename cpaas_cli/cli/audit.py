@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from cpaas_cli.audit.service import list_entries
-from cpaas_cli.cli.context import OutputOpt, emit, session, when
+from cpaas_cli.cli.context import OutputOpt, emit, one_more, session, when
 from cpaas_cli.cli.options import CompanyFilterOpt
 from cpaas_cli.tenancy import service as tenancy
 from cpaas_cli.timeutil import iso
@@ -31,7 +31,7 @@ def list_(
         str | None, typer.Option("--from", help="At or after this time (ISO 8601, UTC unless an offset is given).")
     ] = None,
     till: Annotated[str | None, typer.Option("--till", help="Before this time.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many rows, newest first.")] = 1000,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many rows, newest first.")] = 1000,
     output: OutputOpt = None,
 ) -> None:
     """List audit rows, newest first."""
@@ -46,7 +46,7 @@ def list_(
             company_id=company_id,
             since=when(from_, "--from"),
             until=when(till, "--till"),
-            limit=limit,
+            limit=one_more(limit),
         )
         data = [
             {
@@ -63,4 +63,4 @@ def list_(
             }
             for r in rows
         ]
-    emit(ctx, data, output=output, columns=COLUMNS)
+    emit(ctx, data, output=output, columns=COLUMNS, limit=limit)

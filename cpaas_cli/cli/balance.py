@@ -8,7 +8,7 @@ import typer
 
 from cpaas_cli.agreements import service as agreements
 from cpaas_cli.billing import ledger
-from cpaas_cli.cli.context import OutputOpt, emit, session, when
+from cpaas_cli.cli.context import OutputOpt, emit, one_more, session, when
 from cpaas_cli.money import format_micros
 from cpaas_cli.timeutil import iso
 
@@ -47,9 +47,9 @@ def history(
     """Charges and payments in time order with the running balance."""
     with session(ctx) as s:
         ag = agreements.get(s, agreement)
-        rows = ledger.history(s, ag, limit=limit)
+        rows = ledger.history(s, ag, limit=one_more(limit))
     data = [
         {**r, "at": iso(r["at"]), "amount": format_micros(r["amount"]), "balance": format_micros(r["balance"])}
         for r in rows
     ]
-    emit(ctx, data, output=output, columns=["at", "kind", "ref", "amount", "balance"])
+    emit(ctx, data, output=output, columns=["at", "kind", "ref", "amount", "balance"], limit=limit, keep_last=True)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from cpaas_cli.callbacks import service as callbacks
-from cpaas_cli.cli.context import OutputOpt, emit, session
+from cpaas_cli.cli.context import OutputOpt, emit, one_more, session
 from cpaas_cli.errors import InvalidInput
 from cpaas_cli.models.callbacks import OUTBOX_STATES
 
@@ -43,8 +43,8 @@ def list_(
     if state is not None and state not in OUTBOX_STATES:
         raise InvalidInput(f"--state: one of {', '.join(OUTBOX_STATES)}")
     with session(ctx) as s:
-        rows = callbacks.list_outbox(s, failed=failed, state=state, limit=limit)
-    emit(ctx, rows, output=output, columns=COLUMNS)
+        rows = callbacks.list_outbox(s, failed=failed, state=state, limit=one_more(limit))
+    emit(ctx, rows, output=output, columns=COLUMNS, limit=limit)
 
 
 @app.command("retry")

@@ -10,7 +10,7 @@ from cpaas_cli.campaigns import drafts, lifecycle, materialise, recipients, reco
 from cpaas_cli.campaigns import estimate as pricing
 from cpaas_cli.campaigns import senders as campaign_senders
 from cpaas_cli.campaigns import templates as saved
-from cpaas_cli.cli.context import OutputOpt, confirm, emit, say, session
+from cpaas_cli.cli.context import OutputOpt, confirm, emit, one_more, say, session
 from cpaas_cli.cli.options import CompanyFilterOpt, CompanyOpt, DefaultCountryOpt, TzOpt, TzOrKnownOpt
 from cpaas_cli.errors import Conflict, InsufficientCredit
 
@@ -388,15 +388,15 @@ def list_(
     ctx: typer.Context,
     company: CompanyFilterOpt = None,
     state: Annotated[str | None, typer.Option("--state", help="Only campaigns in this state.")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", help="At most this many (newest first).")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most this many (newest first).")] = None,
     output: OutputOpt = None,
 ) -> None:
     """List campaigns, newest first, with state, progress, recipients and cost."""
     with session(ctx) as s:
-        rows = views.list_campaigns(s, company=company, state=state, limit=limit)
+        rows = views.list_campaigns(s, company=company, state=state, limit=one_more(limit))
         counts = views.progress(s, [r.id for r in rows if r.id is not None])
         data = [views.campaign_dict(s, r, counts.get(r.id or 0)) for r in rows]
-    emit(ctx, data, output=output, columns=LIST_COLUMNS)
+    emit(ctx, data, output=output, columns=LIST_COLUMNS, limit=limit)
 
 
 @app.command("show")

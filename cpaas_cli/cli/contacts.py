@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from cpaas_cli.cli import contacts_fields, contacts_groups, contacts_stoplist
-from cpaas_cli.cli.context import ForceOpt, OutputOpt, confirm, emit, out_target, say, session, state
+from cpaas_cli.cli.context import ForceOpt, OutputOpt, confirm, emit, one_more, out_target, say, session, state
 from cpaas_cli.cli.options import CompanyFilterOpt, CompanyOpt, DefaultCountryOpt
 from cpaas_cli.contacts import importer
 from cpaas_cli.contacts import service as contacts
@@ -23,6 +23,7 @@ app.add_typer(contacts_groups.app, name="group", help="Contact groups (a contact
 app.add_typer(contacts_fields.app, name="field", help="Custom contact fields (text, number, date, bool).")
 app.add_typer(contacts_stoplist.app, name="stoplist", help="Stop list: (phone, sender ID or ALL) blocks.")
 
+LIMIT_HINT = "use --limit N (0: no limit) to see more"
 CONTACT_COLUMNS = ["id", "phone", "first_name", "last_name", "groups", "blocked_senders", "fields"]
 EXPORT_COLUMNS = [
     "phone",
@@ -119,7 +120,7 @@ def list_(
         StopState | None, typer.Option(help="blocked (any block), clear (no block) or all (blocked for ALL senders).")
     ] = None,
     phone: Annotated[str | None, typer.Option(help="Phone contains these digits.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many rows (0: no limit).")] = 1000,
+    limit: Annotated[int, typer.Option("--limit", min=0, help="At most this many rows (0: no limit).")] = 1000,
     output: OutputOpt = None,
 ) -> None:
     """List contacts, filtered by group, custom field values and stop-list state."""
@@ -128,8 +129,8 @@ def list_(
         q = contacts.contacts_query(
             s, owner, groups=group, field_filters=field, stoplist=stoplist.value if stoplist else None, phone_like=phone
         )
-        data = list(contacts.iter_contact_dicts(s, owner, q, limit=limit or None))
-    emit(ctx, data, output=output, columns=CONTACT_COLUMNS)
+        data = list(contacts.iter_contact_dicts(s, owner, q, limit=one_more(limit or None)))
+    emit(ctx, data, output=output, columns=CONTACT_COLUMNS, limit=limit or None, limit_hint=LIMIT_HINT)
 
 
 @app.command("show")
@@ -350,17 +351,18 @@ def import_(
 def import_history(
     ctx: typer.Context,
     company: CompanyFilterOpt = None,
-    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many, newest first.")] = 100,
     output: OutputOpt = None,
 ) -> None:
     """Past contact imports with their counts."""
     with session(ctx) as s:
         owner = contacts.client_company(s, company) if company else None
-        data = contacts.import_history(s, owner, limit=limit)
+        data = contacts.import_history(s, owner, limit=one_more(limit))
     emit(
         ctx,
         data,
         output=output,
+        limit=limit,
         columns=[
             "id",
             "finished_at",

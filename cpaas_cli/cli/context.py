@@ -70,20 +70,37 @@ def session(ctx: typer.Context) -> Iterator[Session]:
         yield s
 
 
+def one_more(limit: int | None) -> int | None:
+    """What a list command asks its service for: one row past ``--limit``, so that
+    ``emit(limit=…)`` knows whether the limit cut the list without counting anything."""
+    return None if limit is None else limit + 1
+
+
 def emit(
     ctx: typer.Context,
     data: dict[str, Any] | list[dict[str, Any]],
     *,
     output: Fmt | None = None,
     columns: list[str] | None = None,
-    total: int | None = None,
+    limit: int | None = None,
+    keep_last: bool = False,
+    limit_hint: str | None = None,
 ) -> None:
     """Render ``data`` on stdout in the chosen format.
 
     ``--columns`` (every command with ``-o``) keeps only the named fields, in
-    every format; ``-o wide`` shows every field at full width. ``total``: how many rows there are in all when ``data`` is a
-    list cut by ``--limit``; a cut list says so on stderr.
+    every format; ``-o wide`` shows every field at full width.
+
+    ``limit``: the list's ``--limit``, with ``data`` fetched as ``one_more(limit)``
+    rows. A longer list is cut to ``limit`` rows (the first ones, or the last
+    ones with ``keep_last``) and stderr says so ("showing 150 of more than 150;
+    use --limit N to see more", or ``limit_hint`` after the semicolon); a list
+    the limit did not cut says nothing. stdout only ever carries the rows.
     """
+    notice = None
+    if isinstance(data, list) and limit is not None and len(data) > limit:
+        data = data[-limit:] if keep_last else data[:limit]
+        notice = cut_notice(limit, limit_hint)
     st = state(ctx)
     fmt = output or st.output or Fmt.table
     if st.columns:
@@ -92,10 +109,8 @@ def emit(
     elif fmt is Fmt.wide:
         columns = None  # every field, not only the table's usual columns
     render(data, fmt, columns=columns if fmt in (Fmt.table, Fmt.wide, Fmt.csv, Fmt.tsv) else None)
-    if isinstance(data, list):
-        notice = cut_notice(len(data), total)
-        if notice:
-            say(ctx, notice)
+    if notice:
+        say(ctx, notice)
 
 
 def _set_columns(ctx: Any, _param: Any, value: str | None) -> None:

@@ -9,7 +9,7 @@ import typer
 from cpaas_cli.agreements import service as agreements
 from cpaas_cli.charging import stored as charging
 from cpaas_cli.cli import edr_export
-from cpaas_cli.cli.context import OutputOpt, emit, say, session, when
+from cpaas_cli.cli.context import OutputOpt, emit, one_more, say, session, when
 from cpaas_cli.cli.options import CompanyFilterOpt
 from cpaas_cli.edr import ingest as edr_ingest
 from cpaas_cli.edr import queries as edrs
@@ -137,9 +137,8 @@ def list_cmd(
             destination=destination,
             campaign_id=campaign,
         )
-        rows = edrs.list_edrs(s, **filters, limit=limit)
-        total = edrs.count_edrs(s, **filters) if len(rows) >= limit else None
-    emit(ctx, rows, output=output, columns=LIST_COLUMNS, total=total)
+        rows = edrs.list_edrs(s, **filters, limit=one_more(limit))
+    emit(ctx, rows, output=output, columns=LIST_COLUMNS, limit=limit)
 
 
 @app.command("show")

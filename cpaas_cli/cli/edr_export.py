@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from cpaas_cli.agreements import service as agreements
-from cpaas_cli.cli.context import ForceOpt, OutputOpt, emit, out_target, say, session, state, when
+from cpaas_cli.cli.context import ForceOpt, OutputOpt, emit, one_more, out_target, say, session, state, when
 from cpaas_cli.cli.options import CompanyFilterOpt, TzOpt
 from cpaas_cli.db.engine import get_engine
 from cpaas_cli.edr import export
@@ -167,8 +167,8 @@ def task_list(
 ) -> None:
     """List export tasks, newest first."""
     with session(ctx) as s:
-        rows = export_tasks.list_tasks(s, state=state_, limit=limit)
-    emit(ctx, rows, output=output, columns=TASK_COLUMNS)
+        rows = export_tasks.list_tasks(s, state=state_, limit=one_more(limit))
+    emit(ctx, rows, output=output, columns=TASK_COLUMNS, limit=limit)
 
 
 @tasks_app.command("show")

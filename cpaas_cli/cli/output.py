@@ -95,11 +95,10 @@ def select(data: dict[str, Any] | list[dict[str, Any]], wanted: list[str]) -> di
     return picked if isinstance(data, list) else picked[0]
 
 
-def cut_notice(shown: int, total: int | None, option: str = "--limit") -> str | None:
-    """The stderr line for a list cut by a limit: "showing 150 of 12,345; use --limit"."""
-    if total is None or total <= shown:
-        return None
-    return f"showing {shown:,} of {total:,}; use {option}"
+def cut_notice(shown: int, hint: str | None = None) -> str:
+    """The stderr line for a list that ``--limit`` cut: it had more rows than the
+    ``shown`` ones (known from one row fetched past the limit; nothing is counted)."""
+    return f"showing {shown:,} of more than {shown:,}; {hint or 'use --limit N to see more'}"
 
 
 def render(data: dict[str, Any] | list[dict[str, Any]], fmt: Fmt, *, columns: list[str] | None = None) -> None:

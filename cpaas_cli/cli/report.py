@@ -11,7 +11,7 @@ import typer
 
 from cpaas_cli import clock
 from cpaas_cli.agreements import service as agreements
-from cpaas_cli.cli.context import ForceOpt, OutputOpt, emit, out_target, say, session, state, when
+from cpaas_cli.cli.context import ForceOpt, OutputOpt, emit, one_more, out_target, say, session, state, when
 from cpaas_cli.cli.options import CompanyFilterOpt, TzOpt
 from cpaas_cli.cli.output import terminal_safe
 from cpaas_cli.db.engine import get_engine
@@ -281,18 +281,15 @@ def run_cmd(
         s.expunge(report)
     engine = get_engine(settings.database_url)
     url = sandbox.report_url(settings) if engine.dialect.name == "postgresql" else None
-    cols, rows, more = saved.run(
+    shown = limit or caps.max_rows
+    cols, rows, _more = saved.run(
         engine,
         report,
         given,
         tz=tz,
-        limit=limit or caps.max_rows,
+        limit=one_more(shown),
         timeout=timeout or caps.timeout,
         report_url=url,
     )
-    emit(ctx, rows, output=output, columns=cols)
-    if more:
-        say(
-            ctx,
-            f"note: report {report.name!r} has more rows; only the first {len(rows)} are shown (--limit, [report] max_rows)",
-        )
+    at_cap = f"no report shows more than {caps.max_rows:,} rows ([report] max_rows)"
+    emit(ctx, rows, output=output, columns=cols, limit=shown, limit_hint=at_cap if shown == caps.max_rows else None)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cpaas_cli.cli.context import OutputOpt, emit, session, state
+from cpaas_cli.cli.context import OutputOpt, emit, one_more, session, state
 from cpaas_cli.cli.options import CompanyFilterOpt
 
 inbound_app = typer.Typer(no_args_is_help=True)
@@ -122,7 +122,7 @@ def inbound_list(
     ctx: typer.Context,
     kind: Annotated[str | None, typer.Option("--kind", help="mo or receipt (unmatched receipts).")] = None,
     company: CompanyFilterOpt = None,
-    limit: Annotated[int, typer.Option("--limit", help="At most this many, newest first.")] = 100,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many, newest first.")] = 100,
     output: OutputOpt = None,
 ) -> None:
     """Inbound messages: MO (with the opt-out/opt-in they caused) and receipts no message matched."""
@@ -132,10 +132,11 @@ def inbound_list(
 
     with session(ctx) as s:
         cid = by_ref(s, Company, company, what="company").id if company else None
-        rows = inbound.list_inbound(s, kind=kind, company_id=cid, limit=limit)
+        rows = inbound.list_inbound(s, kind=kind, company_id=cid, limit=one_more(limit))
     emit(
         ctx,
         rows,
         output=output,
         columns=["id", "kind", "received_at", "source", "destination", "text", "action", "message_id", "status"],
+        limit=limit,
     )

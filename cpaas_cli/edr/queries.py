@@ -114,12 +114,6 @@ def list_edrs(
     return [edr_dict(dict(m)) for m in session.execute(q).mappings()]
 
 
-def count_edrs(session: Session, **filters: Any) -> int:
-    """How many EDRs ``list_edrs`` with the same filters would list without its limit."""
-    q = sa.select(sa.func.count()).select_from(EDR).where(*_filters(**filters))
-    return int(session.execute(q).scalar_one())
-
-
 def _filters(
     *,
     agreement_id: int | None = None,
