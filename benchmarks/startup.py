@@ -1,12 +1,18 @@
 """Start-up time of `cpaas`: wall time of `cpaas --version` and of a simple
-`cpaas tenant list` (SQLite), several runs each, and the slowest imports.
+`cpaas tenant list` (SQLite; as a table, as an operator types it, and with
+-o json), several runs each, and the slowest imports.
 
     .venv/bin/python benchmarks/startup.py [RUNS] [--cpaas PATH]
 
 RUNS (default 10) fresh processes per command; ``--cpaas`` times another
-installation's entry point (e.g. the main checkout's) for a before/after.
-Prints min / median / mean / max in seconds, then the ten imports with the
-largest cumulative time under ``python -X importtime`` for each command.
+installation's entry point for a before/after (or run this script with
+``PYTHONPATH=<an exported tree of another commit>``: the children import that
+tree's ``cpaas_cli``). Prints min / median / mean / max in seconds, the median
+CPU seconds (user + system: steadier than wall time on a loaded machine), then
+the ten imports with the largest cumulative time under ``python -X importtime``.
+The children may write bytecode caches (``PYTHONDONTWRITEBYTECODE`` is dropped,
+and one untimed run warms them), as an installed tool has them: without them
+every run compiles the project's modules again.
 Targets (issue 25): --version <= 0.15 s, tenant list <= 0.4 s.
 """
 
@@ -21,9 +27,16 @@ import tempfile
 import time
 from pathlib import Path
 
+COMMANDS = (
+    ("--version", ["--version"]),
+    ("tenant list", ["tenant", "list"]),
+    ("tenant list -o json", ["tenant", "list", "-o", "json"]),
+)
+
 
 def _time(cmd: list[str], runs: int, env: dict[str, str]) -> tuple[list[float], list[float]]:
     """Wall seconds and CPU seconds (user + system: less sensitive to a loaded machine) per run."""
+    subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)  # warm-up
     wall, cpu = [], []
     for _ in range(runs):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -59,16 +72,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "cpaas.toml").write_text("")
         env = {**os.environ, "CPAAS_DATABASE_URL": f"sqlite:///{tmp}/startup.db", "CPAAS_CONFIG": f"{tmp}/cpaas.toml"}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         subprocess.run([cpaas, "-q", "init", "--owner", "Startup"], env=env, check=True, stdout=subprocess.DEVNULL)
         print(f"{cpaas}, {runs} runs each (seconds of wall time)")
         print(f"{'command':<22} {'min':>6} {'median':>7} {'mean':>6} {'max':>6} {'cpu median':>11}")
-        for label, args in (("--version", ["--version"]), ("tenant list", ["tenant", "list", "-o", "json"])):
+        for label, args in COMMANDS:
             t, cpu = _time([cpaas, *args], runs, env)
             print(
                 f"{label:<22} {min(t):6.3f} {statistics.median(t):7.3f} {statistics.mean(t):6.3f} {max(t):6.3f}"
                 f" {statistics.median(cpu):11.3f}"
             )
-        for label, args in (("--version", ["--version"]), ("tenant list", ["tenant", "list", "-o", "json"])):
+        for label, args in COMMANDS[:2]:
             print(f"\nslowest imports of {label} (cumulative ms, python -X importtime):")
             for us, name in _imports(python, args, env):
                 print(f"  {us / 1000:8.1f}  {name}")

@@ -82,6 +82,21 @@ def test_a_command_imports_its_own_group_only(db_url):
     assert "HEAVY []" in run.stdout, run.stdout
 
 
+def test_tenant_list_loads_no_other_domain(db_url):
+    """The start-up path benchmarks/startup.py times: `tenant list` imports the
+    tenancy models, not the agreements' (only `tenant delete` and `tenant show`
+    need them) and not pycountry (only a country being checked needs it)."""
+    code = (
+        "import sys; from cpaas_cli.cli.app import main\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "print('LOADED', [m for m in ('cpaas_cli.models.tenancy', 'cpaas_cli.models.agreements', 'pycountry',"
+        " 'alembic', 'cpaas_cli.campaigns') if m in sys.modules])\n"
+    )
+    run = _fresh("-q", "--db", db_url, "tenant", "list", "-o", "json", code=code)
+    assert run.returncode == 0, run.stderr
+    assert "LOADED ['cpaas_cli.models.tenancy']" in run.stdout, run.stdout
+
+
 def test_unknown_command_still_suggests_a_name():
     run = CliRunner().invoke(app, ["reprot"])
     assert run.exit_code == 2

@@ -10,7 +10,6 @@ from sqlmodel import func, select
 
 from cpaas_cli.cli.context import OutputOpt, confirm, emit, say, session
 from cpaas_cli.cli.options import CompanyFilterOpt, CompanyOpt
-from cpaas_cli.models.agreements import Agreement
 from cpaas_cli.models.tenancy import Company
 from cpaas_cli.tenancy import banks
 from cpaas_cli.tenancy import service as tenancy
@@ -111,7 +110,7 @@ def show(ctx: typer.Context, company: CompanyArg, output: OutputOpt = None) -> N
             tenancy.legal_entity_dict(s, le) for le in tenancy.list_legal_entities(s, company_ref=row.id)
         ]
         data["children"] = s.exec(select(func.count()).where(Company.parent_id == row.id)).one()
-        data["agreements"] = list(s.exec(select(Agreement.code).where(Agreement.company_id == row.id)))
+        data["agreements"] = tenancy.agreement_codes(s, row)
     emit(ctx, data, output=output)
 
 

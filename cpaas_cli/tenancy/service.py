@@ -14,7 +14,6 @@ from sqlmodel import Session, col, func, or_, select
 
 from cpaas_cli.errors import Conflict, NotFound, Problem, require
 from cpaas_cli.geo import CountryError, check_country
-from cpaas_cli.models.agreements import Agreement
 from cpaas_cli.models.tenancy import Bank, BankAccount, Company, LegalEntity
 from cpaas_cli.refs import by_ref
 from cpaas_cli.timeutil import iso
@@ -271,6 +270,8 @@ def delete_company(session: Session, row: Company) -> dict[str, int]:
     children = session.exec(select(func.count()).where(Company.parent_id == row.id)).one()
     if children:
         raise Conflict(f"{row.name!r} has {children} companies under it; move or delete them first")
+    from cpaas_cli.models.agreements import Agreement  # only here: listing companies does not load it
+
     agreements = list(
         session.exec(
             select(Agreement.code).where(or_(Agreement.company_id == row.id, Agreement.seller_company_id == row.id))
@@ -345,6 +346,13 @@ def tree(session: Session, root: str | int | None = None) -> list[dict[str, Any]
     for start in starts:
         walk(start, 0)
     return out
+
+
+def agreement_codes(session: Session, row: Company) -> list[str]:
+    """Codes of the agreements the company is the client of."""
+    from cpaas_cli.models.agreements import Agreement
+
+    return list(session.exec(select(Agreement.code).where(Agreement.company_id == row.id)))
 
 
 def company_dict(session: Session, row: Company) -> dict[str, Any]:
@@ -484,6 +492,7 @@ def update_legal_entity(session: Session, row: LegalEntity, changes: dict[str, A
 
 
 def _ensure_le_unused(session: Session, row: LegalEntity, ignore_company_id: int | None = None) -> None:
+    from cpaas_cli.models.agreements import Agreement
 
     uses = list(
         session.exec(
