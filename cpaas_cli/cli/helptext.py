@@ -106,6 +106,9 @@ def example(path: str, cmd: Any, ctx: Any) -> list[str] | None:
             continue
         else:
             words += [max(p.opts, key=len), _sample(p, ctx, what)]
+    if "--format" in words[:-1]:  # a file written in the format the example names: out.pdf, not out.csv
+        fmt = words[words.index("--format") + 1]
+        words = [f"out.{fmt}" if w.startswith("out.") else w for w in words]
     return words
 
 
