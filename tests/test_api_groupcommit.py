@@ -166,7 +166,8 @@ def test_concurrent_http_requests_are_committed_in_groups(ready, cli, db_url):
     app.state.api.close()
 
 
-def test_group_commit_failure_answers_every_request_with_the_error(db_url, identity_env):  # noqa: F811
+@pytest.mark.parametrize("inline", [False, True], ids=["thread", "inline"])
+def test_group_commit_failure_answers_every_request_with_the_error(db_url, identity_env, inline):  # noqa: F811
     engine = get_engine(db_url)
 
     def handler(session, items):
@@ -174,18 +175,18 @@ def test_group_commit_failure_answers_every_request_with_the_error(db_url, ident
         for i in items:
             session.connection().execute(sa.text("insert into gc_probe values (:v)"), {"v": i})
         if "slow" in items:
-            time.sleep(0.3)  # the next items queue up meanwhile: they form one group
+            time.sleep(0.3)  # (thread) the next items queue up meanwhile: they form one group
         if "boom" in items:
             raise Conflict("the group failed")
         return [f"ok {i}" for i in items]
 
     async def go():
-        w = GroupCommit(engine, handler)
+        w = GroupCommit(engine, handler, inline=inline)
         try:
-            slow = asyncio.ensure_future(w.submit("slow"))
-            await asyncio.sleep(0.1)
+            first = asyncio.ensure_future(w.submit("slow"))
+            await asyncio.sleep(0.1)  # (inline) the first group is written before the next ones come
             rest = await asyncio.gather(*(w.submit(i) for i in ("c", "boom")), return_exceptions=True)
-            return [await slow, *rest], (w.groups, w.items)
+            return [await first, *rest], (w.groups, w.items)
         finally:
             w.close()
 

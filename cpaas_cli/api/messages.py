@@ -99,6 +99,7 @@ def _writer(request: Request) -> GroupCommit:
             partial(batch.send_requests, answer=_answer),
             name="api-sends",
             session_factory=lambda e: make_session(e, actor="api", command="api POST /v1/messages"),
+            inline=engine.dialect.name == "sqlite",  # see db/groupcommit.py
         )
     return writer
 

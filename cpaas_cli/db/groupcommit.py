@@ -14,6 +14,14 @@ of the group gets that error and nothing of the group is kept.
 There is no artificial wait: while one group is written, the next one forms,
 so a lone request is written at once and a busy server writes large groups.
 
+``inline=True`` writes in the event loop's own thread instead (a group is
+written once the loop has run every request that was ready): no thread hand-off
+and no contention for the interpreter lock with the loop, at the price of a
+loop that waits for the database while it writes. The API chooses by the
+database (``api.messages``): inline on SQLite, where a write is CPU work in
+this process; a thread on PostgreSQL, where a write is mostly waiting on the
+server and the loop can parse the next requests meanwhile.
+
 Written here because the ASGI stack and SQLAlchemy have no such thing: a
 queue, a thread and futures of the caller's event loop.
 """
@@ -51,7 +59,7 @@ class GroupCommit(Generic[T]):
     """``await submit(item)`` from an event loop; one writer thread runs ``handler`` on groups."""
 
     def __init__(self, engine: Engine, handler: Handler, *, name: str = "group-commit", max_items: int = 500,
-                 session_factory: Callable[[Engine], Session] | None = None):  # fmt: skip
+                 session_factory: Callable[[Engine], Session] | None = None, inline: bool = False):  # fmt: skip
         self.engine = engine
         self.handler = handler
         self.max_items = max_items
@@ -62,6 +70,8 @@ class GroupCommit(Generic[T]):
         self._lock = threading.Lock()
         self.groups = 0  # groups committed (for tests and the benchmark)
         self.items = 0
+        self.inline = inline
+        self._pending: list[_Waiting] = []
 
     def _start(self) -> None:
         with self._lock:
@@ -71,11 +81,21 @@ class GroupCommit(Generic[T]):
 
     async def submit(self, item: Any) -> T:
         """Queue ``item``; its result once the group holding it is committed (or its error)."""
-        self._start()
         loop = asyncio.get_running_loop()
         future = loop.create_future()
+        if self.inline:
+            self._pending.append(_Waiting(item, loop, future))
+            if len(self._pending) == 1:
+                loop.call_soon(self._write_pending)  # after the requests already ready to run
+            return await future
+        self._start()
         self._queue.put(_Waiting(item, loop, future))
         return await future
+
+    def _write_pending(self) -> None:
+        while self._pending:
+            group, self._pending = self._pending[: self.max_items], self._pending[self.max_items :]
+            self._write(group)
 
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued, then stop the thread."""
@@ -130,7 +150,10 @@ class GroupCommit(Generic[T]):
         self.groups += 1
         self.items += len(group)
         for w, result in zip(group, results, strict=True):
-            w.loop.call_soon_threadsafe(_settle, w.future, result)
+            if self.inline:
+                _settle(w.future, result)
+            else:
+                w.loop.call_soon_threadsafe(_settle, w.future, result)
 
 
 def _settle(future: asyncio.Future, result: Any) -> None:
