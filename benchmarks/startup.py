@@ -2,17 +2,20 @@
 `cpaas tenant list` (SQLite; as a table, as an operator types it, and with
 -o json), several runs each, and the slowest imports.
 
-    .venv/bin/python benchmarks/startup.py [RUNS] [--cpaas PATH]
+    .venv/bin/python benchmarks/startup.py [RUNS] [--cpaas PATH] [--before DIR]
 
-RUNS (default 10) fresh processes per command; ``--cpaas`` times another
-installation's entry point for a before/after (or run this script with
-``PYTHONPATH=<an exported tree of another commit>``: the children import that
-tree's ``cpaas_cli``). Prints min / median / mean / max in seconds, the median
-CPU seconds (user + system: steadier than wall time on a loaded machine), then
-the ten imports with the largest cumulative time under ``python -X importtime``.
-The children may write bytecode caches (``PYTHONDONTWRITEBYTECODE`` is dropped,
-and one untimed run warms them), as an installed tool has them: without them
-every run compiles the project's modules again.
+RUNS (default 10) fresh processes per command. ``--cpaas`` times another
+installation's entry point. ``--before DIR`` also times the ``cpaas_cli`` tree
+exported at DIR (``git archive <commit> cpaas_cli migrations | tar -x -C DIR``)
+with the same interpreter and packages, the runs of both interleaved so that
+both meet the same load (this machine is shared: run-to-run noise is larger
+than most changes). The line "floor" is ``python -c "import typer, sqlmodel"``,
+what any command that reads the database imports before cpaas' own code.
+Prints min / median / mean / max in seconds and the median CPU seconds (user +
+system), then the ten imports with the largest cumulative time under
+``python -X importtime``. The children may write bytecode caches
+(``PYTHONDONTWRITEBYTECODE`` is dropped, and untimed runs warm them), as an
+installed tool has them: without them every run compiles the project's modules.
 Targets (issue 25): --version <= 0.15 s, tenant list <= 0.4 s.
 """
 
@@ -34,18 +37,28 @@ COMMANDS = (
 )
 
 
-def _time(cmd: list[str], runs: int, env: dict[str, str]) -> tuple[list[float], list[float]]:
-    """Wall seconds and CPU seconds (user + system: less sensitive to a loaded machine) per run."""
-    subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)  # warm-up
-    wall, cpu = [], []
+def _once(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system) of one run."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+
+
+def _time(cases: dict[str, tuple[list[str], dict[str, str]]], runs: int) -> dict[str, tuple[list[float], list[float]]]:
+    """Each case ``runs`` times, the cases interleaved run by run (after two untimed warm-up rounds)."""
+    for _ in range(2):
+        for cmd, env in cases.values():
+            subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    got: dict[str, tuple[list[float], list[float]]] = {label: ([], []) for label in cases}
     for _ in range(runs):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-        wall.append(time.perf_counter() - start)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
-    return wall, cpu
+        for label, (cmd, env) in cases.items():
+            wall, cpu = _once(cmd, env)
+            got[label][0].append(wall)
+            got[label][1].append(cpu)
+    return got
 
 
 def _imports(python: str, args: list[str], env: dict[str, str], top: int = 10) -> list[tuple[int, str]]:
@@ -63,10 +76,15 @@ def _imports(python: str, args: list[str], env: dict[str, str], top: int = 10) -
 def main() -> None:
     argv = sys.argv[1:]
     cpaas = str(Path(sys.executable).with_name("cpaas"))
-    if "--cpaas" in argv:
-        i = argv.index("--cpaas")
-        cpaas = argv[i + 1]
-        del argv[i : i + 2]
+    before_dir = None
+    for flag in ("--cpaas", "--before"):
+        if flag in argv:
+            i = argv.index(flag)
+            if flag == "--cpaas":
+                cpaas = argv[i + 1]
+            else:
+                before_dir = str(Path(argv[i + 1]).resolve())
+            del argv[i : i + 2]
     runs = int(argv[0]) if argv else 10
     python = str(Path(cpaas).with_name("python"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -74,12 +92,16 @@ def main() -> None:
         env = {**os.environ, "CPAAS_DATABASE_URL": f"sqlite:///{tmp}/startup.db", "CPAAS_CONFIG": f"{tmp}/cpaas.toml"}
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         subprocess.run([cpaas, "-q", "init", "--owner", "Startup"], env=env, check=True, stdout=subprocess.DEVNULL)
-        print(f"{cpaas}, {runs} runs each (seconds of wall time)")
-        print(f"{'command':<22} {'min':>6} {'median':>7} {'mean':>6} {'max':>6} {'cpu median':>11}")
-        for label, args in COMMANDS:
-            t, cpu = _time([cpaas, *args], runs, env)
+        trees = {"": env}
+        if before_dir:
+            trees = {"before: ": {**env, "PYTHONPATH": before_dir}, "now: ": env}
+        cases = {f"{tag}{label}": ([cpaas, *args], e) for label, args in COMMANDS for tag, e in trees.items()}
+        cases["floor (import typer, sqlmodel)"] = ([python, "-c", "import typer, sqlmodel"], env)
+        print(f"{cpaas}, {runs} runs each, interleaved (seconds)")
+        print(f"{'command':<34} {'min':>6} {'median':>7} {'mean':>6} {'max':>6} {'cpu median':>11}")
+        for label, (t, cpu) in _time(cases, runs).items():
             print(
-                f"{label:<22} {min(t):6.3f} {statistics.median(t):7.3f} {statistics.mean(t):6.3f} {max(t):6.3f}"
+                f"{label:<34} {min(t):6.3f} {statistics.median(t):7.3f} {statistics.mean(t):6.3f} {max(t):6.3f}"
                 f" {statistics.median(cpu):11.3f}"
             )
         for label, args in COMMANDS[:2]:
