@@ -32,6 +32,7 @@ class MessageIn(BaseModel):
     label: str | None = Field(None, max_length=sending.MAX_LABEL, description="Default: today's date (UTC).")
     channel: str = Field("sms", max_length=16)
     flash: bool = False
+    accept_mo: bool = Field(False, description="Call the handset's replies back (the partner's MO mode must be on).")
     mode: Literal["async", "sync"] = "async"
     timeout: float | None = Field(None, gt=0, le=MAX_SYNC_TIMEOUT, description="sync: seconds to wait (default 10).")
 
@@ -81,7 +82,7 @@ def _send_one(s, c: Caller, m: MessageIn, index: int, where: str) -> sending.Sen
     numbers, refused = sending.recipients(_numbers(m.to, f"{where}to"), sending.MAX_RECIPIENTS)
     out = sending.send(
         s, company_id=c.company_id, sender=sid, numbers=numbers, text=text, label=label, flash=m.flash,
-        api_key_id=c.key_id,
+        api_key_id=c.key_id, accept_mo=m.accept_mo,
     )  # fmt: skip
     out.refused = refused + out.refused
     return out
