@@ -58,7 +58,9 @@ class SenderOptions:
 
     @classmethod
     def from_config(cls, section: dict[str, Any]) -> SenderOptions:
-        """``[callbacks]`` of the config file: batch, concurrency, lease_seconds, timeout_seconds, poll_seconds."""
+        """``[callbacks]`` of the config file: batch, concurrency, lease_seconds, timeout_seconds,
+        poll_seconds (and the outbox's retention, read by ``retention.Retention.from_config``)."""
+        from cpaas_cli.callbacks.retention import KEYS as RETENTION_KEYS
         from cpaas_cli.errors import InvalidInput
 
         names = {
@@ -70,8 +72,11 @@ class SenderOptions:
         }
         got: dict[str, Any] = {}
         for key, value in section.items():
+            if key in RETENTION_KEYS:
+                continue
             if key not in names:
-                raise InvalidInput(f"[callbacks] {key}: unknown setting (known: {', '.join(names)})")
+                known = ", ".join([*names, *RETENTION_KEYS])
+                raise InvalidInput(f"[callbacks] {key}: unknown setting (known: {known})")
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise InvalidInput(f"[callbacks] {key}: a positive number")
             got[names[key]] = int(value) if key in ("batch", "concurrency") else float(value)
