@@ -42,6 +42,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _cpu_of(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _opt(name: str, default: int) -> int:
     return int(sys.argv[sys.argv.index(name) + 1]) if name in sys.argv else default
 
@@ -112,6 +121,8 @@ def main() -> None:
         time.sleep(0.05)
     opts = SenderOptions(batch=_opt("--batch", 1000), concurrency=_opt("--concurrency", 100))
     sender = Sender(engine, ring, options=opts)
+    rx_cpu0 = _cpu_of(rx.pid)
+    cpu0 = time.process_time()
     started = time.perf_counter()
     tried = 0
     try:
@@ -121,14 +132,22 @@ def main() -> None:
                 break
             tried += got
     finally:
+        seconds = time.perf_counter() - started
+        cpu = time.process_time() - cpu0
+        rx_cpu = _cpu_of(rx.pid) - rx_cpu0
         sender.close()
         rx.terminate()
-    seconds = time.perf_counter() - started
     with engine.connect() as conn:
         done = conn.execute(sa.select(sa.func.count()).where(t.c.state == "delivered")).scalar_one()
     print(f"database: {engine.dialect.name}")
     print(f"callbacks delivered: {done} of {n} in {seconds:.2f} s: {done / seconds:,.0f}/s")
     print(f"(batch {opts.batch}, {opts.concurrency} in flight, signed HMAC-SHA256, lease + settle per batch)")
+    if done:
+        # CPU per callback: what the figure costs on a machine shared with other work
+        print(
+            f"CPU per 1,000 callbacks: sender {cpu / done * 1000:.2f} s, receiver {rx_cpu / done * 1000:.2f} s "
+            f"(sender alone could do {done / cpu:,.0f}/s on one core; load average {os.getloadavg()[0]:.1f})"
+        )
 
 
 if __name__ == "__main__":
