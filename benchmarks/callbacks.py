@@ -1,6 +1,7 @@
-"""Callback delivery throughput: outbox rows posted (signed, over one pooled
-httpx client) per second to a local receiver, by one sender as ``cpaas serve``
-runs it (claim a batch with a lease, post it concurrently, store the answers).
+"""Callback delivery throughput: outbox rows posted (signed, on keep-alive
+HTTP/1.1 connections: ``httpclient.AsyncPoster``) per second to a local
+receiver, by the sender as ``cpaas serve`` runs it (claim a batch with a
+lease, post it concurrently, store the answers), in a process of its own.
 
 The receiver is a bare Starlette app on uvicorn in another process on
 127.0.0.1 (answers 204). Bounded: N rows (default 20,000), at most 120 s.
