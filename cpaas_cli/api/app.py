@@ -64,6 +64,9 @@ class ApiState:
         return self._heads
 
     def close(self) -> None:
+        for item in self.extra.values():
+            if hasattr(item, "close"):
+                item.close()  # e.g. the send writer: what is queued is written first
         if self._authenticator is not None:
             self._authenticator.close()
 
@@ -87,4 +90,19 @@ def create_app(settings: Settings) -> FastAPI:
     limits.install(app, settings)
     for router in ROUTERS:
         app.include_router(router)
+    _document_extra_schemas(app)
     return app
+
+
+def _document_extra_schemas(app: FastAPI) -> None:
+    """Add the schemas of bodies a route validates itself (``messages.schemas()``) to the document."""
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = plain()
+            doc.setdefault("components", {}).setdefault("schemas", {}).update(messages.schemas())
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

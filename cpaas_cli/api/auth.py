@@ -18,6 +18,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from cpaas_cli.api.problems import Unauthenticated
 from cpaas_cli.db.engine import make_session
@@ -43,17 +44,37 @@ class Caller:
         return backoffice if self.principal.kind == "backoffice" else portal
 
 
-def caller(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Caller:
+async def authenticate(request: Request, key: str | None) -> Caller:
+    """The caller of ``key`` (Unauthenticated when it is missing or refused). A key already
+    in the cache is checked in the event loop (no I/O); one that needs the database is
+    checked in a worker thread."""
     ip = request.client.host if request.client else None
-    if credentials is None or credentials.scheme.lower() != "bearer":
+    if not key:
         raise Unauthenticated("an API key is required: Authorization: Bearer <API key>")
     auth = request.app.state.api.authenticator
     try:
-        principal, key_id = auth.identify(credentials.credentials, ip=ip)
+        if auth.cached(key):
+            principal, key_id = auth.identify(key, ip=ip)
+        else:
+            principal, key_id = await run_in_threadpool(auth.identify, key, ip=ip)
     except Denied as exc:
         raise Unauthenticated(exc.message) from None
-    request.state.key_prefix = credentials.credentials[4:12]
+    request.state.key_prefix = key[4:12]
     return Caller(principal, key_id, ip)
+
+
+def bearer_key(request: Request) -> str | None:
+    """The credentials of ``Authorization: Bearer …`` (as ``HTTPBearer`` reads them), or None."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    return credentials.strip() or None if scheme.lower() == "bearer" else None
+
+
+async def caller(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> Caller:
+    """The route dependency: the caller of the request's API key."""
+    ok = credentials is not None and credentials.scheme.lower() == "bearer"
+    return await authenticate(request, credentials.credentials if ok else None)  # type: ignore[union-attr]
 
 
 CallerDep = Annotated[Caller, Depends(caller)]

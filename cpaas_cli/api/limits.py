@@ -144,20 +144,25 @@ class LimitsMiddleware:
                         path,
                     )
         finally:
-            route = scope.get("route")
-            state = scope.get("state") or {}
-            access_log.info(
-                json.dumps(
-                    {
-                        "key": state.get("access_who") or who,
-                        "method": scope.get("method"),
-                        "route": getattr(route, "path", None) or path[:200],
-                        "status": status[0],
-                        "ms": round((time.perf_counter() - started) * 1000, 2),
-                    },
-                    separators=(",", ":"),
-                )
-            )
+            if access_log.isEnabledFor(logging.INFO):  # (the line is not even built otherwise)
+                _log_access(scope, who, status[0], started, path)
+
+
+def _log_access(scope, who: str | None, status: int, started: float, path: str) -> None:
+    route = scope.get("route")
+    state = scope.get("state") or {}
+    access_log.info(
+        json.dumps(
+            {
+                "key": state.get("access_who") or who,
+                "method": scope.get("method"),
+                "route": getattr(route, "path", None) or path[:200],
+                "status": status,
+                "ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+            separators=(",", ":"),
+        )
+    )
 
 
 def install(app, settings) -> None:

@@ -99,7 +99,8 @@ def _moderated(session: Session, c: Campaign) -> bool:
 def send(session: Session, c: Campaign) -> StartOutcome:
     """Draft → start now (or wait for moderation)."""
     check_action(c, "send")
-    c.scheduled_at, c.schedule_tz = None, None
+    if c.scheduled_at is not None or c.schedule_tz is not None:  # (a clean object is not flushed again)
+        c.scheduled_at, c.schedule_tz = None, None
     if _moderated(session, c):
         c.state = "pending_moderation"
         session.flush()

@@ -22,10 +22,12 @@ from cpaas_cli.models.tenancy import Company
 from cpaas_cli.timeutil import iso
 
 
-def blocked_phones(company_id: int, sender: str) -> sa.Select:
-    """The numbers the company may not message from ``sender``: blocked for that sender or for ALL."""
+def blocked_phones(company_id: int, sender: str, among: Iterable[str] | None = None) -> sa.Select:
+    """The numbers the company may not message from ``sender``: blocked for that sender or for ALL
+    (only those of ``among`` when given)."""
     t = StopListEntry.__table__
-    return sa.select(t.c.phone).where(t.c.company_id == company_id, t.c.sender.in_([sender, ALL_SENDERS]))
+    q = sa.select(t.c.phone).where(t.c.company_id == company_id, t.c.sender.in_([sender, ALL_SENDERS]))
+    return q if among is None else q.where(t.c.phone.in_(list(among)))
 
 
 def state_condition(company_id: int, phone_column: sa.ColumnElement, state: str) -> sa.ColumnElement[bool]:

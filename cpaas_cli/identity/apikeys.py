@@ -22,6 +22,7 @@ import hmac
 import re
 import secrets
 import string
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -212,17 +213,40 @@ class Authenticator:
         self._generation: tuple[int, Any] | None = None
         self._used: dict[int, datetime] = {}
         self._flushed_at = time.monotonic()
+        self._refreshing = threading.Lock()
+
+    def cached(self, key: str) -> bool:
+        """True when checking ``key`` needs no database trip (its entry is cached and
+        fresh, no batched last-use times are due): an event loop may then call
+        :meth:`identify` directly instead of from a worker thread."""
+        now = time.monotonic()
+        if now - self._seen_at >= self.refresh_s and not self._refreshing.locked():
+            return False
+        if now - self._flushed_at >= self.flush_s:
+            return False
+        m = _KEY.match(key.strip())
+        entry = self._cache.get(m.group(1)) if m is not None else None
+        if entry is None or entry.revoked or entry.principal is None:
+            return False  # unknown or refused: the refusal is audited, which writes
+        if entry.expires_at is not None and entry.expires_at <= clock.now():
+            return False
+        return any(hmac.compare_digest(entry.digest, keyed_hash(k, m.group(2))) for k in self.digest_keys)
 
     def _fresh(self) -> None:
         now = time.monotonic()
         if now - self._seen_at < self.refresh_s:
             return
-        with self.engine.connect() as conn:
-            gen = access.generation(conn)
-        self._seen_at = now
-        if gen != self._generation:
-            self._cache.clear()
-            self._generation = gen
+        if not self._refreshing.acquire(blocking=False):
+            return  # another thread is asking; until it has, the cache is a moment older
+        try:
+            with self.engine.connect() as conn:
+                gen = access.generation(conn)
+            self._seen_at = now
+            if gen != self._generation:
+                self._cache.clear()
+                self._generation = gen
+        finally:
+            self._refreshing.release()
 
     def _load(self, prefix: str) -> _Entry | None:
         from cpaas_cli.db.engine import make_session

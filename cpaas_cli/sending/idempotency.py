@@ -74,6 +74,11 @@ def update(session: Session, *, api_key_id: int, key: str, status: int, response
     )
 
 
+def forget(session: Session, *, api_key_id: int, key: str) -> None:
+    """Drop a key's record (a request that failed keeps nothing under its key)."""
+    session.connection().execute(sa.delete(T).where(T.c.api_key_id == api_key_id, T.c.key == key))
+
+
 def purge(session: Session, *, now=None) -> int:
     """Drop the records older than 24 hours (a job of serve)."""
     return session.connection().execute(sa.delete(T).where(T.c.created_at < (now or clock.now()) - KEEP)).rowcount or 0

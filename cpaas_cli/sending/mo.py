@@ -18,7 +18,7 @@ MO_FLASH = "MO messages are not supported in FlashMessages!"
 class MoRefused(InvalidInput):
     """acceptMO refused (HTTP 400; ``problem_type`` mo-off or mo-flash)."""
 
-    def __init__(self, message: str, problem_type: str):
+    def __init__(self, message: str, problem_type: str = "mo-off"):  # a default: copy.copy makes it from args
         super().__init__(message)
         self.problem_type = problem_type
 

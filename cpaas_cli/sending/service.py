@@ -28,8 +28,9 @@ from sqlmodel import Session
 from cpaas_cli import clock
 from cpaas_cli.campaigns import holds, lifecycle, senders
 from cpaas_cli.campaigns.destinations import destination
-from cpaas_cli.campaigns.recipients import insert_recipients, stop_set
+from cpaas_cli.campaigns.recipients import insert_recipients
 from cpaas_cli.contacts.phones import PhoneError, normalise
+from cpaas_cli.contacts.stoplist import blocked_phones
 from cpaas_cli.errors import InsufficientCredit, InvalidInput, Problem
 from cpaas_cli.models.agreements import Agreement
 from cpaas_cli.models.campaigns import Campaign, OutboundMessage, SenderId
@@ -92,6 +93,11 @@ def check_label(label: str | None) -> str:
     return label.strip()
 
 
+def flash_problem() -> InvalidInput:
+    problem = Problem("flash", "flash messages are SMS only")
+    return InvalidInput(str(problem), problems=[problem])
+
+
 def sender_of(session: Session, sender: str, *, company_id: int, channel: str = "sms") -> SenderId:
     """The active sender ID of the company for the channel (NotFound, InvalidInput or Conflict otherwise)."""
     if not sender or not str(sender).strip():
@@ -143,12 +149,11 @@ def send(
     CreditShort (402) when the messages do not fit the available funds: nothing is written."""
     holds.refuse_if_held(session, company_id, "send")
     if flash and sender.channel != "sms":
-        problem = Problem("flash", "flash messages are SMS only")
-        raise InvalidInput(str(problem), problems=[problem])
+        raise flash_problem()
     if accept_mo:
         mo.check(session, company_id, flash=flash)
     out = Sent(label=label)
-    blocked = stop_set(session, company_id, sender.sender)
+    blocked = {r[0] for r in session.connection().execute(blocked_phones(company_id, sender.sender, numbers))}
     order: dict[str, tuple] = {}
     for number in numbers:
         if number in blocked:

@@ -1,0 +1,334 @@
+"""Many send requests in one transaction (the group commit of ``POST /v1/messages``).
+
+``db.groupcommit`` hands the requests waiting for the writer to
+:func:`send_requests` together. Each request keeps its own rules and answer:
+
+* a request of one message is planned alone (its ``Idempotency-Key`` looked up
+  and reserved, its sender ID, its company's hold, its numbers), then written
+  with the other one-message requests of the same key, sender, label, flag and acceptMO
+  as ONE API campaign: one campaign row, one estimate against the agreement's
+  funds, one materialisation, whatever the number of requests. Each request
+  still gets its own queue ids, its own refused numbers and its own answer.
+* when such a shared campaign cannot start as a whole (not enough credit for
+  all of them, or any error), its requests are written again one by one, each
+  in its own savepoint, exactly as :func:`cpaas_cli.sending.service.send` does
+  for a lone request: those that fit are queued, the others get their own
+  error (402 …). A shared campaign is only a cheaper way to the same result.
+* a request of several messages, and a request whose key was already used by
+  an earlier request of the same group, is written alone in its savepoint.
+
+Nothing here commits: the caller commits once for the whole group.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from cpaas_cli.campaigns import holds, lifecycle
+from cpaas_cli.campaigns.destinations import destination
+from cpaas_cli.contacts.stoplist import blocked_phones
+from cpaas_cli.db import bulk
+from cpaas_cli.errors import Conflict, CpaasError
+from cpaas_cli.models.agreements import Agreement
+from cpaas_cli.models.campaigns import Campaign, CampaignRecipient, OutboundMessage, SenderId
+from cpaas_cli.sending import idempotency, mo
+from cpaas_cli.sending import service as sending
+
+Q = OutboundMessage.__table__
+
+
+@dataclass
+class Message:
+    """One message of a request, its text and label already checked (``service.check_*``)."""
+
+    sender: str
+    to: list[str]  # as given: E.164 digits without '+'
+    text: str
+    label: str
+    channel: str = "sms"
+    flash: bool = False
+    accept_mo: bool = False  # the handset's replies are called back (sending/mo.py)
+
+
+@dataclass
+class Request:
+    """One API request: its messages, its caller and its ``Idempotency-Key`` (when given)."""
+
+    company_id: int
+    api_key_id: int
+    messages: list[Message]
+    actor: str = "api"  # the key's user, for the audit trail of what the request writes
+    where: str = ""  # a prefix for error messages: "messages[{}]: " for a batch body
+    key: str | None = None
+    digest: str = ""
+
+
+@dataclass
+class Done:
+    """A request's outcome: its messages sent, or the stored answer of its key (a replay)."""
+
+    sent: list[sending.Sent] = field(default_factory=list)
+    answer: dict[str, Any] | None = None
+    replay: tuple[int, dict[str, Any]] | None = None
+
+
+Answer = Callable[[list[sending.Sent]], dict[str, Any]]
+
+
+class _Shared(Exception):
+    """A shared campaign could not start as a whole: its requests go one by one."""
+
+
+@dataclass
+class _Plan:
+    index: int
+    sender: SenderId
+    numbers: list[str]
+    refused: list[tuple[str, str]]
+
+
+class _Lookups:
+    """What every request of a group asks the same: sender IDs and company holds, read once."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self.senders: dict[tuple[int, str, str], SenderId | CpaasError] = {}
+        self.held: dict[int, CpaasError | None] = {}
+        self.mo: dict[tuple[int, bool], CpaasError | None] = {}
+
+    def sender(self, company_id: int, name: str, channel: str) -> SenderId:
+        key = (company_id, name, channel)
+        if key not in self.senders:
+            try:
+                self.senders[key] = sending.sender_of(self.session, name, company_id=company_id, channel=channel)
+            except CpaasError as exc:
+                self.senders[key] = exc
+        got = self.senders[key]
+        if isinstance(got, CpaasError):
+            raise copy.copy(got)  # a copy: the caller may prefix its message
+        return got
+
+    def refuse_if_held(self, company_id: int) -> None:
+        if company_id not in self.held:
+            try:
+                holds.refuse_if_held(self.session, company_id, "send")
+                self.held[company_id] = None
+            except CpaasError as exc:
+                self.held[company_id] = exc
+        exc = self.held[company_id]
+        if exc is not None:
+            raise Conflict(exc.message)
+
+    def check_mo(self, company_id: int, flash: bool) -> None:
+        """acceptMO allowed for the company's message (``sending.mo.check``, read once per group)."""
+        key = (company_id, flash)
+        if key not in self.mo:
+            try:
+                mo.check(self.session, company_id, flash=flash)
+                self.mo[key] = None
+            except CpaasError as exc:
+                self.mo[key] = exc
+        exc = self.mo[key]
+        if exc is not None:
+            raise copy.copy(exc)
+
+
+def send_requests(session: Session, requests: Sequence[Request], *, answer: Answer) -> list[Done | Exception]:
+    """Write the requests (see the module text); one :class:`Done` or error per request, in order."""
+    out: list[Done | Exception | None] = [None] * len(requests)
+    look = _Lookups(session)
+    reserved: set[int] = set()  # requests whose key this transaction holds (a placeholder row)
+    keys: set[tuple[int, str]] = set()
+    groups: dict[tuple, list[_Plan]] = {}
+    alone: list[int] = []
+    later: list[int] = []
+    for i, r in enumerate(requests):
+        if r.key is not None:
+            if (r.api_key_id, r.key) in keys:
+                later.append(i)  # answered from the first one's record, once written
+                continue
+            keys.add((r.api_key_id, r.key))
+            try:
+                with session.begin_nested():
+                    stored = idempotency.replay(session, api_key_id=r.api_key_id, key=r.key, digest=r.digest)
+                    if stored is None:
+                        idempotency.store(
+                            session, api_key_id=r.api_key_id, key=r.key, digest=r.digest, status=0, response={}
+                        )
+            except IntegrityError:
+                later.append(i)  # another process holds the key: read its answer after this group
+                continue
+            except CpaasError as exc:
+                out[i] = exc
+                continue
+            if stored is not None:
+                out[i] = Done(replay=stored)
+                continue
+            reserved.add(i)
+        if len(r.messages) != 1:
+            alone.append(i)
+            continue
+        try:
+            plan = _plan(look, r, i)
+        except CpaasError as exc:
+            out[i] = _failed(session, r, i in reserved, exc)
+            continue
+        m = r.messages[0]
+        gkey = (r.company_id, plan.sender.id, m.label, m.flash, m.accept_mo, r.api_key_id)
+        groups.setdefault(gkey, []).append(plan)
+    for plans in groups.values():
+        session.info["actor"] = requests[plans[0].index].actor  # one key, so one user, per group
+        try:
+            with session.begin_nested():
+                sent = _send_shared(session, [requests[p.index] for p in plans], plans)
+        except (_Shared, CpaasError, IntegrityError):
+            alone.extend(p.index for p in plans)
+            continue
+        for p, s in zip(plans, sent, strict=True):
+            out[p.index] = _done(session, requests[p.index], [s], answer)
+    for i in sorted(alone) + later:
+        out[i] = _send_alone(session, requests[i], answer, reserved=i in reserved)
+    return out  # type: ignore[return-value]
+
+
+def _plan(look: _Lookups, r: Request, index: int) -> _Plan:
+    m = r.messages[0]
+    try:
+        sender = look.sender(r.company_id, m.sender, m.channel)
+    except CpaasError as exc:
+        exc.message = f"{r.where.format(0)}{exc.message}"
+        raise
+    look.refuse_if_held(r.company_id)
+    if m.flash and sender.channel != "sms":
+        raise sending.flash_problem()
+    if m.accept_mo:
+        look.check_mo(r.company_id, m.flash)
+    numbers, refused = sending.recipients(m.to, sending.MAX_RECIPIENTS)
+    return _Plan(index, sender, numbers, refused)
+
+
+def _send_shared(session: Session, requests: list[Request], plans: list[_Plan]) -> list[sending.Sent]:
+    """One campaign for requests of the same key, sender, label and flags; Sent per request."""
+    first, sender = requests[0], plans[0].sender
+    m0 = first.messages[0]
+    wanted = {n for p in plans for n in p.numbers}
+    blocked = {row[0] for row in session.connection().execute(blocked_phones(first.company_id, sender.sender, wanted))}
+    sent: list[sending.Sent] = []
+    rows: list[tuple] = []
+    owners: list[int] = []
+    texts = {r.messages[0].text for r in requests}
+    shared_text = next(iter(texts)) if len(texts) == 1 else None
+    for k, (r, p) in enumerate(zip(requests, plans, strict=True)):
+        s = sending.Sent(label=m0.label, refused=list(p.refused))
+        for number in p.numbers:
+            if number in blocked:
+                s.refused.append((number, "blocked by the stop list"))
+            else:
+                rows.append((number, *destination(number), None, None if shared_text else r.messages[0].text))
+                owners.append(k)
+        sent.append(s)
+    if not rows:
+        return sent
+    ag = session.get(Agreement, sender.agreement_id)
+    assert ag is not None
+    c = Campaign(
+        company_id=first.company_id,
+        name=f"API {m0.label}"[:200],
+        channel=sender.channel,
+        sender_id=sender.id,  # type: ignore[arg-type]
+        agreement_id=ag.id,  # type: ignore[arg-type]
+        text=shared_text,
+        personalised=False,  # an API text is literal
+        flash=m0.flash,
+        currency=ag.currency,
+        recipients=len(rows),
+        sources={
+            "api": {"api_key_id": first.api_key_id, "label": m0.label, "accept_mo": m0.accept_mo},
+            "numbers": len(rows),
+        },
+    )
+    session.add(c)
+    session.flush()
+    w = bulk.writer(session)
+    names = ["phone", "country", "mcc", "mnc", "network", "values", "text"]
+    columns = dict(zip(names, zip(*rows, strict=True), strict=True))
+    w.insert(CampaignRecipient.__table__, {**columns, "campaign_id": [c.id] * len(rows)})
+    outcome = lifecycle.send(session, c)
+    if not outcome.started and c.state == "failed":
+        raise _Shared(outcome.reason or "insufficient credit")
+    for s in sent:
+        s.campaign_id, s.state = c.id, c.state
+    if not outcome.started:
+        for k, row in zip(owners, rows, strict=True):
+            sent[k].pending.append(row[0])
+        return sent
+    queued = (
+        session.connection().execute(sa.select(Q.c.id, Q.c.phone).where(Q.c.campaign_id == c.id).order_by(Q.c.id)).all()
+    )
+    if [p for _q, p in queued] != [row[0] for row in rows]:
+        raise _Shared("queue rows do not follow the recipients' order")  # never seen; the lone path is exact
+    for k, (qid, phone) in zip(owners, queued, strict=True):
+        sent[k].queued.append((qid, phone))
+    return sent
+
+
+def _send_alone(session: Session, r: Request, answer: Answer, *, reserved: bool) -> Done | Exception:
+    """One request in its own savepoint, as a lone request would be written."""
+    session.info["actor"] = r.actor
+    try:
+        with session.begin_nested():
+            if r.key is not None and not reserved:
+                stored = idempotency.replay(session, api_key_id=r.api_key_id, key=r.key, digest=r.digest)
+                if stored is not None:
+                    return Done(replay=stored)
+            sent = [_send_one(session, r, m, j) for j, m in enumerate(r.messages)]
+            return _done(session, r, sent, answer, reserved=reserved)
+    except IntegrityError:
+        if r.key is None:
+            raise
+        stored = idempotency.replay(session, api_key_id=r.api_key_id, key=r.key, digest=r.digest)
+        if stored is None:
+            return Conflict(f"Idempotency-Key {r.key!r} is being used by a request in progress")
+        return Done(replay=stored)
+    except CpaasError as exc:
+        return _failed(session, r, reserved, exc)
+
+
+def _send_one(session: Session, r: Request, m: Message, j: int) -> sending.Sent:
+    where = r.where.format(j)
+    try:
+        sid = sending.sender_of(session, m.sender, company_id=r.company_id, channel=m.channel)
+    except CpaasError as exc:
+        exc.message = f"{where}{exc.message}"
+        raise
+    numbers, refused = sending.recipients(m.to, sending.MAX_RECIPIENTS)
+    out = sending.send(
+        session, company_id=r.company_id, sender=sid, numbers=numbers, text=m.text, label=m.label, flash=m.flash,
+        api_key_id=r.api_key_id, accept_mo=m.accept_mo,
+    )  # fmt: skip
+    out.refused = refused + out.refused
+    return out
+
+
+def _done(session: Session, r: Request, sent: list[sending.Sent], answer: Answer, *, reserved: bool = True) -> Done:
+    body = answer(sent)
+    if r.key is not None:
+        if reserved:
+            idempotency.update(session, api_key_id=r.api_key_id, key=r.key, status=202, response=body)
+        else:
+            idempotency.store(session, api_key_id=r.api_key_id, key=r.key, digest=r.digest, status=202, response=body)
+    return Done(sent=sent, answer=body)
+
+
+def _failed(session: Session, r: Request, reserved: bool, exc: CpaasError) -> CpaasError:
+    """An error is not kept under the key: the same key may be tried again."""
+    if reserved and r.key is not None:
+        idempotency.forget(session, api_key_id=r.api_key_id, key=r.key)
+    return exc

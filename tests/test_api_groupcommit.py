@@ -1,0 +1,198 @@
+"""Group commit of POST /v1/messages: many requests in one transaction, each with its own
+rules and answer (cpaas_cli/sending/batch.py, cpaas_cli/db/groupcommit.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from cpaas_cli.db.engine import get_engine, make_session
+from cpaas_cli.db.groupcommit import GroupCommit
+from cpaas_cli.errors import Conflict, NotFound
+from cpaas_cli.models.campaigns import Campaign
+from cpaas_cli.sending import batch
+from cpaas_cli.sending.idempotency import IdempotencyConflict
+from cpaas_cli.sending.service import CreditShort
+from tests.api_helpers import auth, key_for
+from tests.identity_helpers import identity_env  # noqa: F401
+from tests.test_api_send import queue_rows
+from tests.test_serve import setup, smsc  # noqa: F401
+
+ES = "3462000{:04d}"  # Spanish mobiles: 0.08 EUR a message on tests/data/example1.yaml
+
+
+def answer(sent):
+    return {
+        "queued": [[q, p] for s in sent for q, p in s.queued],
+        "refused": [list(r) for s in sent for r in s.refused],
+    }
+
+
+def ids(db_url) -> tuple[int, int]:
+    """(Client A's id, the API key's id)."""
+    with get_engine(db_url).connect() as conn:
+        return tuple(
+            conn.execute(sa.text("select u.company_id, k.id from api_key k join app_user u on u.id = k.user_id")).one()
+        )
+
+
+def req(company_id, key_id, n, *, sender="ACME", text="Code 1", label="otp", key=None, to=None):
+    m = batch.Message(sender=sender, to=to or [ES.format(n)], text=text, label=label)
+    return batch.Request(company_id=company_id, api_key_id=key_id, messages=[m], key=key, digest=f"d{text}{n}")
+
+
+def run(db_url, requests):
+    s = make_session(get_engine(db_url), actor="test")
+    try:
+        out = batch.send_requests(s, requests, answer=answer)
+        s.commit()
+    finally:
+        s.close()
+    return out
+
+
+def campaigns(db_url) -> list[dict]:
+    t = Campaign.__table__
+    with get_engine(db_url).connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(sa.select(t).order_by(t.c.id))]
+
+
+@pytest.fixture
+def ready(cli, smsc, identity_env):  # noqa: F811
+    def make(**kw):
+        setup(cli, smsc.port, **kw)
+        key_for(cli, "alice", "Client A")
+
+    return make
+
+
+def test_one_campaign_for_a_group_and_each_request_its_own_answer(ready, cli, db_url):
+    ready()
+    cli.json("contacts", "stoplist", "add", "+" + ES.format(3), "--company", "Client A", "--sender", "ALL")
+    co, key = ids(db_url)
+    reqs = [req(co, key, n, text=f"Code {n}") for n in range(1, 6)]
+    reqs[3] = req(co, key, 4, to=[ES.format(4), ES.format(4), "12"])  # a duplicate and a bad number
+    out = run(db_url, reqs)
+    assert all(isinstance(o, batch.Done) for o in out), out
+    (c,) = campaigns(db_url)
+    assert c["state"] == "in_progress" and c["messages"] == 4 and c["name"] == "API otp" and c["text"] is None
+    rows = {r["id"]: r for r in queue_rows(db_url)}
+    for n, o in zip(range(1, 6), out, strict=True):
+        if n == 3:
+            assert o.answer["queued"] == [] and o.answer["refused"] == [[ES.format(3), "blocked by the stop list"]]
+            continue
+        ((qid, phone),) = o.answer["queued"]
+        assert phone == ES.format(n) and rows[qid]["phone"] == phone and rows[qid]["label"] == "otp"
+        assert rows[qid]["text"] == ("Code 1" if n == 4 else f"Code {n}")  # each request keeps its own text
+    assert out[3].answer["refused"] == [["12", "invalid number: is too short"]]
+    assert c["estimated_cost"] == 4 * 80_000
+
+
+def test_a_group_that_does_not_fit_is_written_request_by_request(ready, cli, db_url):
+    """Credit is checked per request, as for a lone request (the balance, not what others queued)."""
+    ready(credit="0.20")  # one request of up to two messages of 0.08 fits; the group as a whole does not
+    co, key = ids(db_url)
+    three = [ES.format(n) for n in (3, 4, 5)]  # 0.24 > 0.20
+    out = run(db_url, [req(co, key, 1), req(co, key, 2), req(co, key, 3, to=three), req(co, key, 6)])
+    assert [type(o).__name__ for o in out] == ["Done", "Done", "CreditShort", "Done"]
+    assert out[2].problem_fields == {"required": "0.24", "available": "0.20", "currency": "EUR"}
+    assert [r["phone"] for r in queue_rows(db_url)] == [ES.format(n) for n in (1, 2, 6)]
+    assert [c["state"] for c in campaigns(db_url)] == ["in_progress"] * 3  # one campaign each, as alone
+
+
+def test_errors_stay_with_their_request(ready, cli, db_url):
+    ready()
+    co, key = ids(db_url)
+    out = run(db_url, [req(co, key, 1), req(co, key, 2, sender="NOPE"), req(co, key, 4, to=["1"]), req(co, key, 5)])
+    assert isinstance(out[0], batch.Done) and len(out[0].answer["queued"]) == 1
+    assert isinstance(out[1], NotFound) and "NOPE" in out[1].message
+    assert isinstance(out[2], batch.Done) and out[2].answer["queued"] == [] and out[2].answer["refused"]
+    assert isinstance(out[3], batch.Done) and len(out[3].answer["queued"]) == 1
+    assert len(queue_rows(db_url)) == 2 and len(campaigns(db_url)) == 1
+
+
+def test_the_same_idempotency_key_twice_in_one_group(ready, cli, db_url):
+    ready()
+    co, key = ids(db_url)
+    a = req(co, key, 1, key="k-1")
+    same = req(co, key, 1, key="k-1")
+    other_body = req(co, key, 2, key="k-1")
+    out = run(db_url, [a, same, other_body])
+    assert isinstance(out[0], batch.Done) and out[0].replay is None
+    assert isinstance(out[1], batch.Done) and out[1].replay == (202, out[0].answer)
+    assert isinstance(out[2], IdempotencyConflict)
+    assert len(queue_rows(db_url)) == 1
+    again = run(db_url, [req(co, key, 1, key="k-1")])
+    assert again[0].replay == (202, out[0].answer) and len(queue_rows(db_url)) == 1
+
+
+def test_a_failed_request_keeps_nothing_under_its_key(ready, cli, db_url):
+    ready(credit="0.05")  # not even one message fits
+    co, key = ids(db_url)
+    (out,) = run(db_url, [req(co, key, 1, key="k-2")])
+    assert isinstance(out, CreditShort)
+    with get_engine(db_url).connect() as conn:
+        assert conn.execute(sa.text("select count(*) from api_idempotency")).scalar() == 0
+    assert campaigns(db_url) == [] and queue_rows(db_url) == []
+
+
+def test_concurrent_http_requests_are_committed_in_groups(ready, cli, db_url):
+    """Through the ASGI app with a real HTTP client: 60 requests at once, answered 202 each
+    with its own message, written in fewer transactions than requests."""
+    ready()
+    key = cli.json("apikey", "create", "--user", "alice", "--name", "k2")["key"]
+    from cpaas_cli.api.app import create_app
+    from cpaas_cli.config import load_settings
+
+    app = create_app(load_settings(db=db_url))
+
+    async def go():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            bodies = [{"from": "ACME", "to": ES.format(n), "text": f"Code {n}"} for n in range(60)]
+            return await asyncio.gather(*(client.post("/v1/messages", json=b, headers=auth(key)) for b in bodies))
+
+    got = asyncio.run(go())
+    assert [r.status_code for r in got] == [202] * 60, got[0].text
+    by_to = {r.json()["messages"][0]["to"]: r.json()["messages"][0]["id"] for r in got}
+    rows = {str(r["id"]): r for r in queue_rows(db_url)}
+    assert len(by_to) == len(rows) == 60 and all(rows[i]["phone"] == to for to, i in by_to.items())
+    writer = app.state.api.extra["sends"]
+    assert writer.items == 60 and writer.groups < 60, (writer.groups, writer.items)
+    app.state.api.close()
+
+
+@pytest.mark.parametrize("inline", [False, True], ids=["thread", "inline"])
+def test_group_commit_failure_answers_every_request_with_the_error(db_url, identity_env, inline):  # noqa: F811
+    engine = get_engine(db_url)
+
+    def handler(session, items):
+        session.connection().execute(sa.text("create table if not exists gc_probe (v text)"))
+        for i in items:
+            session.connection().execute(sa.text("insert into gc_probe values (:v)"), {"v": i})
+        if "slow" in items:
+            time.sleep(0.3)  # (thread) the next items queue up meanwhile: they form one group
+        if "boom" in items:
+            raise Conflict("the group failed")
+        return [f"ok {i}" for i in items]
+
+    async def go():
+        w = GroupCommit(engine, handler, inline=inline)
+        try:
+            first = asyncio.ensure_future(w.submit("slow"))
+            await asyncio.sleep(0.1)  # (inline) the first group is written before the next ones come
+            rest = await asyncio.gather(*(w.submit(i) for i in ("c", "boom")), return_exceptions=True)
+            return [await first, *rest], (w.groups, w.items)
+        finally:
+            w.close()
+
+    got, counts = asyncio.run(go())
+    assert got[0] == "ok slow" and all(isinstance(e, Conflict) for e in got[1:]), got
+    assert counts == (2, 3)
+    with engine.connect() as conn:
+        kept = [r[0] for r in conn.execute(sa.text("select v from gc_probe"))]
+    assert kept == ["slow"]  # nothing of the failed group is kept
