@@ -35,8 +35,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_outbound_message_accept_mo", table_name="outbound_message")
-    # keep the id's AUTOINCREMENT of 0026 through SQLite's rebuild
+    # keep the ids' AUTOINCREMENT of 0026 through SQLite's rebuilds
     with op.batch_alter_table("outbound_message", schema=None, table_kwargs={"sqlite_autoincrement": True}) as b:
         b.drop_column("accept_mo")
-    with op.batch_alter_table("company", schema=None) as b:
+    with op.batch_alter_table("company", schema=None, table_kwargs={"sqlite_autoincrement": True}) as b:
         b.drop_column("mo_messages")
