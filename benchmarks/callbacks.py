@@ -1,12 +1,16 @@
-"""Callback delivery throughput: outbox rows posted (signed, over one pooled
-httpx client) per second to a local receiver, by one sender as ``cpaas serve``
-runs it (claim a batch with a lease, post it concurrently, store the answers).
+"""Callback delivery throughput: outbox rows posted (signed, on keep-alive
+HTTP/1.1 connections: ``httpclient.AsyncPoster``) per second to a local
+receiver, by the sender as ``cpaas serve`` runs it (claim a batch with a
+lease, post it concurrently, store the answers), in a process of its own.
 
 The receiver is a bare Starlette app on uvicorn in another process on
 127.0.0.1 (answers 204). Bounded: N rows (default 20,000), at most 120 s.
 Generates its own data in a temporary SQLite database (or the database given).
 
-    .venv/bin/python benchmarks/callbacks.py [N] [--db URL] [--concurrency C] [--batch B]
+    .venv/bin/python benchmarks/callbacks.py [N] [--db URL] [--concurrency C] [--batch B] [--senders P]
+
+``--senders P`` runs P sender processes on the one outbox (each claims its
+batches under a lease, as several ``cpaas serve`` processes do).
 """
 
 from __future__ import annotations
@@ -42,6 +46,40 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _sender(url: str, key_text: str, batch: int, concurrency: int, n: int, results) -> None:
+    """One sender process (as one `serve`): steps until nothing is due; puts its CPU seconds."""
+    from datetime import timedelta
+
+    from cpaas_cli import clock
+    from cpaas_cli.callbacks.sender import Sender, SenderOptions
+    from cpaas_cli.db.engine import get_engine
+    from cpaas_cli.secretbox import Keyring
+
+    sender = Sender(
+        get_engine(url),
+        Keyring([key_text], "CPAAS_SECRET_KEY"),
+        options=SenderOptions(batch=batch, concurrency=concurrency),
+    )
+    sender.claim(clock.now() - timedelta(days=1))  # connect and warm up (claims nothing: no row is due then)
+    cpu0 = time.process_time()
+    started = time.time()
+    try:
+        while time.time() - started < DEADLINE_S and sender.step():
+            pass
+    finally:
+        sender.close()
+        results.put((time.process_time() - cpu0, started, time.time()))
+
+
+def _cpu_of(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _opt(name: str, default: int) -> int:
     return int(sys.argv[sys.argv.index(name) + 1]) if name in sys.argv else default
 
@@ -60,7 +98,7 @@ def main() -> None:
 
     from cpaas_cli import clock
     from cpaas_cli.callbacks import service as callbacks
-    from cpaas_cli.callbacks.sender import Sender, SenderOptions
+    from cpaas_cli.callbacks.sender import SenderOptions
     from cpaas_cli.callbacks.signing import RETRY_FOR
     from cpaas_cli.db import bulk, migrate
     from cpaas_cli.db.engine import get_engine, session_scope
@@ -111,24 +149,40 @@ def main() -> None:
                 break
         time.sleep(0.05)
     opts = SenderOptions(batch=_opt("--batch", 1000), concurrency=_opt("--concurrency", 100))
-    sender = Sender(engine, ring, options=opts)
-    started = time.perf_counter()
-    tried = 0
+    senders = max(1, min(_opt("--senders", 1), 8))
+    engine.dispose()  # the sender processes open their own connections
+    rx_cpu0 = _cpu_of(rx.pid)
     try:
-        while tried < n and time.perf_counter() - started < DEADLINE_S:
-            got = sender.step()
-            if not got:
-                break
-            tried += got
+        ctx = multiprocessing.get_context("spawn")
+        results = ctx.Queue()
+        procs = [
+            ctx.Process(target=_sender, args=(url, key_text, opts.batch, opts.concurrency, n, results))
+            for _ in range(senders)
+        ]
+        for p in procs:
+            p.start()
+        got = [results.get(timeout=DEADLINE_S + 60) for _ in procs]
+        for p in procs:
+            p.join()
     finally:
-        sender.close()
+        rx_cpu = _cpu_of(rx.pid) - rx_cpu0
         rx.terminate()
-    seconds = time.perf_counter() - started
+    cpu = sum(g[0] for g in got)
+    seconds = max(g[2] for g in got) - min(g[1] for g in got)  # from the first step to the last answer stored
     with engine.connect() as conn:
         done = conn.execute(sa.select(sa.func.count()).where(t.c.state == "delivered")).scalar_one()
     print(f"database: {engine.dialect.name}")
     print(f"callbacks delivered: {done} of {n} in {seconds:.2f} s: {done / seconds:,.0f}/s")
-    print(f"(batch {opts.batch}, {opts.concurrency} in flight, signed HMAC-SHA256, lease + settle per batch)")
+    print(
+        f"(batch {opts.batch}, {opts.concurrency} in flight, {senders} sender process(es) sharing the outbox "
+        "as several `serve` processes do, signed HMAC-SHA256, lease + settle per batch)"
+    )
+    if done:
+        # CPU per callback: what the figure costs on a machine shared with other work
+        print(
+            f"CPU per 1,000 callbacks: sender {cpu / done * 1000:.2f} s, receiver {rx_cpu / done * 1000:.2f} s "
+            f"(a sender could do {done / cpu:,.0f}/s on a core of its own; load average {os.getloadavg()[0]:.1f})"
+        )
 
 
 if __name__ == "__main__":

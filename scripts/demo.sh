@@ -78,10 +78,22 @@ export CPAAS_SECRET_KEY
 echo "Api-shop-pass1" | cpaas -q user create apidemo --company "Farmacia Sol" --first-name Api --last-name Demo \
     --department Admin --role Admin --password-stdin -o json >/dev/null
 api_key=$(cpaas apikey create --user apidemo --name demo -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+# the key's callbacks go to a local receiver (cpaas dev callback-sink), which checks each signature
+# with the key's signing secret (shown once, kept in this shell's environment only)
+cb_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+DEMO_CB_SECRET=$(cpaas apikey update demo --user apidemo --callback-url "http://127.0.0.1:$cb_port/callbacks" -o json |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["callback_secret"])')
+export DEMO_CB_SECRET
+cpaas dev callback-sink --port "$cb_port" --secret-env DEMO_CB_SECRET --lifetime 600 >demo-callbacks.jsonl 2>demo-sink.log &
+sink_pid=$!
 http_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cpaas -q serve --http "127.0.0.1:$http_port" --no-workers -o json >/dev/null 2>demo-http.log &
 http_pid=$!
-trap 'kill "$smsc_pid" "$http_pid" 2>/dev/null || true; wait "$smsc_pid" "$http_pid" 2>/dev/null || true' EXIT
+trap 'kill "$smsc_pid" "$http_pid" "$sink_pid" 2>/dev/null || true; wait "$smsc_pid" "$http_pid" "$sink_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+    python3 -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', $cb_port)))" && break
+    sleep 0.1
+done
 for _ in $(seq 100); do
     curl -sf "http://127.0.0.1:$http_port/readyz" >/dev/null && break
     sleep 0.1
@@ -114,6 +126,18 @@ rows = [json.loads(l) for l in sys.stdin if l.strip()]
 print("EDRs:", len(rows), dict(collections.Counter(r["status"] for r in rows)),
       "rated:", sum(r["rating_state"] == "rated" for r in rows))'
 cpaas balance show FS-001 -o json | python3 -c 'import json,sys; d=json.load(sys.stdin); print("FS-001 balance:", d["balance"], "charges", d["charges"], d.get("currency", ""))'
+
+step "the API message's callbacks, as the local receiver got them (posted by serve, signed)"
+python3 - demo-callbacks.jsonl <<'PY'
+import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+for r in rows:
+    print(f"callback {r['status']:<11} transaction {r['transactionID']} to {r['dnis']} at {r['eventTime']} "
+          f"({r['channel']}), signature {r['signature']}")
+final = {"DELIVERED", "UNDELIVERED", "FAILED"}
+if not rows or rows[-1]["status"] not in final or any(r["signature"] != "valid" for r in rows):
+    sys.exit("demo: the callbacks did not all arrive signed (see demo-sink.log)")
+PY
 
 step "summary"
 cpaas tenant list --tree

@@ -3,16 +3,20 @@ records each POST (headers and raw body) and answers what the test asks."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class Receiver:
-    def __init__(self, *, status: int = 200, delay: float = 0.0):
+    def __init__(self, *, status: int = 200, delay: float = 0.0, body: bytes = b"", headers: dict | None = None):
         self.status = status
         self.delay = delay
+        self.body = body  # the answer's body, and its extra headers
+        self.headers = headers or {}
         self.got: list[tuple[dict[str, str], bytes]] = []
+        self.ports: list[int] = []  # the client's port of each request: one per connection
         self.lock = threading.Lock()
         outer = self
 
@@ -26,10 +30,15 @@ class Receiver:
                     time.sleep(outer.delay)
                 with outer.lock:
                     outer.got.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                    outer.ports.append(self.client_address[1])
                     status = outer.status
                 self.send_response(status)
-                self.send_header("Content-Length", "0")
+                for k, v in outer.headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(outer.body)))
                 self.end_headers()
+                with contextlib.suppress(OSError):  # the client hung up (it reads only so much)
+                    self.wfile.write(outer.body)
 
             def log_message(self, *args):
                 pass

@@ -210,3 +210,33 @@ def test_rows_of_a_key_without_callback_fail_and_are_not_lost(cli, db_url):
     [(_i, state, n)] = _states(db_url)
     assert (state, n) == ("pending", 1)
     assert cli.json("callback", "list")[0]["last_error"] == "the key has no callback URL"
+
+
+# ---------------------------------------------------------------- the poster (httpclient.AsyncPoster)
+
+
+def test_the_sender_reuses_keep_alive_connections(cli, db_url):
+    with Receiver() as rx:
+        key = _key(cli, rx.url)
+        _rows(db_url, key["id"], [(f"tx-{n}", "SENT") for n in range(60)])
+        sender = _sender(db_url, batch=20, concurrency=4)
+        sender.drain(30)
+        assert sender.stats.delivered == 60
+        assert len(rx.got) == 60 and len(set(rx.ports)) <= 4  # 4 connections in flight at most, kept open
+
+
+def test_the_sender_follows_no_redirect_and_reads_no_huge_answer(cli, db_url):
+    with Receiver() as target, Receiver(status=302, headers={"Location": target.url}) as moved:
+        key = _key(cli, moved.url)
+        _rows(db_url, key["id"], [("tx-r", "SENT")])
+        sender = _sender(db_url)
+        assert sender.step() == 1
+        assert sender.stats.delivered == 0 and sender.stats.retried == 1 and target.got == []
+        assert _states(db_url)[0][1:] == ("pending", 1)
+        sender.close()
+    with Receiver(body=b"x" * (4 << 20)) as big:  # a 4 MiB answer: the status is enough
+        cli.json("apikey", "update", str(key["id"]), "--callback-url", big.url)
+        _rows(db_url, key["id"], [("tx-b", "SENT")])
+        sender = _sender(db_url)
+        assert sender.step() == 1 and sender.stats.delivered == 1
+        sender.close()

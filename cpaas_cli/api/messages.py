@@ -36,6 +36,7 @@ class MessageIn(BaseModel):
     label: str | None = Field(None, max_length=sending.MAX_LABEL, description="Default: today's date (UTC).")
     channel: str = Field("sms", max_length=16)
     flash: bool = False
+    accept_mo: bool = Field(False, description="Call the handset's replies back (the partner's MO mode must be on).")
     mode: Literal["async", "sync"] = "async"
     timeout: float | None = Field(None, gt=0, le=MAX_SYNC_TIMEOUT, description="sync: seconds to wait (default 10).")
 
@@ -84,7 +85,8 @@ def _message(m: MessageIn, where: str) -> batch.Message:
         exc.message = f"{where}{exc.message}"
         raise
     return batch.Message(
-        sender=m.from_, to=numbers, text=text, label=label, channel=m.channel.lower(), flash=m.flash
+        sender=m.from_, to=numbers, text=text, label=label, channel=m.channel.lower(), flash=m.flash,
+        accept_mo=m.accept_mo,
     )  # fmt: skip
 
 

@@ -28,6 +28,7 @@ from cpaas_cli.errors import (
     UsageError,
     bounded,
 )
+from cpaas_cli.sending.mo import MoRefused
 
 log = logging.getLogger("cpaas.api")
 
@@ -55,6 +56,7 @@ MAPPING: tuple[tuple[type[CpaasError], int, str, str], ...] = (
     (Unauthenticated, 401, "unauthenticated", "Authentication required"),
     (Denied, 403, "forbidden", "Not permitted"),
     (NotFound, 404, "not-found", "Not found"),
+    (MoRefused, 400, "mo-off", "MO messages mode is off"),  # or mo-flash (its problem_type)
     (Conflict, 409, "conflict", "Conflict"),
     (InvalidInput, 422, "invalid-input", "Invalid input"),
     (UsageError, 422, "invalid-input", "Invalid input"),

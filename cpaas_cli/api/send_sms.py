@@ -18,15 +18,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from cpaas_cli.api.auth import Caller, CallerDep, require, session
-from cpaas_cli.api.problems import ProblemError
 from cpaas_cli.errors import CpaasError, InvalidInput, Problem
+from cpaas_cli.sending import mo
 from cpaas_cli.sending import service as sending
 
 router = APIRouter(tags=["messages"])
 
 CHANNELS = {"sms": "sms", "viber": "viber"}
-MO_OFF = "Partner's MO messages mode is off!"
-MO_FLASH = "MO messages are not supported in FlashMessages!"
 
 
 class SendSmsIn(BaseModel):
@@ -68,11 +66,8 @@ def _channel(m: SendSmsIn) -> str:
 
 
 def _one(s, c: Caller, m: SendSmsIn, left: int) -> tuple[list[str], int]:
-    if m.acceptMO and m.isFlashed:
-        raise ProblemError(400, "mo-flash", MO_FLASH)
-    if m.acceptMO:
-        # No partner has the MO messages mode yet (a company option to come with MO callbacks).
-        raise ProblemError(400, "mo-off", MO_OFF)
+    if m.acceptMO:  # before anything else, as the seed answers (400, its texts)
+        mo.check(s, c.company_id, flash=m.isFlashed)
     text = sending.check_text(m.message, "message")
     label = sending.check_label(m.label)
     channel = _channel(m)
@@ -84,7 +79,7 @@ def _one(s, c: Caller, m: SendSmsIn, left: int) -> tuple[list[str], int]:
         return results + [f"{p}: For message: can't validate sender {m.from_}" for p in numbers], len(numbers)
     sent = sending.send(
         s, company_id=c.company_id, sender=sid, numbers=numbers, text=text, label=label, flash=m.isFlashed,
-        api_key_id=c.key_id,
+        api_key_id=c.key_id, accept_mo=m.acceptMO,
     )  # fmt: skip
     results += [f"{p}: {q}" for q, p in sent.queued]
     results += [f"{p}: pending moderation" for p in sent.pending]

@@ -3,7 +3,8 @@
 One step: claim up to ``batch`` due rows (one transaction: a lease of
 ``lease_s`` seconds on each, so another process skips them; on PostgreSQL
 ``FOR UPDATE SKIP LOCKED``, on SQLite under the write lock), post them at
-once over one pooled httpx client (``concurrency`` requests in flight), then
+once (``concurrency`` requests in flight, each on a keep-alive HTTP/1.1
+connection of its own: ``httpclient.AsyncPoster``), then
 store every answer in one transaction: 2xx → delivered; anything else (an
 error status, a refused connection, a timeout) → tried again after the
 back-off of ``signing.backoff``, or dead-lettered once past its
@@ -58,7 +59,9 @@ class SenderOptions:
 
     @classmethod
     def from_config(cls, section: dict[str, Any]) -> SenderOptions:
-        """``[callbacks]`` of the config file: batch, concurrency, lease_seconds, timeout_seconds, poll_seconds."""
+        """``[callbacks]`` of the config file: batch, concurrency, lease_seconds, timeout_seconds,
+        poll_seconds (and the outbox's retention, read by ``retention.Retention.from_config``)."""
+        from cpaas_cli.callbacks.retention import KEYS as RETENTION_KEYS
         from cpaas_cli.errors import InvalidInput
 
         names = {
@@ -70,8 +73,11 @@ class SenderOptions:
         }
         got: dict[str, Any] = {}
         for key, value in section.items():
+            if key in RETENTION_KEYS:
+                continue
             if key not in names:
-                raise InvalidInput(f"[callbacks] {key}: unknown setting (known: {', '.join(names)})")
+                known = ", ".join([*names, *RETENTION_KEYS])
+                raise InvalidInput(f"[callbacks] {key}: unknown setting (known: {known})")
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise InvalidInput(f"[callbacks] {key}: a positive number")
             got[names[key]] = int(value) if key in ("batch", "concurrency") else float(value)
@@ -247,12 +253,12 @@ class Sender:
             self._loop = asyncio.new_event_loop()
 
             async def make():
-                return httpclient.async_client(timeout=self.options.timeout_s, max_connections=self.options.concurrency)
+                return httpclient.AsyncPoster(timeout=self.options.timeout_s, max_in_flight=self.options.concurrency)
 
             self._client = self._loop.run_until_complete(make())
         return self._loop, self._client
 
-    async def _post(self, client, sem: asyncio.Semaphore, row: _Claimed) -> tuple[int, str | None]:
+    async def _post(self, client, row: _Claimed) -> tuple[int, str | None]:
         if row.url is None:
             why = "no signing key configured" if self.keys is None else "the key has no callback URL"
             return row.id, why
@@ -261,21 +267,21 @@ class Sender:
             signing.SIGNATURE_HEADER: signing.signature(row.secret or "", int(time.time()), row.body),
             signing.ID_HEADER: str(row.id),
         }
-        async with sem:
-            try:
-                resp = await client.post(row.url, content=row.body, headers=headers)
-            except Exception as exc:  # any transport failure is a failed attempt
-                return row.id, f"{type(exc).__name__}: {exc}"[:300]
-        if 200 <= resp.status_code < 300:
+        try:
+            status = await client.post(row.url, row.body, headers)
+        except Exception as exc:  # any transport failure is a failed attempt
+            return row.id, f"{type(exc).__name__}: {exc}"[:300]
+        if 200 <= status < 300:
             return row.id, None
-        return row.id, f"HTTP {resp.status_code}"
+        return row.id, f"HTTP {status}"
 
     def post(self, rows: list[_Claimed]) -> list[tuple[int, str | None]]:
         loop, client = self._loop_and_client()
 
         async def all_of():
-            sem = asyncio.Semaphore(self.options.concurrency)
-            return await asyncio.gather(*(self._post(client, sem, r) for r in rows))
+            got = await asyncio.gather(*(self._post(client, r) for r in rows))
+            await client.prune()
+            return got
 
         return list(loop.run_until_complete(all_of()))
 

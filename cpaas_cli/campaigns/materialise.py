@@ -81,9 +81,11 @@ def start_now(session: Session, c: Campaign, now: datetime) -> StartOutcome:
         "attempts": 0,
         "created_at": now,
         "updated_at": now,
-        # sent through the HTTP API (cpaas_cli/sending): the key and label go on every message and EDR
+        # sent through the HTTP API (cpaas_cli/sending): the key and label go on every message and EDR,
+        # acceptMO on every message (its replies are called back: dispatch/mo_reply.py)
         "api_key_id": (c.sources.get("api") or {}).get("api_key_id"),
         "label": (c.sources.get("api") or {}).get("label"),
+        "accept_mo": bool((c.sources.get("api") or {}).get("accept_mo")),
     }
     if not c.personalised and c.text is not None:
         e = estimate(session, c, at=now)

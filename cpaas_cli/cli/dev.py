@@ -149,3 +149,50 @@ def smsc(
             f"SMSC stopped: {c.binds} binds, {c.accepted} accepted, {c.rejected} rejected, {c.receipts} receipts, "
             f"{c.mo} MO, {c.unanswered} deliver_sm unanswered ({c.redelivered} sent again)",
         )
+
+
+@app.command("callback-sink")
+def callback_sink(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port to listen on.")] = 8099,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    secret_env: Annotated[
+        str | None,
+        typer.Option(
+            "--secret-env",
+            metavar="NAME",
+            help="Environment variable holding the key's signing secret: signatures are checked.",
+        ),
+    ] = None,
+    lifetime: Annotated[float, typer.Option("--lifetime", min=0.1, help="Stop after this many seconds.")] = 3600.0,
+) -> None:
+    """Receive callbacks and print each one as a JSON line (with its signature check) until Ctrl-C.
+
+    Example: CB_SECRET=whsec_… cpaas dev callback-sink --port 8099 --secret-env CB_SECRET
+    """
+    import json
+    import os
+    import threading
+
+    from cpaas_cli.callbacks import sink
+
+    secret = None
+    if secret_env is not None:
+        secret = os.environ.get(secret_env)
+        if not secret:
+            raise InvalidInput(f"--secret-env: the environment variable {secret_env[:60]!r} is not set")
+    lock = threading.Lock()
+
+    def show(record: dict) -> None:
+        with lock:
+            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+
+    sink.serve(
+        host=host,
+        port=port,
+        secret=secret,
+        on_callback=show,
+        lifetime=lifetime,
+        on_listening=lambda url: say(ctx, f"callback sink listening on {url} (Ctrl-C to stop)"),
+    )

@@ -72,6 +72,7 @@ def serve(
     Logs go to stderr; the summary (counts) goes to stdout when the run ends.
     With --http, the HTTP API runs in the same process (alone with --no-workers).
     """
+    from cpaas_cli.callbacks.retention import Retention
     from cpaas_cli.callbacks.sender import SenderOptions
     from cpaas_cli.dispatch import worker as wk
     from cpaas_cli.scheduler import serve as runner
@@ -112,6 +113,7 @@ def serve(
         worker=wopts,
         keys=load_keyring(st.settings),
         callbacks=SenderOptions.from_config(st.settings.section("callbacks")),
+        callback_retention=Retention.from_config(st.settings.section("callbacks")),
     )
     summary = runner.run(st.settings.database_url, options)
     emit(ctx, summary, output=output)

@@ -53,6 +53,9 @@ def create(
     moderation: Annotated[
         bool, typer.Option("--moderation", help="Its campaigns wait for approval (pre-moderation).")
     ] = False,
+    mo_messages: Annotated[
+        bool, typer.Option("--mo-messages", help="MO messages mode: API messages may ask for replies (acceptMO).")
+    ] = False,
     output: OutputOpt = None,
 ) -> None:
     """Create a reseller or client company."""
@@ -67,6 +70,7 @@ def create(
             enabled=not disabled,
             creator_of_resellers=creator_of_resellers,
             moderation=moderation,
+            mo_messages=mo_messages,
         )
         data = tenancy.company_dict(s, row)
     say(ctx, f"created {data['type']} {data['name']!r} (#{data['id']})")
@@ -129,6 +133,13 @@ def update(
     moderation: Annotated[
         bool | None, typer.Option("--moderation/--no-moderation", help="Campaigns wait for approval, or not.")
     ] = None,
+    mo_messages: Annotated[
+        bool | None,
+        typer.Option(
+            "--mo-messages/--no-mo-messages",
+            help="MO messages mode (default off): API messages may ask for the replies (acceptMO), or not.",
+        ),
+    ] = None,
     output: OutputOpt = None,
 ) -> None:
     """Change a company."""
@@ -143,6 +154,7 @@ def update(
             creator_of_resellers=creator_of_resellers,
             kind=kind.value if kind else None,
             moderation=moderation,
+            mo_messages=mo_messages,
         )
         data = tenancy.company_dict(s, row)
     emit(ctx, data, output=output)

@@ -19,6 +19,11 @@ against the sender IDs (numbers compared as E.164 digits):
   connection the MO came in on, then the one that last sent the handset a
   message from it (within ``REPLY_WINDOW``); never all of them. When that still
   leaves no single company, nothing changes and the MO is stored with the reason.
+
+An MO that answers an API message sent with acceptMO (``mo_reply``: the most
+recent one to that handset from that sender over that connection, within 7
+days) also gets its MO callback row, in the transaction that stores the MO;
+the stored MO names that message (``message_id``: its transaction id).
 """
 
 from __future__ import annotations
@@ -27,22 +32,32 @@ import contextlib
 import re
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from cpaas_cli import clock
 from cpaas_cli.audit.service import record
+from cpaas_cli.callbacks import outbox as callbacks
 from cpaas_cli.contacts import stoplist
 from cpaas_cli.contacts.phones import PhoneError, normalise
 from cpaas_cli.db.checks import storable
+from cpaas_cli.dispatch import mo_reply
 from cpaas_cli.models.campaigns import SenderId
 from cpaas_cli.models.contacts import ALL_SENDERS
 from cpaas_cli.models.dispatch import InboundMessage
 from cpaas_cli.models.edr import Edr
 from cpaas_cli.models.tenancy import Company
 from cpaas_cli.timeutil import iso
+
+
+class Handled(NamedTuple):
+    """What an MO did: the stop-list action (or None) and the acceptMO message it answers (or None)."""
+
+    action: str | None
+    answered: mo_reply.Answered | None
+
 
 _WORD = re.compile(r"[A-Za-z]+")
 REPLY_WINDOW = timedelta(days=7)  # how far back a shared sender's last message to the handset is looked for
@@ -83,8 +98,8 @@ def mo_number(source: str, ton: int = 0, default_country: str | None = None) -> 
         return None, f"source {text!r} {exc}"
 
 
-def _owners(session: Session, dest: str, default_country: str | None) -> list[SenderId]:
-    """Sender ID rows for an MO's destination: the text, or the number as E.164 digits."""
+def dest_keys(dest: str, default_country: str | None) -> set[str]:
+    """The sender texts an MO's destination may name: the text, or the number as E.164 digits."""
     text = dest.strip()
     keys = {text}
     digits = _digits(text)
@@ -93,7 +108,13 @@ def _owners(session: Session, dest: str, default_country: str | None) -> list[Se
         for form, country in (("+" + digits, None), (digits, default_country)):
             with contextlib.suppress(PhoneError):
                 keys.add(normalise(form, country))
-    rows = list(session.exec(select(SenderId).where(col(SenderId.sender).in_(keys))))
+    return keys
+
+
+def _owners(session: Session, dest: str, default_country: str | None) -> list[SenderId]:
+    """Sender ID rows for an MO's destination (:func:`dest_keys`)."""
+    text = dest.strip()
+    rows = list(session.exec(select(SenderId).where(col(SenderId.sender).in_(dest_keys(dest, default_country)))))
     return [r for r in rows if r.sender == text or r.kind != "alphanumeric"]
 
 
@@ -154,13 +175,16 @@ def handle_mo(
     text: str,
     data_coding: int = 0,
     connection_id: int | None = None,
+    default_route: bool = False,
     source_ton: int = 0,
     default_country: str | None = None,
     stop_words: Iterable[str],
     start_words: Iterable[str],
     now: datetime | None = None,
-) -> str | None:
-    """Store one MO; apply an opt-out/opt-in. Returns the action taken (or None). No commit."""
+) -> Handled:
+    """Store one MO; apply an opt-out/opt-in; when it answers an API message sent
+    with acceptMO (``mo_reply``), write its MO callback in the same transaction.
+    ``default_route``: the connection also carries senders that name none. No commit."""
     now = now or clock.now()
     # as received, but what neither database can hold (NUL, lone surrogates) as U+FFFD
     source, dest, text = storable(source), storable(dest), storable(text)
@@ -189,6 +213,27 @@ def handle_mo(
         applied = action
     elif action:
         reason = reason or why
+    answer = None
+    if phone and company_id is not None:
+        answer = mo_reply.answered(
+            session,
+            phone=phone,
+            senders=dest_keys(dest, default_country),
+            company_id=company_id,
+            connection_id=connection_id,
+            default_route=default_route,
+            now=now,
+        )
+    if answer is not None:
+        callbacks.record_mo(
+            session,
+            api_key_id=answer.api_key_id,
+            transaction_id=str(answer.queue_id),
+            dnis=phone or "",
+            text=text,
+            channel=answer.channel,
+            now=now,
+        )
     session.execute(
         sa.insert(InboundMessage.__table__),
         [
@@ -200,13 +245,15 @@ def handle_mo(
                 "destination": dest[:32],
                 "text": text,
                 "data_coding": data_coding,
+                # the API message it answers (acceptMO): its transaction id
+                "message_id": str(answer.queue_id) if answer is not None else None,
                 "action": applied,
                 "reason": (reason or None) and reason[:300],
                 "received_at": now,
             }
         ],
     )
-    return applied
+    return Handled(applied, answer)
 
 
 def list_inbound(

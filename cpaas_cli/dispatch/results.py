@@ -196,13 +196,14 @@ class Results:
         from cpaas_cli.dispatch import inbound
 
         for m in mos:
-            action = inbound.handle_mo(
+            action, answered = inbound.handle_mo(
                 s,
                 source=m.source,
                 dest=m.dest,
                 text=m.text,
                 data_coding=m.data_coding,
                 connection_id=self.connection_id,
+                default_route=self.matcher.default_route,
                 source_ton=m.source_ton,
                 default_country=self.default_country,
                 stop_words=self.stop_words,
@@ -210,6 +211,8 @@ class Results:
                 now=now,
             )
             self.stats.mo += 1
+            if answered is not None:
+                self.stats.mo_answers += 1
             if action == "opt_out":
                 self.stats.opt_outs += 1
             elif action == "opt_in":

@@ -23,6 +23,7 @@ class WorkerStats:
     receipts_ambiguous: int = 0  # ids that could name more than one message: never applied
     receipts_extra: int = 0  # receipts of parts of a message already final (multipart_final any)
     mo: int = 0
+    mo_answers: int = 0  # MO answering an API message sent with acceptMO (an MO callback when the key has a URL)
     opt_outs: int = 0
     opt_ins: int = 0
     campaigns_failed: int = 0

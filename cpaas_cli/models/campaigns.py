@@ -176,6 +176,8 @@ class OutboundMessage(SQLModel, table=True):
     updated_at: datetime = utc_field(default_now=True)
     api_key_id: int | None = None  # sent through the HTTP API with this key (cpaas_cli/api/)
     label: str | None = Field(default=None, max_length=100)  # the API's label (SPEC EDR-01)
+    # sent with acceptMO (SPEC CMP-24): the handset's replies are called back (dispatch/mo_reply.py)
+    accept_mo: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
 
 
 _API = sa.text("api_key_id IS NOT NULL")
@@ -185,6 +187,14 @@ sa.Index(
     OutboundMessage.__table__.c.id,
     sqlite_where=_API,
     postgresql_where=_API,
+)
+# only the messages sent with acceptMO: the MO matching looks the handset's up (dispatch/mo_reply.py)
+sa.Index(
+    "ix_outbound_message_accept_mo",
+    OutboundMessage.__table__.c.phone,
+    OutboundMessage.__table__.c.id,
+    sqlite_where=sa.text("accept_mo = 1"),
+    postgresql_where=sa.text("accept_mo"),
 )
 sa.Index("ix_outbound_message_state", OutboundMessage.__table__.c.state, OutboundMessage.__table__.c.id)
 sa.Index(

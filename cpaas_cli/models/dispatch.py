@@ -104,7 +104,8 @@ class InboundMessage(SQLModel, table=True):
     destination: str = Field(default="", max_length=32)  # our sender ID / number
     text: str = ""
     data_coding: int = 0
-    message_id: str | None = Field(default=None, max_length=100)  # receipts: the id we could not match
+    # receipts: the id we could not match; MO: the API message (acceptMO) it answers, as its transaction id
+    message_id: str | None = Field(default=None, max_length=100)
     status: str | None = Field(default=None, max_length=16)  # receipts: our status from the status map
     action: str | None = Field(default=None, max_length=16)  # opt_out | opt_in | None
     reason: str | None = Field(default=None, max_length=300)  # why a receipt or opt-out was not applied

@@ -29,6 +29,8 @@ class Company(Timestamped, table=True):
     creator_of_resellers: bool = False
     # Pre-moderation: this company's campaigns wait for approval before they start.
     moderation: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    # The partner's MO messages mode (SPEC CMP-18): API messages may ask for the replies (acceptMO).
+    mo_messages: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     description: str | None = None
 
 

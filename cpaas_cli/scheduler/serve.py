@@ -31,6 +31,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from cpaas_cli import clock
+from cpaas_cli.callbacks import retention as callback_retention
 from cpaas_cli.callbacks.sender import Sender, SenderOptions
 from cpaas_cli.campaigns import holds
 from cpaas_cli.campaigns import lifecycle as campaigns
@@ -61,6 +62,8 @@ class ServeOptions:
     keys: Keyring | None = None
     # The callback sender (cpaas_cli/callbacks/sender.py); None: no callbacks posted by this process.
     callbacks: SenderOptions | None = field(default_factory=SenderOptions)
+    # How long delivered and dead-lettered callbacks are kept (the hourly callback-purge job).
+    callback_retention: callback_retention.Retention = field(default_factory=callback_retention.Retention)
     # Run beside the workers (the HTTP API of --http): objects with start() and stop().
     services: list[Any] = field(default_factory=list)
     no_workers: bool = False  # only the services (serve --http --no-workers): no workers, no scheduler
@@ -117,10 +120,12 @@ def expire_job(engine: Engine, older_than: float) -> dict[str, Any]:
 
 def serve_jobs(options: ServeOptions) -> list[Job]:
     expiry = options.receipt_expiry
+    keep = options.callback_retention
     return [
         Job("start_due_campaigns", start_due_job, 10),
         Job("complete_finished_campaigns", complete_job, 5),
         Job("expire_receipts", lambda engine: expire_job(engine, expiry), 300),
+        Job("callback-purge", lambda engine: callback_retention.purge_job(engine, keep), 3600),
         *all_jobs(),
     ]
 

@@ -5,7 +5,7 @@
 
 * a request of one message is planned alone (its ``Idempotency-Key`` looked up
   and reserved, its sender ID, its company's hold, its numbers), then written
-  with the other one-message requests of the same key, sender, label and flag
+  with the other one-message requests of the same key, sender, label, flag and acceptMO
   as ONE API campaign: one campaign row, one estimate against the agreement's
   funds, one materialisation, whatever the number of requests. Each request
   still gets its own queue ids, its own refused numbers and its own answer.
@@ -38,7 +38,7 @@ from cpaas_cli.db import bulk
 from cpaas_cli.errors import Conflict, CpaasError
 from cpaas_cli.models.agreements import Agreement
 from cpaas_cli.models.campaigns import Campaign, CampaignRecipient, OutboundMessage, SenderId
-from cpaas_cli.sending import idempotency
+from cpaas_cli.sending import idempotency, mo
 from cpaas_cli.sending import service as sending
 
 Q = OutboundMessage.__table__
@@ -54,6 +54,7 @@ class Message:
     label: str
     channel: str = "sms"
     flash: bool = False
+    accept_mo: bool = False  # the handset's replies are called back (sending/mo.py)
 
 
 @dataclass
@@ -100,6 +101,7 @@ class _Lookups:
         self.session = session
         self.senders: dict[tuple[int, str, str], SenderId | CpaasError] = {}
         self.held: dict[int, CpaasError | None] = {}
+        self.mo: dict[tuple[int, bool], CpaasError | None] = {}
 
     def sender(self, company_id: int, name: str, channel: str) -> SenderId:
         key = (company_id, name, channel)
@@ -123,6 +125,19 @@ class _Lookups:
         exc = self.held[company_id]
         if exc is not None:
             raise Conflict(exc.message)
+
+    def check_mo(self, company_id: int, flash: bool) -> None:
+        """acceptMO allowed for the company's message (``sending.mo.check``, read once per group)."""
+        key = (company_id, flash)
+        if key not in self.mo:
+            try:
+                mo.check(self.session, company_id, flash=flash)
+                self.mo[key] = None
+            except CpaasError as exc:
+                self.mo[key] = exc
+        exc = self.mo[key]
+        if exc is not None:
+            raise copy.copy(exc)
 
 
 def send_requests(session: Session, requests: Sequence[Request], *, answer: Answer) -> list[Done | Exception]:
@@ -166,7 +181,7 @@ def send_requests(session: Session, requests: Sequence[Request], *, answer: Answ
             out[i] = _failed(session, r, i in reserved, exc)
             continue
         m = r.messages[0]
-        gkey = (r.company_id, plan.sender.id, m.label, m.flash, r.api_key_id)
+        gkey = (r.company_id, plan.sender.id, m.label, m.flash, m.accept_mo, r.api_key_id)
         groups.setdefault(gkey, []).append(plan)
     for plans in groups.values():
         session.info["actor"] = requests[plans[0].index].actor  # one key, so one user, per group
@@ -193,12 +208,14 @@ def _plan(look: _Lookups, r: Request, index: int) -> _Plan:
     look.refuse_if_held(r.company_id)
     if m.flash and sender.channel != "sms":
         raise sending.flash_problem()
+    if m.accept_mo:
+        look.check_mo(r.company_id, m.flash)
     numbers, refused = sending.recipients(m.to, sending.MAX_RECIPIENTS)
     return _Plan(index, sender, numbers, refused)
 
 
 def _send_shared(session: Session, requests: list[Request], plans: list[_Plan]) -> list[sending.Sent]:
-    """One campaign for requests of the same key, sender, label and flag; Sent per request."""
+    """One campaign for requests of the same key, sender, label and flags; Sent per request."""
     first, sender = requests[0], plans[0].sender
     m0 = first.messages[0]
     wanted = {n for p in plans for n in p.numbers}
@@ -232,7 +249,10 @@ def _send_shared(session: Session, requests: list[Request], plans: list[_Plan]) 
         flash=m0.flash,
         currency=ag.currency,
         recipients=len(rows),
-        sources={"api": {"api_key_id": first.api_key_id, "label": m0.label}, "numbers": len(rows)},
+        sources={
+            "api": {"api_key_id": first.api_key_id, "label": m0.label, "accept_mo": m0.accept_mo},
+            "numbers": len(rows),
+        },
     )
     session.add(c)
     session.flush()
@@ -291,7 +311,7 @@ def _send_one(session: Session, r: Request, m: Message, j: int) -> sending.Sent:
     numbers, refused = sending.recipients(m.to, sending.MAX_RECIPIENTS)
     out = sending.send(
         session, company_id=r.company_id, sender=sid, numbers=numbers, text=m.text, label=m.label, flash=m.flash,
-        api_key_id=r.api_key_id,
+        api_key_id=r.api_key_id, accept_mo=m.accept_mo,
     )  # fmt: skip
     out.refused = refused + out.refused
     return out

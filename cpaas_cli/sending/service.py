@@ -35,6 +35,7 @@ from cpaas_cli.errors import InsufficientCredit, InvalidInput, Problem
 from cpaas_cli.models.agreements import Agreement
 from cpaas_cli.models.campaigns import Campaign, OutboundMessage, SenderId
 from cpaas_cli.money import format_micros
+from cpaas_cli.sending import mo
 
 MAX_RECIPIENTS = 700  # per request (SPEC CMP-24)
 MAX_TEXT = 10_000  # characters of one message
@@ -140,13 +141,17 @@ def send(
     label: str,
     flash: bool = False,
     api_key_id: int | None = None,
+    accept_mo: bool = False,
 ) -> Sent:
     """Queue ``text`` to ``numbers`` (normalised, distinct) from ``sender``; no commit.
+    ``accept_mo``: the handset's replies are called back (``sending/mo.py`` says when it is allowed).
 
     CreditShort (402) when the messages do not fit the available funds: nothing is written."""
     holds.refuse_if_held(session, company_id, "send")
     if flash and sender.channel != "sms":
         raise flash_problem()
+    if accept_mo:
+        mo.check(session, company_id, flash=flash)
     out = Sent(label=label)
     blocked = {r[0] for r in session.connection().execute(blocked_phones(company_id, sender.sender, numbers))}
     order: dict[str, tuple] = {}
@@ -170,7 +175,7 @@ def send(
         flash=flash,
         currency=ag.currency,
         recipients=len(order),
-        sources={"api": {"api_key_id": api_key_id, "label": label}, "numbers": len(order)},
+        sources={"api": {"api_key_id": api_key_id, "label": label, "accept_mo": accept_mo}, "numbers": len(order)},
     )
     session.add(c)
     session.flush()

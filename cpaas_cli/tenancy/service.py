@@ -112,6 +112,7 @@ def create_company(
     enabled: bool = True,
     creator_of_resellers: bool = False,
     moderation: bool = False,
+    mo_messages: bool = False,
 ) -> Company:
     """Create a reseller or a client under the owner (default) or a reseller."""
     problems: list[Problem] = []
@@ -132,6 +133,7 @@ def create_company(
         enabled=enabled,
         creator_of_resellers=creator_of_resellers,
         moderation=moderation,
+        mo_messages=mo_messages,
     )
     session.add(row)
     session.flush()
@@ -197,6 +199,7 @@ def update_company(
     creator_of_resellers: bool | None = None,
     kind: str | None = None,
     moderation: bool | None = None,
+    mo_messages: bool | None = None,
 ) -> Company:
     problems: list[Problem] = []
     if row.kind == "owner" and (parent is not None or kind is not None):
@@ -246,6 +249,8 @@ def update_company(
         row.kind = kind
     if moderation is not None:
         row.moderation = moderation
+    if mo_messages is not None:
+        row.mo_messages = mo_messages
     session.flush()
     return row
 
@@ -369,6 +374,7 @@ def company_dict(session: Session, row: Company) -> dict[str, Any]:
         "enabled": row.enabled,
         "creator_of_resellers": row.creator_of_resellers,
         "moderation": row.moderation,
+        "mo_messages": row.mo_messages,
         "description": row.description,
         "created_at": iso(row.created_at),
         "updated_at": iso(row.updated_at),
