@@ -6,9 +6,10 @@ same machine, loaded the same way, for the ratio (the framework's limit).
 
     .venv/bin/python benchmarks/http_api.py [--seconds S] [--concurrency N] [--rate R] [--db URL] [--tool wrk|httpx]
 
-Load generators: ``wrk`` (throughput, C, one thread, a Lua script that varies
-the number) and ``hey`` (a paced rate: ``-q`` per connection), both Debian
-packages (``apt-get install wrk hey``); without them, httpx with asyncio, which
+Load generator: ``wrk`` (C, one thread; a Lua script varies the number, and
+for the paced phase waits a random time after each answer so that requests do
+not come in bursts), a Debian package (``apt-get install wrk``); without it,
+httpx with asyncio, which
 itself spends more CPU per request than the server on this 2-core machine, so
 its figures are the client's limit, not the server's (the script says which
 it used). Defaults: 10 s per phase, 64 connections, a paced phase at 500/s
@@ -152,31 +153,25 @@ def _ms(text: str) -> float:
     return float(text)
 
 
-def _hey(url: str, secs: int, rate: float, key: str) -> dict[str, float]:
-    """hey at a paced rate (50 connections × rate/50 each): requests/s, p50/p99 ms, non-2xx."""
-    conns = 50
-    body = '{"from":"ACME","to":"34620000001","text":"Your code is 1234","label":"bench"}'
-    cmd = ["hey", "-z", f"{secs}s", "-c", str(conns), "-q", f"{rate / conns:g}", "-m", "POST",
-           "-H", f"Authorization: Bearer {key}", "-T", "application/json", "-d", body, url]  # fmt: skip
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=secs + 60).stdout
-    got: dict[str, float] = {"non2xx": 0.0}
-    for line in out.splitlines():
-        parts = line.split()
-        if line.strip().startswith("Requests/sec:"):
-            got["rps"] = float(parts[1])
-        elif line.strip().startswith(("50% in", "99% in")):
-            got["p" + parts[0].rstrip("%")] = float(parts[2]) * 1000
-        elif line.strip().startswith("[") and not line.strip().startswith("[202]"):
-            got["non2xx"] += float(parts[1])
-    return got
-
-
 def _print(name: str, got: dict[str, float]) -> None:
     print(
         f"{name}: {got.get('rps', 0):,.0f}/s; p50 {got.get('p50', 0):.1f} ms, p99 {got.get('p99', 0):.1f} ms"
         f"{'; NOT 2xx: ' + str(int(got['non2xx'])) if got.get('non2xx') else ''}"
     )
 
+
+PACED = """
+local i = 0
+math.randomseed(os.time())
+request = function()
+  i = i + 1
+  local body = string.format('{"from":"ACME","to":"3463%07d","text":"Your code is 1234","label":"bench"}', i % 10000000)
+  return wrk.format("POST", "/v1/messages", {["Authorization"]="Bearer KEY", ["Content-Type"]="application/json"}, body)
+end
+delay = function()
+  return math.random(0, 2 * PERIOD)
+end
+"""
 
 LUA = """
 local i = 0
@@ -202,9 +197,7 @@ def main() -> None:
     os.environ.setdefault("CPAAS_PASSWORD_PROFILE", "fast")
     key = prepare(url)
     headers = {"Authorization": f"Bearer {key}"}
-    print(
-        f"load generator: {tool}{' + hey (paced)' if tool == 'wrk' and shutil.which('hey') else ''}; {url.split(':')[0]}"
-    )
+    print(f"load generator: {tool}; {url.split(':')[0]}")
 
     port = free_port()
     serve = subprocess.Popen(
@@ -220,9 +213,13 @@ def main() -> None:
             _wrk(base, 2, concurrency, str(script), "/v1/messages")  # warm-up
             api = _wrk(base, secs, concurrency, str(script), "/v1/messages")
             _print(f"POST /v1/messages ({concurrency} connections, wrk)", api)
-            if shutil.which("hey"):
-                paced = _hey(base + "/v1/messages", secs, rate, key)
-                _print(f"POST /v1/messages paced at {rate:g}/s (hey)", paced)
+            # paced: each connection waits a random 0..2×PERIOD ms after an answer (no bursts)
+            conns = 50
+            period = max(1, int(conns * 1000 / rate) - 20)
+            script = Path(tmp) / "paced.lua"
+            script.write_text(PACED.replace("KEY", key).replace("PERIOD", str(period)))
+            paced = _wrk(base, secs, conns, str(script), "/v1/messages")
+            _print(f"POST /v1/messages paced at about {rate:g}/s (wrk, {conns} connections)", paced)
             api_rps = api.get("rps", 0.0)
         else:
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from cpaas_cli.db.engine import get_engine, make_session
 from cpaas_cli.db.groupcommit import GroupCommit
-from cpaas_cli.errors import Conflict, NotFound
+from cpaas_cli.errors import Conflict, InvalidInput, NotFound
 from cpaas_cli.models.campaigns import Campaign
 from cpaas_cli.sending import batch
 from cpaas_cli.sending.idempotency import IdempotencyConflict
@@ -45,10 +45,10 @@ def req(company_id, key_id, n, *, sender="ACME", text="Code 1", label="otp", key
     return batch.Request(company_id=company_id, api_key_id=key_id, messages=[m], key=key, digest=f"d{text}{n}")
 
 
-def run(db_url, requests):
+def run(db_url, requests, lookups=None):
     s = make_session(get_engine(db_url), actor="test")
     try:
-        out = batch.send_requests(s, requests, answer=answer)
+        out = batch.send_requests(s, requests, answer=answer, lookups=lookups)
         s.commit()
     finally:
         s.close()
@@ -138,6 +138,23 @@ def test_a_failed_request_keeps_nothing_under_its_key(ready, cli, db_url):
     with get_engine(db_url).connect() as conn:
         assert conn.execute(sa.text("select count(*) from api_idempotency")).scalar() == 0
     assert campaigns(db_url) == [] and queue_rows(db_url) == []
+
+
+def test_lookups_are_kept_ttl_seconds_then_read_again(ready, cli, db_url):
+    """A writer reuses a sender ID it read for ``ttl`` seconds: a sender disabled meanwhile is
+    refused once they have passed (and at once with ttl 0)."""
+    ready()
+    co, key = ids(db_url)
+    now = [0.0]
+    look = batch.Lookups(ttl=1.0, clock=lambda: now[0])
+    assert isinstance(run(db_url, [req(co, key, 1)], look)[0], batch.Done)
+    cli.json("sender", "disable", "ACME")
+    now[0] = 0.5
+    assert isinstance(run(db_url, [req(co, key, 2)], look)[0], batch.Done)  # within the second: the one read
+    assert isinstance(run(db_url, [req(co, key, 3)])[0], InvalidInput)  # a fresh read refuses it
+    now[0] = 1.0
+    (refused,) = run(db_url, [req(co, key, 4)], look)
+    assert isinstance(refused, InvalidInput) and "disabled" in refused.message
 
 
 def test_concurrent_http_requests_are_committed_in_groups(ready, cli, db_url):

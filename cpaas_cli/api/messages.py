@@ -25,6 +25,7 @@ router = APIRouter(tags=["messages"])
 SYNC_TIMEOUT = 10.0  # seconds a sync send waits for the vendor's submit_sm_resp by default
 MAX_SYNC_TIMEOUT = 30.0
 MAX_BATCH = 100
+LOOKUP_TTL = 1.0  # seconds a sender ID, hold, MO mode, moderation or rate tree is reused (sending.batch.Lookups)
 
 
 class MessageIn(BaseModel):
@@ -98,7 +99,7 @@ def _writer(request: Request) -> GroupCommit:
         engine = state.engine
         writer = state.extra["sends"] = GroupCommit(
             engine,
-            partial(batch.send_requests, answer=_answer),
+            partial(batch.send_requests, answer=_answer, lookups=batch.Lookups(ttl=LOOKUP_TTL)),
             name="api-sends",
             session_factory=lambda e: make_session(e, actor="api", command="api POST /v1/messages"),
             inline=engine.dialect.name == "sqlite",  # see db/groupcommit.py

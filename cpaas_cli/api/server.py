@@ -7,6 +7,7 @@ finishes the requests in progress) when it stops.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -69,6 +70,11 @@ class HttpServer:
             time.sleep(0.02)
         if not self.server.started:
             raise InvalidInput(f"--http: could not listen on {self.host}:{self.port} (see the log above)")
+        # What start-up made (modules, the ORM's mappers, the API's schemas) lives as long as the
+        # process: kept out of the collector's full passes, which then take a few ms instead of
+        # ~100 ms every second or two under load (the API's p99 latency).
+        gc.collect()
+        gc.freeze()
         log.warning("HTTP API listening on %s://%s:%d", self.scheme, self.host, self.port)
 
     def stop(self) -> None:

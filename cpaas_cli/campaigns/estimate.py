@@ -192,10 +192,13 @@ class Estimate:
         return self.available is None or self.cost <= self.available
 
 
-def price_campaign(session: Session, c: Campaign, tally: Hist, encodings: Counter, at: datetime) -> Estimate:
+def price_campaign(
+    session: Session, c: Campaign, tally: Hist, encodings: Counter, at: datetime, *, snaps: list | None = None
+) -> Estimate:
     ag = session.get(Agreement, c.agreement_id)
     assert ag is not None
-    snaps = agreement_snapshots(session, ag, at)
+    if snaps is None:
+        snaps = agreement_snapshots(session, ag, at)
     rows, cost, unpriced = price_tally(snaps, tally, channel=c.channel, currency=c.currency)
     return Estimate(tally, encodings, rows, cost, unpriced, funds.available(session, ag, at))
 

@@ -88,7 +88,7 @@ def resolve_local(text: str, tz: str) -> datetime:
 # ---------------------------------------------------------------- state changes
 
 
-def _moderated(session: Session, c: Campaign) -> bool:
+def moderated(session: Session, c: Campaign) -> bool:
     """True when the company moderates campaigns and this one has not been approved yet."""
     from cpaas_cli.models.tenancy import Company
 
@@ -101,7 +101,7 @@ def send(session: Session, c: Campaign) -> StartOutcome:
     check_action(c, "send")
     if c.scheduled_at is not None or c.schedule_tz is not None:  # (a clean object is not flushed again)
         c.scheduled_at, c.schedule_tz = None, None
-    if _moderated(session, c):
+    if moderated(session, c):
         c.state = "pending_moderation"
         session.flush()
         return StartOutcome(c, False, reason="waiting for moderation")
@@ -116,7 +116,7 @@ def schedule(session: Session, c: Campaign, *, at: str, tz: str) -> Campaign:
         problem = Problem("at", f"{at} {tz} ({iso(when)}) is in the past; a schedule must be in the future")
         raise InvalidInput(str(problem), problems=[problem])
     c.scheduled_at, c.schedule_tz = when, tz
-    c.state = "pending_moderation" if _moderated(session, c) else "scheduled"
+    c.state = "pending_moderation" if moderated(session, c) else "scheduled"
     session.flush()
     return c
 

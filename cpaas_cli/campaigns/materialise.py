@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -71,22 +72,7 @@ def start_now(session: Session, c: Campaign, now: datetime) -> StartOutcome:
         raise Conflict(f"campaign #{c.id} has no recipients to send to")
     t = OutboundMessage.__table__
     conn = session.connection()
-    common = {
-        "campaign_id": c.id,
-        "sender_id": sid.id,
-        "sender": sid.sender,
-        "connection_id": sid.connection_id,
-        "flash": c.flash,
-        "state": "queued",
-        "attempts": 0,
-        "created_at": now,
-        "updated_at": now,
-        # sent through the HTTP API (cpaas_cli/sending): the key and label go on every message and EDR,
-        # acceptMO on every message (its replies are called back: dispatch/mo_reply.py)
-        "api_key_id": (c.sources.get("api") or {}).get("api_key_id"),
-        "label": (c.sources.get("api") or {}).get("label"),
-        "accept_mo": bool((c.sources.get("api") or {}).get("accept_mo")),
-    }
+    common = _queue_common(c, sid, now)
     if not c.personalised and c.text is not None:
         e = estimate(session, c, at=now)
         if not e.fits:
@@ -141,6 +127,92 @@ def start_now(session: Session, c: Campaign, now: datetime) -> StartOutcome:
         object_id=c.id,
         company_id=c.company_id,
         new={"messages": c.messages, "segments": c.segments, "estimated_cost": format_micros(e.cost)},
+    )
+    return StartOutcome(c, True, e)
+
+
+def _queue_common(c: Campaign, sid: SenderId, now: datetime) -> dict[str, Any]:
+    """The values every queue row of ``c`` shares."""
+    api = (c.sources or {}).get("api") or {}
+    return {
+        "campaign_id": c.id,
+        "sender_id": sid.id,
+        "sender": sid.sender,
+        "connection_id": sid.connection_id,
+        "flash": c.flash,
+        "state": "queued",
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+        # sent through the HTTP API (cpaas_cli/sending): the key and label go on every message and EDR,
+        # acceptMO on every message (its replies are called back: dispatch/mo_reply.py)
+        "api_key_id": api.get("api_key_id"),
+        "label": api.get("label"),
+        "accept_mo": bool(api.get("accept_mo")),
+    }
+
+
+def start_literal(
+    session: Session,
+    c: Campaign,
+    sid: SenderId,
+    rows: list[tuple[str, tuple, str]],
+    now: datetime,
+    *,
+    snaps: list | None = None,
+) -> StartOutcome:
+    """Create ``c`` (not yet in the database) already started, its recipients each with a
+    literal text of their own: the HTTP API's requests written together (``sending/batch.py``).
+
+    The caller has checked what a start checks before the queue (the sender ID active and
+    served, the company not held and not moderating, the stop list); here the rows are priced
+    and checked against the agreement's available funds as :func:`start_now` does, and only
+    when they fit are the campaign, its recipients and its queue rows written (one
+    statement each) — when they do not, nothing is written (``started`` False). ``rows``:
+    (E.164 digits, destination, text); ``snaps``: the agreement's rate trees when the caller
+    holds them (``catalog.agreement_snapshots``), read here otherwise."""
+    tally: Hist = defaultdict(Counter)
+    encodings: Counter = Counter()
+    parts = []
+    for _phone, dest, text in rows:
+        enc, segs = encoding_segments(text)
+        tally[dest][segs] += 1
+        encodings[enc] += 1
+        parts.append((enc, segs))
+    e = price_campaign(session, c, dict(tally), encodings, now, snaps=snaps)
+    if not e.fits:
+        return StartOutcome(c, False, e, "insufficient credit")
+    c.state, c.started_at, c.created_at, c.updated_at = "in_progress", now, now, now
+    c.recipients = c.messages = len(rows)
+    c.segments = sum(segs for _enc, segs in parts)
+    c.estimated_cost = e.cost
+    table = Campaign.__table__
+    values = {col.name: getattr(c, col.name) for col in table.columns if col.name != "id"}
+    c.id = session.connection().execute(sa.insert(table).values(values).returning(table.c.id)).scalar_one()
+    w = bulk.writer(session)
+    n = len(rows)
+    phones, dests, texts = zip(*rows, strict=True)
+    dest_cols = dict(zip(("country", "mcc", "mnc", "network"), zip(*dests, strict=True), strict=True))
+    w.insert(
+        CampaignRecipient.__table__,
+        {"phone": phones, **dest_cols, "values": [None] * n, "text": texts, "campaign_id": [c.id] * n},
+    )
+    common = _queue_common(c, sid, now)
+    encs, segs = zip(*parts, strict=True)
+    w.insert(
+        OutboundMessage.__table__,
+        {"phone": phones, **dest_cols, "text": texts, "encoding": encs, "segments": segs,
+         **{k: [v] * n for k, v in common.items()}},
+    )  # fmt: skip
+    if common["api_key_id"] is not None:
+        callbacks.record_queued(session, campaign_id=c.id, now=now)  # PREPARED, with the queue rows
+    record(
+        session,
+        action="materialise",
+        object_type="campaign",
+        object_id=c.id,
+        company_id=c.company_id,
+        new={"name": c.name, "messages": c.messages, "segments": c.segments, "estimated_cost": format_micros(e.cost)},
     )
     return StartOutcome(c, True, e)
 

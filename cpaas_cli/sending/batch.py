@@ -23,6 +23,7 @@ Nothing here commits: the caller commits once for the whole group.
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,8 +32,10 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from cpaas_cli.campaigns import holds, lifecycle
+from cpaas_cli import clock
+from cpaas_cli.campaigns import holds, lifecycle, materialise
 from cpaas_cli.campaigns.destinations import destination
+from cpaas_cli.catalog import service as catalog
 from cpaas_cli.contacts.stoplist import blocked_phones
 from cpaas_cli.db import bulk
 from cpaas_cli.errors import Conflict, CpaasError
@@ -94,56 +97,79 @@ class _Plan:
     refused: list[tuple[str, str]]
 
 
-class _Lookups:
-    """What every request of a group asks the same: sender IDs and company holds, read once."""
+class Lookups:
+    """What the requests ask the same, read once and kept ``ttl`` seconds: sender IDs,
+    company holds, MO modes, moderation and the agreements' rate trees (for the credit
+    estimate; the charge itself is rated by dispatch on the trees of the moment). A
+    writer keeps one for its life, so a change to these reaches the API within ``ttl``
+    seconds in any process (as the API-key cache does); ``ttl=0`` reads them once per
+    group. Errors are kept too (a sender ID that does not exist)."""
 
-    def __init__(self, session: Session):
+    def __init__(self, ttl: float = 1.0, clock=time.monotonic):
+        self.ttl = ttl
+        self.clock = clock
+        self.session: Session | None = None
+        self._kept: dict[tuple, tuple[float, Any]] = {}
+
+    def bind(self, session: Session) -> Lookups:
         self.session = session
-        self.senders: dict[tuple[int, str, str], SenderId | CpaasError] = {}
-        self.held: dict[int, CpaasError | None] = {}
-        self.mo: dict[tuple[int, bool], CpaasError | None] = {}
+        if self.ttl <= 0:
+            self._kept.clear()
+        return self
+
+    def _get(self, key: tuple, read: Callable[[], Any]) -> Any:
+        now = self.clock()
+        hit = self._kept.get(key)
+        if hit is None or now - hit[0] >= self.ttl:
+            try:
+                value: Any = read()
+            except CpaasError as exc:
+                value = exc
+            hit = self._kept[key] = (now, value)
+            if len(self._kept) > 100_000:
+                self._kept.clear()
+        if isinstance(hit[1], CpaasError):
+            raise copy.copy(hit[1])  # a copy: the caller may prefix its message
+        return hit[1]
 
     def sender(self, company_id: int, name: str, channel: str) -> SenderId:
-        key = (company_id, name, channel)
-        if key not in self.senders:
-            try:
-                self.senders[key] = sending.sender_of(self.session, name, company_id=company_id, channel=channel)
-            except CpaasError as exc:
-                self.senders[key] = exc
-        got = self.senders[key]
-        if isinstance(got, CpaasError):
-            raise copy.copy(got)  # a copy: the caller may prefix its message
-        return got
+        s = self.session
+        return self._get(
+            ("sender", company_id, name, channel),
+            lambda: sending.sender_of(s, name, company_id=company_id, channel=channel),
+        )
 
     def refuse_if_held(self, company_id: int) -> None:
-        if company_id not in self.held:
+        s = self.session
+
+        def read() -> None:
             try:
-                holds.refuse_if_held(self.session, company_id, "send")
-                self.held[company_id] = None
+                holds.refuse_if_held(s, company_id, "send")
             except CpaasError as exc:
-                self.held[company_id] = exc
-        exc = self.held[company_id]
-        if exc is not None:
-            raise Conflict(exc.message)
+                raise Conflict(exc.message) from None
+
+        self._get(("held", company_id), read)
 
     def check_mo(self, company_id: int, flash: bool) -> None:
-        """acceptMO allowed for the company's message (``sending.mo.check``, read once per group)."""
-        key = (company_id, flash)
-        if key not in self.mo:
-            try:
-                mo.check(self.session, company_id, flash=flash)
-                self.mo[key] = None
-            except CpaasError as exc:
-                self.mo[key] = exc
-        exc = self.mo[key]
-        if exc is not None:
-            raise copy.copy(exc)
+        """acceptMO allowed for the company's message (``sending.mo.check``)."""
+        s = self.session
+        self._get(("mo", company_id, flash), lambda: mo.check(s, company_id, flash=flash))
+
+    def moderated(self, c: Campaign) -> bool:
+        s = self.session
+        return self._get(("moderated", c.company_id), lambda: lifecycle.moderated(s, c))
+
+    def snapshots(self, ag: Agreement, at) -> list:
+        s = self.session
+        return self._get(("snapshots", ag.id), lambda: catalog.agreement_snapshots(s, ag, at))
 
 
-def send_requests(session: Session, requests: Sequence[Request], *, answer: Answer) -> list[Done | Exception]:
+def send_requests(
+    session: Session, requests: Sequence[Request], *, answer: Answer, lookups: Lookups | None = None
+) -> list[Done | Exception]:
     """Write the requests (see the module text); one :class:`Done` or error per request, in order."""
     out: list[Done | Exception | None] = [None] * len(requests)
-    look = _Lookups(session)
+    look = (lookups or Lookups(ttl=0)).bind(session)
     reserved: set[int] = set()  # requests whose key this transaction holds (a placeholder row)
     keys: set[tuple[int, str]] = set()
     groups: dict[tuple, list[_Plan]] = {}
@@ -187,7 +213,7 @@ def send_requests(session: Session, requests: Sequence[Request], *, answer: Answ
         session.info["actor"] = requests[plans[0].index].actor  # one key, so one user, per group
         try:
             with session.begin_nested():
-                sent = _send_shared(session, [requests[p.index] for p in plans], plans)
+                sent = _send_shared(session, [requests[p.index] for p in plans], plans, look)
         except (_Shared, CpaasError, IntegrityError):
             alone.extend(p.index for p in plans)
             continue
@@ -198,7 +224,7 @@ def send_requests(session: Session, requests: Sequence[Request], *, answer: Answ
     return out  # type: ignore[return-value]
 
 
-def _plan(look: _Lookups, r: Request, index: int) -> _Plan:
+def _plan(look: Lookups, r: Request, index: int) -> _Plan:
     m = r.messages[0]
     try:
         sender = look.sender(r.company_id, m.sender, m.channel)
@@ -214,7 +240,7 @@ def _plan(look: _Lookups, r: Request, index: int) -> _Plan:
     return _Plan(index, sender, numbers, refused)
 
 
-def _send_shared(session: Session, requests: list[Request], plans: list[_Plan]) -> list[sending.Sent]:
+def _send_shared(session: Session, requests: list[Request], plans: list[_Plan], look: Lookups) -> list[sending.Sent]:
     """One campaign for requests of the same key, sender, label and flags; Sent per request."""
     first, sender = requests[0], plans[0].sender
     m0 = first.messages[0]
@@ -231,7 +257,7 @@ def _send_shared(session: Session, requests: list[Request], plans: list[_Plan]) 
             if number in blocked:
                 s.refused.append((number, "blocked by the stop list"))
             else:
-                rows.append((number, *destination(number), None, None if shared_text else r.messages[0].text))
+                rows.append((number, destination(number), r.messages[0].text))
                 owners.append(k)
         sent.append(s)
     if not rows:
@@ -249,20 +275,24 @@ def _send_shared(session: Session, requests: list[Request], plans: list[_Plan]) 
         flash=m0.flash,
         currency=ag.currency,
         recipients=len(rows),
-        sources={
+        sources={  # (as sending.service.send writes them)
             "api": {"api_key_id": first.api_key_id, "label": m0.label, "accept_mo": m0.accept_mo},
             "numbers": len(rows),
         },
     )
-    session.add(c)
-    session.flush()
-    w = bulk.writer(session)
-    names = ["phone", "country", "mcc", "mnc", "network", "values", "text"]
-    columns = dict(zip(names, zip(*rows, strict=True), strict=True))
-    w.insert(CampaignRecipient.__table__, {**columns, "campaign_id": [c.id] * len(rows)})
-    outcome = lifecycle.send(session, c)
-    if not outcome.started and c.state == "failed":
-        raise _Shared(outcome.reason or "insufficient credit")
+    if look.moderated(c):  # held for the moderator: the campaigns' own path says so
+        session.add(c)
+        session.flush()
+        names = ["phone", "country", "mcc", "mnc", "network", "values", "text"]
+        flat = [(phone, *dest, None, text) for phone, dest, text in rows]
+        columns = dict(zip(names, zip(*flat, strict=True), strict=True))
+        bulk.writer(session).insert(CampaignRecipient.__table__, {**columns, "campaign_id": [c.id] * len(rows)})
+        outcome = lifecycle.send(session, c)
+    else:
+        now = clock.now()
+        outcome = materialise.start_literal(session, c, sender, rows, now, snaps=look.snapshots(ag, now))
+    if not outcome.started and c.state in ("failed", "draft"):
+        raise _Shared(outcome.reason or "insufficient credit")  # (start_literal wrote nothing)
     for s in sent:
         s.campaign_id, s.state = c.id, c.state
     if not outcome.started:
