@@ -154,6 +154,16 @@ def test_seed_send_sms(api, cli, db_url, smsc):  # noqa: F811
     got = assert_problem(api.post("/api/send_sms", headers=h, json={**flash_mo, "isFlashed": False}), 400, "mo-off")
     assert got["detail"] == "Partner's MO messages mode is off!"
     assert_problem(api.post("/api/send_sms", headers=h, json={**bad_sender, "channels": "Fax"}), 422, "invalid-input")
+    before = len(queue_rows(db_url))
+    for viber_only in ({"trafficType": "PROMOTION"}, {"imageUrl": "https://x.example/a.png"}, {"fallbackTtl": 60},
+                       {"buttonActionUrl": "https://x.example"}, {"buttonCaption": "Go"}):  # fmt: skip
+        got = assert_problem(
+            api.post("/api/send_sms", headers=h, json={**bad_sender, "from": "ACME", **viber_only}),
+            422,
+            "invalid-input",
+        )
+        assert got["problems"][0]["field"] == next(iter(viber_only)) and "Viber" in got["detail"]
+    assert len(queue_rows(db_url)) == before  # refused, not sent without them
     q = api.get(
         "/api/send_sms",
         headers=h,

@@ -62,7 +62,17 @@ def _channel(m: SendSmsIn) -> str:
     if m.isFlashed and "sms" not in names:
         problem = Problem("isFlashed", "flash messages are SMS only")
         raise InvalidInput(str(problem), problems=[problem])
-    return "sms" if "sms" in names else CHANNELS[names[0]]
+    channel = "sms" if "sms" in names else CHANNELS[names[0]]
+    if channel == "sms":
+        # Viber-only parameters (CMP-09, CMP-24): the message goes as SMS (Viber has no gateway
+        # here), so they would change nothing; refused rather than silently dropped.
+        for name in ("trafficType", "buttonActionUrl", "imageUrl", "buttonCaption", "fallbackTtl"):
+            if getattr(m, name) is not None:
+                problem = Problem(
+                    name, "applies to Viber messages (and the Viber → SMS fallback); this one goes as SMS"
+                )
+                raise InvalidInput(str(problem), problems=[problem])
+    return channel
 
 
 def _one(s, c: Caller, m: SendSmsIn, left: int) -> tuple[list[str], int]:
