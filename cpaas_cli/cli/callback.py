@@ -72,7 +72,7 @@ def purge(
         bool, typer.Option("--dead", help="Also dead-lettered callbacks given up more than DAYS days ago.")
     ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would go; delete nothing.")] = False,
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     output: OutputOpt = None,
 ) -> None:
     """Delete delivered (and with --dead, dead-lettered) callbacks older than DAYS; pending ones stay.
