@@ -37,7 +37,7 @@ from cpaas_cli.campaigns import holds, lifecycle, materialise
 from cpaas_cli.campaigns.destinations import destination
 from cpaas_cli.catalog import service as catalog
 from cpaas_cli.contacts.stoplist import blocked_phones
-from cpaas_cli.db import bulk
+from cpaas_cli.db import bulk, locking
 from cpaas_cli.errors import Conflict, CpaasError
 from cpaas_cli.models.agreements import Agreement
 from cpaas_cli.models.campaigns import Campaign, CampaignRecipient, OutboundMessage, SenderId
@@ -169,6 +169,9 @@ def send_requests(
 ) -> list[Done | Exception]:
     """Write the requests (see the module text); one :class:`Done` or error per request, in order."""
     out: list[Done | Exception | None] = [None] * len(requests)
+    # SQLite: the write lock first, so that another writer (serve's workers, the API-key
+    # cache's last-use times) is waited for; a transaction that read first could not upgrade
+    locking.write_lock(session)
     look = (lookups or Lookups(ttl=0)).bind(session)
     reserved: set[int] = set()  # requests whose key this transaction holds (a placeholder row)
     keys: set[tuple[int, str]] = set()
