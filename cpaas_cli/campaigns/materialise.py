@@ -118,17 +118,23 @@ def start_now(session: Session, c: Campaign, now: datetime) -> StartOutcome:
     c.started_at = now
     c.updated_at = now
     session.flush()
+    _started(session, c, e, now)
+    return StartOutcome(c, True, e)
+
+
+def _started(session: Session, c: Campaign, e: Estimate, now: datetime, *, name: bool = False) -> None:
+    """After the queue rows: the API's PREPARED callbacks, and the audit row of the start."""
     if ((c.sources or {}).get("api") or {}).get("api_key_id") is not None:
         callbacks.record_queued(session, campaign_id=c.id, now=now)  # PREPARED, with the queue rows
+    new = {"messages": c.messages, "segments": c.segments, "estimated_cost": format_micros(e.cost)}
     record(
         session,
         action="materialise",
         object_type="campaign",
         object_id=c.id,
         company_id=c.company_id,
-        new={"messages": c.messages, "segments": c.segments, "estimated_cost": format_micros(e.cost)},
+        new={"name": c.name, **new} if name else new,
     )
-    return StartOutcome(c, True, e)
 
 
 def _queue_common(c: Campaign, sid: SenderId, now: datetime) -> dict[str, Any]:
@@ -204,16 +210,7 @@ def start_literal(
         {"phone": phones, **dest_cols, "text": texts, "encoding": encs, "segments": segs,
          **{k: [v] * n for k, v in common.items()}},
     )  # fmt: skip
-    if common["api_key_id"] is not None:
-        callbacks.record_queued(session, campaign_id=c.id, now=now)  # PREPARED, with the queue rows
-    record(
-        session,
-        action="materialise",
-        object_type="campaign",
-        object_id=c.id,
-        company_id=c.company_id,
-        new={"name": c.name, "messages": c.messages, "segments": c.segments, "estimated_cost": format_micros(e.cost)},
-    )
+    _started(session, c, e, now, name=True)
     return StartOutcome(c, True, e)
 
 

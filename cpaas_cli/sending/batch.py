@@ -267,22 +267,10 @@ def _send_shared(session: Session, requests: list[Request], plans: list[_Plan], 
         return sent
     ag = session.get(Agreement, sender.agreement_id)
     assert ag is not None
-    c = Campaign(
-        company_id=first.company_id,
-        name=f"API {m0.label}"[:200],
-        channel=sender.channel,
-        sender_id=sender.id,  # type: ignore[arg-type]
-        agreement_id=ag.id,  # type: ignore[arg-type]
-        text=shared_text,
-        personalised=False,  # an API text is literal
-        flash=m0.flash,
-        currency=ag.currency,
-        recipients=len(rows),
-        sources={  # (as sending.service.send writes them)
-            "api": {"api_key_id": first.api_key_id, "label": m0.label, "accept_mo": m0.accept_mo},
-            "numbers": len(rows),
-        },
-    )
+    c = sending.api_campaign(
+        ag, sender, company_id=first.company_id, label=m0.label, text=shared_text, flash=m0.flash,
+        api_key_id=first.api_key_id, accept_mo=m0.accept_mo, recipients=len(rows),
+    )  # fmt: skip
     if look.moderated(c):  # held for the moderator: the campaigns' own path says so
         session.add(c)
         session.flush()

@@ -131,6 +131,35 @@ def recipients(raw: list[str], limit: int) -> tuple[list[str], list[tuple[str, s
     return out, refused
 
 
+def api_campaign(
+    ag: Agreement,
+    sender: SenderId,
+    *,
+    company_id: int,
+    label: str,
+    text: str | None,
+    flash: bool,
+    api_key_id: int | None,
+    accept_mo: bool,
+    recipients: int,
+) -> Campaign:
+    """The campaign (not yet added) an API send writes: ``API <label>``, literal text, the key,
+    label and acceptMO flag in ``sources.api`` (materialisation copies them onto the queue rows)."""
+    return Campaign(
+        company_id=company_id,
+        name=f"API {label}"[:200],
+        channel=sender.channel,
+        sender_id=sender.id,  # type: ignore[arg-type]
+        agreement_id=ag.id,  # type: ignore[arg-type]
+        text=text,
+        personalised=False,  # an API text is literal
+        flash=flash,
+        currency=ag.currency,
+        recipients=recipients,
+        sources={"api": {"api_key_id": api_key_id, "label": label, "accept_mo": accept_mo}, "numbers": recipients},
+    )
+
+
 def send(
     session: Session,
     *,
@@ -164,19 +193,8 @@ def send(
         return out
     ag = session.get(Agreement, sender.agreement_id)
     assert ag is not None
-    c = Campaign(
-        company_id=company_id,
-        name=f"API {label}"[:200],
-        channel=sender.channel,
-        sender_id=sender.id,  # type: ignore[arg-type]
-        agreement_id=ag.id,  # type: ignore[arg-type]
-        text=text,
-        personalised=False,  # an API text is literal
-        flash=flash,
-        currency=ag.currency,
-        recipients=len(order),
-        sources={"api": {"api_key_id": api_key_id, "label": label, "accept_mo": accept_mo}, "numbers": len(order)},
-    )
+    c = api_campaign(ag, sender, company_id=company_id, label=label, text=text, flash=flash,
+                     api_key_id=api_key_id, accept_mo=accept_mo, recipients=len(order))  # fmt: skip
     session.add(c)
     session.flush()
     insert_recipients(session, c.id, order)  # type: ignore[arg-type]
