@@ -213,3 +213,41 @@ def test_group_commit_failure_answers_every_request_with_the_error(db_url, ident
     with engine.connect() as conn:
         kept = [r[0] for r in conn.execute(sa.text("select v from gc_probe"))]
     assert kept == ["slow"]  # nothing of the failed group is kept
+
+
+def test_a_group_waits_for_another_writer_instead_of_failing(ready, cli, db_url, monkeypatch):
+    """SQLite: another connection writes while a group is being priced (after the group's
+    savepoint has read). The group holds the write lock from its first statement, so the other
+    writer waits for it; a group that had only read could not upgrade ('database is locked')."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("SQLite's single writer")
+    import sqlite3
+    import threading
+
+    from cpaas_cli.campaigns import materialise
+
+    ready()
+    co, key = ids(db_url)
+    path = db_url.split("sqlite:///", 1)[1]
+    price = materialise.price_campaign
+    other: list[threading.Thread] = []
+
+    def write_elsewhere():
+        conn = sqlite3.connect(path, timeout=10)
+        conn.execute("INSERT INTO audit_log (at, actor, action, object_type) VALUES ('2026-01-01', 'x', 'x', 'x')")
+        conn.commit()
+        conn.close()
+
+    def priced(*args, **kw):
+        if not other:
+            t = threading.Thread(target=write_elsewhere)
+            t.start()
+            other.append(t)
+            t.join(1.0)  # without the lock taken first, the other write commits here, under the group's reads
+        return price(*args, **kw)
+
+    monkeypatch.setattr(materialise, "price_campaign", priced)
+    out = run(db_url, [req(co, key, 1), req(co, key, 2)])
+    other[0].join(10)
+    assert all(isinstance(o, batch.Done) for o in out), out
+    assert len(queue_rows(db_url)) == 2
