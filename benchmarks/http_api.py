@@ -218,6 +218,9 @@ def main() -> None:
             period = max(1, int(conns * 1000 / rate) - 20)
             script = Path(tmp) / "paced.lua"
             script.write_text(PACED.replace("KEY", key).replace("PERIOD", str(period)))
+            # steady state: let the saturated phase drain, then a short paced run that is not counted
+            time.sleep(2)
+            _wrk(base, 3, conns, str(script), "/v1/messages")
             paced = _wrk(base, secs, conns, str(script), "/v1/messages")
             _print(f"POST /v1/messages paced at about {rate:g}/s (wrk, {conns} connections)", paced)
             api_rps = api.get("rps", 0.0)
