@@ -79,6 +79,10 @@ class LimitsMiddleware:
         )
         await send({"type": "http.response.body", "body": body})
 
+    async def _too_large(self, send, path: str) -> None:
+        detail = f"the request body is over {self.max_body} bytes"
+        await self._refuse(send, 413, "payload-too-large", "Payload too large", detail, path)
+
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -99,14 +103,7 @@ class LimitsMiddleware:
         try:
             length = headers.get(b"content-length")
             if length is not None and (not length.isdigit() or int(length) > self.max_body):
-                await self._refuse(
-                    sending,
-                    413,
-                    "payload-too-large",
-                    "Payload too large",
-                    f"the request body is over {self.max_body} bytes",
-                    path,
-                )
+                await self._too_large(sending, path)
                 return
             if who is not None:
                 ok, wait = self.limiter.take(who)
@@ -135,14 +132,7 @@ class LimitsMiddleware:
                 await self.app(scope, counting, sending)
             except _TooLarge:
                 if status[0] == 500:
-                    await self._refuse(
-                        sending,
-                        413,
-                        "payload-too-large",
-                        "Payload too large",
-                        f"the request body is over {self.max_body} bytes",
-                        path,
-                    )
+                    await self._too_large(sending, path)
         finally:
             if access_log.isEnabledFor(logging.INFO):  # (the line is not even built otherwise)
                 _log_access(scope, who, status[0], started, path)
