@@ -157,6 +157,28 @@ def test_lookups_are_kept_ttl_seconds_then_read_again(ready, cli, db_url):
     assert isinstance(refused, InvalidInput) and "disabled" in refused.message
 
 
+def outbox_statuses(db_url) -> list[tuple[str, str]]:
+    with get_engine(db_url).connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.text("select dnis, status from callback_outbox order by id"))]
+
+
+def test_a_group_writes_prepared_callbacks_only_for_a_key_with_a_callback_url(ready, cli, db_url):
+    """The writer remembers for ``ttl`` seconds whether the key has a callback URL: a group of a
+    key without one writes no PREPARED rows; once set (and the second passed) every message of
+    the group gets its PREPARED row with the queue rows."""
+    ready()
+    co, key = ids(db_url)
+    now = [0.0]
+    look = batch.Lookups(ttl=1.0, clock=lambda: now[0])
+    out = run(db_url, [req(co, key, n) for n in (1, 2)], look)
+    assert all(isinstance(o, batch.Done) for o in out) and outbox_statuses(db_url) == []
+    cli.json("apikey", "update", str(key), "--callback-url", "http://127.0.0.1:9/cb")
+    now[0] = 1.0
+    out = run(db_url, [req(co, key, n) for n in (3, 4, 5)], look)
+    assert all(isinstance(o, batch.Done) for o in out) and len(campaigns(db_url)) == 2
+    assert outbox_statuses(db_url) == [(ES.format(n), "PREPARED") for n in (3, 4, 5)]
+
+
 def test_concurrent_http_requests_are_committed_in_groups(ready, cli, db_url):
     """Through the ASGI app with a real HTTP client: 60 requests at once, answered 202 each
     with its own message, written in fewer transactions than requests."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from cpaas_cli import clock
@@ -342,10 +343,19 @@ def versions(session: Session, agreement: Agreement) -> list[AgreementVersion]:
 
 
 def version_at(session: Session, agreement: Agreement, at: datetime) -> AgreementVersion | None:
-    for v in versions(session, agreement):
-        if v.effective_from <= at and (v.effective_till is None or at < v.effective_till):
-            return v
-    return None
+    """The version in force at ``at`` (the earliest-starting one if several overlap), or None.
+    One row asked of the database (the credit check of every API send reads it)."""
+    V = AgreementVersion
+    return session.exec(
+        select(V)
+        .where(
+            V.agreement_id == agreement.id,
+            col(V.effective_from) <= at,
+            sa.or_(col(V.effective_till).is_(None), col(V.effective_till) > at),
+        )
+        .order_by(col(V.effective_from))
+        .limit(1)
+    ).first()
 
 
 def list_agreements(

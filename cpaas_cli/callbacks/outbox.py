@@ -153,6 +153,11 @@ def record_queued(
     return got
 
 
+def has_callback(session: Session, api_key_id: int) -> bool:
+    """The key has a callback URL: its messages' events are called back."""
+    return session.execute(sa.select(K.c.api_key_id).where(K.c.api_key_id == api_key_id)).first() is not None
+
+
 def record_mo(
     session: Session,
     *,
@@ -164,7 +169,7 @@ def record_mo(
     now: datetime,
 ) -> None:
     """The callback of an MO answering an API message sent with acceptMO (when the key has a callback)."""
-    if session.execute(sa.select(K.c.api_key_id).where(K.c.api_key_id == api_key_id)).first() is None:
+    if not has_callback(session, api_key_id):
         return
     session.execute(
         sa.insert(OB).values(

@@ -122,9 +122,12 @@ def start_now(session: Session, c: Campaign, now: datetime) -> StartOutcome:
     return StartOutcome(c, True, e)
 
 
-def _started(session: Session, c: Campaign, e: Estimate, now: datetime, *, name: bool = False) -> None:
-    """After the queue rows: the API's PREPARED callbacks, and the audit row of the start."""
-    if ((c.sources or {}).get("api") or {}).get("api_key_id") is not None:
+def _started(
+    session: Session, c: Campaign, e: Estimate, now: datetime, *, name: bool = False, prepared: bool | None = None
+) -> None:
+    """After the queue rows: the API's PREPARED callbacks (``prepared`` False: the caller knows
+    the key has no callback URL), and the audit row of the start."""
+    if prepared is not False and ((c.sources or {}).get("api") or {}).get("api_key_id") is not None:
         callbacks.record_queued(session, campaign_id=c.id, now=now)  # PREPARED, with the queue rows
     new = {"messages": c.messages, "segments": c.segments, "estimated_cost": format_micros(e.cost)}
     record(
@@ -166,6 +169,7 @@ def start_literal(
     now: datetime,
     *,
     snaps: list | None = None,
+    prepared: bool | None = None,
 ) -> StartOutcome:
     """Create ``c`` (not yet in the database) already started, its recipients each with a
     literal text of their own: the HTTP API's requests written together (``sending/batch.py``).
@@ -176,7 +180,8 @@ def start_literal(
     when they fit are the campaign, its recipients and its queue rows written (one
     statement each) — when they do not, nothing is written (``started`` False). ``rows``:
     (E.164 digits, destination, text); ``snaps``: the agreement's rate trees when the caller
-    holds them (``catalog.agreement_snapshots``), read here otherwise."""
+    holds them (``catalog.agreement_snapshots``), read here otherwise; ``prepared`` False when the
+    caller knows the campaign's API key has no callback URL (no PREPARED rows to look for)."""
     tally: Hist = defaultdict(Counter)
     encodings: Counter = Counter()
     parts = []
@@ -210,7 +215,7 @@ def start_literal(
         {"phone": phones, **dest_cols, "text": texts, "encoding": encs, "segments": segs,
          **{k: [v] * n for k, v in common.items()}},
     )  # fmt: skip
-    _started(session, c, e, now, name=True)
+    _started(session, c, e, now, name=True, prepared=prepared)
     return StartOutcome(c, True, e)
 
 

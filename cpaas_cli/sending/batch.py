@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from cpaas_cli import clock
+from cpaas_cli.callbacks import outbox as callbacks
 from cpaas_cli.campaigns import holds, lifecycle, materialise
 from cpaas_cli.campaigns.destinations import destination
 from cpaas_cli.catalog import service as catalog
@@ -159,6 +160,13 @@ class Lookups:
         s = self.session
         return self._get(("moderated", c.company_id), lambda: lifecycle.moderated(s, c))
 
+    def has_callback(self, api_key_id: int) -> bool:
+        """The key has a callback URL (its PREPARED callbacks are written with the queue rows).
+        A URL set just now is seen within ``ttl``; until then a group's PREPARED events are not
+        called back (its later events are: they look at the key's row when they happen)."""
+        s = self.session
+        return self._get(("callback", api_key_id), lambda: callbacks.has_callback(s, api_key_id))
+
     def snapshots(self, ag: Agreement, at) -> list:
         s = self.session
         return self._get(("snapshots", ag.id), lambda: catalog.agreement_snapshots(s, ag, at))
@@ -281,7 +289,9 @@ def _send_shared(session: Session, requests: list[Request], plans: list[_Plan], 
         outcome = lifecycle.send(session, c)
     else:
         now = clock.now()
-        outcome = materialise.start_literal(session, c, sender, rows, now, snaps=look.snapshots(ag, now))
+        outcome = materialise.start_literal(
+            session, c, sender, rows, now, snaps=look.snapshots(ag, now), prepared=look.has_callback(first.api_key_id)
+        )
     if not outcome.started and c.state in ("failed", "draft"):
         raise _Shared(outcome.reason or "insufficient credit")  # (start_literal wrote nothing)
     for s in sent:
