@@ -35,6 +35,7 @@ from cpaas_cli.callbacks import retention as callback_retention
 from cpaas_cli.callbacks.sender import Sender, SenderOptions
 from cpaas_cli.campaigns import holds
 from cpaas_cli.campaigns import lifecycle as campaigns
+from cpaas_cli.db import checkpoint
 from cpaas_cli.db.engine import get_engine, make_session
 from cpaas_cli.dispatch import aftercrash, connections, receipt_match
 from cpaas_cli.dispatch import worker as wk
@@ -280,8 +281,10 @@ def run(url: str, options: ServeOptions) -> dict[str, Any]:
     workers: list[wk.Worker] = []
     threads: list[threading.Thread] = []
     sender, cb_thread = None, None
+    # SQLite: the WAL checkpoint in a thread of its own, not in whichever commit fills it (db/checkpoint.py)
+    ckpt = None if options.once else checkpoint.for_engine(engine)
     try:
-        for service in options.services:
+        for service in ([ckpt] if ckpt is not None else []) + list(options.services):
             service.start()
             started_services.append(service)
         rows, default = ([], None) if options.no_workers else _connections(engine, options.once)
