@@ -155,3 +155,17 @@ def test_test_send_queues_a_code_and_a_blocked_integration_refuses(cli, db_url):
     assert "blocked" in cli("otp", "integration", "test", "T", "--number", "34620000001", expect=8).stderr
     cli.json("otp", "integration", "enable", "T")
     assert "number: E.164" in cli("otp", "integration", "test", "T", "--number", "12ab", expect=4).stderr
+
+
+def test_the_doorbell_wakes_registered_workers_only():
+    import threading
+
+    from cpaas_cli.dispatch import doorbell
+
+    bell, gone = doorbell.register(), doorbell.register()
+    doorbell.unregister(gone)
+    doorbell.ring()
+    assert bell.is_set() and not gone.is_set()
+    doorbell.pause(bell, threading.Event(), 60)  # returns at once: the bell rang, and is cleared for the next pause
+    assert not bell.is_set()
+    doorbell.unregister(bell)

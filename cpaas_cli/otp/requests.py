@@ -37,6 +37,7 @@ from cpaas_cli.callbacks import outbox
 from cpaas_cli.campaigns import senders
 from cpaas_cli.contacts.phones import PhoneError, normalise
 from cpaas_cli.db.engine import session_scope
+from cpaas_cli.dispatch import doorbell
 from cpaas_cli.dispatch.queue import QueueState
 from cpaas_cli.errors import Conflict, CpaasError, Denied, InvalidInput, NotFound, Problem, TooMany
 from cpaas_cli.identity.keys import IdentityKeys
@@ -285,6 +286,7 @@ def settle(engine: Engine, request_id: str, queue_id: int | None, *, timeout: fl
     message, then record it (:func:`record_result`, committed). Returns SENT, FAILED or None."""
     if queue_id is None:
         return None
+    doorbell.ring()  # an idle worker of this process claims it now, not after its pause
     got = views.wait_submitted(engine, [queue_id], timeout=timeout)
     state = (got.get(queue_id) or {}).get("state")
     if state not in (QueueState.SUBMITTED, QueueState.DONE, QueueState.FAILED):
