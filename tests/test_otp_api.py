@@ -247,3 +247,59 @@ def test_insufficient_credit_402_says_why_and_costs_nothing(api, cli, db_url):  
     assert table(db_url, OtpRequest) == [] and table(db_url, Campaign) == [] and table(db_url, OutboundMessage) == []
     assert table(db_url, Charge) == []
     assert send(api, key, "34600000001")  # a Vodafone number costs 0.04: it fits
+
+
+def test_the_outbox_sender_posts_the_seeds_body_signed_and_delete_drops_the_rows(api, cli, db_url):  # noqa: F811
+    import json
+    import time
+
+    from cpaas_cli.callbacks import signing
+    from cpaas_cli.callbacks.sender import Sender
+    from cpaas_cli.config import load_settings
+    from cpaas_cli.secretbox import load_keyring
+    from tests.callback_receiver import Receiver
+
+    setup(cli, 9)
+    with Receiver() as rx:
+        made = cli.json(
+            "otp", "integration", "create", "-c", "Client A", "--name", "CB", "-s", "ACME", "--text", TEXT,
+            "--callback-url", rx.url,
+        )  # fmt: skip
+        key = made["api_key"]
+        rid = send(api, key)
+        r = api.post("/api/v1/2fa/verify", headers=basic(key), data={"requestId": rid, "code": code_of(db_url, rid)})
+        assert r.status_code == 200, r.text
+        sender = Sender(get_engine(db_url), load_keyring(load_settings(db=db_url)))
+        try:
+            assert sender.step() == 1
+        finally:
+            sender.close()
+        ((headers, raw),) = rx.got
+    data = json.loads(raw)
+    assert list(data) == ["requestId", "number", "status", "timestamp", "billable"]
+    assert data["requestId"] == rid and data["status"] == "VERIFIED" and data["billable"] is None
+    assert signing.verify(made["callback_secret"], headers["x-cpaas-signature"], raw, now=time.time())
+    (row,) = cli.json("callback", "list")
+    assert row["state"] == "delivered" and row["transaction_id"] == rid and row["api_key_id"] is None
+    send(api, key, "34620000002")  # its SENT result never comes here (no worker); a pending row would stay
+    cli.json("otp", "integration", "delete", "CB", "--yes")
+    assert table(db_url, CallbackOutbox) == [] and table(db_url, OtpRequest) == []
+
+
+def test_an_otp_result_without_a_callback_url_is_retried_and_says_why(api, cli, db_url):  # noqa: F811
+    from cpaas_cli.callbacks.sender import Sender
+    from cpaas_cli.config import load_settings
+    from cpaas_cli.secretbox import load_keyring
+
+    setup(cli, 9)
+    key = integration(cli, "CB", "--callback-url", "http://127.0.0.1:9/cb")
+    rid = send(api, key)
+    api.post("/api/v1/2fa/verify", headers=basic(key), data={"requestId": rid, "code": code_of(db_url, rid)})
+    cli.json("otp", "integration", "update", "CB", "--callback-url", "")
+    sender = Sender(get_engine(db_url), load_keyring(load_settings(db=db_url)))
+    try:
+        assert sender.step() == 1
+    finally:
+        sender.close()
+    (row,) = cli.json("callback", "list")
+    assert row["state"] == "pending" and row["last_error"] == "the integration has no callback URL"

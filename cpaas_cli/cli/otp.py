@@ -236,7 +236,7 @@ def delete(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     output: OutputOpt = None,
 ) -> None:
-    """Delete an integration and its requests (their messages and EDRs stay)."""
+    """Delete an integration, its requests and its result callbacks in the outbox (messages and EDRs stay)."""
     svc = _services()
     with session(ctx) as s:
         row = svc.get(s, integration)

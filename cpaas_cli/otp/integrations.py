@@ -263,8 +263,12 @@ def move(session: Session, row: OtpIntegration, action: str) -> OtpIntegration:
 
 
 def delete(session: Session, row: OtpIntegration) -> None:
+    """The integration, its requests and its result callbacks in the outbox (messages and EDRs stay)."""
+    from cpaas_cli.models.callbacks import CallbackOutbox
     from cpaas_cli.models.otp import OtpRequest
 
+    ob = CallbackOutbox.__table__
+    session.execute(sa.delete(ob).where(ob.c.otp_integration_id == row.id))
     session.execute(sa.delete(OtpRequest.__table__).where(OtpRequest.__table__.c.integration_id == row.id))
     session.delete(row)
     session.flush()
