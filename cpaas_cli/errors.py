@@ -103,6 +103,18 @@ class Conflict(CpaasError):
     exit_code = ExitCode.CONFLICT
 
 
+class TooMany(Conflict):
+    """A limit of attempts was reached (exit 5; HTTP 429): e.g. OTP sends to a number,
+    checks of one code. ``retry_after``: seconds until another attempt may pass, if known."""
+
+    def __init__(self, message: str, *, retry_after: int | None = None, problem_type: str | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+        if problem_type:
+            self.problem_type = problem_type
+        self.problem_fields = {"retryAfter": retry_after} if retry_after is not None else {}
+
+
 class Upstream(CpaasError):
     exit_code = ExitCode.UPSTREAM
 

@@ -27,6 +27,7 @@ LIMITED = {
     "edr list",
     "edr export-task list",
     "inbound list",
+    "otp integration list",
     "report run",
 }
 
@@ -48,6 +49,21 @@ def test_every_command_with_a_limit_is_known():
 
 def _stderr_lines(run) -> list[str]:
     return run.stderr.splitlines()
+
+
+def test_otp_integration_list(cli, monkeypatch):
+    from cryptography.fernet import Fernet
+
+    from tests.test_serve import setup
+
+    monkeypatch.setenv("CPAAS_SECRET_KEY", Fernet.generate_key().decode())  # the keys are hashed with it
+    setup(cli, 9)
+    for name in ("A", "B", "C"):
+        cli.json("otp", "integration", "create", "-c", "Client A", "--name", name, "-s", "ACME", "--text", "{{code}}")
+    cut = cli("otp", "integration", "list", "--limit", "2", "-o", "json")
+    assert [r["name"] for r in cut.json] == ["C", "B"] and _stderr_lines(cut) == [NOTICE.format(n=2)]
+    exact = cli("otp", "integration", "list", "--limit", "3", "-o", "csv")
+    assert len(list(csv.reader(io.StringIO(exact.stdout)))) == 4 and exact.stderr == ""
 
 
 def test_audit_list(cli):

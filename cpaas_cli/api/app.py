@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from cpaas_cli import __version__
-from cpaas_cli.api import bulk, campaigns, contacts, health, limits, messages, problems, reading, send_sms
+from cpaas_cli.api import bulk, campaigns, contacts, health, limits, messages, otp, problems, reading, send_sms
 from cpaas_cli.config import Settings
 
 # Every router of the API, in the order of the OpenAPI document.
@@ -26,6 +26,7 @@ ROUTERS: tuple[Any, ...] = (
     campaigns.router,
     contacts.router,
     bulk.router,
+    otp.router,
 )
 
 

@@ -24,6 +24,7 @@ from cpaas_cli.errors import (
     InsufficientCredit,
     InvalidInput,
     NotFound,
+    TooMany,
     Upstream,
     UsageError,
     bounded,
@@ -57,6 +58,7 @@ MAPPING: tuple[tuple[type[CpaasError], int, str, str], ...] = (
     (Denied, 403, "forbidden", "Not permitted"),
     (NotFound, 404, "not-found", "Not found"),
     (MoRefused, 400, "mo-off", "MO messages mode is off"),  # or mo-flash (its problem_type)
+    (TooMany, 429, "too-many-attempts", "Too many attempts"),
     (Conflict, 409, "conflict", "Conflict"),
     (InvalidInput, 422, "invalid-input", "Invalid input"),
     (UsageError, 422, "invalid-input", "Invalid input"),
@@ -71,6 +73,16 @@ TITLES = {name: title for _c, _s, name, title in MAPPING} | {
     "mo-flash": "MO and flash do not go together",
     "method-not-allowed": "Method not allowed",
     "idempotency-conflict": "Idempotency-Key reused with another body",
+    # OTP / 2FA (api/otp.py)
+    "otp-send-limit": "Too many codes sent to this number",
+    "otp-check-limit": "Too many checks of this code",
+    "otp-code-mismatch": "Wrong code",
+    "otp-expired": "The code expired",
+    "otp-used": "The code was already used",
+    "otp-cancelled": "A newer code replaced this one",
+    "otp-failed": "The code could not be sent",
+    "otp-wrong-mode": "Not available for this integration's mode",
+    "integration-inactive": "The integration is not active",
 }
 
 

@@ -188,3 +188,38 @@ def record_mo(
             created_at=now,
         )
     )
+
+
+def record_otp(
+    session: Session,
+    *,
+    integration_id: int,
+    request_id: str,
+    number: str,
+    status: str,
+    payload: dict,
+    now: datetime,
+) -> None:
+    """The result callback of an OTP request (kind ``otp``): posted to the integration's
+    callback URL, signed with its secret, with ``payload`` as the body (``signing.otp_body``).
+    The request id is the transaction id, so one request's results go in order."""
+    session.execute(
+        sa.insert(OB).values(
+            api_key_id=None,
+            kind="otp",
+            otp_integration_id=integration_id,
+            payload=payload,
+            edr_id=None,
+            transaction_id=request_id,
+            dnis=number,
+            status=status,
+            event_at=now,
+            channel="SMS",
+            message=None,
+            state="pending",
+            attempts=0,
+            next_at=now,
+            give_up_at=now + RETRY_FOR,
+            created_at=now,
+        )
+    )

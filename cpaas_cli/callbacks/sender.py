@@ -39,12 +39,14 @@ from cpaas_cli.callbacks import signing
 from cpaas_cli.db import bulk
 from cpaas_cli.db.engine import make_session
 from cpaas_cli.models.callbacks import ApiKeyCallback, CallbackOutbox
+from cpaas_cli.models.otp import OtpIntegration
 from cpaas_cli.secretbox import Keyring
 
 log = logging.getLogger("cpaas.callbacks")
 
 OB = CallbackOutbox.__table__
 K = ApiKeyCallback.__table__
+I = OtpIntegration.__table__  # noqa: E741  (an OTP result goes to its integration's callback)
 # A literal, not a bound parameter: the partial indexes (WHERE state = 'pending') then serve the claim.
 PENDING = sa.literal_column("'pending'")
 
@@ -101,6 +103,7 @@ class _Claimed:
     url: str | None
     secret: str | None
     body: bytes
+    kind: str = "message"
 
 
 class Sender:
@@ -162,10 +165,14 @@ class Sender:
                     OB.c.event_at,
                     OB.c.channel,
                     OB.c.message,
-                    K.c.url,
-                    K.c.secret,
+                    OB.c.kind,
+                    OB.c.payload,
+                    sa.func.coalesce(K.c.url, I.c.callback_url).label("url"),
+                    sa.func.coalesce(K.c.secret, I.c.callback_secret).label("secret"),
                 )
-                .select_from(OB.outerjoin(K, K.c.api_key_id == OB.c.api_key_id))
+                .select_from(
+                    OB.outerjoin(K, K.c.api_key_id == OB.c.api_key_id).outerjoin(I, I.c.id == OB.c.otp_integration_id)
+                )
                 .where(OB.c.id.in_(ids))
                 .order_by(OB.c.id)
             ).all()
@@ -174,16 +181,19 @@ class Sender:
             s.close()
         out = []
         for r in rows:
-            payload = signing.body(
-                transaction_id=r.transaction_id,
-                dnis=r.dnis,
-                status=r.status,
-                event_at=r.event_at,
-                channel=r.channel,
-                message=r.message,
-            )
+            if r.kind == "otp":
+                payload = signing.otp_body(r.payload or {})
+            else:
+                payload = signing.body(
+                    transaction_id=r.transaction_id,
+                    dnis=r.dnis,
+                    status=r.status,
+                    event_at=r.event_at,
+                    channel=r.channel,
+                    message=r.message,
+                )
             secret = self._secret(r.secret) if r.secret else None
-            out.append(_Claimed(r.id, r.url if secret else None, secret, payload))
+            out.append(_Claimed(r.id, r.url if secret else None, secret, payload, r.kind))
         return out
 
     def settle(self, results: list[tuple[int, str | None]], now: datetime) -> None:
@@ -260,7 +270,8 @@ class Sender:
 
     async def _post(self, client, row: _Claimed) -> tuple[int, str | None]:
         if row.url is None:
-            why = "no signing key configured" if self.keys is None else "the key has no callback URL"
+            where = "the integration" if row.kind == "otp" else "the key"
+            why = "no signing key configured" if self.keys is None else f"{where} has no callback URL"
             return row.id, why
         headers = {
             "Content-Type": "application/json",

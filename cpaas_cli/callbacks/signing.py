@@ -4,7 +4,8 @@ Body: the seed's fields (SPEC CMP-25) as compact JSON in a fixed order:
 ``transactionID``, ``dnis``, ``status`` (PREPARED, BILLED, SENT, DELIVERED,
 UNDELIVERED, FAILED, SEEN), ``eventTime`` (``yyyy-MM-dd'T'HH:mm:ss.SSSxxx``,
 UTC: ``2026-12-07T10:15:30.250+00:00``), ``channel`` (SMS, VIBER), and
-``message`` for an MO.
+``message`` for an MO. An OTP result (outbox kind ``otp``) has its own body:
+:func:`otp_body`.
 
 Signature: ``X-Cpaas-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>`` of
 ``<t>.<body>`` under the key's signing secret. A receiver recomputes it over
@@ -62,6 +63,14 @@ def body(
     }
     if message is not None:
         data["message"] = message
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def otp_body(payload: dict) -> bytes:
+    """The body of an OTP result callback (SPEC OTP-06): requestId, number, status,
+    timestamp (epoch seconds of the request), billable, in that order, compact JSON."""
+    keys = ("requestId", "number", "status", "timestamp", "billable")
+    data = {k: payload.get(k) for k in keys}
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 

@@ -85,6 +85,7 @@ ENTRIES: dict[str, tuple[str, tuple[str, ...], str, str]] = {
     "apikey": ("group", ("apikey",), "app", "API keys: create, list, regenerate, expire, revoke, verify."),
     "callback": ("group", ("callback",), "app", "Callbacks of API messages: the outbox, dead letters, retry."),
     "api": ("group", ("api",), "app", "The HTTP API of `serve --http`: its OpenAPI document."),
+    "otp": ("group", ("otp",), "app", "OTP / 2FA: integrations, test sends, requests."),
 }
 
 # Old spellings kept for a release: name → (module under cpaas_cli.cli, attribute, help).

@@ -39,6 +39,7 @@ from sqlmodel import Session
 from cpaas_cli import clock
 from cpaas_cli.charging.plans import Plans
 from cpaas_cli.db.engine import make_session
+from cpaas_cli.dispatch import doorbell
 from cpaas_cli.dispatch import gateway as gw
 from cpaas_cli.dispatch import multipart as mp
 from cpaas_cli.dispatch.aftercrash import host_id
@@ -175,6 +176,7 @@ class Worker:
             log.log(level, "worker %s: %s; binding again with back-off", self.name, exc.message)
         last_flush = last_activity = time.monotonic()
         exhausted = False
+        bell = doorbell.register()
         try:
             while True:
                 stopping = self.stop.is_set()
@@ -202,8 +204,12 @@ class Worker:
                 if self.o.once and exhausted and idle and not self._flow.ready and receipts_done:
                     break
                 if not self.o.once and exhausted and idle and not events:
-                    self.stop.wait(min(self.o.idle_sleep, 0.05 if self._awaiting else self.o.idle_sleep))
+                    # a send waiting for its submit result rings the bell (dispatch/doorbell.py)
+                    doorbell.pause(
+                        bell, self.stop, min(self.o.idle_sleep, 0.05 if self._awaiting else self.o.idle_sleep)
+                    )
         finally:
+            doorbell.unregister(bell)
             self._flush(release=False)
             self._flush(final=True, release=False)
             if self._flow.ready:

@@ -31,6 +31,7 @@ from cpaas_cli.models.identity import (
 )
 from cpaas_cli.models.invoices import Invoice, InvoiceCharge, InvoiceCounter, InvoiceLine
 from cpaas_cli.models.limits import RateBucket
+from cpaas_cli.models.otp import OtpIntegration, OtpRequest
 from cpaas_cli.models.recurring import FeeRule, FeeRun
 from cpaas_cli.models.reports import SavedReport
 from cpaas_cli.models.rerate import RerateTask, RerateUnit
@@ -40,6 +41,8 @@ from cpaas_cli.models.tenancy import Bank, BankAccount, Company, LegalEntity
 __all__ = [
     "ApiIdempotency",
     "RateBucket",
+    "OtpIntegration",
+    "OtpRequest",
     "ApiKeyCallback",
     "CallbackOutbox",
     "Agreement",

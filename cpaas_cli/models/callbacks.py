@@ -36,11 +36,14 @@ class ApiKeyCallback(Timestamped, table=True):
 
 
 class CallbackOutbox(SQLModel, table=True):
-    """One event to POST: a status change of an API message, or an MO answering one."""
+    """One event to POST: a status change of an API message, an MO answering one
+    (``kind`` message: to the API key's callback), or the result of an OTP request
+    (``kind`` otp: to the integration's callback URL, the body kept in ``payload``)."""
 
     __tablename__ = "callback_outbox"
     __table_args__ = (
         sa.CheckConstraint("state IN ('pending', 'delivered', 'dead')", name="state"),
+        sa.CheckConstraint("kind IN ('message', 'otp')", name="kind"),
         # the sender picks due pending rows; a message's earlier pending rows hold its later ones
         sa.Index("ix_callback_outbox_pending", "next_at", "id", sqlite_where=_PENDING, postgresql_where=_PENDING),
         sa.Index(
@@ -55,9 +58,18 @@ class CallbackOutbox(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True, autoincrement=True))
-    api_key_id: int = Field(
-        sa_column=sa.Column(sa.Integer, sa.ForeignKey("api_key.id", ondelete="CASCADE"), nullable=False, index=True)
+    api_key_id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(sa.Integer, sa.ForeignKey("api_key.id", ondelete="CASCADE"), nullable=True, index=True),
     )
+    kind: str = Field(default="message", max_length=8, sa_column_kwargs={"server_default": "message"})
+    otp_integration_id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey("otp_integration.id", ondelete="CASCADE"), nullable=True, index=True
+        ),
+    )
+    payload: dict | None = Field(default=None, sa_column=sa.Column(sa.JSON, nullable=True))  # kind otp: the body
     edr_id: int | None = Field(default=None, sa_type=sa.BigInteger, nullable=True)
     # the callback's fields (SPEC CMP-25); message only for an MO
     transaction_id: str = Field(max_length=100)

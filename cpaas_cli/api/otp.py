@@ -1,0 +1,182 @@
+"""The 2FA messaging API (SPEC OTP-03..06), the seed's endpoints and shapes:
+
+* ``POST /api/v1/2fa/send/sms`` (client side: number, code) → ``{requestId}``;
+* ``POST /api/v1/2fa/verify/sms`` (platform side: number) → ``{requestId}``;
+* ``POST /api/v1/2fa/verify`` (requestId, code) → ``{number, verifiedAt}``;
+* ``GET /api/v1/2fa/requests/{requestId}`` → the request, its rate and status.
+
+Authentication: the integration's API key ``<key id>:<secret>`` as HTTP Basic
+credentials (``curl -u <API key>`` sends the key id as user, the secret as
+password) or as ``Authorization: Bearer <API key>``. An unknown key is 401; a
+Draft or Blocked integration is 403 (``integration-inactive``). Bodies are
+form-encoded (the seed's ``curl -d``) or JSON.
+
+A send returns once the vendor took the message: the send path's sync mode
+(``otp.requests.settle`` waits for the worker's submit result). A message the
+vendor refused is 502 (``otp-failed``, with the requestId); one still waiting
+after ``SYNC_TIMEOUT`` seconds is answered 200 and leaves when a worker sends it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+
+from cpaas_cli.api.problems import ProblemError, Unauthenticated
+from cpaas_cli.db.engine import make_session
+from cpaas_cli.errors import InvalidInput, NotFound, Problem
+from cpaas_cli.models.otp import OtpIntegration
+from cpaas_cli.otp import integrations
+from cpaas_cli.otp import requests as otp
+
+router = APIRouter(tags=["2fa"])
+
+SYNC_TIMEOUT = 10.0  # seconds a send waits for the vendor's submit_sm_resp
+MAX_FIELD = 200
+
+
+def _key_text(request: Request) -> str | None:
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    credentials = credentials.strip()
+    if scheme.lower() == "bearer":
+        return credentials or None
+    if scheme.lower() == "basic":
+        try:
+            return base64.b64decode(credentials, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+    return None
+
+
+def _keys(request: Request):
+    state = request.app.state.api
+    got = state.extra.get("otp_keys")
+    if got is None:
+        from cpaas_cli.identity import keys
+
+        got = state.extra["otp_keys"] = keys.load(state.settings)
+    return got
+
+
+@contextmanager
+def _session(request: Request) -> Iterator[tuple[Session, OtpIntegration]]:
+    """The integration of the request's key and a session whose transaction commits on success."""
+    text = _key_text(request)
+    if not text:
+        raise Unauthenticated("an API key is required: HTTP Basic (curl -u <API key>) or Bearer")
+    s = make_session(
+        request.app.state.api.engine, actor="api 2fa", command=f"api {request.method} {request.url.path}"[:200]
+    )
+    try:
+        try:
+            integration = integrations.authenticate(s, _keys(request), text)
+        except NotFound:
+            raise Unauthenticated("unknown API key") from None
+        request.state.key_prefix = integration.key_id[:8]
+        if integration.state != "active":
+            raise ProblemError(403, "integration-inactive", f"the 2FA integration is {integration.state}, not active")
+        yield s, integration
+        s.commit()
+    except BaseException:
+        s.rollback()
+        raise
+    finally:
+        s.close()
+
+
+async def _fields(request: Request) -> dict[str, str]:
+    """The body's fields: JSON (an object) or form-encoded."""
+    raw = await request.body()
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "application/json":
+        try:
+            data = json.loads(raw or b"{}")
+        except ValueError:
+            raise InvalidInput("the body is not JSON") from None
+        if not isinstance(data, dict):
+            raise InvalidInput("the body must be a JSON object")
+        out = {k: v for k, v in data.items() if isinstance(v, str | int) and not isinstance(v, bool)}
+        return {k: str(v)[: MAX_FIELD + 1] for k, v in out.items()}
+    try:
+        form = parse_qs(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=20)
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidInput("the body is not form-encoded (number=…&code=…) or JSON") from None
+    return {k: v[0][: MAX_FIELD + 1] for k, v in form.items() if v}
+
+
+def _required(fields: dict[str, str], name: str) -> str:
+    value = fields.get(name)
+    if value is None or not value.strip():
+        problem = Problem(name, "required")
+        raise InvalidInput(str(problem), problems=[problem])
+    if len(value) > MAX_FIELD:
+        problem = Problem(name, f"at most {MAX_FIELD} characters")
+        raise InvalidInput(str(problem), problems=[problem])
+    return value.strip()
+
+
+async def _send(request: Request, mode: str) -> JSONResponse:
+    fields = await _fields(request)
+
+    def work() -> otp.Accepted:
+        with _session(request) as (s, integration):
+            if integration.mode != mode:
+                other = "verify" if integration.mode == "platform" else "send"
+                raise ProblemError(
+                    409, "otp-wrong-mode", f"this integration is {integration.mode} side: POST /api/v1/2fa/{other}/sms"
+                )
+            code = _required(fields, "code") if mode == "client" else fields.get("code")
+            return otp.send(s, _keys(request), integration, number=_required(fields, "number"), code=code)
+
+    accepted = await run_in_threadpool(work)
+    engine = request.app.state.api.engine
+    status = await run_in_threadpool(otp.settle, engine, accepted.request_id, accepted.queue_id, timeout=SYNC_TIMEOUT)
+    if status == "FAILED":
+        raise ProblemError(502, "otp-failed", "the vendor refused the message", requestId=accepted.request_id)
+    return JSONResponse({"requestId": accepted.request_id})
+
+
+@router.post("/api/v1/2fa/send/sms", summary="Client side: send the client's code to a number")
+async def send_client(request: Request) -> JSONResponse:
+    return await _send(request, "client")
+
+
+@router.post("/api/v1/2fa/verify/sms", summary="Platform side: make a code and send it to a number")
+async def send_platform(request: Request) -> JSONResponse:
+    return await _send(request, "platform")
+
+
+@router.post("/api/v1/2fa/verify", summary="Platform side: check the code a user typed")
+async def verify(request: Request) -> JSONResponse:
+    fields = await _fields(request)
+
+    def work() -> otp.Checked:
+        with _session(request) as (s, integration):
+            return otp.verify(
+                s, _keys(request), integration, request_id=_required(fields, "requestId"), code=fields.get("code")
+            )
+
+    checked = await run_in_threadpool(work)  # committed: a wrong code still counts
+    if checked.error is not None:
+        raise checked.error
+    assert checked.verified_at is not None
+    return JSONResponse({"number": checked.number, "verifiedAt": int(checked.verified_at.timestamp())})
+
+
+@router.get("/api/v1/2fa/requests/{request_id}", summary="One request: number, rate, billable, status, sender")
+async def lookup(request: Request, request_id: str) -> dict[str, Any]:
+    def work() -> dict[str, Any]:
+        with _session(request) as (s, integration):
+            return otp.lookup(s, integration, request_id)
+
+    return await run_in_threadpool(work)

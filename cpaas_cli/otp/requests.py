@@ -1,0 +1,425 @@
+"""OTP requests (SPEC OTP-03..06, RAT-12): send a code, check it, look it up.
+
+A send is an ordinary API send (``sending.service.send``): a one-message
+campaign started at once, so the message is checked against the funds,
+claimed by a ``serve`` worker, written as an EDR and charged by the charging
+core like any other; a send refused for credit writes nothing and costs
+nothing. Every send passes :func:`guard` before anything is written: the
+integration must be Active, and a number gets at most ``max_sends`` codes per
+``send_window_s`` (the place where a fraud guard will check too).
+
+A new send for the same number and integration cancels the code before it.
+A code is checked at most ``max_checks`` times, succeeds once, and expires
+after the integration's validity. The code is in clear only in the message
+text until the vendor took it: :func:`record_result` then masks it in the
+queue row and the campaign; the request keeps only its keyed hash
+(``otp/codes.py``). The OTP send is left out of the audit trail (its text has
+the code); the request row is its record.
+
+Results are called back through the callback outbox (kind ``otp``): SENT or
+FAILED when the vendor answered the submit, VERIFIED when the code came back.
+None of these commits, except :func:`settle`, which waits for the vendor's
+answer (the send path's sync mode) and records it in a transaction of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from cpaas_cli import clock
+from cpaas_cli.callbacks import outbox
+from cpaas_cli.campaigns import senders
+from cpaas_cli.contacts.phones import PhoneError, normalise
+from cpaas_cli.db.engine import session_scope
+from cpaas_cli.dispatch import doorbell
+from cpaas_cli.dispatch.queue import QueueState
+from cpaas_cli.errors import Conflict, CpaasError, Denied, InvalidInput, NotFound, Problem, TooMany
+from cpaas_cli.identity.keys import IdentityKeys
+from cpaas_cli.models.campaigns import Campaign, OutboundMessage, SenderId
+from cpaas_cli.models.edr import Edr
+from cpaas_cli.models.otp import OtpIntegration, OtpRequest
+from cpaas_cli.money import format_micros
+from cpaas_cli.otp import codes
+from cpaas_cli.sending import service as sending
+from cpaas_cli.sending import views
+
+R = OtpRequest.__table__
+Q = OutboundMessage.__table__
+E = Edr.__table__
+C = Campaign.__table__
+GOALS = ["NUMBER_VERIFIED"]
+# The request's message status, as the lookup names it (the seed's SUBMIT for a submitted message).
+STATUS_NAMES = {
+    "queued": "QUEUED",
+    "prepared": "PREPARED",
+    "billed": "BILLED",
+    "submitted": "SUBMIT",
+    "delivered": "DELIVERED",
+    "undelivered": "UNDELIVERED",
+    "failed": "FAILED",
+    "seen": "SEEN",
+}
+
+
+def _refusal(cls: type[CpaasError], message: str, problem_type: str, **fields: Any) -> CpaasError:
+    exc = cls(message)
+    exc.problem_type = problem_type  # type: ignore[attr-defined]
+    exc.problem_fields = {k: v for k, v in fields.items() if v is not None}  # type: ignore[attr-defined]
+    return exc
+
+
+@dataclass
+class Accepted:
+    request_id: str
+    number: str
+    queue_id: int | None
+    pending_moderation: bool = False
+
+
+@dataclass
+class Checked:
+    """The answer to a check: ``number``/``verified_at`` when right, else ``error`` (raised by the
+    caller once the check itself is committed: a wrong code still counts)."""
+
+    number: str
+    verified_at: datetime | None = None
+    error: CpaasError | None = None
+
+
+def check_number(text: str | None) -> str:
+    """E.164 digits (a leading '+' is allowed), normalised; InvalidInput otherwise."""
+    raw = (text or "").strip()
+    digits = raw[1:] if raw.startswith("+") else raw
+    if not digits.isdigit() or not 6 <= len(digits) <= 15:
+        problem = Problem("number", "E.164 digits expected (6 to 15, without '+')")
+        raise InvalidInput(str(problem), problems=[problem])
+    try:
+        return normalise("+" + digits)
+    except PhoneError as exc:
+        problem = Problem("number", f"not a valid number: {exc}")
+        raise InvalidInput(str(problem), problems=[problem]) from None
+
+
+def guard(session: Session, integration: OtpIntegration, number: str, *, now: datetime, test: bool = False) -> None:
+    """The one check every send passes before anything is written: the integration is
+    Active (or Draft, for a test send), and the number has had fewer than ``max_sends``
+    codes in ``send_window_s``."""
+    if integration.state != "active" and not (test and integration.state == "draft"):
+        raise _refusal(
+            Denied, f"2FA integration {integration.name!r} is {integration.state}, not active", "integration-inactive"
+        )
+    since = now - timedelta(seconds=integration.send_window_s)
+    recent = session.execute(
+        sa.select(R.c.created_at)
+        .where(R.c.integration_id == integration.id, R.c.number == number, R.c.created_at > since)
+        .order_by(R.c.created_at)
+    ).scalars().all()  # fmt: skip
+    if len(recent) >= integration.max_sends:
+        free_at = recent[len(recent) - integration.max_sends] + timedelta(seconds=integration.send_window_s)
+        wait = max(1, int((free_at - now).total_seconds() + 0.999))
+        raise TooMany(
+            f"{integration.max_sends} codes were sent to {number} in the last {integration.send_window_s} s; "
+            f"try again in {wait} s",
+            retry_after=wait,
+            problem_type="otp-send-limit",
+        )
+
+
+def send(
+    session: Session,
+    keys: IdentityKeys,
+    integration: OtpIntegration,
+    *,
+    number: str,
+    code: str | None = None,
+    now: datetime | None = None,
+    test: bool = False,
+) -> Accepted:
+    """Queue a code to ``number``: a new one (platform side) or the client's ``code`` (client side).
+    CreditShort (402) when the message does not fit the funds: nothing is written.
+    ``test``: a test send (`otp integration test`), allowed on a Draft integration too."""
+    now = now or clock.now()
+    if integration.mode == "platform" and code is not None:
+        raise _refusal(InvalidInput, "this integration makes its own codes: send only the number", "otp-wrong-mode")
+    if integration.mode == "client" and (code is None or not codes.CLIENT_CODE.match(code)):
+        problem = Problem("code", ("required: " if code is None else "") + "4 to 10 letters or digits")
+        raise InvalidInput(str(problem), problems=[problem])
+    phone = check_number(number)
+    guard(session, integration, phone, now=now, test=test)
+    sender = session.get(SenderId, integration.sender_id)
+    if sender is None:
+        raise Conflict(f"2FA integration {integration.name!r} has no sender ID")
+    sender = senders.usable(session, sender.id, company_id=integration.company_id, channel="sms")  # type: ignore[arg-type]
+    session.execute(
+        sa.update(R)
+        .where(R.c.integration_id == integration.id, R.c.number == phone, R.c.state == "pending")
+        .values(state="cancelled", closed_at=now)
+    )
+    request_id = codes.new_request_id()
+    if integration.mode == "platform":
+        code = codes.new_code(integration.digits, integration.code_type)
+        digest: str | None = codes.code_hash(keys, request_id, codes.normal(code, integration.code_type))
+    else:
+        digest = None
+    audit = session.info.get("audit")
+    session.info["audit"] = False  # the campaign's text holds the code: not in the audit trail
+    try:
+        sent = sending.send(
+            session,
+            company_id=integration.company_id,
+            sender=sender,
+            numbers=[phone],
+            text=codes.render(integration.template, code),  # type: ignore[arg-type]
+            label=f"OTP {integration.id}",
+        )
+        if sent.refused:
+            (_n, why), *_ = sent.refused
+            problem = Problem("number", why)
+            raise InvalidInput(str(problem), problems=[problem])
+        from cpaas_cli.campaigns.destinations import destination
+
+        row = OtpRequest(
+            request_id=request_id,
+            integration_id=integration.id,  # type: ignore[arg-type]
+            company_id=integration.company_id,
+            number=phone,
+            country=destination(phone)[0],
+            mode=integration.mode,
+            code_hash=digest,
+            campaign_id=sent.campaign_id,
+            queue_id=sent.queued[0][0] if sent.queued else None,
+            created_at=now,
+            expires_at=now + timedelta(seconds=integration.validity_s),
+        )
+        session.add(row)
+        session.flush()
+    finally:
+        if audit is None:
+            session.info.pop("audit", None)
+        else:
+            session.info["audit"] = audit
+    return Accepted(request_id, phone, row.queue_id, pending_moderation=not sent.queued)
+
+
+def _payload(row: Any, status: str, billable: bool | None) -> dict[str, Any]:
+    """The seed's callback body: the request, its number, the status, when the request came (epoch s)."""
+    return {
+        "requestId": row.request_id,
+        "number": row.number,
+        "status": status,
+        "timestamp": int(row.created_at.timestamp()),
+        "billable": billable,
+    }
+
+
+def _charge(session: Session, queue_id: int | None) -> Any:
+    if queue_id is None:
+        return None
+    return session.execute(
+        sa.select(E.c.status, E.c.unit_price, E.c.cost, E.c.currency, E.c.segments, E.c.rating_state)
+        .where(E.c.external_id == f"om:{queue_id}")
+    ).first()  # fmt: skip
+
+
+def billable_of(charge: Any) -> bool | None:
+    """True once the message was charged, False when rating refused it or it was refunded; None until known."""
+    if charge is None or charge.rating_state == "unrated":
+        return None
+    if charge.rating_state == "rejected":
+        return False
+    return bool(charge.cost)
+
+
+def _callback(session: Session, integration_id: int, row: Any, status: str, billable: bool | None, now: datetime):
+    outbox.record_otp(
+        session,
+        integration_id=integration_id,
+        request_id=row.request_id,
+        number=row.number,
+        status=status,
+        payload=_payload(row, status, billable),
+        now=now,
+    )
+
+
+def record_result(session: Session, request: OtpRequest, queue_state: str | None, *, now: datetime) -> str | None:
+    """Store the vendor's answer to the request's message once (SENT or FAILED): the result
+    callback, the code masked in the queue row and the campaign. Returns the status stored, or
+    None while the answer is not known."""
+    if request.sent_status is not None:
+        return request.sent_status
+    if queue_state in (QueueState.SUBMITTED, QueueState.DONE):
+        status = "SENT"
+    elif queue_state == QueueState.FAILED:
+        status = "FAILED"
+    else:
+        return None
+    got = session.execute(
+        sa.update(R).where(R.c.id == request.id, R.c.sent_status.is_(None)).values(sent_status=status, sent_at=now)
+    ).rowcount
+    if not got:
+        session.refresh(request)
+        return request.sent_status
+    if status == "FAILED":
+        session.execute(
+            sa.update(R).where(R.c.id == request.id, R.c.state == "pending").values(state="failed", closed_at=now)
+        )
+    integration = session.get(OtpIntegration, request.integration_id)
+    if integration is not None:
+        hidden = codes.masked(integration.template, integration.digits)
+        session.execute(sa.update(Q).where(Q.c.id == request.queue_id).values(text=hidden))
+        session.execute(sa.update(C).where(C.c.id == request.campaign_id).values(text=hidden))
+        if integration.callback_url:
+            _callback(session, integration.id, request, status, billable_of(_charge(session, request.queue_id)), now)  # type: ignore[arg-type]
+    session.refresh(request)
+    return status
+
+
+def settle(engine: Engine, request_id: str, queue_id: int | None, *, timeout: float) -> str | None:
+    """Wait (at most ``timeout`` s) until a worker stored the vendor's answer to the request's
+    message, then record it (:func:`record_result`, committed). Returns SENT, FAILED or None."""
+    if queue_id is None:
+        return None
+    doorbell.ring()  # an idle worker of this process claims it now, not after its pause
+    got = views.wait_submitted(engine, [queue_id], timeout=timeout)
+    state = (got.get(queue_id) or {}).get("state")
+    if state not in (QueueState.SUBMITTED, QueueState.DONE, QueueState.FAILED):
+        return None
+    with session_scope(engine, actor="api", command="api otp settle") as s:
+        row = s.exec(select(OtpRequest).where(OtpRequest.request_id == request_id)).first()
+        if row is None:
+            return None
+        return record_result(s, row, state, now=clock.now())
+
+
+def _find(session: Session, integration: OtpIntegration, request_id: str) -> OtpRequest:
+    text = (request_id or "").strip()
+    row = None
+    if 0 < len(text) <= codes.REQUEST_ID_LEN:
+        row = session.exec(
+            select(OtpRequest).where(OtpRequest.request_id == text, OtpRequest.integration_id == integration.id)
+        ).first()
+    if row is None:
+        raise NotFound(f"request {text[:40]!r} not found")
+    return row
+
+
+def _queue_state(session: Session, queue_id: int | None) -> str | None:
+    if queue_id is None:
+        return None
+    return session.execute(sa.select(Q.c.state).where(Q.c.id == queue_id)).scalar()
+
+
+def verify(
+    session: Session,
+    keys: IdentityKeys,
+    integration: OtpIntegration,
+    *,
+    request_id: str,
+    code: str | None,
+    now: datetime | None = None,
+) -> Checked:
+    """Check ``code`` for the request. A malformed code or an unknown request raises (nothing
+    counts); otherwise the check is counted and the answer says whether it passed."""
+    now = now or clock.now()
+    row = _find(session, integration, request_id)
+    if row.mode != "platform" or row.code_hash is None:
+        raise _refusal(Conflict, "a client-side request has no code to check here", "otp-wrong-mode")
+    text = (code or "").strip()
+    why = "required" if not text else codes.shape_problem(text, integration.digits, integration.code_type)
+    if why:
+        problem = Problem("code", why)
+        raise InvalidInput(str(problem), problems=[problem])
+    out = Checked(row.number)
+    refusals = {
+        "verified": (Conflict, "the code was already used", "otp-used"),
+        "cancelled": (Conflict, "a newer code was sent to this number; this one is void", "otp-cancelled"),
+        "expired": (Conflict, "the code expired", "otp-expired"),
+        "failed": (Conflict, "the code could not be sent", "otp-failed"),
+    }
+    if row.state in refusals:
+        cls, message, kind = refusals[row.state]
+        raise _refusal(cls, message, kind)
+    if row.state == "locked":
+        raise TooMany(f"the code was checked {row.checks} times; send a new one", problem_type="otp-check-limit")
+    if now >= row.expires_at:
+        session.execute(
+            sa.update(R).where(R.c.id == row.id, R.c.state == "pending").values(state="expired", closed_at=now)
+        )
+        out.error = _refusal(Conflict, "the code expired", "otp-expired")
+        return out
+    counted = session.execute(
+        sa.update(R)
+        .where(R.c.id == row.id, R.c.state == "pending", R.c.checks < integration.max_checks)
+        .values(checks=R.c.checks + 1)
+    ).rowcount
+    if not counted:
+        session.execute(
+            sa.update(R).where(R.c.id == row.id, R.c.state == "pending").values(state="locked", closed_at=now)
+        )
+        out.error = TooMany(f"the code was checked {integration.max_checks} times; send a new one",
+                            problem_type="otp-check-limit")  # fmt: skip
+        return out
+    if codes.code_matches(keys, row.request_id, codes.normal(text, integration.code_type), row.code_hash):
+        won = session.execute(
+            sa.update(R).where(R.c.id == row.id, R.c.state == "pending").values(state="verified", verified_at=now)
+        ).rowcount
+        if not won:
+            out.error = _refusal(Conflict, "the code was already used", "otp-used")
+            return out
+        session.refresh(row)
+        out.verified_at = now
+        if integration.callback_url:
+            _callback(session, integration.id, row, "VERIFIED", billable_of(_charge(session, row.queue_id)), now)  # type: ignore[arg-type]
+        return out
+    session.refresh(row)
+    left = max(0, integration.max_checks - row.checks)
+    if not left:
+        session.execute(
+            sa.update(R).where(R.c.id == row.id, R.c.state == "pending").values(state="locked", closed_at=now)
+        )
+    out.error = _refusal(InvalidInput, "wrong code", "otp-code-mismatch", attemptsLeft=left)
+    return out
+
+
+def lookup(session: Session, integration: OtpIntegration, request_id: str, *, now: datetime | None = None) -> dict:
+    """The request as the seed shows it (id, number, rate, billable, status, sender, goals,
+    createdAt in epoch ms, payload) and the verification state beside it."""
+    now = now or clock.now()
+    row = _find(session, integration, request_id)
+    if row.sent_status is None:
+        record_result(session, row, _queue_state(session, row.queue_id), now=now)
+    charge = _charge(session, row.queue_id)
+    sender = session.get(SenderId, integration.sender_id)
+    if charge is not None:
+        status = STATUS_NAMES.get(charge.status, charge.status.upper())
+    else:
+        status = "FAILED" if _queue_state(session, row.queue_id) == QueueState.FAILED else "QUEUED"
+    state = row.state
+    if state == "pending" and row.mode == "platform" and now >= row.expires_at:
+        state = "expired"
+    unit = charge.unit_price if charge is not None and charge.rating_state == "rated" else None
+    return {
+        "id": row.request_id,
+        "number": row.number,
+        "rate": format_micros(unit) if unit is not None else None,
+        "billable": billable_of(charge),
+        "status": status,
+        "sender": sender.sender if sender else None,
+        "goals": list(GOALS),
+        "createdAt": int(row.created_at.timestamp() * 1000),
+        "payload": {"number": row.number},
+        "cost": format_micros(charge.cost) if charge is not None and charge.cost is not None else None,
+        "currency": charge.currency if charge is not None else None,
+        "segments": charge.segments if charge is not None else None,
+        "verification": state,
+        "checks": row.checks,
+        "expiresAt": int(row.expires_at.timestamp()),
+        "verifiedAt": int(row.verified_at.timestamp()) if row.verified_at else None,
+    }
