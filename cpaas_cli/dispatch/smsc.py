@@ -106,6 +106,7 @@ class SmscOptions:
     lifetime: float = 300.0
     inbound_capacity: int = 4096
     record_path: str | None = None  # append "message_id destination" per accepted submit (crash tests)
+    record_text: bool = False  # ... followed by the message text (benchmarks read OTP codes from it)
     receipt_parts: str = "all"  # long messages: a receipt for every part, or for the first / last part only
     refuse_part: int | None = None  # refuse this part (1-based) of every long message
     refuse_status: int = ESME_RSUBMITFAIL
@@ -415,7 +416,12 @@ class SimSmsc:
         if o.record_path:
             if self._record is None:
                 self._record = open(o.record_path, "a", buffering=1)  # noqa: SIM115 (closed in _main)
-            self._record.write(f"{mid} {ev.destination_addr}\n")
+            line = f"{mid} {ev.destination_addr}"
+            if o.record_text:
+                raw = bytes(ev.short_message)
+                text = raw.decode("utf-16-be" if ev.data_coding == 8 else "latin-1", "replace")
+                line += " " + text.replace("\n", " ")
+            self._record.write(line + "\n")
         if o.receipts and ev.registered_delivery & 0x01 and self._reports(concat):
             esme = self._receiver(ev.session_id)
             if esme is not None:
