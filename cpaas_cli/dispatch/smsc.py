@@ -54,6 +54,8 @@ from datetime import UTC, datetime
 
 import smpp34
 
+from cpaas_cli.messaging import gsm
+
 ESME_RMSGQFUL = 0x14
 ESME_RTHROTTLED = 0x58
 ESME_RSUBMITFAIL = 0x45
@@ -150,6 +152,19 @@ class SubmitRecord:
     registered_delivery: int
     short_message: bytes
     tlvs: dict[int, bytes]
+
+
+def _text_of(raw: bytes, data_coding: int) -> str:
+    """A submit's text for --record-text: UCS-2 (0x08), GSM-7 unpacked septets (0x00, falling back
+    to Latin-1 for a connection that sends Latin-1 under 0x00), or Latin-1 (0x03)."""
+    if data_coding == 0x08:
+        return raw.decode("utf-16-be", "replace")
+    if data_coding == 0x00:
+        try:
+            return gsm.decode_septets(raw)
+        except ValueError:
+            pass
+    return raw.decode("latin-1")
 
 
 class SimSmsc:
@@ -418,9 +433,7 @@ class SimSmsc:
                 self._record = open(o.record_path, "a", buffering=1)  # noqa: SIM115 (closed in _main)
             line = f"{mid} {ev.destination_addr}"
             if o.record_text:
-                raw = bytes(ev.short_message)
-                text = raw.decode("utf-16-be" if ev.data_coding == 8 else "latin-1", "replace")
-                line += " " + text.replace("\n", " ")
+                line += " " + _text_of(bytes(ev.short_message), ev.data_coding).replace("\n", " ")
             self._record.write(line + "\n")
         if o.receipts and ev.registered_delivery & 0x01 and self._reports(concat):
             esme = self._receiver(ev.session_id)
