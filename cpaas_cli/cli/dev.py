@@ -60,6 +60,9 @@ def smsc(
     record: Annotated[
         str | None, typer.Option("--record", help="Append 'message_id destination' per accepted submit to this file.")
     ] = None,
+    record_text: Annotated[
+        bool, typer.Option("--record-text", help="--record: add the message text to each line (benchmarks).")
+    ] = False,
     record_acks: Annotated[
         str | None,
         typer.Option(
@@ -101,6 +104,8 @@ def smsc(
         mix = parse_stat_mix(stat_mix)
     except ValueError as exc:
         raise InvalidInput(f"--stat-mix: {exc}") from exc
+    if record_text and not record:
+        raise InvalidInput("--record-text adds the text to the lines of --record FILE: give --record too")
     mos = []
     for item in mo or []:
         source, _, rest = item.partition(":")
@@ -124,6 +129,7 @@ def smsc(
         hold_after=hold_after,
         lifetime=lifetime,
         record_path=record,
+        record_text=record_text,
         receipt_parts=receipt_parts,
         refuse_part=refuse_part,
         record_acks=record_acks,

@@ -54,6 +54,8 @@ from datetime import UTC, datetime
 
 import smpp34
 
+from cpaas_cli.messaging import gsm
+
 ESME_RMSGQFUL = 0x14
 ESME_RTHROTTLED = 0x58
 ESME_RSUBMITFAIL = 0x45
@@ -106,6 +108,7 @@ class SmscOptions:
     lifetime: float = 300.0
     inbound_capacity: int = 4096
     record_path: str | None = None  # append "message_id destination" per accepted submit (crash tests)
+    record_text: bool = False  # ... followed by the message text (benchmarks read OTP codes from it)
     receipt_parts: str = "all"  # long messages: a receipt for every part, or for the first / last part only
     refuse_part: int | None = None  # refuse this part (1-based) of every long message
     refuse_status: int = ESME_RSUBMITFAIL
@@ -149,6 +152,19 @@ class SubmitRecord:
     registered_delivery: int
     short_message: bytes
     tlvs: dict[int, bytes]
+
+
+def _text_of(raw: bytes, data_coding: int) -> str:
+    """A submit's text for --record-text: UCS-2 (0x08), GSM-7 unpacked septets (0x00, falling back
+    to Latin-1 for a connection that sends Latin-1 under 0x00), or Latin-1 (0x03)."""
+    if data_coding == 0x08:
+        return raw.decode("utf-16-be", "replace")
+    if data_coding == 0x00:
+        try:
+            return gsm.decode_septets(raw)
+        except ValueError:
+            pass
+    return raw.decode("latin-1")
 
 
 class SimSmsc:
@@ -415,7 +431,10 @@ class SimSmsc:
         if o.record_path:
             if self._record is None:
                 self._record = open(o.record_path, "a", buffering=1)  # noqa: SIM115 (closed in _main)
-            self._record.write(f"{mid} {ev.destination_addr}\n")
+            line = f"{mid} {ev.destination_addr}"
+            if o.record_text:
+                line += " " + _text_of(bytes(ev.short_message), ev.data_coding).replace("\n", " ")
+            self._record.write(line + "\n")
         if o.receipts and ev.registered_delivery & 0x01 and self._reports(concat):
             esme = self._receiver(ev.session_id)
             if esme is not None:
