@@ -129,8 +129,10 @@ def sms_setup(cli, tmp_path):
     from tests.test_campaigns import setup
 
     setup(cli)
+    cli.json("otp", "integration", "create", "-c", "Client A", "--name", "Sign-in", "-s", "ACME",
+             "--text", "Your sign-in code is {{code}}")  # fmt: skip
     cfg = tmp_path / "cpaas.toml"
-    cfg.write_text('[identity]\nsms_company = "Client A"\nsms_sender = "ACME"\n')
+    cfg.write_text('[identity]\nsms_integration = "Sign-in"\n')
     return str(cfg)
 
 
@@ -150,7 +152,26 @@ def test_sms_code_goes_through_the_campaign_queue(cli, db_url, tmp_path, pinned)
     login(cli, "alice", pw, "--code", "000000" if code != "000000" else "111111", expect=8)
     assert login(cli, "alice", pw, "--code", code).json["access_token"]
     login(cli, "alice", pw, "--code", code, expect=8)  # spent
+    with get_engine(db_url).connect() as conn:  # the 2FA service's request, verified once (USR-05, OTP-07)
+        (req,) = conn.execute(sa.text("SELECT number, state, checks, code_hash FROM otp_request")).all()
+    assert (req.number, req.state, req.checks) == ("34620111222", "verified", 1) and code not in req.code_hash
     pinned.now = NOW + timedelta(minutes=6)
+
+
+def test_sms_code_needs_a_platform_side_2fa_integration(cli, tmp_path, pinned):
+    sms_setup(cli, tmp_path)
+    pw = ready_user(cli, "alice", phone="+34620111222")
+    cli.json("user", "two-factor", "alice", "sms")
+    old = tmp_path / "old.toml"
+    old.write_text('[identity]\nsms_company = "Client A"\nsms_sender = "ACME"\n')
+    run = cli("--config", str(old), "user", "login", "alice", "--password-stdin", input=pw + "\n", expect=5)
+    assert "[identity] sms_integration" in run.stderr and "no longer read" in run.stderr
+    cli.json("otp", "integration", "create", "-c", "Client A", "--name", "Theirs", "-s", "ACME", "--mode", "client",
+             "--text", "Code {{code}}")  # fmt: skip
+    client_side = tmp_path / "client.toml"
+    client_side.write_text('[identity]\nsms_integration = "Theirs"\n')
+    run = cli("--config", str(client_side), "user", "login", "alice", "--password-stdin", input=pw + "\n", expect=5)
+    assert "client-side" in run.stderr
 
 
 def test_company_requires_2fa(cli, tmp_path, pinned):

@@ -26,7 +26,7 @@ from sqlmodel import Session, select
 from cpaas_cli import clock
 from cpaas_cli.audit.service import record
 from cpaas_cli.errors import Denied
-from cpaas_cli.identity import access, passwords, totp
+from cpaas_cli.identity import access, passwords, sms_factor, totp
 from cpaas_cli.identity.keys import IdentityKeys
 from cpaas_cli.models.identity import AppUser, UserToken
 from cpaas_cli.timeutil import iso
@@ -156,13 +156,13 @@ def login(
     factor = needed_factor(session, user)
     if factor and code is None:
         if factor == "sms":
-            totp.sms_send_code(session, keys, user, settings)
+            sms_factor.send_code(session, keys, user, settings)
             return LoginResult(user.login, second_factor="sms", code_sent=True)
         return LoginResult(user.login, second_factor="totp")
     if factor == "totp" and not totp.verify(session, ring, keys, user, code or ""):
         _fail(session, user, "login_failed", "bad TOTP code", ip=ip)
         raise Denied("wrong or already used two-factor code")
-    if factor == "sms" and not totp.sms_check_code(session, keys, user, code or ""):
+    if factor == "sms" and not sms_factor.check_code(session, keys, user, code or ""):
         _fail(session, user, "login_failed", "bad SMS code", ip=ip)
         raise Denied("wrong or expired SMS code")
     access.act_as(session, f"user:{user.login}")  # the rest of this transaction is the user's

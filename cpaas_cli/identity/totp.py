@@ -1,24 +1,15 @@
-"""Second factors (SPEC USR-05): TOTP (pyotp) with recovery codes, and SMS codes.
+"""Second factor (SPEC USR-05): TOTP (pyotp) with recovery codes (SMS codes: ``sms_factor.py``).
 
 TOTP: the seed is kept as a Fernet token (secretbox), because checking a code
 needs it back; a code is accepted in a window of ±1 step (30 s) and a step
 once accepted is never accepted again. Recovery codes (ten, shown once) are
 stored as keyed hashes and each works once.
-
-SMS: a six-digit code, valid 5 minutes (a wrong code counts as a failed sign-in, so the lock-out bounds guessing), stored as a keyed
-hash (HMAC-SHA256 with a key outside the database: six digits alone would be
-brute-forced from a plain hash). It is sent through the platform's own path:
-a one-recipient campaign of the company and sender ID named in
-``[identity] sms_company`` / ``sms_sender``, started at once, so the dispatch
-workers send it like any message (the outbound queue row carries the text
-until it is sent; the code is useless after 5 minutes).
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
-from datetime import timedelta
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
@@ -27,13 +18,12 @@ from cpaas_cli import clock
 from cpaas_cli.errors import Conflict, InvalidInput
 from cpaas_cli.identity import access
 from cpaas_cli.identity.keys import IdentityKeys, keyed_hash
-from cpaas_cli.models.identity import AppUser, RecoveryCode, UserToken
+from cpaas_cli.models.identity import AppUser, RecoveryCode
 
 ISSUER = "cpaas"
 STEP = 30
 WINDOW = 1
 RECOVERY_CODES = 10
-SMS_TTL = timedelta(minutes=5)
 
 
 def _totp(secret: str):
@@ -140,65 +130,3 @@ def disable(session: Session, user: AppUser) -> None:
     session.connection().execute(sa.delete(RecoveryCode.__table__).where(RecoveryCode.__table__.c.user_id == user.id))
     session.flush()
     access.bump(session)
-
-
-# ---------------------------------------------------------------- SMS
-
-
-def sms_send_code(session: Session, keys: IdentityKeys, user: AppUser, settings) -> int:
-    """Send a fresh code to the user's phone through a one-recipient campaign; returns its id."""
-    from cpaas_cli.campaigns import drafts, lifecycle
-
-    if not user.phone:
-        raise Conflict(f"user {user.login!r} has no phone number for an SMS code")
-    section = settings.section("identity")
-    company, sender = section.get("sms_company"), section.get("sms_sender")
-    if not company or not sender:
-        raise Conflict(
-            "SMS codes need a sending company and sender ID: set [identity] sms_company and sms_sender in the config"
-        )
-    now = clock.now()
-    session.connection().execute(
-        sa.update(UserToken.__table__)
-        .where(UserToken.__table__.c.user_id == user.id, UserToken.__table__.c.kind == "sms_code")
-        .where(UserToken.__table__.c.used_at.is_(None))
-        .values(used_at=now)
-    )
-    code = f"{secrets.randbelow(10**6):06d}"
-    session.add(
-        UserToken(
-            user_id=user.id,  # type: ignore[arg-type]
-            kind="sms_code",
-            token_hash=keyed_hash(keys.derive("sms")[0], code),
-            expires_at=now + SMS_TTL,
-        )
-    )
-    session.flush()
-    campaign = drafts.create(
-        session,
-        company=company,
-        sender=sender,
-        text=f"Your cpaas sign-in code is {code}. It expires in 5 minutes.",
-        numbers=[user.phone],
-        name=f"sign-in code #{user.id} {now:%Y%m%d%H%M%S}",
-    )
-    lifecycle.send(session, campaign)
-    return campaign.id  # type: ignore[return-value]
-
-
-def sms_check_code(session: Session, keys: IdentityKeys, user: AppUser, code: str) -> bool:
-    now = clock.now()
-    row = session.exec(
-        select(UserToken)
-        .where(UserToken.user_id == user.id, UserToken.kind == "sms_code")
-        .where(UserToken.used_at.is_(None), UserToken.expires_at > now)  # type: ignore[union-attr]
-        .order_by(UserToken.id.desc())  # type: ignore[union-attr]
-    ).first()
-    if row is None:
-        return False
-    candidates = {keyed_hash(k, code.strip()) for k in keys.derive("sms")}
-    if row.token_hash in candidates:
-        row.used_at = now
-        session.flush()
-        return True
-    return False
