@@ -191,6 +191,8 @@ def test_settings_show_defaults_and_refuse_bad_values(cli):
     cli("otp", "guard", "show", "Nope", expect=3)
     got = cli.json(*base, "--prefix-digits", "4", "--min-conversion", "0")
     assert got["prefix_digits"] == 4 and got["alarm"] is False and got["per_prefix_hour"] == 200
+    assert cli.json("otp", "integration", "delete", "Login", "--yes")["deleted"] is True  # its settings go too
+    cli("otp", "guard", "show", "Login", expect=3)
 
 
 @pytest.mark.parametrize(
