@@ -172,6 +172,19 @@ def test_without_smtp_the_block_says_why_no_mail_went(api, cli, db_url, monkeypa
     assert any("not e-mailed" in r.getMessage() for r in caplog.records)
 
 
+def test_guard_list_limit_says_when_it_cut(api, cli):  # noqa: F811
+    key = ready(cli, email=False)
+    cli.json("otp", "guard", "set", "Login", "--min-sends", "1", "--grace", "0")
+    for first, second in ((PUMPED[0], PUMPED[1]), (GENUINE, "34600000002")):  # two prefixes, each blocked
+        send(api, key, first)
+        assert_problem(post(api, key, second), 403, "otp-prefix-blocked")
+    assert [b["prefix"] for b in cli.json("otp", "guard", "list")] == ["34600000", PREFIX]  # newest first
+    cut = cli("otp", "guard", "list", "--limit", "1", "-o", "json")
+    assert [b["prefix"] for b in json.loads(cut.stdout)] == ["34600000"]
+    assert cut.stderr.splitlines() == ["showing 1 of more than 1; use --limit N to see more"]
+    assert cli("otp", "guard", "list", "--limit", "2", "-o", "json").stderr == ""
+
+
 def test_settings_show_defaults_and_refuse_bad_values(cli):
     setup(cli, 9)
     integration(cli)
