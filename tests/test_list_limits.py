@@ -22,6 +22,7 @@ LIMITED = {
     "balance history",
     "callback list",
     "campaign list",
+    "otp guard list",  # (out of order: the otp branch adds "otp integration list" below)
     "contacts list",
     "contacts import-history",
     "edr list",

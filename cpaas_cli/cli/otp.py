@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from cpaas_cli.cli import otp_guard, otp_stats
 from cpaas_cli.cli.context import OutputOpt, confirm, emit, one_more, say, session, state
 from cpaas_cli.cli.options import CompanyFilterOpt, CompanyOpt
 from cpaas_cli.errors import InvalidInput
@@ -20,6 +21,8 @@ integration_app = typer.Typer(
     no_args_is_help=True, help="2FA integrations: create, list, show, update, enable, disable, delete, test."
 )
 app.add_typer(integration_app, name="integration")
+app.add_typer(otp_guard.app, name="guard")  # issue 28 item 4: cli/otp_guard.py
+app.command("stats")(otp_stats.stats)  # issue 28 item 6: cli/otp_stats.py
 
 COLUMNS = ["id", "name", "company", "mode", "sender", "state", "digits", "type", "validity_s", "created_at"]
 IntegrationArg = Annotated[str, typer.Argument(help="Integration id or name.")]

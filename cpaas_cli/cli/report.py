@@ -77,7 +77,9 @@ def summary_cmd(
 @app.command("chart")
 def chart_cmd(
     ctx: typer.Context,
-    metric: Annotated[str, typer.Option("--metric", help="count (messages), parts or cost.")] = "count",
+    metric: Annotated[
+        str, typer.Option("--metric", help="count (messages), parts, cost, or otp-conversion (with --integration).")
+    ] = "count",
     by: Annotated[str, typer.Option("--by", help="day, week, month or another summary dimension.")] = "day",
     from_: FromOpt = None,
     till: TillOpt = None,
@@ -90,12 +92,19 @@ def chart_cmd(
         str | None, typer.Option("--out", help="Also write the chart to an image file (.png, .svg or .pdf).")
     ] = None,
     width: Annotated[int | None, typer.Option("--width", min=20, help="Terminal chart width in columns.")] = None,
+    integration: Annotated[
+        str | None, typer.Option("--integration", help="2FA integration id or name (--metric otp-conversion).")
+    ] = None,
     force: ForceOpt = False,
 ) -> None:
     """Draw messages or cost over days (or another dimension) in the terminal, and optionally to a file.
 
-    Without --from/--till the last 30 days up to now are drawn.
+    Without --from/--till the last 30 days up to now are drawn. --metric otp-conversion draws
+    the share of a 2FA integration's sent codes that were verified, by day (`otp stats --by day`).
     """
+    if metric == OTP_CONVERSION or integration is not None:
+        _otp_chart(ctx, integration, metric, by, from_, till, tz, out, width, force)
+        return
     dims = sm.parse_by([by])
     if len(dims) != 1:
         raise InvalidInput("--by: one dimension for a chart")
@@ -129,6 +138,35 @@ def chart_cmd(
     sys.stdout.write("\n".join(terminal_safe(line) for line in chart.split("\n")))
     if out:
         charts.image(labels, data, out, heading=heading)
+        say(ctx, f"chart written to {out}")
+
+
+OTP_CONVERSION = "otp-conversion"
+
+
+def _otp_chart(ctx, integration, metric, by, from_, till, tz, out, width, force) -> None:
+    """`report chart --metric otp-conversion --integration X`: conversion by local day (issue 28 item 6)."""
+    from cpaas_cli.otp import integrations
+    from cpaas_cli.otp import stats as otp_stats
+
+    if metric != OTP_CONVERSION or integration is None:
+        raise InvalidInput("--metric otp-conversion and --integration go together")
+    if by != "day":
+        raise InvalidInput("--by: otp-conversion is drawn by day")
+    if out:
+        charts.check_suffix(out)
+        out_target(ctx, out, force=force)
+    till_at = when(till, "--till", tz) or clock.now()
+    since = when(from_, "--from", tz) or when("today", "--from", tz) - timedelta(days=29)
+    with session(ctx) as s:
+        row = integrations.get(s, integration)
+        rows = otp_stats.stats(s.connection(), row, since=since, till=till_at, by="day", tz=tz)
+    labels, data = otp_stats.conversion_series(rows)
+    heading = f"2FA conversion % by day ({row.name})"
+    chart = charts.terminal(labels, data, heading=heading, width=width)
+    sys.stdout.write("\n".join(terminal_safe(line) for line in chart.split("\n")))
+    if out:
+        charts.image(labels, data, out, heading=heading, ymax=100)
         say(ctx, f"chart written to {out}")
 
 

@@ -32,6 +32,7 @@ from cpaas_cli.models.identity import (
 from cpaas_cli.models.invoices import Invoice, InvoiceCharge, InvoiceCounter, InvoiceLine
 from cpaas_cli.models.limits import RateBucket
 from cpaas_cli.models.otp import OtpIntegration, OtpRequest
+from cpaas_cli.models.otp_guard import OtpGuard, OtpGuardBlock
 from cpaas_cli.models.recurring import FeeRule, FeeRun
 from cpaas_cli.models.reports import SavedReport
 from cpaas_cli.models.rerate import RerateTask, RerateUnit
@@ -43,6 +44,8 @@ __all__ = [
     "RateBucket",
     "OtpIntegration",
     "OtpRequest",
+    "OtpGuard",
+    "OtpGuardBlock",
     "ApiKeyCallback",
     "CallbackOutbox",
     "Agreement",

@@ -46,6 +46,7 @@ from cpaas_cli.models.edr import Edr
 from cpaas_cli.models.otp import OtpIntegration, OtpRequest
 from cpaas_cli.money import format_micros
 from cpaas_cli.otp import codes
+from cpaas_cli.otp import guard as fraud_guard
 from cpaas_cli.sending import service as sending
 from cpaas_cli.sending import views
 
@@ -129,6 +130,7 @@ def guard(session: Session, integration: OtpIntegration, number: str, *, now: da
             retry_after=wait,
             problem_type="otp-send-limit",
         )
+    fraud_guard.check(session, integration, number, now=now)  # issue 28 item 4: otp/guard.py
 
 
 def send(

@@ -80,8 +80,10 @@ def check_suffix(path: str | Path) -> Path:
     return p
 
 
-def image(labels: list[str], data: dict[str, list[float]], path: str | Path, *, heading: str) -> Path:
-    """Write the chart to a PNG, SVG or PDF file (matplotlib, Agg backend)."""
+def image(
+    labels: list[str], data: dict[str, list[float]], path: str | Path, *, heading: str, ymax: float | None = None
+) -> Path:
+    """Write the chart to a PNG, SVG or PDF file (matplotlib, Agg backend); ``ymax``: a fixed top (100 for a %)."""
     p = check_suffix(path)
     import matplotlib
 
@@ -98,6 +100,8 @@ def image(labels: list[str], data: dict[str, list[float]], path: str | Path, *, 
         ax.bar([x + (i - (n - 1) / 2) * width for x in xs], data[name], width=width, label=name)
     ax.set_xticks(xs, labels, rotation=45 if len(labels) > 8 else 0, ha="right" if len(labels) > 8 else "center")
     ax.set_title(heading)
+    if ymax is not None:
+        ax.set_ylim(0, ymax)
     if len(names) > 1 or heading.startswith("Cost"):
         ax.legend()
     from cpaas_cli import files
