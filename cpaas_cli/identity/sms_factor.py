@@ -66,11 +66,13 @@ def send_code(session: Session, keys: IdentityKeys, user: AppUser, settings) -> 
         raise Conflict(f"user {user.login!r} has no phone number for an SMS code")
     row = integration(session, settings)
     now = clock.now()
+    # the send first: its fraud guard writes a block in a transaction of its own, which on SQLite
+    # must not wait for a write lock this transaction would hold
+    accepted = otp.send(session, keys, row, number=user.phone, now=now)
     T = UserToken.__table__
     session.connection().execute(
         sa.update(T).where(T.c.user_id == user.id, T.c.kind == KIND, T.c.used_at.is_(None)).values(used_at=now)
     )
-    accepted = otp.send(session, keys, row, number=user.phone, now=now)
     session.add(
         UserToken(
             user_id=user.id,  # type: ignore[arg-type]
