@@ -157,6 +157,22 @@ def test_lookups_are_kept_ttl_seconds_then_read_again(ready, cli, db_url):
     assert isinstance(refused, InvalidInput) and "disabled" in refused.message
 
 
+def test_a_cached_sender_id_outlives_a_group_rolled_back(ready, cli, db_url):
+    """The writer's Lookups keep a sender ID across sessions: a session rolled back as a whole
+    (an error after the group, a failed commit) must not leave the cached row expired."""
+    ready()
+    co, key = ids(db_url)
+    look = batch.Lookups(ttl=60.0)
+    s = make_session(get_engine(db_url), actor="test")
+    try:
+        assert isinstance(batch.send_requests(s, [req(co, key, 1)], answer=answer, lookups=look)[0], batch.Done)
+        s.rollback()
+    finally:
+        s.close()
+    (done,) = run(db_url, [req(co, key, 2)], look)
+    assert isinstance(done, batch.Done) and [p for _q, p in done.sent[0].queued] == [ES.format(2)]
+
+
 def outbox_statuses(db_url) -> list[tuple[str, str]]:
     with get_engine(db_url).connect() as conn:
         return [tuple(r) for r in conn.execute(sa.text("select dnis, status from callback_outbox order by id"))]

@@ -135,10 +135,13 @@ class Lookups:
 
     def sender(self, company_id: int, name: str, channel: str) -> SenderId:
         s = self.session
-        return self._get(
-            ("sender", company_id, name, channel),
-            lambda: sending.sender_of(s, name, company_id=company_id, channel=channel),
-        )
+
+        def read() -> SenderId:
+            sid = sending.sender_of(s, name, company_id=company_id, channel=channel)
+            s.expunge(sid)  # kept beyond this session: a rollback of it must not expire the cached row
+            return sid
+
+        return self._get(("sender", company_id, name, channel), read)
 
     def refuse_if_held(self, company_id: int) -> None:
         s = self.session
