@@ -144,6 +144,18 @@ def test_hourly_limits_per_number_prefix_and_country_429(api, cli, db_url):  # n
     send(api, key, "34600000002")
 
 
+def test_the_number_limit_holds_with_the_prefix_limit_and_alarm_off(api, cli, db_url):  # noqa: F811
+    """With no prefix figure needed the guard reads only the number's hour: same answer."""
+    key = ready(cli, email=False)
+    cli.json("otp", "guard", "set", "Login", "--per-number-hour", "2", "--per-prefix-hour", "0",
+             "--min-conversion", "0")  # fmt: skip
+    for number in PUMPED[:5]:  # one prefix, no prefix limit: all served
+        send(api, key, number)
+    send(api, key, PUMPED[0])
+    got = assert_problem(post(api, key, PUMPED[0]), 429, "otp-number-hour-limit")
+    assert 3500 <= got["retryAfter"] <= 3600 and count(db_url, OtpRequest) == 6
+
+
 def test_country_allow_list_403_and_nothing_written(api, cli, db_url):  # noqa: F811
     key = ready(cli, email=False)
     got = cli.json("otp", "guard", "set", "Login", "--countries", "fr, es")

@@ -45,6 +45,7 @@ import logging
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -258,6 +259,16 @@ def _window(
     return session.execute(q).one()
 
 
+def _number_hour(session: Session, integration_id: int, number: str, now: datetime) -> Any:
+    """The number's sends in the last hour, in the shape of :func:`_window`'s answer."""
+    count, oldest = session.execute(
+        sa.select(sa.func.count(), sa.func.min(R.c.created_at)).where(
+            R.c.integration_id == integration_id, R.c.number == number, R.c.created_at > now - timedelta(seconds=HOUR)
+        )
+    ).one()
+    return SimpleNamespace(number_hour=count, number_oldest=oldest, prefix_hour=0, prefix_oldest=None)
+
+
 def check(session: Session, integration: OtpIntegration, number: str, *, now: datetime | None = None) -> None:
     """Refuse a send to ``number`` (E.164 digits) that the guard does not let through."""
     now = now or clock.now()
@@ -277,13 +288,12 @@ def check(session: Session, integration: OtpIntegration, number: str, *, now: da
         _write(session, lambda s: _count_refusal(s, last.id, number, integration, now))
         raise _blocked(prefix)
     after = last.unblocked_at if last is not None else None  # sends before an unblock no longer count
-    got = _window(session, integration.id, number, prefix, lim, now, after=after)  # type: ignore[arg-type]
-    if (
-        integration.mode == "platform"
-        and lim.min_conversion_bp > 0
-        and got.counted >= lim.min_sends
-        and got.verified * 10_000 < lim.min_conversion_bp * got.counted
-    ):
+    alarm = integration.mode == "platform" and lim.min_conversion_bp > 0
+    if alarm or lim.per_prefix_hour:
+        got = _window(session, integration.id, number, prefix, lim, now, after=after)  # type: ignore[arg-type]
+    else:  # no prefix figure is needed: the number's own hour only (an index range, not the prefix's rows)
+        got = _number_hour(session, integration.id, number, now)  # type: ignore[arg-type]
+    if alarm and got.counted >= lim.min_sends and got.verified * 10_000 < lim.min_conversion_bp * got.counted:
         block(session, integration, prefix, country=country, number=number, sends=got.counted,
               verified=got.verified, lim=lim, now=now)  # fmt: skip
         raise _blocked(prefix)
