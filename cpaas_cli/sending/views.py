@@ -147,23 +147,29 @@ def list_messages(
     return [message_dict(r, with_text=False) for r in rows], (str(rows[-1].id) if more else None)
 
 
+def submit_results(engine: Engine, ids: Sequence[int]) -> tuple[dict[int, dict], bool]:
+    """One look at the queue rows of ``ids``: {id: {state, vendor_message_id, error}}, and
+    whether every one has its submit result."""
+    got: dict[int, dict] = {}
+    with engine.connect() as conn:
+        for qid, state, vid, err, verr in conn.execute(
+            sa.select(Q.c.id, Q.c.state, Q.c.vendor_message_id, Q.c.error, E.c.vendor_error)
+            .select_from(Q.outerjoin(E, E.c.external_id == sa.literal("om:") + sa.cast(Q.c.id, sa.String)))
+            .where(Q.c.id.in_(list(ids)))
+        ):
+            got[qid] = {"state": state, "vendor_message_id": vid, "error": err or verr}
+    return got, all(got.get(i, {}).get("state") in SETTLED for i in ids)
+
+
 def wait_submitted(engine: Engine, ids: Sequence[int], *, timeout: float, poll: float = 0.02) -> dict[int, dict]:
     """Wait until every queue row of ``ids`` has its submit result (a ``serve`` worker
     of any process sends it and stores the vendor's submit_sm_resp), at most ``timeout``
     seconds; returns {id: {state, vendor_message_id, error}} (state still queued/claimed/sending
     for those not settled in time)."""
     deadline = time.monotonic() + timeout
-    wanted = list(ids)
-    got: dict[int, dict] = {}
     while True:
-        with engine.connect() as conn:
-            for qid, state, vid, err, verr in conn.execute(
-                sa.select(Q.c.id, Q.c.state, Q.c.vendor_message_id, Q.c.error, E.c.vendor_error)
-                .select_from(Q.outerjoin(E, E.c.external_id == sa.literal("om:") + sa.cast(Q.c.id, sa.String)))
-                .where(Q.c.id.in_(wanted))
-            ):
-                got[qid] = {"state": state, "vendor_message_id": vid, "error": err or verr}
-        if all(got.get(i, {}).get("state") in SETTLED for i in ids) or time.monotonic() >= deadline:
+        got, settled = submit_results(engine, ids)
+        if settled or time.monotonic() >= deadline:
             return got
         time.sleep(poll)
         poll = min(poll * 1.5, 0.2)
