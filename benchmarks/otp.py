@@ -213,7 +213,7 @@ def main() -> None:
         print(f"verify phase: {len(lines)} requests waiting for their code")
         if len(lines) < need:
             print("  (fewer than the phases need: the last ones are checked twice and answered 409)")
-        cut = int(verify_rate * WARM * 1.2)
+        cut = min(int(verify_rate * WARM * 1.2), len(lines) // 4)  # the rest for the measured phase
         for name, part, length in (("warm", lines[:cut], WARM), ("paced", lines[cut:], secs)):
             pairs = Path(tmp) / f"pairs-{name}.txt"
             pairs.write_text("\n".join(part) + "\n")
