@@ -39,6 +39,7 @@ from cpaas_cli import clock
 from cpaas_cli.callbacks import outbox
 from cpaas_cli.campaigns import senders
 from cpaas_cli.contacts.phones import PhoneError, normalise
+from cpaas_cli.db import locking
 from cpaas_cli.db.engine import session_scope
 from cpaas_cli.dispatch import doorbell
 from cpaas_cli.dispatch.queue import QueueState
@@ -113,11 +114,14 @@ def check_number(text: str | None) -> str:
 def guard(session: Session, integration: OtpIntegration, number: str, *, now: datetime, test: bool = False) -> None:
     """The one check every send passes before anything is written: the integration is
     Active (or Draft, for a test send), and the number has had fewer than ``max_sends``
-    codes in ``send_window_s``."""
+    codes in ``send_window_s``. The count holds a lock on (integration, number) until the
+    caller's transaction ends, so a concurrent send to the number waits for this one's
+    row (or its rollback) before it counts: at most ``max_sends`` pass, whatever the timing."""
     if integration.state != "active" and not (test and integration.state == "draft"):
         raise _refusal(
             Denied, f"2FA integration {integration.name!r} is {integration.state}, not active", "integration-inactive"
         )
+    locking.serialise(session, f"otp-send:{integration.id}:{number}")
     since = now - timedelta(seconds=integration.send_window_s)
     recent = session.execute(
         sa.select(R.c.created_at)
