@@ -203,23 +203,35 @@ def record_otp(
     """The result callback of an OTP request (kind ``otp``): posted to the integration's
     callback URL, signed with its secret, with ``payload`` as the body (``signing.otp_body``).
     The request id is the transaction id, so one request's results go in order."""
+    record_otps(session, [(integration_id, request_id, number, status, payload)], now=now)
+
+
+def record_otps(session: Session, results: Sequence[tuple[int, str, str, str, dict]], *, now: datetime) -> None:
+    """:func:`record_otp` for many results in one INSERT: (integration id, request id,
+    number, status, payload) each, in the order given."""
+    if not results:
+        return
     session.execute(
-        sa.insert(OB).values(
-            api_key_id=None,
-            kind="otp",
-            otp_integration_id=integration_id,
-            payload=payload,
-            edr_id=None,
-            transaction_id=request_id,
-            dnis=number,
-            status=status,
-            event_at=now,
-            channel="SMS",
-            message=None,
-            state="pending",
-            attempts=0,
-            next_at=now,
-            give_up_at=now + RETRY_FOR,
-            created_at=now,
-        )
+        sa.insert(OB),
+        [
+            {
+                "api_key_id": None,
+                "kind": "otp",
+                "otp_integration_id": integration_id,
+                "payload": payload,
+                "edr_id": None,
+                "transaction_id": request_id,
+                "dnis": number,
+                "status": status,
+                "event_at": now,
+                "channel": "SMS",
+                "message": None,
+                "state": "pending",
+                "attempts": 0,
+                "next_at": now,
+                "give_up_at": now + RETRY_FOR,
+                "created_at": now,
+            }
+            for integration_id, request_id, number, status, payload in results
+        ],
     )

@@ -38,6 +38,7 @@ from cpaas_cli.dispatch.queue import QueueState
 from cpaas_cli.models.campaigns import OutboundMessage as QueueRow
 from cpaas_cli.models.dispatch import VendorConnection
 from cpaas_cli.models.edr import Edr
+from cpaas_cli.otp import results as otp_results
 
 Q = QueueRow.__table__
 E = Edr.__table__
@@ -180,6 +181,7 @@ def fail_unknown(
         )
         callbacks.record_edrs(session, external_ids=exts, now=now, status="failed", changed=True)
     got = refunds.refund_unsent(session, edr_ids, Plans(session), now=now, why=why) if edr_ids else {}
+    otp_results.record(session, ids, "FAILED", now=now)  # after the refund: not billable
     if ids:
         record(
             session,

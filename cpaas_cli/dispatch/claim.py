@@ -33,6 +33,7 @@ from cpaas_cli.dispatch.queue import Q, QueueState, external_id
 from cpaas_cli.dispatch.stats import WorkerStats
 from cpaas_cli.models.campaigns import Campaign
 from cpaas_cli.models.edr import Edr
+from cpaas_cli.otp import results as otp_results
 
 log = logging.getLogger("cpaas.serve")
 
@@ -152,6 +153,7 @@ class Claimer:
         send: list[tuple] = []
         failed_campaigns: set[int] = set()
         failed_edrs: list[int] = []
+        failed_rows: list[int] = []
         for r in rows:
             qid, eid = r[0], edr_of[r[0]]
             if qid in skip:
@@ -167,12 +169,15 @@ class Claimer:
                 s.execute(sa.update(E).where(E.c.id == eid).values(status="failed", failed_at=now))
                 queue.fail(s, qid, f"not sent: rating rejected ({reason})", now=now)
                 failed_edrs.append(eid)
+                failed_rows.append(qid)
                 continue
             send.append((r, eid))
         # API messages' callbacks, in this transaction: charged (new EDRs only) or failed
         fresh = {edr_of[r[0]] for r in new}
         callbacks.record_edrs(s, [e for _r, e in send if e in fresh], now=now, status="billed")
         callbacks.record_edrs(s, failed_edrs, now=now, status="failed")
+        if failed_rows:
+            otp_results.record(s, failed_rows, "FAILED", now=now)
         for cid in sorted(failed_campaigns):
             self._fail_campaign(s, cid, now)
         return len(rows), send

@@ -31,6 +31,7 @@ from cpaas_cli.dispatch.flow import Flow
 from cpaas_cli.dispatch.receipt_match import Finals, ReceiptMatcher
 from cpaas_cli.dispatch.stats import WorkerStats
 from cpaas_cli.models.edr import Edr
+from cpaas_cli.otp import results as otp_results
 
 log = logging.getLogger("cpaas.serve")
 
@@ -148,6 +149,7 @@ class Results:
                 [{"b_e": e, "b_v": v[:100]} for _q, e, v in accepted],
             )
             callbacks.record_edrs(s, [e for _q, e, _v in accepted], now=now, status="submitted")
+            otp_results.record(s, [q for q, _e, _v in accepted], "SENT", now=now)
         finals: Finals = {}  # edr id -> (queue id, status, vendor error)
         if partial:  # after their vendor ids, before any receipt rates them
             finals.update(mp.record_partial(s, partial, self.plans(), now=now))
@@ -161,6 +163,7 @@ class Results:
         if failed:
             got = refunds.refund_unsent(s, [e for _q, e, _c, _r in failed], self.plans(), now=now)
             self.stats.refunded += got["refunded"]
+            otp_results.record(s, [q for q, _e, _c, _r in failed], "FAILED", now=now)  # after the refund: not billable
         if mos:
             self._store_mo(s, mos, now)
         waiting = {id(h.receipt) for h in self.matcher.pending}

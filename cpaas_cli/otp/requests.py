@@ -11,15 +11,18 @@ integration must be Active, and a number gets at most ``max_sends`` codes per
 A new send for the same number and integration cancels the code before it.
 A code is checked at most ``max_checks`` times, succeeds once, and expires
 after the integration's validity. The code is in clear only in the message
-text until the vendor took it: :func:`record_result` then masks it in the
+text until the vendor took it: ``otp/results.record`` then masks it in the
 queue row and the campaign; the request keeps only its keyed hash
 (``otp/codes.py``). The OTP send is left out of the audit trail (its text has
 the code); the request row is its record.
 
 Results are called back through the callback outbox (kind ``otp``): SENT or
 FAILED when the vendor answered the submit, VERIFIED when the code came back.
-None of these commits, except :func:`settle`, which waits for the vendor's
-answer (the send path's sync mode) and records it in a transaction of its own.
+SENT/FAILED and the masking are written by the dispatch worker in the
+transaction that stores the vendor's answer (``otp/results.py``); the send
+path's sync wait (:func:`settle`) and a lookup only fill in a result no worker
+recorded, through the same conditional UPDATE, so each is written once. None
+of these commits, except :func:`settle`, in a transaction of its own.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from sqlmodel import Session, select
 from cpaas_cli import clock
 from cpaas_cli.callbacks import outbox
 from cpaas_cli.contacts.phones import PhoneError, normalise
+from cpaas_cli.db import locking
 from cpaas_cli.db.engine import session_scope
 from cpaas_cli.dispatch import doorbell
 from cpaas_cli.dispatch.queue import QueueState
@@ -45,8 +49,9 @@ from cpaas_cli.models.campaigns import Campaign, OutboundMessage, SenderId
 from cpaas_cli.models.edr import Edr
 from cpaas_cli.models.otp import OtpIntegration, OtpRequest
 from cpaas_cli.money import format_micros
-from cpaas_cli.otp import codes
+from cpaas_cli.otp import codes, results
 from cpaas_cli.otp import guard as fraud_guard
+from cpaas_cli.otp.results import billable_of
 from cpaas_cli.sending import batch, views
 from cpaas_cli.sending import service as sending
 
@@ -111,11 +116,17 @@ def check_number(text: str | None) -> str:
 def guard(session: Session, integration: OtpIntegration, number: str, *, now: datetime, test: bool = False) -> None:
     """The one check every send passes before anything is written: the integration is
     Active (or Draft, for a test send), and the number has had fewer than ``max_sends``
-    codes in ``send_window_s``."""
+    codes in ``send_window_s``. The count holds a lock on (integration, number) until the
+    caller's transaction ends, so a concurrent send to the number waits for this one's
+    row (or its rollback) before it counts: at most ``max_sends`` pass, whatever the timing."""
     if integration.state != "active" and not (test and integration.state == "draft"):
         raise _refusal(
             Denied, f"2FA integration {integration.name!r} is {integration.state}, not active", "integration-inactive"
         )
+    # the fraud guard first: it writes its blocks and refusal counts in a transaction of its own,
+    # which on SQLite must not wait for the write lock that the lock below takes
+    fraud_guard.check(session, integration, number, now=now)  # issue 28 item 4: otp/guard.py
+    locking.serialise(session, f"otp-send:{integration.id}:{number}")
     since = now - timedelta(seconds=integration.send_window_s)
     recent = session.execute(
         sa.select(R.c.created_at)
@@ -124,14 +135,14 @@ def guard(session: Session, integration: OtpIntegration, number: str, *, now: da
     ).scalars().all()  # fmt: skip
     if len(recent) >= integration.max_sends:
         free_at = recent[len(recent) - integration.max_sends] + timedelta(seconds=integration.send_window_s)
-        wait = max(1, int((free_at - now).total_seconds() + 0.999))
+        # (a send that waited for the lock may count rows made after its own `now`: never more than the window)
+        wait = min(integration.send_window_s, max(1, int((free_at - now).total_seconds() + 0.999)))
         raise TooMany(
             f"{integration.max_sends} codes were sent to {number} in the last {integration.send_window_s} s; "
             f"try again in {wait} s",
             retry_after=wait,
             problem_type="otp-send-limit",
         )
-    fraud_guard.check(session, integration, number, now=now)  # issue 28 item 4: otp/guard.py
 
 
 def send(
@@ -236,17 +247,6 @@ def _queue(session: Session, integration: OtpIntegration, sender: str, phone: st
     return got.sent[0]
 
 
-def _payload(row: Any, status: str, billable: bool | None) -> dict[str, Any]:
-    """The seed's callback body: the request, its number, the status, when the request came (epoch s)."""
-    return {
-        "requestId": row.request_id,
-        "number": row.number,
-        "status": status,
-        "timestamp": int(row.created_at.timestamp()),
-        "billable": billable,
-    }
-
-
 def _charge(session: Session, queue_id: int | None) -> Any:
     if queue_id is None:
         return None
@@ -256,15 +256,6 @@ def _charge(session: Session, queue_id: int | None) -> Any:
     ).first()  # fmt: skip
 
 
-def billable_of(charge: Any) -> bool | None:
-    """True once the message was charged, False when rating refused it or it was refunded; None until known."""
-    if charge is None or charge.rating_state == "unrated":
-        return None
-    if charge.rating_state == "rejected":
-        return False
-    return bool(charge.cost)
-
-
 def _callback(session: Session, integration_id: int, row: Any, status: str, billable: bool | None, now: datetime):
     outbox.record_otp(
         session,
@@ -272,15 +263,15 @@ def _callback(session: Session, integration_id: int, row: Any, status: str, bill
         request_id=row.request_id,
         number=row.number,
         status=status,
-        payload=_payload(row, status, billable),
+        payload=results.payload(row, status, billable),
         now=now,
     )
 
 
 def record_result(session: Session, request: OtpRequest, queue_state: str | None, *, now: datetime) -> str | None:
-    """Store the vendor's answer to the request's message once (SENT or FAILED): the result
-    callback, the code masked in the queue row and the campaign. Returns the status stored, or
-    None while the answer is not known."""
+    """Store the vendor's answer to the request's message unless a worker did
+    (``otp/results.record``: once, whoever comes first): SENT or FAILED. Returns the
+    status stored, or None while the answer is not known."""
     if request.sent_status is not None:
         return request.sent_status
     if queue_state in (QueueState.SUBMITTED, QueueState.DONE):
@@ -289,25 +280,10 @@ def record_result(session: Session, request: OtpRequest, queue_state: str | None
         status = "FAILED"
     else:
         return None
-    got = session.execute(
-        sa.update(R).where(R.c.id == request.id, R.c.sent_status.is_(None)).values(sent_status=status, sent_at=now)
-    ).rowcount
-    if not got:
-        session.refresh(request)
-        return request.sent_status
-    if status == "FAILED":
-        session.execute(
-            sa.update(R).where(R.c.id == request.id, R.c.state == "pending").values(state="failed", closed_at=now)
-        )
-    integration = session.get(OtpIntegration, request.integration_id)
-    if integration is not None:
-        hidden = codes.masked(integration.template, integration.digits)
-        session.execute(sa.update(Q).where(Q.c.id == request.queue_id).values(text=hidden))
-        session.execute(sa.update(C).where(C.c.id == request.campaign_id).values(text=hidden))
-        if integration.callback_url:
-            _callback(session, integration.id, request, status, billable_of(_charge(session, request.queue_id)), now)  # type: ignore[arg-type]
+    if request.queue_id is not None:
+        results.record(session, [request.queue_id], status, now=now)
     session.refresh(request)
-    return status
+    return request.sent_status
 
 
 def settle(engine: Engine, request_id: str, queue_id: int | None, *, timeout: float) -> str | None:
