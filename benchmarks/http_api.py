@@ -54,8 +54,9 @@ def cli(url: str, *args: str, input: str | None = None) -> str:
     return got.stdout
 
 
-def prepare(url: str) -> str:
-    """A client with a priced SMS agreement (no credit limit), sender ACME, an API key; returns the key."""
+def prepare(url: str, smsc_port: int = 2775) -> str:
+    """A client with a priced SMS agreement (no credit limit), sender ACME (its connection on
+    ``smsc_port``), an API key; returns the key."""
     import json
 
     cli(url, "init", "--owner", "Hub")
@@ -69,7 +70,7 @@ def prepare(url: str) -> str:
     cli(url, "service", "scope", "add", "SMS service", "--from", "2026-01-01")
     cli(url, "service", "tree", "apply", "SMS service", str(TREE))
     cli(url, "agreement", "enable", "SMS service", "--agreement", "AG-1", "--from", "2026-01-01")
-    cli(url, "connection", "add-smpp", "sim", "--host", "127.0.0.1", "--port", "2775", "--system-id", "x",
+    cli(url, "connection", "add-smpp", "sim", "--host", "127.0.0.1", "--port", str(smsc_port), "--system-id", "x",
         "--password-env", "SIM_PW")  # fmt: skip
     cli(url, "sender", "add", "ACME", "--company", "Client A", "--agreement", "AG-1", "--active", "--connection", "sim")
     cli(url, "user", "create", "bench", "--company", "Client A", "--first-name", "B", "--last-name", "U",

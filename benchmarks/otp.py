@@ -34,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sqlalchemy as sa  # noqa: E402
-from http_api import TREE, _ms, _print, cli, wait_up  # noqa: E402
+from http_api import _ms, _print, cli, wait_up  # noqa: E402
+from http_api import prepare as prepare_api  # noqa: E402
 
 from cpaas_cli.db.engine import get_engine  # noqa: E402
 from cpaas_cli.dispatch.smsc import free_port  # noqa: E402
@@ -78,23 +79,11 @@ end
 
 
 def prepare(url: str, smsc_port: int) -> str:
-    """A client with a priced SMS agreement, sender ACME on the SMSC, a 2FA integration; its API key."""
+    """``http_api.prepare``'s client (a priced SMS agreement, sender ACME on the SMSC) and a 2FA
+    integration of it; returns the integration's API key."""
     import json
 
-    cli(url, "init", "--owner", "Hub")
-    cli(url, "tenant", "legal-entity", "add", "Hub SL", "--company", "1", "--legal-name", "Hub S.L.", "--country", "ES",
-        "--legal-id", "B00000001")  # fmt: skip
-    cli(url, "tenant", "create", "Client A")
-    cli(url, "tenant", "legal-entity", "add", "Client A LE", "--company", "Client A", "--legal-name", "Client A Legal",
-        "--country", "FR")  # fmt: skip
-    cli(url, "agreement", "create", "AG-1", "--company", "Client A", "--currency", "EUR", "--from", "2026-01-01")
-    cli(url, "service", "create", "SMS service", "--type", "payg", "--currency", "EUR")
-    cli(url, "service", "scope", "add", "SMS service", "--from", "2026-01-01")
-    cli(url, "service", "tree", "apply", "SMS service", str(TREE))
-    cli(url, "agreement", "enable", "SMS service", "--agreement", "AG-1", "--from", "2026-01-01")
-    cli(url, "connection", "add-smpp", "sim", "--host", "127.0.0.1", "--port", str(smsc_port), "--system-id", "x",
-        "--password-env", "SIM_PW")  # fmt: skip
-    cli(url, "sender", "add", "ACME", "--company", "Client A", "--agreement", "AG-1", "--active", "--connection", "sim")
+    prepare_api(url, smsc_port)
     made = json.loads(
         cli(
             url,

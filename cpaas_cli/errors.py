@@ -115,6 +115,15 @@ class TooMany(Conflict):
         self.problem_fields = {"retryAfter": retry_after} if retry_after is not None else {}
 
 
+def refusal(cls: type[CpaasError], message: str, problem_type: str, **fields) -> CpaasError:
+    """An error of ``cls`` whose HTTP answer names a narrower problem type (``problem_type``)
+    and carries ``fields`` (the None ones left out) beside its detail."""
+    exc = cls(message)
+    exc.problem_type = problem_type  # type: ignore[attr-defined]
+    exc.problem_fields = {k: v for k, v in fields.items() if v is not None}  # type: ignore[attr-defined]
+    return exc
+
+
 class Upstream(CpaasError):
     exit_code = ExitCode.UPSTREAM
 

@@ -55,7 +55,7 @@ from sqlmodel import Session, select
 from cpaas_cli import clock
 from cpaas_cli.campaigns.destinations import destination
 from cpaas_cli.db.engine import session_scope
-from cpaas_cli.errors import CpaasError, Denied, InvalidInput, NotFound, Problem, TooMany
+from cpaas_cli.errors import CpaasError, Denied, InvalidInput, NotFound, Problem, TooMany, refusal
 from cpaas_cli.models.agreements import Agreement
 from cpaas_cli.models.campaigns import SenderId
 from cpaas_cli.models.otp import OtpIntegration, OtpRequest
@@ -107,13 +107,6 @@ OPTION = {  # field → the CLI option that sets it (problems name the option)
     "window_s": "--alarm-window",
     "grace_s": "--grace",
 }
-
-
-def _refusal(cls: type[CpaasError], message: str, problem_type: str, **extra: Any) -> CpaasError:
-    exc = cls(message)
-    exc.problem_type = problem_type  # type: ignore[attr-defined]
-    exc.problem_fields = {k: v for k, v in extra.items() if v is not None}  # type: ignore[attr-defined]
-    return exc
 
 
 # ---- settings -------------------------------------------------------------------------------
@@ -275,7 +268,7 @@ def check(session: Session, integration: OtpIntegration, number: str, *, now: da
     lim = limits_of(session, integration.id)  # type: ignore[arg-type]
     country = destination(number)[0]
     if lim.countries and country not in lim.countries:
-        raise _refusal(
+        raise refusal(
             Denied, f"sends to {country or 'this number'} are not allowed for this integration "
             f"(allowed: {', '.join(lim.countries)})", "otp-country-not-allowed", country=country,
         )  # fmt: skip
@@ -285,7 +278,7 @@ def check(session: Session, integration: OtpIntegration, number: str, *, now: da
         .order_by(B.c.id.desc()).limit(1)
     ).first()  # fmt: skip
     if last is not None and last.unblocked_at is None:
-        _write(session, lambda s: _count_refusal(s, last.id, number, integration, now))
+        _write(session, lambda s: _countrefusal(s, last.id, number, integration, now))
         raise _blocked(prefix)
     after = last.unblocked_at if last is not None else None  # sends before an unblock no longer count
     alarm = integration.mode == "platform" and lim.min_conversion_bp > 0
@@ -321,7 +314,7 @@ def check(session: Session, integration: OtpIntegration, number: str, *, now: da
 
 
 def _blocked(prefix: str) -> CpaasError:
-    return _refusal(
+    return refusal(
         Denied, f"numbers starting {prefix} are blocked by the fraud guard (too few codes verified)",
         "otp-prefix-blocked", prefix=prefix,
     )  # fmt: skip
@@ -335,7 +328,7 @@ def _write(session: Session, work) -> Any:
         return work(s)
 
 
-def _count_refusal(s: Session, block_id: int, number: str, integration: OtpIntegration, now: datetime) -> None:
+def _countrefusal(s: Session, block_id: int, number: str, integration: OtpIntegration, now: datetime) -> None:
     row = s.execute(sa.select(B.c.unit_cost).where(B.c.id == block_id)).one()
     if row.unit_cost is None:  # no price yet: the first refused number gives it
         cost, currency = price_of(s, integration, number, now=now)
@@ -403,7 +396,7 @@ def block(
                                     B.c.unblocked_at.is_(None))
         ).scalar()  # fmt: skip
         if open_id is not None:
-            _write(session, lambda s: _count_refusal(s, open_id, number, integration, now))
+            _write(session, lambda s: _countrefusal(s, open_id, number, integration, now))
         return open_id
     log.warning(
         "otp guard: integration %s (%s): prefix %s blocked: %s", integration.id, integration.name, prefix, reason

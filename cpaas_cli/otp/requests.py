@@ -43,7 +43,7 @@ from cpaas_cli.db import locking
 from cpaas_cli.db.engine import session_scope
 from cpaas_cli.dispatch import doorbell
 from cpaas_cli.dispatch.queue import QueueState
-from cpaas_cli.errors import Conflict, CpaasError, Denied, InvalidInput, NotFound, Problem, TooMany
+from cpaas_cli.errors import Conflict, CpaasError, Denied, InvalidInput, NotFound, Problem, TooMany, refusal
 from cpaas_cli.identity.keys import IdentityKeys
 from cpaas_cli.models.campaigns import Campaign, OutboundMessage, SenderId
 from cpaas_cli.models.edr import Edr
@@ -72,13 +72,6 @@ STATUS_NAMES = {
     "failed": "FAILED",
     "seen": "SEEN",
 }
-
-
-def _refusal(cls: type[CpaasError], message: str, problem_type: str, **fields: Any) -> CpaasError:
-    exc = cls(message)
-    exc.problem_type = problem_type  # type: ignore[attr-defined]
-    exc.problem_fields = {k: v for k, v in fields.items() if v is not None}  # type: ignore[attr-defined]
-    return exc
 
 
 @dataclass
@@ -120,7 +113,7 @@ def guard(session: Session, integration: OtpIntegration, number: str, *, now: da
     caller's transaction ends, so a concurrent send to the number waits for this one's
     row (or its rollback) before it counts: at most ``max_sends`` pass, whatever the timing."""
     if integration.state != "active" and not (test and integration.state == "draft"):
-        raise _refusal(
+        raise refusal(
             Denied, f"2FA integration {integration.name!r} is {integration.state}, not active", "integration-inactive"
         )
     # the fraud guard first: it writes its blocks and refusal counts in a transaction of its own,
@@ -160,7 +153,7 @@ def send(
     ``test``: a test send (`otp integration test`), allowed on a Draft integration too."""
     now = now or clock.now()
     if integration.mode == "platform" and code is not None:
-        raise _refusal(InvalidInput, "this integration makes its own codes: send only the number", "otp-wrong-mode")
+        raise refusal(InvalidInput, "this integration makes its own codes: send only the number", "otp-wrong-mode")
     if integration.mode == "client" and (code is None or not codes.CLIENT_CODE.match(code)):
         problem = Problem("code", ("required: " if code is None else "") + "4 to 10 letters or digits")
         raise InvalidInput(str(problem), problems=[problem])
@@ -335,7 +328,7 @@ def verify(
     now = now or clock.now()
     row = _find(session, integration, request_id)
     if row.mode != "platform" or row.code_hash is None:
-        raise _refusal(Conflict, "a client-side request has no code to check here", "otp-wrong-mode")
+        raise refusal(Conflict, "a client-side request has no code to check here", "otp-wrong-mode")
     text = (code or "").strip()
     why = "required" if not text else codes.shape_problem(text, integration.digits, integration.code_type)
     if why:
@@ -350,14 +343,14 @@ def verify(
     }
     if row.state in refusals:
         cls, message, kind = refusals[row.state]
-        raise _refusal(cls, message, kind)
+        raise refusal(cls, message, kind)
     if row.state == "locked":
         raise TooMany(f"the code was checked {row.checks} times; send a new one", problem_type="otp-check-limit")
     if now >= row.expires_at:
         session.execute(
             sa.update(R).where(R.c.id == row.id, R.c.state == "pending").values(state="expired", closed_at=now)
         )
-        out.error = _refusal(Conflict, "the code expired", "otp-expired")
+        out.error = refusal(Conflict, "the code expired", "otp-expired")
         return out
     counted = session.execute(
         sa.update(R)
@@ -376,7 +369,7 @@ def verify(
             sa.update(R).where(R.c.id == row.id, R.c.state == "pending").values(state="verified", verified_at=now)
         ).rowcount
         if not won:
-            out.error = _refusal(Conflict, "the code was already used", "otp-used")
+            out.error = refusal(Conflict, "the code was already used", "otp-used")
             return out
         session.refresh(row)
         out.verified_at = now
@@ -389,7 +382,7 @@ def verify(
         session.execute(
             sa.update(R).where(R.c.id == row.id, R.c.state == "pending").values(state="locked", closed_at=now)
         )
-    out.error = _refusal(InvalidInput, "wrong code", "otp-code-mismatch", attemptsLeft=left)
+    out.error = refusal(InvalidInput, "wrong code", "otp-code-mismatch", attemptsLeft=left)
     return out
 
 
