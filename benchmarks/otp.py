@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sqlalchemy as sa  # noqa: E402
-from http_api import _ms, _print, cli, wait_up  # noqa: E402
+from http_api import _print, _wrk, cli, wait_up  # noqa: E402
 from http_api import prepare as prepare_api  # noqa: E402
 
 from cpaas_cli.db.engine import get_engine  # noqa: E402
@@ -108,26 +108,6 @@ def prepare(url: str, smsc_port: int) -> str:
     # guard's per-prefix limit and conversion alarm would (rightly) block it; its other checks stay on
     cli(url, "otp", "guard", "set", "Bench", "--per-prefix-hour", "0", "--min-conversion", "0")
     return made["api_key"]
-
-
-def _wrk(base: str, secs: int, concurrency: int, script: str, path: str) -> dict[str, float]:
-    """wrk's figures (requests/s, p50/p99 ms, answers not 2xx, socket errors); its output when OTP_BENCH_DEBUG is set."""
-    cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{secs}s", "--latency", "--timeout", "10s", "-s", script, base + path]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=secs + 60).stdout
-    if os.environ.get("OTP_BENCH_DEBUG"):
-        print(out)
-    got: dict[str, float] = {"non2xx": 0.0}
-    for line in out.splitlines():
-        parts = line.split()
-        if line.startswith("Requests/sec:"):
-            got["rps"] = float(parts[1])
-        elif parts[:1] in (["50%"], ["99%"]):
-            got["p" + parts[0].rstrip("%")] = _ms(parts[1])
-        elif line.strip().startswith("Non-2xx"):
-            got["non2xx"] = float(parts[-1])
-        elif line.strip().startswith("Socket errors"):
-            got["non2xx"] += sum(int(x.strip(",")) for x in parts[3::2])
-    return got
 
 
 def _script(tmp: str, name: str, text: str) -> str:
