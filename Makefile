@@ -34,4 +34,4 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) cpaas.db cpaas.db-wal cpaas.db-shm demo-out demo-callbacks.jsonl demo-sink.log
+	rm -rf $(VENV) cpaas.db cpaas.db-wal cpaas.db-shm demo-out demo-callbacks.jsonl demo-sink.log demo-smsc-texts.txt
