@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from cpaas_cli.api import waiting
 from cpaas_cli.api.auth import Caller, CallerDep, authenticate, bearer_key, require, session, visible
 from cpaas_cli.db.engine import make_session
 from cpaas_cli.db.groupcommit import GroupCommit
@@ -116,12 +117,13 @@ def _answer(sent: list[sending.Sent]) -> dict[str, Any]:
     return {"messages": messages, "errors": errors}
 
 
-def _settle(request: Request, body: dict[str, Any], sync: list[bool], sent: list[sending.Sent], timeout: float):
-    """Wait for the vendor's answer to the sync messages; (status, body)."""
+async def _settle(request: Request, body: dict[str, Any], sync: list[bool], sent: list[sending.Sent], timeout: float):
+    """Wait for the vendor's answer to the sync messages (holding no thread: ``api/waiting.py``);
+    (status, body)."""
     ids = [q for s, want in zip(sent, sync, strict=True) if want for q, _p in s.queued]
     if not ids:
         return 202, body
-    got = views.wait_submitted(request.app.state.api.engine, ids, timeout=timeout)
+    got = await waiting.submitted(request.app.state.api.engine, ids, timeout=timeout)
     late = []
     for m in body["messages"]:
         r = got.get(int(m["id"])) if m["id"] else None
@@ -229,7 +231,7 @@ async def post_messages(request: Request):
         return JSONResponse(done.replay[1], status_code=done.replay[0], headers={"Idempotent-Replayed": "true"})
     answer, status = done.answer, 202
     if any(sync):
-        status, answer = await run_in_threadpool(_settle, request, answer, sync, done.sent, timeout)
+        status, answer = await _settle(request, answer, sync, done.sent, timeout)
         if key is not None and status != 202:
             await run_in_threadpool(_keep_final, request, c, key, status, answer)
     media = "application/problem+json" if status >= 400 else "application/json"

@@ -19,11 +19,9 @@ after ``SYNC_TIMEOUT`` seconds is answered 200 and leaves when a worker sends it
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -34,14 +32,13 @@ from fastapi.responses import JSONResponse
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
+from cpaas_cli.api import waiting
 from cpaas_cli.api.problems import ProblemError, Unauthenticated
 from cpaas_cli.db.engine import make_session
-from cpaas_cli.dispatch import doorbell
 from cpaas_cli.errors import InvalidInput, NotFound, Problem
 from cpaas_cli.models.otp import OtpIntegration
 from cpaas_cli.otp import integrations
 from cpaas_cli.otp import requests as otp
-from cpaas_cli.sending import views
 
 router = APIRouter(tags=["2fa"])
 
@@ -150,20 +147,11 @@ async def _send(request: Request, mode: str) -> JSONResponse:
 
 
 async def _settle(engine, accepted: otp.Accepted) -> str | None:
-    """Wait for the vendor's answer without holding a thread of the pool while waiting (the
-    pool's threads do the requests' database work): look, sleep in the event loop, look again
-    (20 ms, growing to 200 ms), then record the result (``otp.settle``, one look, no wait)."""
+    """Wait for the vendor's answer holding no thread (``api/waiting.py``), then record the
+    result (``otp.settle``: one look, no wait)."""
     if accepted.queue_id is None:
         return None
-    doorbell.ring()  # an idle worker of this process claims it now, not after its pause
-    deadline = time.monotonic() + SYNC_TIMEOUT
-    poll = 0.02
-    while True:
-        _got, settled = await run_in_threadpool(views.submit_results, engine, [accepted.queue_id])
-        if settled or time.monotonic() >= deadline:
-            break
-        await asyncio.sleep(poll)
-        poll = min(poll * 1.5, 0.2)
+    await waiting.submitted(engine, [accepted.queue_id], timeout=SYNC_TIMEOUT)
     return await run_in_threadpool(otp.settle, engine, accepted.request_id, accepted.queue_id, timeout=0)
 
 
