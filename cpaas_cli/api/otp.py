@@ -34,7 +34,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cpaas_cli.api import waiting
 from cpaas_cli.api.problems import ProblemError, Unauthenticated
-from cpaas_cli.db.engine import make_session
+from cpaas_cli.db.engine import session_scope
 from cpaas_cli.errors import InvalidInput, NotFound, Problem
 from cpaas_cli.models.otp import OtpIntegration
 from cpaas_cli.otp import integrations
@@ -75,10 +75,8 @@ def _session(request: Request) -> Iterator[tuple[Session, OtpIntegration]]:
     text = _key_text(request)
     if not text:
         raise Unauthenticated("an API key is required: HTTP Basic (curl -u <API key>) or Bearer")
-    s = make_session(
-        request.app.state.api.engine, actor="api 2fa", command=f"api {request.method} {request.url.path}"[:200]
-    )
-    try:
+    engine = request.app.state.api.engine
+    with session_scope(engine, actor="api 2fa", command=f"api {request.method} {request.url.path}"[:200]) as s:
         try:
             integration = integrations.authenticate(s, _keys(request), text)
         except NotFound:
@@ -87,12 +85,6 @@ def _session(request: Request) -> Iterator[tuple[Session, OtpIntegration]]:
         if integration.state != "active":
             raise ProblemError(403, "integration-inactive", f"the 2FA integration is {integration.state}, not active")
         yield s, integration
-        s.commit()
-    except BaseException:
-        s.rollback()
-        raise
-    finally:
-        s.close()
 
 
 async def _fields(request: Request) -> dict[str, str]:
