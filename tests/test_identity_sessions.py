@@ -218,3 +218,35 @@ def test_inactive_for_180_days_is_blocked_except_admins(cli, pinned):
     cli.json("user", "disable", "noc")
     cli.json("user", "enable", "noc")  # an administrator enables it again
     assert "must be changed" in login(cli, "noc", pw, expect=8).stderr
+
+
+def test_sms_sign_in_code_goes_through_the_2fa_service_in_a_fresh_process(cli, db_url, tmp_path, pinned):
+    """identity → otp → sending crosses packages: a fresh `cpaas` process (nothing imported
+    beforehand) sends the code through the integration and checks it there."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    cfg = sms_setup(cli, tmp_path)
+    pw = ready_user(cli, "alice", phone="+34620111222")
+    cli.json("user", "two-factor", "alice", "sms")
+    env = {**os.environ, "CPAAS_NOW": NOW.isoformat()}
+
+    def fresh(*args: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "cpaas_cli", "--config", cfg, "--db", db_url, "user", "login", "alice",
+               "--password-stdin", *args, "-o", "json"]  # fmt: skip
+        return subprocess.run(cmd, input=pw + "\n", capture_output=True, text=True, env=env, timeout=60)
+
+    first = fresh()
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout) == {"login": "alice", "second_factor": "sms", "code_sent": True}
+    with get_engine(db_url).connect() as conn:
+        (text,) = conn.execute(sa.select(OutboundMessage.__table__.c.text)).scalars().all()
+        (state,) = conn.execute(sa.text("SELECT state FROM otp_request")).scalars().all()
+    assert text.startswith("Your sign-in code is ") and state == "pending"
+    second = fresh("--code", text.rsplit(" ", 1)[1])
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout)["access_token"]
+    with get_engine(db_url).connect() as conn:
+        assert conn.execute(sa.text("SELECT state FROM otp_request")).scalar() == "verified"
