@@ -110,6 +110,26 @@ def prepare(url: str, smsc_port: int) -> str:
     return made["api_key"]
 
 
+def _cpu(pid: int) -> float | None:
+    """CPU seconds (user + system) the process has used (Linux /proc), None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _per_request(pid: int, before: float | None, got: dict[str, float], secs: int) -> str:
+    """', serve CPU X ms per request' (CPU time is less sensitive to a busy machine than latency)."""
+    after = _cpu(pid)
+    n = got.get("rps", 0) * secs
+    if before is None or after is None or not n:
+        return ""
+    return (
+        f"  serve process CPU: {(after - before) * 1000 / n:.2f} ms per request ({after - before:.1f} s for {n:,.0f})"
+    )
+
+
 def _script(tmp: str, name: str, text: str) -> str:
     path = Path(tmp) / name
     path.write_text(text)
@@ -168,9 +188,11 @@ def main() -> None:
         for n, length in enumerate((WARM, secs)):
             lua = SEND.replace("AUTH", auth).replace("PERIOD", str(_period(send_rate)))
             lua = lua.replace("PREFIX", "62" if n == 0 else "63").replace("START", "0")
+            before = _cpu(serve.pid)
             got = _wrk(base, length, CONNS, _script(tmp, f"send{n}.lua", lua), "/api/v1/2fa/verify/sms")
             sends.append(got)
         _print(f"send (code submitted to the SMSC before the answer) at about {send_rate:g}/s", sends[-1])
+        print(_per_request(serve.pid, before, sends[-1], secs))
         need = int(verify_rate * (secs + WARM) * 1.2)
         have = sum(int(g.get("rps", 0) * t) for g, t in zip(sends, (WARM, secs), strict=True))
         if have < need:  # more waiting codes for the verify phase, sent as fast as they go (not measured)
@@ -178,6 +200,11 @@ def main() -> None:
             _wrk(base, max(1, int((need - have) / max(send_rate, 1)) + 1), CONNS, _script(tmp, "fill.lua", lua),
                  "/api/v1/2fa/verify/sms")  # fmt: skip
         time.sleep(2)
+        with get_engine(url).connect() as conn:  # the sends of one integration in a group share one campaign
+            n_req, n_camp = conn.execute(sa.text(
+                "SELECT COUNT(*), COUNT(DISTINCT campaign_id) FROM otp_request"
+            )).one()  # fmt: skip
+        print(f"  {n_req:,} sends written in {n_camp:,} groups ({n_req / max(n_camp, 1):.1f} per group)")
         lines = _pairs(url, record)
         print(f"verify phase: {len(lines)} requests waiting for their code")
         if len(lines) < need:
@@ -187,8 +214,10 @@ def main() -> None:
             pairs = Path(tmp) / f"pairs-{name}.txt"
             pairs.write_text("\n".join(part) + "\n")
             lua = VERIFY.replace("AUTH", auth).replace("PERIOD", str(_period(verify_rate))).replace("PAIRS", str(pairs))
+            before = _cpu(serve.pid)
             got = _wrk(base, length, CONNS, _script(tmp, f"verify-{name}.lua", lua), "/api/v1/2fa/verify")
         _print(f"verify (right code, each request once) at about {verify_rate:g}/s", got)
+        print(_per_request(serve.pid, before, got, secs))
     finally:
         serve.terminate()
         serve.wait(30)

@@ -11,8 +11,14 @@ password) or as ``Authorization: Bearer <API key>``. An unknown key is 401; a
 Draft or Blocked integration is 403 (``integration-inactive``). Bodies are
 form-encoded (the seed's ``curl -d``) or JSON.
 
+Sends and checks are written by the process's OTP writer (``otp/group.py`` on
+``db/groupcommit.py``): every request waiting is written in one transaction and
+answered after its commit. The key is checked here first, against a cache of
+the integrations' keys that is at most ``KEY_TTL`` seconds old (the writer then
+checks the integration's state in its own transaction).
+
 A send returns once the vendor took the message: the send path's sync mode
-(``otp.requests.settle`` waits for the worker's submit result). A message the
+(``api/waiting.py`` waits for the worker's submit result). A message the
 vendor refused is 502 (``otp-failed``, with the requestId); one still waiting
 after ``SYNC_TIMEOUT`` seconds is answered 200 and leaves when a worker sends it.
 """
@@ -22,11 +28,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
@@ -34,16 +43,21 @@ from starlette.concurrency import run_in_threadpool
 
 from cpaas_cli.api import waiting
 from cpaas_cli.api.problems import ProblemError, Unauthenticated
-from cpaas_cli.db.engine import session_scope
+from cpaas_cli.db.engine import make_session, session_scope
+from cpaas_cli.db.groupcommit import GroupCommit
+from cpaas_cli.dispatch.queue import QueueState
 from cpaas_cli.errors import InvalidInput, NotFound, Problem
 from cpaas_cli.models.otp import OtpIntegration
-from cpaas_cli.otp import integrations
+from cpaas_cli.otp import codes, group, integrations
 from cpaas_cli.otp import requests as otp
 
 router = APIRouter(tags=["2fa"])
 
 SYNC_TIMEOUT = 10.0  # seconds a send waits for the vendor's submit_sm_resp
 MAX_FIELD = 200
+KEY_TTL = 1.0  # seconds an integration's key, state and side are reused from the cache
+KEY_CACHE_MAX = 10_000
+I = OtpIntegration.__table__  # noqa: E741
 
 
 def _key_text(request: Request) -> str | None:
@@ -118,33 +132,101 @@ def _required(fields: dict[str, str], name: str) -> str:
     return value.strip()
 
 
-async def _send(request: Request, mode: str) -> JSONResponse:
+@dataclass(frozen=True)
+class _Key:
+    integration_id: int
+    secret_hash: str
+    state: str
+    mode: str
+    read_at: float
+
+
+def _read_key(engine, key_id: str) -> _Key | None:
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(I.c.id, I.c.secret_hash, I.c.state, I.c.mode).where(I.c.key_id == key_id)).first()
+    return None if row is None else _Key(row.id, row.secret_hash, row.state, row.mode, time.monotonic())
+
+
+async def _integration(request: Request) -> _Key:
+    """The request's integration (401 for no key or an unknown one, 403 when not active),
+    from the key cache (``KEY_TTL``); a key not in it is read in a thread of the pool."""
+    text = _key_text(request)
+    if not text:
+        raise Unauthenticated("an API key is required: HTTP Basic (curl -u <API key>) or Bearer")
+    parts = codes.split_key(text)
+    if parts is None:
+        raise Unauthenticated("unknown API key")
+    state = request.app.state.api
+    cache: dict[str, _Key] = state.extra.setdefault("otp_key_cache", {})
+    got = cache.get(parts[0])
+    if got is None or time.monotonic() - got.read_at > KEY_TTL:
+        got = await run_in_threadpool(_read_key, state.engine, parts[0])
+        if got is None:
+            cache.pop(parts[0], None)
+            raise Unauthenticated("unknown API key")
+        if len(cache) >= KEY_CACHE_MAX:
+            cache.clear()
+        cache[parts[0]] = got
+    if not codes.key_matches(_keys(request), parts[1], got.secret_hash):
+        raise Unauthenticated("unknown API key")
+    request.state.key_prefix = parts[0][:8]
+    if got.state != "active":
+        raise ProblemError(403, "integration-inactive", f"the 2FA integration is {got.state}, not active")
+    return got
+
+
+def _writer(request: Request) -> GroupCommit:
+    """The process's one writer of OTP sends and checks (group commit), made at the first."""
+    state = request.app.state.api
+    writer = state.extra.get("otp_writer")
+    if writer is None:
+        engine, keys = state.engine, _keys(request)
+        writer = state.extra["otp_writer"] = GroupCommit(
+            engine,
+            lambda session, items: group.handle(session, items, keys=keys),
+            name="api-otp",
+            session_factory=lambda e: make_session(e, actor="api 2fa", command="api 2fa"),
+            inline=engine.dialect.name == "sqlite",  # see db/groupcommit.py
+        )
+    return writer
+
+
+async def _write(request: Request, item: group.Send | group.Check) -> Any:
+    """The item's answer, once the group holding it is committed."""
+    try:
+        return await _writer(request).submit(item)
+    except group.StaleKey:
+        request.app.state.api.extra.get("otp_key_cache", {}).clear()
+        raise Unauthenticated("unknown API key") from None
+
+
+async def _send(request: Request, side: str) -> JSONResponse:
     fields = await _fields(request)
-
-    def work() -> otp.Accepted:
-        with _session(request) as (s, integration):
-            if integration.mode != mode:
-                other = "verify" if integration.mode == "platform" else "send"
-                raise ProblemError(
-                    409, "otp-wrong-mode", f"this integration is {integration.mode} side: POST /api/v1/2fa/{other}/sms"
-                )
-            code = _required(fields, "code") if mode == "client" else fields.get("code")
-            return otp.send(s, _keys(request), integration, number=_required(fields, "number"), code=code)
-
-    accepted = await run_in_threadpool(work)
-    status = await _settle(request.app.state.api.engine, accepted)
-    if status == "FAILED":
+    key = await _integration(request)
+    if key.mode != side:
+        other = "verify" if key.mode == "platform" else "send"
+        raise ProblemError(409, "otp-wrong-mode", f"this integration is {key.mode} side: POST /api/v1/2fa/{other}/sms")
+    code = _required(fields, "code") if side == "client" else fields.get("code")
+    item = group.Send(key.integration_id, key.secret_hash, side, _required(fields, "number"), code)
+    accepted: otp.Accepted = await _write(request, item)
+    if await _settle(request.app.state.api.engine, accepted) == "FAILED":
         raise ProblemError(502, "otp-failed", "the vendor refused the message", requestId=accepted.request_id)
     return JSONResponse({"requestId": accepted.request_id})
 
 
 async def _settle(engine, accepted: otp.Accepted) -> str | None:
-    """Wait for the vendor's answer holding no thread (``api/waiting.py``), then record the
-    result (``otp.settle``: one look, no wait)."""
-    if accepted.queue_id is None:
+    """Wait for the vendor's answer holding no thread (``api/waiting.py``): SENT, FAILED, or
+    None when none came in time. The worker that stored the answer recorded the request's
+    result with it; a row failed by someone else (an operator's cancel) is recorded here."""
+    qid = accepted.queue_id
+    if qid is None:
         return None
-    await waiting.submitted(engine, [accepted.queue_id], timeout=SYNC_TIMEOUT)
-    return await run_in_threadpool(otp.settle, engine, accepted.request_id, accepted.queue_id, timeout=0)
+    got = await waiting.submitted(engine, [qid], timeout=SYNC_TIMEOUT)
+    state = (got.get(qid) or {}).get("state")
+    if state == QueueState.FAILED:
+        await run_in_threadpool(otp.settle, engine, accepted.request_id, qid, timeout=0)
+        return "FAILED"
+    return "SENT" if state in (QueueState.SUBMITTED, QueueState.DONE) else None
 
 
 @router.post("/api/v1/2fa/send/sms", summary="Client side: send the client's code to a number")
@@ -160,14 +242,9 @@ async def send_platform(request: Request) -> JSONResponse:
 @router.post("/api/v1/2fa/verify", summary="Platform side: check the code a user typed")
 async def verify(request: Request) -> JSONResponse:
     fields = await _fields(request)
-
-    def work() -> otp.Checked:
-        with _session(request) as (s, integration):
-            return otp.verify(
-                s, _keys(request), integration, request_id=_required(fields, "requestId"), code=fields.get("code")
-            )
-
-    checked = await run_in_threadpool(work)  # committed: a wrong code still counts
+    key = await _integration(request)
+    item = group.Check(key.integration_id, key.secret_hash, _required(fields, "requestId"), fields.get("code"))
+    checked: otp.Checked = await _write(request, item)  # committed: a wrong code still counts
     if checked.error is not None:
         raise checked.error
     assert checked.verified_at is not None

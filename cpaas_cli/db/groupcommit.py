@@ -47,6 +47,10 @@ T = TypeVar("T")
 # is an exception is raised to that item's caller. The handler does not commit.
 Handler = Callable[[Session, Sequence[Any]], Sequence[Any]]
 
+# session.info key: callables (engine) -> None the handler leaves to run once the group is
+# committed (an e-mail, say), each in a thread of its own so the writer never waits for them.
+AFTER_COMMIT = "groupcommit.after_commit"
+
 
 @dataclass
 class _Waiting:
@@ -102,6 +106,8 @@ class GroupCommit(Generic[T]):
         if self._started:
             self._queue.put(None)
             self._thread.join(timeout)
+        if self.groups:
+            log.info("%s: %d requests in %d groups", self._thread.name, self.items, self.groups)
 
     # ------------------------------------------------------------ the writer
 
@@ -139,11 +145,15 @@ class GroupCommit(Generic[T]):
                 if len(results) != len(group):
                     raise RuntimeError(f"group commit: {len(results)} results for {len(group)} items")
                 session.commit()
+                after = session.info.pop(AFTER_COMMIT, None) or []
             except BaseException:
                 session.rollback()
                 raise
             finally:
+                session.info.pop(AFTER_COMMIT, None)
                 session.close()
+            for work in after:
+                threading.Thread(target=_after, args=(work, self.engine), name="after-commit", daemon=True).start()
         except Exception as exc:  # noqa: BLE001 - the group's callers get the error, the writer goes on
             log.exception("group commit of %d request(s) failed", len(group))
             results = [exc] * len(group)
@@ -154,6 +164,13 @@ class GroupCommit(Generic[T]):
                 _settle(w.future, result)
             else:
                 w.loop.call_soon_threadsafe(_settle, w.future, result)
+
+
+def _after(work: Callable[[Engine], None], engine: Engine) -> None:
+    try:
+        work(engine)
+    except Exception:  # noqa: BLE001 - the group stands; what failed after it is logged
+        log.exception("work after a group commit failed")
 
 
 def _settle(future: asyncio.Future, result: Any) -> None:

@@ -6,6 +6,10 @@ result (an OTP send) rings the bell once its queue row is committed, so an
 idle worker of the same process claims the row at once. Workers of other
 ``serve`` processes are not woken: they find the row at their next look, as
 before. Nothing is lost when no one listens: the bell only shortens a pause.
+
+The other way round, a worker calls :func:`written` after each commit that
+stored submit results, and the listeners (the HTTP API's waits for those
+results, ``api/waiting.py``) look at their rows then instead of polling.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ SLICE_S = 0.1  # an idle worker still sees its stop event within this long
 
 _lock = threading.Lock()
 _bells: set[threading.Event] = set()
+_listeners: dict[object, object] = {}  # token -> callable() (called from a worker's thread; must not block)
 
 
 def register() -> threading.Event:
@@ -47,3 +52,26 @@ def pause(bell: threading.Event, stop: threading.Event, seconds: float) -> None:
             bell.clear()
             return
         left -= step
+
+
+def listen(callback) -> object:
+    """Call ``callback()`` after each commit of a worker of this process; returns the token for :func:`unlisten`."""
+    token = object()
+    with _lock:
+        _listeners[token] = callback
+    return token
+
+
+def unlisten(token: object | None) -> None:
+    with _lock:
+        _listeners.pop(token, None)
+
+
+def written() -> None:
+    """A worker committed submit results: tell the listeners."""
+    if not _listeners:
+        return
+    with _lock:
+        callbacks = list(_listeners.values())
+    for callback in callbacks:
+        callback()  # type: ignore[operator]

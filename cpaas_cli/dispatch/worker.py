@@ -245,6 +245,8 @@ class Worker:
             self._flow.add(r, eid, self._outbound.build(s, r, self._refs))
         released = self._flow.release(s, now, results=False)
         s.commit()
+        if len(send) < claimed:  # some claimed rows failed at once (no price, no funds): their results are in
+            doorbell.written()
         self._send(gateway, released)
         return claimed
 
@@ -267,6 +269,7 @@ class Worker:
         released = self._flow.release(s, now, results=True) if release and not self.stop.is_set() else []
         s.commit()
         self._flow.committed()
+        doorbell.written()
         gateway = self._gateway
         if gateway is not None:
             gateway.ack(answer)

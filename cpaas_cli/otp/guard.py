@@ -26,7 +26,13 @@ numbers of the same size whatever the country's code length.
 
 The refused send's own transaction is rolled back by its caller, so what the
 guard must keep (the block, the count of refused sends and the cost they
-saved) is written in a transaction of its own (:func:`_write`). The cost saved
+saved) is written in a transaction of its own (:func:`_write`). When the send
+is one of a group written in one transaction (the HTTP API, ``otp/group.py``),
+the group's session carries a list under :data:`DEFERRED`: the writes go there
+instead, and the group runs them in its own transaction once the refused send's
+savepoint is rolled back (a second transaction would wait for the group's own
+write lock on SQLite); the e-mail of a block then goes after the group's commit
+(:data:`AFTER_COMMIT`), never inside the writer. The cost saved
 is counted in integer micro-units: each send refused for a blocked prefix adds
 the price the rate tree gives the prefix's first refused number (the agreement
 of the integration's sender, the integration's segments), as `campaign
@@ -54,6 +60,7 @@ from sqlmodel import Session, select
 
 from cpaas_cli import clock
 from cpaas_cli.campaigns.destinations import destination
+from cpaas_cli.db import groupcommit
 from cpaas_cli.db.engine import session_scope
 from cpaas_cli.errors import CpaasError, Denied, InvalidInput, NotFound, Problem, TooMany, refusal
 from cpaas_cli.models.agreements import Agreement
@@ -262,10 +269,50 @@ def _number_hour(session: Session, integration_id: int, number: str, now: dateti
     return SimpleNamespace(number_hour=count, number_oldest=oldest, prefix_hour=0, prefix_oldest=None)
 
 
-def check(session: Session, integration: OtpIntegration, number: str, *, now: datetime | None = None) -> None:
-    """Refuse a send to ``number`` (E.164 digits) that the guard does not let through."""
+def _cached_limits(session: Session, integration_id: int) -> Limits:
+    """:func:`limits_of`, read once per transaction (a group of sends reads it once)."""
+    cache = session.info.setdefault("otp.guard.limits", {})
+    got = cache.get(integration_id)
+    if got is None:
+        got = cache[integration_id] = limits_of(session, integration_id)
+    return got
+
+
+def _last_block(session: Session, integration_id: int, prefix: str) -> Any:
+    """The prefix's newest block row (id, unblocked_at), or None. A transaction reads the
+    integration's blocks once (the newest per prefix: a few rows) and keeps them until it
+    writes a block (:func:`block` forgets them)."""
+    cache = session.info.setdefault("otp.guard.blocks", {})
+    got = cache.get(integration_id)
+    if got is None:
+        newest = sa.select(sa.func.max(B.c.id)).where(B.c.integration_id == integration_id).group_by(B.c.prefix)
+        got = cache[integration_id] = {
+            r.prefix: r
+            for r in session.execute(sa.select(B.c.id, B.c.prefix, B.c.unblocked_at).where(B.c.id.in_(newest)))
+        }
+    return got.get(prefix)
+
+
+def _from_times(number_times: list[datetime], now: datetime) -> Any:
+    """The number's hour, in the shape of :func:`_window`'s answer, from its sends' times."""
+    hour = [t for t in number_times if t > now - timedelta(seconds=HOUR)]
+    return SimpleNamespace(number_hour=len(hour), number_oldest=min(hour, default=None), prefix_hour=0,
+                           prefix_oldest=None)  # fmt: skip
+
+
+def check(
+    session: Session,
+    integration: OtpIntegration,
+    number: str,
+    *,
+    now: datetime | None = None,
+    number_times: list[datetime] | None = None,
+) -> None:
+    """Refuse a send to ``number`` (E.164 digits) that the guard does not let through.
+    ``number_times``: the times of the number's sends of the last hour at least, when the
+    caller has read them already (one query fewer)."""
     now = now or clock.now()
-    lim = limits_of(session, integration.id)  # type: ignore[arg-type]
+    lim = _cached_limits(session, integration.id)  # type: ignore[arg-type]
     country = destination(number)[0]
     if lim.countries and country not in lim.countries:
         raise refusal(
@@ -273,10 +320,7 @@ def check(session: Session, integration: OtpIntegration, number: str, *, now: da
             f"(allowed: {', '.join(lim.countries)})", "otp-country-not-allowed", country=country,
         )  # fmt: skip
     prefix = prefix_of(number, lim.prefix_digits)
-    last = session.execute(
-        sa.select(B.c.id, B.c.unblocked_at).where(B.c.integration_id == integration.id, B.c.prefix == prefix)
-        .order_by(B.c.id.desc()).limit(1)
-    ).first()  # fmt: skip
+    last = _last_block(session, integration.id, prefix)  # type: ignore[arg-type]
     if last is not None and last.unblocked_at is None:
         _write(session, lambda s: _countrefusal(s, last.id, number, integration, now))
         raise _blocked(prefix)
@@ -284,6 +328,8 @@ def check(session: Session, integration: OtpIntegration, number: str, *, now: da
     alarm = integration.mode == "platform" and lim.min_conversion_bp > 0
     if alarm or lim.per_prefix_hour:
         got = _window(session, integration.id, number, prefix, lim, now, after=after)  # type: ignore[arg-type]
+    elif number_times is not None:
+        got = _from_times(number_times, now)
     else:  # no prefix figure is needed: the number's own hour only (an index range, not the prefix's rows)
         got = _number_hour(session, integration.id, number, now)  # type: ignore[arg-type]
     if alarm and got.counted >= lim.min_sends and got.verified * 10_000 < lim.min_conversion_bp * got.counted:
@@ -320,8 +366,17 @@ def _blocked(prefix: str) -> CpaasError:
     )  # fmt: skip
 
 
+DEFERRED = "otp.guard.deferred"  # session.info: the group's list of writes to run after the savepoint
+AFTER_COMMIT = groupcommit.AFTER_COMMIT  # session.info: callables (engine) -> None, run after the commit
+
+
 def _write(session: Session, work) -> Any:
-    """Run ``work(s)`` in a transaction of its own, committed now: the caller's is rolled back."""
+    """Run ``work(s)`` in a transaction of its own, committed now: the caller's is rolled back.
+    In a group (:data:`DEFERRED` in the session's info) it is queued for the group instead (None)."""
+    deferred = session.info.get(DEFERRED)
+    if deferred is not None:
+        deferred.append(work)
+        return None
     engine = session.get_bind()
     actor = session.info.get("actor") or "otp guard"
     with session_scope(engine, actor=actor, command="otp guard") as s:  # type: ignore[arg-type]
@@ -368,15 +423,17 @@ def block(
     session: Session, integration: OtpIntegration, prefix: str, *, country: str | None, number: str,
     sends: int, verified: int, lim: Limits, now: datetime,
 ) -> int | None:  # fmt: skip
-    """Block ``prefix`` (committed at once), count the send that tripped the alarm as refused,
-    and tell the operator. Returns the block's id."""
+    """Block ``prefix`` (committed at once; in a group, with the group), count the send that
+    tripped the alarm as refused, and tell the operator. Returns the block's id (None in a group)."""
     share = verified * 10_000 // sends if sends else 0
     reason = (
         f"conversion {_percent(share)} ({verified} verified of {sends} sends in {lim.window_s} s) "
         f"under {_percent(lim.min_conversion_bp)}"
     )
 
-    def insert(s: Session) -> int | None:
+    def insert(s: Session) -> tuple[int | None, bool]:
+        """(the block's id, whether this made it): a concurrent send that blocked the prefix
+        first has this one counted on its block instead."""
         cost, currency = price_of(s, integration, number, now=now)
         row = OtpGuardBlock(
             integration_id=integration.id,  # type: ignore[arg-type]
@@ -384,25 +441,45 @@ def block(
             conversion_bp=share, window_s=lim.window_s, blocked_at=now, notice="e-mail pending",
             refused=1, unit_cost=cost, currency=currency, saved=cost or 0, last_refused_at=now,
         )  # fmt: skip
-        s.add(row)
-        s.flush()
-        return row.id
+        s.info.pop("otp.guard.blocks", None)
+        session.info.pop("otp.guard.blocks", None)
+        try:
+            with s.begin_nested():
+                s.add(row)
+                s.flush()
+        except sa.exc.IntegrityError:
+            open_id = s.execute(
+                sa.select(B.c.id).where(B.c.integration_id == integration.id, B.c.prefix == prefix,
+                                        B.c.unblocked_at.is_(None))
+            ).scalar()  # fmt: skip
+            if open_id is not None:
+                _countrefusal(s, open_id, number, integration, now)
+            return open_id, False
+        log.warning(
+            "otp guard: integration %s (%s): prefix %s blocked: %s", integration.id, integration.name, prefix, reason
+        )
+        return row.id, True
 
-    try:
-        block_id = _write(session, insert)
-    except sa.exc.IntegrityError:  # a concurrent send blocked it first: count this one on that block
-        open_id = session.execute(
-            sa.select(B.c.id).where(B.c.integration_id == integration.id, B.c.prefix == prefix,
-                                    B.c.unblocked_at.is_(None))
-        ).scalar()  # fmt: skip
-        if open_id is not None:
-            _write(session, lambda s: _countrefusal(s, open_id, number, integration, now))
-        return open_id
-    log.warning(
-        "otp guard: integration %s (%s): prefix %s blocked: %s", integration.id, integration.name, prefix, reason
-    )
-    notice = notify(session, integration, prefix, reason)
-    _write(session, lambda s: s.execute(sa.update(B).where(B.c.id == block_id).values(notice=notice[:500])))
+    integration_id = integration.id
+
+    def tell(engine: Any, block_id: int) -> None:
+        with session_scope(engine, actor="otp guard", command="otp guard notice") as s:
+            current = s.get(OtpIntegration, integration_id)
+            notice = notify(s, current, prefix, reason) if current is not None else "not e-mailed: integration gone"
+            s.execute(sa.update(B).where(B.c.id == block_id).values(notice=notice[:500]))
+
+    if session.info.get(DEFERRED) is not None:
+
+        def later(s: Session) -> None:
+            block_id, made = insert(s)
+            if made:
+                s.info.setdefault(AFTER_COMMIT, []).append(lambda engine: tell(engine, block_id))
+
+        _write(session, later)
+        return None
+    block_id, made = _write(session, insert)
+    if made:
+        tell(session.get_bind(), block_id)
     return block_id
 
 

@@ -116,16 +116,24 @@ def guard(session: Session, integration: OtpIntegration, number: str, *, now: da
         raise refusal(
             Denied, f"2FA integration {integration.name!r} is {integration.state}, not active", "integration-inactive"
         )
-    # the fraud guard first: it writes its blocks and refusal counts in a transaction of its own,
-    # which on SQLite must not wait for the write lock that the lock below takes
-    fraud_guard.check(session, integration, number, now=now)  # issue 28 item 4: otp/guard.py
+    # Alone, the fraud guard goes first: it writes its blocks and refusal counts in a transaction
+    # of its own, which on SQLite must not wait for the write lock that the lock below takes. In
+    # a group (otp/group.py) its writes wait for the group's transaction: it goes after the lock
+    # and reads the number's recent sends with the per-number limit, in one query.
+    grouped = session.info.get(fraud_guard.DEFERRED) is not None
+    if not grouped:
+        fraud_guard.check(session, integration, number, now=now)  # issue 28 item 4: otp/guard.py
     locking.serialise(session, f"otp-send:{integration.id}:{number}")
     since = now - timedelta(seconds=integration.send_window_s)
-    recent = session.execute(
+    read_from = min(since, now - timedelta(seconds=fraud_guard.HOUR)) if grouped else since
+    times = session.execute(
         sa.select(R.c.created_at)
-        .where(R.c.integration_id == integration.id, R.c.number == number, R.c.created_at > since)
+        .where(R.c.integration_id == integration.id, R.c.number == number, R.c.created_at > read_from)
         .order_by(R.c.created_at)
     ).scalars().all()  # fmt: skip
+    if grouped:
+        fraud_guard.check(session, integration, number, now=now, number_times=list(times))
+    recent = [t for t in times if t > since]
     if len(recent) >= integration.max_sends:
         free_at = recent[len(recent) - integration.max_sends] + timedelta(seconds=integration.send_window_s)
         # (a send that waited for the lock may count rows made after its own `now`: never more than the window)
@@ -150,8 +158,41 @@ def send(
 ) -> Accepted:
     """Queue a code to ``number``: a new one (platform side) or the client's ``code`` (client side).
     CreditShort (402) when the message does not fit the funds: nothing is written.
-    ``test``: a test send (`otp integration test`), allowed on a Draft integration too."""
+    ``test``: a test send (`otp integration test`), allowed on a Draft integration too.
+    (The HTTP API writes many sends in one transaction by the same three steps: ``otp/group.py``.)"""
     now = now or clock.now()
+    pending = prepare(session, keys, integration, number=number, code=code, now=now, test=test)
+    (got,) = finish(session, [pending], queue(session, [pending]), now=now)
+    if isinstance(got, Exception):
+        raise got
+    return got
+
+
+@dataclass
+class Pending:
+    """A send that passed every check, its request row written without its message yet."""
+
+    row_id: int
+    request_id: str
+    number: str
+    integration: OtpIntegration
+    sender: str
+    text: str  # the message, the code in clear
+    actor: str
+
+
+def prepare(
+    session: Session,
+    keys: IdentityKeys,
+    integration: OtpIntegration,
+    *,
+    number: str,
+    code: str | None,
+    now: datetime,
+    test: bool = False,
+) -> Pending:
+    """Step 1 of a send: check it (the code's shape, the number, :func:`guard`), make the code
+    and write the request row (no message yet: :func:`queue`, then :func:`finish`)."""
     if integration.mode == "platform" and code is not None:
         raise refusal(InvalidInput, "this integration makes its own codes: send only the number", "otp-wrong-mode")
     if integration.mode == "client" and (code is None or not codes.CLIENT_CODE.match(code)):
@@ -160,48 +201,91 @@ def send(
     phone = check_number(number)
     guard(session, integration, phone, now=now, test=test)
     sender_name = _sender_name(session, integration)
-    session.execute(
-        sa.update(R)
-        .where(R.c.integration_id == integration.id, R.c.number == phone, R.c.state == "pending")
-        .values(state="cancelled", closed_at=now)
-    )
     request_id = codes.new_request_id()
     if integration.mode == "platform":
         code = codes.new_code(integration.digits, integration.code_type)
         digest: str | None = codes.code_hash(keys, request_id, codes.normal(code, integration.code_type))
     else:
         digest = None
+    from cpaas_cli.campaigns.destinations import destination
+
+    row_id = session.execute(
+        sa.insert(R)
+        .values(
+            request_id=request_id, integration_id=integration.id, company_id=integration.company_id, number=phone,
+            country=destination(phone)[0], mode=integration.mode, code_hash=digest, state="pending", checks=0,
+            created_at=now, expires_at=now + timedelta(seconds=integration.validity_s),
+        )
+        .returning(R.c.id)
+    ).scalar_one()  # fmt: skip
+    text = codes.render(integration.template, code)  # type: ignore[arg-type]
+    actor = str(session.info.get("actor") or "api 2fa")
+    return Pending(row_id, request_id, phone, integration, sender_name, text, actor)
+
+
+def queue(session: Session, pendings: list[Pending]) -> list[sending.Sent | Exception]:
+    """Step 2: the codes' messages on the queue by the HTTP API's own path (``sending.batch``:
+    the sends of one integration in a group share one light campaign started at once, with the
+    same sender-ID, hold, stop-list, moderation and credit rules; a send that does not fit gets
+    the lone path's exact error). The codes' texts stay out of the audit trail."""
+    if not pendings:
+        return []
+    requests = [
+        batch.Request(
+            company_id=p.integration.company_id,
+            api_key_id=None,  # type: ignore[arg-type]  # no API key: the integration's results have their own callbacks
+            messages=[batch.Message(sender=p.sender, to=[p.number], text=p.text, label=f"OTP {p.integration.id}")],
+            actor=p.actor,
+        )
+        for p in pendings
+    ]
     audit = session.info.get("audit")
     session.info["audit"] = False  # the campaign's text holds the code: not in the audit trail
     try:
-        sent = _queue(session, integration, sender_name, phone, codes.render(integration.template, code))  # type: ignore[arg-type]
-        if sent.refused:
-            (_n, why), *_ = sent.refused
-            problem = Problem("number", why)
-            raise InvalidInput(str(problem), problems=[problem])
-        from cpaas_cli.campaigns.destinations import destination
-
-        row = OtpRequest(
-            request_id=request_id,
-            integration_id=integration.id,  # type: ignore[arg-type]
-            company_id=integration.company_id,
-            number=phone,
-            country=destination(phone)[0],
-            mode=integration.mode,
-            code_hash=digest,
-            campaign_id=sent.campaign_id,
-            queue_id=sent.queued[0][0] if sent.queued else None,
-            created_at=now,
-            expires_at=now + timedelta(seconds=integration.validity_s),
-        )
-        session.add(row)
-        session.flush()
+        got = batch.send_requests(session, requests, answer=lambda _sent: {}, lookups=_lookups())
     finally:
         if audit is None:
             session.info.pop("audit", None)
         else:
             session.info["audit"] = audit
-    return Accepted(request_id, phone, row.queue_id, pending_moderation=not sent.queued)
+    return [g if isinstance(g, Exception) else g.sent[0] for g in got]  # type: ignore[union-attr]
+
+
+def finish(
+    session: Session, pendings: list[Pending], sents: list[sending.Sent | Exception], *, now: datetime
+) -> list[Accepted | Exception]:
+    """Step 3: the request rows of the sends that went on the queue get their message, and each
+    cancels the codes sent before it to the same number; a send that did not go (credit, stop
+    list…) loses its row and answers its error."""
+    out: list[Accepted | Exception] = []
+    gone: list[int] = []
+    kept: list[dict[str, Any]] = []
+    for p, sent in zip(pendings, sents, strict=True):
+        if not isinstance(sent, Exception) and sent.refused:
+            (_n, why), *_ = sent.refused
+            problem = Problem("number", why)
+            sent = InvalidInput(str(problem), problems=[problem])
+        if isinstance(sent, Exception):
+            gone.append(p.row_id)
+            out.append(sent)
+            continue
+        qid = sent.queued[0][0] if sent.queued else None
+        kept.append({"rid": p.row_id, "cid": sent.campaign_id, "qid": qid, "iid": p.integration.id, "num": p.number})
+        out.append(Accepted(p.request_id, p.number, qid, pending_moderation=not sent.queued))
+    if gone:
+        session.execute(sa.delete(R).where(R.c.id.in_(gone)))
+    if kept:
+        session.execute(
+            sa.update(R).where(R.c.id == sa.bindparam("rid"))
+            .values(campaign_id=sa.bindparam("cid"), queue_id=sa.bindparam("qid")), kept,
+        )  # fmt: skip
+        session.execute(
+            sa.update(R)
+            .where(R.c.integration_id == sa.bindparam("iid"), R.c.number == sa.bindparam("num"),
+                   R.c.state == "pending", R.c.id < sa.bindparam("rid"))
+            .values(state="cancelled", closed_at=now), kept,
+        )  # fmt: skip
+    return out
 
 
 _LOOKUPS = threading.local()
@@ -216,28 +300,15 @@ def _lookups() -> batch.Lookups:
 
 
 def _sender_name(session: Session, integration: OtpIntegration) -> str:
-    name = session.execute(sa.select(S.c.sender).where(S.c.id == integration.sender_id)).scalar()
+    cache = session.info.setdefault("otp.senders", {})  # read once per transaction (a group's sends)
+    name = cache.get(integration.sender_id)
+    if name is None:
+        name = cache[integration.sender_id] = session.execute(
+            sa.select(S.c.sender).where(S.c.id == integration.sender_id)
+        ).scalar()
     if name is None:
         raise Conflict(f"2FA integration {integration.name!r} has no sender ID")
     return name
-
-
-def _queue(session: Session, integration: OtpIntegration, sender: str, phone: str, text: str) -> sending.Sent:
-    """The code's message on the queue by the HTTP API's own path (``sending.batch``: one light
-    campaign started at once, the same sender-ID, hold, stop-list, moderation and credit rules;
-    the lone path's exact error when it does not fit)."""
-    message = batch.Message(sender=sender, to=[phone], text=text, label=f"OTP {integration.id}")
-    request = batch.Request(
-        company_id=integration.company_id,
-        api_key_id=None,  # type: ignore[arg-type]  # no API key: the integration's results have their own callbacks
-        messages=[message],
-        actor=str(session.info.get("actor") or "api 2fa"),
-    )
-    (got,) = batch.send_requests(session, [request], answer=lambda _sent: {}, lookups=_lookups())
-    if isinstance(got, Exception):
-        raise got
-    assert isinstance(got, batch.Done)
-    return got.sent[0]
 
 
 def _charge(session: Session, queue_id: int | None) -> Any:
