@@ -395,9 +395,21 @@ def verify(
     now: datetime | None = None,
 ) -> Checked:
     """Check ``code`` for the request. A malformed code or an unknown request raises (nothing
-    counts); otherwise the check is counted and the answer says whether it passed."""
+    counts); otherwise the check is counted and the answer says whether it passed. The
+    check is counted and its outcome written by one conditional UPDATE (pending, fewer than
+    ``max_checks`` checks so far), so two checks of one request at once count twice and
+    only one of them can verify it."""
     now = now or clock.now()
-    row = _find(session, integration, request_id)
+    text_id = (request_id or "").strip()
+    row = None
+    if 0 < len(text_id) <= codes.REQUEST_ID_LEN:
+        row = session.execute(
+            sa.select(R.c.id, R.c.request_id, R.c.number, R.c.mode, R.c.code_hash, R.c.state, R.c.checks,
+                      R.c.expires_at, R.c.queue_id, R.c.created_at)
+            .where(R.c.request_id == text_id, R.c.integration_id == integration.id)
+        ).first()  # fmt: skip
+    if row is None:
+        raise NotFound(f"request {text_id[:40]!r} not found")
     if row.mode != "platform" or row.code_hash is None:
         raise refusal(Conflict, "a client-side request has no code to check here", "otp-wrong-mode")
     text = (code or "").strip()
@@ -406,55 +418,52 @@ def verify(
         problem = Problem("code", why)
         raise InvalidInput(str(problem), problems=[problem])
     out = Checked(row.number)
-    refusals = {
-        "verified": (Conflict, "the code was already used", "otp-used"),
-        "cancelled": (Conflict, "a newer code was sent to this number; this one is void", "otp-cancelled"),
-        "expired": (Conflict, "the code expired", "otp-expired"),
-        "failed": (Conflict, "the code could not be sent", "otp-failed"),
-    }
-    if row.state in refusals:
-        cls, message, kind = refusals[row.state]
+    if row.state in _CLOSED:
+        cls, message, kind = _CLOSED[row.state]
         raise refusal(cls, message, kind)
     if row.state == "locked":
         raise TooMany(f"the code was checked {row.checks} times; send a new one", problem_type="otp-check-limit")
+    mine = sa.and_(R.c.id == row.id, R.c.state == "pending")
     if now >= row.expires_at:
-        session.execute(
-            sa.update(R).where(R.c.id == row.id, R.c.state == "pending").values(state="expired", closed_at=now)
-        )
+        session.execute(sa.update(R).where(mine).values(state="expired", closed_at=now))
         out.error = refusal(Conflict, "the code expired", "otp-expired")
         return out
-    counted = session.execute(
-        sa.update(R)
-        .where(R.c.id == row.id, R.c.state == "pending", R.c.checks < integration.max_checks)
-        .values(checks=R.c.checks + 1)
-    ).rowcount
-    if not counted:
-        session.execute(
-            sa.update(R).where(R.c.id == row.id, R.c.state == "pending").values(state="locked", closed_at=now)
-        )
-        out.error = TooMany(f"the code was checked {integration.max_checks} times; send a new one",
-                            problem_type="otp-check-limit")  # fmt: skip
-        return out
+    most = integration.max_checks
+    room = sa.and_(mine, R.c.checks < most)
     if codes.code_matches(keys, row.request_id, codes.normal(text, integration.code_type), row.code_hash):
-        won = session.execute(
-            sa.update(R).where(R.c.id == row.id, R.c.state == "pending").values(state="verified", verified_at=now)
-        ).rowcount
-        if not won:
-            out.error = refusal(Conflict, "the code was already used", "otp-used")
+        if session.execute(sa.update(R).where(room).values(checks=R.c.checks + 1, state="verified",
+                                                           verified_at=now)).rowcount:  # fmt: skip
+            out.verified_at = now
+            if integration.callback_url:
+                _callback(session, integration.id, row, "VERIFIED", billable_of(_charge(session, row.queue_id)), now)  # type: ignore[arg-type]
             return out
-        session.refresh(row)
-        out.verified_at = now
-        if integration.callback_url:
-            _callback(session, integration.id, row, "VERIFIED", billable_of(_charge(session, row.queue_id)), now)  # type: ignore[arg-type]
-        return out
-    session.refresh(row)
-    left = max(0, integration.max_checks - row.checks)
-    if not left:
-        session.execute(
-            sa.update(R).where(R.c.id == row.id, R.c.state == "pending").values(state="locked", closed_at=now)
-        )
-    out.error = refusal(InvalidInput, "wrong code", "otp-code-mismatch", attemptsLeft=left)
+        state = session.execute(sa.select(R.c.state).where(R.c.id == row.id)).scalar()
+        if state in _CLOSED:  # a check of the same request at the same moment won
+            cls, message, kind = _CLOSED[state]
+            out.error = refusal(cls, message, kind)
+            return out
+    else:
+        last = R.c.checks + 1 >= most
+        checks = session.execute(
+            sa.update(R).where(room)
+            .values(checks=R.c.checks + 1, state=sa.case((last, "locked"), else_=R.c.state),
+                    closed_at=sa.case((last, sa.literal(now, R.c.closed_at.type)), else_=R.c.closed_at))
+            .returning(R.c.checks)
+        ).scalar()  # fmt: skip
+        if checks is not None:
+            out.error = refusal(InvalidInput, "wrong code", "otp-code-mismatch", attemptsLeft=max(0, most - checks))
+            return out
+    session.execute(sa.update(R).where(mine).values(state="locked", closed_at=now))
+    out.error = TooMany(f"the code was checked {most} times; send a new one", problem_type="otp-check-limit")
     return out
+
+
+_CLOSED = {  # a request's closed state -> how a check of it is refused
+    "verified": (Conflict, "the code was already used", "otp-used"),
+    "cancelled": (Conflict, "a newer code was sent to this number; this one is void", "otp-cancelled"),
+    "expired": (Conflict, "the code expired", "otp-expired"),
+    "failed": (Conflict, "the code could not be sent", "otp-failed"),
+}
 
 
 def lookup(session: Session, integration: OtpIntegration, request_id: str, *, now: datetime | None = None) -> dict:
