@@ -7,14 +7,14 @@ by one for SQLite's single write lock beside the dispatch workers, and the
 sends of one integration in a group share one light campaign (the send path's
 ``sending.batch``).
 
-Each request runs in a savepoint of its own: a refused send or a malformed
+Each send runs in a savepoint of its own: a refused send or a malformed
 check leaves nothing. A send goes in three steps (``otp.requests``): every
 send is checked and its request row written (``prepare``: the per-number limit
 and the fraud guard see the sends of the group before it), then the group's
 messages go on the queue together (``queue``), then each row gets its message
 (``finish``: a send that did not go, e.g. for credit, loses its row and
-answers its error). A check (``verify``) is counted in its savepoint and
-answered after the commit, right or wrong.
+answers its error). A check (``verify``) raises only before it writes, so it
+needs no savepoint; it is counted and answered after the commit, right or wrong.
 
 The fraud guard writes what it must keep even for a refused send (a block,
 the count of refused sends); in a group those writes are made in the group's
@@ -75,22 +75,24 @@ def handle(session: Session, items: Sequence[Send | Check], *, keys: IdentityKey
     pending: list[otp.Pending] = []
     where: list[int] = []
     for i, item in enumerate(items):
+        if isinstance(item, Check):  # raises only before it writes: no savepoint needed
+            try:
+                integration = _active(session, item.integration_id, item.key_hash)
+                out[i] = otp.verify(session, keys, integration, request_id=item.request_id, code=item.code, now=now)
+            except CpaasError as exc:
+                out[i] = exc
+            continue
         deferred: list = []
         session.info[guard.DEFERRED] = deferred
         try:
             with session.begin_nested():
                 integration = _active(session, item.integration_id, item.key_hash)
-                if isinstance(item, Check):
-                    out[i] = otp.verify(session, keys, integration, request_id=item.request_id, code=item.code,
-                                        now=now)  # fmt: skip
-                else:
-                    if integration.mode != item.side:
-                        other = "verify" if integration.mode == "platform" else "send"
-                        raise refusal(Conflict, f"this integration is {integration.mode} side: "
-                                      f"POST /api/v1/2fa/{other}/sms", "otp-wrong-mode")  # fmt: skip
-                    pending.append(otp.prepare(session, keys, integration, number=item.number, code=item.code,
-                                               now=now))  # fmt: skip
-                    where.append(i)
+                if integration.mode != item.side:
+                    other = "verify" if integration.mode == "platform" else "send"
+                    raise refusal(Conflict, f"this integration is {integration.mode} side: "
+                                  f"POST /api/v1/2fa/{other}/sms", "otp-wrong-mode")  # fmt: skip
+                pending.append(otp.prepare(session, keys, integration, number=item.number, code=item.code, now=now))
+                where.append(i)
         except CpaasError as exc:
             out[i] = exc
         finally:

@@ -74,6 +74,16 @@ STATUS_NAMES = {
 }
 
 
+# A send's statements, made once (no statement building per send).
+_SEND_TIMES = (
+    sa.select(R.c.created_at)
+    .where(R.c.integration_id == sa.bindparam("b_iid"), R.c.number == sa.bindparam("b_num"),
+           R.c.created_at > sa.bindparam("b_from", type_=R.c.created_at.type))
+    .order_by(R.c.created_at)
+)  # fmt: skip
+_SEND_INSERT = sa.insert(R).returning(R.c.id)
+
+
 @dataclass
 class Accepted:
     request_id: str
@@ -126,11 +136,9 @@ def guard(session: Session, integration: OtpIntegration, number: str, *, now: da
     locking.serialise(session, f"otp-send:{integration.id}:{number}")
     since = now - timedelta(seconds=integration.send_window_s)
     read_from = min(since, now - timedelta(seconds=fraud_guard.HOUR)) if grouped else since
-    times = session.execute(
-        sa.select(R.c.created_at)
-        .where(R.c.integration_id == integration.id, R.c.number == number, R.c.created_at > read_from)
-        .order_by(R.c.created_at)
-    ).scalars().all()  # fmt: skip
+    times = (
+        session.execute(_SEND_TIMES, {"b_iid": integration.id, "b_num": number, "b_from": read_from}).scalars().all()
+    )
     if grouped:
         fraud_guard.check(session, integration, number, now=now, number_times=list(times))
     recent = [t for t in times if t > since]
@@ -209,15 +217,12 @@ def prepare(
         digest = None
     from cpaas_cli.campaigns.destinations import destination
 
-    row_id = session.execute(
-        sa.insert(R)
-        .values(
-            request_id=request_id, integration_id=integration.id, company_id=integration.company_id, number=phone,
-            country=destination(phone)[0], mode=integration.mode, code_hash=digest, state="pending", checks=0,
-            created_at=now, expires_at=now + timedelta(seconds=integration.validity_s),
-        )
-        .returning(R.c.id)
-    ).scalar_one()  # fmt: skip
+    row_id = session.execute(_SEND_INSERT, {
+        "request_id": request_id, "integration_id": integration.id, "company_id": integration.company_id,
+        "number": phone, "country": destination(phone)[0], "mode": integration.mode, "code_hash": digest,
+        "state": "pending", "checks": 0, "created_at": now,
+        "expires_at": now + timedelta(seconds=integration.validity_s),
+    }).scalar_one()  # fmt: skip
     text = codes.render(integration.template, code)  # type: ignore[arg-type]
     actor = str(session.info.get("actor") or "api 2fa")
     return Pending(row_id, request_id, phone, integration, sender_name, text, actor)
@@ -403,11 +408,7 @@ def verify(
     text_id = (request_id or "").strip()
     row = None
     if 0 < len(text_id) <= codes.REQUEST_ID_LEN:
-        row = session.execute(
-            sa.select(R.c.id, R.c.request_id, R.c.number, R.c.mode, R.c.code_hash, R.c.state, R.c.checks,
-                      R.c.expires_at, R.c.queue_id, R.c.created_at)
-            .where(R.c.request_id == text_id, R.c.integration_id == integration.id)
-        ).first()  # fmt: skip
+        row = session.execute(_CHECK_FIND, {"b_rid": text_id, "b_iid": integration.id}).first()
     if row is None:
         raise NotFound(f"request {text_id[:40]!r} not found")
     if row.mode != "platform" or row.code_hash is None:
@@ -423,16 +424,14 @@ def verify(
         raise refusal(cls, message, kind)
     if row.state == "locked":
         raise TooMany(f"the code was checked {row.checks} times; send a new one", problem_type="otp-check-limit")
-    mine = sa.and_(R.c.id == row.id, R.c.state == "pending")
     if now >= row.expires_at:
-        session.execute(sa.update(R).where(mine).values(state="expired", closed_at=now))
+        session.execute(_CHECK_CLOSE, {"b_id": row.id, "b_state": "expired", "b_now": now})
         out.error = refusal(Conflict, "the code expired", "otp-expired")
         return out
     most = integration.max_checks
-    room = sa.and_(mine, R.c.checks < most)
+    args = {"b_id": row.id, "b_most": most, "b_now": now}
     if codes.code_matches(keys, row.request_id, codes.normal(text, integration.code_type), row.code_hash):
-        if session.execute(sa.update(R).where(room).values(checks=R.c.checks + 1, state="verified",
-                                                           verified_at=now)).rowcount:  # fmt: skip
+        if session.execute(_CHECK_PASS, args).rowcount:
             out.verified_at = now
             if integration.callback_url:
                 _callback(session, integration.id, row, "VERIFIED", billable_of(_charge(session, row.queue_id)), now)  # type: ignore[arg-type]
@@ -443,20 +442,32 @@ def verify(
             out.error = refusal(cls, message, kind)
             return out
     else:
-        last = R.c.checks + 1 >= most
-        checks = session.execute(
-            sa.update(R).where(room)
-            .values(checks=R.c.checks + 1, state=sa.case((last, "locked"), else_=R.c.state),
-                    closed_at=sa.case((last, sa.literal(now, R.c.closed_at.type)), else_=R.c.closed_at))
-            .returning(R.c.checks)
-        ).scalar()  # fmt: skip
+        checks = session.execute(_CHECK_MISS, args).scalar()
         if checks is not None:
             out.error = refusal(InvalidInput, "wrong code", "otp-code-mismatch", attemptsLeft=max(0, most - checks))
             return out
-    session.execute(sa.update(R).where(mine).values(state="locked", closed_at=now))
+    session.execute(_CHECK_CLOSE, {"b_id": row.id, "b_state": "locked", "b_now": now})
     out.error = TooMany(f"the code was checked {most} times; send a new one", problem_type="otp-check-limit")
     return out
 
+
+# A check's statements, made once (a check is the API's busiest write: no statement building per call).
+_NOW = sa.bindparam("b_now", type_=R.c.closed_at.type)
+_PENDING = sa.and_(R.c.id == sa.bindparam("b_id"), R.c.state == "pending")
+_ROOM = sa.and_(_PENDING, R.c.checks < sa.bindparam("b_most"))
+_LAST = R.c.checks + 1 >= sa.bindparam("b_most")
+_CHECK_FIND = sa.select(
+    R.c.id, R.c.request_id, R.c.number, R.c.mode, R.c.code_hash, R.c.state, R.c.checks, R.c.expires_at,
+    R.c.queue_id, R.c.created_at,
+).where(R.c.request_id == sa.bindparam("b_rid"), R.c.integration_id == sa.bindparam("b_iid"))  # fmt: skip
+_CHECK_PASS = sa.update(R).where(_ROOM).values(checks=R.c.checks + 1, state="verified", verified_at=_NOW)
+_CHECK_MISS = (
+    sa.update(R).where(_ROOM)
+    .values(checks=R.c.checks + 1, state=sa.case((_LAST, "locked"), else_=R.c.state),
+            closed_at=sa.case((_LAST, _NOW), else_=R.c.closed_at))
+    .returning(R.c.checks)
+)  # fmt: skip
+_CHECK_CLOSE = sa.update(R).where(_PENDING).values(state=sa.bindparam("b_state"), closed_at=_NOW)
 
 _CLOSED = {  # a request's closed state -> how a check of it is refused
     "verified": (Conflict, "the code was already used", "otp-used"),
