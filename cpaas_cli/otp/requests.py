@@ -90,6 +90,7 @@ class Checked:
     number: str
     verified_at: datetime | None = None
     error: CpaasError | None = None
+    channel: str = "sms"  # email: ``number`` is the e-mail address
 
 
 def check_number(text: str | None) -> str:
@@ -147,10 +148,12 @@ def send(
     code: str | None = None,
     now: datetime | None = None,
     test: bool = False,
+    status_url: str | None = None,
 ) -> Accepted:
     """Queue a code to ``number``: a new one (platform side) or the client's ``code`` (client side).
     CreditShort (402) when the message does not fit the funds: nothing is written.
-    ``test``: a test send (`otp integration test`), allowed on a Draft integration too."""
+    ``test``: a test send (`otp integration test`), allowed on a Draft integration too;
+    ``status_url``: where its result callbacks go instead of the integration's URL."""
     now = now or clock.now()
     if integration.mode == "platform" and code is not None:
         raise refusal(InvalidInput, "this integration makes its own codes: send only the number", "otp-wrong-mode")
@@ -193,6 +196,7 @@ def send(
             queue_id=sent.queued[0][0] if sent.queued else None,
             created_at=now,
             expires_at=now + timedelta(seconds=integration.validity_s),
+            callback_url=status_url,
         )
         session.add(row)
         session.flush()
@@ -240,12 +244,13 @@ def _queue(session: Session, integration: OtpIntegration, sender: str, phone: st
     return got.sent[0]
 
 
-def _charge(session: Session, queue_id: int | None) -> Any:
-    if queue_id is None:
+def _charge(session: Session, row: OtpRequest) -> Any:
+    """The request's EDR (``results.edr_key``: its queue row's, or an e-mail request's own)."""
+    if row.channel != "email" and row.queue_id is None:
         return None
     return session.execute(
         sa.select(E.c.status, E.c.unit_price, E.c.cost, E.c.currency, E.c.segments, E.c.rating_state)
-        .where(E.c.external_id == f"om:{queue_id}")
+        .where(E.c.external_id == results.edr_key(row))
     ).first()  # fmt: skip
 
 
@@ -258,6 +263,7 @@ def _callback(session: Session, integration_id: int, row: Any, status: str, bill
         status=status,
         payload=results.payload(row, status, billable),
         now=now,
+        channel="EMAIL" if row.channel == "email" else "SMS",
     )
 
 
@@ -334,7 +340,7 @@ def verify(
     if why:
         problem = Problem("code", why)
         raise InvalidInput(str(problem), problems=[problem])
-    out = Checked(row.number)
+    out = Checked(row.number, channel=row.channel)
     refusals = {
         "verified": (Conflict, "the code was already used", "otp-used"),
         "cancelled": (Conflict, "a newer code was sent to this number; this one is void", "otp-cancelled"),
@@ -373,8 +379,8 @@ def verify(
             return out
         session.refresh(row)
         out.verified_at = now
-        if integration.callback_url:
-            _callback(session, integration.id, row, "VERIFIED", billable_of(_charge(session, row.queue_id)), now)  # type: ignore[arg-type]
+        if integration.callback_url or row.callback_url:
+            _callback(session, integration.id, row, "VERIFIED", billable_of(_charge(session, row)), now)  # type: ignore[arg-type]
         return out
     session.refresh(row)
     left = max(0, integration.max_checks - row.checks)
@@ -393,7 +399,7 @@ def lookup(session: Session, integration: OtpIntegration, request_id: str, *, no
     row = _find(session, integration, request_id)
     if row.sent_status is None:
         record_result(session, row, _queue_state(session, row.queue_id), now=now)
-    charge = _charge(session, row.queue_id)
+    charge = _charge(session, row)
     sender = session.get(SenderId, integration.sender_id)
     if charge is not None:
         status = STATUS_NAMES.get(charge.status, charge.status.upper())
@@ -405,14 +411,15 @@ def lookup(session: Session, integration: OtpIntegration, request_id: str, *, no
     unit = charge.unit_price if charge is not None and charge.rating_state == "rated" else None
     return {
         "id": row.request_id,
-        "number": row.number,
+        **results.destination(row),  # number, or email for an e-mail request
         "rate": format_micros(unit) if unit is not None else None,
         "billable": billable_of(charge),
         "status": status,
         "sender": sender.sender if sender else None,
         "goals": list(GOALS),
         "createdAt": int(row.created_at.timestamp() * 1000),
-        "payload": {"number": row.number},
+        "payload": results.destination(row),
+        "channel": row.channel,
         "cost": format_micros(charge.cost) if charge is not None and charge.cost is not None else None,
         "currency": charge.currency if charge is not None else None,
         "segments": charge.segments if charge is not None else None,
