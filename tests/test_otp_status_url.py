@@ -17,7 +17,7 @@ from tests.api_helpers import api  # noqa: F401
 from tests.callback_receiver import Receiver
 from tests.identity_helpers import identity_env  # noqa: F401
 from tests.smtp import smtp_server  # noqa: F401
-from tests.test_otp_api import basic, code_of, table
+from tests.test_otp_api import basic, code_of, short_sync, table  # noqa: F401
 from tests.test_otp_email import email_tree
 from tests.test_serve import serve_once, setup, smsc  # noqa: F401
 
