@@ -155,6 +155,8 @@ def send(
     ``test``: a test send (`otp integration test`), allowed on a Draft integration too;
     ``status_url``: where its result callbacks go instead of the integration's URL."""
     now = now or clock.now()
+    if integration.channel != "sms":  # e-mail codes: otp/email_channel.py
+        raise refusal(Conflict, f"this integration sends by {integration.channel}, not SMS", "otp-wrong-channel")
     if integration.mode == "platform" and code is not None:
         raise refusal(InvalidInput, "this integration makes its own codes: send only the number", "otp-wrong-mode")
     if integration.mode == "client" and (code is None or not codes.CLIENT_CODE.match(code)):
