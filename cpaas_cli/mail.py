@@ -22,6 +22,7 @@ import smtplib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
+from email.utils import formataddr
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +68,10 @@ def send(
     subject: str,
     body: str,
     attachments: Sequence[Path] = (),
+    sender_name: str | None = None,
 ) -> None:
-    """Send one message; attachments over the size limit are refused before connecting."""
+    """Send one message; attachments over the size limit are refused before connecting.
+    ``sender_name``: the display name of the From address (the address is ``[smtp] from``)."""
     recipients = [a.strip() for a in to if a and a.strip()]
     if not recipients:
         raise InvalidInput("no e-mail recipients")
@@ -79,7 +82,7 @@ def send(
             "e-mail limit ([smtp] max_attachment_mb)"
         )
     msg = EmailMessage()
-    msg["From"] = settings.sender
+    msg["From"] = formataddr((sender_name, settings.sender)) if sender_name else settings.sender
     msg["To"] = ", ".join(recipients)
     msg["Subject"] = subject
     msg.set_content(body)

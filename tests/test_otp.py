@@ -72,8 +72,9 @@ def test_refusals_name_the_field_and_write_nothing(cli, db_url):
     assert "--validity" in cli(*base, "--text", TEXT, "--validity", "0", expect=4).stderr
     assert "--type" in cli(*base, "--text", TEXT, "--type", "hex", expect=4).stderr
     assert "--mode" in cli(*base, "--text", TEXT, "--mode", "both", expect=4).stderr
-    err = cli(*base, "--text", TEXT, "--channel", "email", expect=4).stderr
-    assert "e-mail channel is not available" in err
+    err = cli(*base, "--text", TEXT, "--channel", "fax", expect=4).stderr
+    assert "--channel" in err and "sms or email" in err
+    assert "--subject" in cli(*base, "--text", TEXT, "--channel", "email", "--subject", "a\nb", expect=4).stderr
     assert "--callback-url" in cli(*base, "--text", TEXT, "--callback-url", "ftp://x", expect=4).stderr
     assert cli(*base[:-2], "--text", TEXT, expect=4).stderr  # no sender
     cli("otp", "integration", "create", "-c", "Client A", "--name", "X", "-s", "NOPE", "--text", TEXT, expect=3)

@@ -175,7 +175,10 @@ def test_rotate_moves_every_secret_to_the_new_key_and_binding_still_works(cli, d
     before = stored(db_url)
     new_file = key_file(tmp_path / "new.key", new)
     out = cli.json("secrets", "rotate", "--new-key-file", str(new_file), env=key_env(old))
-    assert out == {"rotated": 2, "connections": ["vend", "spare"], "encrypted_with": f"key file {new_file}"}
+    assert out == {
+        "rotated": 2, "connections": ["vend", "spare"], "api_keys": [], "otp_integrations": [], "totp_users": [],
+        "encrypted_with": f"key file {new_file}",
+    }  # fmt: skip
     after = stored(db_url)
     assert after["byenv"] is None and all(after[n] != before[n] for n in ("vend", "spare"))
     assert Fernet(new.encode()).decrypt(after["vend"].encode()).decode() == SECRET

@@ -3,7 +3,11 @@
 * ``POST /api/v1/2fa/send/sms`` (client side: number, code) → ``{requestId}``;
 * ``POST /api/v1/2fa/verify/sms`` (platform side: number) → ``{requestId}``;
 * ``POST /api/v1/2fa/verify`` (requestId, code) → ``{number, verifiedAt}``;
-* ``GET /api/v1/2fa/requests/{requestId}`` → the request, its rate and status.
+* ``GET /api/v1/2fa/requests/{requestId}`` → the request, its rate and status;
+* ``POST /api/v1/2fa/send/email`` (client side: email, code) and
+  ``POST /api/v1/2fa/verify/email`` (platform side: email) → ``{requestId}``: the
+  e-mail channel (``otp/email_channel.py``); verify and lookup are the same routes.
+  An integration answers only the routes of its channel (409 ``otp-wrong-channel``).
 
 Authentication: the integration's API key ``<key id>:<secret>`` as HTTP Basic
 credentials (``curl -u <API key>`` sends the key id as user, the secret as
@@ -138,13 +142,16 @@ class _Key:
     secret_hash: str
     state: str
     mode: str
+    channel: str
     read_at: float
 
 
 def _read_key(engine, key_id: str) -> _Key | None:
     with engine.connect() as conn:
-        row = conn.execute(sa.select(I.c.id, I.c.secret_hash, I.c.state, I.c.mode).where(I.c.key_id == key_id)).first()
-    return None if row is None else _Key(row.id, row.secret_hash, row.state, row.mode, time.monotonic())
+        row = conn.execute(
+            sa.select(I.c.id, I.c.secret_hash, I.c.state, I.c.mode, I.c.channel).where(I.c.key_id == key_id)
+        ).first()
+    return None if row is None else _Key(row.id, row.secret_hash, row.state, row.mode, row.channel, time.monotonic())
 
 
 async def _integration(request: Request) -> _Key:
@@ -203,6 +210,8 @@ async def _write(request: Request, item: group.Send | group.Check) -> Any:
 async def _send(request: Request, side: str) -> JSONResponse:
     fields = await _fields(request)
     key = await _integration(request)
+    if key.channel != "sms":  # the e-mail channel has its own routes (below)
+        raise ProblemError(409, "otp-wrong-channel", _wrong_channel(key))
     if key.mode != side:
         other = "verify" if key.mode == "platform" else "send"
         raise ProblemError(409, "otp-wrong-mode", f"this integration is {key.mode} side: POST /api/v1/2fa/{other}/sms")
@@ -248,7 +257,8 @@ async def verify(request: Request) -> JSONResponse:
     if checked.error is not None:
         raise checked.error
     assert checked.verified_at is not None
-    return JSONResponse({"number": checked.number, "verifiedAt": int(checked.verified_at.timestamp())})
+    where = "email" if checked.channel == "email" else "number"
+    return JSONResponse({where: checked.number, "verifiedAt": int(checked.verified_at.timestamp())})
 
 
 @router.get("/api/v1/2fa/requests/{request_id}", summary="One request: number, rate, billable, status, sender")
@@ -258,3 +268,60 @@ async def lookup(request: Request, request_id: str) -> dict[str, Any]:
             return otp.lookup(s, integration, request_id)
 
     return await run_in_threadpool(work)
+
+
+# ---- the e-mail channel (otp/email_channel.py) ---------------------------------------------
+
+
+def _wrong_channel(integration: OtpIntegration | _Key) -> str:
+    verb = "verify" if integration.mode == "platform" else "send"
+    field = "email" if integration.channel == "email" else "number"
+    return (f"this integration sends by {integration.channel}: POST /api/v1/2fa/{verb}/{integration.channel} "
+            f"with {field}=")  # fmt: skip
+
+
+async def _send_email(request: Request, mode: str) -> JSONResponse:
+    """Write and charge the request (a pool thread), then send the e-mail in a pool thread too:
+    the SMTP conversation never runs in the event loop. 502 ``otp-failed`` when the SMTP
+    server refused it (the request FAILED, its charge refunded)."""
+    from cpaas_cli.otp import email_channel
+
+    fields = await _fields(request)
+    state = request.app.state.api
+
+    def work() -> tuple[email_channel.Prepared, Any]:
+        with _session(request) as (s, integration):
+            if integration.channel != "email":
+                raise ProblemError(409, "otp-wrong-channel", _wrong_channel(integration))
+            if integration.mode != mode:
+                other = "verify" if integration.mode == "platform" else "send"
+                raise ProblemError(
+                    409,
+                    "otp-wrong-mode",
+                    f"this integration is {integration.mode} side: POST /api/v1/2fa/{other}/email",
+                )
+            code = _required(fields, "code") if mode == "client" else fields.get("code")
+            address = _required(fields, "email")
+            try:
+                smtp = email_channel.smtp_settings(state.settings.section("smtp"))
+            except InvalidInput as exc:
+                raise ProblemError(
+                    503, "otp-email-unavailable", f"e-mail codes cannot be sent: {exc.message}"
+                ) from None
+            return email_channel.prepare(s, _keys(request), integration, address=address, code=code), smtp
+
+    prepared, smtp = await run_in_threadpool(work)
+    status = await run_in_threadpool(email_channel.deliver, state.engine, prepared, smtp)
+    if status == "FAILED":
+        raise ProblemError(502, "otp-failed", "the SMTP server did not take the e-mail", requestId=prepared.request_id)
+    return JSONResponse({"requestId": prepared.request_id})
+
+
+@router.post("/api/v1/2fa/send/email", summary="Client side: e-mail the client's code to an address")
+async def send_client_email(request: Request) -> JSONResponse:
+    return await _send_email(request, "client")
+
+
+@router.post("/api/v1/2fa/verify/email", summary="Platform side: make a code and e-mail it to an address")
+async def send_platform_email(request: Request) -> JSONResponse:
+    return await _send_email(request, "platform")

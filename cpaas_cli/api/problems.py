@@ -82,6 +82,9 @@ TITLES = {name: title for _c, _s, name, title in MAPPING} | {
     "otp-cancelled": "A newer code replaced this one",
     "otp-failed": "The code could not be sent",
     "otp-wrong-mode": "Not available for this integration's mode",
+    "otp-wrong-channel": "Not available for this integration's channel",
+    "otp-not-priced": "The code cannot be priced",
+    "otp-email-unavailable": "E-mail codes cannot be sent",
     "integration-inactive": "The integration is not active",
 }
 

@@ -23,6 +23,7 @@ from cpaas_cli.models.campaigns import OutboundMessage
 from cpaas_cli.models.edr import Edr
 
 OB = CallbackOutbox.__table__
+DNIS = 32  # callback_outbox.dnis
 K = ApiKeyCallback.__table__
 E = Edr.__table__
 Q = OutboundMessage.__table__
@@ -199,16 +200,21 @@ def record_otp(
     status: str,
     payload: dict,
     now: datetime,
+    channel: str = "SMS",
 ) -> None:
     """The result callback of an OTP request (kind ``otp``): posted to the integration's
-    callback URL, signed with its secret, with ``payload`` as the body (``signing.otp_body``).
-    The request id is the transaction id, so one request's results go in order."""
-    record_otps(session, [(integration_id, request_id, number, status, payload)], now=now)
+    callback URL (or a test request's own status URL), signed with the integration's secret,
+    with ``payload`` as the body (``signing.otp_body``). The request id is the transaction id,
+    so one request's results go in order. ``channel``: SMS, or EMAIL for an e-mail request."""
+    record_otps(session, [(integration_id, request_id, number, status, payload)], now=now, channel=channel)
 
 
-def record_otps(session: Session, results: Sequence[tuple[int, str, str, str, dict]], *, now: datetime) -> None:
+def record_otps(
+    session: Session, results: Sequence[tuple[int, str, str, str, dict]], *, now: datetime, channel: str = "SMS"
+) -> None:
     """:func:`record_otp` for many results in one INSERT: (integration id, request id,
-    number, status, payload) each, in the order given."""
+    number, status, payload) each, in the order given. ``dnis`` keeps an e-mail address
+    cut to its 32 characters (the payload has it whole)."""
     if not results:
         return
     session.execute(
@@ -221,10 +227,10 @@ def record_otps(session: Session, results: Sequence[tuple[int, str, str, str, di
                 "payload": payload,
                 "edr_id": None,
                 "transaction_id": request_id,
-                "dnis": number,
+                "dnis": number if len(number) <= DNIS else number[: DNIS - 1] + "…",
                 "status": status,
                 "event_at": now,
-                "channel": "SMS",
+                "channel": channel,
                 "message": None,
                 "state": "pending",
                 "attempts": 0,

@@ -39,7 +39,7 @@ from cpaas_cli.callbacks import signing
 from cpaas_cli.db import bulk
 from cpaas_cli.db.engine import make_session
 from cpaas_cli.models.callbacks import ApiKeyCallback, CallbackOutbox
-from cpaas_cli.models.otp import OtpIntegration
+from cpaas_cli.models.otp import OtpIntegration, OtpRequest
 from cpaas_cli.secretbox import Keyring
 
 log = logging.getLogger("cpaas.callbacks")
@@ -47,6 +47,7 @@ log = logging.getLogger("cpaas.callbacks")
 OB = CallbackOutbox.__table__
 K = ApiKeyCallback.__table__
 I = OtpIntegration.__table__  # noqa: E741  (an OTP result goes to its integration's callback)
+R = OtpRequest.__table__  # a test request's own status URL (`otp integration test --status-url`)
 # A literal, not a bound parameter: the partial indexes (WHERE state = 'pending') then serve the claim.
 PENDING = sa.literal_column("'pending'")
 
@@ -167,11 +168,14 @@ class Sender:
                     OB.c.message,
                     OB.c.kind,
                     OB.c.payload,
-                    sa.func.coalesce(K.c.url, I.c.callback_url).label("url"),
+                    # an OTP test request's own status URL comes before its integration's
+                    sa.func.coalesce(K.c.url, R.c.callback_url, I.c.callback_url).label("url"),
                     sa.func.coalesce(K.c.secret, I.c.callback_secret).label("secret"),
                 )
                 .select_from(
-                    OB.outerjoin(K, K.c.api_key_id == OB.c.api_key_id).outerjoin(I, I.c.id == OB.c.otp_integration_id)
+                    OB.outerjoin(K, K.c.api_key_id == OB.c.api_key_id)
+                    .outerjoin(I, I.c.id == OB.c.otp_integration_id)
+                    .outerjoin(R, sa.and_(OB.c.kind == "otp", R.c.request_id == OB.c.transaction_id))
                 )
                 .where(OB.c.id.in_(ids))
                 .order_by(OB.c.id)

@@ -68,8 +68,9 @@ def body(
 
 def otp_body(payload: dict) -> bytes:
     """The body of an OTP result callback (SPEC OTP-06): requestId, number, status,
-    timestamp (epoch seconds of the request), billable, in that order, compact JSON."""
-    keys = ("requestId", "number", "status", "timestamp", "billable")
+    timestamp (epoch seconds of the request), billable, in that order, compact JSON;
+    an e-mail request has ``email`` in the place of ``number``."""
+    keys = ("requestId", "email" if "email" in payload else "number", "status", "timestamp", "billable")
     data = {k: payload.get(k) for k in keys}
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 

@@ -31,14 +31,28 @@ ModeOpt = Annotated[
     str | None,
     typer.Option("--mode", help="platform (we make and check the code) or client (the client sends its own code)."),
 ]
-SenderOpt = Annotated[str | None, typer.Option("--sender", "-s", help="An active SMS sender ID of the company.")]
+SenderOpt = Annotated[
+    str | None,
+    typer.Option("--sender", "-s", help="An active SMS sender ID of the company (its agreement is charged)."),
+]
 TextOpt = Annotated[str | None, typer.Option("--text", help="The message; {{code}} marks where the code goes.")]
 DigitsOpt = Annotated[int | None, typer.Option("--digits", help="Code length: 4, 6 (default) or 8.")]
 TypeOpt = Annotated[str | None, typer.Option("--type", help="numeric (default) or alphanumeric.")]
 ValidityOpt = Annotated[
     int | None, typer.Option("--validity", metavar="SECONDS", help="How long a code is valid: 1 to 600 (300).")
 ]
-ChannelOpt = Annotated[str | None, typer.Option("--channel", help="sms (the e-mail channel is not available yet).")]
+ChannelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--channel",
+        help="sms (default: a text from --sender) or email (through [smtp]; --text is the body, --subject the "
+        "subject; --sender still names the agreement charged, by its email price, and the From name).",
+    ),
+]
+SubjectOpt = Annotated[
+    str | None,
+    typer.Option("--subject", help="E-mail channel: the subject ({{code}} allowed; default 'Your verification code')."),
+]
 CallbackOpt = Annotated[
     str | None, typer.Option("--callback-url", help="Where results are POSTed (signed); '' removes it.")
 ]
@@ -73,6 +87,9 @@ def _base_url(ctx: typer.Context) -> str | None:
 
 
 def _say_segments(ctx: typer.Context, saved) -> None:
+    if saved.row.channel == "email":
+        say(ctx, "e-mail channel: each code is one e-mail, priced by the rate tree's email domain")
+        return
     n = saved.segments
     length = saved.row.digits
     if n > 1:
@@ -104,6 +121,7 @@ def create(
     code_type: TypeOpt = None,
     validity: ValidityOpt = None,
     channel: ChannelOpt = None,
+    subject: SubjectOpt = None,
     callback_url: CallbackOpt = None,
     max_checks: ChecksOpt = None,
     max_sends: SendsOpt = None,
@@ -118,7 +136,7 @@ def create(
     svc = _services()
     settings = _settings(
         name=name, mode=mode, sender=sender, template=text, digits=digits, code_type=code_type,
-        validity_s=validity, channel=channel, callback_url=callback_url, max_checks=max_checks,
+        validity_s=validity, channel=channel, subject=subject, callback_url=callback_url, max_checks=max_checks,
         max_sends=max_sends, send_window_s=send_window,
     )  # fmt: skip
     keyring = _keyring(ctx) if callback_url else None
@@ -177,6 +195,7 @@ def update(
     code_type: TypeOpt = None,
     validity: ValidityOpt = None,
     channel: ChannelOpt = None,
+    subject: SubjectOpt = None,
     callback_url: CallbackOpt = None,
     max_checks: ChecksOpt = None,
     max_sends: SendsOpt = None,
@@ -193,7 +212,7 @@ def update(
     svc = _services()
     settings = _settings(
         name=name, mode=mode, sender=sender, template=text, digits=digits, code_type=code_type,
-        validity_s=validity, channel=channel, callback_url=callback_url, max_checks=max_checks,
+        validity_s=validity, channel=channel, subject=subject, callback_url=callback_url, max_checks=max_checks,
         max_sends=max_sends, send_window_s=send_window,
     )  # fmt: skip
     keyring = _keyring(ctx) if (callback_url or rotate_secret) else None
@@ -207,7 +226,7 @@ def update(
         say(ctx, "the API key is shown once; store it now")
     if saved.callback_secret:
         data["callback_secret"] = saved.callback_secret
-    if text is not None or digits is not None:
+    if text is not None or digits is not None or channel is not None:
         _say_segments(ctx, saved)
     emit(ctx, data, output=output)
 
@@ -253,21 +272,35 @@ def delete(
 def test(
     ctx: typer.Context,
     integration: IntegrationArg,
-    number: Annotated[str, typer.Option("--number", help="E.164 digits of the test phone.")],
+    number: Annotated[str | None, typer.Option("--number", help="SMS channel: E.164 digits of the test phone.")] = None,
+    email: Annotated[str | None, typer.Option("--email", help="E-mail channel: the test address.")] = None,
+    status_url: Annotated[
+        str | None,
+        typer.Option(
+            "--status-url",
+            metavar="URL",
+            help="Where this test's result callbacks (SENT/FAILED, VERIFIED) go instead of the integration's "
+            "callback URL; signed with its secret (made now and printed once if it has none).",
+        ),
+    ] = None,
     code: Annotated[
         str | None, typer.Option("--code", help="Client side: the code to send (default: a random one).")
     ] = None,
     wait: Annotated[
         float,
         typer.Option(
-            "--wait", metavar="SECONDS", min=0, max=60, help="Wait this long for a `serve` worker to send it."
+            "--wait", metavar="SECONDS", min=0, max=60, help="SMS: wait this long for a `serve` worker to send it."
         ),
     ] = 0.0,
     output: OutputOpt = None,
 ) -> None:
-    """Send a code to a number, as the API would; the request id is printed (the code is not).
+    """Send a code to a number (or an e-mail address), as the API would; the request id is printed
+    (the code is not).
 
-    The message is queued; a running `cpaas serve` sends it (--wait waits for the vendor's answer).
+    SMS: the message is queued; a running `cpaas serve` sends it (--wait waits for the vendor's answer).
+    E-mail: sent now through [smtp]; the status is SENT or FAILED.
+
+    Example: cpaas otp integration test Login --number 34620000001 --status-url https://example.com/otp-status
     """
     from cpaas_cli.db.engine import get_engine
     from cpaas_cli.otp import codes
@@ -275,21 +308,44 @@ def test(
 
     svc = _services()
     keys = _keys(ctx)
+    shown = None
     with session(ctx) as s:
         row = svc.get(s, integration)
+        channel = row.channel
+        target, given = ("--email", email) if channel == "email" else ("--number", number)
+        other = "--number" if target == "--email" else "--email"
+        if given is None or (number if target == "--email" else email) is not None:
+            raise InvalidInput(f"{target}: required for a {channel} integration ({other} is for the other channel)")
+        url = None
+        if status_url is not None:
+            url, shown = svc.status_url(row, status_url, _keyring(ctx))
         if row.mode == "client" and code is None:
             code = codes.new_code(row.digits, row.code_type)
-        accepted = otp.send(s, keys, row, number=number, code=code if row.mode == "client" else None, test=True)
-    status = None
-    if wait:
-        engine = get_engine(state(ctx).settings.database_url)
-        status = otp.settle(engine, accepted.request_id, accepted.queue_id, timeout=wait)
-    data = {
-        "requestId": accepted.request_id,
-        "number": accepted.number,
-        "message_id": accepted.queue_id,
-        "status": status or ("PENDING_MODERATION" if accepted.pending_moderation else "QUEUED"),
-    }
+        sent_code = code if row.mode == "client" else None
+        if channel == "email":
+            from cpaas_cli.otp import email_channel
+
+            smtp = email_channel.smtp_settings(state(ctx).settings.section("smtp"))
+            prepared = email_channel.prepare(s, keys, row, address=given, code=sent_code, test=True, status_url=url)
+        else:
+            accepted = otp.send(s, keys, row, number=given, code=sent_code, test=True, status_url=url)
+    engine = get_engine(state(ctx).settings.database_url)
+    if channel == "email":
+        status = email_channel.deliver(engine, prepared, smtp, actor="cli")
+        data = {"requestId": prepared.request_id, "email": prepared.address, "message_id": None, "status": status}
+    else:
+        status = otp.settle(engine, accepted.request_id, accepted.queue_id, timeout=wait) if wait else None
+        data = {
+            "requestId": accepted.request_id,
+            "number": accepted.number,
+            "message_id": accepted.queue_id,
+            "status": status or ("PENDING_MODERATION" if accepted.pending_moderation else "QUEUED"),
+        }
+    if url is not None:
+        data["status_url"] = url
+    if shown:
+        data["callback_secret"] = shown
+        say(ctx, "the integration had no signing secret: this one is shown once; store it now")
     emit(ctx, data, output=output)
 
 

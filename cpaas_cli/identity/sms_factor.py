@@ -55,6 +55,8 @@ def integration(session: Session, settings):
         raise Conflict(
             f"[identity] {SETTING}: 2FA integration {row.name!r} is client-side; sign-in needs one that makes its own codes"
         )
+    if row.channel != "sms":
+        raise Conflict(f"[identity] {SETTING}: 2FA integration {row.name!r} sends by {row.channel}; sign-in needs SMS")
     return row
 
 

@@ -6,10 +6,13 @@ id is stored in clear and finds the row, the secret only as a keyed hash
 (``otp/integrations.py``). Its callback signing secret must be read back to
 sign, so it is a Fernet token (``secretbox``), as for API keys' callbacks.
 
-A request is one code sent to one number. The code itself is never stored:
+A request is one code sent to one number, or (channel ``email``) to one
+e-mail address, kept in ``number`` too, so the per-destination limits and
+"a new send cancels the previous code" read the same index. The code itself is never stored:
 only its keyed hash (platform side; a client-side request has none). The
 message that carries the code is an ordinary queue row of a one-message
-campaign (``queue_id``), so its EDR and charge are found from there. The
+campaign (``queue_id``), so its EDR and charge are found from there; an
+e-mail request has no queue row: its EDR is ``otp:<request id>`` (``otp/email_channel.py``). The
 columns a statistics query needs (integration, number, country, status,
 created/verified times) are on the row itself.
 """
@@ -27,7 +30,8 @@ from cpaas_cli.db.types import BigIntPK
 INTEGRATION_STATES = ("draft", "active", "blocked")
 MODES = ("platform", "client")
 CODE_TYPES = ("numeric", "alphanumeric")
-CHANNELS = ("sms",)
+CHANNELS = ("sms", "email")
+MAX_ADDRESS = 254  # an e-mail address (RFC 5321 path limit); a number is at most 15 digits
 # pending: a code waits for its check (platform side) or was only delivered (client side);
 # verified: the right code came back once; expired / cancelled (a newer send) / locked (too
 # many checks) / failed (the vendor refused the message): no check can succeed any more.
@@ -59,6 +63,7 @@ class OtpIntegration(Timestamped, table=True):
     code_type: str = Field(default="numeric", max_length=12)
     validity_s: int = 300
     channel: str = Field(default="sms", max_length=8)
+    subject: str | None = Field(default=None, max_length=200)  # e-mail channel: the subject line
     callback_url: str | None = Field(default=None, max_length=2000)
     callback_secret: str | None = None  # Fernet token of the signing secret
     key_id: str = Field(max_length=32, unique=True)
@@ -87,7 +92,8 @@ class OtpRequest(SQLModel, table=True):
         sa_column=sa.Column(sa.Integer, sa.ForeignKey("otp_integration.id", ondelete="CASCADE"), nullable=False)
     )
     company_id: int = Field(foreign_key="company.id")
-    number: str = Field(max_length=15)
+    number: str = Field(max_length=MAX_ADDRESS)  # E.164 digits, or the e-mail address (channel email)
+    channel: str = Field(default="sms", max_length=8, sa_column_kwargs={"server_default": "sms"})
     country: str | None = Field(default=None, max_length=2)
     mode: str = Field(max_length=10)
     code_hash: str | None = Field(default=None, max_length=64)
@@ -101,3 +107,5 @@ class OtpRequest(SQLModel, table=True):
     sent_at: datetime | None = utc_field(nullable=True)
     verified_at: datetime | None = utc_field(nullable=True)
     closed_at: datetime | None = utc_field(nullable=True)  # expired, cancelled, locked or failed
+    # a test send's own status URL (`otp integration test --status-url`): its results go there
+    callback_url: str | None = Field(default=None, max_length=2000)

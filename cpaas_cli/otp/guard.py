@@ -20,6 +20,10 @@ anything is written; a refused send therefore costs nothing. In this order:
    exit 5, HTTP 429 ``otp-number-hour-limit`` / ``otp-prefix-hour-limit`` /
    ``otp-country-hour-limit`` with ``retryAfter``.
 
+An e-mail integration (channel ``email``) has only the per-number limit, counted per
+e-mail address: an address has no prefix and no country, so the allow-list, the
+prefix blocks, the conversion alarm and the prefix and country limits do not apply.
+
 A prefix is the country calling code and the first ``prefix_digits`` national
 digits (6 by default: 34 620 000 for +34 620 000 123), so a prefix is a block of
 numbers of the same size whatever the country's code length.
@@ -313,6 +317,13 @@ def check(
     caller has read them already (one query fewer)."""
     now = now or clock.now()
     lim = _cached_limits(session, integration.id)  # type: ignore[arg-type]
+    if integration.channel == "email":  # an address has no prefix and no country: its own hour only
+        got = _number_hour(session, integration.id, number, now)  # type: ignore[arg-type]
+        if lim.per_number_hour and got.number_hour >= lim.per_number_hour:
+            wait = _wait(got.number_oldest, now)
+            raise TooMany(f"{lim.per_number_hour} codes were sent to {number} in the last hour; try again in "
+                          f"{wait} s", retry_after=wait, problem_type="otp-number-hour-limit")  # fmt: skip
+        return
     country = destination(number)[0]
     if lim.countries and country not in lim.countries:
         raise refusal(

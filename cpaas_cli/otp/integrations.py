@@ -9,6 +9,12 @@ The API key is shown once, at creation and at ``regenerate_key``; only its key
 id is ever shown again. The callback signing secret is made when a callback
 URL is first set (or rotated), shown once, and kept as a Fernet token.
 None of these commits.
+
+Channel ``sms`` sends the code as a text message from the integration's sender ID;
+channel ``email`` sends it by e-mail through ``[smtp]`` (``otp/email_channel.py``):
+the text is the body, ``subject`` the subject line. An e-mail integration names a sender
+ID too: its agreement is the one charged (the rate tree's ``email`` domain) and its
+text is the display name of the From address.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ from cpaas_cli.timeutil import iso
 
 MAX_NAME = 110
 MAX_TEMPLATE = 1000
+MAX_SUBJECT = 200
+DEFAULT_SUBJECT = "Your verification code"
 MAX_VALIDITY = 600
 DEFAULT_VALIDITY = 300
 DEFAULT_MAX_CHECKS = 5
@@ -56,6 +64,7 @@ class Settings:
     code_type: str | None = None
     validity_s: int | None = None
     channel: str | None = None
+    subject: str | None = None  # e-mail channel: the subject line ('' goes back to the default)
     callback_url: str | None = None
     max_checks: int | None = None
     max_sends: int | None = None
@@ -105,8 +114,9 @@ def _check(s: Settings, problems: list[Problem]) -> None:
     if s.validity_s is not None and not 1 <= s.validity_s <= MAX_VALIDITY:
         problems.append(Problem("--validity", f"1 to {MAX_VALIDITY} seconds"))
     if s.channel is not None and s.channel not in CHANNELS:
-        why = "the e-mail channel is not available yet; only sms" if s.channel == "email" else "sms"
-        problems.append(Problem("--channel", why))
+        problems.append(Problem("--channel", "sms or email"))
+    if s.subject is not None and (len(s.subject) > MAX_SUBJECT or "\n" in s.subject or "\r" in s.subject):
+        problems.append(Problem("--subject", f"one line of at most {MAX_SUBJECT} characters"))
     for field, value, top in (
         ("--max-checks", s.max_checks, 100),
         ("--max-sends", s.max_sends, 1000),
@@ -128,7 +138,10 @@ def _raise(problems: list[Problem]) -> None:
 
 def segments_of(row: OtpIntegration) -> int:
     """Segments of the text with a code of the integration's length (the worst case: a
-    letter code can only be longer than a digit one in UCS-2 if the text already is)."""
+    letter code can only be longer than a digit one in UCS-2 if the text already is).
+    An e-mail is one message whatever its length."""
+    if row.channel == "email":
+        return 1
     return analyse(codes.render(row.template, "W" * row.digits)).segments
 
 
@@ -188,6 +201,7 @@ def create(
         code_type=settings.code_type or "numeric",
         validity_s=settings.validity_s or DEFAULT_VALIDITY,
         channel=settings.channel or "sms",
+        subject=(settings.subject.strip() or None) if settings.subject is not None else None,
         key_id=key_id,
         secret_hash=digest,
         state="draft" if draft else "active",
@@ -224,6 +238,8 @@ def update(
         value = getattr(settings, attr)
         if value is not None:
             setattr(row, attr, value)
+    if settings.subject is not None:
+        row.subject = settings.subject.strip() or None
     shown = _set_callback(row, settings.callback_url, keyring)
     if rotate_secret:
         if row.callback_url is None:
@@ -235,6 +251,24 @@ def update(
     row.updated_at = clock.now()
     session.flush()
     return Saved(row, callback_secret=shown, segments=segments_of(row))
+
+
+def status_url(row: OtpIntegration, url: str, keyring: Keyring | None) -> tuple[str, str | None]:
+    """A test send's own status URL, checked, and the integration's signing secret when it
+    had none (made now, returned to be shown once): its callbacks are signed like the others."""
+    try:
+        text = check_url(url)
+    except InvalidInput as exc:
+        problem = Problem("--status-url", exc.message.partition(": ")[2] or exc.message)
+        raise InvalidInput(str(problem), problems=[problem]) from None
+    if row.callback_secret is not None:
+        return text, None
+    if keyring is None:
+        raise InvalidInput("--status-url needs the secret key (the integration's signing secret is stored encrypted)")
+    shown = new_secret()
+    row.callback_secret = keyring.encrypt(shown)
+    row.updated_at = clock.now()
+    return text, shown
 
 
 def regenerate_key(session: Session, keys: IdentityKeys, row: OtpIntegration) -> str:
@@ -274,11 +308,11 @@ def delete(session: Session, row: OtpIntegration) -> None:
     session.flush()
 
 
-def integration_url(base: str | None, mode: str) -> str:
-    """Where the client POSTs a send: ``<base>/api/v1/2fa/verify/sms`` (platform side)
-    or ``<base>/api/v1/2fa/send/sms`` (client side)."""
+def integration_url(base: str | None, mode: str, channel: str = "sms") -> str:
+    """Where the client POSTs a send: ``<base>/api/v1/2fa/verify/<channel>`` (platform side)
+    or ``<base>/api/v1/2fa/send/<channel>`` (client side); the channel is sms or email."""
     host = (base or "https://<host>").rstrip("/")
-    return f"{host}{API_PATH}/{'verify' if mode == 'platform' else 'send'}/sms"
+    return f"{host}{API_PATH}/{'verify' if mode == 'platform' else 'send'}/{channel}"
 
 
 def integration_dict(session: Session, row: OtpIntegration, *, base_url: str | None = None) -> dict[str, Any]:
@@ -293,6 +327,7 @@ def integration_dict(session: Session, row: OtpIntegration, *, base_url: str | N
         "state": row.state,
         "channel": row.channel,
         "text": row.template,
+        "subject": (row.subject or DEFAULT_SUBJECT) if row.channel == "email" else None,
         "segments": segments_of(row),
         "digits": row.digits,
         "type": row.code_type,
@@ -302,7 +337,7 @@ def integration_dict(session: Session, row: OtpIntegration, *, base_url: str | N
         "max_sends": row.max_sends,
         "send_window_s": row.send_window_s,
         "key_id": row.key_id,
-        "url": integration_url(base_url, row.mode),
+        "url": integration_url(base_url, row.mode, row.channel),
         "created_at": iso(row.created_at),
         "updated_at": iso(row.updated_at),
     }

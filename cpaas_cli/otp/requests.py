@@ -100,6 +100,7 @@ class Checked:
     number: str
     verified_at: datetime | None = None
     error: CpaasError | None = None
+    channel: str = "sms"  # email: ``number`` is the e-mail address
 
 
 def check_number(text: str | None) -> str:
@@ -163,13 +164,15 @@ def send(
     code: str | None = None,
     now: datetime | None = None,
     test: bool = False,
+    status_url: str | None = None,
 ) -> Accepted:
     """Queue a code to ``number``: a new one (platform side) or the client's ``code`` (client side).
     CreditShort (402) when the message does not fit the funds: nothing is written.
-    ``test``: a test send (`otp integration test`), allowed on a Draft integration too.
+    ``test``: a test send (`otp integration test`), allowed on a Draft integration too;
+    ``status_url``: where its result callbacks go instead of the integration's URL.
     (The HTTP API writes many sends in one transaction by the same three steps: ``otp/group.py``.)"""
     now = now or clock.now()
-    pending = prepare(session, keys, integration, number=number, code=code, now=now, test=test)
+    pending = prepare(session, keys, integration, number=number, code=code, now=now, test=test, status_url=status_url)
     (got,) = finish(session, [pending], queue(session, [pending]), now=now)
     if isinstance(got, Exception):
         raise got
@@ -198,9 +201,12 @@ def prepare(
     code: str | None,
     now: datetime,
     test: bool = False,
+    status_url: str | None = None,
 ) -> Pending:
     """Step 1 of a send: check it (the code's shape, the number, :func:`guard`), make the code
     and write the request row (no message yet: :func:`queue`, then :func:`finish`)."""
+    if integration.channel != "sms":  # e-mail codes: otp/email_channel.py
+        raise refusal(Conflict, f"this integration sends by {integration.channel}, not SMS", "otp-wrong-channel")
     if integration.mode == "platform" and code is not None:
         raise refusal(InvalidInput, "this integration makes its own codes: send only the number", "otp-wrong-mode")
     if integration.mode == "client" and (code is None or not codes.CLIENT_CODE.match(code)):
@@ -221,7 +227,7 @@ def prepare(
         "request_id": request_id, "integration_id": integration.id, "company_id": integration.company_id,
         "number": phone, "country": destination(phone)[0], "mode": integration.mode, "code_hash": digest,
         "state": "pending", "checks": 0, "created_at": now,
-        "expires_at": now + timedelta(seconds=integration.validity_s),
+        "expires_at": now + timedelta(seconds=integration.validity_s), "callback_url": status_url,
     }).scalar_one()  # fmt: skip
     text = codes.render(integration.template, code)  # type: ignore[arg-type]
     actor = str(session.info.get("actor") or "api 2fa")
@@ -316,12 +322,13 @@ def _sender_name(session: Session, integration: OtpIntegration) -> str:
     return name
 
 
-def _charge(session: Session, queue_id: int | None) -> Any:
-    if queue_id is None:
+def _charge(session: Session, row: Any) -> Any:
+    """The request's EDR (``results.edr_key``: its queue row's, or an e-mail request's own)."""
+    if getattr(row, "channel", "sms") != "email" and row.queue_id is None:
         return None
     return session.execute(
         sa.select(E.c.status, E.c.unit_price, E.c.cost, E.c.currency, E.c.segments, E.c.rating_state)
-        .where(E.c.external_id == f"om:{queue_id}")
+        .where(E.c.external_id == results.edr_key(row))
     ).first()  # fmt: skip
 
 
@@ -334,6 +341,7 @@ def _callback(session: Session, integration_id: int, row: Any, status: str, bill
         status=status,
         payload=results.payload(row, status, billable),
         now=now,
+        channel="EMAIL" if row.channel == "email" else "SMS",
     )
 
 
@@ -418,7 +426,7 @@ def verify(
     if why:
         problem = Problem("code", why)
         raise InvalidInput(str(problem), problems=[problem])
-    out = Checked(row.number)
+    out = Checked(row.number, channel=row.channel)
     if row.state in _CLOSED:
         cls, message, kind = _CLOSED[row.state]
         raise refusal(cls, message, kind)
@@ -433,8 +441,8 @@ def verify(
     if codes.code_matches(keys, row.request_id, codes.normal(text, integration.code_type), row.code_hash):
         if session.execute(_CHECK_PASS, args).rowcount:
             out.verified_at = now
-            if integration.callback_url:
-                _callback(session, integration.id, row, "VERIFIED", billable_of(_charge(session, row.queue_id)), now)  # type: ignore[arg-type]
+            if integration.callback_url or row.callback_url:
+                _callback(session, integration.id, row, "VERIFIED", billable_of(_charge(session, row)), now)  # type: ignore[arg-type]
             return out
         state = session.execute(sa.select(R.c.state).where(R.c.id == row.id)).scalar()
         if state in _CLOSED:  # a check of the same request at the same moment won
@@ -458,7 +466,7 @@ _ROOM = sa.and_(_PENDING, R.c.checks < sa.bindparam("b_most"))
 _LAST = R.c.checks + 1 >= sa.bindparam("b_most")
 _CHECK_FIND = sa.select(
     R.c.id, R.c.request_id, R.c.number, R.c.mode, R.c.code_hash, R.c.state, R.c.checks, R.c.expires_at,
-    R.c.queue_id, R.c.created_at,
+    R.c.queue_id, R.c.created_at, R.c.channel, R.c.callback_url,
 ).where(R.c.request_id == sa.bindparam("b_rid"), R.c.integration_id == sa.bindparam("b_iid"))  # fmt: skip
 _CHECK_PASS = sa.update(R).where(_ROOM).values(checks=R.c.checks + 1, state="verified", verified_at=_NOW)
 _CHECK_MISS = (
@@ -484,7 +492,7 @@ def lookup(session: Session, integration: OtpIntegration, request_id: str, *, no
     row = _find(session, integration, request_id)
     if row.sent_status is None:
         record_result(session, row, _queue_state(session, row.queue_id), now=now)
-    charge = _charge(session, row.queue_id)
+    charge = _charge(session, row)
     sender = session.get(SenderId, integration.sender_id)
     if charge is not None:
         status = STATUS_NAMES.get(charge.status, charge.status.upper())
@@ -496,14 +504,15 @@ def lookup(session: Session, integration: OtpIntegration, request_id: str, *, no
     unit = charge.unit_price if charge is not None and charge.rating_state == "rated" else None
     return {
         "id": row.request_id,
-        "number": row.number,
+        **results.destination(row),  # number, or email for an e-mail request
         "rate": format_micros(unit) if unit is not None else None,
         "billable": billable_of(charge),
         "status": status,
         "sender": sender.sender if sender else None,
         "goals": list(GOALS),
         "createdAt": int(row.created_at.timestamp() * 1000),
-        "payload": {"number": row.number},
+        "payload": results.destination(row),
+        "channel": row.channel,
         "cost": format_micros(charge.cost) if charge is not None and charge.cost is not None else None,
         "currency": charge.currency if charge is not None else None,
         "segments": charge.segments if charge is not None else None,

@@ -36,11 +36,25 @@ CHUNK = 5000  # queue ids per statement (a worker's batch is at most a few hundr
 STATUSES = ("SENT", "FAILED")
 
 
+def destination(row: Any) -> dict[str, str]:
+    """The request's destination as the API names it: ``number`` (SMS) or ``email``."""
+    return {"email" if getattr(row, "channel", "sms") == "email" else "number": row.number}
+
+
+def edr_key(row: Any) -> str:
+    """The external id of the request's EDR: ``om:<queue id>`` (written by the dispatch claim)
+    or, for an e-mail request, ``otp:<request id>`` (``otp/email_channel.py``)."""
+    if getattr(row, "channel", "sms") == "email":
+        return f"otp:{row.request_id}"
+    return f"om:{row.queue_id}"
+
+
 def payload(row: Any, status: str, billable: bool | None) -> dict[str, Any]:
-    """The seed's callback body: the request, its number, the status, when the request came (epoch s)."""
+    """The seed's callback body: the request, its number (``email`` for an e-mail request),
+    the status, when the request came (epoch s)."""
     return {
         "requestId": row.request_id,
-        "number": row.number,
+        **destination(row),
         "status": status,
         "timestamp": int(row.created_at.timestamp()),
         "billable": billable,
@@ -60,7 +74,8 @@ def record(session: Session, queue_ids: Sequence[int], status: str, *, now: date
     """The result ``status`` (SENT or FAILED) of the OTP requests whose message is one of
     ``queue_ids`` and whose result is not recorded yet: ``sent_status``/``sent_at`` (FAILED
     also closes a pending request as failed), the code masked in the queue row and the
-    campaign, and the result callback when the integration has a callback URL. Returns
+    campaign, and the result callback when the integration (or the test request) has a
+    callback URL. Returns
     the ids of the requests it recorded (none for rows recorded already)."""
     if status not in STATUSES:
         raise ValueError(f"an OTP send result is one of {STATUSES}, not {status!r}")
@@ -77,7 +92,7 @@ def record(session: Session, queue_ids: Sequence[int], status: str, *, now: date
             .where(R.c.queue_id.in_(ids[start : start + CHUNK]), R.c.sent_status.is_(None))
             .values(values)
             .returning(R.c.id, R.c.request_id, R.c.integration_id, R.c.number, R.c.created_at, R.c.queue_id,
-                       R.c.campaign_id)
+                       R.c.campaign_id, R.c.callback_url)
         ).all()  # fmt: skip
     if not got:
         return []
@@ -102,7 +117,9 @@ def record(session: Session, queue_ids: Sequence[int], status: str, *, now: date
         session.execute(sa.update(Q).where(Q.c.id.in_(qs)).values(text=text))
         if cs:
             session.execute(sa.update(C).where(C.c.id.in_(cs)).values(text=text))
-    told = [r for r in got if (ints.get(r.integration_id) is not None and ints[r.integration_id].callback_url)]
+    # to the integration's callback URL, or a test request's own status URL
+    told = [r for r in got if r.callback_url or (ints.get(r.integration_id) is not None
+                                                 and ints[r.integration_id].callback_url)]  # fmt: skip
     if told:
         charges = {
             c.external_id: c

@@ -20,7 +20,8 @@ The figures of one group:
 A request belongs to the period by its ``created_at``; an operator is the
 network the EDR was rated for (name and MCC/MNC), ``(none)`` before it was
 claimed. The request's message is found through ``otp_request.queue_id``: its
-EDR has ``external_id = 'om:<queue id>'`` (the dispatch claim writes it so).
+EDR has ``external_id = 'om:<queue id>'`` (the dispatch claim writes it so); an e-mail
+request's is ``'otp:<request id>'`` (it has no receipt: never ``delivered``).
 One indexed range query per local day of the window (``reports.summary.local_days``);
 rows are folded here, as durations are not portable SQL between SQLite and PostgreSQL.
 """
@@ -116,7 +117,11 @@ def _figures(g: _Group, mode: str) -> dict[str, Any]:
 
 
 def _query(integration_id: int) -> Any:
-    edr = sa.literal("om:") + sa.cast(R.c.queue_id, sa.String)
+    # the request's EDR: its queue row's, or an e-mail request's own (otp/results.edr_key)
+    edr = sa.case(
+        (R.c.channel == "email", sa.literal("otp:") + R.c.request_id),
+        else_=sa.literal("om:") + sa.cast(R.c.queue_id, sa.String),
+    )
     return (
         sa.select(
             R.c.created_at,
