@@ -297,6 +297,12 @@ def test_pure_vendor_cost_rules():
     assert vd.cost(plan, at, q("DE"), 1, False) == (0, "EUR", 7)  # never reached the vendor
     assert vd.cost(plan, t1, q("ES"), 1, True) == vd.UNKNOWN  # no scope in force
     assert vd.cost(None, at, q("ES"), 1, True) == vd.UNKNOWN
+    # the chunk path (one connection, one scope over the chunk's times) gives the same amounts
+    qs, segs, sent = [q("ES"), q("IT"), q("PT"), q("DE"), q("ES")], [3, 2, 1, 1, 1], [True, True, True, True, False]
+    i = vd.one_scope(plan, t0, at)
+    assert i == 0 and vd.one_scope(plan, at, t1) is None  # a window past the scope's end has no one scope
+    expected = [vd.cost(plan, at, x, n, s)[0] for x, n, s in zip(qs, segs, sent, strict=True)]
+    assert vd.amounts(plan, i, qs, segs, sent) == expected == [93_000, 0, None, None, 0]
 
 
 def test_margin_report_in_a_fresh_process(cli, db_url, tmp_path):

@@ -76,6 +76,26 @@ def costs(
     m = len(events)
     if not any(connection_ids):
         return {c: [None] * m for c in COLUMNS}
+    one = set(connection_ids)
+    if len(one) == 1:  # one connection (dispatch always; a file of one vendor): priced a chunk at a time
+        plan = plans.get(one.pop())
+        if plan is None:
+            return {c: [None] * m for c in COLUMNS}
+        ats = [ev.at for ev in events]
+        i = vd.one_scope(plan, min(ats), max(ats))
+        if i is not None:
+            REACHED, FINAL = _REACHED, FINAL_STATUSES
+            sent = [
+                ev.submitted_at is not None or st in REACHED or st not in FINAL
+                for ev, st in zip(events, statuses, strict=True)
+            ]
+            amounts = vd.amounts(plan, i, [ev.query for ev in events], [ev.segments for ev in events], sent)
+            cur, svc = plan.currency, plan.service_id
+            return {
+                "vendor_cost": amounts,
+                "vendor_currency": [None if a is None else cur for a in amounts],
+                "vendor_service_id": [None if a is None else svc for a in amounts],
+            }
     got = plans.get
     cost, REACHED, FINAL = vd.cost, _REACHED, FINAL_STATUSES
     out = []

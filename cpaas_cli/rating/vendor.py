@@ -24,6 +24,7 @@ The rules (issue 29, item 3):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -56,7 +57,7 @@ class VendorPlan:
 _MEMO_MAX = 50_000
 
 
-def _leaf(plan: VendorPlan, i: int, q: dict[str, Any]) -> tuple[int, bool] | None:
+def leaf(plan: VendorPlan, i: int, q: dict[str, Any]) -> tuple[int, bool] | None:
     """(unit price, per segment) of the query in scope ``i``; None: no usable price."""
     memo = plan._memo
     hit = memo.get((i, id(q)))
@@ -84,11 +85,45 @@ def cost(plan: VendorPlan | None, at: datetime, q: dict[str, Any], segments: int
         return UNKNOWN
     if not sent:
         return (0, plan.currency, plan.service_id)
-    leaf = _leaf(plan, i, q)
-    if leaf is None:
+    got = leaf(plan, i, q)
+    if got is None:
         return UNKNOWN
-    price, per_segment = leaf
+    price, per_segment = got
     return (price * segments if per_segment else price, plan.currency, plan.service_id)
 
 
-__all__ = ["UNKNOWN", "Cost", "VendorPlan", "cost"]
+def one_scope(plan: VendorPlan, lo: datetime, hi: datetime) -> int | None:
+    """The scope current at every instant of [lo, hi], when one is (the first scope
+    that overlaps the window covers all of it); None otherwise."""
+    for j, (start, till, _snap) in enumerate(plan.scopes):
+        if start <= hi and (till is None or lo < till):
+            return j if start <= lo and (till is None or hi < till) else None
+    return None
+
+
+def amounts(
+    plan: VendorPlan, i: int, queries: Sequence[dict[str, Any]], segments: Sequence[int], sent: Sequence[bool]
+) -> list[int | None]:
+    """``cost(...)[0]`` for many messages of one plan priced in its scope ``i``
+    (``one_scope``): what `edr ingest` and the dispatch claim compute per chunk.
+    Each distinct query dict is looked up once (the list holds the dicts, so
+    their ids stay theirs while this runs)."""
+    leaves: dict[int, tuple[int, bool] | None] = {}
+    out: list[int | None] = []
+    add = out.append
+    for q, seg, s in zip(queries, segments, sent, strict=True):
+        if not s:
+            add(0)
+            continue
+        k = id(q)
+        got = leaves.get(k, _MISSING)
+        if got is _MISSING:
+            got = leaves[k] = leaf(plan, i, q)
+        add(None if got is None else got[0] * seg if got[1] else got[0])
+    return out
+
+
+_MISSING: Any = object()
+
+
+__all__ = ["UNKNOWN", "Cost", "VendorPlan", "amounts", "cost", "leaf", "one_scope"]
