@@ -323,3 +323,14 @@ def test_margin_report_in_a_fresh_process(cli, db_url, tmp_path):
     assert done.returncode == 0 and "22.50" in done.stdout and "\x1b[" not in done.stdout  # no colour off a terminal
     bad = subprocess.run([*cmd[:-2], "--by", "planet"], capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 4 and bad.stdout == ""
+
+
+def test_edr_rate_later_costs_too_and_exports_show_the_vendor_cost(cli, tmp_path):
+    _plans(cli, tmp_path)
+    _ingest(cli, tmp_path, "--no-rate")
+    assert {e["external_id"]: e["vendor_cost"] for e in _edrs(cli).values()}["e1"] is None
+    cli.json("edr", "rate")
+    got = {e["external_id"]: cli.json("edr", "show", str(e["id"]))["vendor_cost"] for e in _edrs(cli).values()}
+    assert got == {"e1": "0.062", "e2": "0.031", "e3": "0.0625", "e4": None, "e5": None, "e6": "0.00"}
+    out = cli("edr", "export", *WINDOW, "--fields", "external_id,vendor_cost,vendor_currency", "--format", "csv")
+    assert "e3,0.0625,EUR" in out.stdout.splitlines()
