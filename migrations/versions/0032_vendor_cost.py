@@ -22,10 +22,12 @@ WITHOUT = f"type IN ({', '.join(repr(t) for t in _TYPES)})"
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("service", schema=None) as batch_op:
+    with op.batch_alter_table("service", schema=None, table_kwargs={"sqlite_autoincrement": True}) as batch_op:
         batch_op.drop_constraint(batch_op.f("ck_service_type"), type_="check")
         batch_op.create_check_constraint("type", WITH)
-    with op.batch_alter_table("vendor_connection", schema=None) as batch_op:
+    with op.batch_alter_table(
+        "vendor_connection", schema=None, table_kwargs={"sqlite_autoincrement": True}
+    ) as batch_op:
         batch_op.add_column(sa.Column("vendor_plan_id", sa.Integer(), nullable=True))
         batch_op.create_foreign_key(
             batch_op.f("fk_vendor_connection_vendor_plan_id_service"), "service", ["vendor_plan_id"], ["id"]
@@ -45,7 +47,9 @@ def downgrade() -> None:
         batch_op.drop_column("vendor_currency")
         batch_op.drop_column("vendor_cost")
         batch_op.drop_column("connection_id")
-    with op.batch_alter_table("vendor_connection", schema=None) as batch_op:
+    with op.batch_alter_table(
+        "vendor_connection", schema=None, table_kwargs={"sqlite_autoincrement": True}
+    ) as batch_op:
         batch_op.drop_constraint(batch_op.f("fk_vendor_connection_vendor_plan_id_service"), type_="foreignkey")
         batch_op.drop_column("vendor_plan_id")
     vendor = "SELECT id FROM service WHERE type = 'vendor'"
@@ -54,6 +58,6 @@ def downgrade() -> None:
     op.execute(f"DELETE FROM rate_node WHERE scope_id IN ({scopes})")
     op.execute(f"DELETE FROM service_scope WHERE service_id IN ({vendor})")
     op.execute("DELETE FROM service WHERE type = 'vendor'")
-    with op.batch_alter_table("service", schema=None) as batch_op:
+    with op.batch_alter_table("service", schema=None, table_kwargs={"sqlite_autoincrement": True}) as batch_op:
         batch_op.drop_constraint(batch_op.f("ck_service_type"), type_="check")
         batch_op.create_check_constraint("type", WITHOUT)
