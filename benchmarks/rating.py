@@ -13,7 +13,10 @@
    (validate, rate, store, commit per 50,000-row chunk) is timed in-process,
    then the same file again (every row skipped as stored already).
 
-    .venv/bin/python benchmarks/rating.py [--events 300000] [--rows 1000000] [--db URL] [--skip-engine]
+    .venv/bin/python benchmarks/rating.py [--events 300000] [--rows 1000000] [--db URL] [--skip-engine] [--vendor]
+
+``--vendor``: the EDRs go through a connection whose vendor plan has the same
+tree, so each one also gets its vendor cost (issue 29, item 3).
 
 Targets: engine ≥ 200,000 EDR/s; ingest + rate + store ≥ 50,000 EDR/s on SQLite.
 
@@ -153,7 +156,7 @@ def cpaas(url: str, *args: str) -> None:
         raise SystemExit(f"cpaas {' '.join(args)} failed: {r.output}")
 
 
-def bench_ingest(url: str, rows: int, nets, work: Path) -> None:
+def bench_ingest(url: str, rows: int, nets, work: Path, *, vendor: bool = False) -> None:
     cpaas(url, "db", "upgrade")
     cpaas(
         url,
@@ -197,6 +200,14 @@ def bench_ingest(url: str, rows: int, nets, work: Path) -> None:
         "--date",
         "2026-01-01",
     )
+    connection_id = None
+    if vendor:  # a vendor plan with the same tree on a connection: each EDR gets its vendor cost
+        cpaas(url, "service", "create", "Vendor", "--type", "vendor", "--currency", "EUR")
+        cpaas(url, "service", "scope", "add", "Vendor", "--from", "2026-01-01")
+        cpaas(url, "service", "tree", "apply", "Vendor", str(work / "tree.json"))
+        cpaas(url, "connection", "add-smpp", "sim", "--host", "127.0.0.1", "--port", "2775", "--system-id", "b",
+              "--password-env", "SIM_PW", "--vendor-plan", "Vendor")  # fmt: skip
+        connection_id = 1
     path = work / "edrs.csv"
     rng = random.Random(9)
     with path.open("w", newline="") as fh:
@@ -212,10 +223,10 @@ def bench_ingest(url: str, rows: int, nets, work: Path) -> None:
     engine = get_engine(url)
     t, c = time.perf_counter(), time.process_time()
     with session_scope(engine, actor="bench", command="edr ingest") as s:
-        out = edrs.ingest(s, path)
+        out = edrs.ingest(s, path, connection_id=connection_id)
     dt, dc = time.perf_counter() - t, time.process_time() - c
     print(
-        f"ingest+rate+store ({engine.dialect.name}): {out['inserted']:,} EDRs in {dt:.1f} s = "
+        f"ingest+rate+store ({engine.dialect.name}{', with vendor cost' if vendor else ''}): {out['inserted']:,} EDRs in {dt:.1f} s = "
         f"{out['inserted'] / dt:,.0f} EDR/s (this process's CPU {dc:.1f} s); {out}"
     )
     t = time.perf_counter()
@@ -231,6 +242,7 @@ def main() -> None:
     ap.add_argument("--db", default=None)
     ap.add_argument("--skip-engine", action="store_true")
     ap.add_argument("--skip-ingest", action="store_true")
+    ap.add_argument("--vendor", action="store_true", help="ingest through a connection with a vendor plan")
     a = ap.parse_args()
     nets = networks()
     if not a.skip_engine:
@@ -240,7 +252,7 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         url = a.db or f"sqlite:///{Path(tmp) / 'bench.db'}"
-        bench_ingest(url, a.rows, nets, Path(tmp))
+        bench_ingest(url, a.rows, nets, Path(tmp), vendor=a.vendor)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """End-to-end dispatch throughput through `cpaas serve --once`, with receipts.
 
-    .venv/bin/python benchmarks/serve.py [MESSAGES] [--db URL] [--processes N] [--kill]
+    .venv/bin/python benchmarks/serve.py [MESSAGES] [--db URL] [--processes N] [--kill] [--vendor]
 
 Defaults: 20,000 messages, window 50, a fresh SQLite file, one serve process.
 Sets up a client, agreement, priced SMS service, sender ID and a connection to
@@ -11,7 +11,8 @@ queue with SKIP LOCKED). `--kill` kills the first serve with SIGKILL once the
 SMSC has accepted a third of the messages (a moment unrelated to serve's
 commits) and restarts it: the 20,000-message crash check, with the figures the
 crash test asserts on printed: numbers the SMSC saw twice (at most the window,
-50), receipts lost (closed as no_receipt; none).
+50), receipts lost (closed as no_receipt; none). `--vendor` attaches a vendor
+plan (the same tree) to the connection: each EDR also gets its vendor cost.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def main() -> None:
     url = args[args.index("--db") + 1] if "--db" in args else None
     procs = int(args[args.index("--processes") + 1]) if "--processes" in args else 1
     kill = "--kill" in args
+    vendor = "--vendor" in args
     tmp = Path(tempfile.mkdtemp(prefix="cpaas-serve-bench-"))
     url = url or f"sqlite:///{tmp / 'bench.db'}"
     upgrade(url)
@@ -90,6 +92,11 @@ def main() -> None:
     cli(url, "agreement", "enable", "SMS service", "--agreement", "AG-1", "--from", "2026-01-01")
     cli(url, "connection", "add-smpp", "sim", "--host", "127.0.0.1", "--port", str(port), "--system-id", "bench",
         "--password-env", "SIM_PW", "--window", "50", "--message-id-format", "hex")  # fmt: skip
+    if vendor:
+        cli(url, "service", "create", "Vendor", "--type", "vendor", "--currency", "EUR")
+        cli(url, "service", "scope", "add", "Vendor", "--from", "2026-01-01")
+        CliRunner().invoke(app, ["--db", url, "service", "tree", "apply", "Vendor", str(TREE)])
+        cli(url, "connection", "update", "sim", "--vendor-plan", "Vendor")
     cli(url, "sender", "add", "ACME", "--company", "Client A", "--agreement", "AG-1", "--active", "--connection", "sim")
     f = tmp / "to.csv"
     f.write_text("phone\n" + "".join(f"3460{i:07d}\n" for i in range(n)))
@@ -133,6 +140,9 @@ def main() -> None:
     dup_charges = count(url, "SELECT count(*) FROM (SELECT edr_id FROM charge GROUP BY edr_id HAVING count(*) > 1) d")
     no_receipt = count(url, "SELECT count(*) FROM edr WHERE vendor_error = 'no_receipt'")
     seen = Counter(line.split()[1] for line in rec.read_text().splitlines())
+    if vendor:
+        costed = count(url, "SELECT count(*) FROM edr WHERE vendor_cost IS NOT NULL")
+        print(f"EDRs with a vendor cost: {costed:,}")
     print(f"EDRs {edrs:,} (final {final:,}), charges {charges:,} (EDRs charged twice: {dup_charges}), "
           f"numbers sent twice at the SMSC: {sum(v - 1 for v in seen.values())} (window 50), "
           f"receipts lost (no_receipt): {no_receipt}, recovery: {[o['recovery'] for o in outs]}")  # fmt: skip

@@ -286,9 +286,12 @@ def test_rows_past_one_read_chunk_all_come_in_order(cli, db_url, monkeypatch):
 def test_xlsx_holds_what_csv_holds(cli, db_url, tmp_path):
     from python_calamine import CalamineWorkbook
 
-    # label: the last column (an XLSX row keeps no trailing empty cell)
-    add_edrs(db_url, 6, network="AT&T <Mobility>", vendor_error=" 0x0B ", label="otp")
-    add_edrs(db_url, 1, tag="z", mnc="001", sender="BANK\x0bX", destination="0034600000001", label="2026-01-01")
+    # vendor_service_id: the last column (an XLSX row keeps no trailing empty cell)
+    add_edrs(db_url, 6, network="AT&T <Mobility>", vendor_error=" 0x0B ", label="otp", vendor_service_id=3)
+    add_edrs(
+        db_url, 1, tag="z", mnc="001", sender="BANK\x0bX", destination="0034600000001", label="2026-01-01",
+        vendor_service_id=3,
+    )  # fmt: skip
     csv_rows = list(csv.reader(io.StringIO(cli("edr", "export", *WINDOW, "--fields", "all").stdout)))
     f = tmp_path / "e.xlsx"
     cli.json("edr", "export", *WINDOW, "--fields", "all", "--out", str(f))

@@ -400,6 +400,11 @@ def enable(
     problems: list[Problem] = []
     if svc.archived_at is not None:
         raise Conflict(f"service {svc.name!r} is archived")
+    if svc.type == "vendor":
+        raise Conflict(
+            f"{svc.name!r} is a vendor price plan: attach it to a vendor connection "
+            "(connection update NAME --vendor-plan PLAN), it is not enabled on agreements"
+        )
     if effective_till is not None and effective_till <= effective_from:
         problems.append(Problem("effective_till", "must be later than effective_from"))
     if svc.type in ("payg", "monetary-pack") and svc.currency != ag.currency:

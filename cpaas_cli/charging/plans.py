@@ -11,6 +11,7 @@ from cpaas_cli.agreements import service as agreements
 from cpaas_cli.billing.periods import VersionTerms, period_containing
 from cpaas_cli.catalog import service as catalog
 from cpaas_cli.catalog import tree as tr
+from cpaas_cli.charging.vendor import VendorPlans
 from cpaas_cli.models.agreements import Agreement
 from cpaas_cli.rating import engine as en
 from cpaas_cli.rating import lookup as lk
@@ -23,6 +24,8 @@ class Plans:
         self.session = session
         self.plans: dict[int, en.Plan | None] = {}
         self.snaps: dict[int, lk.Snapshot] = {}
+        # The vendor plans of connections, cached for as long as these plans are.
+        self.vendor = VendorPlans(session)
 
     def get(self, agreement_id: int) -> en.Plan | None:
         if agreement_id not in self.plans:

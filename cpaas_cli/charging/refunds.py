@@ -47,6 +47,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from cpaas_cli.billing import ledger
+from cpaas_cli.charging import vendor
 from cpaas_cli.charging.events import event_of  # the same event the Rater built
 from cpaas_cli.charging.plans import Plans
 from cpaas_cli.db import bulk
@@ -110,6 +111,8 @@ def refund_unsent(
         {"submitted_at": blank, "cost": zero, "quantity": zero, "pack_enabled_id": blank, "pack_units": blank,
          "rating_note": notes},
     )  # fmt: skip
+    # Not sent: nothing reached the vendor (a known vendor cost becomes 0; an unknown one stays unknown).
+    session.execute(sa.update(EDR).where(EDR.c.id.in_(unsent), EDR.c.vendor_cost.isnot(None)).values(vendor_cost=0))
     ledger.post(session, refunds, check_credit=False)
     return out
 
@@ -200,6 +203,9 @@ def refund_refused_parts(
             note += "; billed per message"
         if r["rating_state"] == "rated":
             values["rating_note"] = note[:300]
+        if r.get("connection_id") and r.get("vendor_cost") is not None:  # the vendor charges the parts sent
+            got_cost = vendor.row_costs(plans.vendor, [{**r, "segments": sent}])
+            values.update({c: v[0] for c, v in got_cost.items()})
         session.execute(sa.update(EDR).where(EDR.c.id == r["id"]).values(values))
     ledger.post(session, refunds, check_credit=False)
     return out

@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from cpaas_cli import clock
 from cpaas_cli.billing import ledger
+from cpaas_cli.charging import vendor
 from cpaas_cli.charging.plans import Plans
 from cpaas_cli.charging.rater import RESULT_COLUMNS, Rater
 from cpaas_cli.db import bulk
@@ -34,6 +35,12 @@ def rate_rows(session: Session, rows: list[dict[str, Any]], plans: Plans | None 
             {k: [res[k] for _, res in done] for k in RESULT_COLUMNS},
             EDR.c.rating_state == "unrated",
         )
+    # The vendor cost of rated EDRs of a connection that have none yet (ingested with --no-rate)
+    costed = [r for r, res in zip(rows, results, strict=True) if res is not None and r.get("connection_id")]
+    costed = [r for r in costed if r.get("vendor_cost") is None]
+    if costed:
+        got = vendor.row_costs(rater.plans.vendor, costed)
+        bulk.writer(session).update_by_id(EDR, [r["id"] for r in costed], got)
     for c in charges:
         c.pop("_row")
     ledger.post(session, charges, check_credit=False)  # credit was checked under the lock

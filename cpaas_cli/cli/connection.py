@@ -111,6 +111,13 @@ MultipartFinalOpt = Annotated[
     ),
 ]
 DescriptionOpt = Annotated[str | None, typer.Option("--description", help="Free text.")]
+VendorPlanOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--vendor-plan",
+        help="Vendor price plan (a service of type vendor): what a message costs us here (EDR vendor cost).",
+    ),
+]
 SourceTonOpt = Annotated[
     str | None,
     typer.Option(
@@ -241,6 +248,7 @@ def add_smpp(
     enquire_link: EnquireOpt = None,
     response_timeout: ResponseTimeoutOpt = None,
     bind_retry_after: BindRetryOpt = None,
+    vendor_plan: VendorPlanOpt = None,
     output: OutputOpt = None,
 ) -> None:
     """Add an SMPP vendor connection."""
@@ -275,7 +283,9 @@ def add_smpp(
         data.password = _ask_password(password_stdin)
     with session(ctx) as s:
         row = connections.add_smpp(s, name=name, data=data, keys=keys)
-        out = connections.connection_dict(row)
+        if vendor_plan is not None:
+            connections.set_vendor_plan(s, row, vendor_plan)
+        out = _dict(s, row)
     say(ctx, f"added SMPP connection {out['name']!r} (#{out['id']}) to {out['host']}:{out['port']}")
     emit(ctx, out, output=output)
 
@@ -299,7 +309,7 @@ def list_(
 def show(ctx: typer.Context, name: NameArg, output: OutputOpt = None) -> None:
     """Show one connection; the password shows as "***" or as its variable name."""
     with session(ctx) as s:
-        data = connections.connection_dict(connections.connection(s, name))
+        data = _dict(s, connections.connection(s, name))
     emit(ctx, data, output=output)
 
 
@@ -345,9 +355,18 @@ def update(
     enquire_link: EnquireOpt = None,
     response_timeout: ResponseTimeoutOpt = None,
     bind_retry_after: BindRetryOpt = None,
+    vendor_plan: VendorPlanOpt = None,
+    no_vendor_plan: Annotated[
+        bool, typer.Option("--no-vendor-plan", help="Detach the vendor plan (vendor cost unknown from now on).")
+    ] = False,
     output: OutputOpt = None,
 ) -> None:
-    """Change a connection; options not given stay as they are."""
+    """Change a connection; options not given stay as they are.
+
+    Example: cpaas connection update sim --vendor-plan "Sim costs"
+    """
+    if vendor_plan is not None and no_vendor_plan:
+        raise UsageError("--vendor-plan and --no-vendor-plan do not go together")
     data = connections.SmppInput(
         host=host,
         port=port,
@@ -383,9 +402,18 @@ def update(
         data.password = _ask_password(password_stdin)
     with session(ctx) as s:
         row = connections.update_smpp(s, connections.connection(s, name), name=new_name, data=data, keys=keys)
-        out = connections.connection_dict(row)
+        if vendor_plan is not None or no_vendor_plan:
+            connections.set_vendor_plan(s, row, None if no_vendor_plan else vendor_plan)
+        out = _dict(s, row)
     say(ctx, f"updated connection {out['name']!r}")
     emit(ctx, out, output=output)
+
+
+def _dict(s, row) -> dict:
+    """The connection as shown, with its vendor plan's name."""
+    out = connections.connection_dict(row)
+    out["vendor_plan"] = connections.vendor_plan_name(s, row)
+    return out
 
 
 def _set_enabled(ctx: typer.Context, name: str, enabled: bool, output) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -85,8 +85,9 @@ def emit(
     limit: int | None = None,
     keep_last: bool = False,
     limit_hint: str | None = None,
+    row_style: Callable[[dict[str, Any]], str | None] | None = None,
 ) -> None:
-    """Render ``data`` on stdout in the chosen format.
+    """Render ``data`` on stdout in the chosen format (``row_style``: see ``output.render``).
 
     ``--columns`` (every command with ``-o``) keeps only the named fields, in
     every format; ``-o wide`` shows every field at full width.
@@ -108,7 +109,7 @@ def emit(
         columns = st.columns
     elif fmt is Fmt.wide:
         columns = None  # every field, not only the table's usual columns
-    render(data, fmt, columns=columns if fmt in (Fmt.table, Fmt.wide, Fmt.csv, Fmt.tsv) else None)
+    render(data, fmt, columns=columns if fmt in (Fmt.table, Fmt.wide, Fmt.csv, Fmt.tsv) else None, row_style=row_style)
     if notice:
         say(ctx, notice)
 

@@ -8,13 +8,15 @@ import typer
 
 from cpaas_cli.agreements import service as agreements
 from cpaas_cli.charging import stored as charging
+from cpaas_cli.charging import vendor
 from cpaas_cli.cli import edr_export
 from cpaas_cli.cli.context import OutputOpt, emit, one_more, say, session, when
-from cpaas_cli.cli.options import CompanyFilterOpt
+from cpaas_cli.cli.options import CompanyFilterOpt, TzOpt
 from cpaas_cli.edr import ingest as edr_ingest
 from cpaas_cli.edr import queries as edrs
 from cpaas_cli.edr.interrupt import HARD_STOP, StopRequest, hard_interrupt
-from cpaas_cli.errors import Interrupted
+from cpaas_cli.errors import Interrupted, InvalidInput
+from cpaas_cli.models.dispatch import VendorConnection
 from cpaas_cli.models.tenancy import Company
 from cpaas_cli.refs import by_ref
 
@@ -47,6 +49,13 @@ def ingest(
     check_first: Annotated[
         bool, typer.Option("--check-first", help="Validate the whole file before writing anything (reads it twice).")
     ] = False,
+    connection: Annotated[
+        str | None,
+        typer.Option(
+            "--connection",
+            help="Vendor connection (name or id) of rows that name none: their vendor cost comes from its vendor plan.",
+        ),
+    ] = None,
     output: OutputOpt = None,
 ) -> None:
     """Load EDRs from an external gateway, validated, rated and stored.
@@ -56,7 +65,8 @@ def ingest(
     source, destination, mccmnc or mcc+mnc, country, network, encoding,
     segments (1-255), status, prepared_at, billed_at, submitted_at, delivered_at,
     undelivered_at, failed_at, seen_at (ISO 8601, UTC unless an offset is
-    given), vendor_error. Text longer than its column (destination 32
+    given), vendor_error, connection (vendor connection name or id; default
+    --connection). A rated row of a connection gets its vendor cost. Text longer than its column (destination 32
     characters, country 2, ...) is refused. Each chunk is validated whole
     before it is written and commits on its own; a bad row stops the run at
     its chunk (use --check-first to validate the whole file before any write).
@@ -65,7 +75,10 @@ def ingest(
     """
     try:
         with StopRequest(lambda text: say(ctx, text)) as stop, session(ctx) as s:
-            result = edr_ingest.ingest(s, file, rate=rate, chunk=chunk, check_first=check_first, stop=stop)
+            conn_id = by_ref(s, VendorConnection, connection, what="connection").id if connection else None
+            result = edr_ingest.ingest(
+                s, file, rate=rate, chunk=chunk, check_first=check_first, stop=stop, connection_id=conn_id
+            )
     except Exception as exc:
         if hard_interrupt(exc):  # an error raised while a second Ctrl-C unwound
             raise Interrupted(HARD_STOP) from None
@@ -106,6 +119,33 @@ def rate(
     with session(ctx) as s:
         ag_id = agreements.get(s, agreement).id if agreement else None
         result = charging.rate_pending(s, agreement_id=ag_id, chunk=chunk)
+    emit(ctx, result, output=output)
+
+
+@app.command("cost")
+def cost(
+    ctx: typer.Context,
+    from_: Annotated[str, typer.Option("--from", help="EDRs at or after this time (read in --tz).")],
+    till: Annotated[str, typer.Option("--till", help="EDRs before this time (read in --tz).")],
+    connection: Annotated[
+        str | None, typer.Option("--connection", help="Only EDRs of this vendor connection (name or id).")
+    ] = None,
+    tz: TzOpt = "UTC",
+    output: OutputOpt = None,
+) -> None:
+    """Compute the vendor cost again for EDRs sent through a connection, with the
+    vendor plans as they are now (after a vendor price change, or a plan attached
+    later). `rerate` re-prices the client side only and leaves vendor costs as they are.
+
+    Example: cpaas edr cost --from 2026-03-01 --till 2026-04-01 --connection sim
+    """
+    since, until = when(from_, "--from", tz), when(till, "--till", tz)
+    if since is None or until is None or until <= since:
+        raise InvalidInput("--till must be later than --from")
+    with session(ctx) as s:
+        conn_id = by_ref(s, VendorConnection, connection, what="connection").id if connection else None
+        result = vendor.recost(s, since=since, till=until, connection_id=conn_id)
+    say(ctx, f"{result['edrs']:,} EDRs, {result['changed']:,} changed; cost unknown for {result['unknown']:,}")
     emit(ctx, result, output=output)
 
 

@@ -12,6 +12,7 @@ import csv
 import json
 import re
 import sys
+from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
@@ -101,7 +102,15 @@ def cut_notice(shown: int, hint: str | None = None) -> str:
     return f"showing {shown:,} of more than {shown:,}; {hint or 'use --limit N to see more'}"
 
 
-def render(data: dict[str, Any] | list[dict[str, Any]], fmt: Fmt, *, columns: list[str] | None = None) -> None:
+def render(
+    data: dict[str, Any] | list[dict[str, Any]],
+    fmt: Fmt,
+    *,
+    columns: list[str] | None = None,
+    row_style: Callable[[dict[str, Any]], str | None] | None = None,
+) -> None:
+    """``row_style``: a rich style per row of a list in table output (e.g. red for a
+    negative margin); only a terminal shows it, the other formats carry the data."""
     out = sys.stdout
     if fmt is Fmt.json:
         out.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
@@ -121,7 +130,7 @@ def render(data: dict[str, Any] | list[dict[str, Any]], fmt: Fmt, *, columns: li
         for row in rows:
             writer.writerow([guard(_scalar(row.get(c))) for c in cols])
         return
-    _table(data, rows, columns, wide=fmt is Fmt.wide)
+    _table(data, rows, columns, wide=fmt is Fmt.wide, row_style=row_style)
 
 
 def _is_rows(value: Any) -> bool:
@@ -142,7 +151,14 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _table(data: dict[str, Any] | list[dict[str, Any]], rows: list[dict[str, Any]], columns, *, wide: bool) -> None:
+def _table(
+    data: dict[str, Any] | list[dict[str, Any]],
+    rows: list[dict[str, Any]],
+    columns,
+    *,
+    wide: bool,
+    row_style: Callable[[dict[str, Any]], str | None] | None = None,
+) -> None:
     """A list as one table; an object as its fields, then each nested list of objects as a sub-table."""
     from rich.console import Console  # only tables need rich
     from rich.table import Table
@@ -178,6 +194,9 @@ def _table(data: dict[str, Any] | list[dict[str, Any]], rows: list[dict[str, Any
             console_for(sub).print(sub)
     else:
         table = fitted(rows, _columns(rows, columns))
+        if row_style is not None:
+            for item, row in zip(rows, table.rows, strict=True):
+                row.style = row_style(item)
         console_for(table).print(table)
         if not rows:
             sys.stderr.write("(no rows)\n")

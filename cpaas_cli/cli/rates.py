@@ -10,6 +10,7 @@ import typer
 
 from cpaas_cli import clock
 from cpaas_cli.agreements import service as agreements
+from cpaas_cli.catalog import compare as rate_compare
 from cpaas_cli.catalog import dictionary as dic
 from cpaas_cli.catalog import importer, rate_diff
 from cpaas_cli.catalog import service as catalog
@@ -17,7 +18,7 @@ from cpaas_cli.catalog.vocab import sender_type_of
 from cpaas_cli.cli.context import ForceOpt, OutputOpt, confirm, emit, out_target, say, session, state, when
 from cpaas_cli.cli.options import TzOpt
 from cpaas_cli.cli.output import Fmt, terminal_safe
-from cpaas_cli.errors import ExitCode, InvalidInput, Problem
+from cpaas_cli.errors import ExitCode, InvalidInput, NotFound, Problem
 from cpaas_cli.exports.writers import COVERAGE_FORMATS, write_table
 from cpaas_cli.rating import lookup as lk
 from cpaas_cli.timeutil import iso
@@ -269,6 +270,51 @@ def lookup(
     if not res.found:
         say(ctx, f"no rate: {res.reason}")
         raise typer.Exit(int(ExitCode.NOT_FOUND))
+
+
+@app.command("compare")
+def compare(
+    ctx: typer.Context,
+    plan_a: Annotated[str, typer.Argument(help="Plan A (service name or id), e.g. the sale plan.")],
+    plan_b: Annotated[str, typer.Argument(help="Plan B (service name or id), e.g. a vendor plan.")],
+    at: Annotated[
+        str | None, typer.Option("--at", help="Compare the scopes in force at this time (default now).")
+    ] = None,
+    differences: Annotated[
+        bool, typer.Option("--differences", help="Only destinations whose prices differ or that one plan lacks.")
+    ] = False,
+    tz: TzOpt = "UTC",
+    output: OutputOpt = None,
+) -> None:
+    """Price per destination in two plans: price A, price B, difference (A − B),
+    how each plan matched (exact leaf, fallback to a country row or others, none),
+    the plan a destination is only in, and negative (A below B: with a sale plan
+    and a vendor plan, the destinations sold below cost; red in a terminal).
+
+    Example: cpaas rates compare "SMS service" "Vendor X costs" --differences -o json
+    """
+    when_ = when(at, "--at", tz) or clock.now()
+    with session(ctx) as s:
+        snaps = []
+        for ref in (plan_a, plan_b):
+            svc = catalog.get(s, ref)
+            sc = catalog.current_scope(s, svc, when_)
+            if sc is None:
+                raise NotFound(f"service {svc.name!r} has no scope in force at {iso(when_)}")
+            snaps.append(catalog.snapshot(s, svc, sc))
+    rows = rate_compare.compare(*snaps)
+    if differences:
+        rows = [r for r in rows if r["only_in"] or r["price_a"] != r["price_b"]]
+    if snaps[0].currency != snaps[1].currency:
+        say(ctx, f"the plans are in {snaps[0].currency} and {snaps[1].currency}: no difference is computed")
+    neg = sum(1 for r in rows if r["negative"])
+    if neg:
+        say(ctx, f"{neg} destination{'s' if neg != 1 else ''} priced lower in A than in B")
+    emit(ctx, rows, output=output, columns=rate_compare.COLUMNS, row_style=_negative)
+
+
+def _negative(row: dict) -> str | None:
+    return "bold red" if row.get("negative") else None
 
 
 @app.command("export")

@@ -21,6 +21,7 @@ from cpaas_cli.imports.textfile import read_utf8
 from cpaas_cli.models.tenancy import Company
 from cpaas_cli.refs import by_ref
 from cpaas_cli.reports import charts, sandbox, saved
+from cpaas_cli.reports import margin as mg
 from cpaas_cli.reports import summary as sm
 
 app = typer.Typer(no_args_is_help=True)
@@ -72,6 +73,42 @@ def summary_cmd(
         )
         rows = sm.summary(s.connection(), flt, by=dims, tz=tz)
     emit(ctx, rows, output=output, columns=sm.columns(dims))
+
+
+@app.command("margin")
+def margin_cmd(
+    ctx: typer.Context,
+    from_: FromOpt = None,
+    till: TillOpt = None,
+    by: Annotated[
+        str | None, typer.Option("--by", help=f"Group by one of: {', '.join(mg.BY)} (default: one row per currency).")
+    ] = None,
+    company: CompanyFilterOpt = None,
+    agreement: AgreementOpt = None,
+    channel: ChannelOpt = None,
+    tz: TzOpt = "UTC",
+    output: OutputOpt = None,
+) -> None:
+    """Revenue (client charges), vendor cost and margin per group, exact from micro-units.
+
+    cost_unknown counts messages whose vendor cost is unknown (no vendor plan on
+    the connection, no vendor price for the destination, no connection): they are
+    never counted as zero, and the margin covers the messages of known cost only.
+    negative marks a margin below zero (red in a terminal's table). Messages that
+    never left (failed without a submit) are not counted.
+
+    Example: cpaas report margin --from 2026-03-01 --till 2026-04-01 --by country -o json
+    """
+    dim = mg.check_by(by)
+    with session(ctx) as s:
+        flt = _filter(
+            ctx, s, from_=from_, till=till, company=company, agreement=agreement, status=None, channel=channel, tz=tz
+        )
+        rows = mg.margin(s.connection(), flt, by=dim)
+    bad = sum(1 for r in rows if r["negative"])
+    if bad:
+        say(ctx, f"{bad} group{'s' if bad != 1 else ''} with a negative margin")
+    emit(ctx, rows, output=output, columns=mg.columns(dim), row_style=mg.negative)
 
 
 @app.command("chart")

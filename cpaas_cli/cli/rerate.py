@@ -53,7 +53,9 @@ def create(
     last instant before --till, in each agreement's billing time zone. An EDR
     prepared just before a period but charged inside it (a late delivery)
     goes with the period of its charge. The JSON shows the window typed
-    (from/till in UTC, from_local/till_local in --tz).
+    (from/till in UTC, from_local/till_local in --tz). A rerate re-prices the
+    client side; the EDRs' vendor costs stay as they are (`cpaas edr cost`
+    computes them again after a vendor price change).
     """
     with session(ctx) as s:
         t = rerate.create(

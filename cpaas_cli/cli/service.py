@@ -36,6 +36,7 @@ class ServiceType(str, Enum):
     monetary_pack = "monetary-pack"
     bundle_initiator = "bundle-initiator"
     bundle_pack = "bundle-pack"
+    vendor = "vendor"  # a vendor price plan (attached to a connection: connection update --vendor-plan)
 
 
 ServiceArg = Annotated[str, typer.Argument(help="Service name or id.")]
@@ -47,7 +48,8 @@ def create(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Service name (unique).")],
     type: Annotated[
-        ServiceType, typer.Option("--type", help="payg, unit-pack, monetary-pack, bundle-initiator, bundle-pack.")
+        ServiceType,
+        typer.Option("--type", help="payg, unit-pack, monetary-pack, bundle-initiator, bundle-pack, vendor."),
     ],
     currency: Annotated[str | None, typer.Option(help="ISO 4217 currency (none for a unit pack).")] = None,
     size: Annotated[

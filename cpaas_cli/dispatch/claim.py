@@ -24,6 +24,8 @@ from cpaas_cli.audit.service import record
 from cpaas_cli.callbacks import outbox as callbacks
 from cpaas_cli.campaigns import holds
 from cpaas_cli.charging import rater as charging
+from cpaas_cli.charging import vendor
+from cpaas_cli.charging.events import event_of
 from cpaas_cli.charging.plans import Plans
 from cpaas_cli.db import bulk
 from cpaas_cli.dispatch import queue
@@ -186,12 +188,22 @@ class Claimer:
         """The submitted event and rating of new EDRs (the ledger's credit check
         applies), rated in memory and inserted with their results and charges
         in one go, as ``edr ingest`` does."""
+        conn = self.connection_id
         for r in recs:
-            r["status"], r["submitted_at"] = "submitted", now
-        decisions, charges = charging.Rater(s, self.plans(), now=now).decide(recs)
-        for r, d in zip(recs, decisions, strict=True):
+            r["status"], r["submitted_at"], r["connection_id"] = "submitted", now, conn
+        plans = self.plans()
+        events = [event_of(r) for r in recs]
+        decisions, charges = charging.Rater(s, plans, now=now).decide_events([r["agreement_id"] for r in recs], events)
+        # The vendor cost (the connection's vendor plan, cached with the agreement plans);
+        # what rating refused is not sent, so it costs nothing at the vendor.
+        sent = ["failed" if d is not None and d.state == "rejected" else "submitted" for d in decisions]
+        costs = vendor.costs(plans.vendor, [conn] * len(recs), events, sent)
+        for r, d, vc, vcur, vsvc in zip(
+            recs, decisions, costs["vendor_cost"], costs["vendor_currency"], costs["vendor_service_id"], strict=True
+        ):
             if d is not None:
                 r.update(charging.result(d, now))
+            r["vendor_cost"], r["vendor_currency"], r["vendor_service_id"] = vc, vcur, vsvc
         bulk.writer(s).insert_rows(E, recs)
         charging.post_charges(s, charges)  # tuples in CHARGE_COLUMNS order (+ row position)
         self.stats.charged += sum(1 for d in decisions if d is not None)
@@ -306,4 +318,8 @@ def edr_row(edr_id: int, r, company_id: int, agreement_id: int | None, channel: 
         # a message sent through the HTTP API: its key and label (SPEC EDR-01)
         "api_key_id": m.get("api_key_id") if m is not None else None,
         "label": m.get("label") if m is not None else None,
+        "connection_id": None,
+        "vendor_cost": None,
+        "vendor_currency": None,
+        "vendor_service_id": None,
     }

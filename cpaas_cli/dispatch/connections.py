@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 
 from cpaas_cli.dispatch.receipts import StatusMap, parse_id_formats
 from cpaas_cli.errors import Conflict, InvalidInput, Problem, require
+from cpaas_cli.models.catalog import Service
 from cpaas_cli.models.dispatch import (
     AFTER_CRASH,
     BIND_MODES,
@@ -274,6 +275,32 @@ def update_smpp(
     return row
 
 
+def set_vendor_plan(session: Session, row: VendorConnection, plan_ref: str | int | None) -> VendorConnection:
+    """Attach the vendor price plan ``plan_ref`` (a service of type ``vendor``) to the
+    connection, or detach it (None): EDRs sent from now on get their vendor cost from
+    it (`edr cost` recomputes stored ones)."""
+    if plan_ref is None:
+        row.vendor_plan_id = None
+    else:
+        plan = by_ref(session, Service, plan_ref, what="service")
+        if plan.type != "vendor":
+            raise InvalidInput(
+                f"--vendor-plan: {plan.name!r} is a {plan.type} service; a vendor plan is a service of type vendor "
+                "(service create NAME --type vendor --currency CUR)"
+            )
+        if plan.archived_at is not None:
+            raise Conflict(f"vendor plan {plan.name!r} is archived")
+        row.vendor_plan_id = plan.id
+    session.add(row)
+    session.flush()
+    return row
+
+
+def vendor_plan_name(session: Session, row: VendorConnection) -> str | None:
+    plan = session.get(Service, row.vendor_plan_id) if row.vendor_plan_id is not None else None
+    return plan.name if plan is not None else None
+
+
 def set_enabled(session: Session, row: VendorConnection, enabled: bool) -> VendorConnection:
     row.enabled = enabled
     session.add(row)
@@ -323,6 +350,7 @@ def connection_dict(row: VendorConnection) -> dict[str, Any]:
         "bind_retry_after": row.bind_retry_after,
         "after_crash": row.after_crash,
         "enabled": row.enabled,
+        "vendor_plan_id": row.vendor_plan_id,
         "description": row.description,
         "created_at": iso(row.created_at),
         "updated_at": iso(row.updated_at),

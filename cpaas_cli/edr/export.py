@@ -53,7 +53,7 @@ DEFAULT_FIELDS = [
     "cost",
     "currency",
 ]
-MONEY_FIELDS = ("unit_price", "cost")
+MONEY_FIELDS = ("unit_price", "cost", "vendor_cost")
 TIME_FIELDS = tuple(c.name for c in EDR.columns if isinstance(c.type, UTCDateTime))
 EXPORT_FORMATS = ("csv", "tsv", "jsonl", "xlsx")
 STREAM_CHUNK = 10_000

@@ -26,6 +26,7 @@ from cpaas_cli.audit import service as audit
 from cpaas_cli.charging.events import events_of
 from cpaas_cli.charging.plans import Plans
 from cpaas_cli.charging.rater import RESULT_COLUMNS, UNRATED, Rater, post_charges, result_columns
+from cpaas_cli.charging.vendor import costs as vendor_costs
 from cpaas_cli.db import bulk
 from cpaas_cli.edr.interrupt import StopRequest
 from cpaas_cli.edr.parse import PARSED_COLUMNS, TIME_COLUMNS, Refs, parse_columns, parse_row
@@ -49,9 +50,12 @@ def chunks(it: Iterator[Any], size: int) -> Iterator[list[Any]]:
         yield buf
 
 
-def validate_file(session: Session, path: str | Path, *, max_problems: int = 50) -> int:
+def validate_file(
+    session: Session, path: str | Path, *, max_problems: int = 50, connection_id: int | None = None
+) -> int:
     """First pass: every row parses, else InvalidInput naming rows (nothing written)."""
     refs = Refs(session)
+    refs.default_connection = connection_id
     problems: list[Problem] = []
     n = 0
     seen: set[str] = set()
@@ -77,6 +81,7 @@ def ingest(
     chunk: int = INGEST_CHUNK,
     check_first: bool = False,
     stop: StopRequest | None = None,
+    connection_id: int | None = None,
 ) -> dict[str, Any]:
     """Ingest an EDR file (CSV, XLSX or JSONL). Commits per chunk; a chunk is
     validated whole before anything of it is written, and a bad row stops the
@@ -84,9 +89,13 @@ def ingest(
     first write). Rows whose external id is stored already are skipped, so a
     re-run after a fix or a crash inserts only what is missing. New rows are
     rated in memory (unless ``rate`` is False) and written with their charges.
-    A ``stop`` asked for (Ctrl-C) ends the run before its next chunk (edr/interrupt.py)."""
+    A ``stop`` asked for (Ctrl-C) ends the run before its next chunk (edr/interrupt.py).
+    ``connection_id``: the vendor connection of rows whose file names none (a
+    ``connection`` column); rated rows of a connection get their vendor cost."""
     with _gc_paused(), bulk.writer(session).pragmas():
-        return _ingest(session, path, rate=rate, chunk=chunk, check_first=check_first, stop=stop)
+        return _ingest(
+            session, path, rate=rate, chunk=chunk, check_first=check_first, stop=stop, connection_id=connection_id
+        )
 
 
 @contextmanager
@@ -148,11 +157,19 @@ def _parse_block(
 
 
 def _ingest(
-    session: Session, path: str | Path, *, rate: bool, chunk: int, check_first: bool, stop: StopRequest | None
+    session: Session,
+    path: str | Path,
+    *,
+    rate: bool,
+    chunk: int,
+    check_first: bool,
+    stop: StopRequest | None,
+    connection_id: int | None,
 ) -> dict[str, Any]:
     if check_first:
-        validate_file(session, path)
+        validate_file(session, path, connection_id=connection_id)
     refs = Refs(session)
+    refs.default_connection = connection_id
     plans = Plans(session)
     out: dict[str, Any] = {"read": 0, "inserted": 0, "skipped": 0, "rated": 0, "rejected": 0, "pending": 0}
     reasons: Counter[str] = Counter()
@@ -302,6 +319,7 @@ def _write_chunk(
         events = events_of(ids, cols, refs.memo["sender_type"])
         decisions, charges = Rater(session, plans, now=now).decide_events(cols["agreement_id"], events)
         result = result_columns(decisions, now)
+        result.update(vendor_costs(plans.vendor, cols["connection_id"], events, cols["status"]))
     else:
         result = {c: [v] * m for c, v in zip(RESULT_COLUMNS, UNRATED, strict=True)}
     for state, k in Counter(result["rating_state"]).items():

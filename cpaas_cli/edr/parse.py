@@ -37,6 +37,9 @@ class Refs:
         self.session = session
         self.ags: dict[str, tuple[int, int] | None] = {}
         self.cos: dict[str, int | None] = {}
+        self.conns: dict[str, int | None] = {}
+        # `edr ingest --connection`: the connection of rows whose file names none
+        self.default_connection: int | None = None
         self.memo: defaultdict[str, dict[Any, Any]] = defaultdict(dict)  # parse_columns' answers for the run
         # Called before a reference is looked up in the database (`edr ingest`: waits
         # for the commit of the previous chunk, which may be running in a thread).
@@ -63,6 +66,18 @@ class Refs:
                 self.cos[ref] = None
         return self.cos[ref]
 
+    def connection(self, ref: str) -> int | None:
+        if ref not in self.conns:
+            from cpaas_cli.models.dispatch import VendorConnection
+            from cpaas_cli.refs import by_ref
+
+            self.before_query()
+            try:
+                self.conns[ref] = by_ref(self.session, VendorConnection, ref, what="connection").id
+            except NotFound:
+                self.conns[ref] = None
+        return self.conns[ref]
+
 
 _NO_TIMES = dict.fromkeys(TIME_COLUMNS)
 # What parse_row gives, besides rating_state "unrated" (in EDR column order).
@@ -87,6 +102,7 @@ PARSED_COLUMNS = (
     "event_at",
     *TIME_COLUMNS,
     "vendor_error",
+    "connection_id",
 )
 _LATEST_FIRST = tuple((f"{s}_at", s) for s in reversed(STATUSES))
 # Text cells stored as given, and the most characters each column holds (the EDR
@@ -159,6 +175,16 @@ def _campaign_ref(text: str, problems: list[Problem], n: int | None) -> int | No
     return int(text)
 
 
+def _connection(ref: str, refs: Refs, problems: list[Problem], n: int | None) -> int | None:
+    """The connection a row names (name or id), else the run's default (`--connection`)."""
+    if not ref:
+        return refs.default_connection
+    cid = refs.connection(ref)
+    if cid is None:
+        problems.append(Problem("connection", f"no vendor connection {ref[:100]!r}", n))
+    return cid
+
+
 def parse_row(n: int, raw: dict[str, str], refs: Refs, problems: list[Problem]) -> dict[str, Any] | None:
     """One input row → EDR column values; problems are appended (with the row number).
 
@@ -202,6 +228,7 @@ def parse_row(n: int, raw: dict[str, str], refs: Refs, problems: list[Problem]) 
         if bad := text_problem(g(c) or "", most):  # the rule of db/checks.py: length, NUL, UTF-8
             problems.append(Problem(c, bad, n))
     campaign = _campaign_ref(g("campaign_id") or "", problems, n)
+    connection_id = _connection(g("connection") or "", refs, problems, n)
     status = (g("status") or "").lower()
     if status and status not in STATUSES:
         problems.append(Problem("status", f"must be one of {', '.join(STATUSES)}", n))
@@ -235,6 +262,7 @@ def parse_row(n: int, raw: dict[str, str], refs: Refs, problems: list[Problem]) 
         "event_at": event_at,
         **times,
         "vendor_error": g("vendor_error") or None,
+        "connection_id": connection_id,
         "rating_state": "unrated",
     }
 
@@ -352,6 +380,12 @@ def parse_columns(names: Sequence[str], rows: Sequence[Sequence[str]], refs: Ref
         segments = memo_map(get("segments") or empty, _checked(_segments), memo["segments"])
         campaign = get("campaign_id")
         campaign_ids = [None] * n if campaign is None else memo_map(campaign, _campaign_id, memo["campaign_id"])
+        conns = get("connection")
+        connection_ids = (
+            [refs.default_connection] * n
+            if conns is None
+            else memo_map(conns, lambda ref: _checked(_connection)(ref, refs), memo["connection"])
+        )
         times: dict[str, list[Any]] = {}
         for c in TIME_COLUMNS:
             texts = get(c)
@@ -399,6 +433,7 @@ def parse_columns(names: Sequence[str], rows: Sequence[Sequence[str]], refs: Ref
         "event_at": event_at,
         **times,
         "vendor_error": _or_none(get("vendor_error"), n),
+        "connection_id": connection_ids,
     }
 
 

@@ -23,7 +23,7 @@ def edr_dict(r: dict[str, Any]) -> dict[str, Any]:
     for k, v in r.items():
         if isinstance(v, datetime):
             v = iso(v)
-        elif k in ("unit_price", "cost") and v is not None:
+        elif k in ("unit_price", "cost", "vendor_cost") and v is not None:
             v = format_micros(v)
         out[k] = v
     return out

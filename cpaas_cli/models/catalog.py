@@ -11,7 +11,9 @@ from sqlmodel import Field
 from cpaas_cli.db.base import Timestamped, utc_field
 from cpaas_cli.db.types import BigIntPK
 
-SERVICE_TYPES = ("payg", "unit-pack", "monetary-pack", "bundle-initiator", "bundle-pack")
+# "vendor": what a vendor connection charges us (a vendor price plan, attached to a
+# connection, never enabled on an agreement); same scopes and rate tree as a sale plan.
+SERVICE_TYPES = ("payg", "unit-pack", "monetary-pack", "bundle-initiator", "bundle-pack", "vendor")
 PRICE_TYPES = ("depends", "flat", "scale", "free", "included", "not_included", "blocked")
 BILLING_RULES = ("submitted", "delivered")
 QUANTITY_RULES = ("messages", "segments", "full_period")

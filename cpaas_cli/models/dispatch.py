@@ -79,6 +79,9 @@ class VendorConnection(Timestamped, table=True):
     after_crash: str = Field(default="resend", max_length=8, sa_column_kwargs={"server_default": "resend"})
     enabled: bool = True
     description: str | None = None
+    # The vendor price plan (a service of type "vendor"): what this connection costs us per
+    # message (charging/vendor.py); None = cost unknown (never taken as zero).
+    vendor_plan_id: int | None = Field(default=None, foreign_key="service.id")
 
 
 INBOUND_KINDS = ("mo", "receipt")

@@ -107,6 +107,14 @@ class Edr(SQLModel, table=True):
     ingested_at: datetime = utc_field(default_now=True)
     api_key_id: int | None = None  # sent through the HTTP API with this key
     label: str | None = Field(default=None, max_length=100)  # groups API messages (SPEC EDR-01)
+    # The vendor connection the message went through (dispatch; `edr ingest` from a file's
+    # connection column or --connection), and what it cost us there: micro-units of
+    # vendor_currency from the connection's vendor plan (vendor_service_id). NULL cost =
+    # unknown (no plan, or no vendor price for the destination): never read as zero.
+    connection_id: int | None = None
+    vendor_cost: int | None = Field(default=None, sa_type=sa.BigInteger, nullable=True)
+    vendor_currency: str | None = Field(default=None, max_length=3)
+    vendor_service_id: int | None = None
 
 
 EXPORT_STATES = ("waiting", "ready", "sent", "failed", "canceled")
