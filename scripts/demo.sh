@@ -50,6 +50,13 @@ cpaas -q rates import sample_data/rates_sms.csv --service "SMS Standard" --node 
     --map country=Country --map price=Price -o json >/dev/null
 cpaas -q agreement enable "SMS Standard" --agreement FS-001 --from 2026-02-01 -o json >/dev/null
 
+step "what the SMSC charges us: a vendor price plan from sample_data/vendor_rates_demo_smsc.csv"
+cpaas -q service create "Demo SMSC costs" --type vendor --currency EUR -o json >/dev/null
+cpaas -q service scope add "Demo SMSC costs" --from 2026-01-01 -o json >/dev/null
+cpaas -q service tree apply "Demo SMSC costs" sample_data/sms_tree.yaml >/dev/null
+cpaas -q rates import sample_data/vendor_rates_demo_smsc.csv --service "Demo SMSC costs" --node sms/sms_message/mt \
+    --map country=Country --map price=Price -o json >/dev/null
+
 step "a payment of 25.00 EUR for Farmacia Sol"
 cpaas -q payment add --agreement FS-001 --reference DEMO-TOPUP-1 --amount 25 --confirmed \
     --date "$(date -u +%Y-%m-%d)" -o json >/dev/null
@@ -67,7 +74,7 @@ smsc_pid=$!
 trap 'kill "$smsc_pid" 2>/dev/null || true; wait "$smsc_pid" 2>/dev/null || true' EXIT
 export DEMO_SMPP_PW=demo
 cpaas -q connection add-smpp demo-smsc --host 127.0.0.1 --port "$port" --system-id demo \
-    --password-env DEMO_SMPP_PW --window 50 --message-id-format hex -o json >/dev/null
+    --password-env DEMO_SMPP_PW --window 50 --message-id-format hex --vendor-plan "Demo SMSC costs" -o json >/dev/null
 cpaas -q sender add FSOL --company "Farmacia Sol" --agreement FS-001 --active --connection demo-smsc -o json >/dev/null
 for _ in $(seq 50); do
     python3 -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', $port)))" && break
@@ -150,6 +157,9 @@ rows = [json.loads(l) for l in sys.stdin if l.strip()]
 print("EDRs:", len(rows), dict(collections.Counter(r["status"] for r in rows)),
       "rated:", sum(r["rating_state"] == "rated" for r in rows))'
 cpaas balance show FS-001 -o json | python3 -c 'import json,sys; d=json.load(sys.stdin); print("FS-001 balance:", d["balance"], "charges", d["charges"], d.get("currency", ""))'
+
+step "margin: what Farmacia Sol paid per country, what the SMSC costs us, the difference"
+cpaas report margin --from 2026-01-01 --till "$(date -u -d tomorrow +%Y-%m-%d)" --by country --company "Farmacia Sol"
 
 step "the API message's callbacks, as the local receiver got them (posted by serve, signed)"
 python3 - demo-callbacks.jsonl <<'PY'
