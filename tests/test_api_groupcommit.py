@@ -289,3 +289,34 @@ def test_a_group_waits_for_another_writer_instead_of_failing(ready, cli, db_url,
     other[0].join(10)
     assert all(isinstance(o, batch.Done) for o in out), out
     assert len(queue_rows(db_url)) == 2
+
+
+@pytest.mark.parametrize("inline", [False, True], ids=["thread", "inline"])
+def test_a_busy_writer_gathers_an_idle_one_writes_at_once(db_url, identity_env, inline):  # noqa: F811
+    """``gather``: a lone request on an idle writer is written at once; while the writer is busy
+    (its last group written less than ``gather`` ago) it waits that long and writes what came."""
+    engine = get_engine(db_url)
+    groups: list[list[str]] = []
+
+    def handler(session, items):
+        groups.append(list(items))
+        return [f"ok {i}" for i in items]
+
+    async def go():
+        w = GroupCommit(engine, handler, inline=inline, gather=1.0)
+        try:
+            t0 = time.monotonic()
+            assert await w.submit("a") == "ok a"
+            idle = time.monotonic() - t0
+            t1 = time.monotonic()
+            second = asyncio.ensure_future(w.submit("b"))  # busy now: "a" was written just before
+            await asyncio.sleep(0.1)
+            third = await w.submit("c")
+            return idle, time.monotonic() - t1, [await second, third]
+        finally:
+            w.close()
+
+    idle, busy, got = asyncio.run(go())
+    assert got == ["ok b", "ok c"]
+    assert groups == [["a"], ["b", "c"]]  # b waited for c: one group
+    assert idle < 0.7 and busy >= 0.9, (idle, busy)  # (a lone write takes milliseconds)

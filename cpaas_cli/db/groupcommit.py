@@ -11,8 +11,12 @@ once, and then answers each request with its own result or error. Nothing is
 answered before the commit that holds it; if the commit fails, every request
 of the group gets that error and nothing of the group is kept.
 
-There is no artificial wait: while one group is written, the next one forms,
-so a lone request is written at once and a busy server writes large groups.
+There is no artificial wait by default: while one group is written, the next
+one forms, so a lone request is written at once and a busy server writes large
+groups. ``gather`` (seconds) lets a writer whose requests are small and many
+(the 2FA API) wait that long for more before it writes, but only while it is
+busy: when the last group was written less than ``gather`` ago. A lone request
+on an idle writer is still written at once.
 
 ``inline=True`` writes in the event loop's own thread instead (a group is
 written once the loop has run every request that was ready): no thread hand-off
@@ -32,6 +36,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -63,7 +68,8 @@ class GroupCommit(Generic[T]):
     """``await submit(item)`` from an event loop; one writer thread runs ``handler`` on groups."""
 
     def __init__(self, engine: Engine, handler: Handler, *, name: str = "group-commit", max_items: int = 500,
-                 session_factory: Callable[[Engine], Session] | None = None, inline: bool = False):  # fmt: skip
+                 session_factory: Callable[[Engine], Session] | None = None, inline: bool = False,
+                 gather: float = 0.0):  # fmt: skip
         self.engine = engine
         self.handler = handler
         self.max_items = max_items
@@ -75,6 +81,8 @@ class GroupCommit(Generic[T]):
         self.groups = 0  # groups committed (for tests and the benchmark)
         self.items = 0
         self.inline = inline
+        self.gather = gather
+        self._last_write = float("-inf")
         self._pending: list[_Waiting] = []
 
     def _start(self) -> None:
@@ -90,16 +98,24 @@ class GroupCommit(Generic[T]):
         if self.inline:
             self._pending.append(_Waiting(item, loop, future))
             if len(self._pending) == 1:
-                loop.call_soon(self._write_pending)  # after the requests already ready to run
+                if self._busy():
+                    loop.call_later(self.gather, self._write_pending)
+                else:
+                    loop.call_soon(self._write_pending)  # after the requests already ready to run
             return await future
         self._start()
         self._queue.put(_Waiting(item, loop, future))
         return await future
 
+    def _busy(self) -> bool:
+        """Whether to gather: the last group was written less than ``gather`` seconds ago."""
+        return bool(self.gather) and time.monotonic() - self._last_write < self.gather
+
     def _write_pending(self) -> None:
         while self._pending:
             group, self._pending = self._pending[: self.max_items], self._pending[self.max_items :]
             self._write(group)
+        self._last_write = time.monotonic()
 
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued, then stop the thread."""
@@ -117,9 +133,11 @@ class GroupCommit(Generic[T]):
             return [], True
         group = [first]
         stop = False
+        until = time.monotonic() + self.gather if self._busy() else 0.0
         while len(group) < self.max_items:
             try:
-                nxt = self._queue.get_nowait()
+                left = until - time.monotonic()
+                nxt = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
             except queue.Empty:
                 break
             if nxt is None:
@@ -133,6 +151,7 @@ class GroupCommit(Generic[T]):
             group, stop = self._take()
             if group:
                 self._write(group)
+                self._last_write = time.monotonic()
             if stop:
                 return
 
