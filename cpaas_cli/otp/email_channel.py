@@ -163,11 +163,7 @@ def prepare(
     now = now or clock.now()
     if integration.channel != CHANNEL:
         raise refusal(Conflict, "this integration sends by SMS: use the number", "otp-wrong-channel")
-    if integration.mode == "platform" and code is not None:
-        raise refusal(InvalidInput, "this integration makes its own codes: send only the address", "otp-wrong-mode")
-    if integration.mode == "client" and (code is None or not codes.CLIENT_CODE.match(code)):
-        problem = Problem("code", ("required: " if code is None else "") + "4 to 10 letters or digits")
-        raise InvalidInput(str(problem), problems=[problem])
+    otp.check_code_given(integration, code, "address")
     addr = check_address(address)
     otp.guard(session, integration, addr, now=now, test=test)
     sender = session.get(SenderId, integration.sender_id)
@@ -179,10 +175,7 @@ def prepare(
         .values(state="cancelled", closed_at=now)
     )
     request_id = codes.new_request_id()
-    digest = None
-    if integration.mode == "platform":
-        code = codes.new_code(integration.digits, integration.code_type)
-        digest = codes.code_hash(keys, request_id, codes.normal(code, integration.code_type))
+    code, digest = otp.code_and_hash(keys, integration, request_id, code)
     _charged_edr(session, sender, addr, request_id, now)
     session.add(
         OtpRequest(

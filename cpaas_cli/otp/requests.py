@@ -207,20 +207,12 @@ def prepare(
     and write the request row (no message yet: :func:`queue`, then :func:`finish`)."""
     if integration.channel != "sms":  # e-mail codes: otp/email_channel.py
         raise refusal(Conflict, f"this integration sends by {integration.channel}, not SMS", "otp-wrong-channel")
-    if integration.mode == "platform" and code is not None:
-        raise refusal(InvalidInput, "this integration makes its own codes: send only the number", "otp-wrong-mode")
-    if integration.mode == "client" and (code is None or not codes.CLIENT_CODE.match(code)):
-        problem = Problem("code", ("required: " if code is None else "") + "4 to 10 letters or digits")
-        raise InvalidInput(str(problem), problems=[problem])
+    check_code_given(integration, code, "number")
     phone = check_number(number)
     guard(session, integration, phone, now=now, test=test)
     sender_name = _sender_name(session, integration)
     request_id = codes.new_request_id()
-    if integration.mode == "platform":
-        code = codes.new_code(integration.digits, integration.code_type)
-        digest: str | None = codes.code_hash(keys, request_id, codes.normal(code, integration.code_type))
-    else:
-        digest = None
+    code, digest = code_and_hash(keys, integration, request_id, code)
     from cpaas_cli.campaigns.destinations import destination
 
     row_id = session.execute(_SEND_INSERT, {
@@ -232,6 +224,29 @@ def prepare(
     text = codes.render(integration.template, code)  # type: ignore[arg-type]
     actor = str(session.info.get("actor") or "api 2fa")
     return Pending(row_id, request_id, phone, integration, sender_name, text, actor)
+
+
+def check_code_given(integration: OtpIntegration, code: str | None, destination: str) -> None:
+    """A platform-side integration makes its own codes; a client-side one needs the client's
+    (4 to 10 letters or digits). ``destination``: what the send names (number, address)."""
+    if integration.mode == "platform" and code is not None:
+        raise refusal(
+            InvalidInput, f"this integration makes its own codes: send only the {destination}", "otp-wrong-mode"
+        )
+    if integration.mode == "client" and (code is None or not codes.CLIENT_CODE.match(code)):
+        problem = Problem("code", ("required: " if code is None else "") + "4 to 10 letters or digits")
+        raise InvalidInput(str(problem), problems=[problem])
+
+
+def code_and_hash(
+    keys: IdentityKeys, integration: OtpIntegration, request_id: str, code: str | None
+) -> tuple[str, str | None]:
+    """(the code to send, its keyed hash): a new code and its hash on the platform side, the
+    client's code and no hash on the client side (nothing to check here)."""
+    if integration.mode != "platform":
+        return code, None  # type: ignore[return-value]
+    made = codes.new_code(integration.digits, integration.code_type)
+    return made, codes.code_hash(keys, request_id, codes.normal(made, integration.code_type))
 
 
 def queue(session: Session, pendings: list[Pending]) -> list[sending.Sent | Exception]:
