@@ -62,3 +62,19 @@ class AgreementVersion(Timestamped, table=True):
     emails: dict = Field(default_factory=dict, sa_type=sa.JSON)
     # Percent × 1,000,000 (20 % = 20_000_000): exact for up to six decimals.
     tax_rate: int = Field(default=0, sa_type=sa.BigInteger, sa_column_kwargs={"server_default": "0"})
+
+
+class ResellingAgreement(Timestamped, table=True):
+    """TEN-06: an agreement under which a reseller buys what it resells, attached
+    to the reseller's legal entity for a period. A client agreement whose seller
+    legal entity is ``legal_entity_id`` is charged one level up on ``agreement_id``
+    (RAT-10). The periods of one legal entity do not overlap."""
+
+    __tablename__ = "reselling_agreement"
+    __table_args__ = (sa.Index("ix_reselling_agreement_le_from", "legal_entity_id", "effective_from"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    legal_entity_id: int = Field(foreign_key="legal_entity.id")
+    agreement_id: int = Field(foreign_key="agreement.id", index=True)
+    effective_from: datetime = utc_field()
+    effective_till: datetime | None = utc_field(nullable=True)

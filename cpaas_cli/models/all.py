@@ -1,12 +1,12 @@
 """Every table model, imported so that the metadata is complete (Alembic, the report sandbox, tests)."""
 
 from cpaas_cli.db.base import metadata
-from cpaas_cli.models.agreements import Agreement, AgreementVersion
+from cpaas_cli.models.agreements import Agreement, AgreementVersion, ResellingAgreement
 from cpaas_cli.models.audit import AuditLog
 from cpaas_cli.models.billing import AgreementBalance, Charge, PackUsage, Payment, ScaleCounter
 from cpaas_cli.models.callbacks import ApiKeyCallback, CallbackOutbox
 from cpaas_cli.models.campaigns import Campaign, CampaignRecipient, MessageTemplate, OutboundMessage, SenderId
-from cpaas_cli.models.catalog import EnabledService, RateImport, RateNode, Service, ServiceScope
+from cpaas_cli.models.catalog import EnabledService, RateImport, RateNode, Service, ServiceReseller, ServiceScope
 from cpaas_cli.models.contacts import (
     Contact,
     ContactField,
@@ -16,7 +16,7 @@ from cpaas_cli.models.contacts import (
     StopListEntry,
 )
 from cpaas_cli.models.dispatch import InboundMessage, VendorConnection
-from cpaas_cli.models.edr import Edr, EdrExportTask
+from cpaas_cli.models.edr import Edr, EdrExportTask, EdrLevel
 from cpaas_cli.models.identity import (
     ApiKey,
     AppUser,
@@ -69,6 +69,9 @@ __all__ = [
     "Company",
     "Edr",
     "EdrExportTask",
+    "EdrLevel",
+    "ResellingAgreement",
+    "ServiceReseller",
     "EnabledService",
     "LegalEntity",
     "PackUsage",

@@ -39,6 +39,23 @@ class Service(Timestamped, table=True):
     size: int | None = Field(default=None, sa_type=sa.BigInteger, nullable=True)
     description: str | None = None
     archived_at: datetime | None = utc_field(nullable=True)
+    # The company that owns (sells) the service: the system owner or a reseller (TEN-13).
+    # Only the owner enables it on its clients' agreements; None means the system owner.
+    owner_company_id: int | None = Field(default=None, foreign_key="company.id", index=True)
+    # A reseller plan (TEN-13): seen only by its owner and the resellers assigned to it
+    # (``service_reseller``), who build their own plans from it.
+    reseller_plan: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+
+
+class ServiceReseller(Timestamped, table=True):
+    """A reseller assigned to a reseller plan (any number per plan)."""
+
+    __tablename__ = "service_reseller"
+    __table_args__ = (sa.UniqueConstraint("service_id", "company_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    service_id: int = Field(foreign_key="service.id", index=True)
+    company_id: int = Field(foreign_key="company.id", index=True)
 
 
 class ServiceScope(Timestamped, table=True):

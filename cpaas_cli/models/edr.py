@@ -117,6 +117,38 @@ class Edr(SQLModel, table=True):
     vendor_service_id: int | None = None
 
 
+class EdrLevel(SQLModel, table=True):
+    """A reseller CDR (RAT-10): what one EDR cost one reseller level of its chain.
+
+    Level 0 is the EDR itself (the client agreement's columns); level 1 is the
+    reselling agreement of the client agreement's seller, level 2 the one above,
+    up to the system owner. Written in the same transaction as the EDR's own
+    rating, for every level or none; rerate rewrites them per level.
+    """
+
+    __tablename__ = "edr_level"
+    __table_args__ = (
+        sa.UniqueConstraint("edr_id", "level"),
+        sa.Index("ix_edr_level_agreement", "agreement_id", "event_at"),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True, autoincrement=True))
+    edr_id: int = Field(sa_type=sa.BigInteger)
+    level: int
+    agreement_id: int = Field(foreign_key="agreement.id")
+    event_at: datetime = utc_field()
+    rate_path: str | None = Field(default=None, max_length=300)
+    service_id: int | None = None
+    billing_rule: str | None = Field(default=None, max_length=16)
+    unit_price: int | None = Field(default=None, sa_type=sa.BigInteger, nullable=True)
+    quantity: int | None = None
+    cost: int | None = Field(default=None, sa_type=sa.BigInteger, nullable=True)
+    currency: str | None = Field(default=None, max_length=3)
+    pack_enabled_id: int | None = None
+    pack_units: int | None = Field(default=None, sa_type=sa.BigInteger, nullable=True)
+    rated_at: datetime | None = utc_field(nullable=True)
+
+
 EXPORT_STATES = ("waiting", "ready", "sent", "failed", "canceled")
 
 

@@ -1,0 +1,249 @@
+"""Reselling agreements (TEN-06) and the chain of agreements a message is charged on (RAT-10).
+
+A reseller buys what it resells on an agreement with the company above it
+(its *purchase* agreement: company = the reseller, seller = its parent).
+That agreement is attached to the reseller's legal entity for a period: a
+*reselling agreement*. A client agreement whose seller legal entity
+(``own_legal_entity_id``) is that legal entity is charged one level up on the
+reselling agreement in force at the message's time, and so on up to the
+system owner. The periods of one legal entity never overlap, so at any time
+there is at most one agreement per level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from cpaas_cli import clock
+from cpaas_cli.errors import Conflict, InvalidInput, NotFound, Problem, require
+from cpaas_cli.models.agreements import Agreement, ResellingAgreement
+from cpaas_cli.models.tenancy import Company, LegalEntity
+from cpaas_cli.timeutil import iso
+
+RA = ResellingAgreement.__table__
+AG = Agreement.__table__
+CO = Company.__table__
+LE = LegalEntity.__table__
+MAX_DEPTH = 8  # owner → resellers → client: deeper chains are refused, never looped
+
+
+def _overlaps(a_from: datetime, a_till: datetime | None, b_from: datetime, b_till: datetime | None) -> bool:
+    return (b_till is None or a_from < b_till) and (a_till is None or b_from < a_till)
+
+
+def add(
+    session: Session,
+    legal_entity: LegalEntity,
+    agreement: Agreement,
+    *,
+    effective_from: datetime | None = None,
+    effective_till: datetime | None = None,
+) -> ResellingAgreement:
+    """Attach ``agreement`` (the reseller's purchase agreement) to the reseller's
+    ``legal_entity`` for a period (default: from now, no end)."""
+    start = effective_from or clock.now()
+    problems: list[Problem] = []
+    company = session.get(Company, legal_entity.company_id)
+    assert company is not None
+    if company.kind != "reseller":
+        problems.append(
+            Problem(
+                "legal_entity", f"{legal_entity.name!r} belongs to {company.name!r}, a {company.kind}, not a reseller"
+            )
+        )
+    if agreement.company_id != company.id:
+        buyer = session.get(Company, agreement.company_id)
+        problems.append(
+            Problem(
+                "agreement",
+                f"agreement {agreement.code!r} is with {buyer.name if buyer else agreement.company_id!r}; "
+                f"a reselling agreement of {company.name!r} must be one where {company.name!r} buys",
+            )
+        )
+    if agreement.direction != "CLIENT":
+        problems.append(Problem("agreement", f"agreement {agreement.code!r} is a {agreement.direction} agreement"))
+    if effective_till is not None and effective_till <= start:
+        problems.append(Problem("effective_till", "must be later than effective_from"))
+    if agreement.effective_from > start or (
+        agreement.effective_till is not None and (effective_till is None or effective_till > agreement.effective_till)
+    ):
+        problems.append(
+            Problem(
+                "effective_from",
+                f"the period must lie within agreement {agreement.code!r}'s own "
+                f"({iso(agreement.effective_from)} – {iso(agreement.effective_till) if agreement.effective_till else '∞'})",
+            )
+        )
+    require(problems, "the reselling agreement")
+    for other in session.exec(select(ResellingAgreement).where(ResellingAgreement.legal_entity_id == legal_entity.id)):
+        if _overlaps(start, effective_till, other.effective_from, other.effective_till):
+            raise Conflict(
+                f"legal entity {legal_entity.name!r} has reselling agreement #{other.id} in an overlapping period "
+                f"({iso(other.effective_from)} – {iso(other.effective_till) if other.effective_till else '∞'})"
+            )
+    row = ResellingAgreement(
+        legal_entity_id=legal_entity.id, agreement_id=agreement.id, effective_from=start, effective_till=effective_till
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def end(session: Session, link_id: int, *, at: datetime | None = None) -> tuple[ResellingAgreement, str]:
+    """End a reselling agreement now (``at``); one that has not started is deleted."""
+    row = session.get(ResellingAgreement, link_id)
+    if row is None:
+        raise NotFound(f"reselling agreement #{link_id} not found")
+    now = at or clock.now()
+    if row.effective_from > now:
+        session.delete(row)
+        session.flush()
+        return row, "deleted"
+    if row.effective_till is not None and row.effective_till <= now:
+        raise Conflict(f"reselling agreement #{link_id} ended already at {iso(row.effective_till)}")
+    row.effective_till = now
+    session.add(row)
+    session.flush()
+    return row, "ended"
+
+
+def rows(session: Session, *, company_id: int | None = None) -> list[dict[str, Any]]:
+    """Reselling agreements as plain rows (of one reseller when given)."""
+    q = (
+        sa.select(
+            RA.c.id,
+            CO.c.name.label("reseller"),
+            LE.c.name.label("legal_entity"),
+            AG.c.code.label("agreement"),
+            AG.c.currency,
+            RA.c.effective_from,
+            RA.c.effective_till,
+        )
+        .select_from(RA.join(LE, LE.c.id == RA.c.legal_entity_id).join(CO, CO.c.id == LE.c.company_id))
+        .join(AG, AG.c.id == RA.c.agreement_id)
+        .order_by(CO.c.name, LE.c.name, RA.c.effective_from)
+    )
+    if company_id is not None:
+        q = q.where(LE.c.company_id == company_id)
+    return [dict(m) for m in session.execute(q).mappings()]
+
+
+# ------------------------------------------------------------------ chains
+
+
+@dataclass(frozen=True, slots=True)
+class Missing:
+    """Why a chain could not be completed at a time: the level and what is missing."""
+
+    level: int
+    reason: str  # no_reselling_agreement | currency_mismatch | chain_too_deep
+    note: str
+
+
+class Chains:
+    """The upper levels of client agreements at a time, read once per run.
+
+    ``above(agreement_id, at)`` gives the agreement ids of levels 1, 2, …
+    (empty when the seller is the system owner), or a :class:`Missing`.
+    The agreements' sellers and the reselling agreements are read on first
+    use; a run (one transaction's rating) sees them fixed.
+    """
+
+    def __init__(self, session: Session):
+        self.s = session
+        self._ag: dict[int, tuple[str, int, str, str]] | None = None  # id → (seller kind, seller LE, currency, code)
+        self._links: dict[int, list[tuple[datetime, datetime | None, int]]] = {}
+        self._le_names: dict[int, str] = {}
+        self._memo: dict[tuple[int, datetime], tuple[int, ...] | Missing] = {}
+
+    def _load(self) -> None:
+        s = self.s
+        seller = CO.alias("seller")
+        self._ag = {
+            r.id: (r.kind, r.own_legal_entity_id, r.currency, r.code)
+            for r in s.execute(
+                sa.select(AG.c.id, AG.c.own_legal_entity_id, AG.c.currency, AG.c.code, seller.c.kind).join(
+                    seller, seller.c.id == AG.c.seller_company_id
+                )
+            )
+        }
+        for le_id, ag_id, start, till in s.execute(
+            sa.select(RA.c.legal_entity_id, RA.c.agreement_id, RA.c.effective_from, RA.c.effective_till)
+        ):
+            self._links.setdefault(le_id, []).append((start, till, ag_id))
+        self._le_names = dict(s.execute(sa.select(LE.c.id, LE.c.name)).tuples().all())
+
+    def has_resellers(self) -> bool:
+        if self._ag is None:
+            self._load()
+        return bool(self._links) or any(v[0] == "reseller" for v in self._ag.values())  # type: ignore[union-attr]
+
+    def above(self, agreement_id: int, at: datetime) -> tuple[int, ...] | Missing:
+        key = (agreement_id, at)
+        got = self._memo.get(key)
+        if got is None:
+            got = self._memo[key] = self._walk(agreement_id, at)
+        return got
+
+    def seller_kind(self, agreement_id: int) -> str | None:
+        if self._ag is None:
+            self._load()
+        got = self._ag.get(agreement_id)  # type: ignore[union-attr]
+        return got[0] if got else None
+
+    def _walk(self, agreement_id: int, at: datetime) -> tuple[int, ...] | Missing:
+        if self._ag is None:
+            self._load()
+        ags = self._ag
+        assert ags is not None
+        out: list[int] = []
+        cur = ags.get(agreement_id)
+        while cur is not None and cur[0] == "reseller":
+            level = len(out) + 1
+            if level > MAX_DEPTH:
+                return Missing(level, "chain_too_deep", f"more than {MAX_DEPTH} reseller levels above the client")
+            kind, le_id, currency, code = cur
+            found = None
+            for start, till, up in self._links.get(le_id, ()):
+                if start <= at and (till is None or at < till):
+                    found = up
+                    break
+            if found is None:
+                return Missing(
+                    level,
+                    "no_reselling_agreement",
+                    f"level {level}: legal entity {self._le_names.get(le_id, le_id)!r} (the seller of agreement "
+                    f"{code!r}) has no reselling agreement in force at {iso(at)}",
+                )
+            up_row = ags.get(found)
+            if up_row is None:  # pragma: no cover - a foreign key keeps it
+                return Missing(level, "no_reselling_agreement", f"level {level}: agreement #{found} not found")
+            if up_row[2] != currency:
+                return Missing(
+                    level,
+                    "currency_mismatch",
+                    f"level {level}: agreement {up_row[3]!r} is in {up_row[2]}, agreement {code!r} in {currency} "
+                    "(no conversion between levels)",
+                )
+            out.append(found)
+            cur = up_row
+        return tuple(out)
+
+
+def chain_of(session: Session, agreement: Agreement, at: datetime | None = None) -> list[Agreement]:
+    """The agreements a message on ``agreement`` is charged on at ``at`` (level 0
+    first); InvalidInput naming the level when the chain is broken."""
+    got = Chains(session).above(agreement.id, at or clock.now())  # type: ignore[arg-type]
+    if isinstance(got, Missing):
+        raise InvalidInput(got.note)
+    out = [agreement]
+    for ag_id in got:
+        row = session.get(Agreement, ag_id)
+        assert row is not None
+        out.append(row)
+    return out
