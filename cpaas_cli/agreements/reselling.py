@@ -12,6 +12,7 @@ there is at most one agreement per level.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -159,9 +160,19 @@ class Chains:
         self._ag: dict[int, tuple[str, int, str, str]] | None = None  # id → (seller kind, seller LE, currency, code)
         self._links: dict[int, list[tuple[datetime, datetime | None, int]]] = {}
         self._le_names: dict[int, str] = {}
-        self._memo: dict[tuple[int, datetime], tuple[int, ...] | Missing] = {}
+        self._loaded_at = 0.0
+
+    def _stale(self) -> bool:
+        """Read again (at most once a second) when a run kept long meets an
+        agreement or a missing link it may not have seen yet."""
+        if time.monotonic() - self._loaded_at < 1.0:
+            return False
+        self._load()
+        return True
 
     def _load(self) -> None:
+        self._loaded_at = time.monotonic()
+        self._links = {}
         s = self.s
         seller = CO.alias("seller")
         self._ag = {
@@ -184,11 +195,23 @@ class Chains:
         return bool(self._links) or any(v[0] == "reseller" for v in self._ag.values())  # type: ignore[union-attr]
 
     def above(self, agreement_id: int, at: datetime) -> tuple[int, ...] | Missing:
-        key = (agreement_id, at)
-        got = self._memo.get(key)
-        if got is None:
-            got = self._memo[key] = self._walk(agreement_id, at)
+        if self._ag is None:
+            self._load()
+        cur = self._ag.get(agreement_id)  # type: ignore[union-attr]
+        if cur is None and self._stale():
+            cur = self._ag.get(agreement_id)  # type: ignore[union-attr]
+        if cur is None or cur[0] != "reseller":
+            return ()  # sold by the system owner (or no such agreement): no level above
+        got = self._walk(agreement_id, at)
+        if isinstance(got, Missing) and self._stale():
+            got = self._walk(agreement_id, at)
         return got
+
+    def code(self, agreement_id: int) -> str:
+        if self._ag is None:
+            self._load()
+        got = self._ag.get(agreement_id)  # type: ignore[union-attr]
+        return got[3] if got else f"#{agreement_id}"
 
     def seller_kind(self, agreement_id: int) -> str | None:
         if self._ag is None:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlmodel import Session
 
 from cpaas_cli.agreements import service as agreements
+from cpaas_cli.agreements.reselling import Chains
 from cpaas_cli.billing.periods import VersionTerms, period_containing
 from cpaas_cli.catalog import service as catalog
 from cpaas_cli.catalog import tree as tr
@@ -26,6 +27,8 @@ class Plans:
         self.snaps: dict[int, lk.Snapshot] = {}
         # The vendor plans of connections, cached for as long as these plans are.
         self.vendor = VendorPlans(session)
+        # The reseller levels above each client agreement (RAT-10), read on first use.
+        self.chains = Chains(session)
 
     def get(self, agreement_id: int) -> en.Plan | None:
         if agreement_id not in self.plans:

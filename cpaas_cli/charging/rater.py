@@ -24,7 +24,9 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from cpaas_cli import clock
+from cpaas_cli.agreements.reselling import Missing
 from cpaas_cli.billing import ledger, packs
+from cpaas_cli.charging import levels
 from cpaas_cli.charging.events import event_of
 from cpaas_cli.charging.plans import Plans
 from cpaas_cli.db import bulk
@@ -33,6 +35,7 @@ from cpaas_cli.models.billing import PackUsage, ScaleCounter
 from cpaas_cli.money import format_micros
 from cpaas_cli.rating import engine as en
 
+ADJ_REASON = "back-to-first threshold crossed: earlier units of the period re-priced"
 SCALE_COUNTERS = ScaleCounter.__table__
 PACK_USAGE = PackUsage.__table__
 
@@ -77,6 +80,7 @@ class Rater:
         self.s = session
         self.plans = plans
         self.now = now or clock.now()
+        self.level_rows: list[dict[str, Any]] = []  # reseller CDRs of this run, written by decide_events
 
     def _load(self, ag_id: int, since: datetime | None) -> AgreementRun:
         """The agreement's stored counters (of periods from ``since``) and pack usage."""
@@ -138,6 +142,12 @@ class Rater:
         (path, unit price, quantity, service): read-only, dumped to JSON once."""
         ag_ids = sorted(set(agreement_ids).difference((None, 0)))
         ledger.lock(self.s, ag_ids)
+        # RAT-10: the reseller levels above each event's agreement (None: no reseller sells here).
+        uppers = self._uppers(agreement_ids, events)
+        if uppers is not None:
+            above = sorted({u for up in uppers if isinstance(up, tuple) for u in up}.difference(ag_ids))
+            ledger.lock(self.s, above)  # after the clients', so that every writer locks level by level
+            ag_ids = sorted(set(ag_ids).union(above))
         self.purchase_packs(ag_ids)
         firsts: dict[int, datetime] = {}
         if len(ag_ids) == 1:
@@ -146,6 +156,11 @@ class Rater:
             for a, ev in zip(agreement_ids, events, strict=True):
                 if a and (a not in firsts or ev.at < firsts[a]):
                     firsts[a] = ev.at
+            if uppers is not None:
+                for up, ev in zip(uppers, events, strict=True):
+                    for a in up if isinstance(up, tuple) else ():
+                        if a not in firsts or ev.at < firsts[a]:
+                            firsts[a] = ev.at
         runs: dict[int, AgreementRun] = {}
         for ag_id in ag_ids:
             plan = self.plans.get(ag_id)
@@ -173,6 +188,16 @@ class Rater:
                 if run.headroom is not None and cost > 0 and cost > run.headroom:
                     decisions.append(_over_credit(d, cost, plan.currency))
                     continue
+                up = uppers[pos] if uppers is not None else ()
+                if up:
+                    got = self._rate_levels(ev, d, up, runs)
+                    if got is None:
+                        decisions.append(None)  # a level above waits for its billing event
+                        continue
+                    if isinstance(got, en.Decision):
+                        decisions.append(got)  # refused at a level above: refused at every level
+                        continue
+                    self._charge_levels(ev, pos, got, charges)
                 if run.headroom is not None:
                     run.headroom -= cost
                 apply_(st, d)
@@ -203,7 +228,7 @@ class Rater:
                     details = {
                         "path": d.path,
                         "scale": d.scale,
-                        "reason": "back-to-first threshold crossed: earlier units of the period re-priced",
+                        "reason": ADJ_REASON,
                     }
                     charges.append(
                         (
@@ -220,7 +245,81 @@ class Rater:
                     )
             decisions.append(d)
         self._write_state(runs)
+        if self.level_rows:
+            levels.write(self.s, self.level_rows)
+            self.level_rows = []
         return decisions, charges
+
+    # ------------------------------------------------------------- reseller levels (RAT-10)
+
+    def _uppers(
+        self, agreement_ids: Sequence[int | None], events: Sequence[en.Event]
+    ) -> list[tuple[int, ...] | Missing] | None:
+        """The agreements above each event's agreement at its time (level 1 first),
+        or a Missing link; None when no event's agreement is sold by a reseller."""
+        chains = self.plans.chains
+        kinds = {a: chains.seller_kind(a) for a in set(agreement_ids) if a}
+        if "reseller" not in kinds.values():
+            return None
+        above = chains.above
+        return [
+            above(a, ev.at) if a and kinds.get(a) == "reseller" else ()
+            for a, ev in zip(agreement_ids, events, strict=True)
+        ]
+
+    def _rate_levels(
+        self, ev: en.Event, d: en.Decision, up: tuple[int, ...] | Missing, runs: dict[int, AgreementRun]
+    ) -> list[tuple[int, int, AgreementRun, en.Decision]] | en.Decision | None:
+        """Rate ``ev`` at every level above (each at its own prices, packs,
+        scales and credit); the level decisions, a refusal naming the level
+        (``d``'s path kept), or None when a level still waits for its event.
+        Nothing is applied here: the caller applies every level or none."""
+        if isinstance(up, Missing):
+            return _refused_above(d, up.reason, up.note)
+        out = []
+        code = self.plans.chains.code
+        for level, ag_id in enumerate(up, 1):
+            urun = runs[ag_id]
+            if urun.plan is None:
+                return _refused_above(d, "no_agreement", f"level {level}: agreement {code(ag_id)!r} is not in force")
+            ud = en.rate(ev, urun.plan, urun.state)
+            if ud.state == en.PENDING:
+                return None
+            if ud.state != en.RATED:
+                return _refused_above(
+                    d, ud.reason or "no_rate", f"level {level} (agreement {code(ag_id)!r}): {ud.note or ud.reason}"
+                )
+            amt, adj = en.money_charge(ud)
+            if urun.headroom is not None and amt + adj > 0 and amt + adj > urun.headroom:
+                return _refused_above(
+                    d,
+                    "insufficient_credit",
+                    f"level {level} (agreement {code(ag_id)!r}): charge {format_micros(amt + adj)} "
+                    f"{urun.plan.currency} passes the credit limit",
+                )
+            out.append((level, ag_id, urun, ud))
+        return out
+
+    def _charge_levels(
+        self, ev: en.Event, pos: int, got: list[tuple[int, int, AgreementRun, en.Decision]], charges: list[tuple]
+    ) -> None:
+        """Apply the accepted level decisions: credit, counters, packs, charges, reseller CDRs."""
+        for level, ag_id, urun, ud in got:
+            amt, adj = en.money_charge(ud)
+            if urun.headroom is not None:
+                urun.headroom -= amt + adj
+            en.apply(urun.state, ud)
+            cur = urun.plan.currency  # type: ignore[union-attr]
+            base = {"path": ud.path, "unit_price": ud.unit_price, "quantity": ud.quantity, "service_id": ud.service_id}
+            if amt:
+                charges.append((ag_id, "edr", ev.key, amt, cur, ud.charge_at, ud.period_start,
+                                {**base, "scale": ud.scale, "level": level}, pos))  # fmt: skip
+            if adj:
+                details = {**base, "scale": ud.scale, "level": level, "reason": ADJ_REASON}
+                charges.append(
+                    (ag_id, "scale_adjustment", ev.key, adj, cur, ud.charge_at, ud.period_start, details, pos)
+                )
+            self.level_rows.append(levels.row(ev, level, ag_id, ud, self.now))
 
     def _write_state(self, runs: dict[int, AgreementRun]) -> None:
         """Write the counters and pack usage that moved."""
@@ -271,6 +370,22 @@ class Rater:
     def purchase_packs(self, ag_ids: Sequence[int]) -> None:
         """Write the purchase charge of every charged pack whose effective-from has come (ENS-06)."""
         packs.charge_due(self.s, now=self.now, agreement_ids=ag_ids)
+
+
+def _refused_above(d: en.Decision, reason: str, note: str) -> en.Decision:
+    """The refusal of an event the client level accepted but a level above did not."""
+    return en.Decision(
+        en.REJECTED,
+        reason=reason,
+        note=note,
+        path=d.path,
+        source=d.source,
+        service_id=d.service_id,
+        unit_price=d.unit_price,
+        quantity=d.quantity,
+        currency=d.currency,
+        billing_rule=d.billing_rule,
+    )
 
 
 def _over_credit(d: en.Decision, cost: int, currency: str) -> en.Decision:

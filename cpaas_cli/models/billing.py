@@ -39,8 +39,9 @@ class Charge(SQLModel, table=True):
     __tablename__ = "charge"
     __table_args__ = (
         # revision: 0 for the first rating; a rerate row carries its task id. edr_id first:
-        # the same index serves the lookups of an EDR's charges.
-        sa.UniqueConstraint("edr_id", "kind", "revision"),
+        # the same index serves the lookups of an EDR's charges. agreement_id: a reseller's
+        # client's message is charged once per level of the chain (RAT-10).
+        sa.UniqueConstraint("edr_id", "kind", "revision", "agreement_id"),
         # One purchase per enabled pack; partial: the per-EDR rows (NULL here) are not in it.
         sa.Index(
             "uq_charge_enabled_service_id",

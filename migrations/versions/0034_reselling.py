@@ -91,8 +91,22 @@ def upgrade() -> None:
             batch_op.f("fk_service_owner_company_id_company"), "company", ["owner_company_id"], ["id"]
         )
 
+    # A message's charges: one row per kind, revision and level (agreement) of its chain.
+    with op.batch_alter_table("charge", schema=None, table_kwargs={"sqlite_autoincrement": True}) as batch_op:
+        batch_op.drop_constraint("uq_charge_edr_id_kind_revision", type_="unique")
+        batch_op.create_unique_constraint(
+            "uq_charge_edr_id_kind_revision_agreement_id", ["edr_id", "kind", "revision", "agreement_id"]
+        )
+
 
 def downgrade() -> None:
+    op.execute(
+        "DELETE FROM charge WHERE edr_id IS NOT NULL AND agreement_id <> "
+        "(SELECT e.agreement_id FROM edr e WHERE e.id = charge.edr_id)"
+    )
+    with op.batch_alter_table("charge", schema=None, table_kwargs={"sqlite_autoincrement": True}) as batch_op:
+        batch_op.drop_constraint("uq_charge_edr_id_kind_revision_agreement_id", type_="unique")
+        batch_op.create_unique_constraint("uq_charge_edr_id_kind_revision", ["edr_id", "kind", "revision"])
     with op.batch_alter_table("service", schema=None, table_kwargs={"sqlite_autoincrement": True}) as batch_op:
         batch_op.drop_constraint(batch_op.f("fk_service_owner_company_id_company"), type_="foreignkey")
         batch_op.drop_index(batch_op.f("ix_service_owner_company_id"))

@@ -1,0 +1,157 @@
+"""Chain rating (RAT-10, issue 29 item 2): a message of a reseller's client is
+charged at every level of the chain, each at its own prices, or at none.
+
+Hand-computed vectors (micro-units): the owner sells ES to reseller R at 0.030
+per part, R sells ES to its client C at 0.045 per part.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from cpaas_cli.agreements import reselling
+from cpaas_cli.agreements import service as agreements
+from cpaas_cli.db.engine import get_engine, make_session
+from cpaas_cli.models.catalog import Service
+from cpaas_cli.tenancy import service as tenancy
+from tests.helpers import client, owner_le
+from tests.test_catalog import write_csv
+
+AT = "2026-06-01T10:00:00+00:00"
+
+
+def tree(es: str, fr: str | None = None, rule: str = "submitted", de: str | None = None) -> dict:
+    mt: dict = {"depends_on": "country", "children": {"ES": {"price": es}}}
+    if fr is not None:
+        mt["children"]["FR"] = {"price": fr}
+    if de is not None:
+        mt["children"]["DE"] = {"price": de}
+    return {
+        "tree": {
+            "sms": {
+                "children": {
+                    "sms_message": {
+                        "depends_on": "direction",
+                        "billing_rule": rule,
+                        "quantity_rule": "segments",
+                        "children": {"mt": mt},
+                    }
+                }
+            }
+        }
+    }
+
+
+def service(cli, tmp_path, name: str, t: dict, owner: str | None = None) -> None:
+    (tmp_path / f"{name}.json").write_text(json.dumps(t))
+    cli.json("service", "create", name, "--type", "payg", "--currency", "EUR")
+    cli.json("service", "scope", "add", name, "--from", "2026-01-01")
+    cli("service", "tree", "apply", name, str(tmp_path / f"{name}.json"))
+    if owner is not None:
+        with make_session(get_engine(cli.url), actor="pytest") as s:
+            svc = s.exec(sa.select(Service).where(Service.name == name)).scalar_one()
+            svc.owner_company_id = tenancy.company(s, owner).id
+            s.add(svc)
+            s.commit()
+
+
+def link(cli, reseller: str, agreement: str, start: str = "2026-01-01T00:00:00+00:00") -> None:
+    with make_session(get_engine(cli.url), actor="pytest") as s:
+        co = tenancy.company(s, reseller)
+        le = tenancy.default_legal_entity(s, co.id)
+        reselling.add(s, le, agreements.get(s, agreement), effective_from=datetime.fromisoformat(start))
+        s.commit()
+
+
+def chain(cli, tmp_path, *, reseller_credit: str | None = None, with_link: bool = True) -> None:
+    """owner → reseller R (purchase agreement R-PUR) → client C (agreement C-1)."""
+    owner_le(cli)
+    cli.json("tenant", "create", "Reseller R", "--type", "reseller")
+    cli.json(
+        "tenant", "legal-entity", "add", "R LE", "--company", "Reseller R", "--legal-name", "R Legal",
+        "--country", "ES", "--legal-id", "B00000002",
+    )  # fmt: skip
+    extra = ["--credit-limit", reseller_credit] if reseller_credit is not None else []
+    cli.json(
+        "agreement", "create", "R-PUR", "--company", "Reseller R", "--currency", "EUR", "--from", "2026-01-01", *extra
+    )
+    client(cli, "Client C", parent="Reseller R")
+    cli.json("agreement", "create", "C-1", "--company", "Client C", "--currency", "EUR", "--from", "2026-01-01")
+    service(cli, tmp_path, "Wholesale", tree("0.030", "0.020"))
+    service(cli, tmp_path, "Retail R", tree("0.045", "0.040", de="0.050"), owner="Reseller R")
+    cli.json("agreement", "enable", "Wholesale", "--agreement", "R-PUR", "--from", "2026-01-01")
+    cli.json("agreement", "enable", "Retail R", "--agreement", "C-1", "--from", "2026-01-01")
+    if with_link:
+        link(cli, "Reseller R", "R-PUR")
+
+
+def edrs(tmp_path, rows: list[tuple[str, str, int]]) -> str:
+    """(external id, destination, segments) → an EDR file of client agreement C-1."""
+    head = ["external_id", "agreement", "sender", "destination", "segments", "submitted_at", "status"]
+    mcc = {"34": "21401", "33": "20801", "49": "26201"}
+    body = [[e, "C-1", "ACME", d, str(n), AT, "submitted"] for e, d, n in rows]
+    head.append("mccmnc")
+    for r, (_e, d, _n) in zip(body, rows, strict=True):
+        r.append(mcc[d[:2]])
+    path = tmp_path / "edrs.csv"
+    write_csv(path, [head, *body])
+    return str(path)
+
+
+def charges(cli) -> dict[str, int]:
+    with make_session(get_engine(cli.url), actor="pytest") as s:
+        got = s.execute(
+            sa.text(
+                "SELECT a.code, SUM(c.amount) FROM charge c JOIN agreement a ON a.id = c.agreement_id GROUP BY a.code"
+            )
+        ).all()
+    return {code: int(total) for code, total in got}
+
+
+def test_each_level_charged_at_its_own_prices(cli, tmp_path):
+    chain(cli, tmp_path)
+    got = cli.json("edr", "ingest", edrs(tmp_path, [("e1", "34600000001", 2), ("e2", "33600000002", 1)]))
+    assert (got["inserted"], got["rated"]) == (2, 2)
+    # C-1: 2 × 0.045 + 0.040 = 0.130; R-PUR: 2 × 0.030 + 0.020 = 0.080
+    assert charges(cli) == {"C-1": 130_000, "R-PUR": 80_000}
+    with make_session(get_engine(cli.url), actor="pytest") as s:
+        rows = s.execute(
+            sa.text("SELECT level, unit_price, quantity, cost, currency FROM edr_level ORDER BY edr_id")
+        ).all()
+    assert [tuple(r) for r in rows] == [(1, 30_000, 2, 60_000, "EUR"), (1, 20_000, 1, 20_000, "EUR")]
+    r = cli.json("balance", "show", "R-PUR")
+    assert r["charges"] in ("0.08", "0.080000", "0.080")
+
+
+def test_reseller_credit_refuses_the_message_at_every_level(cli, tmp_path):
+    # R may owe 0.070: e1 (0.060 at R) fits, e2 (another 0.060) does not.
+    chain(cli, tmp_path, reseller_credit="0.07")
+    got = cli.json("edr", "ingest", edrs(tmp_path, [("e1", "34600000001", 2), ("e2", "34600000002", 2)]))
+    assert (got["rated"], got["rejected"]) == (1, 1)
+    assert charges(cli) == {"C-1": 90_000, "R-PUR": 60_000}
+    e2 = cli.json("edr", "show", "e2")
+    assert e2["rating_state"] == "rejected" and e2["rating_reason"] == "insufficient_credit"
+    assert "level 1" in e2["rating_note"] and "R-PUR" in e2["rating_note"]
+
+
+def test_missing_reselling_agreement_rejects_with_the_level_named(cli, tmp_path):
+    chain(cli, tmp_path, with_link=False)
+    got = cli.json("edr", "ingest", edrs(tmp_path, [("e1", "34600000001", 1)]))
+    assert (got["rated"], got["rejected"]) == (0, 1)
+    assert charges(cli) == {}
+    e1 = cli.json("edr", "show", "e1")
+    assert e1["rating_reason"] == "no_reselling_agreement"
+    assert "level 1" in e1["rating_note"] and "R LE" in e1["rating_note"]
+
+
+def test_no_price_above_refuses_the_message(cli, tmp_path):
+    # The client is sold DE, but the reseller buys no DE: refused at every level, nothing charged.
+    chain(cli, tmp_path)
+    got = cli.json("edr", "ingest", edrs(tmp_path, [("e1", "49150000001", 1), ("e2", "34600000002", 1)]))
+    assert (got["rated"], got["rejected"]) == (1, 1)
+    assert charges(cli) == {"C-1": 45_000, "R-PUR": 30_000}
+    e1 = cli.json("edr", "show", "e1")
+    assert e1["rating_reason"] == "no_rate" and "level 1" in e1["rating_note"]
