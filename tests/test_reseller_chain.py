@@ -155,3 +155,44 @@ def test_no_price_above_refuses_the_message(cli, tmp_path):
     assert charges(cli) == {"C-1": 45_000, "R-PUR": 30_000}
     e1 = cli.json("edr", "show", "e1")
     assert e1["rating_reason"] == "no_rate" and "level 1" in e1["rating_note"]
+
+
+def _edr_id(cli, ext: str) -> int:
+    return int(cli.json("edr", "show", ext)["id"])
+
+
+def test_refund_of_an_unsent_message_gives_back_every_level(cli, tmp_path):
+    from cpaas_cli import clock
+    from cpaas_cli.charging import refunds
+    from cpaas_cli.charging.plans import Plans
+
+    chain(cli, tmp_path)
+    cli.json("edr", "ingest", edrs(tmp_path, [("e1", "34600000001", 2), ("e2", "34600000002", 1)]))
+    with make_session(get_engine(cli.url), actor="pytest") as s:
+        got = refunds.refund_unsent(s, [_edr_id(cli, "e1")], Plans(s), now=clock.now())
+        s.commit()
+    assert (got["edrs"], got["refunded"], got["amount"]) == (1, 2, 90_000)  # two refund rows: C-1 and R-PUR
+    # Only e2 stays charged: 0.045 at C-1, 0.030 at R-PUR.
+    assert charges(cli) == {"C-1": 45_000, "R-PUR": 30_000}
+    assert cli.json("balance", "show", "R-PUR")["charges"] in ("0.03", "0.030000")
+    with make_session(get_engine(cli.url), actor="pytest") as s:
+        cost = s.execute(sa.text("SELECT cost, quantity FROM edr_level WHERE level = 1 ORDER BY edr_id")).all()
+    assert [tuple(c) for c in cost] == [(0, 0), (30_000, 1)]
+
+
+def test_refused_parts_are_given_back_at_every_level(cli, tmp_path):
+    from cpaas_cli import clock
+    from cpaas_cli.charging import refunds
+    from cpaas_cli.charging.plans import Plans
+
+    chain(cli, tmp_path)
+    cli.json("edr", "ingest", edrs(tmp_path, [("e1", "34600000001", 3)]))
+    assert charges(cli) == {"C-1": 135_000, "R-PUR": 90_000}
+    with make_session(get_engine(cli.url), actor="pytest") as s:
+        refunds.refund_refused_parts(s, {_edr_id(cli, "e1"): (1, 2, "refused")}, Plans(s), now=clock.now())
+        s.commit()
+    # One part sent: 0.045 at C-1, 0.030 at R-PUR.
+    assert charges(cli) == {"C-1": 45_000, "R-PUR": 30_000}
+    with make_session(get_engine(cli.url), actor="pytest") as s:
+        row = s.execute(sa.text("SELECT quantity, cost, unit_price FROM edr_level")).one()
+    assert tuple(row) == (1, 30_000, 30_000)

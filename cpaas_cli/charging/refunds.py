@@ -47,7 +47,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from cpaas_cli.billing import ledger
-from cpaas_cli.charging import vendor
+from cpaas_cli.charging import levels, vendor
 from cpaas_cli.charging.events import event_of  # the same event the Rater built
 from cpaas_cli.charging.plans import Plans
 from cpaas_cli.db import bulk
@@ -80,27 +80,33 @@ def refund_unsent(
     refunds: list[dict[str, Any]] = []
     unsent: list[int] = []  # the EDRs handled, and the note of each
     notes: list[str] = []
+    ups = _levels(session, [r for r in rows if r["id"] not in done])
     for r in rows:
         if r["id"] in done:
             continue
         out["edrs"] += 1
-        total, at, period = sums.get(r["id"], (0, None, None))
-        if total:
-            refunds.append(
-                {
-                    "agreement_id": r["agreement_id"],
-                    "kind": REFUND,
-                    "edr_id": r["id"],
-                    "amount": -total,
-                    "currency": r["currency"],
-                    "at": at,
-                    "period_start": period,
-                    "details": {"reason": f"not sent: {why}", "vendor_error": r["vendor_error"], "refunded": total},
-                }
-            )
-            out["refunded"] += 1
-            out["amount"] += total
-        _give_back_units(session, r, plans)
+        total = 0
+        for x in (r, *ups.get(r["id"], ())):  # the client level, then each reseller level (RAT-10)
+            got, at, period = sums.get((r["id"], x["agreement_id"]), (0, None, None))
+            if got:
+                refunds.append(
+                    {
+                        "agreement_id": x["agreement_id"],
+                        "kind": REFUND,
+                        "edr_id": r["id"],
+                        "amount": -got,
+                        "currency": x["currency"],
+                        "at": at,
+                        "period_start": period,
+                        "details": {"reason": f"not sent: {why}", "vendor_error": r["vendor_error"], "refunded": got}
+                        | ({"level": x["_level"]} if x is not r else {}),
+                    }
+                )
+                out["refunded"] += 1
+            if x is r:
+                total = got
+                out["amount"] += got
+            _give_back_units(session, x, plans)
         unsent.append(r["id"])
         notes.append(f"not charged: {why}" + (f" (refund of {format_micros(total)} {r['currency']})" if total else ""))
     n = len(unsent)
@@ -111,6 +117,12 @@ def refund_unsent(
         {"submitted_at": blank, "cost": zero, "quantity": zero, "pack_enabled_id": blank, "pack_units": blank,
          "rating_note": notes},
     )  # fmt: skip
+    if ups:
+        session.execute(
+            sa.update(levels.LEVEL)
+            .where(levels.LEVEL.c.edr_id.in_(unsent))
+            .values(cost=0, quantity=0, pack_enabled_id=None, pack_units=None)
+        )
     # Not sent: nothing reached the vendor (a known vendor cost becomes 0; an unknown one stays unknown).
     session.execute(sa.update(EDR).where(EDR.c.id.in_(unsent), EDR.c.vendor_cost.isnot(None)).values(vendor_cost=0))
     ledger.post(session, refunds, check_credit=False)
@@ -129,16 +141,44 @@ def _edrs(session: Session, *where: Any) -> tuple[list[dict[str, Any]], set[int]
     return rows, done, _charged(session, ids)
 
 
-def _charged(session: Session, ids: list[int]) -> dict[int, tuple[int, Any, Any]]:
-    """EDR id -> (Σ of its ledger rows but refunds, time and period of its first row)."""
+def _charged(session: Session, ids: list[int]) -> dict[tuple[int, int], tuple[int, Any, Any]]:
+    """(EDR id, agreement id) -> (Σ of its ledger rows but refunds, time and period of
+    its first row): one entry per level of the EDR's chain."""
     return {
-        e: (int(total or 0), at, period)
-        for e, total, at, period in session.execute(
-            sa.select(CHG.c.edr_id, sa.func.sum(CHG.c.amount), sa.func.min(CHG.c.at), sa.func.min(CHG.c.period_start))
+        (e, a): (int(total or 0), at, period)
+        for e, a, total, at, period in session.execute(
+            sa.select(
+                CHG.c.edr_id,
+                CHG.c.agreement_id,
+                sa.func.sum(CHG.c.amount),
+                sa.func.min(CHG.c.at),
+                sa.func.min(CHG.c.period_start),
+            )
             .where(CHG.c.edr_id.in_(ids), CHG.c.kind != REFUND)
-            .group_by(CHG.c.edr_id)
+            .group_by(CHG.c.edr_id, CHG.c.agreement_id)
         )
     }
+
+
+def _levels(session: Session, rows: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    """EDR id -> its reseller levels, each as the EDR row with that level's agreement
+    and prices (what the unit give-back and the repricing read); their agreements
+    locked after the clients' (the rater's order)."""
+    found = levels.of_edrs(session, [r["id"] for r in rows])
+    if not found:
+        return {}
+    ledger.lock(session, {x["agreement_id"] for x in found})
+    by_id = {r["id"]: r for r in rows}
+    out: dict[int, list[dict[str, Any]]] = {}
+    for x in found:
+        r = by_id[x["edr_id"]]
+        out.setdefault(r["id"], []).append(
+            {**r, **{c: x[c] for c in _LEVEL_PRICED}, "_level": x["level"], "_level_id": x["id"]}
+        )
+    return out
+
+
+_LEVEL_PRICED = ("agreement_id", "currency", "quantity", "cost", "unit_price", "pack_enabled_id", "pack_units")
 
 
 def refund_refused_parts(
@@ -153,23 +193,28 @@ def refund_refused_parts(
     if not rows:
         return out
     ids = [r["id"] for r in rows]
-    started: dict[int, int | None] = {}  # where the EDR's units started on its scale counter
-    for e, details in session.execute(
-        sa.select(CHG.c.edr_id, CHG.c.details).where(CHG.c.edr_id.in_(ids), CHG.c.kind == "edr")
+    started: dict[tuple[int, int], int | None] = {}  # where each level's units started on its scale counter
+    for e, a, details in session.execute(
+        sa.select(CHG.c.edr_id, CHG.c.agreement_id, CHG.c.details).where(CHG.c.edr_id.in_(ids), CHG.c.kind == "edr")
     ):
         scale = details.get("scale") if isinstance(details, dict) else None
         if scale:
-            started[e] = scale.get("before")
+            started[(e, a)] = scale.get("before")
     refunds: list[dict[str, Any]] = []
+    ups = _levels(session, rows)
     for r in rows:
         sent, refused, why = parts[r["id"]]
         out["edrs"] += 1
         values: dict[str, Any] = {"segments": sent, "segments_refused": refused}
         note = f"{sent} of {sent + refused} parts sent; {why}"
         billed = r["rating_state"] == "rated" and r["submitted_at"] is not None and r["id"] not in done
+        if billed and refused:
+            for x in ups.get(r["id"], ()):  # each reseller level at its own prices (RAT-10)
+                if x["quantity"] == sent + refused:
+                    refunds.extend(_level_parts(session, x, sent, refused, why, plans, started, sums))
         if billed and refused and r["quantity"] == sent + refused:
-            total, at, period = sums.get(r["id"], (0, None, None))
-            got = _reprice(session, r, sent, plans, started.get(r["id"]), total)
+            total, at, period = sums.get((r["id"], r["agreement_id"]), (0, None, None))
+            got = _reprice(session, r, sent, plans, started.get((r["id"], r["agreement_id"])), total)
             if got is not None:
                 back, changed = got
                 values.update(changed)
@@ -209,6 +254,42 @@ def refund_refused_parts(
         session.execute(sa.update(EDR).where(EDR.c.id == r["id"]).values(values))
     ledger.post(session, refunds, check_credit=False)
     return out
+
+
+def _level_parts(
+    session: Session,
+    x: dict[str, Any],
+    sent: int,
+    refused: int,
+    why: str,
+    plans: Plans,
+    started: dict[tuple[int, int], int | None],
+    sums: dict[tuple[int, int], tuple[int, Any, Any]],
+) -> list[dict[str, Any]]:
+    """A reseller level of a message some parts of which were refused: priced again
+    for the parts sent, its reseller CDR updated; its refund row (none or one)."""
+    key = (x["id"], x["agreement_id"])
+    total, at, period = sums.get(key, (0, None, None))
+    got = _reprice(session, x, sent, plans, started.get(key), total)
+    if got is None:
+        return []
+    back, changed = got
+    session.execute(sa.update(levels.LEVEL).where(levels.LEVEL.c.id == x["_level_id"]).values(changed))
+    if not back:
+        return []
+    details = {"reason": f"parts not sent: {why}", "parts": sent + refused, "parts_refused": refused}
+    return [
+        {
+            "agreement_id": x["agreement_id"],
+            "kind": REFUND,
+            "edr_id": x["id"],
+            "amount": -back,
+            "currency": x["currency"],
+            "at": at,
+            "period_start": period,
+            "details": {**details, "refunded": back, "level": x["_level"]},
+        }
+    ]
 
 
 def _reprice(
