@@ -196,3 +196,20 @@ def test_refused_parts_are_given_back_at_every_level(cli, tmp_path):
     with make_session(get_engine(cli.url), actor="pytest") as s:
         row = s.execute(sa.text("SELECT quantity, cost, unit_price FROM edr_level")).one()
     assert tuple(row) == (1, 30_000, 30_000)
+
+
+def test_campaign_funds_are_checked_at_every_level(cli, tmp_path):
+    # R may owe 0.05: one ES message costs R 0.030 (fits), two cost 0.060 (do not).
+    chain(cli, tmp_path, reseller_credit="0.05")
+    cli.json("sender", "add", "ACME", "--company", "Client C", "--agreement", "C-1", "--active")
+    args = ["campaign", "create", "--company", "Client C", "--sender", "ACME", "--text", "x"]
+    two = cli.json(*args, "--to", "+34600000001", "--to", "+34600000002")["id"]
+    e = cli.json("campaign", "estimate", str(two))
+    assert (e["estimated_cost"], e["fits"]) == ("0.09", False)
+    assert e["reseller_levels"] == [
+        {"level": 1, "agreement": "R-PUR", "estimated_cost": "0.06", "available": "0.05", "fits": False}
+    ]
+    run = cli("campaign", "send", str(two), "-o", "json", expect=7)
+    assert "level 1" in run.stderr and "R-PUR" in run.stderr
+    one = cli.json(*args, "--to", "+34600000001")["id"]
+    assert cli.json("campaign", "send", str(one))["state"] == "in_progress"

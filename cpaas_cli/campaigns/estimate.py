@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -179,6 +179,21 @@ def _tally_plain(session: Session, c: Campaign) -> Hist:
 
 
 @dataclass
+class LevelFunds:
+    """A reseller level's estimate: what the messages cost it at its own prices, and its funds."""
+
+    level: int
+    agreement: str
+    currency: str
+    cost: int
+    available: int | None
+
+    @property
+    def fits(self) -> bool:
+        return self.available is None or self.cost <= self.available
+
+
+@dataclass
 class Estimate:
     tally: Hist
     encodings: Counter
@@ -186,10 +201,17 @@ class Estimate:
     cost: int
     unpriced: int
     available: int | None
+    levels: list[LevelFunds] = field(default_factory=list)  # the reseller levels above (RAT-10)
 
     @property
     def fits(self) -> bool:
-        return self.available is None or self.cost <= self.available
+        return (self.available is None or self.cost <= self.available) and all(x.fits for x in self.levels)
+
+    def short_level(self) -> LevelFunds | None:
+        """The first reseller level whose funds the messages do not fit (the client's do)."""
+        if self.available is not None and self.cost > self.available:
+            return None
+        return next((x for x in self.levels if not x.fits), None)
 
 
 def price_campaign(
@@ -200,7 +222,13 @@ def price_campaign(
     if snaps is None:
         snaps = agreement_snapshots(session, ag, at)
     rows, cost, unpriced = price_tally(snaps, tally, channel=c.channel, currency=c.currency)
-    return Estimate(tally, encodings, rows, cost, unpriced, funds.available(session, ag, at))
+    levels = []
+    for n, up in enumerate(funds.levels_above(session, ag, at), 1):
+        _rows, up_cost, _unpriced = price_tally(
+            agreement_snapshots(session, up, at), tally, channel=c.channel, currency=up.currency
+        )
+        levels.append(LevelFunds(n, up.code, up.currency, up_cost, funds.available(session, up, at)))
+    return Estimate(tally, encodings, rows, cost, unpriced, funds.available(session, ag, at), levels)
 
 
 def estimate(session: Session, c: Campaign, *, at: datetime | None = None) -> Estimate:
@@ -278,4 +306,15 @@ def estimate_dict(c: Campaign, e: Estimate) -> dict[str, Any]:
         "available": format_micros(e.available) if e.available is not None else None,
         "unlimited_credit": e.available is None,
         "fits": e.fits,
+        # The reseller levels above the client (RAT-10): each pays its own price for the same messages.
+        "reseller_levels": [
+            {
+                "level": x.level,
+                "agreement": x.agreement,
+                "estimated_cost": format_micros(x.cost),
+                "available": format_micros(x.available) if x.available is not None else None,
+                "fits": x.fits,
+            }
+            for x in e.levels
+        ],
     }

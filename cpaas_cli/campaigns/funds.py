@@ -14,10 +14,13 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from cpaas_cli.agreements import reselling
 from cpaas_cli.billing import ledger
+from cpaas_cli.errors import Conflict
 from cpaas_cli.models.agreements import Agreement
 from cpaas_cli.models.billing import Charge
 from cpaas_cli.models.edr import Edr
+from cpaas_cli.models.tenancy import Company
 
 
 def balance(session: Session, agreement: Agreement, at: datetime) -> int:
@@ -37,3 +40,21 @@ def spent(session: Session, campaign_id: int) -> int | None:
         chg.edr_id.in_(sa.select(edr.id).where(edr.campaign_id == campaign_id))
     )
     return int(session.execute(q).scalar() or 0)
+
+
+def levels_above(session: Session, agreement: Agreement, at: datetime) -> list[Agreement]:
+    """The reselling agreements a message on ``agreement`` is also charged on at
+    ``at`` (level 1 first; none when the system owner sells it, RAT-10). A broken
+    chain is a Conflict naming the level: its messages would all be refused."""
+    seller = session.get(Company, agreement.seller_company_id)
+    if seller is None or seller.kind != "reseller":
+        return []
+    got = reselling.Chains(session).above(agreement.id, at)  # type: ignore[arg-type]
+    if isinstance(got, reselling.Missing):
+        raise Conflict(f"the messages cannot be charged: {got.note}")
+    out = []
+    for ag_id in got:
+        row = session.get(Agreement, ag_id)
+        assert row is not None
+        out.append(row)
+    return out

@@ -192,7 +192,7 @@ def start_literal(
         parts.append((enc, segs))
     e = price_campaign(session, c, dict(tally), encodings, now, snaps=snaps)
     if not e.fits:
-        return StartOutcome(c, False, e, "insufficient credit")
+        return StartOutcome(c, False, e, credit_reason(e, c.currency))
     c.state, c.started_at, c.created_at, c.updated_at = "in_progress", now, now, now
     c.recipients = c.messages = len(rows)
     c.segments = sum(segs for _enc, segs in parts)
@@ -220,10 +220,21 @@ def start_literal(
 
 
 def _no_credit(session: Session, c: Campaign, e: Estimate, now: datetime) -> StartOutcome:
-    reason = (
-        f"insufficient credit: estimated {format_micros(e.cost)} {c.currency}, "
-        f"available {format_micros(e.available)} {c.currency}"
-    )
+    reason = credit_reason(e, c.currency)
     c.estimated_cost = e.cost
     fail(session, c, reason, now)
     return StartOutcome(c, False, e, reason)
+
+
+def credit_reason(e: Estimate, currency: str) -> str:
+    """Why an estimate does not fit: the client's funds, or a reseller level's (named)."""
+    up = e.short_level()
+    if up is not None:
+        return (
+            f"insufficient credit at level {up.level} (reselling agreement {up.agreement}): estimated "
+            f"{format_micros(up.cost)} {up.currency}, available {format_micros(up.available)} {up.currency}"
+        )
+    return (
+        f"insufficient credit: estimated {format_micros(e.cost)} {currency}, "
+        f"available {format_micros(e.available)} {currency}"
+    )
