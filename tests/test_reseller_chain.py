@@ -213,3 +213,64 @@ def test_campaign_funds_are_checked_at_every_level(cli, tmp_path):
     assert "level 1" in run.stderr and "R-PUR" in run.stderr
     one = cli.json(*args, "--to", "+34600000001")["id"]
     assert cli.json("campaign", "send", str(one))["state"] == "in_progress"
+
+
+def _reprice(cli, tmp_path, name: str, t: dict) -> None:
+    (tmp_path / f"{name}-2.json").write_text(json.dumps(t))
+    cli("service", "tree", "apply", name, str(tmp_path / f"{name}-2.json"))
+
+
+def _rerate(cli, company: str, *agreements: str) -> dict:
+    args: list[str] = []
+    for a in agreements:
+        args += ["--agreement", a]
+    task = cli.json(
+        "rerate", "create", "--from", "2026-06-01", "--till", "2026-06-02", "--company", company, "--draft", *args
+    )
+    return cli.json("rerate", "run", str(task["id"]))
+
+
+def test_rerate_of_one_level_leaves_the_other_alone(cli, tmp_path):
+    chain(cli, tmp_path)
+    cli.json("edr", "ingest", edrs(tmp_path, [("e1", "34600000001", 2), ("e2", "33600000002", 1)]))
+    assert charges(cli) == {"C-1": 130_000, "R-PUR": 80_000}
+    # The owner lowers ES to a tier: the first unit 0.030, then 0.010 (a counter of the reseller level).
+    scaled = tree("0.030", "0.020")
+    scaled["tree"]["sms"]["children"]["sms_message"]["children"]["mt"]["children"]["ES"] = {
+        "scale": {"type": "tier", "steps": [[1, "0.030"], [None, "0.010"]]}
+    }
+    _reprice(cli, tmp_path, "Wholesale", scaled)
+    done = _rerate(cli, "Reseller R", "R-PUR")
+    assert (done["status"], done["processed"], done["updated"], done["unchanged"]) == ("completed", 2, 1, 1)
+    # R-PUR: e1 2 parts = 0.030 + 0.010; e2 FR 0.020 → 0.060. The client level is untouched.
+    assert charges(cli) == {"C-1": 130_000, "R-PUR": 60_000}
+    assert cli.json("balance", "show", "R-PUR")["charges"] == "0.06"
+    with make_session(get_engine(cli.url), actor="pytest") as s:
+        got = s.execute(sa.text("SELECT cost FROM edr_level ORDER BY edr_id")).scalars().all()
+        kinds = s.execute(
+            sa.text(
+                "SELECT kind, amount FROM charge c JOIN agreement a ON a.id = c.agreement_id WHERE a.code = 'R-PUR'"
+            )
+        ).all()
+    assert list(got) == [40_000, 20_000]
+    assert sorted(tuple(k) for k in kinds) == [("edr", 20_000), ("edr", 60_000), ("rerate", -20_000)]
+    # Again with unchanged prices: nothing moves. A client rerate leaves the reseller level alone.
+    again = _rerate(cli, "Reseller R", "R-PUR")
+    assert (again["processed"], again["updated"], again["unchanged"]) == (2, 0, 2)
+    _reprice(cli, tmp_path, "Retail R", tree("0.050", "0.040", de="0.050"))
+    client_run = _rerate(cli, "Client C", "C-1")
+    assert client_run["processed"] == 2
+    assert charges(cli) == {"C-1": 140_000, "R-PUR": 60_000}
+
+
+def test_invoices_per_level_at_each_levels_prices(cli, tmp_path):
+    chain(cli, tmp_path)
+    cli.json("edr", "ingest", edrs(tmp_path, [("e1", "34600000001", 2), ("e2", "34600000002", 1)]))
+    made = cli.json("invoice", "run", "--as-of", "2026-07-01T00:00:00Z")
+    by_ag = {i["agreement"]: i for i in made}
+    assert set(by_ag) == {"C-1", "R-PUR"}
+    client_inv = cli.json("invoice", "show", str(by_ag["C-1"]["id"]))
+    reseller_inv = cli.json("invoice", "show", str(by_ag["R-PUR"]["id"]))
+    # The owner invoices the reseller for its client's traffic at the reseller's purchase price.
+    assert [(ln["volume"], ln["unit_price"], ln["net"]) for ln in reseller_inv["lines"]] == [(3, "0.03", "0.09")]
+    assert [(ln["volume"], ln["unit_price"], ln["net"]) for ln in client_inv["lines"]] == [(3, "0.045", "0.135")]

@@ -36,8 +36,11 @@ def available(session: Session, agreement: Agreement, at: datetime) -> int | Non
 def spent(session: Session, campaign_id: int) -> int | None:
     """Charged so far for a campaign's messages (EDR charges and their scale adjustments)."""
     chg, edr = Charge.__table__.c, Edr.__table__.c
-    q = sa.select(sa.func.coalesce(sa.func.sum(chg.amount), 0)).where(
-        chg.edr_id.in_(sa.select(edr.id).where(edr.campaign_id == campaign_id))
+    # the client's own charges: the reseller levels' charges of the same EDRs are theirs (RAT-10)
+    q = (
+        sa.select(sa.func.coalesce(sa.func.sum(chg.amount), 0))
+        .select_from(Charge.__table__.join(Edr.__table__, edr.id == chg.edr_id))
+        .where(edr.campaign_id == campaign_id, chg.agreement_id == edr.agreement_id)
     )
     return int(session.execute(q).scalar() or 0)
 

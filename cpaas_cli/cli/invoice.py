@@ -13,6 +13,7 @@ from cpaas_cli.cli.context import ForceOpt, OutputOpt, confirm, emit, out_target
 from cpaas_cli.cli.options import TzOpt
 from cpaas_cli.config import invoice_line_decimals
 from cpaas_cli.errors import InvalidInput
+from cpaas_cli.invoices import charges as invoice_charges
 from cpaas_cli.invoices import service as invoices
 
 app = typer.Typer(no_args_is_help=True)
@@ -242,8 +243,8 @@ def export(
         if ctarget is not None:
             n = write_rows(
                 ctarget,
-                invoices.charge_rows(s, inv),
-                invoices.CHARGE_COLUMNS,
+                invoice_charges.charge_rows(s, inv),
+                invoice_charges.CHARGE_COLUMNS,
                 ext,
                 sheet="Charges",
                 formats=CHARGE_FORMATS,

@@ -17,13 +17,14 @@ from cpaas_cli import clock
 from cpaas_cli.invoices import lines as invoice_lines
 from cpaas_cli.models.billing import Charge
 from cpaas_cli.models.catalog import Service
-from cpaas_cli.models.edr import Edr
+from cpaas_cli.models.edr import Edr, EdrLevel
 from cpaas_cli.models.invoices import Invoice, InvoiceCharge, InvoiceLine
 
 LINE = InvoiceLine.__table__
 IC = InvoiceCharge.__table__
 CHG = Charge.__table__
 EDR = Edr.__table__
+LEVEL = EdrLevel.__table__
 RATED_KINDS = ("edr", "scale_adjustment", "rerate", "refund")  # charges of one EDR: folded into usage lines
 
 _CORR = (CHG.c.at < sa.bindparam("p_start")).label("corr")
@@ -33,6 +34,7 @@ _CORR = (CHG.c.at < sa.bindparam("p_start")).label("corr")
 _PER_EDR = (
     sa.select(
         CHG.c.edr_id,
+        CHG.c.agreement_id,
         _CORR,
         sa.func.min(CHG.c.period_start).label("ps"),
         sa.func.count().label("n"),
@@ -42,24 +44,36 @@ _PER_EDR = (
     )
     .select_from(IC.join(CHG, CHG.c.id == IC.c.charge_id))
     .where(IC.c.invoice_id == sa.bindparam("inv_id"), CHG.c.kind.in_(RATED_KINDS))
-    .group_by(CHG.c.edr_id, _CORR)
+    .group_by(CHG.c.edr_id, CHG.c.agreement_id, _CORR)
     .subquery("per_edr")
 )
 _E = _PER_EDR.c
-_BILLED = sa.and_(EDR.c.cost.isnot(None), EDR.c.cost != 0)
-_USAGE_KEY = (_E.corr, _E.ps, EDR.c.service_id, EDR.c.rate_path, EDR.c.channel, EDR.c.direction, EDR.c.country,
-              EDR.c.network, EDR.c.sender, EDR.c.unit_price)  # fmt: skip
+
+
+def _priced(column: str) -> sa.ColumnElement:
+    """The EDR's price column, or its reseller CDR's when the invoice is of a reseller level (RAT-10)."""
+    return sa.case((LEVEL.c.id.isnot(None), LEVEL.c[column]), else_=EDR.c[column])
+
+
+_BILLED = sa.and_(_priced("cost").isnot(None), _priced("cost") != 0)
+_USAGE_KEY = (_E.corr, _E.ps, _priced("service_id").label("service_id"), _priced("rate_path").label("rate_path"),
+              EDR.c.channel, EDR.c.direction, EDR.c.country, EDR.c.network, EDR.c.sender,
+              _priced("unit_price").label("unit_price"))  # fmt: skip
 _USAGE = (
     sa.select(
         *_USAGE_KEY,
         sa.func.sum(sa.case((_E.edr_id.is_(None), _E.n), (_BILLED, 1), else_=0)).label("count"),
-        sa.func.sum(sa.case((_BILLED, EDR.c.quantity), else_=0)).label("volume"),
+        sa.func.sum(sa.case((_BILLED, _priced("quantity")), else_=0)).label("volume"),
         sa.func.sum(_E.n).label("charges"),
         sa.func.sum(_E.amt).label("amt"),
         sa.func.max(_E.last_at).label("last_at"),
         sa.func.max(_E.rerated).label("rerated"),
     )
-    .select_from(_PER_EDR.outerjoin(EDR, EDR.c.id == _E.edr_id))
+    .select_from(
+        _PER_EDR.outerjoin(EDR, EDR.c.id == _E.edr_id).outerjoin(
+            LEVEL, sa.and_(LEVEL.c.edr_id == _E.edr_id, LEVEL.c.agreement_id == _E.agreement_id)
+        )
+    )
     .group_by(*_USAGE_KEY)
 )
 _OTHERS = (

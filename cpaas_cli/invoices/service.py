@@ -501,65 +501,6 @@ def show(session: Session, ref: str | int) -> dict[str, Any]:
     return data
 
 
-CHARGE_COLUMNS = [
-    "charge_id",
-    "kind",
-    "at",
-    "amount",
-    "currency",
-    "correction",
-    "edr_id",
-    "external_id",
-    "service_id",
-    "channel",
-    "direction",
-    "country",
-    "network",
-    "sender",
-    "destination",
-    "segments",
-    "rate_path",
-    "unit_price",
-    "details",
-]
-
-
-def charge_rows(session: Session, inv: Invoice):
-    """Every charge the invoice covers, with its EDR's fields (streamed)."""
-    q = (
-        sa.select(
-            CHG.c.id.label("charge_id"),
-            CHG.c.kind,
-            CHG.c.at,
-            CHG.c.amount,
-            CHG.c.currency,
-            CHG.c.edr_id,
-            CHG.c.details,
-            EDR.c.external_id,
-            EDR.c.service_id,
-            EDR.c.channel,
-            EDR.c.direction,
-            EDR.c.country,
-            EDR.c.network,
-            EDR.c.sender,
-            EDR.c.destination,
-            EDR.c.segments,
-            EDR.c.rate_path,
-            EDR.c.unit_price,
-        )
-        .select_from(IC.join(CHG, CHG.c.id == IC.c.charge_id).outerjoin(EDR, EDR.c.id == CHG.c.edr_id))
-        .where(IC.c.invoice_id == inv.id)
-        .order_by(CHG.c.id)
-    )
-    for r in session.execute(q).mappings():
-        d = dict(r)
-        d["correction"] = d["at"] < inv.period_start
-        d["at"] = iso(d["at"])
-        d["amount"] = format_micros(d["amount"])
-        d["unit_price"] = format_micros(d["unit_price"])
-        yield d
-
-
 def invoice_emails(session: Session, inv: Invoice) -> list[str]:
     v = session.get(AgreementVersion, inv.version_id) if inv.version_id else None
     if v is None:

@@ -63,7 +63,7 @@ from cpaas_cli.models.billing import PackUsage, ScaleCounter
 from cpaas_cli.models.rerate import RerateTask, RerateUnit
 from cpaas_cli.money import format_micros
 from cpaas_cli.rating import engine as en
-from cpaas_cli.rerate import scope
+from cpaas_cli.rerate import levels, scope
 from cpaas_cli.rerate.rows import (
     CHARGE_COLUMNS,
     DESC,
@@ -92,6 +92,8 @@ class Report:
         self.by_dest: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
         self.state_changes: list[dict[str, Any]] = []
         self.state_changed = 0
+        # Periods of reselling agreements with EDRs of their own: their CDRs were not re-rated.
+        self.skipped_levels: list[dict[str, str]] = []
 
     def merge(self, ag: str, dest: dict[tuple[str, str], list[int]]) -> None:
         """Add one unit's figures per (country, network): [old, new, EDRs, cost changed]."""
@@ -139,6 +141,7 @@ class Report:
             ],
             "state_changed": self.state_changed,
             "state_changes": self.state_changes,
+            **({"levels_not_rerated": self.skipped_levels} if self.skipped_levels else {}),
         }
 
 
@@ -466,15 +469,25 @@ class Run:
         from cpaas_cli.invoices import service as invoices
 
         session, task, dry_run = self.session, self.task, self.dry_run
-        todo = scope.units(session, task, self.plans)
+        todo = [(ag_id, p, False) for ag_id, p, _n in scope.units(session, task, self.plans)]
+        # The reseller levels' units (RAT-10): the CDRs of reselling agreements.
+        todo += [(ag_id, p, True) for ag_id, p, _n in levels.units(session, task)]
         self.units = len(todo)
-        for n, (ag_id, p, _est) in enumerate(todo, 1):
+        for n, (ag_id, p, level) in enumerate(todo, 1):
             if not dry_run and (ag_id, p.start) in self.done:
                 continue
             ag = session.get(Agreement, ag_id)
+            if level and levels.has_own_edrs(session, ag_id, p):
+                self.rep.skipped_levels.append({"agreement": ag.code, "period_start": iso(p.start)})
+                continue
             if not dry_run:  # the invoicing lock before the money lock, in the order `invoice run` takes them
                 locking.serialise(session, invoices.INVOICING)
-            got = rerate_unit(session, task, ag, p, self.plans, self.rep, write=not dry_run)
+            if level:
+                dest: dict[tuple[str, str], list[int]] = {}
+                got = levels.rerate_level_unit(session, task, ag, p, self.plans, dest, write=not dry_run)
+                self.rep.merge(ag.code, dest)
+            else:
+                got = rerate_unit(session, task, ag, p, self.plans, self.rep, write=not dry_run)
             for k, v in got.items():
                 self.totals[k] += v
             if dry_run:

@@ -64,7 +64,7 @@ _FINAL_SQL = f"CASE WHEN e.status IN ({', '.join(repr(s) for s in FINAL_STATUSES
 _SELECT = (
     "SELECT e.id, e.event_at, e.submitted_at, COALESCE(e.delivered_at, e.seen_at), "
     f"{_FINAL_SQL}, <key>, e.segments, "
-    "(SELECT CAST(COALESCE(SUM(c.amount), 0) AS BIGINT) FROM charge c WHERE c.edr_id = e.id), "
+    "(SELECT CAST(COALESCE(SUM(c.amount), 0) AS BIGINT) FROM charge c WHERE c.edr_id = e.id AND c.agreement_id = e.agreement_id), "
     f"<desc>, {', '.join('e.' + c for c in MONEY)} FROM edr e WHERE e.agreement_id = ? AND {_ELIGIBLE_SQL}"
 )
 # A trigger time (submission, delivery, seen) at or after ?.

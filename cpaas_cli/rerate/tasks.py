@@ -27,7 +27,7 @@ from cpaas_cli.models.agreements import Agreement
 from cpaas_cli.models.rerate import RerateTask, RerateUnit
 from cpaas_cli.models.tenancy import Company
 from cpaas_cli.refs import by_ref
-from cpaas_cli.rerate import loop, scope
+from cpaas_cli.rerate import levels, loop, scope
 from cpaas_cli.timeutil import iso
 
 UNIT = RerateUnit.__table__
@@ -67,7 +67,9 @@ def create(
         recalculate_sessions=recalculate_sessions,
         created_by=session.info.get("actor"),
     )
-    task.estimated = sum(n for _a, _p, n in scope.units(session, task))
+    task.estimated = sum(n for _a, _p, n in scope.units(session, task)) + sum(
+        n for _a, _p, n in levels.units(session, task)
+    )
     session.add(task)
     session.flush()
     return task
