@@ -145,27 +145,30 @@ def test_vendor_cost_on_ingested_edrs_and_margin_by_country(cli, tmp_path):
     rows = cli.json("report", "margin", *WINDOW, "--by", "country")
     assert rows == [
         {
-            "country": "DE", "currency": "EUR", "messages": 1, "revenue": "1.00", "vendor_cost": None,
-            "margin": None, "margin_pct": None, "cost_unknown": 1, "negative": False,
+            "country": "DE", "currency": "EUR", "messages": 1, "revenue": "1.00", "owner_revenue": "1.00",
+            "vendor_cost": None, "margin": None, "margin_pct": None, "owner_margin": None, "cost_unknown": 1, "negative": False,
         },
         {
             # revenue 0.080 + 0.040 + 0.040; cost 0.062 + 0.031 (e5 unknown); margin 0.120 − 0.093 = 0.027
             # = 22.50 % of 0.120
-            "country": "ES", "currency": "EUR", "messages": 3, "revenue": "0.16", "vendor_cost": "0.093",
-            "margin": "0.027", "margin_pct": "22.50", "cost_unknown": 1, "negative": False,
+            "country": "ES", "currency": "EUR", "messages": 3, "revenue": "0.16", "owner_revenue": "0.16",
+            "vendor_cost": "0.093", "margin": "0.027", "margin_pct": "22.50", "owner_margin": "0.027",
+            "cost_unknown": 1, "negative": False,
         },
         {
             # 0.050 − 0.0625 = −0.0125 = −25.00 % of 0.050
-            "country": "FR", "currency": "EUR", "messages": 1, "revenue": "0.05", "vendor_cost": "0.0625",
-            "margin": "-0.0125", "margin_pct": "-25.00", "cost_unknown": 0, "negative": True,
+            "country": "FR", "currency": "EUR", "messages": 1, "revenue": "0.05", "owner_revenue": "0.05",
+            "vendor_cost": "0.0625", "margin": "-0.0125", "margin_pct": "-25.00", "owner_margin": "-0.0125",
+            "cost_unknown": 0, "negative": True,
         },
     ]  # fmt: skip
     total = cli.json("report", "margin", *WINDOW)
     # revenue 1.00 + 0.16 + 0.05 = 1.21; known cost 0.093 + 0.0625 = 0.1555 on revenue 0.17 → 0.0145 = 8.53 %
     assert total == [
         {
-            "currency": "EUR", "messages": 5, "revenue": "1.21", "vendor_cost": "0.1555", "margin": "0.0145",
-            "margin_pct": "8.53", "cost_unknown": 2, "negative": False,
+            "currency": "EUR", "messages": 5, "revenue": "1.21", "owner_revenue": "1.21",
+            "vendor_cost": "0.1555", "margin": "0.0145", "margin_pct": "8.53", "owner_margin": "0.0145",
+            "cost_unknown": 2, "negative": False,
         }
     ]  # fmt: skip
     by_conn = {r["connection"]: r for r in cli.json("report", "margin", *WINDOW, "--by", "connection")}
@@ -179,10 +182,12 @@ def test_vendor_cost_on_ingested_edrs_and_margin_by_country(cli, tmp_path):
     assert [(r["mccmnc"], r["negative"]) for r in by_net] == [("20801", True), ("21401", False), ("26201", False)]
     # every output format carries the same rows
     csv_out = cli("report", "margin", *WINDOW, "--by", "country", "-o", "csv").stdout.splitlines()
-    assert csv_out[0] == "country,currency,messages,revenue,vendor_cost,margin,margin_pct,cost_unknown,negative"
-    assert csv_out[3] == "FR,EUR,1,0.05,0.0625,-0.0125,-25.00,0,true"
+    assert csv_out[0] == (
+        "country,currency,messages,revenue,owner_revenue,vendor_cost,margin,margin_pct,owner_margin,cost_unknown,negative"
+    )
+    assert csv_out[3] == "FR,EUR,1,0.05,0.05,0.0625,-0.0125,-25.00,-0.0125,0,true"
     tsv = cli("report", "margin", *WINDOW, "--by", "country", "-o", "tsv").stdout.splitlines()
-    assert tsv[2].split("\t")[:6] == ["ES", "EUR", "3", "0.16", "0.093", "0.027"]
+    assert tsv[2].split("\t")[:7] == ["ES", "EUR", "3", "0.16", "0.16", "0.093", "0.027"]
     jl = cli("report", "margin", *WINDOW, "--by", "country", "-o", "jsonl").jsonl
     assert [r["country"] for r in jl] == ["DE", "ES", "FR"]
     table = cli("report", "margin", *WINDOW, "--by", "country", "-o", "table")

@@ -274,3 +274,29 @@ def test_invoices_per_level_at_each_levels_prices(cli, tmp_path):
     # The owner invoices the reseller for its client's traffic at the reseller's purchase price.
     assert [(ln["volume"], ln["unit_price"], ln["net"]) for ln in reseller_inv["lines"]] == [(3, "0.03", "0.09")]
     assert [(ln["volume"], ln["unit_price"], ln["net"]) for ln in client_inv["lines"]] == [(3, "0.045", "0.135")]
+
+
+def test_margin_report_shows_the_owners_revenue_and_margin(cli, tmp_path):
+    chain(cli, tmp_path)
+    (tmp_path / "vendor.json").write_text(json.dumps(tree("0.020", "0.050")))
+    cli.json("service", "create", "Vendor X", "--type", "vendor", "--currency", "EUR")
+    cli.json("service", "scope", "add", "Vendor X", "--from", "2026-01-01")
+    cli("service", "tree", "apply", "Vendor X", str(tmp_path / "vendor.json"))
+    cli.json(
+        "connection", "add-smpp", "sim", "--host", "127.0.0.1", "--port", "2775", "--system-id", "x",
+        "--password-env", "SIM_PW",
+    )  # fmt: skip
+    cli.json("connection", "update", "sim", "--vendor-plan", "Vendor X")
+    path = edrs(tmp_path, [("e1", "34600000001", 2), ("e2", "33600000002", 1)])
+    cli.json("edr", "ingest", path, "--connection", "sim")
+    rows = cli.json("report", "margin", "--from", "2026-06-01", "--till", "2026-06-02", "--by", "country")
+    got = {r["country"]: r for r in rows}
+    # ES: client 2 × 0.045, owner (R's price) 2 × 0.030, vendor 2 × 0.020
+    es = got["ES"]
+    assert (es["revenue"], es["owner_revenue"], es["vendor_cost"], es["margin"], es["owner_margin"]) == (
+        "0.09", "0.06", "0.04", "0.05", "0.02")  # fmt: skip
+    assert es["negative"] is False
+    # FR: client 0.040, owner 0.020, vendor 0.050: the chain still earns nothing, the owner loses 0.030
+    fr = got["FR"]
+    assert (fr["revenue"], fr["owner_revenue"], fr["margin"], fr["owner_margin"], fr["negative"]) == (
+        "0.04", "0.02", "-0.01", "-0.03", True)  # fmt: skip

@@ -19,12 +19,13 @@ What counts (issue 29, item 3):
   when no message of the group has a known cost;
 * ``negative``: the margin is below zero (table output shows the row in red).
 
-Revenue per level: today one level, the client's charge (``LEVELS``). Chain
-rating (RAT-10) adds a level per reseller (its charge to its parent on the
-reselling agreement); each level will add a ``revenue_<level>`` column from its
-own charge and a margin against the vendor cost at the top level (the owner).
-Add it to ``LEVELS`` and to ``_fold``; the columns of the client level keep
-their names (``revenue``, ``margin``), so JSON consumers are not broken.
+Revenue per level (RAT-10): ``revenue`` stays the client's charge, and
+``margin`` the whole chain's (client price − vendor cost). ``owner_revenue``
+is what the system owner charged for the same messages: the top reseller
+level's charge (its reseller CDR, ``edr_level``) for a reseller's client, the
+client's charge for the owner's own clients; ``owner_margin`` = that − the
+vendor cost, and ``negative`` flags a negative owner margin (the operator
+loses money at the vendor). The resellers' share is ``margin − owner_margin``.
 """
 
 from __future__ import annotations
@@ -40,12 +41,18 @@ from sqlalchemy.engine import Connection
 from cpaas_cli.edr.export import EDR, EdrFilter
 from cpaas_cli.errors import InvalidInput
 from cpaas_cli.models.dispatch import VendorConnection
+from cpaas_cli.models.edr import EdrLevel
 from cpaas_cli.models.tenancy import Company
 from cpaas_cli.money import format_micros
 
 BY = ("company", "country", "network", "connection", "sender")
-# The charge column of each revenue level (see the module docstring).
-LEVELS = {"client": EDR.c.cost}
+LEVEL = EdrLevel.__table__
+# The charge of each revenue level (see the module docstring): the client's, and the owner's
+# (the top reseller CDR of the EDR, or the client's charge when no reseller sold it).
+_TOP = (
+    sa.select(LEVEL.c.cost).where(LEVEL.c.edr_id == EDR.c.id).order_by(LEVEL.c.level.desc()).limit(1).scalar_subquery()
+)
+LEVELS = {"client": EDR.c.cost, "owner": sa.func.coalesce(_TOP, EDR.c.cost)}
 
 _GROUP_COLUMNS = {
     "company": (EDR.c.company_id,),
@@ -63,8 +70,9 @@ _LABELS = {
     "sender": ("sender",),
     None: (),
 }
-MONEY = ("revenue", "vendor_cost", "margin")
-TAIL = ["currency", "messages", "revenue", "vendor_cost", "margin", "margin_pct", "cost_unknown", "negative"]
+MONEY = ("revenue", "owner_revenue", "vendor_cost", "margin", "owner_margin")
+TAIL = ["currency", "messages", "revenue", "owner_revenue", "vendor_cost", "margin", "margin_pct", "owner_margin",
+        "cost_unknown", "negative"]  # fmt: skip
 
 
 def columns(by: str | None) -> list[str]:
@@ -85,6 +93,8 @@ class _Sums:
     messages: int = 0
     revenue: int = 0
     revenue_costed: int = 0
+    owner: int = 0
+    owner_costed: int = 0
     vendor_cost: int = 0
     costed: int = 0
     unknown: int = 0
@@ -100,7 +110,7 @@ def margin(conn: Connection, flt: EdrFilter, *, by: str | None = None) -> list[d
     """The margin rows of the EDRs ``flt`` selects, one per group and currency."""
     c = EDR.c
     keys = _GROUP_COLUMNS[by]
-    revenue = LEVELS["client"]
+    revenue, owner = LEVELS["client"], LEVELS["owner"]
     known = c.vendor_cost.isnot(None)
     q = (
         sa.select(
@@ -110,6 +120,8 @@ def margin(conn: Connection, flt: EdrFilter, *, by: str | None = None) -> list[d
             sa.func.count().label("messages"),
             sa.func.sum(revenue).label("revenue"),
             sa.func.sum(sa.case((known, sa.func.coalesce(revenue, 0)))).label("revenue_costed"),
+            sa.func.sum(owner).label("owner"),
+            sa.func.sum(sa.case((known, sa.func.coalesce(owner, 0)))).label("owner_costed"),
             sa.func.sum(c.vendor_cost).label("vendor_cost"),
             sa.func.count(c.vendor_cost).label("costed"),
         )
@@ -127,17 +139,19 @@ def margin(conn: Connection, flt: EdrFilter, *, by: str | None = None) -> list[d
             currencies.setdefault(key, set()).add(cur)
     for row in raw:
         key = tuple(row[:n])
-        cur, vcur, messages, rev, rev_costed, vcost, costed = row[n:]
+        cur, vcur, messages, rev, rev_costed, own, own_costed, vcost, costed = row[n:]
         # An unrated group (no charge currency yet) joins its group's one currency, else the vendor's.
         seen = currencies.get(key, set())
         cur = cur or (next(iter(seen)) if len(seen) == 1 else vcur)
         s = groups.setdefault((*key, cur), _Sums())
         s.messages += messages
         s.revenue += int(rev or 0)
+        s.owner += int(own or 0)
         if costed and vcur is not None and vcur != cur:
             s.unknown += messages  # cost in another currency than the charge: not added
             continue
         s.revenue_costed += int(rev_costed or 0)
+        s.owner_costed += int(own_costed or 0)
         s.vendor_cost += int(vcost or 0)
         s.costed += costed
         s.unknown += messages - costed
@@ -146,17 +160,20 @@ def margin(conn: Connection, flt: EdrFilter, *, by: str | None = None) -> list[d
     for key in sorted(groups, key=lambda k: tuple("" if v is None else str(v) for v in k)):
         s = groups[key]
         m = s.revenue_costed - s.vendor_cost if s.costed else None
+        om = s.owner_costed - s.vendor_cost if s.costed else None
         row: dict[str, Any] = _label(by, key[:-1], names)
         row.update(
             {
                 "currency": key[-1],
                 "messages": s.messages,
                 "revenue": format_micros(s.revenue),
+                "owner_revenue": format_micros(s.owner),
                 "vendor_cost": format_micros(s.vendor_cost) if s.costed else None,
                 "margin": format_micros(m),
                 "margin_pct": _pct(m, s.revenue_costed) if m is not None else None,
+                "owner_margin": format_micros(om),
                 "cost_unknown": s.unknown,
-                "negative": m is not None and m < 0,
+                "negative": om is not None and om < 0,
             }
         )
         out.append(row)
