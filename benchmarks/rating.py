@@ -14,11 +14,17 @@
    then the same file again (every row skipped as stored already).
 
     .venv/bin/python benchmarks/rating.py [--events 300000] [--rows 1000000] [--db URL] [--skip-engine] [--vendor]
+        [--levels 3]
+
+``--levels N``: the same ingest twice in one run, for a client of the owner and for a
+client under N − 1 resellers (each level charged at its own plan: one more engine
+decision, ledger row and reseller CDR per level and EDR); prints the ratio.
 
 ``--vendor``: the EDRs go through a connection whose vendor plan has the same
 tree, so each one also gets its vendor cost (issue 29, item 3).
 
-Targets: engine ≥ 200,000 EDR/s; ingest + rate + store ≥ 50,000 EDR/s on SQLite.
+Targets: engine ≥ 200,000 EDR/s; ingest + rate + store ≥ 50,000 EDR/s on SQLite; at three
+levels ≥ 40 % of the single-level rate of the same run.
 
 Where the ingest time goes (1M rows, SQLite, 2 cores): SQLite's own insert
 work (B-trees of the EDR and charge tables and their 8 indexes, ~670 MB) is
@@ -156,50 +162,71 @@ def cpaas(url: str, *args: str) -> None:
         raise SystemExit(f"cpaas {' '.join(args)} failed: {r.output}")
 
 
-def bench_ingest(url: str, rows: int, nets, work: Path, *, vendor: bool = False) -> None:
-    cpaas(url, "db", "upgrade")
-    cpaas(
-        url,
-        "tenant",
-        "legal-entity",
-        "add",
-        "Hub",
-        "--company",
-        "1",
-        "--legal-name",
-        "Hub SL",
-        "--country",
-        "ES",
-        "--legal-id",
-        "B1",
-    )
-    cpaas(url, "tenant", "create", "Client A")
+def _sql(url: str, statement: str) -> None:
+    import sqlalchemy as sa
+
+    with get_engine(url).begin() as conn:
+        conn.execute(sa.text(statement))
+
+
+def _chain(url: str, levels: int, work: Path) -> None:
+    """owner → Reseller 1 → … → Reseller (levels − 1) → Client A: each reseller buys on a
+    purchase agreement (R<n>-PUR) linked to its legal entity, and sells its own SMS plan
+    (the same tree) to the level below; AG-1 is the client's agreement."""
+    seller = None
+    for n in range(1, levels):
+        name = f"Reseller {n}"
+        args = ["tenant", "create", name, "--type", "reseller", "--creator-of-resellers"]
+        cpaas(url, *args, *(["--parent", seller] if seller else []))
+        cpaas(url, "tenant", "legal-entity", "add", f"R{n} LE", "--company", name, "--legal-name", f"R{n}",
+              "--country", "ES", "--legal-id", f"B{n + 1}")  # fmt: skip
+        cpaas(url, "agreement", "create", f"R{n}-PUR", "--company", name, "--currency", "EUR", "--from", "2026-01-01")
+        plan = "SMS" if seller is None else f"SMS {seller}"
+        cpaas(url, "agreement", "enable", plan, "--agreement", f"R{n}-PUR", "--from", "2026-01-01")
+        cpaas(url, "payment", "add", "--agreement", f"R{n}-PUR", "--reference", f"P{n}", "--amount", "10000000",
+              "--confirmed", "--date", "2026-01-01")  # fmt: skip
+        _sql(url, f"INSERT INTO reselling_agreement (created_at, updated_at, legal_entity_id, agreement_id, "
+                  f"effective_from) SELECT a.created_at, a.created_at, a.company_id, a.id, a.effective_from "
+                  f"FROM agreement a WHERE a.code = 'R{n}-PUR'")  # fmt: skip
+        _sql(
+            url,
+            f"UPDATE reselling_agreement SET legal_entity_id = (SELECT id FROM legal_entity "
+            f"WHERE name = 'R{n} LE') WHERE agreement_id = (SELECT id FROM agreement WHERE code = 'R{n}-PUR')",
+        )
+        cpaas(url, "service", "create", f"SMS {name}", "--type", "payg", "--currency", "EUR")
+        cpaas(url, "service", "scope", "add", f"SMS {name}", "--from", "2026-01-01")
+        cpaas(url, "service", "tree", "apply", f"SMS {name}", str(work / "tree.json"))
+        _sql(url, f"UPDATE service SET owner_company_id = (SELECT id FROM company WHERE name = '{name}') "
+                  f"WHERE name = 'SMS {name}'")  # fmt: skip
+        seller = name
+    cpaas(url, "tenant", "create", "Client A", *(["--parent", seller] if seller else []))
     cpaas(url, "tenant", "legal-entity", "add", "CA", "--company", "Client A", "--legal-name", "CA", "--country", "FR")
     cpaas(url, "agreement", "create", "AG-1", "--company", "Client A", "--currency", "EUR", "--from", "2026-01-01")
+    return seller
+
+
+def bench_ingest(url: str, rows: int, nets, work: Path, *, vendor: bool = False, levels: int = 1) -> float:
+    """The ingest rate (EDR/s) of ``rows`` EDRs charged at ``levels`` levels."""
+    cpaas(url, "db", "upgrade")
+    cpaas(url, "tenant", "legal-entity", "add", "Hub", "--company", "1", "--legal-name", "Hub SL", "--country", "ES",
+          "--legal-id", "B1")  # fmt: skip
     (work / "tree.json").write_text(json.dumps(tree_doc(nets)))
     (work / "pack.json").write_text(json.dumps(PACK_DOC))
     cpaas(url, "service", "create", "SMS", "--type", "payg", "--currency", "EUR")
     cpaas(url, "service", "scope", "add", "SMS", "--from", "2026-01-01")
     cpaas(url, "service", "tree", "apply", "SMS", str(work / "tree.json"))
+    seller = _chain(url, levels, work)
+    client_plan = "SMS" if seller is None else f"SMS {seller}"
     cpaas(url, "service", "create", "ES pack", "--type", "unit-pack", "--size", "50000")
     cpaas(url, "service", "scope", "add", "ES pack", "--from", "2026-01-01")
     cpaas(url, "service", "tree", "apply", "ES pack", str(work / "pack.json"))
+    if seller is not None:
+        _sql(url, f"UPDATE service SET owner_company_id = (SELECT id FROM company WHERE name = '{seller}') "
+                  "WHERE name = 'ES pack'")  # fmt: skip
     cpaas(url, "agreement", "enable", "ES pack", "--agreement", "AG-1", "--from", "2026-01-01", "--free")
-    cpaas(url, "agreement", "enable", "SMS", "--agreement", "AG-1", "--from", "2026-01-01")
-    cpaas(
-        url,
-        "payment",
-        "add",
-        "--agreement",
-        "AG-1",
-        "--reference",
-        "P",
-        "--amount",
-        "10000000",
-        "--confirmed",
-        "--date",
-        "2026-01-01",
-    )
+    cpaas(url, "agreement", "enable", client_plan, "--agreement", "AG-1", "--from", "2026-01-01")
+    cpaas(url, "payment", "add", "--agreement", "AG-1", "--reference", "P", "--amount", "10000000", "--confirmed",
+          "--date", "2026-01-01")  # fmt: skip
     connection_id = None
     if vendor:  # a vendor plan with the same tree on a connection: each EDR gets its vendor cost
         cpaas(url, "service", "create", "Vendor", "--type", "vendor", "--currency", "EUR")
@@ -225,14 +252,27 @@ def bench_ingest(url: str, rows: int, nets, work: Path, *, vendor: bool = False)
     with session_scope(engine, actor="bench", command="edr ingest") as s:
         out = edrs.ingest(s, path, connection_id=connection_id)
     dt, dc = time.perf_counter() - t, time.process_time() - c
-    print(
-        f"ingest+rate+store ({engine.dialect.name}{', with vendor cost' if vendor else ''}): {out['inserted']:,} EDRs in {dt:.1f} s = "
-        f"{out['inserted'] / dt:,.0f} EDR/s (this process's CPU {dc:.1f} s); {out}"
+    rate = out["inserted"] / dt
+    what = f"{engine.dialect.name}, {levels} level{'s' if levels > 1 else ''}" + (
+        ", with vendor cost" if vendor else ""
     )
+    print(
+        f"ingest+rate+store ({what}): {out['inserted']:,} EDRs in {dt:.1f} s = "
+        f"{rate:,.0f} EDR/s (this process's CPU {dc:.1f} s); {out}"
+    )
+    if levels > 1:
+        import sqlalchemy as sa
+
+        with engine.connect() as conn:
+            n = conn.execute(sa.text("SELECT COUNT(*) FROM edr_level")).scalar()
+            ch = conn.execute(sa.text("SELECT COUNT(*) FROM charge")).scalar()
+        print(f"  reseller CDRs written: {n:,}; ledger rows: {ch:,}")
     t = time.perf_counter()
     with session_scope(engine, actor="bench", command="edr ingest") as s:
         again = edrs.ingest(s, path)
     print(f"re-ingest (all skipped): {time.perf_counter() - t:.1f} s; inserted {again['inserted']}")
+    dispose_all()
+    return rate
 
 
 def main() -> None:
@@ -243,6 +283,9 @@ def main() -> None:
     ap.add_argument("--skip-engine", action="store_true")
     ap.add_argument("--skip-ingest", action="store_true")
     ap.add_argument("--vendor", action="store_true", help="ingest through a connection with a vendor plan")
+    ap.add_argument(
+        "--levels", type=int, default=1, help="also ingest for a client under N−1 resellers (chain rating, RAT-10)"
+    )
     a = ap.parse_args()
     nets = networks()
     if not a.skip_engine:
@@ -250,9 +293,18 @@ def main() -> None:
         bench_engine(a.events, nets, shared=False)
     if a.skip_ingest:
         return
-    with tempfile.TemporaryDirectory() as tmp:
-        url = a.db or f"sqlite:///{Path(tmp) / 'bench.db'}"
-        bench_ingest(url, a.rows, nets, Path(tmp), vendor=a.vendor)
+    if a.levels > 1 and a.db:
+        raise SystemExit("--levels runs two fresh databases: give no --db (SQLite temporary files)")
+    rates = {}
+    for levels in sorted({1, a.levels}):
+        with tempfile.TemporaryDirectory() as tmp:
+            url = a.db or f"sqlite:///{Path(tmp) / 'bench.db'}"
+            rates[levels] = bench_ingest(url, a.rows, nets, Path(tmp), vendor=a.vendor, levels=levels)
+    if a.levels > 1:
+        print(
+            f"{a.levels} levels: {rates[a.levels]:,.0f} EDR/s = {rates[a.levels] / rates[1] * 100:.0f} % of the "
+            f"single-level rate of this run ({rates[1]:,.0f} EDR/s; target ≥ 40 %)"
+        )
 
 
 if __name__ == "__main__":

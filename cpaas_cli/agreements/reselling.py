@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,6 +30,7 @@ RA = ResellingAgreement.__table__
 AG = Agreement.__table__
 CO = Company.__table__
 LE = LegalEntity.__table__
+_EVER = datetime(1, 1, 1, tzinfo=UTC)
 MAX_DEPTH = 8  # owner → resellers → client: deeper chains are refused, never looped
 
 
@@ -195,15 +196,22 @@ class Chains:
         return bool(self._links) or any(v[0] == "reseller" for v in self._ag.values())  # type: ignore[union-attr]
 
     def above(self, agreement_id: int, at: datetime) -> tuple[int, ...] | Missing:
+        return self.above_span(agreement_id, at)[0]
+
+    def above_span(
+        self, agreement_id: int, at: datetime
+    ) -> tuple[tuple[int, ...] | Missing, datetime, datetime | None]:
+        """``above`` and the span [from, till) around ``at`` over which the answer
+        holds (the reselling agreements in force do not change within it)."""
         if self._ag is None:
             self._load()
         cur = self._ag.get(agreement_id)  # type: ignore[union-attr]
         if cur is None and self._stale():
             cur = self._ag.get(agreement_id)  # type: ignore[union-attr]
         if cur is None or cur[0] != "reseller":
-            return ()  # sold by the system owner (or no such agreement): no level above
+            return (), _EVER, None  # sold by the system owner (or no such agreement): no level above
         got = self._walk(agreement_id, at)
-        if isinstance(got, Missing) and self._stale():
+        if isinstance(got[0], Missing) and self._stale():
             got = self._walk(agreement_id, at)
         return got
 
@@ -219,43 +227,55 @@ class Chains:
         got = self._ag.get(agreement_id)  # type: ignore[union-attr]
         return got[0] if got else None
 
-    def _walk(self, agreement_id: int, at: datetime) -> tuple[int, ...] | Missing:
+    def _walk(self, agreement_id: int, at: datetime) -> tuple[tuple[int, ...] | Missing, datetime, datetime | None]:
         if self._ag is None:
             self._load()
         ags = self._ag
         assert ags is not None
         out: list[int] = []
+        lo, hi = _EVER, None  # the span the answer holds over: where every link used (or missed) stays
         cur = ags.get(agreement_id)
         while cur is not None and cur[0] == "reseller":
             level = len(out) + 1
             if level > MAX_DEPTH:
-                return Missing(level, "chain_too_deep", f"more than {MAX_DEPTH} reseller levels above the client")
+                return (
+                    Missing(level, "chain_too_deep", f"more than {MAX_DEPTH} reseller levels above the client"),
+                    at,
+                    at,
+                )
             kind, le_id, currency, code = cur
             found = None
             for start, till, up in self._links.get(le_id, ()):
                 if start <= at and (till is None or at < till):
                     found = up
+                    lo = max(lo, start)
+                    hi = till if hi is None else (hi if till is None else min(hi, till))
                     break
             if found is None:
-                return Missing(
+                missing = Missing(
                     level,
                     "no_reselling_agreement",
                     f"level {level}: legal entity {self._le_names.get(le_id, le_id)!r} (the seller of agreement "
                     f"{code!r}) has no reselling agreement in force at {iso(at)}",
                 )
+                return missing, at, at  # not memoised: a link may start any time
             up_row = ags.get(found)
             if up_row is None:  # pragma: no cover - a foreign key keeps it
-                return Missing(level, "no_reselling_agreement", f"level {level}: agreement #{found} not found")
+                return Missing(level, "no_reselling_agreement", f"level {level}: agreement #{found} not found"), at, at
             if up_row[2] != currency:
-                return Missing(
-                    level,
-                    "currency_mismatch",
-                    f"level {level}: agreement {up_row[3]!r} is in {up_row[2]}, agreement {code!r} in {currency} "
-                    "(no conversion between levels)",
+                return (
+                    Missing(
+                        level,
+                        "currency_mismatch",
+                        f"level {level}: agreement {up_row[3]!r} is in {up_row[2]}, agreement {code!r} in {currency} "
+                        "(no conversion between levels)",
+                    ),
+                    at,
+                    at,
                 )
             out.append(found)
             cur = up_row
-        return tuple(out)
+        return tuple(out), lo, hi
 
 
 def chain_of(session: Session, agreement: Agreement, at: datetime | None = None) -> list[Agreement]:

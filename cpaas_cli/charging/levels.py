@@ -4,7 +4,6 @@ its client agreement (RAT-10). The rater makes them with the EDR's own rating
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,7 +11,6 @@ from sqlmodel import Session
 
 from cpaas_cli.db import bulk
 from cpaas_cli.models.edr import EdrLevel
-from cpaas_cli.rating import engine as en
 
 LEVEL = EdrLevel.__table__
 COLUMNS = (
@@ -33,30 +31,16 @@ COLUMNS = (
 )
 
 
-def row(ev: en.Event, level: int, agreement_id: int, d: en.Decision, now: datetime) -> dict[str, Any]:
-    """The reseller CDR of one accepted level decision."""
-    return {
-        "edr_id": ev.key,
-        "level": level,
-        "agreement_id": agreement_id,
-        "event_at": ev.at,
-        "rate_path": (d.path or "")[:300] or None,
-        "service_id": d.service_id,
-        "billing_rule": d.billing_rule,
-        "unit_price": d.unit_price,
-        "quantity": d.quantity,
-        "cost": d.amount,
-        "currency": d.currency,
-        "pack_enabled_id": d.pack_id,
-        "pack_units": d.pack_units or None,
-        "rated_at": now,
-    }
-
-
-def write(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Insert reseller CDRs through the bulk writer (one statement for the lot)."""
-    if rows:
-        bulk.writer(session).insert(LEVEL, {c: [r[c] for r in rows] for c in COLUMNS})
+def write(session: Session, rows: list[tuple], *, times: bulk.TimeText | None = None) -> None:
+    """Insert reseller CDRs (tuples in ``COLUMNS`` order, as the rater makes them;
+    a path longer than the column is cut) through the bulk writer, one statement."""
+    if not rows:
+        return
+    cols = dict(zip(COLUMNS, map(list, zip(*rows, strict=True)), strict=True))
+    paths = cols["rate_path"]
+    if "" in set(paths) or any(len(p) > 300 for p in set(paths) if p is not None):
+        cols["rate_path"] = [(p or "")[:300] or None for p in paths]
+    bulk.writer(session).insert(LEVEL, cols, times=times)
 
 
 def of_edrs(session: Session, edr_ids: list[int]) -> list[dict[str, Any]]:

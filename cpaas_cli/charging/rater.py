@@ -76,11 +76,15 @@ class AgreementRun:
 class Rater:
     """Rates rows of one transaction; writes counters, pack usage and pack purchases."""
 
-    def __init__(self, session: Session, plans: Plans, *, now: datetime | None = None):
+    def __init__(
+        self, session: Session, plans: Plans, *, now: datetime | None = None, times: bulk.TimeText | None = None
+    ):
         self.s = session
         self.plans = plans
         self.now = now or clock.now()
-        self.level_rows: list[dict[str, Any]] = []  # reseller CDRs of this run, written by decide_events
+        self.times = times  # the caller's time texts (SQLite), shared with its other inserts
+        self.level_rows: list[tuple] = []  # reseller CDRs of this run (levels.COLUMNS), written by decide_events
+        self._level_details: dict[tuple, dict[str, Any]] = {}
 
     def _load(self, ag_id: int, since: datetime | None) -> AgreementRun:
         """The agreement's stored counters (of periods from ``since``) and pack usage."""
@@ -246,7 +250,7 @@ class Rater:
             decisions.append(d)
         self._write_state(runs)
         if self.level_rows:
-            levels.write(self.s, self.level_rows)
+            levels.write(self.s, self.level_rows, times=self.times)
             self.level_rows = []
         return decisions, charges
 
@@ -261,65 +265,86 @@ class Rater:
         kinds = {a: chains.seller_kind(a) for a in set(agreement_ids) if a}
         if "reseller" not in kinds.values():
             return None
-        above = chains.above
-        return [
-            above(a, ev.at) if a and kinds.get(a) == "reseller" else ()
-            for a, ev in zip(agreement_ids, events, strict=True)
-        ]
+        span = chains.above_span
+        out: list[tuple[int, ...] | Missing] = []
+        last: dict[int, tuple[Any, datetime, datetime | None]] = {}  # agreement → its chain and the span it holds
+        for a, ev in zip(agreement_ids, events, strict=True):
+            if not a or kinds.get(a) != "reseller":
+                out.append(())
+                continue
+            at = ev.at
+            got = last.get(a)
+            if got is None or not (got[1] <= at and (got[2] is None or at < got[2])):
+                got = last[a] = span(a, at)
+            out.append(got[0])
+        return out
 
     def _rate_levels(
         self, ev: en.Event, d: en.Decision, up: tuple[int, ...] | Missing, runs: dict[int, AgreementRun]
-    ) -> list[tuple[int, int, AgreementRun, en.Decision]] | en.Decision | None:
+    ) -> list[tuple] | en.Decision | None:
         """Rate ``ev`` at every level above (each at its own prices, packs,
-        scales and credit); the level decisions, a refusal naming the level
-        (``d``'s path kept), or None when a level still waits for its event.
-        Nothing is applied here: the caller applies every level or none."""
+        scales and credit): (level, agreement, run, decision, amount, adjustment)
+        per level, a refusal naming the level (``d``'s path kept), or None when a
+        level still waits for its event. Nothing is applied here: the caller
+        applies every level or none."""
         if isinstance(up, Missing):
             return _refused_above(d, up.reason, up.note)
         out = []
-        code = self.plans.chains.code
+        rate, money_charge, RATED = en.rate, en.money_charge, en.RATED
         for level, ag_id in enumerate(up, 1):
             urun = runs[ag_id]
-            if urun.plan is None:
-                return _refused_above(d, "no_agreement", f"level {level}: agreement {code(ag_id)!r} is not in force")
-            ud = en.rate(ev, urun.plan, urun.state)
-            if ud.state == en.PENDING:
-                return None
-            if ud.state != en.RATED:
+            plan = urun.plan
+            if plan is None:
+                code = self.plans.chains.code(ag_id)
+                return _refused_above(d, "no_agreement", f"level {level}: agreement {code!r} is not in force")
+            ud = rate(ev, plan, urun.state)
+            if ud.state != RATED:
+                if ud.state == en.PENDING:
+                    return None
+                code = self.plans.chains.code(ag_id)
                 return _refused_above(
-                    d, ud.reason or "no_rate", f"level {level} (agreement {code(ag_id)!r}): {ud.note or ud.reason}"
+                    d, ud.reason or "no_rate", f"level {level} (agreement {code!r}): {ud.note or ud.reason}"
                 )
-            amt, adj = en.money_charge(ud)
-            if urun.headroom is not None and amt + adj > 0 and amt + adj > urun.headroom:
+            amt, adj = money_charge(ud)
+            head = urun.headroom
+            if head is not None and amt + adj > 0 and amt + adj > head:
+                code = self.plans.chains.code(ag_id)
                 return _refused_above(
                     d,
                     "insufficient_credit",
-                    f"level {level} (agreement {code(ag_id)!r}): charge {format_micros(amt + adj)} "
-                    f"{urun.plan.currency} passes the credit limit",
+                    f"level {level} (agreement {code!r}): charge {format_micros(amt + adj)} "
+                    f"{plan.currency} passes the credit limit",
                 )
-            out.append((level, ag_id, urun, ud))
+            out.append((level, ag_id, urun, ud, amt, adj))
         return out
 
-    def _charge_levels(
-        self, ev: en.Event, pos: int, got: list[tuple[int, int, AgreementRun, en.Decision]], charges: list[tuple]
-    ) -> None:
-        """Apply the accepted level decisions: credit, counters, packs, charges, reseller CDRs."""
-        for level, ag_id, urun, ud in got:
-            amt, adj = en.money_charge(ud)
+    def _charge_levels(self, ev: en.Event, pos: int, got: list[tuple], charges: list[tuple]) -> None:
+        """Apply the accepted level decisions: credit, counters, packs, charges, reseller CDRs.
+        Charge details without a scale are shared dict objects, as for the client level."""
+        shared = self._level_details
+        add_row = self.level_rows.append
+        apply_, now, key = en.apply, self.now, ev.key
+        for level, ag_id, urun, ud, amt, adj in got:
             if urun.headroom is not None:
                 urun.headroom -= amt + adj
-            en.apply(urun.state, ud)
-            cur = urun.plan.currency  # type: ignore[union-attr]
-            base = {"path": ud.path, "unit_price": ud.unit_price, "quantity": ud.quantity, "service_id": ud.service_id}
+            apply_(urun.state, ud)
+            cur = urun.plan.currency
             if amt:
-                charges.append((ag_id, "edr", ev.key, amt, cur, ud.charge_at, ud.period_start,
-                                {**base, "scale": ud.scale, "level": level}, pos))  # fmt: skip
+                if ud.scale is None:
+                    k = (level, ud.path, ud.unit_price, ud.quantity, ud.service_id)
+                    details = shared.get(k)
+                    if details is None:
+                        details = shared[k] = {"path": ud.path, "unit_price": ud.unit_price, "quantity": ud.quantity,
+                                               "service_id": ud.service_id, "scale": None, "level": level}  # fmt: skip
+                else:
+                    details = {"path": ud.path, "unit_price": ud.unit_price, "quantity": ud.quantity,
+                               "service_id": ud.service_id, "scale": ud.scale, "level": level}  # fmt: skip
+                charges.append((ag_id, "edr", key, amt, cur, ud.charge_at, ud.period_start, details, pos))
             if adj:
-                details = {**base, "scale": ud.scale, "level": level, "reason": ADJ_REASON}
-                charges.append(
-                    (ag_id, "scale_adjustment", ev.key, adj, cur, ud.charge_at, ud.period_start, details, pos)
-                )
-            self.level_rows.append(levels.row(ev, level, ag_id, ud, self.now))
+                details = {"path": ud.path, "scale": ud.scale, "level": level, "reason": ADJ_REASON}
+                charges.append((ag_id, "scale_adjustment", key, adj, cur, ud.charge_at, ud.period_start, details, pos))
+            add_row((key, level, ag_id, ev.at, ud.path, ud.service_id, ud.billing_rule, ud.unit_price, ud.quantity,
+                     ud.amount, ud.currency, ud.pack_id, ud.pack_units or None, now))  # fmt: skip
 
     def _write_state(self, runs: dict[int, AgreementRun]) -> None:
         """Write the counters and pack usage that moved."""

@@ -317,7 +317,7 @@ def _write_chunk(
     charges: list[tuple] = []
     if rate:
         events = events_of(ids, cols, refs.memo["sender_type"])
-        decisions, charges = Rater(session, plans, now=now).decide_events(cols["agreement_id"], events)
+        decisions, charges = Rater(session, plans, now=now, times=times).decide_events(cols["agreement_id"], events)
         result = result_columns(decisions, now)
         result.update(vendor_costs(plans.vendor, cols["connection_id"], events, cols["status"]))
     else:
