@@ -231,6 +231,23 @@ def test_yaml_that_does_not_parse_or_reads_no_as_false(cli, tmp_path):
     assert "legal_entity.country: must be text, not false (quote it" in run.stderr
 
 
+def test_a_step_that_fails_while_writing_is_named_and_rolls_back_the_others(cli, tmp_path):
+    """A charged pack needs a price on the agreement: found out only when it is enabled."""
+    _world(cli)
+    before = _everything(cli)
+    doc = {**DOC, "services": [{"name": "SMS Pack", "billing": "charge"}]}
+    run = cli("tenant", "reseller", "create", "Nordic Reach", "--from-file", _file(tmp_path, doc), expect=4)
+    assert run.stderr.startswith("error: services[0]: rate not found"), run.stderr
+    assert _everything(cli) == before
+
+
+def test_a_document_that_is_not_a_mapping(cli, tmp_path):
+    path = tmp_path / "list.yaml"
+    path.write_text("- a\n- b\n", encoding="utf-8")
+    run = cli("tenant", "reseller", "create", "R", "--from-file", str(path), expect=4)
+    assert "document: must be a mapping of fields, not a list" in run.stderr
+
+
 def test_top_ups_on_each_level(cli, tmp_path):
     """PAY-08: the tenant tops up the reseller's purchase agreement, the reseller its client's."""
     _world(cli)

@@ -136,7 +136,7 @@ class _Doc:
                 self.bad(path, "is required")
             return None
         if not isinstance(doc, dict):
-            self.bad(path, f"must be a mapping of fields, not {type(doc).__name__}")
+            self.bad(path or "document", f"must be a mapping of fields, not a {type(doc).__name__}")
             return None
         for key in doc:
             if key not in keys:
