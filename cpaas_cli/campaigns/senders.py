@@ -5,6 +5,12 @@ agreements (the agreement its traffic is charged to). It starts as a draft
 (applied for at the provider), becomes active when the provider side is
 ready, and can be disabled; only an active one can send. The vendor
 connection it routes through is optional until dispatch needs it.
+
+A sender ID may also belong to a reseller (SID-15, :func:`delegate`): the
+tenant hands it to the reseller, bound to the reseller's purchase agreement,
+so that the reseller may give the same text to its own clients. A reseller
+sends nothing itself (TEN-11), so such a row is never used for sending: a
+campaign only takes a sender ID of its own client company (:func:`usable`).
 """
 
 from __future__ import annotations
@@ -21,8 +27,10 @@ from cpaas_cli.contacts.service import client_company
 from cpaas_cli.db import locking
 from cpaas_cli.dispatch.outbound import require_gateway
 from cpaas_cli.errors import Conflict, InvalidInput, Problem, require
+from cpaas_cli.models.agreements import Agreement
 from cpaas_cli.models.campaigns import CHANNELS, SENDER_KINDS, SenderId
 from cpaas_cli.models.dispatch import VendorConnection
+from cpaas_cli.models.tenancy import Company
 from cpaas_cli.refs import by_ref
 from cpaas_cli.timeutil import iso
 
@@ -114,6 +122,66 @@ def add(
     return row
 
 
+def check_new(channel: str, kind: str, sender: str, *, prefix: str = "") -> tuple[str | None, list[Problem]]:
+    """The stored form of a new sender ID's text, and the problems of its channel, kind and
+    text (fields named after ``prefix``, e.g. ``sender_ids[0].``); no database needed."""
+    problems: list[Problem] = []
+    if channel not in CHANNELS:
+        problems.append(Problem(f"{prefix}channel", f"{channel!r} is not one of {', '.join(CHANNELS)}"))
+    if kind not in SENDER_KINDS:
+        problems.append(Problem(f"{prefix}type", f"{kind!r} is not one of {', '.join(SENDER_KINDS)}"))
+    if problems:
+        return None, problems
+    value, problem = check_sender(channel, kind, sender)
+    if problem is not None:
+        problems.append(Problem(f"{prefix}{problem.field}", problem.message))
+    return value, problems
+
+
+def delegate(
+    session: Session,
+    *,
+    reseller: Company,
+    agreement: Agreement,
+    sender: str,
+    channel: str = "sms",
+    kind: str = "alphanumeric",
+    name: str | None = None,
+    active: bool = False,
+    description: str | None = None,
+) -> SenderId:
+    """SID-15: a sender ID the tenant hands to a reseller, bound to the reseller's
+    purchase agreement (``agreement``: company = the reseller). The reseller may then
+    add the same text for its clients (`sender add`); the row itself never sends."""
+    if reseller.kind != "reseller":
+        raise InvalidInput(f"sender IDs are delegated to resellers; {reseller.name!r} is a {reseller.kind}")
+    if agreement.company_id != reseller.id or agreement.direction != "CLIENT":
+        raise InvalidInput(f"agreement {agreement.code!r} is not a purchase agreement of {reseller.name!r}")
+    value, problems = check_new(channel, kind, sender)
+    require(problems)
+    require_gateway(channel)
+    clash = session.exec(
+        select(SenderId.id).where(
+            SenderId.company_id == reseller.id, SenderId.channel == channel, SenderId.sender == value
+        )
+    ).first()
+    if clash is not None:
+        raise Conflict(f"{reseller.name!r} already has the {channel} sender ID {value!r} (#{clash})")
+    row = SenderId(
+        company_id=reseller.id,
+        agreement_id=agreement.id,
+        channel=channel,
+        sender=value,
+        name=(name or value or "").strip(),
+        kind=kind,
+        status="active" if active else "draft",
+        description=description,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
 def set_status(session: Session, row: SenderId, action: str) -> SenderId:
     locking.lock_row(session, row)  # of two racing changes, the second sees the first's
     allowed = TRANSITIONS[action]
@@ -156,9 +224,6 @@ def usable(session: Session, ref: str | int, *, company_id: int, channel: str | 
 
 
 def sender_dict(session: Session, row: SenderId) -> dict[str, Any]:
-    from cpaas_cli.models.agreements import Agreement
-    from cpaas_cli.models.tenancy import Company
-
     comp = session.get(Company, row.company_id)
     ag = session.get(Agreement, row.agreement_id)
     conn = session.get(VendorConnection, row.connection_id) if row.connection_id else None

@@ -18,9 +18,11 @@ app = typer.Typer(no_args_is_help=True)
 le_app = typer.Typer(no_args_is_help=True)
 bank_app = typer.Typer(no_args_is_help=True)
 account_app = typer.Typer(no_args_is_help=True)
+reseller_app = typer.Typer(no_args_is_help=True)
 app.add_typer(le_app, name="legal-entity", help="Legal entities of a company (own ones for owner and resellers).")
 app.add_typer(bank_app, name="bank", help="Banks kept by the owner or a reseller.")
 app.add_typer(account_app, name="bank-account", help="Bank accounts of a company's legal entities.")
+app.add_typer(reseller_app, name="reseller", help="Provision a reseller in one step (TEN-12).")
 
 COMPANY_COLUMNS = ["id", "name", "type", "parent", "own_legal_entity", "enabled", "creator_of_resellers", "description"]
 
@@ -231,6 +233,61 @@ def import_(
         },
         output=output,
     )
+
+
+# ----------------------------------------------------------------- resellers
+
+PROVISION_COLUMNS = ["step", "object", "id", "name", "detail"]
+
+
+@reseller_app.command("create")
+def reseller_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Name of the new reseller company (unique under its parent).")],
+    from_file: Annotated[
+        str,
+        typer.Option(
+            "--from-file",
+            help="The reseller.yaml document: legal_entity, agreement, admin, and optionally parent, "
+            "reselling, services, payment, sender_ids (see sample_data/reseller_demo.yaml).",
+        ),
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check everything and show what would be created; write nothing.")
+    ] = False,
+    output: OutputOpt = None,
+) -> None:
+    """Create a reseller with everything it needs, all or nothing: the company, its legal
+    entity, its purchase agreement attached as its reselling agreement, the parent's
+    services enabled, an Admin BackOffice user (invited: its one-time activation token is
+    shown once), an opening payment and delegated sender IDs.
+
+    A bad document is refused naming every bad field by its path (services[2].name),
+    and nothing is written."""
+    from cpaas_cli.tenancy import provision  # the YAML reader and every domain it writes to
+
+    doc = provision.read(from_file)
+    with session(ctx) as s:
+        result = provision.create(s, name, doc)
+        rows = [c.as_dict() for c in result.created]
+        if dry_run:
+            s.rollback()
+            for row in rows:
+                row["id"] = None  # ids are only given on commit
+    if not dry_run and result.activation_token:
+        rows.append(
+            {
+                "step": 6,
+                "object": "activation_token",
+                "id": None,
+                "name": next(r["name"] for r in rows if r["object"] == "user"),
+                "detail": result.activation_token,
+            }
+        )
+        rows.sort(key=lambda r: r["step"])
+        say(ctx, "the activation token is shown once; it is not stored in clear (cpaas user activate TOKEN)")
+    say(ctx, f"{'dry run: would create' if dry_run else 'created'} reseller {name.strip()!r} ({len(rows)} objects)")
+    emit(ctx, rows, output=output, columns=PROVISION_COLUMNS)
 
 
 # ----------------------------------------------------------- legal entities
