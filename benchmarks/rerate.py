@@ -8,7 +8,9 @@ Prints the timed `rerate run` (all EDRs re-rated, ~every one changes cost,
 one ledger row each) and the idempotent second run, each with its wall time
 and this process's CPU time (on PostgreSQL the server's CPU is not in it).
 Targets: 1,000,000 EDRs in ≤ 30 s on SQLite; 10,000,000 in ≤ 5 minutes on
-PostgreSQL.
+PostgreSQL. ``--levels 3``: the EDRs of a client under two resellers; the
+owner's plan rises and the top reseller's level (its reseller CDRs) is
+re-rated, within the same target.
 
 PostgreSQL, 10M EDRs, 2 cores, a throwaway server (shared_buffers=4GB,
 max_wal_size=32GB, checkpoint_timeout=30min, fsync on): 281 s for the
@@ -49,7 +51,7 @@ def raise_prices(node: object, percent: int = 10) -> None:
             raise_prices(v, percent)
 
 
-def timed_run(url: str, label: str) -> dict:
+def timed_run(url: str, label: str, company: str = "Client A") -> dict:
     engine = get_engine(url)
     with session_scope(engine, actor="bench", command="rerate") as s:
         t = time.perf_counter()
@@ -57,7 +59,7 @@ def timed_run(url: str, label: str) -> dict:
             s,
             time_from=rerate.clock.now().replace(year=2026, month=3, day=1, hour=0, minute=0, second=0, microsecond=0),
             time_till=rerate.clock.now().replace(year=2026, month=4, day=1, hour=0, minute=0, second=0, microsecond=0),
-            company="Client A",
+            company=company,
             draft=True,
         )
         s.commit()
@@ -83,6 +85,12 @@ def main() -> None:
         help="the --db of an earlier run: no ingest; prices --rise %% above the base tree, then the two timed runs",
     )
     ap.add_argument("--rise", type=int, default=10, help="price rise in %% over the base tree (default 10)")
+    ap.add_argument(
+        "--levels",
+        type=int,
+        default=1,
+        help="the client under N−1 resellers; the owner's plan rises and the top reseller's level is re-rated",
+    )
     a = ap.parse_args()
     if a.reuse and not a.db:
         ap.error("--reuse needs --db")
@@ -91,14 +99,16 @@ def main() -> None:
         work = Path(tmp)
         url = a.db or f"sqlite:///{work / 'bench.db'}"
         if not a.reuse:
-            bench_ingest(url, a.rows, nets, work)
+            bench_ingest(url, a.rows, nets, work, levels=a.levels)
         doc = tree_doc(nets)
         raise_prices(doc, a.rise)
         (work / "tree2.json").write_text(json.dumps(doc))
         cpaas(url, "service", "tree", "apply", "SMS", str(work / "tree2.json"))
         dispose_all()
-        timed_run(url, "rerate after a price rise")
-        timed_run(url, "rerate again, rates unchanged")
+        # With resellers, the owner's plan is what Reseller 1 buys at: its reseller CDRs are re-rated.
+        who = "Client A" if a.levels == 1 else "Reseller 1"
+        timed_run(url, f"rerate after a price rise ({who})", who)
+        timed_run(url, f"rerate again, rates unchanged ({who})", who)
         dispose_all()
 
 
