@@ -23,9 +23,7 @@ FROM = "2026-01-01"
 
 @pytest.fixture
 def world(cli):
-    """owner ─ R1 (buys on R1-BUY in EUR) ─ C1 (C1-AG, sold by R1 in EUR)
-            ├ R2 (R2-BUY)
-            └ C0 (C0-AG, sold by the owner)"""
+    """The owner sells to R1 (R1-BUY), R2 (R2-BUY) and C0 (C0-AG); R1 sells to C1 (C1-AG); all in EUR."""
     owner_le(cli)
     reseller(cli, "R1")
     reseller(cli, "R2")
