@@ -15,7 +15,7 @@ from cpaas_cli import files
 from cpaas_cli.catalog import service as catalog
 from cpaas_cli.catalog import tree as tr
 from cpaas_cli.cli.context import ForceOpt, OutputOpt, emit, out_target, say, session, state, when
-from cpaas_cli.cli.options import TzOpt
+from cpaas_cli.cli.options import CompanyFilterOpt, TzOpt
 from cpaas_cli.cli.output import Fmt, terminal_safe
 from cpaas_cli.errors import InvalidInput
 from cpaas_cli.imports.textfile import guarded, load_yaml, read_utf8
@@ -58,14 +58,7 @@ def create(
         str | None, typer.Option(help="Units (unit/bundle pack) or amount in the currency (monetary pack).")
     ] = None,
     description: Annotated[str | None, typer.Option(help="Free text (e.g. the packs a price service prices).")] = None,
-    owner: Annotated[
-        str | None,
-        typer.Option(
-            "--company",
-            "-c",
-            help="The company that owns and sells it: the system owner (the default) or a reseller, by name or id.",
-        ),
-    ] = None,
+    owner: CompanyFilterOpt = None,
     reseller_plan: Annotated[
         bool,
         typer.Option(
@@ -75,7 +68,10 @@ def create(
     ] = False,
     output: OutputOpt = None,
 ) -> None:
-    """Create a service (rate plan or pack), owned by the system owner or a reseller."""
+    """Create a service (rate plan or pack).
+
+    --company: the company that owns and sells it, the system owner (the default) or
+    a reseller; only the owner enables it on the agreements it sells."""
     from cpaas_cli.catalog import ownership
 
     with session(ctx) as s:
@@ -99,18 +95,13 @@ def list_(
     ctx: typer.Context,
     type: Annotated[ServiceType | None, typer.Option("--type", help="Only this type.")] = None,
     archived: Annotated[bool, typer.Option("--archived", help="Include archived services.")] = False,
-    company: Annotated[
-        str | None,
-        typer.Option(
-            "--company",
-            "-c",
-            help="Only the services this company sees: a reseller its own, the reseller plans assigned to it "
-            "and those enabled on its agreements.",
-        ),
-    ] = None,
+    company: CompanyFilterOpt = None,
     output: OutputOpt = None,
 ) -> None:
-    """List services: id, name, type, size, currency, owner."""
+    """List services: id, name, type, size, currency, owner.
+
+    --company: only the services that company sees; a reseller its own, the reseller
+    plans assigned to it and those enabled on its own agreements."""
     from cpaas_cli.catalog import ownership
     from cpaas_cli.tenancy import service as tenancy
 
