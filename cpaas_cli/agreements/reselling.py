@@ -82,6 +82,13 @@ def add(
             )
         )
     require(problems, "the reselling agreement")
+    for sold in client_agreements(session, legal_entity.id, start, effective_till):
+        if sold.currency != agreement.currency:
+            raise Conflict(
+                f"agreement {agreement.code!r} is in {agreement.currency}, but client agreement {sold.code!r} "
+                f"sold from legal entity {legal_entity.name!r} is in {sold.currency} "
+                "(no currency conversion between reseller levels)"
+            )
     for other in session.exec(select(ResellingAgreement).where(ResellingAgreement.legal_entity_id == legal_entity.id)):
         if _overlaps(start, effective_till, other.effective_from, other.effective_till):
             raise Conflict(
@@ -94,6 +101,40 @@ def add(
     session.add(row)
     session.flush()
     return row
+
+
+def client_agreements(
+    session: Session, legal_entity_id: int, start: datetime, till: datetime | None
+) -> list[Agreement]:
+    """The agreements sold from ``legal_entity_id`` (their seller legal entity) in force
+    at some time of [start, till)."""
+    q = select(Agreement).where(Agreement.own_legal_entity_id == legal_entity_id).order_by(Agreement.id)
+    return [a for a in session.exec(q) if _overlaps(start, till, a.effective_from, a.effective_till)]
+
+
+def currency_conflict(
+    session: Session, legal_entity_id: int, currency: str | None, start: datetime, till: datetime | None
+) -> str | None:
+    """Why an agreement in ``currency`` sold from ``legal_entity_id`` in [start, till) cannot be
+    charged one level up: a reselling agreement of that legal entity in that period is in another
+    currency (no conversion between levels). None when there is no such link."""
+    if currency is None:
+        return None
+    q = (
+        select(ResellingAgreement, Agreement)
+        .join(Agreement, Agreement.id == ResellingAgreement.agreement_id)
+        .where(ResellingAgreement.legal_entity_id == legal_entity_id)
+        .order_by(ResellingAgreement.effective_from)
+    )
+    for link, up in session.exec(q):
+        if up.currency != currency and _overlaps(start, till, link.effective_from, link.effective_till):
+            le = session.get(LegalEntity, legal_entity_id)
+            return (
+                f"legal entity {le.name if le else legal_entity_id!r} buys on reselling agreement #{link.id} "
+                f"(agreement {up.code!r}) in {up.currency}, not {currency} (no currency conversion between "
+                "reseller levels)"
+            )
+    return None
 
 
 def end(session: Session, link_id: int, *, at: datetime | None = None) -> tuple[ResellingAgreement, str]:
@@ -123,6 +164,9 @@ def rows(session: Session, *, company_id: int | None = None) -> list[dict[str, A
             LE.c.name.label("legal_entity"),
             AG.c.code.label("agreement"),
             AG.c.currency,
+            RA.c.legal_entity_id,
+            LE.c.company_id,
+            RA.c.agreement_id,
             RA.c.effective_from,
             RA.c.effective_till,
         )

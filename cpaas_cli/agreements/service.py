@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from cpaas_cli import clock
+from cpaas_cli.agreements.reselling import currency_conflict
 from cpaas_cli.errors import Conflict, InvalidInput, NotFound, Problem, require
 from cpaas_cli.models.agreements import (
     BILLING_PERIODS,
@@ -303,6 +304,9 @@ def create(
     ).first():
         raise Conflict(f"{seller.name!r} already has an agreement with code {code!r}")
     assert le is not None and own_le is not None
+    clash = currency_conflict(session, own_le.id, currency, start, effective_till)  # type: ignore[arg-type]
+    if clash:
+        raise Conflict(f"agreement {code!r} in {currency}: {clash}")
     tz = effective_from_tz
     row = Agreement(
         code=code,
@@ -431,6 +435,12 @@ def update(session: Session, row: Agreement, changes: dict[str, Any]) -> Agreeme
         if not problems:
             _move_end(session, row, till)
     require(problems)
+    if changes.get("currency") is not None or changes.get("own_legal_entity") is not None:
+        clash = currency_conflict(
+            session, row.own_legal_entity_id, row.currency, row.effective_from, row.effective_till
+        )
+        if clash:
+            raise Conflict(f"agreement {row.code!r} in {row.currency}: {clash}")
     session.flush()
     return row
 

@@ -19,13 +19,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from cpaas_cli import clock
 from cpaas_cli.audit import service as audit
-from cpaas_cli.catalog import rate_diff, templates
+from cpaas_cli.catalog import ownership, rate_diff, templates
 from cpaas_cli.catalog import service as catalog
 from cpaas_cli.catalog import sheet as sh
 from cpaas_cli.catalog import tree as tr
@@ -33,7 +33,10 @@ from cpaas_cli.catalog.sheet import ATTRIBUTES, parse_maps, parse_price
 from cpaas_cli.catalog.vocab import OTHERS
 from cpaas_cli.db import bulk
 from cpaas_cli.errors import InvalidInput, NotFound
-from cpaas_cli.models.catalog import RateNode
+from cpaas_cli.models.catalog import RateImport, RateNode
+
+if TYPE_CHECKING:
+    from cpaas_cli.identity.access import Principal
 
 DUPLICATES = ("first", "last", "error")
 MODES = rate_diff.MODES
@@ -85,6 +88,7 @@ def run(
     skip_invalid: bool = False,
     confirm_removal=None,
     actor: str = "unknown",
+    principal: Principal | None = None,
 ) -> ImportResult:
     """Import a sheet. ``confirm_removal(n)`` is called before a replace that
     removes ``n`` destinations is written (it raises to stop)."""
@@ -93,7 +97,8 @@ def run(
     if mode not in MODES:
         raise InvalidInput(f"--mode must be one of {', '.join(MODES)}")
     file = Path(path)
-    svc = catalog.get(session, service_ref)
+    svc = catalog.get(session, service_ref, seen=ownership.seen_by(session, principal))
+    ownership.may_import(session, principal, svc)  # RIM-14: only into a service the user's company owns
     sc = catalog.pick_scope(session, svc, scope_id)
     roots = tr.load(session, sc.id)
     created: list[str] = []
@@ -157,7 +162,7 @@ def run(
     session.add(row)
     session.flush()
     digest = hashlib.sha256(file.read_bytes()).hexdigest()
-    rec = catalog.record_import(
+    rec = record_import(
         session,
         service_id=svc.id,
         scope_id=sc.id,
@@ -322,3 +327,17 @@ def _write_merge(
 
 
 __all__ = ["ATTRIBUTES", "DUPLICATES", "MODES", "ImportResult", "parse_maps", "parse_price", "run"]
+
+
+def record_import(session: Session, **values: Any) -> RateImport:
+    row = RateImport(**values)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def import_history(session: Session, *, service_ref: str | None = None) -> list[RateImport]:
+    q = select(RateImport).order_by(col(RateImport.id))
+    if service_ref:
+        q = q.where(RateImport.service_id == catalog.get(session, service_ref).id)
+    return list(session.exec(q))

@@ -13,11 +13,11 @@ from sqlmodel import Session, col, select
 
 from cpaas_cli import clock
 from cpaas_cli.agreements import service as agreements
+from cpaas_cli.catalog import ownership, tree_guard
 from cpaas_cli.catalog import tree as tr
-from cpaas_cli.catalog import tree_guard
 from cpaas_cli.errors import Conflict, InvalidInput, NotFound, Problem, UsageError, require
 from cpaas_cli.models.agreements import Agreement
-from cpaas_cli.models.catalog import SERVICE_TYPES, EnabledService, RateImport, RateNode, Service, ServiceScope
+from cpaas_cli.models.catalog import SERVICE_TYPES, EnabledService, RateNode, Service, ServiceScope
 from cpaas_cli.money import MoneyError, check_currency, format_micros, to_micros
 from cpaas_cli.rating import lookup as lk
 from cpaas_cli.refs import by_ref
@@ -36,8 +36,12 @@ PACK_PRICE_RESOURCES = {
 # ----------------------------------------------------------------- services
 
 
-def get(session: Session, ref: str | int) -> Service:
-    return by_ref(session, Service, ref, what="service")
+def get(session: Session, ref: str | int, *, seen: frozenset[int] | None = None) -> Service:
+    """``seen``: the ids a user sees (``ownership.seen_by``); another service is not found."""
+    row = by_ref(session, Service, ref, what="service")
+    if seen is not None and row.id not in seen:
+        raise NotFound(f"service {str(ref)!r} not found")
+    return row
 
 
 def create(
@@ -48,7 +52,10 @@ def create(
     currency: str | None = None,
     size: str | None = None,
     description: str | None = None,
+    owner_company_id: int | None = None,
+    reseller_plan: bool = False,
 ) -> Service:
+    """``owner_company_id``: a reseller's id, None = the system owner (see ``ownership``)."""
     problems: list[Problem] = []
     name = (name or "").strip()
     if not name:
@@ -85,13 +92,18 @@ def create(
     if session.exec(select(Service).where(Service.name == name)).first():
         raise Conflict(f"a service named {name!r} exists already")
     row = Service(name=name, type=type, currency=cur, size=size_value, description=description)
+    row.owner_company_id, row.reseller_plan = owner_company_id, reseller_plan
     session.add(row)
     session.flush()
     return row
 
 
-def list_services(session: Session, *, type: str | None = None, archived: bool = False) -> list[Service]:
+def list_services(
+    session: Session, *, type: str | None = None, archived: bool = False, seen: frozenset[int] | None = None
+) -> list[Service]:
     q = select(Service).order_by(col(Service.id))
+    if seen is not None:
+        q = q.where(col(Service.id).in_(seen))
     if type:
         q = q.where(Service.type == type)
     if not archived:
@@ -115,6 +127,8 @@ def service_dict(session: Session, s: Service, *, with_scopes: bool = False) -> 
         "description": s.description,
         "archived_at": iso(s.archived_at),
         "channels": sorted(channels(session, s)),
+        "owner": ownership.owner_name(session, s),
+        "reseller_plan": s.reseller_plan,
     }
     if with_scopes:
         cur = current_scope(session, s)
@@ -156,6 +170,8 @@ def clone(session: Session, s: Service, *, name: str) -> Service:
         currency=s.currency,
         size=size_text(s),
         description=s.description,
+        owner_company_id=s.owner_company_id,
+        reseller_plan=s.reseller_plan,
     )
     for sc in scopes(session, s):
         new = ServiceScope(
@@ -414,6 +430,7 @@ def enable(
     if charge is not None and svc.type not in SIZED_TYPES:
         problems.append(Problem("charge", "--charge/--free apply to packs only"))
     require(problems, "the enabled service")
+    ownership.check_enable(session, svc, ag, effective_from, effective_till)
     if charge is None and svc.type in SIZED_TYPES:
         raise UsageError(f"{svc.name!r} is a {svc.type}: give its billing, --charge or --free")
     if svc.type == "payg":
@@ -569,17 +586,3 @@ def result_dict(kind: str | None, res: lk.Result) -> dict[str, Any]:
     d["scale"] = tr.scale_text(res.scale)
     d["matched"] = "/".join(p["value"] + ("*" if p["others"] else "") for p in res.path)
     return d
-
-
-def record_import(session: Session, **values: Any) -> RateImport:
-    row = RateImport(**values)
-    session.add(row)
-    session.flush()
-    return row
-
-
-def import_history(session: Session, *, service_ref: str | None = None) -> list[RateImport]:
-    q = select(RateImport).order_by(col(RateImport.id))
-    if service_ref:
-        q = q.where(RateImport.service_id == get(session, service_ref).id)
-    return list(session.exec(q))

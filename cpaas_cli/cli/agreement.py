@@ -10,6 +10,7 @@ import typer
 from cpaas_cli import clock
 from cpaas_cli.agreements import service as agreements
 from cpaas_cli.agreements import views
+from cpaas_cli.cli.agreement_reselling import app as reselling_app
 from cpaas_cli.cli.context import OutputOpt, confirm, emit, say, session, when
 from cpaas_cli.cli.options import CompanyFilterOpt, CompanyOpt, TzOpt
 from cpaas_cli.cli.periods import periods_cmd
@@ -20,6 +21,9 @@ from cpaas_cli.timeutil import TimeError, in_zone, iso, parse_date
 app = typer.Typer(no_args_is_help=True)
 version_app = typer.Typer(no_args_is_help=True)
 app.add_typer(version_app, name="version", help="Versions: terms (credit limit, invoicing) that change over time.")
+app.add_typer(
+    reselling_app, name="reselling", help="Reselling agreements: the purchase agreement of a reseller's legal entity."
+)
 
 LIST_COLUMNS = [
     "id",

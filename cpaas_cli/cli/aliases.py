@@ -61,6 +61,7 @@ OPTION_ALIASES: dict[str, tuple[OldSpelling, ...]] = {
     "campaign create": (OldSpelling(("--country",), "--default-country"),),
     "tenant bank add": (OldSpelling(("--owner",), "--company"),),
     "tenant bank list": (OldSpelling(("--owner",), "--company"),),
+    "service create": (OldSpelling(("--owner",), "--company"),),
 }
 
 

@@ -227,7 +227,7 @@ def import_history(
                 "rows_imported": r.rows_imported,
                 "rows_skipped": r.rows_skipped,
             }
-            for r in catalog.import_history(s, service_ref=service)
+            for r in importer.import_history(s, service_ref=service)
         ]
     emit(ctx, data, output=output, columns=HISTORY_COLUMNS)
 

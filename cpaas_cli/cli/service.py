@@ -15,7 +15,7 @@ from cpaas_cli import files
 from cpaas_cli.catalog import service as catalog
 from cpaas_cli.catalog import tree as tr
 from cpaas_cli.cli.context import ForceOpt, OutputOpt, emit, out_target, say, session, state, when
-from cpaas_cli.cli.options import TzOpt
+from cpaas_cli.cli.options import CompanyFilterOpt, TzOpt
 from cpaas_cli.cli.output import Fmt, terminal_safe
 from cpaas_cli.errors import InvalidInput
 from cpaas_cli.imports.textfile import guarded, load_yaml, read_utf8
@@ -25,8 +25,10 @@ scope_app = typer.Typer(no_args_is_help=True)
 tree_app = typer.Typer(no_args_is_help=True)
 app.add_typer(scope_app, name="scope", help="Scopes: validity periods of a service's rate tree.")
 app.add_typer(tree_app, name="tree", help="The rate tree of a scope: show, apply a file, export.")
+resellers_app = typer.Typer(no_args_is_help=True)
+app.add_typer(resellers_app, name="resellers", help="Resellers assigned to reseller plans (TEN-13).")
 
-COLUMNS = ["id", "name", "type", "size", "currency", "channels", "archived_at", "description"]
+COLUMNS = ["id", "name", "type", "size", "currency", "channels", "owner", "reseller_plan", "archived_at", "description"]
 SCOPE_COLUMNS = ["id", "service_id", "name", "state", "draft", "effective_from", "effective_till"]
 
 
@@ -56,11 +58,33 @@ def create(
         str | None, typer.Option(help="Units (unit/bundle pack) or amount in the currency (monetary pack).")
     ] = None,
     description: Annotated[str | None, typer.Option(help="Free text (e.g. the packs a price service prices).")] = None,
+    owner: CompanyFilterOpt = None,
+    reseller_plan: Annotated[
+        bool,
+        typer.Option(
+            "--reseller-plan",
+            help="A reseller plan: seen only by its owner and the resellers assigned to it (service resellers).",
+        ),
+    ] = False,
     output: OutputOpt = None,
 ) -> None:
-    """Create a service (rate plan or pack)."""
+    """Create a service (rate plan or pack).
+
+    --company: the company that owns and sells it, the system owner (the default) or
+    a reseller; only the owner enables it on the agreements it sells."""
+    from cpaas_cli.catalog import ownership
+
     with session(ctx) as s:
-        row = catalog.create(s, name=name, type=type.value, currency=currency, size=size, description=description)
+        row = catalog.create(
+            s,
+            name=name,
+            type=type.value,
+            currency=currency,
+            size=size,
+            description=description,
+            owner_company_id=ownership.resolve_owner(s, owner),
+            reseller_plan=reseller_plan,
+        )
         data = catalog.service_dict(s, row)
     say(ctx, f"created service {row.name!r} (#{row.id})")
     emit(ctx, data, output=output)
@@ -71,13 +95,21 @@ def list_(
     ctx: typer.Context,
     type: Annotated[ServiceType | None, typer.Option("--type", help="Only this type.")] = None,
     archived: Annotated[bool, typer.Option("--archived", help="Include archived services.")] = False,
+    company: CompanyFilterOpt = None,
     output: OutputOpt = None,
 ) -> None:
-    """List services: id, name, type, size, currency."""
+    """List services: id, name, type, size, currency, owner.
+
+    --company: only the services that company sees; a reseller its own, the reseller
+    plans assigned to it and those enabled on its own agreements."""
+    from cpaas_cli.catalog import ownership
+    from cpaas_cli.tenancy import service as tenancy
+
     with session(ctx) as s:
+        seen = ownership.seen_by_company(s, tenancy.company(s, company)) if company is not None else None
         data = [
             catalog.service_dict(s, r)
-            for r in catalog.list_services(s, type=type.value if type else None, archived=archived)
+            for r in catalog.list_services(s, type=type.value if type else None, archived=archived, seen=seen)
         ]
     emit(ctx, data, output=output, columns=COLUMNS)
 
@@ -340,3 +372,49 @@ def tree_apply(
             sys.stdout.write(terminal_safe(line) + "\n")
         return
     emit(ctx, data, output=output)
+
+
+# ------------------------------------------------------------ reseller plans
+
+ASSIGN_COLUMNS = ["id", "service", "owner", "reseller"]
+PlanArg = Annotated[str, typer.Argument(help="Reseller plan (service name or id).")]
+ResellerArg = Annotated[str, typer.Argument(help="Reseller company (name or id).")]
+
+
+@resellers_app.command("assign")
+def resellers_assign(ctx: typer.Context, plan: PlanArg, reseller: ResellerArg, output: OutputOpt = None) -> None:
+    """Assign a reseller plan to a reseller directly below the plan's owner (any number of resellers per plan)."""
+    from cpaas_cli.catalog import ownership
+
+    with session(ctx) as s:
+        svc = catalog.get(s, plan)
+        row = ownership.assign(s, svc, reseller)
+        data = next(d for d in ownership.assignments(s, svc=svc) if d["id"] == row.id)
+    say(ctx, f"assigned reseller plan {data['service']!r} to {data['reseller']!r}")
+    emit(ctx, data, output=output)
+
+
+@resellers_app.command("unassign")
+def resellers_unassign(ctx: typer.Context, plan: PlanArg, reseller: ResellerArg, output: OutputOpt = None) -> None:
+    """Take a reseller plan away from a reseller (agreements it is enabled on keep it until disabled)."""
+    from cpaas_cli.catalog import ownership
+
+    with session(ctx) as s:
+        svc = catalog.get(s, plan)
+        row = ownership.unassign(s, svc, reseller)
+        data = {"id": row.id, "service": svc.name, "reseller_id": row.company_id, "unassigned": True}
+    emit(ctx, data, output=output)
+
+
+@resellers_app.command("list")
+def resellers_list(
+    ctx: typer.Context,
+    plan: Annotated[str | None, typer.Argument(help="Only this reseller plan (service name or id).")] = None,
+    output: OutputOpt = None,
+) -> None:
+    """List the resellers assigned to reseller plans."""
+    from cpaas_cli.catalog import ownership
+
+    with session(ctx) as s:
+        data = ownership.assignments(s, svc=catalog.get(s, plan) if plan is not None else None)
+    emit(ctx, data, output=output, columns=ASSIGN_COLUMNS)
