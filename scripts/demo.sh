@@ -48,7 +48,34 @@ cpaas -q service scope add "SMS Standard" --from 2026-01-01 -o json >/dev/null
 cpaas -q service tree apply "SMS Standard" sample_data/sms_tree.yaml >/dev/null
 cpaas -q rates import sample_data/rates_sms.csv --service "SMS Standard" --node sms/sms_message/mt \
     --map country=Country --map price=Price -o json >/dev/null
-cpaas -q agreement enable "SMS Standard" --agreement FS-001 --from 2026-02-01 -o json >/dev/null
+
+step "reselling: Iberia Connect buys SMS Standard on IC-2026 and sells its own plan to Farmacia Sol"
+# the owner sells its plan to the reseller and attaches the purchase agreement to the reseller's legal entity
+cpaas -q agreement enable "SMS Standard" --agreement IC-2026 --from 2026-01-01 -o json >/dev/null
+cpaas -q agreement reselling add "Iberia Connect SL" IC-2026 --from 2026-01-01 --tz Europe/Madrid -o json >/dev/null
+# the reseller exports what it pays, sets its own prices (sample_data/rates_iberia.csv) in a plan it owns
+cpaas rates export --agreement IC-2026 -o csv | python3 -c '
+import csv, sys
+got = {r["country"]: r["price"] for r in csv.DictReader(sys.stdin) if r.get("price") and r.get("country") in ("ES", "PT", "FR")}
+print("Iberia Connect buys at (rates export of IC-2026):", ", ".join(c + " " + p for c, p in sorted(got.items())))'
+cpaas -q service create "Iberia SMS" --type payg --currency EUR --company "Iberia Connect" -o json >/dev/null
+cpaas -q service scope add "Iberia SMS" --from 2026-01-01 -o json >/dev/null
+cpaas -q service tree apply "Iberia SMS" sample_data/sms_tree.yaml >/dev/null
+cpaas -q rates import sample_data/rates_iberia.csv --service "Iberia SMS" --node sms/sms_message/mt \
+    --map country=Country --map price=Price -o json >/dev/null
+cpaas -q agreement enable "Iberia SMS" --agreement FS-001 --from 2026-02-01 -o json >/dev/null
+cpaas rates compare "SMS Standard" "Iberia SMS" -o json | python3 -c '
+import json, sys
+rows = {r["country"]: r for r in json.load(sys.stdin) if r.get("country") in ("ES", "PT", "FR")}
+print("Iberia sells at (owner price -> Iberia price):",
+      ", ".join(c + " " + r["price_a"] + " -> " + r["price_b"] for c, r in sorted(rows.items())))'
+
+step "a new reseller in one step: tenant reseller create from sample_data/reseller_demo.yaml (dry run first)"
+cpaas -q tenant reseller create "Nordic Reach" --from-file sample_data/reseller_demo.yaml --dry-run -o json >/dev/null
+cpaas tenant reseller create "Nordic Reach" --from-file sample_data/reseller_demo.yaml -o json | python3 -c '
+import json, sys
+rows = [r for r in json.load(sys.stdin) if r["step"] != "activation_token"]
+print("created:", "; ".join(str(r["object"]) + " " + str(r["name"]) for r in rows))'
 
 step "what the SMSC charges us: a vendor price plan from sample_data/vendor_rates_demo_smsc.csv"
 cpaas -q service create "Demo SMSC costs" --type vendor --currency EUR -o json >/dev/null
@@ -57,7 +84,9 @@ cpaas -q service tree apply "Demo SMSC costs" sample_data/sms_tree.yaml >/dev/nu
 cpaas -q rates import sample_data/vendor_rates_demo_smsc.csv --service "Demo SMSC costs" --node sms/sms_message/mt \
     --map country=Country --map price=Price -o json >/dev/null
 
-step "a payment of 25.00 EUR for Farmacia Sol"
+step "top-ups: the owner is paid 100.00 EUR on Iberia Connect's IC-2026, Iberia 25.00 EUR on Farmacia Sol's FS-001"
+cpaas -q payment add --agreement IC-2026 --reference DEMO-IBERIA-1 --amount 100 --confirmed \
+    --date "$(date -u +%Y-%m-%d)" -o json >/dev/null
 cpaas -q payment add --agreement FS-001 --reference DEMO-TOPUP-1 --amount 25 --confirmed \
     --date "$(date -u +%Y-%m-%d)" -o json >/dev/null
 
@@ -158,7 +187,11 @@ print("EDRs:", len(rows), dict(collections.Counter(r["status"] for r in rows)),
       "rated:", sum(r["rating_state"] == "rated" for r in rows))'
 cpaas balance show FS-001 -o json | python3 -c 'import json,sys; d=json.load(sys.stdin); print("FS-001 balance:", d["balance"], "charges", d["charges"], d.get("currency", ""))'
 
-step "margin: what Farmacia Sol paid per country, what the SMSC costs us, the difference"
+step "charges at both levels: Farmacia Sol pays Iberia's prices, Iberia pays the owner's (balance tree)"
+cpaas balance tree "Iberia Connect"
+cpaas balance show IC-2026 -o json | python3 -c 'import json,sys; d=json.load(sys.stdin); print("IC-2026 (Iberia pays the owner): charges", d["charges"], d.get("currency", ""))'
+
+step "margin: what Farmacia Sol paid per country (revenue), what Iberia paid the owner (owner_revenue), the SMSC's cost"
 cpaas report margin --from 2026-01-01 --till "$(date -u -d tomorrow +%Y-%m-%d)" --by country --company "Farmacia Sol"
 
 step "the API message's callbacks, as the local receiver got them (posted by serve, signed)"

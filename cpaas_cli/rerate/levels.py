@@ -28,7 +28,8 @@ so (TEN-11 keeps resellers from sending campaigns).
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,12 +39,12 @@ from cpaas_cli import clock
 from cpaas_cli.agreements import service as agreements
 from cpaas_cli.billing import ledger
 from cpaas_cli.billing.periods import Period, VersionTerms
-from cpaas_cli.charging import levels
-from cpaas_cli.charging.events import event_of
+from cpaas_cli.charging import events, levels
 from cpaas_cli.charging.plans import Plans
+from cpaas_cli.db import bulk
 from cpaas_cli.models.agreements import Agreement
 from cpaas_cli.models.billing import PackUsage, ScaleCounter
-from cpaas_cli.models.edr import Edr
+from cpaas_cli.models.edr import FINAL_STATUSES, Edr
 from cpaas_cli.models.rerate import RerateTask
 from cpaas_cli.rating import engine as en
 from cpaas_cli.rerate import units as un
@@ -54,10 +55,6 @@ CHG = ledger.CHG
 SCALE_COUNTERS = ScaleCounter.__table__
 PCK = PackUsage.__table__
 IN_CHUNK = 5_000  # ids per IN (...) list
-EVENT_COLUMNS = (
-    "event_at", "submitted_at", "delivered_at", "seen_at", "status", "channel", "direction", "mcc", "mnc",
-    "country", "network", "sender", "segments",
-)  # fmt: skip
 
 
 def _agreement_ids(session: Session, task: RerateTask) -> list[int]:
@@ -87,32 +84,45 @@ def units(session: Session, task: RerateTask) -> list[tuple[int, Period, int]]:
     return out
 
 
-def _rows(session: Session, task: RerateTask, ag_id: int, p: Period) -> list[dict[str, Any]]:
-    """The CDRs the unit may own (events from STRADDLE_LAG before the period), event order."""
+_OLD = (
+    sa.select(sa.func.coalesce(sa.func.sum(CHG.c.amount), 0))
+    .where(CHG.c.edr_id == LEVEL.c.edr_id, CHG.c.agreement_id == LEVEL.c.agreement_id)
+    .scalar_subquery()
+)
+# A read row, by position: the CDR, Σ of its agreement's ledger rows for the EDR, the EDR's event.
+_READ = (LEVEL.c.id, LEVEL.c.edr_id, LEVEL.c.level, LEVEL.c.event_at, LEVEL.c.rate_path, LEVEL.c.service_id,
+         LEVEL.c.billing_rule, LEVEL.c.unit_price, LEVEL.c.quantity, LEVEL.c.cost, LEVEL.c.pack_enabled_id,
+         LEVEL.c.pack_units, _OLD, EDR.c.submitted_at, EDR.c.delivered_at, EDR.c.seen_at, EDR.c.status,
+         EDR.c.channel, EDR.c.direction, EDR.c.mcc, EDR.c.mnc, EDR.c.country, EDR.c.network, EDR.c.sender,
+         EDR.c.segments)  # fmt: skip
+PRICED = ("rate_path", "service_id", "billing_rule", "unit_price", "quantity", "cost", "pack_enabled_id", "pack_units")
+CHUNK = 50_000
+
+
+def _chunks(session: Session, task: RerateTask, ag_id: int, p: Period) -> Iterator[list[tuple]]:
+    """The CDRs the unit may own (events from STRADDLE_LAG before the period), in
+    (event time, EDR) order, CHUNK at a time (keyset)."""
     lo, _ = un.arriving_span(p)
-    q = (
-        sa.select(LEVEL, *[EDR.c[c].label(f"e_{c}") for c in EVENT_COLUMNS])
-        .join(EDR, EDR.c.id == LEVEL.c.edr_id)
-        .where(LEVEL.c.agreement_id == ag_id, LEVEL.c.event_at >= lo, LEVEL.c.event_at < p.end)
-        .order_by(LEVEL.c.event_at, LEVEL.c.edr_id)
-    )
-    if task.channels:
-        q = q.where(EDR.c.channel.in_(task.channels))
-    return [dict(m) for m in session.execute(q).mappings()]
-
-
-def _old_costs(session: Session, ag_id: int, edr_ids: list[int]) -> dict[int, int]:
-    """EDR id → Σ of the agreement's ledger rows for it (every kind: charge, adjustment, refund, rerate)."""
-    out: dict[int, int] = {}
-    for i in range(0, len(edr_ids), IN_CHUNK):
-        part = edr_ids[i : i + IN_CHUNK]
+    last: tuple[datetime, int] | None = None
+    while True:
         q = (
-            sa.select(CHG.c.edr_id, sa.func.sum(CHG.c.amount))
-            .where(CHG.c.agreement_id == ag_id, CHG.c.edr_id.in_(part))
-            .group_by(CHG.c.edr_id)
+            sa.select(*_READ)
+            .join(EDR, EDR.c.id == LEVEL.c.edr_id)
+            .where(LEVEL.c.agreement_id == ag_id, LEVEL.c.event_at >= lo, LEVEL.c.event_at < p.end)
+            .order_by(LEVEL.c.event_at, LEVEL.c.edr_id)
+            .limit(CHUNK)
         )
-        out.update((e, int(t or 0)) for e, t in session.execute(q))
-    return out
+        if last is not None:
+            q = q.where(
+                sa.or_(LEVEL.c.event_at > last[0], sa.and_(LEVEL.c.event_at == last[0], LEVEL.c.edr_id > last[1]))
+            )
+        if task.channels:
+            q = q.where(EDR.c.channel.in_(task.channels))
+        rows = session.execute(q).all()
+        if not rows:
+            return
+        yield rows
+        last = (rows[-1][3], rows[-1][1])
 
 
 def has_own_edrs(session: Session, ag_id: int, p: Period) -> bool:
@@ -138,27 +148,23 @@ def rerate_level_unit(
     if write:
         ledger.lock(session, [ag.id])
         ledger.ensure_rows(session, [ag.id])
-    rows = [] if plan is None else _rows(session, task, ag.id, p)
-    events, mine = [], []
-    for r in rows:
-        ev = event_of({"id": r["edr_id"], **{c: r[f"e_{c}"] for c in EVENT_COLUMNS}})
-        if un.owner(plan, ev) == p.start:  # type: ignore[arg-type]
-            events.append(ev)
-            mine.append(r)
-    old = _old_costs(session, ag.id, [r["edr_id"] for r in mine])
     st = en.State()
     pack_ids = [e.enabled_id for e in plan.entries if e.kind == en.PACK] if plan else []
-    if pack_ids:  # stored usage less what these CDRs took: the state before the period's first
+    if pack_ids:  # stored usage less what the period's CDRs took: the state before its first
         stored = dict(
             session.execute(
                 sa.select(PCK.c.enabled_service_id, PCK.c.used).where(PCK.c.enabled_service_id.in_(pack_ids))
             ).all()
         )
-        took: dict[int, int] = defaultdict(int)
-        for r in mine:
-            if r["pack_enabled_id"] in pack_ids:
-                took[r["pack_enabled_id"]] += int(r["pack_units"] or 0)
-        st.pack_used = {i: int(stored.get(i) or 0) - took[i] for i in pack_ids}
+        took = dict(
+            session.execute(
+                sa.select(LEVEL.c.pack_enabled_id, sa.func.sum(LEVEL.c.pack_units))
+                .where(LEVEL.c.agreement_id == ag.id, LEVEL.c.event_at >= p.start, LEVEL.c.event_at < p.end)
+                .where(LEVEL.c.pack_enabled_id.in_(pack_ids))
+                .group_by(LEVEL.c.pack_enabled_id)
+            ).all()
+        )
+        st.pack_used = {i: int(stored.get(i) or 0) - int(took.get(i) or 0) for i in pack_ids}
     for node, grp, start, qty in session.execute(
         sa.select(
             SCALE_COUNTERS.c.node_key, SCALE_COUNTERS.c.group_value, SCALE_COUNTERS.c.period_start,
@@ -167,36 +173,69 @@ def rerate_level_unit(
     ):  # fmt: skip
         st.counters[(node, grp, start)] = qty
     now = clock.now()
-    updates: list[dict[str, Any]] = []
-    charges: list[dict[str, Any]] = []
+    if plan is not None:
+        for rows in _chunks(session, task, ag.id, p):
+            w = _rerate_rows(rows, plan, st, p, task, ag, now, figures, dest, write)
+            if write:
+                _write_chunk(session, *w)
+    if write and plan is not None:
+        _write_state(session, ag.id, p, st, pack_ids)
+    return figures
+
+
+def _rerate_rows(
+    rows: list[tuple],
+    plan: en.Plan,
+    st: en.State,
+    p: Period,
+    task: RerateTask,
+    ag: Agreement,
+    now: datetime,
+    figures: dict[str, int],
+    dest: dict[tuple[str, str], list[int]],
+    write: bool,
+) -> tuple[list[int], dict[str, list[Any]], list[tuple], int]:
+    """Re-rate one chunk of CDRs in order against ``st``; the figures move, and the
+    writes come back: (CDR ids, their new priced columns, ledger rows, balance delta)."""
+    rate, apply_, money_charge, Event, query = en.rate, en.apply, en.money_charge, en.Event, events.query
+    RATED, PENDING = en.RATED, en.PENDING
+    near_start, _ = un.arriving_span(p)
+    near_end, _ = un.leaving_span(p)
+    ids: list[int] = []
+    cols: dict[str, list[Any]] = {c: [] for c in PRICED}
+    charges: list[tuple] = []
     delta = 0
-    for r, ev in zip(mine, events, strict=True):
-        d = en.rate(ev, plan, st)  # type: ignore[arg-type]
-        if d.state == en.PENDING:
+    for r in rows:
+        (lid, edr_id, level, at, path, svc, rule, price, qty, cost, pack, units, was,
+         sub, dlv, seen, status, channel, direction, mcc, mnc, country, network, sender, segments) = r  # fmt: skip
+        ev = Event(edr_id, at, query(channel or "sms", direction or "mt", mcc, mnc, country, sender), segments or 1,
+                   sender, sub, dlv or seen, status in FINAL_STATUSES)  # fmt: skip
+        if (at < p.start or at >= near_end) and un.owner(plan, ev) != p.start:
+            continue  # a straddler another unit owns (only near the period's edges: see units.owner)
+        d = rate(ev, plan, st)
+        if d.state == PENDING:
             continue  # the level's event has not come (a later receipt rates it)
-        en.apply(st, d)
-        rated = d.state == en.RATED
-        new_values = {
-            "rate_path": ((d.path or "")[:300] or None) if rated else r["rate_path"],
-            "service_id": d.service_id if rated else r["service_id"],
-            "billing_rule": d.billing_rule if rated else r["billing_rule"],
-            "unit_price": d.unit_price if rated else None,
-            "quantity": d.quantity if rated else 0,
-            "cost": d.amount if rated else 0,
-            "pack_enabled_id": d.pack_id if rated else None,
-            "pack_units": (d.pack_units or None) if rated else None,
-        }
-        amt, adj = en.money_charge(d)
+        apply_(st, d)
+        rated = d.state == RATED
+        new_values = (
+            ((d.path or "")[:300] or None, d.service_id, d.billing_rule, d.unit_price, d.quantity, d.amount,
+             d.pack_id, d.pack_units or None)
+            if rated
+            else (path, svc, rule, None, 0, 0, None, None)
+        )  # fmt: skip
+        amt, adj = money_charge(d)
         new = amt + adj
-        was = old.get(r["edr_id"], 0)
+        was = int(was or 0)
         figures["processed"] += 1
         figures["old_cost"] += was
         figures["new_cost"] += new
-        acc = dest.setdefault((r["e_country"] or "", r["e_network"] or ""), [0, 0, 0, 0])
+        acc = dest.get((country or "", network or ""))
+        if acc is None:
+            acc = dest[(country or "", network or "")] = [0, 0, 0, 0]
         acc[0] += was
         acc[1] += new
         acc[2] += 1
-        changed = new != was or any(r[k] != v for k, v in new_values.items())
+        changed = new != was or new_values != (path, svc, rule, price, qty, cost, pack, units)
         if new != was:
             acc[3] += 1
         if not rated:
@@ -207,52 +246,39 @@ def rerate_level_unit(
             figures["unchanged"] += 1
         if not changed or not write:
             continue
-        updates.append({"b_id": r["id"], **{f"b_{k}": v for k, v in new_values.items()}, "b_rated_at": now})
+        ids.append(lid)
+        for c, v in zip(PRICED, new_values, strict=True):
+            cols[c].append(v)
         if new != was:
-            charges.append(
-                {
-                    "agreement_id": ag.id,
-                    "kind": "rerate",
-                    "edr_id": r["edr_id"],
-                    "revision": task.id,
-                    "amount": new - was,
-                    "currency": ag.currency,
-                    "at": d.charge_at or r["e_submitted_at"] or r["event_at"],
-                    "period_start": d.period_start or p.start,
-                    "details": {"task": task.id, "old": was, "new": new, "level": r["level"]},
-                    "created_at": now,
-                }
-            )
+            details = {"task": task.id, "old": was, "new": new, "level": level}
+            charges.append((ag.id, "rerate", edr_id, task.id, new - was, ag.currency, d.charge_at or sub or at,
+                            d.period_start or p.start, details, now))  # fmt: skip
             delta += new - was
-    if write and plan is not None:
-        _write(session, ag.id, p, st, pack_ids, updates, charges, delta)
-    return figures
+    if ids:
+        cols["rated_at"] = [now] * len(ids)
+    return ids, cols, charges, delta
 
 
-def _write(
-    session: Session,
-    ag_id: int,
-    p: Period,
-    st: en.State,
-    pack_ids: list[int],
-    updates: list[dict[str, Any]],
-    charges: list[dict[str, Any]],
-    delta: int,
+_CHARGE_COLUMNS = ("agreement_id", "kind", "edr_id", "revision", "amount", "currency", "at", "period_start",
+                   "details", "created_at")  # fmt: skip
+
+
+def _write_chunk(
+    session: Session, ids: list[int], cols: dict[str, list[Any]], charges: list[tuple], delta: int
 ) -> None:
-    if updates:
-        cols = [k[2:] for k in updates[0] if k != "b_id"]
-        session.execute(
-            sa.update(LEVEL)
-            .where(LEVEL.c.id == sa.bindparam("b_id"))
-            .values({c: sa.bindparam(f"b_{c}") for c in cols}),
-            updates,
-        )
+    w = bulk.writer(session)
+    w.update_by_id(LEVEL, ids, cols)
     if charges:
-        session.execute(sa.insert(CHG), charges)
+        w.insert(CHG, dict(zip(_CHARGE_COLUMNS, map(list, zip(*charges, strict=True)), strict=True)))
     if delta:
+        ag_id = charges[0][0]
         session.execute(
             sa.update(ledger.BAL).where(ledger.BAL.c.agreement_id == ag_id).values(spent=ledger.BAL.c.spent + delta)
         )
+
+
+def _write_state(session: Session, ag_id: int, p: Period, st: en.State, pack_ids: list[int]) -> None:
+    """The period's scale counters replaced by the recomputed ones; pack usage set."""
     session.execute(
         sa.delete(SCALE_COUNTERS).where(
             SCALE_COUNTERS.c.agreement_id == ag_id, SCALE_COUNTERS.c.period_start == p.start
