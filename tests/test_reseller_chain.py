@@ -300,3 +300,17 @@ def test_margin_report_shows_the_owners_revenue_and_margin(cli, tmp_path):
     fr = got["FR"]
     assert (fr["revenue"], fr["owner_revenue"], fr["margin"], fr["owner_margin"], fr["negative"]) == (
         "0.04", "0.02", "-0.01", "-0.03", True)  # fmt: skip
+
+
+def test_edr_show_lists_the_charges_and_levels(cli, tmp_path):
+    chain(cli, tmp_path)
+    cli.json("edr", "ingest", edrs(tmp_path, [("e1", "34600000001", 2)]))
+    shown = cli.json("edr", "show", "e1")
+    assert [(c["agreement"], c["kind"], c["amount"]) for c in shown["charges"]] == [
+        ("C-1", "edr", "0.09"),
+        ("R-PUR", "edr", "0.06"),
+    ]
+    assert [(x["level"], x["agreement"], x["unit_price"], x["quantity"], x["cost"]) for x in shown["levels"]] == [
+        (1, "R-PUR", "0.03", 2, "0.06")
+    ]
+    assert "2 × 0.045 → 0.09 EUR" in shown["explanation"]

@@ -9,7 +9,9 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from cpaas_cli.billing import packs
+from cpaas_cli.charging import levels
 from cpaas_cli.errors import NotFound
+from cpaas_cli.models.agreements import Agreement
 from cpaas_cli.models.billing import Charge
 from cpaas_cli.models.edr import Edr
 from cpaas_cli.money import format_micros
@@ -29,6 +31,9 @@ def edr_dict(r: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+AG = Agreement.__table__
+
+
 def get(session: Session, ref: str) -> dict[str, Any]:
     q = sa.select(EDR)
     q = q.where(EDR.c.id == int(ref)) if ref.isdecimal() else q.where(EDR.c.external_id == ref)
@@ -43,10 +48,15 @@ def get(session: Session, ref: str) -> dict[str, Any]:
 def show(session: Session, ref: str) -> dict[str, Any]:
     r = get(session, ref)
     out = edr_dict(r)
-    ch = session.execute(sa.select(Charge.__table__).where(Charge.__table__.c.edr_id == r["id"])).mappings()
+    ch = list(session.execute(sa.select(Charge.__table__).where(Charge.__table__.c.edr_id == r["id"])).mappings())
+    ch.sort(key=lambda c: (c["agreement_id"] != r["agreement_id"], c["id"]))  # the client's own first
+    ups = levels.of_edrs(session, [r["id"]])
+    ag_ids = {r["agreement_id"], *(c["agreement_id"] for c in ch), *(x["agreement_id"] for x in ups)} - {None}
+    codes = dict(session.execute(sa.select(AG.c.id, AG.c.code).where(AG.c.id.in_(ag_ids))).all()) if ag_ids else {}
     out["charges"] = [
         {
             "id": c["id"],
+            "agreement": codes.get(c["agreement_id"], c["agreement_id"]),
             "kind": c["kind"],
             "amount": format_micros(c["amount"]),
             "currency": c["currency"],
@@ -56,9 +66,23 @@ def show(session: Session, ref: str) -> dict[str, Any]:
         }
         for c in ch
     ]
+    # The reseller levels above the client (RAT-10): what the message cost each of them.
+    out["levels"] = [
+        {
+            "level": x["level"],
+            "agreement": codes.get(x["agreement_id"], x["agreement_id"]),
+            "rate_path": x["rate_path"],
+            "unit_price": format_micros(x["unit_price"]),
+            "quantity": x["quantity"],
+            "cost": format_micros(x["cost"]),
+            "currency": x["currency"],
+        }
+        for x in ups
+    ]
     pid = r["pack_enabled_id"]
     took = packs.usage_text(session, pid, r["pack_units"], r["currency"]) if pid else None
-    out["explanation"] = explain(r, out["charges"], took)
+    own = [c for c in out["charges"] if c["agreement"] == codes.get(r["agreement_id"], r["agreement_id"])]
+    out["explanation"] = explain(r, own, took)
     return out
 
 
