@@ -202,11 +202,12 @@ def send(
     out.campaign_id, out.state = c.id, c.state
     if not outcome.started and c.state == "failed":
         e = outcome.estimate
+        up = e.short_level() if e else None  # a reseller level's funds (RAT-10): its own figures
         raise CreditShort(
             outcome.reason or "insufficient credit",
-            required=e.cost if e else 0,
-            available=e.available if e else None,
-            currency=c.currency,
+            required=up.cost if up else e.cost if e else 0,
+            available=up.available if up else e.available if e else None,
+            currency=up.currency if up else c.currency,
         )
     if not outcome.started:
         out.pending = list(order)
