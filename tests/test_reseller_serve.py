@@ -10,6 +10,8 @@ import os
 import subprocess
 import sys
 
+from tests.api_helpers import api, assert_problem, auth, key_for  # noqa: F401
+from tests.identity_helpers import identity_env  # noqa: F401
 from tests.test_reseller_chain import chain, charges, edrs
 from tests.test_serve import smsc  # noqa: F401 (the fixture)
 
@@ -62,3 +64,15 @@ def test_reseller_credit_spent_before_dispatch_refuses_at_every_level(cli, db_ur
     assert charges(cli) == {"C-1": 135_000, "R-PUR": 90_000}
     shown = cli.json("campaign", "show", str(cid))
     assert shown["state"] == "failed" and "insufficient credit" in (shown["failure_reason"] or "")
+
+
+def test_api_send_checks_the_resellers_funds_402(api, cli, smsc, tmp_path):  # noqa: F811
+    # R may owe 0.05: two ES messages cost R 0.060 (C pays 0.090 from unlimited credit).
+    _sending(cli, tmp_path, smsc.port, credit="0.05")
+    key = key_for(cli, "carol", "Client C")
+    body = {"from": "ACME", "to": ["34600000001", "34600000002"], "text": "Hi"}
+    got = assert_problem(api.post("/v1/messages", headers=auth(key), json=body), 402, "insufficient-credit")
+    assert (got["required"], got["available"], got["currency"]) == ("0.06", "0.05", "EUR")
+    assert "level 1" in got["detail"] and "R-PUR" in got["detail"]
+    one = api.post("/v1/messages", headers=auth(key), json={**body, "to": "34600000001"})
+    assert one.status_code == 202, one.text
