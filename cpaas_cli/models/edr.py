@@ -129,7 +129,7 @@ class EdrLevel(SQLModel, table=True):
     __tablename__ = "edr_level"
     __table_args__ = (
         sa.UniqueConstraint("edr_id", "level"),
-        sa.Index("ix_edr_level_agreement", "agreement_id", "event_at"),
+        sa.Index("ix_edr_level_agreement", "agreement_id", "event_at", "edr_id"),
     )
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True, autoincrement=True))

@@ -86,7 +86,8 @@ def units(session: Session, task: RerateTask) -> list[tuple[int, Period, int]]:
 
 _OLD = (
     sa.select(sa.func.coalesce(sa.func.sum(CHG.c.amount), 0))
-    .where(CHG.c.edr_id == LEVEL.c.edr_id, CHG.c.agreement_id == LEVEL.c.agreement_id)
+    # "+ 0": SQLite stays on the (edr_id, …) key (see rerate/rows.py)
+    .where(CHG.c.edr_id == LEVEL.c.edr_id, CHG.c.agreement_id + sa.literal_column("0") == LEVEL.c.agreement_id)
     .scalar_subquery()
 )
 # A read row, by position: the CDR, Σ of its agreement's ledger rows for the EDR, the EDR's event.

@@ -62,7 +62,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_edr_level")),
         sa.UniqueConstraint("edr_id", "level", name=op.f("uq_edr_level_edr_id_level")),
     )
-    op.create_index("ix_edr_level_agreement", "edr_level", ["agreement_id", "event_at"], unique=False)
+    op.create_index("ix_edr_level_agreement", "edr_level", ["agreement_id", "event_at", "edr_id"], unique=False)
     op.create_table(
         "reselling_agreement",
         *_stamps(),
