@@ -28,7 +28,7 @@ so (TEN-11 keeps resellers from sending campaigns).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -41,13 +41,13 @@ from cpaas_cli.billing import ledger
 from cpaas_cli.billing.periods import Period, VersionTerms
 from cpaas_cli.charging import events, levels
 from cpaas_cli.charging.plans import Plans
-from cpaas_cli.db import bulk
 from cpaas_cli.models.agreements import Agreement
 from cpaas_cli.models.billing import PackUsage, ScaleCounter
 from cpaas_cli.models.edr import FINAL_STATUSES, Edr
 from cpaas_cli.models.rerate import RerateTask
 from cpaas_cli.rating import engine as en
 from cpaas_cli.rerate import units as un
+from cpaas_cli.rerate.rows import Raw
 
 LEVEL = levels.LEVEL
 EDR = Edr.__table__
@@ -84,46 +84,41 @@ def units(session: Session, task: RerateTask) -> list[tuple[int, Period, int]]:
     return out
 
 
-_OLD = (
-    sa.select(sa.func.coalesce(sa.func.sum(CHG.c.amount), 0))
-    # "+ 0": SQLite stays on the (edr_id, …) key (see rerate/rows.py)
-    .where(CHG.c.edr_id == LEVEL.c.edr_id, CHG.c.agreement_id + sa.literal_column("0") == LEVEL.c.agreement_id)
-    .scalar_subquery()
-)
 # A read row, by position: the CDR, Σ of its agreement's ledger rows for the EDR, the EDR's event.
-_READ = (LEVEL.c.id, LEVEL.c.edr_id, LEVEL.c.level, LEVEL.c.event_at, LEVEL.c.rate_path, LEVEL.c.service_id,
-         LEVEL.c.billing_rule, LEVEL.c.unit_price, LEVEL.c.quantity, LEVEL.c.cost, LEVEL.c.pack_enabled_id,
-         LEVEL.c.pack_units, _OLD, EDR.c.submitted_at, EDR.c.delivered_at, EDR.c.seen_at, EDR.c.status,
-         EDR.c.channel, EDR.c.direction, EDR.c.mcc, EDR.c.mnc, EDR.c.country, EDR.c.network, EDR.c.sender,
-         EDR.c.segments)  # fmt: skip
+# Raw SQL through the transaction's DBAPI cursor (rerate/rows.Raw), as the EDR rerate reads:
+# "+ 0" keeps SQLite on the charge's (edr_id, …) key (see rerate/rows.py).
+_SELECT = (
+    "SELECT l.id, l.edr_id, l.level, l.event_at, l.rate_path, l.service_id, l.billing_rule, l.unit_price,"
+    " l.quantity, l.cost, l.pack_enabled_id, l.pack_units,"
+    " (SELECT CAST(COALESCE(SUM(c.amount), 0) AS BIGINT) FROM charge c"
+    " WHERE c.edr_id = l.edr_id AND c.agreement_id + 0 = l.agreement_id),"
+    " e.submitted_at, e.delivered_at, e.seen_at, e.status, e.channel, e.direction, e.mcc, e.mnc, e.country,"
+    " e.network, e.sender, e.segments"
+    " FROM edr_level l JOIN edr e ON e.id = l.edr_id"
+    " WHERE l.agreement_id = ? AND l.event_at >= ? AND l.event_at < ?"
+)
 PRICED = ("rate_path", "service_id", "billing_rule", "unit_price", "quantity", "cost", "pack_enabled_id", "pack_units")
 CHUNK = 50_000
 
 
-def _chunks(session: Session, task: RerateTask, ag_id: int, p: Period) -> Iterator[list[tuple]]:
+def _chunks(raw: Raw, task: RerateTask, ag_id: int, p: Period) -> Iterator[list[tuple]]:
     """The CDRs the unit may own (events from STRADDLE_LAG before the period), in
-    (event time, EDR) order, CHUNK at a time (keyset)."""
+    (event time, EDR) order, CHUNK at a time (keyset); times parsed."""
     lo, _ = un.arriving_span(p)
-    last: tuple[datetime, int] | None = None
+    sql, params = _SELECT, [ag_id, raw.param(lo), raw.param(p.end)]
+    if task.channels:
+        sql += f" AND e.channel IN ({', '.join('?' * len(task.channels))})"
+        params += list(task.channels)
+    parse = raw.parse
+    after: list[Any] = []
     while True:
-        q = (
-            sa.select(*_READ)
-            .join(EDR, EDR.c.id == LEVEL.c.edr_id)
-            .where(LEVEL.c.agreement_id == ag_id, LEVEL.c.event_at >= lo, LEVEL.c.event_at < p.end)
-            .order_by(LEVEL.c.event_at, LEVEL.c.edr_id)
-            .limit(CHUNK)
-        )
-        if last is not None:
-            q = q.where(
-                sa.or_(LEVEL.c.event_at > last[0], sa.and_(LEVEL.c.event_at == last[0], LEVEL.c.edr_id > last[1]))
-            )
-        if task.channels:
-            q = q.where(EDR.c.channel.in_(task.channels))
-        rows = session.execute(q).all()
-        if not rows:
+        more = " AND (l.event_at > ? OR (l.event_at = ? AND l.edr_id > ?))" if after else ""
+        got = raw.fetch(f"{sql}{more} ORDER BY l.event_at, l.edr_id LIMIT {CHUNK}", params + after)
+        if not got:
             return
-        yield rows
-        last = (rows[-1][3], rows[-1][1])
+        last_at, last_id = got[-1][3], got[-1][1]
+        yield [(*r[:3], parse(r[3]), *r[4:13], parse(r[13]), parse(r[14]), parse(r[15]), *r[16:]) for r in got]
+        after = [last_at, last_at, last_id]
 
 
 def has_own_edrs(session: Session, ag_id: int, p: Period) -> bool:
@@ -175,10 +170,11 @@ def rerate_level_unit(
         st.counters[(node, grp, start)] = qty
     now = clock.now()
     if plan is not None:
-        for rows in _chunks(session, task, ag.id, p):
-            w = _rerate_rows(rows, plan, st, p, task, ag, now, figures, dest, write)
+        raw = Raw(session)
+        for rows in _chunks(raw, task, ag.id, p):
+            w = _rerate_rows(rows, plan, st, p, task, ag, now, figures, dest, write, raw.param)
             if write:
-                _write_chunk(session, *w)
+                _write_chunk(session, raw, *w)
     if write and plan is not None:
         _write_state(session, ag.id, p, st, pack_ids)
     return figures
@@ -195,17 +191,19 @@ def _rerate_rows(
     figures: dict[str, int],
     dest: dict[tuple[str, str], list[int]],
     write: bool,
-) -> tuple[list[int], dict[str, list[Any]], list[tuple], int]:
+    param: Callable[[datetime | None], Any],
+) -> tuple[list[tuple], list[tuple], int]:
     """Re-rate one chunk of CDRs in order against ``st``; the figures move, and the
-    writes come back: (CDR ids, their new priced columns, ledger rows, balance delta)."""
+    writes come back in the driver's form: (CDR updates, ledger rows, balance delta)."""
     rate, apply_, money_charge, Event, query = en.rate, en.apply, en.money_charge, en.Event, events.query
     RATED, PENDING = en.RATED, en.PENDING
     near_start, _ = un.arriving_span(p)
     near_end, _ = un.leaving_span(p)
-    ids: list[int] = []
-    cols: dict[str, list[Any]] = {c: [] for c in PRICED}
+    updates: list[tuple] = []
     charges: list[tuple] = []
     delta = 0
+    rated_at = param(now)
+    times: dict[datetime, Any] = {}
     for r in rows:
         (lid, edr_id, level, at, path, svc, rule, price, qty, cost, pack, units, was,
          sub, dlv, seen, status, channel, direction, mcc, mnc, country, network, sender, segments) = r  # fmt: skip
@@ -247,30 +245,32 @@ def _rerate_rows(
             figures["unchanged"] += 1
         if not changed or not write:
             continue
-        ids.append(lid)
-        for c, v in zip(PRICED, new_values, strict=True):
-            cols[c].append(v)
+        updates.append((*new_values, rated_at, lid))
         if new != was:
-            details = {"task": task.id, "old": was, "new": new, "level": level}
-            charges.append((ag.id, "rerate", edr_id, task.id, new - was, ag.currency, d.charge_at or sub or at,
-                            d.period_start or p.start, details, now))  # fmt: skip
+            when, start = d.charge_at or sub or at, d.period_start or p.start
+            w = times.get(when)
+            if w is None:
+                w = times[when] = param(when)
+            ps = times.get(start)
+            if ps is None:
+                ps = times[start] = param(start)
+            # json.dumps of {"task": …, "old": …, "new": …, "level": …} (integers), written directly
+            details = f'{{"task": {task.id}, "old": {was}, "new": {new}, "level": {level}}}'
+            charges.append((ag.id, "rerate", edr_id, task.id, new - was, ag.currency, w, ps, details, rated_at))
             delta += new - was
-    if ids:
-        cols["rated_at"] = [now] * len(ids)
-    return ids, cols, charges, delta
+    return updates, charges, delta
 
 
 _CHARGE_COLUMNS = ("agreement_id", "kind", "edr_id", "revision", "amount", "currency", "at", "period_start",
                    "details", "created_at")  # fmt: skip
 
 
-def _write_chunk(
-    session: Session, ids: list[int], cols: dict[str, list[Any]], charges: list[tuple], delta: int
-) -> None:
-    w = bulk.writer(session)
-    w.update_by_id(LEVEL, ids, cols)
+def _write_chunk(session: Session, raw: Raw, updates: list[tuple], charges: list[tuple], delta: int) -> None:
+    """A chunk's writes: the CDRs' new prices (staged, one UPDATE … FROM), the ledger rows, the balance."""
+    if updates:
+        raw.writer.update_values("edr_level", (*PRICED, "rated_at"), updates)
     if charges:
-        w.insert(CHG, dict(zip(_CHARGE_COLUMNS, map(list, zip(*charges, strict=True)), strict=True)))
+        raw.insert("charge", _CHARGE_COLUMNS, charges)
     if delta:
         ag_id = charges[0][0]
         session.execute(
