@@ -117,7 +117,8 @@ def _chunks(raw: Raw, task: RerateTask, ag_id: int, p: Period) -> Iterator[list[
         if not got:
             return
         last_at, last_id = got[-1][3], got[-1][1]
-        yield [(*r[:3], parse(r[3]), *r[4:13], parse(r[13]), parse(r[14]), parse(r[15]), *r[16:]) for r in got]
+        # (…, the submit time as read last: a charge dated then is written without formatting it again)
+        yield [(*r[:3], parse(r[3]), *r[4:13], parse(r[13]), parse(r[14]), parse(r[15]), *r[16:], r[13]) for r in got]
         after = [last_at, last_at, last_id]
 
 
@@ -204,12 +205,17 @@ def _rerate_rows(
     delta = 0
     rated_at = param(now)
     times: dict[datetime, Any] = {}
+    queries: dict[tuple, dict[str, Any]] = {}
+    p_start, task_id, ag_id, currency = p.start, task.id, ag.id, ag.currency
     for r in rows:
         (lid, edr_id, level, at, path, svc, rule, price, qty, cost, pack, units, was,
-         sub, dlv, seen, status, channel, direction, mcc, mnc, country, network, sender, segments) = r  # fmt: skip
-        ev = Event(edr_id, at, query(channel or "sms", direction or "mt", mcc, mnc, country, sender), segments or 1,
-                   sender, sub, dlv or seen, status in FINAL_STATUSES)  # fmt: skip
-        if (at < p.start or at >= near_end) and un.owner(plan, ev) != p.start:
+         sub, dlv, seen, status, channel, direction, mcc, mnc, country, network, sender, segments, sub_raw) = r  # fmt: skip
+        k = (channel, direction, mcc, mnc, country, sender)
+        q = queries.get(k)
+        if q is None:
+            q = queries[k] = query(channel or "sms", direction or "mt", mcc, mnc, country, sender)
+        ev = Event(edr_id, at, q, segments or 1, sender, sub, dlv or seen, status in FINAL_STATUSES)
+        if (at < p_start or at >= near_end) and un.owner(plan, ev) != p_start:
             continue  # a straddler another unit owns (only near the period's edges: see units.owner)
         d = rate(ev, plan, st)
         if d.state == PENDING:
@@ -247,16 +253,19 @@ def _rerate_rows(
             continue
         updates.append((*new_values, rated_at, lid))
         if new != was:
-            when, start = d.charge_at or sub or at, d.period_start or p.start
-            w = times.get(when)
-            if w is None:
-                w = times[when] = param(when)
+            when, start = d.charge_at or sub or at, d.period_start or p_start
+            if when is sub and sub_raw is not None:
+                w = sub_raw  # as read: already in the driver's form
+            else:
+                w = times.get(when)
+                if w is None:
+                    w = times[when] = param(when)
             ps = times.get(start)
             if ps is None:
                 ps = times[start] = param(start)
             # json.dumps of {"task": …, "old": …, "new": …, "level": …} (integers), written directly
-            details = f'{{"task": {task.id}, "old": {was}, "new": {new}, "level": {level}}}'
-            charges.append((ag.id, "rerate", edr_id, task.id, new - was, ag.currency, w, ps, details, rated_at))
+            details = f'{{"task": {task_id}, "old": {was}, "new": {new}, "level": {level}}}'
+            charges.append((ag_id, "rerate", edr_id, task_id, new - was, currency, w, ps, details, rated_at))
             delta += new - was
     return updates, charges, delta
 
