@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from cpaas_cli import clock
+from cpaas_cli.db import dated
 from cpaas_cli.errors import Conflict, InvalidInput, NotFound, Problem, require
 from cpaas_cli.models.agreements import Agreement, ResellingAgreement
 from cpaas_cli.models.tenancy import Company, LegalEntity
@@ -142,17 +143,7 @@ def end(session: Session, link_id: int, *, at: datetime | None = None) -> tuple[
     row = session.get(ResellingAgreement, link_id)
     if row is None:
         raise NotFound(f"reselling agreement #{link_id} not found")
-    now = at or clock.now()
-    if row.effective_from > now:
-        session.delete(row)
-        session.flush()
-        return row, "deleted"
-    if row.effective_till is not None and row.effective_till <= now:
-        raise Conflict(f"reselling agreement #{link_id} ended already at {iso(row.effective_till)}")
-    row.effective_till = now
-    session.add(row)
-    session.flush()
-    return row, "ended"
+    return row, dated.end_now(session, row, f"reselling agreement #{link_id}", at=at)
 
 
 def rows(session: Session, *, company_id: int | None = None) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from cpaas_cli import clock
 from cpaas_cli.agreements import service as agreements
 from cpaas_cli.catalog import ownership, tree_guard
 from cpaas_cli.catalog import tree as tr
+from cpaas_cli.db import dated
 from cpaas_cli.errors import Conflict, InvalidInput, NotFound, Problem, UsageError, require
 from cpaas_cli.models.agreements import Agreement
 from cpaas_cli.models.catalog import SERVICE_TYPES, EnabledService, RateNode, Service, ServiceScope
@@ -474,17 +475,7 @@ def disable(session: Session, entry_id: int, *, at: datetime | None = None) -> t
     row = session.get(EnabledService, entry_id)
     if row is None:
         raise NotFound(f"enabled service #{entry_id} not found")
-    now = at or clock.now()
-    if row.effective_from > now:
-        session.delete(row)
-        session.flush()
-        return row, "deleted"
-    if row.effective_till is not None and row.effective_till <= now:
-        raise Conflict(f"enabled service #{entry_id} ended already at {iso(row.effective_till)}")
-    row.effective_till = now
-    session.add(row)
-    session.flush()
-    return row, "ended"
+    return row, dated.end_now(session, row, f"enabled service #{entry_id}", at=at)
 
 
 def enabled_dict(session: Session, e: EnabledService, svc: Service, ag: Agreement) -> dict[str, Any]:

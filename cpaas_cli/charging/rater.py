@@ -84,7 +84,7 @@ class Rater:
         self.now = now or clock.now()
         self.times = times  # the caller's time texts (SQLite), shared with its other inserts
         self.level_rows: list[tuple] = []  # reseller CDRs of this run (levels.COLUMNS), written by decide_events
-        self._level_details: dict[tuple, dict[str, Any]] = {}
+        self._level_details: dict[int, dict[str, Any]] = {}
 
     def _load(self, ag_id: int, since: datetime | None) -> AgreementRun:
         """The agreement's stored counters (of periods from ``since``) and pack usage."""
@@ -320,7 +320,8 @@ class Rater:
 
     def _charge_levels(self, ev: en.Event, pos: int, got: list[tuple], charges: list[tuple]) -> None:
         """Apply the accepted level decisions: credit, counters, packs, charges, reseller CDRs.
-        Charge details without a scale are shared dict objects, as for the client level."""
+        A level charge without a scale has the shared details {"level": n} (its path and price
+        are on its reseller CDR); with a scale, the scale too (a refund reads where it started)."""
         shared = self._level_details
         add_row = self.level_rows.append
         apply_, now, key = en.apply, self.now, ev.key
@@ -331,11 +332,10 @@ class Rater:
             cur = urun.plan.currency
             if amt:
                 if ud.scale is None:
-                    k = (level, ud.path, ud.unit_price, ud.quantity, ud.service_id)
-                    details = shared.get(k)
+                    # the level's price is on its reseller CDR: the ledger row only says which level it is
+                    details = shared.get(level)
                     if details is None:
-                        details = shared[k] = {"path": ud.path, "unit_price": ud.unit_price, "quantity": ud.quantity,
-                                               "service_id": ud.service_id, "scale": None, "level": level}  # fmt: skip
+                        details = shared[level] = {"level": level}
                 else:
                     details = {"path": ud.path, "unit_price": ud.unit_price, "quantity": ud.quantity,
                                "service_id": ud.service_id, "scale": ud.scale, "level": level}  # fmt: skip
@@ -398,7 +398,8 @@ class Rater:
 
 
 def _refused_above(d: en.Decision, reason: str, note: str) -> en.Decision:
-    """The refusal of an event the client level accepted but a level above did not."""
+    """The refusal of an event the engine rated (``d``): its price kept, its state rejected
+    (the client's credit, or a level above that did not accept it)."""
     return en.Decision(
         en.REJECTED,
         reason=reason,
@@ -415,18 +416,7 @@ def _refused_above(d: en.Decision, reason: str, note: str) -> en.Decision:
 
 def _over_credit(d: en.Decision, cost: int, currency: str) -> en.Decision:
     """The rejection of a rated event whose cost passes the credit limit."""
-    return en.Decision(
-        en.REJECTED,
-        reason="insufficient_credit",
-        note=f"charge {format_micros(cost)} {currency} passes the credit limit",
-        path=d.path,
-        source=d.source,
-        service_id=d.service_id,
-        unit_price=d.unit_price,
-        quantity=d.quantity,
-        currency=d.currency,
-        billing_rule=d.billing_rule,
-    )
+    return _refused_above(d, "insufficient_credit", f"charge {format_micros(cost)} {currency} passes the credit limit")
 
 
 # ------------------------------------------------------------- results

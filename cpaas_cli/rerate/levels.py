@@ -46,6 +46,7 @@ from cpaas_cli.models.billing import PackUsage, ScaleCounter
 from cpaas_cli.models.edr import FINAL_STATUSES, Edr
 from cpaas_cli.models.rerate import RerateTask
 from cpaas_cli.rating import engine as en
+from cpaas_cli.rerate import scope
 from cpaas_cli.rerate import units as un
 from cpaas_cli.rerate.rows import Raw
 
@@ -57,18 +58,11 @@ PCK = PackUsage.__table__
 IN_CHUNK = 5_000  # ids per IN (...) list
 
 
-def _agreement_ids(session: Session, task: RerateTask) -> list[int]:
-    if task.agreement_ids:
-        return list(task.agreement_ids)
-    q = sa.select(Agreement.id).where(Agreement.company_id == task.company_id).order_by(Agreement.id)
-    return list(session.execute(q).scalars())
-
-
 def units(session: Session, task: RerateTask) -> list[tuple[int, Period, int]]:
     """(reselling agreement id, whole billing period, reseller CDRs in it): the
     periods that overlap the task's window and hold a CDR of the window."""
     out = []
-    for ag_id in _agreement_ids(session, task):
+    for ag_id in scope.agreement_ids(session, task):
         ag = session.get(Agreement, ag_id)
         terms = [VersionTerms.of(v) for v in agreements.versions(session, ag)]
         if not terms:
@@ -97,6 +91,7 @@ _SELECT = (
     " FROM edr_level l JOIN edr e ON e.id = l.edr_id"
     " WHERE l.agreement_id = ? AND l.event_at >= ? AND l.event_at < ?"
 )
+_QUERIES: dict[tuple, dict[str, Any]] = {}  # (channel, …, sender) → the lookup query (charging.events.query)
 PRICED = ("rate_path", "service_id", "billing_rule", "unit_price", "quantity", "cost", "pack_enabled_id", "pack_units")
 CHUNK = 50_000
 
@@ -172,10 +167,12 @@ def rerate_level_unit(
     now = clock.now()
     if plan is not None:
         raw = Raw(session)
-        for rows in _chunks(raw, task, ag.id, p):
-            w = _rerate_rows(rows, plan, st, p, task, ag, now, figures, dest, write, raw.param)
-            if write:
-                _write_chunk(session, raw, *w)
+        # the bulk run's page cache: each CDR probes the ledger's (edr_id, …) key, across millions of rows
+        with raw.writer.pragmas():
+            for rows in _chunks(raw, task, ag.id, p):
+                w = _rerate_rows(rows, plan, st, p, task, ag, now, figures, dest, write, raw.param)
+                if write:
+                    _write_chunk(session, raw, *w)
     if write and plan is not None:
         _write_state(session, ag.id, p, st, pack_ids)
     return figures
@@ -193,19 +190,21 @@ def _rerate_rows(
     dest: dict[tuple[str, str], list[int]],
     write: bool,
     param: Callable[[datetime | None], Any],
-) -> tuple[list[tuple], list[tuple], int]:
+) -> tuple[list[tuple], list[tuple], list[tuple], int]:
     """Re-rate one chunk of CDRs in order against ``st``; the figures move, and the
-    writes come back in the driver's form: (CDR updates, ledger rows, balance delta)."""
+    writes come back in the driver's form: (CDR updates, CDR updates of the price columns
+    only, ledger rows, balance delta)."""
     rate, apply_, money_charge, Event, query = en.rate, en.apply, en.money_charge, en.Event, events.query
     RATED, PENDING = en.RATED, en.PENDING
     near_start, _ = un.arriving_span(p)
     near_end, _ = un.leaving_span(p)
     updates: list[tuple] = []
+    narrow: list[tuple] = []
     charges: list[tuple] = []
     delta = 0
     rated_at = param(now)
     times: dict[datetime, Any] = {}
-    queries: dict[tuple, dict[str, Any]] = {}
+    queries = _QUERIES if len(_QUERIES) < 200_000 else _QUERIES.clear() or _QUERIES
     p_start, task_id, ag_id, currency = p.start, task.id, ag.id, ag.currency
     for r in rows:
         (lid, edr_id, level, at, path, svc, rule, price, qty, cost, pack, units, was,
@@ -251,7 +250,10 @@ def _rerate_rows(
             figures["unchanged"] += 1
         if not changed or not write:
             continue
-        updates.append((*new_values, rated_at, lid))
+        if new_values[:3] == (path, svc, rule) and new_values[6:] == (pack, units):
+            narrow.append((new_values[3], new_values[4], new_values[5], rated_at, lid))  # only the price moved
+        else:
+            updates.append((*new_values, rated_at, lid))
         if new != was:
             when, start = d.charge_at or sub or at, d.period_start or p_start
             if when is sub and sub_raw is not None:
@@ -267,17 +269,22 @@ def _rerate_rows(
             details = f'{{"task": {task_id}, "old": {was}, "new": {new}, "level": {level}}}'
             charges.append((ag_id, "rerate", edr_id, task_id, new - was, currency, w, ps, details, rated_at))
             delta += new - was
-    return updates, charges, delta
+    return updates, narrow, charges, delta
 
 
 _CHARGE_COLUMNS = ("agreement_id", "kind", "edr_id", "revision", "amount", "currency", "at", "period_start",
                    "details", "created_at")  # fmt: skip
 
 
-def _write_chunk(session: Session, raw: Raw, updates: list[tuple], charges: list[tuple], delta: int) -> None:
-    """A chunk's writes: the CDRs' new prices (staged, one UPDATE … FROM), the ledger rows, the balance."""
+def _write_chunk(
+    session: Session, raw: Raw, updates: list[tuple], narrow: list[tuple], charges: list[tuple], delta: int
+) -> None:
+    """A chunk's writes: the CDRs' new prices (staged, one UPDATE … FROM; a narrow one when
+    only the price columns moved, as the EDR rerate does), the ledger rows, the balance."""
     if updates:
         raw.writer.update_values("edr_level", (*PRICED, "rated_at"), updates)
+    if narrow:
+        raw.writer.update_values("edr_level", ("unit_price", "quantity", "cost", "rated_at"), narrow)
     if charges:
         raw.insert("charge", _CHARGE_COLUMNS, charges)
     if delta:

@@ -21,7 +21,7 @@ from cpaas_cli.rerate import units as un
 from cpaas_cli.rerate.rows import EDR, ELIGIBLE, R_ID, TRIGGER_FROM, Raw, event_of
 
 
-def _agreement_ids(session: Session, task: RerateTask) -> list[int]:
+def agreement_ids(session: Session, task: RerateTask) -> list[int]:
     if task.agreement_ids:
         return list(task.agreement_ids)
     q = sa.select(Agreement.id).where(Agreement.company_id == task.company_id).order_by(Agreement.id)
@@ -42,7 +42,7 @@ def units(session: Session, task: RerateTask, plans: Plans | None = None) -> lis
     or when such an EDR is charged in it (a straddler: see ``units.owner``)."""
     plans = plans or Plans(session)
     out = []
-    for ag_id in _agreement_ids(session, task):
+    for ag_id in agreement_ids(session, task):
         ag = session.get(Agreement, ag_id)
         terms = [VersionTerms.of(v) for v in agreements.versions(session, ag)]
         if not terms:
