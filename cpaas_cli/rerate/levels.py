@@ -98,13 +98,12 @@ CHUNK = 50_000
 
 def _chunks(raw: Raw, task: RerateTask, ag_id: int, p: Period) -> Iterator[list[tuple]]:
     """The CDRs the unit may own (events from STRADDLE_LAG before the period), in
-    (event time, EDR) order, CHUNK at a time (keyset); times parsed."""
+    (event time, EDR) order, CHUNK at a time (keyset); rows as read (times as the driver gives them)."""
     lo, _ = un.arriving_span(p)
     sql, params = _SELECT, [ag_id, raw.param(lo), raw.param(p.end)]
     if task.channels:
         sql += f" AND e.channel IN ({', '.join('?' * len(task.channels))})"
         params += list(task.channels)
-    parse = raw.parse
     after: list[Any] = []
     while True:
         more = " AND (l.event_at > ? OR (l.event_at = ? AND l.edr_id > ?))" if after else ""
@@ -112,8 +111,7 @@ def _chunks(raw: Raw, task: RerateTask, ag_id: int, p: Period) -> Iterator[list[
         if not got:
             return
         last_at, last_id = got[-1][3], got[-1][1]
-        # (…, the submit time as read last: a charge dated then is written without formatting it again)
-        yield [(*r[:3], parse(r[3]), *r[4:13], parse(r[13]), parse(r[14]), parse(r[15]), *r[16:], r[13]) for r in got]
+        yield got
         after = [last_at, last_at, last_id]
 
 
@@ -170,7 +168,7 @@ def rerate_level_unit(
         # the bulk run's page cache: each CDR probes the ledger's (edr_id, …) key, across millions of rows
         with raw.writer.pragmas():
             for rows in _chunks(raw, task, ag.id, p):
-                w = _rerate_rows(rows, plan, st, p, task, ag, now, figures, dest, write, raw.param)
+                w = _rerate_rows(rows, plan, st, p, task, ag, now, figures, dest, write, raw.param, raw.parse)
                 if write:
                     _write_chunk(session, raw, *w)
     if write and plan is not None:
@@ -190,6 +188,7 @@ def _rerate_rows(
     dest: dict[tuple[str, str], list[int]],
     write: bool,
     param: Callable[[datetime | None], Any],
+    parse: Callable[[Any], datetime | None],
 ) -> tuple[list[tuple], list[tuple], list[tuple], int]:
     """Re-rate one chunk of CDRs in order against ``st``; the figures move, and the
     writes come back in the driver's form: (CDR updates, CDR updates of the price columns
@@ -206,14 +205,25 @@ def _rerate_rows(
     times: dict[datetime, Any] = {}
     queries = _QUERIES if len(_QUERIES) < 200_000 else _QUERIES.clear() or _QUERIES
     p_start, task_id, ag_id, currency = p.start, task.id, ag.id, ag.currency
+    attrs: dict[tuple, tuple[dict[str, Any], Any, list[int]]] = {}
     for r in rows:
-        (lid, edr_id, level, at, path, svc, rule, price, qty, cost, pack, units, was,
-         sub, dlv, seen, status, channel, direction, mcc, mnc, country, network, sender, segments, sub_raw) = r  # fmt: skip
-        k = (channel, direction, mcc, mnc, country, sender)
-        q = queries.get(k)
-        if q is None:
-            q = queries[k] = query(channel or "sms", direction or "mt", mcc, mnc, country, sender)
-        ev = Event(edr_id, at, q, segments or 1, sender, sub, dlv or seen, status in FINAL_STATUSES)
+        # the columns of _SELECT by position; times parsed as the EDR rerate does (rerate/loop.py)
+        at_raw, sub_raw, dlv_raw = r[3], r[13], r[14] or r[15]
+        at = parse(at_raw)
+        sub = at if sub_raw == at_raw else None if sub_raw is None else parse(sub_raw)
+        k = r[17:24]  # channel, direction, mcc, mnc, country, network, sender
+        a = attrs.get(k)
+        if a is None:
+            channel, direction, mcc, mnc, country, network, sender = k
+            q = queries.get(k)
+            if q is None:
+                q = queries[k] = query(channel or "sms", direction or "mt", mcc, mnc, country, sender)
+            acc = dest.get((country or "", network or ""))
+            if acc is None:
+                acc = dest[(country or "", network or "")] = [0, 0, 0, 0]
+            a = attrs[k] = (q, sender, acc)
+        ev = Event(r[1], at, a[0], r[24] or 1, a[1], sub, None if dlv_raw is None else parse(dlv_raw),
+                   r[16] in FINAL_STATUSES)  # fmt: skip
         if (at < p_start or at >= near_end) and un.owner(plan, ev) != p_start:
             continue  # a straddler another unit owns (only near the period's edges: see units.owner)
         d = rate(ev, plan, st)
@@ -225,21 +235,20 @@ def _rerate_rows(
             ((d.path or "")[:300] or None, d.service_id, d.billing_rule, d.unit_price, d.quantity, d.amount,
              d.pack_id, d.pack_units or None)
             if rated
-            else (path, svc, rule, None, 0, 0, None, None)
+            else (r[4], r[5], r[6], None, 0, 0, None, None)
         )  # fmt: skip
         amt, adj = money_charge(d)
         new = amt + adj
-        was = int(was or 0)
+        was = int(r[12] or 0)
         figures["processed"] += 1
         figures["old_cost"] += was
         figures["new_cost"] += new
-        acc = dest.get((country or "", network or ""))
-        if acc is None:
-            acc = dest[(country or "", network or "")] = [0, 0, 0, 0]
+        acc = a[2]
         acc[0] += was
         acc[1] += new
         acc[2] += 1
-        changed = new != was or new_values != (path, svc, rule, price, qty, cost, pack, units)
+        stored = r[4:12]  # rate_path … pack_units as stored
+        changed = new != was or new_values != stored
         if new != was:
             acc[3] += 1
         if not rated:
@@ -250,10 +259,10 @@ def _rerate_rows(
             figures["unchanged"] += 1
         if not changed or not write:
             continue
-        if new_values[:3] == (path, svc, rule) and new_values[6:] == (pack, units):
-            narrow.append((new_values[3], new_values[4], new_values[5], rated_at, lid))  # only the price moved
+        if new_values[:3] == stored[:3] and new_values[6:] == stored[6:]:
+            narrow.append((new_values[3], new_values[4], new_values[5], rated_at, r[0]))  # only the price moved
         else:
-            updates.append((*new_values, rated_at, lid))
+            updates.append((*new_values, rated_at, r[0]))
         if new != was:
             when, start = d.charge_at or sub or at, d.period_start or p_start
             if when is sub and sub_raw is not None:
@@ -266,8 +275,8 @@ def _rerate_rows(
             if ps is None:
                 ps = times[start] = param(start)
             # json.dumps of {"task": …, "old": …, "new": …, "level": …} (integers), written directly
-            details = f'{{"task": {task_id}, "old": {was}, "new": {new}, "level": {level}}}'
-            charges.append((ag_id, "rerate", edr_id, task_id, new - was, currency, w, ps, details, rated_at))
+            details = f'{{"task": {task_id}, "old": {was}, "new": {new}, "level": {r[2]}}}'
+            charges.append((ag_id, "rerate", r[1], task_id, new - was, currency, w, ps, details, rated_at))
             delta += new - was
     return updates, narrow, charges, delta
 
