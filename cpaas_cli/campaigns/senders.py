@@ -101,6 +101,22 @@ def add(
     conn_id = by_ref(session, VendorConnection, connection, what="connection").id if connection is not None else None
     require(problems)
     require_gateway(channel)  # exit 5 until a gateway serves the channel
+    return _insert(session, comp, ag, channel, value, kind, name, active, description, conn_id)
+
+
+def _insert(
+    session: Session,
+    comp: Company,
+    ag: Agreement,
+    channel: str,
+    value: str | None,
+    kind: str,
+    name: str | None,
+    active: bool,
+    description: str | None,
+    conn_id: int | None = None,
+) -> SenderId:
+    """A checked sender ID row of ``comp`` on ``ag``; a text the company has on the channel is a Conflict."""
     clash = session.exec(
         select(SenderId.id).where(SenderId.company_id == comp.id, SenderId.channel == channel, SenderId.sender == value)
     ).first()
@@ -160,26 +176,7 @@ def delegate(
     value, problems = check_new(channel, kind, sender)
     require(problems)
     require_gateway(channel)
-    clash = session.exec(
-        select(SenderId.id).where(
-            SenderId.company_id == reseller.id, SenderId.channel == channel, SenderId.sender == value
-        )
-    ).first()
-    if clash is not None:
-        raise Conflict(f"{reseller.name!r} already has the {channel} sender ID {value!r} (#{clash})")
-    row = SenderId(
-        company_id=reseller.id,
-        agreement_id=agreement.id,
-        channel=channel,
-        sender=value,
-        name=(name or value or "").strip(),
-        kind=kind,
-        status="active" if active else "draft",
-        description=description,
-    )
-    session.add(row)
-    session.flush()
-    return row
+    return _insert(session, reseller, agreement, channel, value, kind, name, active, description)
 
 
 def set_status(session: Session, row: SenderId, action: str) -> SenderId:

@@ -203,7 +203,9 @@ def _rerate_rows(
     delta = 0
     rated_at = param(now)
     times: dict[datetime, Any] = {}
-    queries = _QUERIES if len(_QUERIES) < 200_000 else _QUERIES.clear() or _QUERIES
+    if len(_QUERIES) > 200_000:
+        _QUERIES.clear()
+    queries = _QUERIES
     p_start, task_id, ag_id, currency = p.start, task.id, ag.id, ag.currency
     attrs: dict[tuple, tuple[dict[str, Any], Any, list[int]]] = {}
     for r in rows:
