@@ -183,11 +183,11 @@ def test_vendor_cost_on_ingested_edrs_and_margin_by_country(cli, tmp_path):
     # every output format carries the same rows
     csv_out = cli("report", "margin", *WINDOW, "--by", "country", "-o", "csv").stdout.splitlines()
     assert csv_out[0] == (
-        "country,currency,messages,revenue,owner_revenue,vendor_cost,margin,margin_pct,owner_margin,cost_unknown,negative"
+        "country,currency,messages,revenue,vendor_cost,margin,margin_pct,owner_revenue,owner_margin,cost_unknown,negative"
     )
-    assert csv_out[3] == "FR,EUR,1,0.05,0.05,0.0625,-0.0125,-25.00,-0.0125,0,true"
+    assert csv_out[3] == "FR,EUR,1,0.05,0.0625,-0.0125,-25.00,0.05,-0.0125,0,true"
     tsv = cli("report", "margin", *WINDOW, "--by", "country", "-o", "tsv").stdout.splitlines()
-    assert tsv[2].split("\t")[:7] == ["ES", "EUR", "3", "0.16", "0.16", "0.093", "0.027"]
+    assert tsv[2].split("\t")[:6] == ["ES", "EUR", "3", "0.16", "0.093", "0.027"]
     jl = cli("report", "margin", *WINDOW, "--by", "country", "-o", "jsonl").jsonl
     assert [r["country"] for r in jl] == ["DE", "ES", "FR"]
     table = cli("report", "margin", *WINDOW, "--by", "country", "-o", "table")

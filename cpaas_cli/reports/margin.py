@@ -70,8 +70,9 @@ _LABELS = {
     "sender": ("sender",),
     None: (),
 }
-MONEY = ("revenue", "owner_revenue", "vendor_cost", "margin", "owner_margin")
-TAIL = ["currency", "messages", "revenue", "owner_revenue", "vendor_cost", "margin", "margin_pct", "owner_margin",
+MONEY = ("revenue", "vendor_cost", "margin", "owner_revenue", "owner_margin")
+# The columns of one level first, as before resellers (a narrow table keeps the margin), then the owner's.
+TAIL = ["currency", "messages", "revenue", "vendor_cost", "margin", "margin_pct", "owner_revenue", "owner_margin",
         "cost_unknown", "negative"]  # fmt: skip
 
 
@@ -167,10 +168,10 @@ def margin(conn: Connection, flt: EdrFilter, *, by: str | None = None) -> list[d
                 "currency": key[-1],
                 "messages": s.messages,
                 "revenue": format_micros(s.revenue),
-                "owner_revenue": format_micros(s.owner),
                 "vendor_cost": format_micros(s.vendor_cost) if s.costed else None,
                 "margin": format_micros(m),
                 "margin_pct": _pct(m, s.revenue_costed) if m is not None else None,
+                "owner_revenue": format_micros(s.owner),
                 "owner_margin": format_micros(om),
                 "cost_unknown": s.unknown,
                 "negative": om is not None and om < 0,
