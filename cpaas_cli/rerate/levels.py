@@ -42,18 +42,17 @@ from cpaas_cli.billing.periods import Period, VersionTerms
 from cpaas_cli.charging import events, levels
 from cpaas_cli.charging.plans import Plans
 from cpaas_cli.models.agreements import Agreement
-from cpaas_cli.models.billing import PackUsage, ScaleCounter
+from cpaas_cli.models.billing import PackUsage
 from cpaas_cli.models.edr import FINAL_STATUSES, Edr
 from cpaas_cli.models.rerate import RerateTask
 from cpaas_cli.rating import engine as en
-from cpaas_cli.rerate import scope
+from cpaas_cli.rerate import scope, state
 from cpaas_cli.rerate import units as un
 from cpaas_cli.rerate.rows import Raw
 
 LEVEL = levels.LEVEL
 EDR = Edr.__table__
 CHG = ledger.CHG
-SCALE_COUNTERS = ScaleCounter.__table__
 PCK = PackUsage.__table__
 IN_CHUNK = 5_000  # ids per IN (...) list
 
@@ -155,13 +154,7 @@ def rerate_level_unit(
             ).all()
         )
         st.pack_used = {i: int(stored.get(i) or 0) - int(took.get(i) or 0) for i in pack_ids}
-    for node, grp, start, qty in session.execute(
-        sa.select(
-            SCALE_COUNTERS.c.node_key, SCALE_COUNTERS.c.group_value, SCALE_COUNTERS.c.period_start,
-            SCALE_COUNTERS.c.quantity,
-        ).where(SCALE_COUNTERS.c.agreement_id == ag.id, SCALE_COUNTERS.c.period_start > p.start)
-    ):  # fmt: skip
-        st.counters[(node, grp, start)] = qty
+    st.counters.update(state.later_counters(session, ag.id, p))
     now = clock.now()
     if plan is not None:
         raw = Raw(session)
@@ -172,7 +165,7 @@ def rerate_level_unit(
                 if write:
                     _write_chunk(session, raw, *w)
     if write and plan is not None:
-        _write_state(session, ag.id, p, st, pack_ids)
+        state.write_period_state(session, ag.id, p, st, pack_ids)
     return figures
 
 
@@ -303,23 +296,3 @@ def _write_chunk(
         session.execute(
             sa.update(ledger.BAL).where(ledger.BAL.c.agreement_id == ag_id).values(spent=ledger.BAL.c.spent + delta)
         )
-
-
-def _write_state(session: Session, ag_id: int, p: Period, st: en.State, pack_ids: list[int]) -> None:
-    """The period's scale counters replaced by the recomputed ones; pack usage set."""
-    session.execute(
-        sa.delete(SCALE_COUNTERS).where(
-            SCALE_COUNTERS.c.agreement_id == ag_id, SCALE_COUNTERS.c.period_start == p.start
-        )
-    )
-    fresh = [
-        {"agreement_id": ag_id, "node_key": k[0], "group_value": k[1], "period_start": k[2], "quantity": q}
-        for k, q in st.counters.items()
-        if k[2] == p.start and q
-    ]
-    if fresh:
-        session.execute(sa.insert(SCALE_COUNTERS), fresh)
-    for pid in pack_ids:
-        used = st.pack_used.get(pid, 0)
-        if session.execute(sa.update(PCK).where(PCK.c.enabled_service_id == pid).values(used=used)).rowcount == 0:
-            session.execute(sa.insert(PCK).values(enabled_service_id=pid, used=used))

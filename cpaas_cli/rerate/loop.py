@@ -59,11 +59,11 @@ from cpaas_cli.billing.periods import Period
 from cpaas_cli.charging.plans import Plans
 from cpaas_cli.db import locking
 from cpaas_cli.models.agreements import Agreement
-from cpaas_cli.models.billing import PackUsage, ScaleCounter
+from cpaas_cli.models.billing import PackUsage
 from cpaas_cli.models.rerate import RerateTask, RerateUnit
 from cpaas_cli.money import format_micros
 from cpaas_cli.rating import engine as en
-from cpaas_cli.rerate import levels, scope
+from cpaas_cli.rerate import levels, scope, state
 from cpaas_cli.rerate.rows import (
     CHARGE_COLUMNS,
     DESC,
@@ -79,7 +79,6 @@ from cpaas_cli.rerate.rows import (
 )
 from cpaas_cli.timeutil import iso
 
-SCALE_COUNTERS = ScaleCounter.__table__
 PCK = PackUsage.__table__
 UNIT = RerateUnit.__table__
 CHUNK = 50_000  # EDRs read (and written) per round trip; a unit is one transaction
@@ -379,17 +378,7 @@ def rerate_unit(
             if desc["rating_state"] == "rated" and pid in pack_ids:
                 mine[pid] += sign * int(used or 0)
         u.st.pack_used = {i: int(stored.get(i) or 0) - mine[i] for i in pack_ids}
-    # Counters of later periods are read, not rewritten: they serve an EDR charged
-    # more than STRADDLE_LAG after it was prepared, which stays in this unit.
-    for node, grp, start, qty in session.execute(
-        sa.select(
-            SCALE_COUNTERS.c.node_key,
-            SCALE_COUNTERS.c.group_value,
-            SCALE_COUNTERS.c.period_start,
-            SCALE_COUNTERS.c.quantity,
-        ).where(SCALE_COUNTERS.c.agreement_id == ag.id, SCALE_COUNTERS.c.period_start > p.start)
-    ):
-        u.st.counters[(node, grp, start)] = qty
+    u.st.counters.update(state.later_counters(session, ag.id, p))
     if incoming:
         u.rate_rows(incoming)
         if write:
@@ -432,22 +421,7 @@ def rerate_unit(
     rep.state_changes_of(session, u.state_changed, u.changes)
     rep.merge(ag.code, u.dest)
     if write and plan is not None:
-        session.execute(
-            sa.delete(SCALE_COUNTERS).where(
-                SCALE_COUNTERS.c.agreement_id == ag.id, SCALE_COUNTERS.c.period_start == p.start
-            )
-        )
-        new_counters = [
-            {"agreement_id": ag.id, "node_key": k[0], "group_value": k[1], "period_start": k[2], "quantity": q}
-            for k, q in u.st.counters.items()
-            if k[2] == p.start and q
-        ]
-        if new_counters:
-            session.execute(sa.insert(SCALE_COUNTERS), new_counters)
-        for pid in pack_ids:
-            used = u.st.pack_used.get(pid, 0)
-            if session.execute(sa.update(PCK).where(PCK.c.enabled_service_id == pid).values(used=used)).rowcount == 0:
-                session.execute(sa.insert(PCK).values(enabled_service_id=pid, used=used))
+        state.write_period_state(session, ag.id, p, u.st, pack_ids)
     return u.figures
 
 
