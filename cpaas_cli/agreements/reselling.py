@@ -22,7 +22,7 @@ from sqlmodel import Session, select
 
 from cpaas_cli import clock
 from cpaas_cli.db import dated
-from cpaas_cli.errors import Conflict, InvalidInput, NotFound, Problem, require
+from cpaas_cli.errors import Conflict, NotFound, Problem, require
 from cpaas_cli.models.agreements import Agreement, ResellingAgreement
 from cpaas_cli.models.tenancy import Company, LegalEntity
 from cpaas_cli.timeutil import iso
@@ -313,13 +313,17 @@ class Chains:
         return tuple(out), lo, hi
 
 
-def chain_of(session: Session, agreement: Agreement, at: datetime | None = None) -> list[Agreement]:
-    """The agreements a message on ``agreement`` is charged on at ``at`` (level 0
-    first); InvalidInput naming the level when the chain is broken."""
-    got = Chains(session).above(agreement.id, at or clock.now())  # type: ignore[arg-type]
+def agreements_above(session: Session, agreement: Agreement, at: datetime) -> list[Agreement]:
+    """The reselling agreements a message on ``agreement`` is also charged on at ``at``
+    (level 1 first; none when the system owner sells it). A broken chain is a Conflict
+    naming the level: the rater would refuse every such message."""
+    seller = session.get(Company, agreement.seller_company_id)
+    if seller is None or seller.kind != "reseller":
+        return []
+    got = Chains(session).above(agreement.id, at)  # type: ignore[arg-type]
     if isinstance(got, Missing):
-        raise InvalidInput(got.note)
-    out = [agreement]
+        raise Conflict(f"the messages cannot be charged: {got.note}")
+    out = []
     for ag_id in got:
         row = session.get(Agreement, ag_id)
         assert row is not None

@@ -16,11 +16,9 @@ from sqlmodel import Session
 
 from cpaas_cli.agreements import reselling
 from cpaas_cli.billing import ledger
-from cpaas_cli.errors import Conflict
 from cpaas_cli.models.agreements import Agreement
 from cpaas_cli.models.billing import Charge
 from cpaas_cli.models.edr import Edr
-from cpaas_cli.models.tenancy import Company
 
 
 def balance(session: Session, agreement: Agreement, at: datetime) -> int:
@@ -46,18 +44,6 @@ def spent(session: Session, campaign_id: int) -> int | None:
 
 
 def levels_above(session: Session, agreement: Agreement, at: datetime) -> list[Agreement]:
-    """The reselling agreements a message on ``agreement`` is also charged on at
-    ``at`` (level 1 first; none when the system owner sells it, RAT-10). A broken
-    chain is a Conflict naming the level: its messages would all be refused."""
-    seller = session.get(Company, agreement.seller_company_id)
-    if seller is None or seller.kind != "reseller":
-        return []
-    got = reselling.Chains(session).above(agreement.id, at)  # type: ignore[arg-type]
-    if isinstance(got, reselling.Missing):
-        raise Conflict(f"the messages cannot be charged: {got.note}")
-    out = []
-    for ag_id in got:
-        row = session.get(Agreement, ag_id)
-        assert row is not None
-        out.append(row)
-    return out
+    """The reselling agreements whose funds a send on ``agreement`` also needs (RAT-10):
+    ``agreements.reselling.agreements_above``."""
+    return reselling.agreements_above(session, agreement, at)
