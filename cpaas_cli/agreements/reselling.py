@@ -183,52 +183,61 @@ class Missing:
 
 
 class Chains:
-    """The upper levels of client agreements at a time, read once per run.
+    """The upper levels of client agreements at a time, read as a run needs them.
 
     ``above(agreement_id, at)`` gives the agreement ids of levels 1, 2, …
     (empty when the seller is the system owner), or a :class:`Missing`.
-    The agreements' sellers and the reselling agreements are read on first
-    use; a run (one transaction's rating) sees them fixed.
+    Agreements are read when first asked for (``seller_kinds`` reads a batch:
+    one query for a chunk of the owner's own traffic); the reselling agreements
+    and legal-entity names only once a reseller sells. A run kept long (the
+    dispatch worker's plans) reads the links again, at most once a second,
+    when it meets a missing one.
     """
 
     def __init__(self, session: Session):
         self.s = session
-        self._ag: dict[int, tuple[str, int, str, str]] | None = None  # id → (seller kind, seller LE, currency, code)
-        self._links: dict[int, list[tuple[datetime, datetime | None, int]]] = {}
+        self._ag: dict[int, tuple[str, int, str, str]] = {}  # id → (seller kind, seller LE, currency, code)
+        self._links: dict[int, list[tuple[datetime, datetime | None, int]]] | None = None
         self._le_names: dict[int, str] = {}
         self._loaded_at = 0.0
 
-    def _stale(self) -> bool:
-        """Read again (at most once a second) when a run kept long meets an
-        agreement or a missing link it may not have seen yet."""
-        if time.monotonic() - self._loaded_at < 1.0:
-            return False
-        self._load()
-        return True
-
-    def _load(self) -> None:
-        self._loaded_at = time.monotonic()
-        self._links = {}
-        s = self.s
+    def _fetch(self, ids: Any) -> None:
+        """Read the agreements of ``ids`` not read yet, with their sellers' kinds."""
+        want = sorted(set(ids).difference(self._ag))
         seller = CO.alias("seller")
-        self._ag = {
-            r.id: (r.kind, r.own_legal_entity_id, r.currency, r.code)
-            for r in s.execute(
-                sa.select(AG.c.id, AG.c.own_legal_entity_id, AG.c.currency, AG.c.code, seller.c.kind).join(
-                    seller, seller.c.id == AG.c.seller_company_id
-                )
+        for i in range(0, len(want), 5_000):
+            q = sa.select(AG.c.id, AG.c.own_legal_entity_id, AG.c.currency, AG.c.code, seller.c.kind).join(
+                seller, seller.c.id == AG.c.seller_company_id
             )
-        }
-        for le_id, ag_id, start, till in s.execute(
+            for r in self.s.execute(q.where(AG.c.id.in_(want[i : i + 5_000]))):
+                self._ag[r.id] = (r.kind, r.own_legal_entity_id, r.currency, r.code)
+
+    def _get(self, agreement_id: int) -> tuple[str, int, str, str] | None:
+        if agreement_id not in self._ag:
+            self._fetch([agreement_id])
+        return self._ag.get(agreement_id)
+
+    def _load_links(self) -> None:
+        self._loaded_at = time.monotonic()
+        links: dict[int, list[tuple[datetime, datetime | None, int]]] = {}
+        for le_id, ag_id, start, till in self.s.execute(
             sa.select(RA.c.legal_entity_id, RA.c.agreement_id, RA.c.effective_from, RA.c.effective_till)
         ):
-            self._links.setdefault(le_id, []).append((start, till, ag_id))
-        self._le_names = dict(s.execute(sa.select(LE.c.id, LE.c.name)).tuples().all())
+            links.setdefault(le_id, []).append((start, till, ag_id))
+        self._links = links
+        self._le_names = dict(self.s.execute(sa.select(LE.c.id, LE.c.name)).tuples().all())
 
-    def has_resellers(self) -> bool:
-        if self._ag is None:
-            self._load()
-        return bool(self._links) or any(v[0] == "reseller" for v in self._ag.values())  # type: ignore[union-attr]
+    def _stale_links(self) -> bool:
+        """Read the links again, at most once a second; whether it did."""
+        if time.monotonic() - self._loaded_at < 1.0:
+            return False
+        self._load_links()
+        return True
+
+    def seller_kinds(self, ids: Any) -> dict[int, str | None]:
+        """Agreement id → the kind of its seller (owner or reseller), for a batch."""
+        self._fetch(ids)
+        return {a: (self._ag[a][0] if a in self._ag else None) for a in ids}
 
     def above(self, agreement_id: int, at: datetime) -> tuple[int, ...] | Missing:
         return self.above_span(agreement_id, at)[0]
@@ -238,38 +247,25 @@ class Chains:
     ) -> tuple[tuple[int, ...] | Missing, datetime, datetime | None]:
         """``above`` and the span [from, till) around ``at`` over which the answer
         holds (the reselling agreements in force do not change within it)."""
-        if self._ag is None:
-            self._load()
-        cur = self._ag.get(agreement_id)  # type: ignore[union-attr]
-        if cur is None and self._stale():
-            cur = self._ag.get(agreement_id)  # type: ignore[union-attr]
+        cur = self._get(agreement_id)
         if cur is None or cur[0] != "reseller":
             return (), _EVER, None  # sold by the system owner (or no such agreement): no level above
+        if self._links is None:
+            self._load_links()
         got = self._walk(agreement_id, at)
-        if isinstance(got[0], Missing) and self._stale():
+        if isinstance(got[0], Missing) and self._stale_links():
             got = self._walk(agreement_id, at)
         return got
 
     def code(self, agreement_id: int) -> str:
-        if self._ag is None:
-            self._load()
-        got = self._ag.get(agreement_id)  # type: ignore[union-attr]
+        got = self._get(agreement_id)
         return got[3] if got else f"#{agreement_id}"
 
-    def seller_kind(self, agreement_id: int) -> str | None:
-        if self._ag is None:
-            self._load()
-        got = self._ag.get(agreement_id)  # type: ignore[union-attr]
-        return got[0] if got else None
-
     def _walk(self, agreement_id: int, at: datetime) -> tuple[tuple[int, ...] | Missing, datetime, datetime | None]:
-        if self._ag is None:
-            self._load()
-        ags = self._ag
-        assert ags is not None
+        links = self._links or {}
         out: list[int] = []
         lo, hi = _EVER, None  # the span the answer holds over: where every link used (or missed) stays
-        cur = ags.get(agreement_id)
+        cur = self._get(agreement_id)
         while cur is not None and cur[0] == "reseller":
             level = len(out) + 1
             if level > MAX_DEPTH:
@@ -280,7 +276,7 @@ class Chains:
                 )
             kind, le_id, currency, code = cur
             found = None
-            for start, till, up in self._links.get(le_id, ()):
+            for start, till, up in links.get(le_id, ()):
                 if start <= at and (till is None or at < till):
                     found = up
                     lo = max(lo, start)
@@ -294,7 +290,7 @@ class Chains:
                     f"{code!r}) has no reselling agreement in force at {iso(at)}",
                 )
                 return missing, at, at  # not memoised: a link may start any time
-            up_row = ags.get(found)
+            up_row = self._get(found)
             if up_row is None:  # pragma: no cover - a foreign key keeps it
                 return Missing(level, "no_reselling_agreement", f"level {level}: agreement #{found} not found"), at, at
             if up_row[2] != currency:

@@ -262,7 +262,7 @@ class Rater:
         """The agreements above each event's agreement at its time (level 1 first),
         or a Missing link; None when no event's agreement is sold by a reseller."""
         chains = self.plans.chains
-        kinds = {a: chains.seller_kind(a) for a in set(agreement_ids) if a}
+        kinds = chains.seller_kinds({a for a in agreement_ids if a})
         if "reseller" not in kinds.values():
             return None
         span = chains.above_span
