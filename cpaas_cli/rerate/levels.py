@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -39,14 +40,14 @@ from cpaas_cli import clock
 from cpaas_cli.agreements import service as agreements
 from cpaas_cli.billing import ledger
 from cpaas_cli.billing.periods import Period, VersionTerms
-from cpaas_cli.charging import events, levels
+from cpaas_cli.charging import levels
 from cpaas_cli.charging.plans import Plans
 from cpaas_cli.models.agreements import Agreement
 from cpaas_cli.models.billing import PackUsage
-from cpaas_cli.models.edr import FINAL_STATUSES, Edr
+from cpaas_cli.models.edr import Edr
 from cpaas_cli.models.rerate import RerateTask
 from cpaas_cli.rating import engine as en
-from cpaas_cli.rerate import scope, state
+from cpaas_cli.rerate import rows, scope, state
 from cpaas_cli.rerate import units as un
 from cpaas_cli.rerate.rows import Raw
 
@@ -77,41 +78,60 @@ def units(session: Session, task: RerateTask) -> list[tuple[int, Period, int]]:
     return out
 
 
-# A read row, by position: the CDR, Σ of its agreement's ledger rows for the EDR, the EDR's event.
-# Raw SQL through the transaction's DBAPI cursor (rerate/rows.Raw), as the EDR rerate reads:
-# "+ 0" keeps SQLite on the charge's (edr_id, …) key (see rerate/rows.py).
+# A read row, by position (``L_*``): the CDR, Σ of its agreement's ledger rows for the EDR,
+# the EDR's event. Raw SQL through the transaction's DBAPI cursor (rerate/rows.Raw), as the
+# EDR rerate reads, with the same packing: the CDR's description columns (``LDESC``) and the
+# event's seven lookup attributes (rows.KEY) come as one value each (JSON array text on
+# SQLite, built in C; packed by the client from plain columns on PostgreSQL), so the loop
+# hashes and decodes one thing per row, once per distinct value. "+ 0" keeps SQLite on the
+# charge's (edr_id, …) key (see rerate/rows.py).
+L_ID, L_EDR, L_LEVEL, L_AT, L_DESC, L_PRICE, L_QTY, L_COST, L_OLD, L_SUB, L_DLV, L_FINAL, L_KEY, L_SEGMENTS = range(14)
+LDESC = ("rate_path", "service_id", "billing_rule", "pack_enabled_id", "pack_units")
+LMONEY = ("unit_price", "quantity", "cost")
+PRICED = LDESC + LMONEY
 _SELECT = (
-    "SELECT l.id, l.edr_id, l.level, l.event_at, l.rate_path, l.service_id, l.billing_rule, l.unit_price,"
-    " l.quantity, l.cost, l.pack_enabled_id, l.pack_units,"
+    "SELECT l.id, l.edr_id, l.level, l.event_at, <desc>, l.unit_price, l.quantity, l.cost,"
     " (SELECT CAST(COALESCE(SUM(c.amount), 0) AS BIGINT) FROM charge c"
     " WHERE c.edr_id = l.edr_id AND c.agreement_id + 0 = l.agreement_id),"
-    " e.submitted_at, e.delivered_at, e.seen_at, e.status, e.channel, e.direction, e.mcc, e.mnc, e.country,"
-    " e.network, e.sender, e.segments"
+    f" e.submitted_at, COALESCE(e.delivered_at, e.seen_at), {rows.FINAL_SQL}, <key>, e.segments"
     " FROM edr_level l JOIN edr e ON e.id = l.edr_id"
     " WHERE l.agreement_id = ? AND l.event_at >= ? AND l.event_at < ?"
 )
-_QUERIES: dict[tuple, dict[str, Any]] = {}  # (channel, …, sender) → the lookup query (charging.events.query)
-PRICED = ("rate_path", "service_id", "billing_rule", "unit_price", "quantity", "cost", "pack_enabled_id", "pack_units")
+# PostgreSQL's plain row → that layout (the description and key columns as one tuple each).
+_D = len(LDESC)
+_K = L_KEY + _D - 1
+_PACK = itemgetter(
+    *range(L_DESC), slice(L_DESC, L_DESC + _D), *range(L_DESC + _D, _K), slice(_K, _K + len(rows.KEY)),
+    _K + len(rows.KEY),
+)  # fmt: skip
 CHUNK = 50_000
+
+
+def _select(raw: Raw) -> str:
+    def packed(table: str, columns: tuple[str, ...]) -> str:
+        cols = ", ".join(f"{table}.{c}" for c in columns)
+        return cols if raw.pg else f"json_array({cols})"
+
+    return _SELECT.replace("<desc>", packed("l", LDESC)).replace("<key>", packed("e", rows.KEY))
 
 
 def _chunks(raw: Raw, task: RerateTask, ag_id: int, p: Period) -> Iterator[list[tuple]]:
     """The CDRs the unit may own (events from STRADDLE_LAG before the period), in
-    (event time, EDR) order, CHUNK at a time (keyset); rows as read (times as the driver gives them)."""
+    (event time, EDR) order, CHUNK at a time (keyset); rows as read (times as the driver
+    gives them) in the ``L_*`` layout."""
     lo, _ = un.arriving_span(p)
-    sql, params = _SELECT, [ag_id, raw.param(lo), raw.param(p.end)]
+    sql, params = _select(raw), [ag_id, raw.param(lo), raw.param(p.end)]
     if task.channels:
         sql += f" AND e.channel IN ({', '.join('?' * len(task.channels))})"
         params += list(task.channels)
     after: list[Any] = []
     while True:
-        more = " AND (l.event_at > ? OR (l.event_at = ? AND l.edr_id > ?))" if after else ""
+        more = " AND (l.event_at, l.edr_id) > (?, ?)" if after else ""
         got = raw.fetch(f"{sql}{more} ORDER BY l.event_at, l.edr_id LIMIT {CHUNK}", params + after)
         if not got:
             return
-        last_at, last_id = got[-1][3], got[-1][1]
-        yield got
-        after = [last_at, last_at, last_id]
+        after = [got[-1][L_AT], got[-1][L_EDR]]
+        yield list(map(_PACK, got)) if raw.pg else got
 
 
 def has_own_edrs(session: Session, ag_id: int, p: Period) -> bool:
@@ -160,8 +180,8 @@ def rerate_level_unit(
         raw = Raw(session)
         # the bulk run's page cache: each CDR probes the ledger's (edr_id, …) key, across millions of rows
         with raw.writer.pragmas():
-            for rows in _chunks(raw, task, ag.id, p):
-                w = _rerate_rows(rows, plan, st, p, task, ag, now, figures, dest, write, raw.param, raw.parse)
+            for chunk in _chunks(raw, task, ag.id, p):
+                w = _rerate_rows(chunk, plan, st, p, task, ag, now, figures, dest, write, raw.param, raw.parse)
                 if write:
                     _write_chunk(session, raw, *w)
     if write and plan is not None:
@@ -170,7 +190,7 @@ def rerate_level_unit(
 
 
 def _rerate_rows(
-    rows: list[tuple],
+    rows_: list[tuple],
     plan: en.Plan,
     st: en.State,
     p: Period,
@@ -186,9 +206,9 @@ def _rerate_rows(
     """Re-rate one chunk of CDRs in order against ``st``; the figures move, and the
     writes come back in the driver's form: (CDR updates, CDR updates of the price columns
     only, ledger rows, balance delta)."""
-    rate, apply_, money_charge, Event, query = en.rate, en.apply, en.money_charge, en.Event, events.query
+    rate, apply_, Event = en.rate, en.apply, en.Event
     RATED, PENDING = en.RATED, en.PENDING
-    near_start, _ = un.arriving_span(p)
+    attributes, unpacked = rows.attributes, rows.unpacked
     near_end, _ = un.leaving_span(p)
     updates: list[tuple] = []
     narrow: list[tuple] = []
@@ -196,68 +216,70 @@ def _rerate_rows(
     delta = 0
     rated_at = param(now)
     times: dict[datetime, Any] = {}
-    if len(_QUERIES) > 200_000:
-        _QUERIES.clear()
-    queries = _QUERIES
     p_start, task_id, ag_id, currency = p.start, task.id, ag.id, ag.currency
-    attrs: dict[tuple, tuple[dict[str, Any], Any, list[int]]] = {}
-    for r in rows:
-        # the columns of _SELECT by position; times parsed as the EDR rerate does (rerate/loop.py)
-        at_raw, sub_raw, dlv_raw = r[3], r[13], r[14] or r[15]
+    decoded, descs = _ATTRS, _DESCS
+    if len(decoded) > 100_000:
+        decoded.clear()
+    if len(descs) > 100_000:
+        descs.clear()
+    attrs: dict[Any, tuple[dict[str, Any], str | None, list[int]]] = {}  # key → (query, sender, dest figures)
+    processed = updated = unchanged = failed = old_sum = new_sum = 0
+    for r in rows_:
+        # the columns of _SELECT by position (L_*); times parsed as the EDR rerate does (rerate/loop.py)
+        at_raw, sub_raw, dlv_raw = r[3], r[9], r[10]
         at = parse(at_raw)
         sub = at if sub_raw == at_raw else None if sub_raw is None else parse(sub_raw)
-        k = r[17:24]  # channel, direction, mcc, mnc, country, network, sender
-        a = attrs.get(k)
+        a = attrs.get(r[12])
         if a is None:
-            channel, direction, mcc, mnc, country, network, sender = k
-            q = queries.get(k)
-            if q is None:
-                q = queries[k] = query(channel or "sms", direction or "mt", mcc, mnc, country, sender)
-            acc = dest.get((country or "", network or ""))
+            got = decoded.get(r[12])
+            if got is None:
+                got = decoded[r[12]] = attributes(r[12])
+            acc = dest.get(got[2])
             if acc is None:
-                acc = dest[(country or "", network or "")] = [0, 0, 0, 0]
-            a = attrs[k] = (q, sender, acc)
-        ev = Event(r[1], at, a[0], r[24] or 1, a[1], sub, None if dlv_raw is None else parse(dlv_raw),
-                   r[16] in FINAL_STATUSES)  # fmt: skip
+                acc = dest[got[2]] = [0, 0, 0, 0]
+            a = attrs[r[12]] = (got[0], got[1], acc)
+        ev = Event(r[1], at, a[0], r[13] or 1, a[1], sub, None if dlv_raw is None else parse(dlv_raw), r[11] == 1)
         if (at < p_start or at >= near_end) and un.owner(plan, ev) != p_start:
             continue  # a straddler another unit owns (only near the period's edges: see units.owner)
         d = rate(ev, plan, st)
         if d.state == PENDING:
             continue  # the level's event has not come (a later receipt rates it)
         apply_(st, d)
-        rated = d.state == RATED
-        new_values = (
-            ((d.path or "")[:300] or None, d.service_id, d.billing_rule, d.unit_price, d.quantity, d.amount,
-             d.pack_id, d.pack_units or None)
-            if rated
-            else (r[4], r[5], r[6], None, 0, 0, None, None)
-        )  # fmt: skip
-        amt, adj = money_charge(d)
-        new = amt + adj
-        was = int(r[12] or 0)
-        figures["processed"] += 1
-        figures["old_cost"] += was
-        figures["new_cost"] += new
+        stored = descs.get(r[4])
+        if stored is None:
+            stored = descs[r[4]] = unpacked(r[4])
+        if d.state == RATED:
+            desc = ((d.path or "")[:300] or None, d.service_id, d.billing_rule, d.pack_id, d.pack_units or None)
+            money = (d.unit_price, d.quantity, d.amount)
+            new = d.amount + d.adjustment if d.pack_id is None else 0  # engine.money_charge, inlined
+        else:  # the level no longer prices it: cost 0, the stored path kept
+            desc = (stored[0], stored[1], stored[2], None, None)
+            money = (None, 0, 0)
+            new = 0
+            failed += 1
+        was = r[8]
+        processed += 1
+        old_sum += was
+        new_sum += new
         acc = a[2]
         acc[0] += was
         acc[1] += new
         acc[2] += 1
-        stored = r[4:12]  # rate_path … pack_units as stored
-        changed = new != was or new_values != stored
+        same_desc = desc == stored
         if new != was:
             acc[3] += 1
-        if not rated:
-            figures["failed"] += 1
-        elif changed:
-            figures["updated"] += 1
-        else:
-            figures["unchanged"] += 1
-        if not changed or not write:
+        elif same_desc and money == r[5:8]:
+            if d.state == RATED:
+                unchanged += 1
             continue
-        if new_values[:3] == stored[:3] and new_values[6:] == stored[6:]:
-            narrow.append((new_values[3], new_values[4], new_values[5], rated_at, r[0]))  # only the price moved
+        if d.state == RATED:
+            updated += 1
+        if not write:
+            continue
+        if same_desc:
+            narrow.append((*money, rated_at, r[0]))  # only the price moved
         else:
-            updates.append((*new_values, rated_at, r[0]))
+            updates.append((*desc, *money, rated_at, r[0]))
         if new != was:
             when, start = d.charge_at or sub or at, d.period_start or p_start
             if when is sub and sub_raw is not None:
@@ -273,7 +295,19 @@ def _rerate_rows(
             details = f'{{"task": {task_id}, "old": {was}, "new": {new}, "level": {r[2]}}}'
             charges.append((ag_id, "rerate", r[1], task_id, new - was, currency, w, ps, details, rated_at))
             delta += new - was
+    figures["processed"] += processed
+    figures["updated"] += updated
+    figures["unchanged"] += unchanged
+    figures["failed"] += failed
+    figures["old_cost"] += old_sum
+    figures["new_cost"] += new_sum
     return updates, narrow, charges, delta
+
+
+# Decoded packed values, shared across chunks and units (few distinct ones: senders,
+# destinations, paths): key text → (lookup query, sender, report key); description → tuple.
+_ATTRS: dict[Any, tuple[dict[str, Any], str | None, tuple[str, str]]] = {}
+_DESCS: dict[Any, tuple] = {}
 
 
 _CHARGE_COLUMNS = ("agreement_id", "kind", "edr_id", "revision", "amount", "currency", "at", "period_start",

@@ -63,10 +63,10 @@ _ELIGIBLE_SQL = (
 # The EDR's own charges (its agreement's; the reseller levels' are theirs, RAT-10). "+ 0" keeps
 # SQLite on the (edr_id, …) key: with a plain agreement_id it may take ix_charge_agreement_at and
 # scan the agreement's whole ledger for every row.
-_FINAL_SQL = f"CASE WHEN e.status IN ({', '.join(repr(s) for s in FINAL_STATUSES)}) THEN 1 ELSE 0 END"
+FINAL_SQL = f"CASE WHEN e.status IN ({', '.join(repr(s) for s in FINAL_STATUSES)}) THEN 1 ELSE 0 END"
 _SELECT = (
     "SELECT e.id, e.event_at, e.submitted_at, COALESCE(e.delivered_at, e.seen_at), "
-    f"{_FINAL_SQL}, <key>, e.segments, "
+    f"{FINAL_SQL}, <key>, e.segments, "
     "(SELECT CAST(COALESCE(SUM(c.amount), 0) AS BIGINT) FROM charge c WHERE c.edr_id = e.id AND c.agreement_id + 0 = e.agreement_id), "
     f"<desc>, {', '.join('e.' + c for c in MONEY)} FROM edr e WHERE e.agreement_id = ? AND {_ELIGIBLE_SQL}"
 )
