@@ -241,7 +241,11 @@ def test_rerate_of_one_level_leaves_the_other_alone(cli, tmp_path):
     }
     _reprice(cli, tmp_path, "Wholesale", scaled)
     done = _rerate(cli, "Reseller R", "R-PUR")
-    assert (done["status"], done["processed"], done["updated"], done["unchanged"]) == ("completed", 2, 1, 1)
+    # a level unit's counters are reseller CDRs' (RR-04), not EDRs'
+    assert (done["status"], done["cdr_processed"], done["cdr_updated"], done["cdr_unchanged"]) == (
+        "completed", 2, 1, 1)  # fmt: skip
+    assert (done["estimated"], done["processed"], done["updated"], done["unchanged"], done["failed"]) == (0, 0, 0, 0, 0)
+    assert (done["cdr_created"], done["cdr_failed"]) == (0, 0)
     # R-PUR: e1 2 parts = 0.030 + 0.010; e2 FR 0.020 → 0.060. The client level is untouched.
     assert charges(cli) == {"C-1": 130_000, "R-PUR": 60_000}
     assert cli.json("balance", "show", "R-PUR")["charges"] == "0.06"
@@ -256,10 +260,10 @@ def test_rerate_of_one_level_leaves_the_other_alone(cli, tmp_path):
     assert sorted(tuple(k) for k in kinds) == [("edr", 20_000), ("edr", 60_000), ("rerate", -20_000)]
     # Again with unchanged prices: nothing moves. A client rerate leaves the reseller level alone.
     again = _rerate(cli, "Reseller R", "R-PUR")
-    assert (again["processed"], again["updated"], again["unchanged"]) == (2, 0, 2)
+    assert (again["cdr_processed"], again["cdr_updated"], again["cdr_unchanged"]) == (2, 0, 2)
     _reprice(cli, tmp_path, "Retail R", tree("0.050", "0.040", de="0.050"))
     client_run = _rerate(cli, "Client C", "C-1")
-    assert client_run["processed"] == 2
+    assert (client_run["processed"], client_run["cdr_processed"]) == (2, 0)
     assert charges(cli) == {"C-1": 140_000, "R-PUR": 60_000}
 
 

@@ -60,7 +60,7 @@ from cpaas_cli.charging.plans import Plans
 from cpaas_cli.db import locking
 from cpaas_cli.models.agreements import Agreement
 from cpaas_cli.models.billing import PackUsage
-from cpaas_cli.models.rerate import RerateTask, RerateUnit
+from cpaas_cli.models.rerate import CDR_COUNTERS, EDR_COUNTERS, RerateTask, RerateUnit
 from cpaas_cli.money import format_micros
 from cpaas_cli.rating import engine as en
 from cpaas_cli.rerate import levels, scope, state
@@ -460,6 +460,8 @@ class Run:
                 dest: dict[tuple[str, str], list[int]] = {}
                 got = levels.rerate_level_unit(session, task, ag, p, self.plans, dest, write=not dry_run)
                 self.rep.merge(ag.code, dest)
+                # a level unit's figures are reseller CDRs' (RR-04): the CDR counters, not the EDRs'
+                got = {(f"cdr_{k}" if k in EDR_COUNTERS else k): v for k, v in got.items()}
             else:
                 got = rerate_unit(session, task, ag, p, self.plans, self.rep, write=not dry_run)
             for k, v in got.items():
@@ -482,5 +484,5 @@ class Run:
     def report(self) -> dict[str, Any]:
         report = {**self.rep.as_dict(), "units": self.units, "dry_run": self.dry_run}
         if self.dry_run:
-            report.update({k: self.totals[k] for k in ("processed", "updated", "unchanged", "failed")})
+            report.update({k: self.totals[k] for k in EDR_COUNTERS + CDR_COUNTERS})
         return report
