@@ -428,3 +428,27 @@ def test_level_unit_counts_reseller_cdrs_not_edrs_in_every_output(cli, tmp_path)
     assert (row["processed"], row["cdr_processed"], row["cdr_updated"], row["cdr_unchanged"]) == ("0", "2", "1", "1")
     table = cli("rerate", "show", str(done["id"]), env={"COLUMNS": "400"}).stdout
     assert "cdr_created" in table and "cdr_updated" in table
+
+
+def test_migration_0035_moves_a_level_units_counters_to_the_cdr_counters(cli, tmp_path):
+    """Down to 0034 the CDR counters fold back into the EDR ones (as a level unit counted
+    before); up again, 0035 moves them back, on the unit marker and the task."""
+    from cpaas_cli.db import migrate
+    from cpaas_cli.db.engine import dispose_all
+
+    chain(cli, tmp_path)
+    cli.json("edr", "ingest", edrs(tmp_path, [("e1", "34600000001", 2), ("e2", "33600000002", 1)]))
+    _reprice(cli, tmp_path, "Wholesale", tree("0.031", "0.020"))
+    done = _rerate(cli, "Reseller R", "R-PUR")
+    client_run = _rerate(cli, "Client C", "C-1")
+    want = {done["id"]: _counters(done), client_run["id"]: _counters(client_run)}
+    assert want[done["id"]] == ((0, 0, 0, 0), (2, 0, 1, 1, 0))
+    dispose_all()
+    migrate.downgrade(cli.url, "0034")
+    with get_engine(cli.url).connect() as c:
+        old = c.execute(sa.text("SELECT processed, updated, unchanged, failed FROM rerate_task WHERE id = :i"),
+                        {"i": done["id"]}).one()  # fmt: skip
+    assert tuple(old) == (2, 1, 1, 0)  # as a level unit counted before 0035
+    dispose_all()
+    migrate.upgrade(cli.url)
+    assert {i: _counters(cli.json("rerate", "show", str(i))) for i in want} == want
