@@ -16,13 +16,7 @@ from cpaas_cli.cli.options import CompanyOpt, TzOpt
 from cpaas_cli.rerate import tasks as rerate
 from cpaas_cli.timeutil import in_zone
 
-app = typer.Typer(
-    no_args_is_help=True,
-    help="Re-rate stored EDRs with today's rates. A task counts two groups: EDRs (estimated, processed, "
-    "updated, unchanged, failed) and reseller CDRs (cdr_processed, cdr_created, cdr_updated, cdr_unchanged, "
-    "cdr_failed): a reselling agreement's CDRs re-rated, and those a client's rerate created for the levels "
-    "above an EDR it turned rated.",
-)
+app = typer.Typer(no_args_is_help=True)
 
 COLUMNS = ["id", "status", "company", "from", "till", "scheduled_for", "estimated", "processed", "updated",
            "unchanged", "failed", "cdr_processed", "cdr_created", "cdr_updated", "cdr_unchanged", "cdr_failed",

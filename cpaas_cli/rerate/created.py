@@ -138,7 +138,8 @@ class Creator:
             return d
         got = self.rater.charge_above(ev, d, up, self.runs, self.charges)
         if got is d:
-            self.created += len(up)  # type: ignore[arg-type]  # accepted: a tuple of levels
+            assert not isinstance(up, Missing)  # a missing link always refuses
+            self.created += len(up)
             return d
         return _WAIT if got is None else got
 
