@@ -241,7 +241,11 @@ def test_rerate_of_one_level_leaves_the_other_alone(cli, tmp_path):
     }
     _reprice(cli, tmp_path, "Wholesale", scaled)
     done = _rerate(cli, "Reseller R", "R-PUR")
-    assert (done["status"], done["processed"], done["updated"], done["unchanged"]) == ("completed", 2, 1, 1)
+    # a level unit's counters are reseller CDRs' (RR-04), not EDRs'
+    assert (done["status"], done["cdr_processed"], done["cdr_updated"], done["cdr_unchanged"]) == (
+        "completed", 2, 1, 1)  # fmt: skip
+    assert (done["estimated"], done["processed"], done["updated"], done["unchanged"], done["failed"]) == (0, 0, 0, 0, 0)
+    assert (done["cdr_created"], done["cdr_failed"]) == (0, 0)
     # R-PUR: e1 2 parts = 0.030 + 0.010; e2 FR 0.020 → 0.060. The client level is untouched.
     assert charges(cli) == {"C-1": 130_000, "R-PUR": 60_000}
     assert cli.json("balance", "show", "R-PUR")["charges"] == "0.06"
@@ -256,10 +260,10 @@ def test_rerate_of_one_level_leaves_the_other_alone(cli, tmp_path):
     assert sorted(tuple(k) for k in kinds) == [("edr", 20_000), ("edr", 60_000), ("rerate", -20_000)]
     # Again with unchanged prices: nothing moves. A client rerate leaves the reseller level alone.
     again = _rerate(cli, "Reseller R", "R-PUR")
-    assert (again["processed"], again["updated"], again["unchanged"]) == (2, 0, 2)
+    assert (again["cdr_processed"], again["cdr_updated"], again["cdr_unchanged"]) == (2, 0, 2)
     _reprice(cli, tmp_path, "Retail R", tree("0.050", "0.040", de="0.050"))
     client_run = _rerate(cli, "Client C", "C-1")
-    assert client_run["processed"] == 2
+    assert (client_run["processed"], client_run["cdr_processed"]) == (2, 0)
     assert charges(cli) == {"C-1": 140_000, "R-PUR": 60_000}
 
 
@@ -314,3 +318,137 @@ def test_edr_show_lists_the_charges_and_levels(cli, tmp_path):
         (1, "R-PUR", "0.03", 2, "0.06")
     ]
     assert "2 × 0.045 → 0.09 EUR" in shown["explanation"]
+
+
+def _levels(cli) -> list[tuple]:
+    with make_session(get_engine(cli.url), actor="pytest") as s:
+        rows = s.execute(
+            sa.text(
+                "SELECT l.level, a.code, l.unit_price, l.quantity, l.cost FROM edr_level l"
+                " JOIN agreement a ON a.id = l.agreement_id ORDER BY l.edr_id, l.level"
+            )
+        ).all()
+    return [tuple(r) for r in rows]
+
+
+def _counters(t: dict) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(EDRs: processed, updated, unchanged, failed), (CDRs: processed, created, updated, unchanged, failed)."""
+    return (
+        (t["processed"], t["updated"], t["unchanged"], t["failed"]),
+        (t["cdr_processed"], t["cdr_created"], t["cdr_updated"], t["cdr_unchanged"], t["cdr_failed"]),
+    )
+
+
+def test_rerate_after_the_reselling_agreement_is_added_charges_every_level(cli, tmp_path):
+    """RR-04 "created": the EDR refused for a missing reselling agreement is rated by a
+    client rerate once the agreement is added, and charged at the reseller level too."""
+    import subprocess
+    import sys
+
+    chain(cli, tmp_path, with_link=False)
+    got = cli.json("edr", "ingest", edrs(tmp_path, [("e1", "34600000001", 2)]))
+    assert (got["rated"], got["rejected"]) == (0, 1)
+    e1 = cli.json("edr", "show", "e1")
+    assert e1["rating_reason"] == "no_reselling_agreement" and "level 1" in e1["rating_note"]
+
+    # Rerated while the chain is still broken: it stays refused, the level named; never the client alone.
+    early = _rerate(cli, "Client C", "C-1")
+    assert _counters(early) == ((1, 0, 0, 1), (0, 0, 0, 0, 0))
+    assert charges(cli) == {} and _levels(cli) == []
+    assert cli.json("edr", "show", "e1")["rating_reason"] == "no_reselling_agreement"
+
+    link(cli, "Reseller R", "R-PUR")
+    task = cli.json(
+        "rerate", "create", "--from", "2026-06-01", "--till", "2026-06-02", "--company", "Client C",
+        "--agreement", "C-1", "--draft",
+    )["id"]  # fmt: skip
+    preview = cli.json("rerate", "preview", str(task))
+    assert (preview["updated"], preview["cdr_created"], preview["cdr_processed"]) == (1, 1, 1)
+    assert charges(cli) == {} and _levels(cli) == []  # a preview writes nothing
+
+    # The run in a fresh `cpaas` process: nothing cached from the ingest.
+    proc = subprocess.run(
+        [sys.executable, "-m", "cpaas_cli", "--db", cli.url, "rerate", "run", str(task), "-o", "json"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    done = json.loads(proc.stdout)
+    assert done["status"] == "completed"
+    assert _counters(done) == ((1, 1, 0, 0), (1, 1, 0, 0, 0))
+    assert "reseller CDRs: created 1" in proc.stderr
+    # C-1: 2 × 0.045; R-PUR, the reseller's own price: 2 × 0.030
+    assert charges(cli) == {"C-1": 90_000, "R-PUR": 60_000}
+    assert _levels(cli) == [(1, "R-PUR", 30_000, 2, 60_000)]
+    e1 = cli.json("edr", "show", "e1")
+    assert e1["rating_state"] == "rated"
+    assert [(c["agreement"], c["amount"]) for c in e1["charges"]] == [("C-1", "0.09"), ("R-PUR", "0.06")]
+    assert cli.json("balance", "show", "R-PUR")["charges"] == "0.06"
+    shown = cli.json("rerate", "show", str(task))
+    assert _counters(shown) == ((1, 1, 0, 0), (1, 1, 0, 0, 0))
+
+    # Again: the EDR is rated and has its reseller CDR: nothing created, nothing moves.
+    again = _rerate(cli, "Client C", "C-1")
+    assert _counters(again) == ((1, 0, 1, 0), (0, 0, 0, 0, 0))
+    assert charges(cli) == {"C-1": 90_000, "R-PUR": 60_000}
+    assert len(_levels(cli)) == 1
+    # The reselling agreement's rerate finds the created CDR priced as it would price it.
+    level = _rerate(cli, "Reseller R", "R-PUR")
+    assert _counters(level) == ((0, 0, 0, 0), (1, 0, 0, 1, 0))
+    assert charges(cli) == {"C-1": 90_000, "R-PUR": 60_000}
+
+
+def test_rerate_keeps_an_edr_refused_above_refused_until_the_level_has_a_price(cli, tmp_path):
+    # DE is sold to the client, but the reseller buys no DE: refused at level 1 (no_rate).
+    chain(cli, tmp_path)
+    cli.json("edr", "ingest", edrs(tmp_path, [("e1", "49150000001", 1)]))
+    assert cli.json("edr", "show", "e1")["rating_reason"] == "no_rate"
+    early = _rerate(cli, "Client C", "C-1")
+    assert (early["failed"], early["cdr_created"]) == (1, 0)
+    assert charges(cli) == {}
+    # The owner now sells DE to the reseller: the client's rerate charges both levels.
+    _reprice(cli, tmp_path, "Wholesale", tree("0.030", "0.020", de="0.035"))
+    done = _rerate(cli, "Client C", "C-1")
+    assert _counters(done) == ((1, 1, 0, 0), (1, 1, 0, 0, 0))
+    assert charges(cli) == {"C-1": 50_000, "R-PUR": 35_000}
+    assert _levels(cli) == [(1, "R-PUR", 35_000, 1, 35_000)]
+
+
+def test_level_unit_counts_reseller_cdrs_not_edrs_in_every_output(cli, tmp_path):
+    chain(cli, tmp_path)
+    cli.json("edr", "ingest", edrs(tmp_path, [("e1", "34600000001", 2), ("e2", "33600000002", 1)]))
+    _reprice(cli, tmp_path, "Wholesale", tree("0.031", "0.020"))
+    done = _rerate(cli, "Reseller R", "R-PUR")
+    assert done["estimated"] == 0  # EDRs only
+    assert _counters(done) == ((0, 0, 0, 0), (2, 0, 1, 1, 0))
+    listed = {t["id"]: t for t in cli.json("rerate", "list")}
+    assert _counters(listed[done["id"]]) == ((0, 0, 0, 0), (2, 0, 1, 1, 0))
+    csv = cli("rerate", "list", "-o", "csv").stdout.splitlines()
+    head = csv[0].split(",")
+    row = dict(zip(head, csv[1].split(","), strict=True))
+    assert (row["processed"], row["cdr_processed"], row["cdr_updated"], row["cdr_unchanged"]) == ("0", "2", "1", "1")
+    table = cli("rerate", "show", str(done["id"]), env={"COLUMNS": "400"}).stdout
+    assert "cdr_created" in table and "cdr_updated" in table
+
+
+def test_migration_0035_moves_a_level_units_counters_to_the_cdr_counters(cli, tmp_path):
+    """Down to 0034 the CDR counters fold back into the EDR ones (as a level unit counted
+    before); up again, 0035 moves them back, on the unit marker and the task."""
+    from cpaas_cli.db import migrate
+    from cpaas_cli.db.engine import dispose_all
+
+    chain(cli, tmp_path)
+    cli.json("edr", "ingest", edrs(tmp_path, [("e1", "34600000001", 2), ("e2", "33600000002", 1)]))
+    _reprice(cli, tmp_path, "Wholesale", tree("0.031", "0.020"))
+    done = _rerate(cli, "Reseller R", "R-PUR")
+    client_run = _rerate(cli, "Client C", "C-1")
+    want = {done["id"]: _counters(done), client_run["id"]: _counters(client_run)}
+    assert want[done["id"]] == ((0, 0, 0, 0), (2, 0, 1, 1, 0))
+    dispose_all()
+    migrate.downgrade(cli.url, "0034")
+    with get_engine(cli.url).connect() as c:
+        old = c.execute(sa.text("SELECT processed, updated, unchanged, failed FROM rerate_task WHERE id = :i"),
+                        {"i": done["id"]}).one()  # fmt: skip
+    assert tuple(old) == (2, 1, 1, 0)  # as a level unit counted before 0035
+    dispose_all()
+    migrate.upgrade(cli.url)
+    assert {i: _counters(cli.json("rerate", "show", str(i))) for i in want} == want

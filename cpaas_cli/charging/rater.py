@@ -194,14 +194,12 @@ class Rater:
                     continue
                 up = uppers[pos] if uppers is not None else ()
                 if up:
-                    got = self._rate_levels(ev, d, up, runs)
-                    if got is None:
-                        decisions.append(None)  # a level above waits for its billing event
+                    got = self.charge_above(ev, d, up, runs, charges, pos)
+                    if got is not d:
+                        # None: a level above waits for its billing event; else refused at a
+                        # level above: refused at every level
+                        decisions.append(got)
                         continue
-                    if isinstance(got, en.Decision):
-                        decisions.append(got)  # refused at a level above: refused at every level
-                        continue
-                    self._charge_levels(ev, pos, got, charges)
                 if run.headroom is not None:
                     run.headroom -= cost
                 apply_(st, d)
@@ -248,13 +246,47 @@ class Rater:
                         )
                     )
             decisions.append(d)
+        self.write_state(runs)
+        return decisions, charges
+
+    def load_run(self, ag_id: int, since: datetime | None, *, credit: bool = True) -> AgreementRun:
+        """An agreement's run as a rater run loads it (counters of periods from ``since``,
+        pack usage, credit headroom); without ``credit``, no credit limit (a rerate)."""
+        run = self._load(ag_id, since)
+        if not credit:
+            run.headroom = None
+        return run
+
+    def write_state(self, runs: dict[int, AgreementRun]) -> None:
+        """The runs' counters and pack usage that moved, and the reseller CDRs queued."""
         self._write_state(runs)
         if self.level_rows:
             levels.write(self.s, self.level_rows, times=self.times)
             self.level_rows = []
-        return decisions, charges
 
     # ------------------------------------------------------------- reseller levels (RAT-10)
+
+    def charge_above(
+        self,
+        ev: en.Event,
+        d: en.Decision,
+        up: tuple[int, ...] | Missing,
+        runs: dict[int, AgreementRun],
+        charges: list[tuple],
+        pos: int = 0,
+    ) -> en.Decision | None:
+        """The chain rating of one event the engine rated ``d`` at its own agreement:
+        rated at every level of ``up`` (each on its run in ``runs``); when every level
+        accepts, each is applied (credit, counters, packs), its charges appended to
+        ``charges`` and its reseller CDR queued (``write_state`` writes them). Returns
+        ``d`` then, else a refusal naming the level or None (a level waits for its
+        billing event), with nothing applied. The one level rating: the ingest
+        (``decide_events``) and a rerate that turns an EDR rated (``rerate/created.py``)."""
+        got = self._rate_levels(ev, d, up, runs)
+        if got is None or isinstance(got, en.Decision):
+            return got
+        self._charge_levels(ev, pos, got, charges)
+        return d
 
     def _uppers(
         self, agreement_ids: Sequence[int | None], events: Sequence[en.Event]

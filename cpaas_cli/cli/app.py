@@ -72,7 +72,14 @@ ENTRIES: dict[str, tuple[str, tuple[str, ...], str, str]] = {
         "app",
         "Recurring and one-time fee rules (sender ID fees) and their runs.",
     ),
-    "rerate": ("group", ("rerate",), "app", "Rerate tasks: create, preview, run, list, show, cancel."),
+    "rerate": (
+        "group",
+        ("rerate",),
+        "app",
+        "Rerate tasks: create, preview, run, list, show, cancel. Counters in two groups: EDRs (estimated, "
+        "processed, updated, unchanged, failed) and reseller CDRs (cdr_processed, cdr_created, cdr_updated, "
+        "cdr_unchanged, cdr_failed).",
+    ),
     "inbound": ("group", ("serve",), "inbound_app", "Inbound messages: MO and unmatched receipts."),
     "secrets": (
         "group",

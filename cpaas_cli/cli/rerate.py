@@ -1,4 +1,9 @@
-"""`cpaas rerate …`: re-rate stored EDRs of a time window with today's rates."""
+"""`cpaas rerate …`: re-rate stored EDRs of a time window with today's rates.
+
+A task's counters come in two groups (RR-04): EDRs (estimated, processed,
+updated, unchanged, failed) and reseller CDRs (cdr_processed, cdr_created,
+cdr_updated, cdr_unchanged, cdr_failed).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,8 @@ from cpaas_cli.timeutil import in_zone
 app = typer.Typer(no_args_is_help=True)
 
 COLUMNS = ["id", "status", "company", "from", "till", "scheduled_for", "estimated", "processed", "updated",
-           "unchanged", "failed", "run_by", "started_at", "finished_at"]  # fmt: skip
+           "unchanged", "failed", "cdr_processed", "cdr_created", "cdr_updated", "cdr_unchanged", "cdr_failed",
+           "run_by", "started_at", "finished_at"]  # fmt: skip
 IdArg = Annotated[str, typer.Argument(help="Rerate task id.")]
 
 
@@ -89,7 +95,15 @@ def run(
     ] = False,
     output: OutputOpt = None,
 ) -> None:
-    """Run a task now (again after a crash: done units are skipped)."""
+    """Run a task now (again after a crash: done units are skipped).
+
+    The task's counters: EDRs (processed, updated, unchanged, failed) and
+    reseller CDRs (cdr_processed, cdr_created, cdr_updated, cdr_unchanged,
+    cdr_failed). A client's EDR the rerate turns rated is charged at every
+    reseller level above it too: the missing reseller CDRs are created
+    (cdr_created); a level that refuses it (no price, no reselling agreement in
+    force) keeps it rejected, naming the level. No credit check, at any level.
+    """
     with session(ctx) as s:
         res = rerate.run(s, task, dry_run=dry_run)
     _summary(ctx, res)
@@ -107,9 +121,13 @@ def preview(ctx: typer.Context, task: IdArg, output: OutputOpt = None) -> None:
 
 def _summary(ctx: typer.Context, res: dict) -> None:
     r = res["report"]
-    verb = "would update" if r["dry_run"] else "updated"
+    dry = r["dry_run"]
     n = r.get("updated", res["updated"])
-    say(ctx, f"rerate task {res['id']}: {verb} {n} EDRs in {r['units']} agreement periods")
+    line = f"rerate task {res['id']}: {'would update' if dry else 'updated'} {n} EDRs in {r['units']} agreement periods"
+    if r.get("cdr_processed", res["cdr_processed"]):
+        made, upd = r.get("cdr_created", res["cdr_created"]), r.get("cdr_updated", res["cdr_updated"])
+        line += f"; reseller CDRs: {'would create' if dry else 'created'} {made}, {'would update' if dry else 'updated'} {upd}"
+    say(ctx, line)
 
 
 @app.command("list")
@@ -118,7 +136,7 @@ def list_(
     status: Annotated[str | None, typer.Option("--status", help="Only tasks in this state.")] = None,
     output: OutputOpt = None,
 ) -> None:
-    """List rerate tasks."""
+    """List rerate tasks with their EDR counters and reseller CDR counters (cdr_…)."""
     with session(ctx) as s:
         data = rerate.list_tasks(s, status=status)
     emit(ctx, data, output=output, columns=COLUMNS)
@@ -126,7 +144,11 @@ def list_(
 
 @app.command("show")
 def show(ctx: typer.Context, task: IdArg, output: OutputOpt = None) -> None:
-    """Show a task: filter, counters (estimated, processed = updated + unchanged + failed), who ran it when, and its last report."""
+    """Show a task: filter, counters, who ran it when, and its last report.
+
+    Counters in two groups: EDRs (estimated, processed = updated + unchanged +
+    failed) and reseller CDRs (cdr_processed = cdr_created + cdr_updated +
+    cdr_unchanged + cdr_failed)."""
     with session(ctx) as s:
         t = rerate.get(s, task)
         data = {**rerate.as_dict(s, t), "report": t.report}

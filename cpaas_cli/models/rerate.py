@@ -5,6 +5,13 @@ agreements and channels). It is processed in units of (agreement, billing
 period); each unit is committed with one ``rerate_unit`` row, so a rerun
 after a crash skips the units already done and the task counters are the sum
 of the unit rows.
+
+Two groups of counters (RR-04): the EDRs' (``EDR_COUNTERS``, with the task's
+``estimated``) and the reseller CDRs' (``CDR_COUNTERS``). A client agreement's
+unit counts its EDRs in the first group and the reseller CDRs it created for
+EDRs it turned rated (``rerate/created.py``) in the second; a reselling
+agreement's unit (``rerate/levels.py``) counts its reseller CDRs in the second
+only. In each group processed = (created +) updated + unchanged + failed.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ from sqlmodel import Field, SQLModel
 
 from cpaas_cli.db.base import Timestamped, utc_field
 
+EDR_COUNTERS = ("processed", "updated", "unchanged", "failed")
+CDR_COUNTERS = ("cdr_processed", "cdr_created", "cdr_updated", "cdr_unchanged", "cdr_failed")
 TASK_STATUSES = ("draft", "scheduled", "running", "completed", "failed", "canceled")
 
 
@@ -41,6 +50,11 @@ class RerateTask(Timestamped, table=True):
     updated: int = Field(default=0, sa_type=sa.BigInteger)
     unchanged: int = Field(default=0, sa_type=sa.BigInteger)
     failed: int = Field(default=0, sa_type=sa.BigInteger)
+    cdr_processed: int = Field(default=0, sa_type=sa.BigInteger)
+    cdr_created: int = Field(default=0, sa_type=sa.BigInteger)
+    cdr_updated: int = Field(default=0, sa_type=sa.BigInteger)
+    cdr_unchanged: int = Field(default=0, sa_type=sa.BigInteger)
+    cdr_failed: int = Field(default=0, sa_type=sa.BigInteger)
     created_by: str | None = Field(default=None, max_length=100)
     run_by: str | None = Field(default=None, max_length=100)
     started_at: datetime | None = utc_field(nullable=True)
@@ -63,6 +77,11 @@ class RerateUnit(SQLModel, table=True):
     updated: int = Field(default=0, sa_type=sa.BigInteger)
     unchanged: int = Field(default=0, sa_type=sa.BigInteger)
     failed: int = Field(default=0, sa_type=sa.BigInteger)
+    cdr_processed: int = Field(default=0, sa_type=sa.BigInteger)
+    cdr_created: int = Field(default=0, sa_type=sa.BigInteger)
+    cdr_updated: int = Field(default=0, sa_type=sa.BigInteger)
+    cdr_unchanged: int = Field(default=0, sa_type=sa.BigInteger)
+    cdr_failed: int = Field(default=0, sa_type=sa.BigInteger)
     old_cost: int = Field(default=0, sa_type=sa.BigInteger)
     new_cost: int = Field(default=0, sa_type=sa.BigInteger)
     done_at: datetime = utc_field(default_now=True)

@@ -22,6 +22,12 @@ recomputed ones.
 Not re-rated: unrated EDRs (``edr rate`` handles them) and EDRs refused for
 insufficient credit (they were never sent as chargeable).
 
+Reseller chains (RAT-10). A client unit re-rates its agreement's EDRs only;
+the reseller levels' CDRs are re-rated by the reselling agreements' units
+(``levels.py``) and counted apart (RR-04). One exception: an EDR the unit
+turns rated that has no reseller CDR gets the levels above it charged in the
+same transaction, or is refused with the level named (``created.py``).
+
 Speed. The EDRs of a unit are read, rated and written through the raw DBAPI
 cursor (``rows.py``) in chunks of ``CHUNK``: tuples in, the pure engine, only
 changed EDRs written back (a narrow UPDATE when only the price columns moved)
@@ -60,10 +66,10 @@ from cpaas_cli.charging.plans import Plans
 from cpaas_cli.db import locking
 from cpaas_cli.models.agreements import Agreement
 from cpaas_cli.models.billing import PackUsage
-from cpaas_cli.models.rerate import RerateTask, RerateUnit
+from cpaas_cli.models.rerate import CDR_COUNTERS, EDR_COUNTERS, RerateTask, RerateUnit
 from cpaas_cli.money import format_micros
 from cpaas_cli.rating import engine as en
-from cpaas_cli.rerate import levels, scope, state
+from cpaas_cli.rerate import created, levels, scope, state
 from cpaas_cli.rerate.rows import (
     CHARGE_COLUMNS,
     DESC,
@@ -93,6 +99,8 @@ class Report:
         self.state_changed = 0
         # Periods of reselling agreements with EDRs of their own: their CDRs were not re-rated.
         self.skipped_levels: list[dict[str, str]] = []
+        # Level agreements the current unit charged created reseller CDRs on (``created.py``).
+        self.charged_above: set[int] = set()
 
     def merge(self, ag: str, dest: dict[tuple[str, str], list[int]]) -> None:
         """Add one unit's figures per (country, network): [old, new, EDRs, cost changed]."""
@@ -164,6 +172,7 @@ class _Unit:
         self.charges: list[tuple] = []
         self.no_time: list[int] = []  # charges (positions) that take the EDR's last charge time
         self.delta = 0
+        self.made: created.Creator | None = None  # the reseller CDRs of EDRs turned rated
 
     def rate_rows(self, rows: list[tuple]) -> None:
         """Re-rate rows (in event order) against the unit's state; queue the writes.
@@ -176,7 +185,7 @@ class _Unit:
         RATED, REJECTED, PENDING = en.RATED, en.REJECTED, en.PENDING
         blank_desc, blank_money = ("unrated",) + (None,) * (len(DESC) - 1), (None,) * len(MONEY)
         no_plan = en.Decision(REJECTED, reason="no_agreement", note="the agreement has no plan")
-        dest, changes, charges, no_time = self.dest, self.changes, self.charges, self.no_time
+        dest, changes, charges, no_time, made = self.dest, self.changes, self.charges, self.no_time, self.made
         money, full = self.money, self.full
         write, p_start, ag_id, currency, task_id = self.write, self.p.start, self.ag.id, self.ag.currency, self.task_id
         param = self.raw.param
@@ -203,7 +212,10 @@ class _Unit:
             if plan is None:
                 d = no_plan
             else:
-                d = rate(Event(eid, ev_at, a[0], r[6] or 1, a[1], sub, dlv, r[4] == 1), plan, st)
+                ev = Event(eid, ev_at, a[0], r[6] or 1, a[1], sub, dlv, r[4] == 1)
+                d = rate(ev, plan, st)
+                if made is not None and d.state == RATED:
+                    d = made.decide(ev, d)  # the levels above an EDR turned rated (created.py)
             state = d.state
             if state == PENDING:
                 res, money_res, new = blank_desc, blank_money, 0
@@ -356,6 +368,7 @@ def rerate_unit(
     raw = Raw(session)
     plan = plans.get(ag.id)
     u = _Unit(raw, task, ag, p, plan, write=write)
+    made = u.made = created.Creator.of(session, task.id, ag, p, plans, now=u.now, write=write) if plan else None
     incoming: list[tuple] = []
     if plan is not None:
         incoming, u.skip = scope.straddlers(raw, plan, ag.id, p)
@@ -380,6 +393,8 @@ def rerate_unit(
         u.st.pack_used = {i: int(stored.get(i) or 0) - mine[i] for i in pack_ids}
     u.st.counters.update(state.later_counters(session, ag.id, p))
     if incoming:
+        if made is not None:
+            made.prepare(incoming, raw.parse)
         u.rate_rows(incoming)
         if write:
             u.write_batch(u.take(incoming))
@@ -399,6 +414,8 @@ def rerate_unit(
                 f" ORDER BY e.event_at, e.id LIMIT {CHUNK}",
                 (ag.id, last_at, hi, last_at, last_id),
             )
+            if rows and made is not None:
+                made.prepare(rows, raw.parse)  # its reads, before this round's writes start
             writing = None
             if batch is not None:
                 if overlap:
@@ -422,6 +439,9 @@ def rerate_unit(
     rep.merge(ag.code, u.dest)
     if write and plan is not None:
         state.write_period_state(session, ag.id, p, u.st, pack_ids)
+    if made is not None:
+        rep.charged_above = made.finish()
+        u.figures["cdr_processed"] = u.figures["cdr_created"] = made.created
     return u.figures
 
 
@@ -460,6 +480,8 @@ class Run:
                 dest: dict[tuple[str, str], list[int]] = {}
                 got = levels.rerate_level_unit(session, task, ag, p, self.plans, dest, write=not dry_run)
                 self.rep.merge(ag.code, dest)
+                # a level unit's figures are reseller CDRs' (RR-04): the CDR counters, not the EDRs'
+                got = {(f"cdr_{k}" if k in EDR_COUNTERS else k): v for k, v in got.items()}
             else:
                 got = rerate_unit(session, task, ag, p, self.plans, self.rep, write=not dry_run)
             for k, v in got.items():
@@ -468,6 +490,9 @@ class Run:
                 continue
             session.add(RerateUnit(task_id=task.id, agreement_id=ag_id, period_start=p.start, **got))
             invoices.refresh_drafts(session, ag_id)
+            for above in sorted(self.rep.charged_above):
+                invoices.refresh_drafts(session, above)
+            self.rep.charged_above = set()
             audit.record(
                 session,
                 action="rerate",
@@ -482,5 +507,5 @@ class Run:
     def report(self) -> dict[str, Any]:
         report = {**self.rep.as_dict(), "units": self.units, "dry_run": self.dry_run}
         if self.dry_run:
-            report.update({k: self.totals[k] for k in ("processed", "updated", "unchanged", "failed")})
+            report.update({k: self.totals[k] for k in EDR_COUNTERS + CDR_COUNTERS})
         return report

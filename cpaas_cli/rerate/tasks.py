@@ -4,7 +4,10 @@ A task names a company (some of its agreements, or all), channels and a time
 window; ``serve`` runs it when due, or ``rerate run`` now. A run re-rates the
 task's units (``loop.py``; which units: ``scope.py`` and ``units.py``),
 committing after each, so a killed run followed by a rerun ends with the
-totals of a clean run. The task's state moves ``draft``/``scheduled`` →
+totals of a clean run. Its counters come in two groups (RR-04): the EDRs'
+(estimated, processed, updated, unchanged, failed) and the reseller CDRs'
+(``cdr_``: processed, created, updated, unchanged, failed); see
+``models/rerate.py``. The task's state moves ``draft``/``scheduled`` →
 ``running`` → ``completed`` (or ``failed``, then it may run again), or
 ``canceled``.
 """
@@ -24,10 +27,10 @@ from cpaas_cli.agreements import service as agreements
 from cpaas_cli.db import locking
 from cpaas_cli.errors import Conflict, InvalidInput, NotFound
 from cpaas_cli.models.agreements import Agreement
-from cpaas_cli.models.rerate import RerateTask, RerateUnit
+from cpaas_cli.models.rerate import CDR_COUNTERS, EDR_COUNTERS, RerateTask, RerateUnit
 from cpaas_cli.models.tenancy import Company
 from cpaas_cli.refs import by_ref
-from cpaas_cli.rerate import levels, loop, scope
+from cpaas_cli.rerate import loop, scope
 from cpaas_cli.timeutil import iso
 
 UNIT = RerateUnit.__table__
@@ -45,7 +48,8 @@ def create(
     draft: bool = False,
     recalculate_sessions: bool = False,
 ) -> RerateTask:
-    """Record a task with its estimated EDR count. Without ``scheduled_for``
+    """Record a task with its estimated EDR count (EDRs only: the reseller CDRs
+    of reselling agreements have no estimate). Without ``scheduled_for``
     it is due at once (``serve`` picks it up) unless kept as a draft."""
     if time_till <= time_from:
         raise InvalidInput("--till must be later than --from")
@@ -67,9 +71,7 @@ def create(
         recalculate_sessions=recalculate_sessions,
         created_by=session.info.get("actor"),
     )
-    task.estimated = sum(n for _a, _p, n in scope.units(session, task)) + sum(
-        n for _a, _p, n in levels.units(session, task)
-    )
+    task.estimated = sum(n for _a, _p, n in scope.units(session, task))
     session.add(task)
     session.flush()
     return task
@@ -100,6 +102,7 @@ def as_dict(session: Session, t: RerateTask) -> dict[str, Any]:
         "updated": t.updated,
         "unchanged": t.unchanged,
         "failed": t.failed,
+        **{k: getattr(t, k) for k in CDR_COUNTERS},
         "created_by": t.created_by,
         "run_by": t.run_by,
         "started_at": iso(t.started_at),
@@ -175,15 +178,12 @@ def _run(
         raise
     report = rerun.report()
     if not dry_run:
+        counters = EDR_COUNTERS + CDR_COUNTERS
         sums = session.execute(
-            sa.select(
-                sa.func.count(),
-                *(
-                    sa.func.coalesce(sa.func.sum(UNIT.c[k]), 0) for k in ("processed", "updated", "unchanged", "failed")
-                ),  # fmt: skip
-            ).where(UNIT.c.task_id == task.id)
+            sa.select(*(sa.func.coalesce(sa.func.sum(UNIT.c[k]), 0) for k in counters)).where(UNIT.c.task_id == task.id)
         ).one()
-        task.processed, task.updated, task.unchanged, task.failed = (int(x) for x in sums[1:])
+        for k, v in zip(counters, sums, strict=True):
+            setattr(task, k, int(v))
         task.status = "completed"
         task.finished_at = clock.now()
     task.report = json.loads(json.dumps(report))
