@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import datetime
 from typing import Any
 
@@ -84,12 +85,23 @@ def destinations(snaps: list[tuple[str, lk.Snapshot]]) -> list[dict[str, Any]]:
     return out
 
 
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):  # a scale: JSON, as the CLI's csv output writes it
+        return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    return str(value)
+
+
 def to_csv(data: list[dict[str, Any]]) -> str:
-    """The rows as CSV text with a header, as ``cpaas rates export`` writes them: a blank
-    cell for no value, cells a spreadsheet would run as formulas quoted (``files.guard_cell``)."""
+    """The rows as CSV text with a header, as ``cpaas rates export`` prints them: a blank
+    cell for no value, a scale as JSON, cells a spreadsheet would run as formulas quoted
+    (``files.guard_cell``)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(EXPORT_COLUMNS)
     for row in data:
-        writer.writerow([files.guard_cell("" if row.get(c) is None else str(row[c])) for c in EXPORT_COLUMNS])
+        writer.writerow([files.guard_cell(_text(row.get(c))) for c in EXPORT_COLUMNS])
     return buf.getvalue()
