@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from cpaas_cli import __version__
-from cpaas_cli.api import bulk, campaigns, contacts, health, limits, messages, otp, problems, reading, send_sms
+from cpaas_cli.api import bulk, campaigns, contacts, health, limits, messages, otp, problems, rates, reading, send_sms
 from cpaas_cli.config import Settings
 
 # Every router of the API, in the order of the OpenAPI document.
@@ -23,6 +23,7 @@ ROUTERS: tuple[Any, ...] = (
     messages.router,
     send_sms.router,
     reading.router,
+    rates.router,
     campaigns.router,
     contacts.router,
     bulk.router,

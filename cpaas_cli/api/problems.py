@@ -73,6 +73,8 @@ TITLES = {name: title for _c, _s, name, title in MAPPING} | {
     "mo-flash": "MO and flash do not go together",
     "method-not-allowed": "Method not allowed",
     "idempotency-conflict": "Idempotency-Key reused with another body",
+    "payload-too-large": "Payload too large",
+    "unsupported-media-type": "Unsupported media type",
     # OTP / 2FA (api/otp.py)
     "otp-send-limit": "Too many codes sent to this number",
     "otp-check-limit": "Too many checks of this code",

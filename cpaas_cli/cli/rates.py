@@ -11,8 +11,8 @@ import typer
 from cpaas_cli import clock
 from cpaas_cli.agreements import service as agreements
 from cpaas_cli.catalog import compare as rate_compare
+from cpaas_cli.catalog import coverage, importer, rate_diff
 from cpaas_cli.catalog import dictionary as dic
-from cpaas_cli.catalog import importer, rate_diff
 from cpaas_cli.catalog import service as catalog
 from cpaas_cli.catalog.vocab import sender_type_of
 from cpaas_cli.cli.context import ForceOpt, OutputOpt, confirm, emit, out_target, say, session, state, when
@@ -37,23 +37,6 @@ HISTORY_COLUMNS = [
     "rows_read",
     "rows_imported",
     "rows_skipped",
-]
-EXPORT_COLUMNS = [
-    "country",
-    "mcc",
-    "mnc",
-    "mccmnc",
-    "network",
-    "status",
-    "price",
-    "price_type",
-    "scale",
-    "currency",
-    "billing_rule",
-    "quantity_rule",
-    "source",
-    "service",
-    "matched",
 ]
 
 
@@ -334,43 +317,9 @@ def export(
     when_ = when(at, "--at", tz) or clock.now()
     with session(ctx) as s:
         ag = agreements.get(s, agreement)
-        snaps = catalog.agreement_snapshots(s, ag, when_)
-    rows = []
-    for d in destinations(snaps):
-        q = lk.query(channel=channel, mccmnc=d["mccmnc"] if d["mnc"] else None, mcc=d["mcc"], country=d["country"])
-        kind, res = catalog.resolve_for_agreement(snaps, q)
-        r = catalog.result_dict(kind, res)
-        rows.append({**d, **{k: r[k] for k in EXPORT_COLUMNS if k in r and k not in d}})
+        rows = coverage.rows(s, ag, when_, channel)
     if out is not None:
-        write_table(out, rows, EXPORT_COLUMNS, sheet=f"Coverage {ag.code}", formats=COVERAGE_FORMATS)
+        write_table(out, rows, coverage.EXPORT_COLUMNS, sheet=f"Coverage {ag.code}", formats=COVERAGE_FORMATS)
         say(ctx, f"wrote {len(rows)} destinations to {out}")
         return
-    emit(ctx, rows, output=output or Fmt.csv, columns=EXPORT_COLUMNS)
-
-
-def destinations(snaps: list[tuple[str, lk.Snapshot]]) -> list[dict]:
-    """Every country row and network of the dictionary, plus MCCMNC keys found in the trees."""
-    countries, networks = dic.mcc_table()
-    keys = set(networks) | set(countries)
-    for _kind, snap in snaps:
-        stack = list(snap.domains.values())
-        while stack:
-            n = stack.pop()
-            if n.level in ("network", "mno", "mccmnc") and n.value.isdigit():
-                keys.add(n.value)
-            stack.extend(n.children.values())
-    out = []
-    for key in sorted(keys):
-        mcc, mnc = key[:3], key[3:] or None
-        if mcc not in countries:
-            continue
-        out.append(
-            {
-                "country": countries[mcc],
-                "mcc": mcc,
-                "mnc": mnc,
-                "mccmnc": key,
-                "network": networks.get(key) if mnc else "all networks",
-            }
-        )
-    return out
+    emit(ctx, rows, output=output or Fmt.csv, columns=coverage.EXPORT_COLUMNS)
