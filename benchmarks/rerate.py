@@ -75,10 +75,13 @@ def timed_run(url: str, label: str, company: str = "Client A") -> dict:
         t, c = time.perf_counter(), time.process_time()
         res = rerate.run(s, task.id)
         dt, dc = time.perf_counter() - t, time.process_time() - c
+    # a reseller's level counts its reseller CDRs apart from EDRs (RR-04)
+    pre, what = ("cdr_", "reseller CDRs") if res.get("cdr_processed") else ("", "EDRs")
+    n = res[f"{pre}processed"]
     print(
-        f"{label} ({engine.dialect.name}): estimate {est:.1f} s; run {res['processed']:,} EDRs in {dt:.1f} s "
-        f"(CPU {dc:.1f} s) = {res['processed'] / dt:,.0f} EDR/s; updated {res['updated']:,}, "
-        f"unchanged {res['unchanged']:,}, failed {res['failed']:,}"
+        f"{label} ({engine.dialect.name}): estimate {est:.1f} s; run {n:,} {what} in {dt:.1f} s "
+        f"(CPU {dc:.1f} s) = {n / dt:,.0f}/s; updated {res[f'{pre}updated']:,}, "
+        f"unchanged {res[f'{pre}unchanged']:,}, failed {res[f'{pre}failed']:,}"
     )
     return res
 

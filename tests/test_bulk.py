@@ -93,3 +93,29 @@ def test_reserve_ids_and_stored(session):
     w.insert_rows(fast, _rows(4))
     assert w.stored(fast, "id", [2, 4, 9]) == {2, 4}
     assert w.stored(fast, "a", ["x", "nope"]) == {"x"}
+
+
+def test_update_values_probes_the_table_key_and_keeps_column_sets_apart(session):
+    """SQLite: the staged UPDATE … FROM looks each staged row up by the table's key
+    (without statistics on the staging table the planner scanned the whole table per
+    call), and two column sets of one table in one session do not share a staging table."""
+    s = session
+    if s.get_bind().dialect.name != "sqlite":
+        pytest.skip("the staging table and its plan are SQLite's (PostgreSQL stages through COPY)")
+    from cpaas_cli.db.bulk_sqlite import staging_table
+
+    raw = s.connection().connection
+    raw.execute("CREATE TABLE upd_t (id INTEGER PRIMARY KEY, k INTEGER, a TEXT, n INTEGER)")
+    raw.execute("CREATE INDEX ix_upd_t_k ON upd_t (k)")
+    raw.executemany("INSERT INTO upd_t VALUES (?, ?, 'old', 0)", [(i, i % 10) for i in range(1, 3001)])
+    w = bulk.writer(s)
+    w.update_values("upd_t", ("a", "n"), [("new", 7, 5), ("new", 8, 2999)])
+    w.update_values("upd_t", ("n",), [(9, 6)])
+    got = raw.execute("SELECT id, a, n FROM upd_t WHERE a <> 'old' OR n <> 0 ORDER BY id").fetchall()
+    assert got == [(5, "new", 7), (6, "old", 9), (2999, "new", 8)]
+    staged = staging_table("upd_t", ("a", "n"))
+    plan = raw.execute(
+        f"EXPLAIN QUERY PLAN UPDATE upd_t SET a = t.a, n = t.n FROM temp.{staged} t WHERE upd_t.id = t.id"
+    ).fetchall()
+    steps = [r[-1] for r in plan]
+    assert any(x.startswith("SEARCH upd_t USING INTEGER PRIMARY KEY") for x in steps), steps

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import zlib
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -20,6 +21,12 @@ from cpaas_cli.db.bulk import BulkWriter, TimeText, time_values, values_statemen
 # touches durability: a larger page cache (an index written all over), and WAL
 # checkpoints every ~40 MB of log rather than every ~4 MB.
 BULK_PRAGMAS = {"cache_size": -131072, "wal_autocheckpoint": 10000}
+
+
+def staging_table(table: str, names: Sequence[str]) -> str:
+    """The temporary table ``update_values`` stages rows of ``table`` in: one per set of
+    columns (a run may update two column sets of one table)."""
+    return f"{table}_staged_{zlib.crc32(','.join(names).encode()) & 0xFFFFFFFF:08x}"
 
 
 class SqliteWriter(BulkWriter):
@@ -99,20 +106,31 @@ class SqliteWriter(BulkWriter):
             cur.close()
 
     def update_values(self, table: str, names: Sequence[str], rows: list[tuple]) -> None:
-        """Through a temporary table keyed by id and one UPDATE … FROM (a third
-        faster than an UPDATE per row; before SQLite 3.33 one UPDATE per row)."""
+        """Through a temporary table keyed by id and one UPDATE … FROM (before SQLite
+        3.33 one UPDATE per row).
+
+        The staging table is analysed once, when it is made: without statistics the
+        planner took it for as large as ``table`` and chose to scan the whole of
+        ``table`` (a covering index) probing the staged rows, once per chunk — 1M
+        reseller CDRs updated in 50k chunks took 6.8 s that way, 1.9 s probing
+        ``table``'s key per staged row (2M rows in the table, 2026-12-08)."""
         if not rows:
             return
         sets = ", ".join(f"{c} = ?" for c in names)
         if sqlite3.sqlite_version_info < (3, 33, 0):  # pragma: no cover - no UPDATE … FROM before SQLite 3.33
             self.execute_many(f"UPDATE {table} SET {sets} WHERE id = ?", rows)
             return
-        staged = f"{table}_staged"
+        staged = staging_table(table, names)
         cur = self.session.connection().connection.cursor()
         try:
-            cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {staged} ({', '.join(names)}, id INTEGER PRIMARY KEY)")
-            cur.execute(f"DELETE FROM temp.{staged}")
+            fresh = cur.execute("SELECT 1 FROM sqlite_temp_master WHERE name = ?", (staged,)).fetchone() is None
+            if fresh:
+                cur.execute(f"CREATE TEMP TABLE {staged} ({', '.join(names)}, id INTEGER PRIMARY KEY)")
+            else:
+                cur.execute(f"DELETE FROM temp.{staged}")
             self.insert_values(f"temp.{staged}", (*names, "id"), rows)
+            if fresh:
+                cur.execute(f"ANALYZE temp.{staged}")
             cur.execute(
                 f"UPDATE {table} SET {', '.join(f'{c} = t.{c}' for c in names)}"
                 f" FROM temp.{staged} t WHERE {table}.id = t.id"

@@ -179,7 +179,7 @@ def rerate_level_unit(
     if plan is not None:
         raw = Raw(session)
         # the bulk run's page cache: each CDR probes the ledger's (edr_id, …) key, across millions of rows
-        with raw.writer.pragmas():
+        with raw.writer.pragmas(), rows.gc_paused():
             for chunk in _chunks(raw, task, ag.id, p):
                 w = _rerate_rows(chunk, plan, st, p, task, ag, now, figures, dest, write, raw.param, raw.parse)
                 if write:

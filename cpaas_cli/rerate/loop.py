@@ -46,11 +46,9 @@ rates updates no EDR.
 
 from __future__ import annotations
 
-import gc
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -81,6 +79,7 @@ from cpaas_cli.rerate.rows import (
     R_ID,
     Raw,
     attributes,
+    gc_paused,
     unpacked,
 )
 from cpaas_cli.timeutil import iso
@@ -340,19 +339,6 @@ class _Batch:
     delta: int
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection while chunks of row tuples come and go (they
-    make no cycles; the collector's passes over them cost ~5 % of the loop)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
 def rerate_unit(
     session: Session, task: RerateTask, ag: Agreement, p: Period, plans: Plans, rep: Report, *, write: bool
 ) -> dict[str, int]:
@@ -407,7 +393,7 @@ def rerate_unit(
     # sqlite3 takes the GIL back for every value it binds).
     overlap = write and raw.pg
     batch: _Batch | None = None
-    with _gc_paused(), ThreadPoolExecutor(1, thread_name_prefix="rerate-write") as pool:
+    with gc_paused(), ThreadPoolExecutor(1, thread_name_prefix="rerate-write") as pool:
         while True:
             rows = raw.rows(
                 " AND e.event_at >= ? AND e.event_at < ? AND (e.event_at > ? OR e.id > ?)"
