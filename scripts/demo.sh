@@ -104,6 +104,8 @@ trap 'kill "$smsc_pid" 2>/dev/null || true; wait "$smsc_pid" 2>/dev/null || true
 export DEMO_SMPP_PW=demo
 cpaas -q connection add-smpp demo-smsc --host 127.0.0.1 --port "$port" --system-id demo \
     --password-env DEMO_SMPP_PW --window 50 --message-id-format hex --vendor-plan "Demo SMSC costs" -o json >/dev/null
+# SID-15: the owner delegates FSOL to Iberia Connect, which gives it to its client Farmacia Sol
+cpaas -q sender delegate FSOL --reseller "Iberia Connect" --agreement IC-2026 --active -o json >/dev/null
 cpaas -q sender add FSOL --company "Farmacia Sol" --agreement FS-001 --active --connection demo-smsc -o json >/dev/null
 for _ in $(seq 50); do
     python3 -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', $port)))" && break

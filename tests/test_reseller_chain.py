@@ -78,6 +78,8 @@ def chain(cli, tmp_path, *, reseller_credit: str | None = None, with_link: bool 
     cli.json(
         "agreement", "create", "R-PUR", "--company", "Reseller R", "--currency", "EUR", "--from", "2026-01-01", *extra
     )
+    # SID-15: the sender ID R's client uses is delegated to R
+    cli.json("sender", "delegate", "ACME", "--reseller", "Reseller R", "--agreement", "R-PUR")
     client(cli, "Client C", parent="Reseller R")
     cli.json("agreement", "create", "C-1", "--company", "Client C", "--currency", "EUR", "--from", "2026-01-01")
     service(cli, tmp_path, "Wholesale", tree("0.030", "0.020"))
@@ -452,3 +454,25 @@ def test_migration_0035_moves_a_level_units_counters_to_the_cdr_counters(cli, tm
     dispose_all()
     migrate.upgrade(cli.url)
     assert {i: _counters(cli.json("rerate", "show", str(i))) for i in want} == want
+
+
+def test_a_resellers_client_uses_only_sender_ids_delegated_to_the_reseller(cli, tmp_path):
+    """SID-15: `sender add` for a client of a reseller takes a text the tenant delegated
+    to that reseller; not another text, and not once the delegation is disabled."""
+    chain(cli, tmp_path)
+    add = ["sender", "add", "--company", "Client C", "--agreement", "C-1"]
+    r = cli(*add[:2], "OTHER", *add[2:], "-o", "json", expect=4)
+    assert "'OTHER' is not a sms sender ID delegated to 'Reseller R'" in r.stderr
+    assert cli.json("sender", "list", "--company", "Client C") == []
+    got = cli.json(*add[:2], "ACME", *add[2:])
+    assert (got["sender"], got["company"], got["agreement"]) == ("ACME", "Client C", "C-1")
+    # the delegation row is the reseller's, on its purchase agreement
+    mine = cli.json("sender", "list", "--company", "Reseller R")
+    assert [(x["sender"], x["agreement"]) for x in mine] == [("ACME", "R-PUR")]
+    cli.json("sender", "delegate", "BETA", "--reseller", "Reseller R", "--agreement", "R-PUR")
+    cli.json("sender", "disable", str(cli.json("sender", "list", "--company", "Reseller R")[1]["id"]))
+    r = cli(*add[:2], "BETA", *add[2:], "-o", "json", expect=4)
+    assert "the delegation of 'BETA' to 'Reseller R' is disabled" in r.stderr, r.stderr
+    # a delegation goes to a reseller on its own purchase agreement only
+    r = cli("sender", "delegate", "GAMMA", "--reseller", "Client C", "--agreement", "C-1", "-o", "json", expect=4)
+    assert "delegated to resellers" in r.stderr, r.stderr

@@ -32,6 +32,7 @@ from cpaas_cli.models.campaigns import CHANNELS, SENDER_KINDS, SenderId
 from cpaas_cli.models.dispatch import VendorConnection
 from cpaas_cli.models.tenancy import Company
 from cpaas_cli.refs import by_ref
+from cpaas_cli.tenancy.service import company as company_by_ref
 from cpaas_cli.timeutil import iso
 
 _ALPHA = re.compile(r"^[A-Za-z0-9 ._&+\-]{1,11}$")
@@ -98,10 +99,36 @@ def add(
         value, problem = check_sender(channel, kind, sender)
         if problem:
             problems.append(problem)
+    if not problems:
+        problem = _delegation_problem(session, ag, channel, value)
+        if problem:
+            problems.append(problem)
     conn_id = by_ref(session, VendorConnection, connection, what="connection").id if connection is not None else None
     require(problems)
     require_gateway(channel)  # exit 5 until a gateway serves the channel
     return _insert(session, comp, ag, channel, value, kind, name, active, description, conn_id)
+
+
+def _delegation_problem(session: Session, ag: Agreement, channel: str, value: str | None) -> Problem | None:
+    """SID-15: a reseller's client uses the sender IDs the tenant delegated to that
+    reseller (``delegate``); a delegation the tenant disabled gives no new ones."""
+    seller = session.get(Company, ag.seller_company_id)
+    if seller is None or seller.kind != "reseller":
+        return None
+    status = session.exec(
+        select(SenderId.status).where(
+            SenderId.company_id == seller.id, SenderId.channel == channel, SenderId.sender == value
+        )
+    ).first()
+    if status is None:
+        return Problem(
+            "sender",
+            f"{value!r} is not a {channel} sender ID delegated to {seller.name!r}, which sells {ag.code!r} "
+            "(SID-15: the tenant delegates it first: cpaas sender delegate)",
+        )
+    if status == "disabled":
+        return Problem("sender", f"the delegation of {value!r} to {seller.name!r} is disabled")
+    return None
 
 
 def _insert(
@@ -197,8 +224,8 @@ def list_senders(
     session: Session, *, company: str | int | None = None, channel: str | None = None, status: str | None = None
 ) -> list[SenderId]:
     q = select(SenderId).order_by(col(SenderId.id))
-    if company is not None:
-        q = q.where(SenderId.company_id == client_company(session, company).id)
+    if company is not None:  # a client's own, or the ones delegated to a reseller (SID-15)
+        q = q.where(SenderId.company_id == company_by_ref(session, company).id)
     if channel:
         q = q.where(SenderId.channel == channel)
     if status:

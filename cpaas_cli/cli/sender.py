@@ -7,10 +7,12 @@ from typing import Annotated
 
 import typer
 
+from cpaas_cli.agreements import service as agreements
 from cpaas_cli.campaigns import sender_fees, senders
 from cpaas_cli.cli.context import OutputOpt, emit, say, session, when
 from cpaas_cli.cli.options import CompanyFilterOpt, CompanyOpt, TzOpt
 from cpaas_cli.recurring import service as fees
+from cpaas_cli.tenancy.service import company as company_by_ref
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -58,6 +60,39 @@ def add(
         )
         data = senders.sender_dict(s, row)
     say(ctx, f"added {data['channel']} sender ID {data['sender']!r} (#{data['id']}), {data['status']}")
+    emit(ctx, data, output=output)
+
+
+@app.command("delegate")
+def delegate(
+    ctx: typer.Context,
+    sender: Annotated[str, typer.Argument(help="The sender text the reseller may give its clients.")],
+    reseller: Annotated[str, typer.Option("--reseller", help="Reseller company (name or id).")],
+    agreement: Annotated[str, typer.Option("--agreement", help="The reseller's purchase agreement.")],
+    channel: Annotated[str, typer.Option("--channel", help="sms, viber, whatsapp, rcs, …")] = "sms",
+    kind: Annotated[Kind, typer.Option("--type", help="alphanumeric, short_code or long_code.")] = Kind.alphanumeric,
+    name: Annotated[str | None, typer.Option("--name", help="Display name (default: the sender text).")] = None,
+    active: Annotated[bool, typer.Option("--active", help="Create it active instead of draft.")] = False,
+    description: Annotated[str | None, typer.Option("--description", help="Free text.")] = None,
+    output: OutputOpt = None,
+) -> None:
+    """Delegate a sender ID to a reseller (SID-15): its clients may then be given it with
+    `sender add`. The reseller's row never sends (a reseller sends no traffic of its own);
+    disabling it stops new `sender add` of that text for the reseller's clients."""
+    with session(ctx) as s:
+        row = senders.delegate(
+            s,
+            reseller=company_by_ref(s, reseller),
+            agreement=agreements.get(s, agreement),
+            sender=sender,
+            channel=channel,
+            kind=kind.value,
+            name=name,
+            active=active,
+            description=description,
+        )
+        data = senders.sender_dict(s, row)
+    say(ctx, f"delegated {data['channel']} sender ID {data['sender']!r} to {data['company']} (#{data['id']})")
     emit(ctx, data, output=output)
 
 
