@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+import pytest
 import sqlalchemy as sa
 
 from cpaas_cli.agreements import reselling
@@ -476,3 +477,20 @@ def test_a_resellers_client_uses_only_sender_ids_delegated_to_the_reseller(cli, 
     # a delegation goes to a reseller on its own purchase agreement only
     r = cli("sender", "delegate", "GAMMA", "--reseller", "Client C", "--agreement", "C-1", "-o", "json", expect=4)
     assert "delegated to resellers" in r.stderr, r.stderr
+
+
+def test_a_reseller_sends_nothing_with_a_delegated_sender_id(cli, tmp_path):
+    """TEN-11: the reseller's delegated row (even active) is no sender for its own traffic."""
+    from cpaas_cli.campaigns import senders
+    from cpaas_cli.errors import InvalidInput
+
+    chain(cli, tmp_path)
+    sid = cli.json("sender", "list", "--company", "Reseller R")[0]
+    cli.json("sender", "activate", str(sid["id"]))
+    with make_session(get_engine(cli.url), actor="pytest") as s:
+        reseller = s.execute(sa.text("SELECT id FROM company WHERE name = 'Reseller R'")).scalar_one()
+        with pytest.raises(InvalidInput, match="a reseller sends no traffic of its own"):
+            senders.usable(s, "ACME", company_id=reseller)
+    r = cli("campaign", "create", "--company", "Reseller R", "--sender", "ACME", "--text", "x", "--to", "+34600000001",
+            "-o", "json", expect=4)  # fmt: skip
+    assert "is a reseller" in r.stderr

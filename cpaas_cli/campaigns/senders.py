@@ -237,6 +237,13 @@ def usable(session: Session, ref: str | int, *, company_id: int, channel: str | 
     """The active sender ID of this company (and channel) that a campaign or template may use;
     Conflict (exit 5) when no gateway serves its channel."""
     row = get(session, ref, company_id=company_id)
+    owner = session.get(Company, row.company_id)
+    if owner is not None and owner.kind == "reseller":
+        problem = Problem(
+            "sender", f"{row.sender!r} is delegated to the reseller {owner.name!r}: a reseller sends no traffic of its "
+            "own (TEN-11); its clients send with it (sender add)"
+        )  # fmt: skip
+        raise InvalidInput(str(problem), problems=[problem])
     if channel is not None and row.channel != channel:
         problem = Problem("sender", f"{row.sender!r} is a {row.channel} sender ID, not {channel}")
         raise InvalidInput(str(problem), problems=[problem])
