@@ -10,15 +10,18 @@ and this process's CPU time (on PostgreSQL the server's CPU is not in it).
 Targets: 1,000,000 EDRs in ≤ 30 s on SQLite; 10,000,000 in ≤ 5 minutes on
 PostgreSQL. ``--levels 3``: the EDRs of a client under two resellers; the
 owner's plan rises and the top reseller's level (its reseller CDRs) is
-re-rated, within the same target (not met yet: see below).
+re-rated, within the same target.
 
-Reseller level, SQLite, 1M EDRs of a client under two resellers (2M reseller CDRs,
-3M ledger rows), 2 cores, 2026-12-08: the top reseller's level re-rated in 43 s
-(single level in the same session: 32 s, and 31 s at the commit before chain
-rating). Where it goes (1M CDRs): reading the chunks with each CDR's Σ of ledger
-rows 9.7 s, the engine and the loop 13.9 s, the staged price UPDATE of the CDRs
-11.4 s (the two levels' CDRs share the table's pages, so a level's update dirties
-every page), the ledger rows 7.6 s.
+SQLite, 1M EDRs, 2 cores, 2026-12-08, fresh databases one after the other:
+single level 20.3 s (9.8 s with rates unchanged); the top reseller's level of a
+client under two resellers (2M reseller CDRs, 3M ledger rows) 21.0 s (10.8 s).
+Before, in the same session: 30.3 s single level (a test run beside it) and 33.6 s for the level. The
+difference: the staged UPDATE … FROM of the changed rows (db/bulk_sqlite.py) had
+SQLite scan the whole target table per 50k chunk (1M CDRs: 6.8 s → 1.9 s; 1M
+EDRs: 5.4 s → 3.2 s), and the level's read packs its columns as the EDR read
+does. Where a level's 21 s go: the read with each CDR's Σ of ledger rows ~7 s,
+the engine and the loop ~6 s, the ledger rows ~5 s, the CDR update ~1 s, the
+commit ~1.5 s.
 
 PostgreSQL, 10M EDRs, 2 cores, a throwaway server (shared_buffers=4GB,
 max_wal_size=32GB, checkpoint_timeout=30min, fsync on): 281 s for the
