@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,10 +12,11 @@ from cpaas_cli.agreements import service as agreements
 from cpaas_cli.charging import stored as charging
 from cpaas_cli.charging import vendor
 from cpaas_cli.cli import edr_export
-from cpaas_cli.cli.context import OutputOpt, emit, one_more, say, session, when
+from cpaas_cli.cli.context import OutputOpt, emit, one_more, say, session, state, when
 from cpaas_cli.cli.options import CompanyFilterOpt, TzOpt
 from cpaas_cli.edr import ingest as edr_ingest
 from cpaas_cli.edr import queries as edrs
+from cpaas_cli.edr import retention as edr_retention
 from cpaas_cli.edr.interrupt import HARD_STOP, StopRequest, hard_interrupt
 from cpaas_cli.errors import Interrupted, InvalidInput
 from cpaas_cli.models.dispatch import VendorConnection
@@ -198,3 +201,63 @@ app.add_typer(
     edr_export.tasks_app, name="export-task", help="Background EDR exports: list, show, cancel, restart, fetch, run."
 )
 app.command("export")(edr_export.export_cmd)
+
+
+@app.command("retention")
+def retention(
+    ctx: typer.Context,
+    keep_months: Annotated[
+        int, typer.Option("--keep-months", help="Months kept before the current one (UTC); earlier months go.")
+    ],
+    archive_dir: Annotated[
+        Path | None,
+        typer.Option("--archive-dir", help="Write each month to edr-YYYY-MM.csv.gz (+ edr-level-…) here first."),
+    ] = None,
+    batch: Annotated[int, typer.Option("--batch", help="EDRs removed per transaction.")] = 50_000,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the months and counts; remove nothing.")] = False,
+    output: OutputOpt = None,
+) -> None:
+    """Remove whole months of EDRs older than --keep-months, after archiving them when asked.
+
+    EDRs with a charge no confirmed invoice covers stay (kept_uninvoiced); the ledger,
+    invoices, balances and the audit log are never removed. One row per month.
+
+    Example: cpaas edr retention --keep-months 24 --archive-dir /srv/archive --dry-run
+    """
+    with session(ctx) as s:
+        bar = None if dry_run or state(ctx).quiet or not sys.stderr.isatty() else _bar()
+        task = None
+
+        def progress(done: int, total: int) -> None:
+            nonlocal task
+            if bar is None:
+                return
+            if task is None:
+                bar.start()
+                task = bar.add_task("removing EDRs", total=total)
+            bar.update(task, completed=done)
+
+        try:
+            got = edr_retention.run(
+                s, keep_months=keep_months, archive_dir=archive_dir, batch=batch, dry_run=dry_run, progress=progress
+            )
+        finally:
+            if bar is not None and task is not None:
+                bar.stop()
+    verb = "would remove" if dry_run else "removed"
+    say(
+        ctx,
+        f"kept from {got['kept_from']}: {verb} {got['removable'] if dry_run else got['removed']} EDRs in "
+        f"{len(got['months'])} month{'s' if len(got['months']) != 1 else ''}; {got['kept_uninvoiced']} kept (charges no confirmed invoice covers)",
+    )
+    emit(ctx, got["months"], output=output, columns=edr_retention.COLUMNS)
+
+
+def _bar():
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=Console(stderr=True), transient=True,
+    )  # fmt: skip
