@@ -9,11 +9,9 @@ already are skipped, so a re-run inserts only what is missing.
 
 from __future__ import annotations
 
-import gc
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from itertools import chain
 from pathlib import Path
@@ -92,24 +90,10 @@ def ingest(
     A ``stop`` asked for (Ctrl-C) ends the run before its next chunk (edr/interrupt.py).
     ``connection_id``: the vendor connection of rows whose file names none (a
     ``connection`` column); rated rows of a connection get their vendor cost."""
-    with _gc_paused(), bulk.writer(session).pragmas():
+    with bulk.gc_paused(), bulk.writer(session).pragmas():
         return _ingest(
             session, path, rate=rate, chunk=chunk, check_first=check_first, stop=stop, connection_id=connection_id
         )
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """The cyclic garbage collector off for a bulk run: the many short-lived
-    row dicts and tuples hold no cycles (reference counting frees them), and
-    the collector's passes over them cost about a fifth of the ingest CPU."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def _blocks(path: str | Path, size: int) -> Iterator[tuple[list[str], list[tuple[int, list[str]]]]]:

@@ -42,6 +42,7 @@ from cpaas_cli.billing import ledger
 from cpaas_cli.billing.periods import Period, VersionTerms
 from cpaas_cli.charging import levels
 from cpaas_cli.charging.plans import Plans
+from cpaas_cli.db import bulk
 from cpaas_cli.models.agreements import Agreement
 from cpaas_cli.models.billing import PackUsage
 from cpaas_cli.models.edr import Edr
@@ -179,7 +180,7 @@ def rerate_level_unit(
     if plan is not None:
         raw = Raw(session)
         # the bulk run's page cache: each CDR probes the ledger's (edr_id, …) key, across millions of rows
-        with raw.writer.pragmas(), rows.gc_paused():
+        with raw.writer.pragmas(), bulk.gc_paused():
             for chunk in _chunks(raw, task, ag.id, p):
                 w = _rerate_rows(chunk, plan, st, p, task, ag, now, figures, dest, write, raw.param, raw.parse)
                 if write:

@@ -61,7 +61,7 @@ from cpaas_cli.audit import service as audit
 from cpaas_cli.billing import ledger
 from cpaas_cli.billing.periods import Period
 from cpaas_cli.charging.plans import Plans
-from cpaas_cli.db import locking
+from cpaas_cli.db import bulk, locking
 from cpaas_cli.models.agreements import Agreement
 from cpaas_cli.models.billing import PackUsage
 from cpaas_cli.models.rerate import CDR_COUNTERS, EDR_COUNTERS, RerateTask, RerateUnit
@@ -79,7 +79,6 @@ from cpaas_cli.rerate.rows import (
     R_ID,
     Raw,
     attributes,
-    gc_paused,
     unpacked,
 )
 from cpaas_cli.timeutil import iso
@@ -393,7 +392,7 @@ def rerate_unit(
     # sqlite3 takes the GIL back for every value it binds).
     overlap = write and raw.pg
     batch: _Batch | None = None
-    with gc_paused(), ThreadPoolExecutor(1, thread_name_prefix="rerate-write") as pool:
+    with bulk.gc_paused(), ThreadPoolExecutor(1, thread_name_prefix="rerate-write") as pool:
         while True:
             rows = raw.rows(
                 " AND e.event_at >= ? AND e.event_at < ? AND (e.event_at > ? OR e.id > ?)"

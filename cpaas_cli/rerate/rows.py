@@ -14,10 +14,8 @@ packs them into tuples (one C-level itemgetter of slices, _PACK, in Raw.rows).
 
 from __future__ import annotations
 
-import gc
 import json
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
@@ -165,16 +163,3 @@ def event_of(row: Sequence[Any], parse: Callable[[Any], datetime | None]) -> en.
         delivered_at=parse(row[R_DLV]),
         final=bool(row[R_FINAL]),
     )
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection while chunks of row tuples come and go (they
-    make no cycles; the collector's passes over them cost ~5 % of the loop)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
