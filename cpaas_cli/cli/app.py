@@ -277,6 +277,10 @@ class CpaasGroup(TyperGroup):
         with formatter.section("Commands"):
             formatter.write_dl([(n, c.get_short_help_str(limit)) for n, c in cmds])
 
+    def resolve_command(self, ctx, args):
+        ctx.meta["cpaas.args"] = list(args)  # for the command's name in pg_stat_activity (_command_words)
+        return super().resolve_command(ctx, args)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -360,21 +364,34 @@ def root(
 
 
 def _set_db_profile(root: typer.Context, st: AppState) -> None:
-    """This command's PostgreSQL profile (``db/pool.py``), worked out when it first
-    opens the database: its name (the command path) is known only then."""
-    import click
+    """This command's PostgreSQL profile (``db/pool.py``), named after its command
+    path (`tenant list`, from the words ``CpaasGroup.resolve_command`` saw) and
+    worked out when the command first opens the database."""
 
     def profile():
-        from cpaas_cli.cli.context import command_path
         from cpaas_cli.db import pool
 
-        leaf = click.get_current_context(silent=True)
-        name = command_path(leaf) if leaf is not None else (root.invoked_subcommand or "")
-        return pool.cli_profile(st.settings, name)
+        return pool.cli_profile(st.settings, _command_words(root))
 
     from cpaas_cli.db import pool  # no SQLAlchemy: a command that never opens the database loads none
 
     pool.set_profile(profile)
+
+
+def _command_words(root: typer.Context) -> str:
+    """`tenant list` for `cpaas … tenant list -o json`: the command names, canonical (an alias
+    gives its command's name), up to the first option."""
+    words: list[str] = []
+    cmd: Any = root.command
+    for arg in root.meta.get("cpaas.args", []):
+        if arg.startswith("-") or not hasattr(cmd, "get_command"):
+            break
+        sub = cmd.get_command(root, arg)
+        if sub is None:
+            break
+        words.append(sub.name or arg)
+        cmd = sub
+    return " ".join(words)
 
 
 def _no_color() -> None:
