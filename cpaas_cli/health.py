@@ -3,6 +3,7 @@
 Each check returns ``{"check", "status", "detail"}`` with status ``ok``,
 ``warn`` (works, but look at it), ``fail`` (something will not work) or
 ``skip`` (not configured, or not checkable because an earlier check failed).
+On PostgreSQL the rows of ``health_pg`` follow (connection, server settings).
 Nothing here writes to the database or sends a message; the SMTP check only
 opens a connection and says QUIT, the optional bind check binds and unbinds.
 """
@@ -224,4 +225,8 @@ def run(settings: Settings, *, environ: Mapping[str, str], keys: Callable[[], An
         out += [_row(name, SKIP, "database not migrated") for name in ("owner", "connections", "scheduler")]
     out.append(smtp(settings, options.timeout))
     out.append(disk(export_dir(settings), options.min_free_mb))
+    if out[0]["status"] == OK and get_engine(url).dialect.name == "postgresql":
+        from cpaas_cli import health_pg
+
+        out += health_pg.run(settings, get_engine(url))  # the pool, the server settings, autovacuum
     return out

@@ -48,7 +48,7 @@ class ApiState:
     def engine(self):
         from cpaas_cli.db.engine import get_engine
 
-        return get_engine(self.url)
+        return get_engine(self.url, part="http")  # PostgreSQL: its own pool, cpaas-serve:http
 
     @property
     def authenticator(self):

@@ -171,6 +171,20 @@ def _fail(message: str, problems=None, code: int = ExitCode.ERROR) -> None:
     raise typer.Exit(int(code))
 
 
+def _timed_out(text: str) -> None:
+    """A statement PostgreSQL cancelled at the statement timeout of an interactive command (exit 1)."""
+    if "statement timeout" not in text.lower():
+        return
+    from cpaas_cli.db.engine import current_profile
+
+    limit = current_profile().statement_timeout
+    _fail(
+        f"the database stopped a statement after {limit:g} s (the statement timeout of interactive commands: "
+        "[database] statement_timeout or CPAAS_DB_STATEMENT_TIMEOUT, 0 turns it off); "
+        "this command's open transaction was rolled back"
+    )
+
+
 def _busy(text: str) -> None:
     """A lock wait that ran out, or a deadlock between two commands: a
     conflict with a concurrent command (exit 5), in words, not the driver's."""
@@ -212,6 +226,7 @@ def _driver_error(exc: Exception) -> None:
         if isinstance(exc, mod.DataError):  # a value the column cannot hold (too long, out of range)
             _fail(f"invalid data: {text}", code=ExitCode.INVALID_INPUT)
         if isinstance(exc, mod.OperationalError | mod.ProgrammingError):
+            _timed_out(text)
             _busy(text)
             _cannot_connect(text)
             _fail(f"database error: {text}")
@@ -229,6 +244,7 @@ def _db_error(exc: Exception) -> None:
     if isinstance(exc, sa_exc.DataError):
         _fail(f"invalid data: {text}", code=ExitCode.INVALID_INPUT)
     if isinstance(exc, sa_exc.OperationalError):
+        _timed_out(text)
         _busy(text)
         _cannot_connect(text)
         hint = " (run `cpaas db upgrade`)" if "no such table" in text or "does not exist" in text else ""
@@ -261,6 +277,10 @@ class CpaasGroup(TyperGroup):
         with formatter.section("Commands"):
             formatter.write_dl([(n, c.get_short_help_str(limit)) for n, c in cmds])
 
+    def resolve_command(self, ctx, args):
+        ctx.meta["cpaas.args"] = list(args)  # for the command's name in pg_stat_activity (_command_words)
+        return super().resolve_command(ctx, args)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -272,6 +292,9 @@ class CpaasGroup(TyperGroup):
         except Exception as exc:
             _db_error(exc)
             raise
+        finally:
+            if "cpaas_cli.db.engine" in sys.modules:  # in-process runs (tests): this command's pool is closed
+                sys.modules["cpaas_cli.db.engine"].release_profile()
 
 
 app = typer.Typer(
@@ -336,7 +359,39 @@ def root(
         config=config, db=db, output=output, quiet=quiet, actor=actor, secret_key_file=secret_key_file
     )
     timeutil.set_date_range(lambda: date_range(st.settings))  # read when a date is first checked
+    _set_db_profile(ctx, st)
     import_limits.set_provider(lambda: xlsx_limits(st.settings))  # read when a workbook is opened
+
+
+def _set_db_profile(root: typer.Context, st: AppState) -> None:
+    """This command's PostgreSQL profile (``db/pool.py``), named after its command
+    path (`tenant list`, from the words ``CpaasGroup.resolve_command`` saw) and
+    worked out when the command first opens the database."""
+
+    def profile():
+        from cpaas_cli.db import pool
+
+        return pool.cli_profile(st.settings, _command_words(root))
+
+    from cpaas_cli.db import pool  # no SQLAlchemy: a command that never opens the database loads none
+
+    pool.set_profile(profile)
+
+
+def _command_words(root: typer.Context) -> str:
+    """`tenant list` for `cpaas … tenant list -o json`: the command names, canonical (an alias
+    gives its command's name), up to the first option."""
+    words: list[str] = []
+    cmd: Any = root.command
+    for arg in root.meta.get("cpaas.args", []):
+        if arg.startswith("-") or not hasattr(cmd, "get_command"):
+            break
+        sub = cmd.get_command(root, arg)
+        if sub is None:
+            break
+        words.append(sub.name or arg)
+        cmd = sub
+    return " ".join(words)
 
 
 def _no_color() -> None:

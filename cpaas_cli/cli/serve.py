@@ -115,8 +115,27 @@ def serve(
         callbacks=SenderOptions.from_config(st.settings.section("callbacks")),
         callback_retention=Retention.from_config(st.settings.section("callbacks")),
     )
+    _pool_profiles(st.settings, workers=0 if no_workers else workers, http=http is not None)
     summary = runner.run(st.settings.database_url, options)
     emit(ctx, summary, output=output)
+
+
+def _pool_profiles(settings, *, workers: int, http: bool) -> None:
+    """PostgreSQL: serve's pools (``db/pool.py``), sized from its worker threads
+    (enabled SMPP connections × ``--workers``), counted through this command's own small pool."""
+    from cpaas_cli.db import pool
+    from cpaas_cli.db.engine import get_engine
+    from cpaas_cli.scheduler import serve as runner
+
+    probe = get_engine(settings.database_url)
+    if probe.dialect.name != "postgresql":
+        return
+    threads = runner.enabled_binds(probe) * workers if workers else 0
+    probe.dispose()
+    pool.set_profile(pool.serve_profile(settings, threads=threads))
+    pool.set_profile(pool.scheduler_profile(settings), part="scheduler")
+    if http:
+        pool.set_profile(pool.http_profile(settings), part="http")
 
 
 @inbound_app.command("list")

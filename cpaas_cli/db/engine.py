@@ -3,6 +3,12 @@
 SQLite runs in WAL mode with foreign keys on; PostgreSQL through psycopg 3.
 A URL that cannot be used (not parsable, a bad port, another backend) is a
 CpaasError, exit 1, as a database that cannot be reached is.
+
+On PostgreSQL each engine carries a profile (``db/pool.py``): pool size,
+``application_name``, statement timeout. The process sets its profile once
+(``set_profile``: the CLI per command, `serve` for its parts "http" and
+"scheduler" too); ``get_engine(url, part=…)`` keeps one engine per URL and
+profile. SQLite engines are one per URL, as before.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
+from cpaas_cli.db.pool import Profile, current_profile, set_profile
+from cpaas_cli.db.pool import resolved as pool_resolved
 from cpaas_cli.errors import CpaasError, InvalidInput
 
 
@@ -37,7 +45,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
-_ENGINES: dict[str, Engine] = {}
+_ENGINES: dict[tuple[str, Profile | None], Engine] = {}
 
 
 def install_hooks() -> None:
@@ -51,12 +59,18 @@ def install_hooks() -> None:
     checks.install()
 
 
-def get_engine(url: str) -> Engine:
-    """One engine per URL per process."""
+def get_engine(url: str, *, part: str | None = None) -> Engine:
+    """One engine per URL (and, on PostgreSQL, per profile: see ``set_profile``) per process."""
     install_hooks()
     url = normalise_url(url)
-    if url in _ENGINES:
-        return _ENGINES[url]
+    if (url, None) in _ENGINES:  # SQLite
+        return _ENGINES[(url, None)]
+    if not url.startswith("postgresql"):
+        profile = None
+    else:
+        profile = current_profile(part)
+        if (url, profile) in _ENGINES:
+            return _ENGINES[(url, profile)]
     try:
         parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError as exc:
@@ -68,12 +82,32 @@ def get_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         engine = sa.create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
+        profile = None
     elif parsed.get_backend_name() == "postgresql":
-        engine = sa.create_engine(url, pool_pre_ping=True)
+        profile = profile or current_profile(part)
+        engine = sa.create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=profile.pool_size,
+            max_overflow=profile.max_overflow,
+            pool_timeout=profile.pool_timeout,
+            connect_args=profile.connect_args(dict(parsed.query)),
+        )
     else:
         raise CpaasError(f"unsupported database backend {parsed.get_backend_name()!r} (use sqlite or postgresql)")
-    _ENGINES[url] = engine
+    _ENGINES[(url, profile)] = engine
     return engine
+
+
+def release_profile() -> None:
+    """The end of a CLI command run in-process (tests, library callers): close the
+    pooled connections of the engines its profile made, and go back to the default
+    profile. Engines of other profiles (a `serve` running beside it) are left alone."""
+    profile = current_profile() if pool_resolved() else None
+    set_profile(None)
+    for (_url, prof), engine in list(_ENGINES.items()):
+        if profile is not None and prof == profile:
+            engine.dispose()
 
 
 def dispose_all() -> None:

@@ -134,13 +134,16 @@ def serve_jobs(options: ServeOptions) -> list[Job]:
 _JOB_REGISTRY: dict[str, Callable[[Engine], Any]] = {}
 
 
+_ENGINES: dict[str, Engine] = {}  # url → the engine of the `serve` running on it (its pool and profile)
+
+
 def run_job(url: str, name: str) -> None:
     """What the APScheduler job store references (a plain module-level function with text args)."""
     func = _JOB_REGISTRY.get(name)
     if func is None:
         return
     try:
-        got = func(get_engine(url))
+        got = func(_ENGINES.get(url) or get_engine(url))
         if got and any(got.values()):
             log.info("job %s: %s", name, got)
     except Exception:
@@ -154,8 +157,12 @@ def make_scheduler(url: str, jobs: list[Job]):
 
     from cpaas_cli.db.engine import normalise_url
 
+    if normalise_url(url).startswith("postgresql"):  # its own small pool, named cpaas-serve:scheduler
+        store = SQLAlchemyJobStore(engine=get_engine(url, part="scheduler"), tablename="apscheduler_jobs")
+    else:
+        store = SQLAlchemyJobStore(url=normalise_url(url), tablename="apscheduler_jobs")
     sched = BackgroundScheduler(
-        jobstores={"default": SQLAlchemyJobStore(url=normalise_url(url), tablename="apscheduler_jobs")},
+        jobstores={"default": store},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
         timezone="UTC",
     )
@@ -186,6 +193,13 @@ def held_now(engine: Engine, *, quiet: bool = False) -> list[dict[str, Any]]:
     for h in [] if quiet else held:
         log.warning("holding %s queued message(s) of %s campaign(s): %s", h["messages"], h["campaigns"], h["reason"])
     return held
+
+
+def enabled_binds(engine: Engine) -> int:
+    """Enabled SMPP connections: serve runs ``--workers`` threads (binds) for each."""
+    t = VendorConnection.__table__
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).where(t.c.enabled.is_(True), t.c.kind == "smpp")).scalar_one()
 
 
 def awaiting_receipts(engine: Engine) -> int:
@@ -248,6 +262,7 @@ def _gateway_factory(options: ServeOptions, row: VendorConnection) -> Callable[[
 def run(url: str, options: ServeOptions) -> dict[str, Any]:
     """Run `serve` (see the module docstring); returns the summary."""
     engine = get_engine(url)
+    _ENGINES[url] = engine
     started = time.monotonic()
     stop = threading.Event()
     summary: dict[str, Any] = {"mode": "once" if options.once else "serve", "started_at": clock.now().isoformat()}
