@@ -52,6 +52,8 @@ BULK_COMMANDS = frozenset(
         "dev",
         "edr ingest",
         "edr rate",
+        "edr cost",
+        "edr retention",
         "edr export-task run",
         "rerate run",
         "rerate preview",
