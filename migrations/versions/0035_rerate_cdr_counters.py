@@ -34,7 +34,7 @@ def _sum(column: str) -> str:
 
 def upgrade() -> None:
     for table in ("rerate_task", "rerate_unit"):
-        with op.batch_alter_table(table, schema=None) as batch_op:
+        with op.batch_alter_table(table, schema=None, table_kwargs={"sqlite_autoincrement": True}) as batch_op:
             for c in CDR:
                 batch_op.add_column(sa.Column(c, sa.BigInteger(), server_default="0", nullable=False))
     moved = ", ".join(f"cdr_{c} = {c}" for c in EDR) + ", " + ", ".join(f"{c} = 0" for c in EDR)
@@ -55,6 +55,6 @@ def downgrade() -> None:
     op.execute(f"UPDATE rerate_unit SET {folded}")
     op.execute(f"UPDATE rerate_task SET {folded}")
     for table in ("rerate_unit", "rerate_task"):
-        with op.batch_alter_table(table, schema=None) as batch_op:
+        with op.batch_alter_table(table, schema=None, table_kwargs={"sqlite_autoincrement": True}) as batch_op:
             for c in reversed(CDR):
                 batch_op.drop_column(c)
