@@ -13,7 +13,9 @@ session. Its loop:
 2. **Poll** the gateway and buffer what comes back (``results.py``): submit
    answers, receipts (matched by ``receipt_match.py``), MO messages. Results
    and inbound messages are committed as they come, in small groups; receipts
-   and MO are answered after that commit.
+   and MO are answered after that commit. When the queue is empty the worker
+   waits inside ``poll``, on its bind and its doorbell (``doorbell.py``) at once:
+   a receipt, an MO or a ring ends the wait.
 
 Queue rows change state only through ``queue.py``. Crash safety: a row is
 ``claimed`` from the commit that created its EDR (not sent), ``sending`` from
