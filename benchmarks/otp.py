@@ -16,6 +16,20 @@ user reads them: in the texts the SMSC received (``dev smsc --record-text``);
 the request ids from the database the script made. Every phase reports the
 answers that were not 2xx. Defaults: 10 s per phase after a 3 s paced warm-up,
 a fresh SQLite file.
+
+Measured on a 2-core machine shared with other work (load average 1-4), after
+the doorbell ended the workers' waits on their binds and empty looks at the
+queue stopped taking SQLite's write lock (branch otp, Dec 2026); the target is
+not met, the serve process is CPU-bound (one interpreter lock):
+
+* SQLite, 200/s: 141-148 sends/s answered, p50 83-93 ms, p99 169-219 ms,
+  5.5-6.1 ms of serve CPU per send (before: 112-137/s, p50 118-162 ms,
+  p99 226-677 ms, 6.2-7.3 ms); verify at 500/s: p50 2.7 ms, p99 22 ms.
+* SQLite, ``--send-rate 20 --verify-rate 10``: p50 41-49 ms, p99 114-119 ms
+  (before: p50 48-69 ms, p99 117-213 ms).
+* PostgreSQL (``--db postgresql://…/fresh_db``), 200/s: 112/s, p50 193 ms,
+  p99 315 ms (before 97/s, p50 248 ms, p99 453 ms, at a load of 3.5-4.3);
+  at 20/s p50 99-164 ms either way (noise: load 2-3).
 """
 
 from __future__ import annotations

@@ -288,3 +288,37 @@ def test_deferred_answers_wait_for_ack_and_unanswered_ones_come_again_after_a_re
         gw.poll(0.05)
     gw.close()
     assert smsc.counters.mo == 1 and smsc.counters.unanswered == 1
+
+
+def test_the_doorbell_ends_a_poll_waiting_on_the_bind(smsc):
+    """A worker waits for receipts inside ``poll``, selecting on its bind and its
+    doorbell: a ring ends that wait (an hour here), and the bell is left for its
+    owner to clear. The deadline only bounds a failure."""
+    import threading
+
+    from cpaas_cli.dispatch import doorbell
+
+    gw = SmppGateway(settings(smsc.port))
+    gw.open()
+    bell = doorbell.register()
+    try:
+        done = threading.Event()
+
+        def wait() -> None:
+            gw.poll(3600, wake=bell)
+            done.set()
+
+        waiter = threading.Thread(target=wait, daemon=True)
+        waiter.start()
+        doorbell.ring()
+        assert done.wait(DEADLINE), "the ring did not end the poll"
+        waiter.join()
+        assert bell.is_set()  # watched, not read: the worker clears it before its next look at the queue
+        assert gw.poll(3600, wake=bell) == []  # still rung: returns at once
+        bell.clear()
+        gw.submit(message(1))
+        events = drive(gw, lambda ev: count(ev, SubmitAccepted) == 1)  # the bind works as before
+        assert count(events, SubmitAccepted) == 1
+    finally:
+        doorbell.unregister(bell)
+        gw.close()

@@ -82,6 +82,18 @@ class Claimer:
         self.stats = stats
         self.plans = plans
         self._campaigns: dict[int, tuple[int, int | None, str]] = {}
+        route = Q.c.connection_id == connection_id
+        if default_route:
+            route = sa.or_(route, Q.c.connection_id.is_(None))
+        # running, not of a disabled company (held), on a channel a gateway serves
+        running = holds.sendable_campaigns().where(C.c.channel.in_(GATEWAY_CHANNELS))
+        self._pick = (  # built once: the same statement at every look
+            sa.select(Q.c.id)
+            .where(Q.c.state == QueueState.QUEUED, route, Q.c.campaign_id.in_(running))
+            .order_by(Q.c.id)
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        )
 
     def _campaign(self, s: Session, campaign_id: int) -> tuple[int, int | None, str]:
         got = self._campaigns.get(campaign_id)
@@ -93,20 +105,15 @@ class Claimer:
     def claim(self, s: Session, now: datetime) -> tuple[int, list[tuple]] | None:
         """Claim a batch, create/reuse EDRs, charge. Returns (rows claimed,
         [(queue row, EDR id)] to send), or None when nothing was claimed. No commit."""
-        route = Q.c.connection_id == self.connection_id
-        if self.default_route:
-            route = sa.or_(route, Q.c.connection_id.is_(None))
-        # running, not of a disabled company (held), on a channel a gateway serves
-        running = holds.sendable_campaigns().where(C.c.channel.in_(GATEWAY_CHANNELS))
-        pick = (
-            sa.select(Q.c.id)
-            .where(Q.c.state == QueueState.QUEUED, route, Q.c.campaign_id.in_(running))
-            .order_by(Q.c.id)
-            .limit(self.batch)
-            .with_for_update(skip_locked=True)
-        )
+        pick = self._pick
         if s.get_bind().dialect.name != "postgresql":
-            bulk.writer(s).write_lock()  # take SQLite's write lock before reading what to claim
+            # A look first, outside a transaction: an empty queue (most looks of a waiting
+            # worker, and those after a doorbell that rang for rows claimed already) does
+            # not take SQLite's one write lock from the API's writers. Then the write lock,
+            # taken before reading what to claim: the rows are picked again under it.
+            if s.execute(pick.limit(1)).first() is None:
+                return None
+            bulk.writer(s).write_lock()
         # Two statements: PostgreSQL may run an IN (subquery ... LIMIT) more than
         # once inside an UPDATE; the selected rows stay locked until the commit.
         picked = s.execute(pick).scalars().all()

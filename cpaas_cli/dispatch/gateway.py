@@ -175,8 +175,10 @@ class Gateway(Protocol):
     def submit(self, message: WireMessage) -> Ticket:
         """Queue a message; never blocks on the network."""
 
-    def poll(self, timeout: float = 0.0) -> list[Event]:
-        """Drive the connection for up to ``timeout`` seconds and return what happened."""
+    def poll(self, timeout: float = 0.0, wake: Any = None) -> list[Event]:
+        """Drive the connection for up to ``timeout`` seconds and return what happened;
+        return early when ``wake`` (an object with ``fileno()``: the worker's doorbell)
+        turns readable. ``wake`` is only watched, never read."""
 
     def pending(self) -> list[Ticket]:
         """Tickets not yet fully acknowledged (queued or awaiting a response)."""

@@ -346,10 +346,13 @@ class SmppGateway:
 
     # ------------------------------------------------------------ the loop
 
-    def poll(self, timeout: float = 0.0) -> list[Event]:
+    def poll(self, timeout: float = 0.0, wake=None) -> list[Event]:
         """Send what may be sent, read what arrived, keep the link alive, for up
-        to ``timeout`` seconds; returns as soon as something happened."""
+        to ``timeout`` seconds; returns as soon as something happened, or when
+        ``wake`` (an object with ``fileno()``, e.g. the worker's doorbell) turns
+        readable while bound (it is not read here: its owner clears it)."""
         deadline = self._clock() + max(0.0, timeout)
+        woken = False
         while True:
             now = self._clock()
             if self._client is None:
@@ -368,14 +371,14 @@ class SmppGateway:
             try:
                 self._send_ready()
                 self._flush()
-                self._read(self._wait_time(deadline))
+                woken = self._read(self._wait_time(deadline), wake)
                 self._keepalive()
                 self._flush()
             except _LINK_ERRORS as exc:
                 self._drop(f"link lost: {link_reason(exc)}")
             except TimeoutError:
                 self._drop("link lost: read timed out mid-PDU")
-            if self._events or self._clock() >= deadline:
+            if self._events or woken or self._clock() >= deadline:
                 break
         events, self._events = self._events, []
         return events
@@ -406,9 +409,13 @@ class SmppGateway:
                 wait = min(wait, bucket.delay() if bucket is not None else 0.0)
         return max(0.0, wait)
 
-    def _read(self, wait: float) -> None:
+    def _read(self, wait: float, wake=None) -> bool:
+        """Read the PDUs waiting, after up to ``wait`` seconds for the first;
+        True when ``wake`` ended the wait."""
         sock = self._client._socket
-        readable, _, _ = select.select([sock], [], [], wait)
+        readable, _, _ = select.select([sock] if wake is None else [sock, wake], [], [], wait)
+        woken = wake is not None and wake in readable
+        readable = sock in readable
         budget = 512  # PDUs per call, so sending gets its turn under heavy receipts
         while readable and budget:
             pdu = self._client.read_pdu()
@@ -419,6 +426,7 @@ class SmppGateway:
                 return
             pending = isinstance(sock, ssl.SSLSocket) and sock.pending()
             readable = pending or select.select([sock], [], [], 0)[0]
+        return woken
 
     def _keepalive(self) -> None:
         if self._client is None:

@@ -77,12 +77,12 @@ class TxRxGateway:
     def submit(self, message: WireMessage) -> Ticket:
         return self.tx.submit(message)
 
-    def poll(self, timeout: float = 0.0) -> list[Event]:
+    def poll(self, timeout: float = 0.0, wake=None) -> list[Event]:
         """Drive both binds: the receiver without waiting, then the transmitter
-        for up to ``timeout`` (returning as soon as something happened), then
-        the receiver again for what came meanwhile."""
+        for up to ``timeout`` (returning as soon as something happened or
+        ``wake`` turned readable), then the receiver again for what came meanwhile."""
         events = self.rx.poll(0.0)
-        events += self.tx.poll(0.0 if events else timeout)
+        events += self.tx.poll(0.0 if events else timeout, wake)
         events += self.rx.poll(0.0)
         return events
 

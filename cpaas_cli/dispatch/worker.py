@@ -13,7 +13,9 @@ session. Its loop:
 2. **Poll** the gateway and buffer what comes back (``results.py``): submit
    answers, receipts (matched by ``receipt_match.py``), MO messages. Results
    and inbound messages are committed as they come, in small groups; receipts
-   and MO are answered after that commit.
+   and MO are answered after that commit. When the queue is empty the worker
+   waits inside ``poll``, on its bind and its doorbell (``doorbell.py``) at once:
+   a receipt, an MO or a ring ends the wait.
 
 Queue rows change state only through ``queue.py``. Crash safety: a row is
 ``claimed`` from the commit that created its EDR (not sent), ``sending`` from
@@ -73,6 +75,7 @@ class WorkerOptions:
     once: bool = False  # stop when nothing is left to claim and receipts are in (or timed out)
     receipt_timeout: float = 30.0  # --once: seconds to wait for receipts after the last submit
     idle_sleep: float = 1.0  # long-running mode: pause when the queue is empty
+    receipt_wait: float = 0.05  # ... and this long when receipts are awaited (the bind is watched meanwhile)
     stop_words: tuple[str, ...] = DEFAULT_STOP_WORDS
     start_words: tuple[str, ...] = DEFAULT_START_WORDS
     default_route: bool = False  # also send queue rows whose sender ID names no connection
@@ -179,6 +182,7 @@ class Worker:
         bell = doorbell.register()
         try:
             while True:
+                bell.clear()  # before the look at the queue: a ring after it ends the next wait
                 stopping = self.stop.is_set()
                 up = gateway.connected
                 if not stopping and up and len(self._flow.ready) < self.o.batch:
@@ -186,7 +190,7 @@ class Worker:
                     exhausted = got == 0
                     if got:
                         last_activity = time.monotonic()
-                events = gateway.poll(0.02 if gateway.backlog() or self._awaiting or not up else 0.0)
+                events = gateway.poll(0.02 if gateway.backlog() or self._awaiting or not up else 0.0, wake=bell)
                 if events:
                     last_activity = time.monotonic()
                     self._results.handle(events)
@@ -205,9 +209,11 @@ class Worker:
                     break
                 if not self.o.once and exhausted and idle and not events:
                     # a send waiting for its submit result rings the bell (dispatch/doorbell.py)
-                    doorbell.pause(
-                        bell, self.stop, min(self.o.idle_sleep, 0.05 if self._awaiting else self.o.idle_sleep)
-                    )
+                    wait = min(self.o.idle_sleep, self.o.receipt_wait if self._awaiting else self.o.idle_sleep)
+                    events = self._wait(gateway, bell, wait)
+                    if events:
+                        last_activity = time.monotonic()
+                        self._results.handle(events)
         finally:
             doorbell.unregister(bell)
             self._flush(release=False)
@@ -218,6 +224,20 @@ class Worker:
             gateway.close()
             self._session.close()
             log.info("worker %s done: %s", self.name, self.stats.as_dict())
+
+    def _wait(self, gateway: gw.Gateway, bell: doorbell.Bell, seconds: float) -> list:
+        """Wait up to ``seconds`` before the next look at the queue: until the bell rings, the
+        gateway has events (receipts, MO: returned) or ``stop`` is set (seen within
+        ``doorbell.SLICE_S``). The gateway selects on the bell beside its socket."""
+        end = time.monotonic() + seconds
+        while not self.stop.is_set():
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            events = gateway.poll(min(left, doorbell.SLICE_S), wake=bell)
+            if events or bell.wait(0):
+                return events
+        return []
 
     @property
     def _plans(self) -> Plans:
