@@ -192,7 +192,8 @@ def day_in_month(y: int, m: int, day: int) -> date:
     return date(y, m, min(day, _last_day(y, m)))
 
 
-def _add_months(y: int, m: int, n: int) -> tuple[int, int]:
+def add_months(y: int, m: int, n: int) -> tuple[int, int]:
+    """(year, month) ``n`` months after (``y``, ``m``); ``n`` may be negative."""
     k = y * 12 + (m - 1) + n
     return k // 12, k % 12 + 1
 
@@ -208,7 +209,7 @@ def _grid_floor(kind: str, day: int, d: date) -> date:
     a = day_in_month(y, m, day)
     if a <= d:
         return a
-    y, m = _add_months(y, m, -step)
+    y, m = add_months(y, m, -step)
     return day_in_month(y, m, day)
 
 
@@ -219,12 +220,12 @@ def _grid_next(kind: str, day: int, g: date) -> date:
     if kind == "weekly":
         return g + timedelta(days=7)
     step = 1 if kind == "monthly" else 3
-    y, m = _add_months(g.year, g.month, step)
+    y, m = add_months(g.year, g.month, step)
     return day_in_month(y, m, day)
 
 
 def _next_month_start(d: date) -> date:
-    y, m = _add_months(d.year, d.month, 1)
+    y, m = add_months(d.year, d.month, 1)
     return date(y, m, 1)
 
 

@@ -45,6 +45,7 @@ from sqlmodel import Session
 
 from cpaas_cli import clock
 from cpaas_cli.audit import service as audit
+from cpaas_cli.billing.periods import add_months
 from cpaas_cli.edr import export
 from cpaas_cli.errors import InvalidInput, Problem
 from cpaas_cli.exports.writers import RowWriter
@@ -77,12 +78,13 @@ class Month:
 def cutoff(keep_months: int, now: datetime | None = None) -> datetime:
     """The first instant kept: the first day (UTC) of the month ``keep_months`` before the current one."""
     now = (now or clock.now()).astimezone(UTC)
-    idx = now.year * 12 + now.month - 1 - keep_months
-    return datetime(idx // 12, idx % 12 + 1, 1, tzinfo=UTC)
+    y, m = add_months(now.year, now.month, -keep_months)
+    return datetime(y, m, 1, tzinfo=UTC)
 
 
 def _next_month(start: datetime) -> datetime:
-    return datetime(start.year + start.month // 12, start.month % 12 + 1, 1, tzinfo=UTC)
+    y, m = add_months(start.year, start.month, 1)
+    return datetime(y, m, 1, tzinfo=UTC)
 
 
 # An EDR may go when every charge of it is covered by a confirmed invoice (or it has none).

@@ -54,9 +54,7 @@ from cpaas_cli.rerate.rows import Raw
 
 LEVEL = levels.LEVEL
 EDR = Edr.__table__
-CHG = ledger.CHG
 PCK = PackUsage.__table__
-IN_CHUNK = 5_000  # ids per IN (...) list
 
 
 def units(session: Session, task: RerateTask) -> list[tuple[int, Period, int]]:
