@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-import sys
 from enum import Enum
 from typing import Annotated
 
 import typer
 
 from cpaas_cli.cli import contacts_fields, contacts_groups, contacts_stoplist
-from cpaas_cli.cli.context import ForceOpt, OutputOpt, confirm, emit, one_more, out_target, say, session, state
+from cpaas_cli.cli.context import (
+    ForceOpt,
+    OutputOpt,
+    confirm,
+    emit,
+    one_more,
+    out_target,
+    progress_bar,
+    say,
+    session,
+    state,
+)
 from cpaas_cli.cli.options import CompanyFilterOpt, CompanyOpt, DefaultCountryOpt
 from cpaas_cli.contacts import importer
 from cpaas_cli.contacts import service as contacts
@@ -235,20 +245,10 @@ def export(
 
 
 def _progress(ctx: typer.Context):
-    """A rich progress bar on stderr when it is a terminal; None otherwise."""
-    if state(ctx).quiet or not sys.stderr.isatty():
+    """A progress bar with one task per import phase, and its callback; (None, None) without a terminal."""
+    bar = progress_bar(ctx)
+    if bar is None:
         return None, None
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
     tasks: dict[str, int] = {}
 
     def callback(phase: str, done: int, total: int | None) -> None:

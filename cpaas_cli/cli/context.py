@@ -220,3 +220,21 @@ OutputOpt = Annotated[
         "--output", "-o", help="Output format: table (fitted to the terminal), wide, json, jsonl, csv or tsv."
     ),
 ]
+
+
+def progress_bar(ctx: typer.Context) -> Any:
+    """A rich progress bar (description, bar, done/total, time) on stderr, dropped when
+    done; None when quiet or stderr is not a terminal (pipes and cron get no bar)."""
+    if state(ctx).quiet or not sys.stderr.isatty():
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )

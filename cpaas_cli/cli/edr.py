@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +11,7 @@ from cpaas_cli.agreements import service as agreements
 from cpaas_cli.charging import stored as charging
 from cpaas_cli.charging import vendor
 from cpaas_cli.cli import edr_export
-from cpaas_cli.cli.context import OutputOpt, emit, one_more, say, session, state, when
+from cpaas_cli.cli.context import OutputOpt, emit, one_more, progress_bar, say, session, when
 from cpaas_cli.cli.options import CompanyFilterOpt, TzOpt
 from cpaas_cli.edr import ingest as edr_ingest
 from cpaas_cli.edr import queries as edrs
@@ -225,7 +224,7 @@ def retention(
     Example: cpaas edr retention --keep-months 24 --archive-dir /srv/archive --dry-run
     """
     with session(ctx) as s:
-        bar = None if dry_run or state(ctx).quiet or not sys.stderr.isatty() else _bar()
+        bar = None if dry_run else progress_bar(ctx)
         task = None
 
         def progress(done: int, total: int) -> None:
@@ -251,13 +250,3 @@ def retention(
         f"{len(got['months'])} month{'s' if len(got['months']) != 1 else ''}; {got['kept_uninvoiced']} kept (charges no confirmed invoice covers)",
     )
     emit(ctx, got["months"], output=output, columns=edr_retention.COLUMNS)
-
-
-def _bar():
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=Console(stderr=True), transient=True,
-    )  # fmt: skip
